@@ -1,0 +1,209 @@
+//===- AttnOps.td - attn dialect ops -----------------------*- tablegen -*-===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_DIALECT_ATTN_IR_ATTNOPS_TD
+#define FLASHMLIR_DIALECT_ATTN_IR_ATTNOPS_TD
+
+include "flashmlir/Dialect/Attn/IR/AttnBase.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+// Operands are ranked tensors (before bufferization) or memrefs (after);
+// element types and ranks are checked by the verifier so that its messages
+// name the offending operand.
+def Attn_ShapedOperand : AnyTypeOf<[AnyRankedTensor, AnyMemRef],
+                                   "ranked tensor or memref">;
+
+// Attributes shared by the forward and the backward op.
+defvar Attn_CommonAttrs = (ins
+  OptionalAttr<F64Attr>:$scale,
+  UnitAttr:$causal,
+  OptionalAttr<DenseI64ArrayAttr>:$window,
+  OptionalAttr<F64Attr>:$softcap,
+  OptionalAttr<DenseI64ArrayAttr>:$block_sizes
+);
+
+defvar Attn_SemanticsDoc = [{
+    Semantics, per batch `b` and query head `h`, with `D` the head dim of q/k
+    and `Dv` the head dim of v/o:
+
+    ```
+    S = scale * Q K^T                      // [Nq, Nk]
+    S = softcap * tanh(S / softcap)        // only when `softcap` is set
+    S[i, j] = -inf where key j is masked for query i
+    P = softmax(S) per row
+    O = P V                                // [Nq, Dv]
+    lse[i] = log(sum_j exp(S[i, j]))       // natural log, f32
+    ```
+
+    * `scale` defaults to `1/sqrt(D)`; it must be given explicitly when `D` is
+      dynamic.
+    * Grouped-query attention: `Hq` must be a multiple of `Hkv`; query head
+      `h` reads key/value head `h / (Hq / Hkv)`. Multi-query attention is
+      `Hkv = 1`.
+    * Masks are aligned to the bottom-right corner when `Nq != Nk` (as
+      FlashAttention 2.1+ does). With `off = Nk - Nq`, query `i` sees key `j`
+      iff `j <= i + off` when `causal`, and
+      `i + off - left <= j <= i + off + right` for `window = [left, right]`
+      (`-1` means unbounded on that side). Both may be combined.
+    * A query row that sees no key gives `O = 0` and `lse = -inf`, never NaN.
+    * Cross-attention (`Nq != Nk`) and `D != Dv` are allowed.
+    * Element types: q, k, v, o (and the gradients) share one of f16, bf16,
+      f32; lse is always f32. Dynamic dimensions are allowed; static ones
+      must agree.
+    * `block_sizes = [BM, BN]` optionally fixes the tile sizes the tiling
+      passes use for this op (query rows and key rows per block).
+}];
+
+def Attn_AttentionOp : Attn_Op<"attention", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "Scaled dot-product attention (forward)";
+  let description = !strconcat([{
+    Computes attention of `query` `[B, Hq, Nq, D]` against `key`
+    `[B, Hkv, Nk, D]` and `value` `[B, Hkv, Nk, Dv]` into `output`
+    `[B, Hq, Nq, Dv]` and, when given, the row log-sum-exp `lse` `[B, Hq, Nq]`
+    that the backward op needs.
+
+    The op is in destination-passing style: `output` and `lse` are the inits.
+    On tensors the op returns the updated inits; on memrefs it writes them in
+    place and has no results.
+  }], Attn_SemanticsDoc, [{
+
+    Lowering (`attn-tile-forward`): loops over (batch, query head, query
+    block), and inside over key/value blocks with online softmax: a running
+    row max `m`, a running row sum `l` and an unnormalised accumulator
+    `acc`, rescaled by `exp2(m_old - m_new)` whenever the max grows. Scores
+    are kept in the log2 domain (`log2(e)` folded into the scale) so every
+    exponential is an `exp2`. At the end `O = acc / l` and
+    `lse = (m + log2(l)) * ln(2)`. Key blocks that no query of the block can
+    see are skipped; only blocks on a mask boundary are masked element-wise.
+
+    Example:
+
+    ```mlir
+    %o, %lse = attn.attention
+        ins(%q, %k, %v : tensor<2x8x128x64xf16>, tensor<2x2x256x64xf16>,
+                         tensor<2x2x256x64xf16>)
+        outs(%o0 : tensor<2x8x128x64xf16>) lse(%l0 : tensor<2x8x128xf32>)
+        {causal, scale = 0.125 : f64}
+        -> tensor<2x8x128x64xf16>, tensor<2x8x128xf32>
+    ```
+  }]);
+
+  let arguments = !con((ins
+    Attn_ShapedOperand:$query,
+    Attn_ShapedOperand:$key,
+    Attn_ShapedOperand:$value,
+    Attn_ShapedOperand:$output,
+    Optional<Attn_ShapedOperand>:$lse), Attn_CommonAttrs);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+
+  let assemblyFormat = [{
+    `ins` `(` $query `,` $key `,` $value `:`
+        type($query) `,` type($key) `,` type($value) `)`
+    `outs` `(` $output `:` type($output) `)`
+    (`lse` `(` $lse^ `:` type($lse) `)`)?
+    attr-dict (`->` type($results)^)?
+  }];
+
+  let extraClassDeclaration = [{
+    /// The inits, in order: output and, when present, lse.
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), /*start=*/3,
+                                         getLse() ? 2 : 1);
+    }
+    /// The scale the op computes with (the attribute or 1/sqrt(D)).
+    double getScaleValue();
+    /// The mask of this op (causal and window combined).
+    ::mlir::attn::MaskSpec getMaskSpec();
+  }];
+
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Attn_AttentionBackwardOp : Attn_Op<"attention_backward", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "Gradients of scaled dot-product attention";
+  let description = !strconcat([{
+    Given the forward's inputs `query`, `key`, `value`, its `output` O, the
+    incoming gradient `grad_output` dO and the forward's `lse`, computes
+    `grad_query` dQ, `grad_key` dK and `grad_value` dV (the inits, in
+    destination-passing style). Attributes must be those of the forward.
+  }], Attn_SemanticsDoc, [{
+
+    Gradients (with P recomputed from the saved lse, never stored):
+
+    ```
+    Dr[i]  = sum_d dO[i, d] * O[i, d]
+    P      = exp(S - lse)                 // S recomputed from Q, K
+    dV     = P^T dO
+    dP     = dO V^T
+    dS     = P * (dP - Dr)                // times (1 - tanh^2) with softcap
+    dQ     = scale * dS K
+    dK     = scale * dS^T Q
+    ```
+
+    With grouped-query attention the gradients of all query heads of a
+    group are summed into their key/value head.
+
+    Lowering (`attn-tile-backward`): a pre-pass computes `Dr`; then the
+    loops run over (batch, kv head, key block) outside and over (the query
+    heads of the group, query blocks) inside. dK and dV of the key block are
+    accumulated in f32 tiles and stored once; dQ is accumulated in an f32
+    buffer of shape `[B, Hq, Nq, D]` (O(N) memory) and converted at the end.
+    On the CPU the loops run sequentially, so the result is deterministic.
+
+    Example:
+
+    ```mlir
+    attn.attention_backward
+        ins(%q, %k, %v, %o, %do, %lse : memref<1x4x64x32xf32>,
+            memref<1x4x64x32xf32>, memref<1x4x64x32xf32>,
+            memref<1x4x64x32xf32>, memref<1x4x64x32xf32>,
+            memref<1x4x64xf32>)
+        outs(%dq, %dk, %dv : memref<1x4x64x32xf32>, memref<1x4x64x32xf32>,
+             memref<1x4x64x32xf32>) {causal}
+    ```
+  }]);
+
+  let arguments = !con((ins
+    Attn_ShapedOperand:$query,
+    Attn_ShapedOperand:$key,
+    Attn_ShapedOperand:$value,
+    Attn_ShapedOperand:$output,
+    Attn_ShapedOperand:$grad_output,
+    Attn_ShapedOperand:$lse,
+    Attn_ShapedOperand:$grad_query,
+    Attn_ShapedOperand:$grad_key,
+    Attn_ShapedOperand:$grad_value), Attn_CommonAttrs);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+
+  let assemblyFormat = [{
+    `ins` `(` $query `,` $key `,` $value `,` $output `,` $grad_output `,` $lse
+        `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
+        type($grad_output) `,` type($lse) `)`
+    `outs` `(` $grad_query `,` $grad_key `,` $grad_value `:`
+        type($grad_query) `,` type($grad_key) `,` type($grad_value) `)`
+    attr-dict (`->` type($results)^)?
+  }];
+
+  let extraClassDeclaration = [{
+    /// The inits, in order: grad_query, grad_key, grad_value.
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), /*start=*/6, 3);
+    }
+    double getScaleValue();
+    ::mlir::attn::MaskSpec getMaskSpec();
+  }];
+
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+#endif // FLASHMLIR_DIALECT_ATTN_IR_ATTNOPS_TD

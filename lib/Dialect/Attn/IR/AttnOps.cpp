@@ -1,0 +1,385 @@
+//===- AttnOps.cpp - attn dialect ops ---------------------------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Verifiers, folders and interface methods of attn.attention and
+// attn.attention_backward. Every rule of the op documentation has one check
+// here, and each check's message names the operand or attribute at fault.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+//===----------------------------------------------------------------------===//
+// MaskSpec
+//===----------------------------------------------------------------------===//
+
+MaskSpec MaskSpec::get(bool causal, std::optional<ArrayRef<int64_t>> window) {
+  MaskSpec spec;
+  if (window && window->size() == 2) {
+    spec.left = (*window)[0];
+    spec.right = (*window)[1];
+  }
+  // Causal caps the right side of the window at the diagonal.
+  if (causal)
+    spec.right = 0;
+  return spec;
+}
+
+static std::optional<double> toDouble(std::optional<APFloat> f) {
+  if (!f)
+    return std::nullopt;
+  return f->convertToDouble();
+}
+
+//===----------------------------------------------------------------------===//
+// Shared verification
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A named operand of an attention op.
+struct NamedOperand {
+  Value value;
+  StringRef name;
+};
+
+/// Verifier shared by the forward and backward ops.
+class AttentionVerifier {
+public:
+  explicit AttentionVerifier(Operation *op) : op(op) {}
+
+  ShapedType type(Value v) { return cast<ShapedType>(v.getType()); }
+
+  LogicalResult checkKinds(ArrayRef<NamedOperand> operands) {
+    bool anyTensor = false, anyMemRef = false;
+    for (const NamedOperand &o : operands) {
+      anyTensor |= isa<RankedTensorType>(o.value.getType());
+      anyMemRef |= isa<MemRefType>(o.value.getType());
+    }
+    if (anyTensor && anyMemRef)
+      return op->emitOpError(
+          "operands must be all tensors or all memrefs, not a mix");
+    isTensor = anyTensor;
+    return success();
+  }
+
+  LogicalResult checkRank(const NamedOperand &o, int64_t rank,
+                          StringRef layout) {
+    int64_t got = type(o.value).getRank();
+    if (got != rank)
+      return op->emitOpError() << "expects '" << o.name << "' to have rank "
+                               << rank << " (" << layout << "), got rank "
+                               << got;
+    return success();
+  }
+
+  LogicalResult checkElementTypes(const NamedOperand &query,
+                                  ArrayRef<NamedOperand> same) {
+    Type et = type(query.value).getElementType();
+    if (!et.isF16() && !et.isBF16() && !et.isF32())
+      return op->emitOpError() << "'" << query.name
+                               << "' element type must be f16, bf16 or f32, "
+                                  "got "
+                               << et;
+    for (const NamedOperand &o : same) {
+      Type ot = type(o.value).getElementType();
+      if (ot != et)
+        return op->emitOpError()
+               << "'" << o.name << "' element type " << ot
+               << " differs from the query's " << et;
+    }
+    return success();
+  }
+
+  LogicalResult checkLse(const NamedOperand &lse) {
+    if (failed(checkRank(lse, 3, "[batch, heads, seq]")))
+      return failure();
+    Type lt = type(lse.value).getElementType();
+    if (!lt.isF32())
+      return op->emitOpError()
+             << "'" << lse.name << "' must have element type f32, got " << lt;
+    return success();
+  }
+
+  /// Static dims `a[ai]` and `b[bi]` must agree (dynamic dims always do).
+  LogicalResult checkDim(const NamedOperand &a, unsigned ai,
+                         const NamedOperand &b, unsigned bi, StringRef what) {
+    int64_t x = type(a.value).getDimSize(ai), y = type(b.value).getDimSize(bi);
+    if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
+      return success();
+    return op->emitOpError() << what << " mismatch: '" << a.name << "' has "
+                             << x << " but '" << b.name << "' has " << y;
+  }
+
+  /// `grad` must have the shape of `primal`, dim by dim.
+  LogicalResult checkSameShape(const NamedOperand &grad,
+                               const NamedOperand &primal) {
+    static const char *dims[] = {"batch", "head count", "sequence length",
+                                 "head dim"};
+    for (unsigned i = 0; i < 4; ++i)
+      if (failed(checkDim(grad, i, primal, i, dims[i])))
+        return failure();
+    return success();
+  }
+
+  LogicalResult checkHeads(const NamedOperand &query,
+                           const NamedOperand &key) {
+    int64_t hq = type(query.value).getDimSize(1);
+    int64_t hkv = type(key.value).getDimSize(1);
+    if (!ShapedType::isDynamic(hkv) && hkv <= 0)
+      return op->emitOpError()
+             << "'" << key.name << "' must have at least one head, got "
+             << hkv;
+    if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
+      return success();
+    if (hq % hkv != 0)
+      return op->emitOpError()
+             << "query head count (" << hq
+             << ") must be a multiple of the key/value head count (" << hkv
+             << ")";
+    return success();
+  }
+
+  LogicalResult checkAttributes(std::optional<double> scale,
+                                std::optional<ArrayRef<int64_t>> window,
+                                std::optional<double> softcap,
+                                std::optional<ArrayRef<int64_t>> blockSizes,
+                                const NamedOperand &query) {
+    if (scale && !std::isfinite(*scale))
+      return op->emitOpError() << "'scale' must be finite, got " << *scale;
+    if (!scale && ShapedType::isDynamic(type(query.value).getDimSize(3)))
+      return op->emitOpError()
+             << "requires an explicit 'scale' when the head dim of '"
+             << query.name << "' is dynamic (the default is 1/sqrt(D))";
+    if (window) {
+      if (window->size() != 2)
+        return op->emitOpError()
+               << "'window' must have two values [left, right], got "
+               << window->size();
+      for (int64_t w : *window)
+        if (w < -1)
+          return op->emitOpError()
+                 << "'window' values must be >= -1 (-1 = unbounded), got ["
+                 << (*window)[0] << ", " << (*window)[1] << "]";
+    }
+    if (softcap && !(std::isfinite(*softcap) && *softcap > 0))
+      return op->emitOpError()
+             << "'softcap' must be a finite value > 0, got " << *softcap;
+    if (blockSizes) {
+      if (blockSizes->size() != 2)
+        return op->emitOpError()
+               << "'block_sizes' must have two values [BM, BN], got "
+               << blockSizes->size();
+      for (int64_t b : *blockSizes)
+        if (b <= 0)
+          return op->emitOpError()
+                 << "'block_sizes' values must be positive, got ["
+                 << (*blockSizes)[0] << ", " << (*blockSizes)[1] << "]";
+    }
+    return success();
+  }
+
+  LogicalResult checkResults(ArrayRef<NamedOperand> inits) {
+    if (!isTensor) {
+      if (op->getNumResults() != 0)
+        return op->emitOpError("on memrefs must have no results");
+      return success();
+    }
+    if (op->getNumResults() != inits.size())
+      return op->emitOpError()
+             << "on tensors must return one result per init ("
+             << inits.size() << "), got " << op->getNumResults();
+    for (auto [i, init] : llvm::enumerate(inits))
+      if (op->getResult(i).getType() != init.value.getType())
+        return op->emitOpError()
+               << "result #" << i << " type " << op->getResult(i).getType()
+               << " must match the type of init '" << init.name << "' "
+               << init.value.getType();
+    return success();
+  }
+
+  bool isTensor = false;
+
+private:
+  Operation *op;
+};
+} // namespace
+
+static LogicalResult verifyShapes(AttentionVerifier &v, const NamedOperand &q,
+                                  const NamedOperand &k,
+                                  const NamedOperand &val,
+                                  const NamedOperand &o,
+                                  const NamedOperand *lse) {
+  for (const NamedOperand *x : {&k, &val, &o})
+    if (failed(v.checkDim(q, 0, *x, 0, "batch")))
+      return failure();
+  if (failed(v.checkDim(k, 1, val, 1, "key/value head count")) ||
+      failed(v.checkHeads(q, k)) ||
+      failed(v.checkDim(q, 1, o, 1, "query head count")) ||
+      failed(v.checkDim(k, 2, val, 2, "key/value sequence length")) ||
+      failed(v.checkDim(q, 2, o, 2, "query sequence length")) ||
+      failed(v.checkDim(q, 3, k, 3, "query/key head dim")) ||
+      failed(v.checkDim(val, 3, o, 3, "value/output head dim")))
+    return failure();
+  if (lse && (failed(v.checkDim(q, 0, *lse, 0, "batch")) ||
+              failed(v.checkDim(q, 1, *lse, 1, "query head count")) ||
+              failed(v.checkDim(q, 2, *lse, 2, "query sequence length"))))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+static constexpr StringLiteral kLayout4 = "[batch, heads, seq, dim]";
+
+LogicalResult AttentionOp::verify() {
+  AttentionVerifier v(getOperation());
+  NamedOperand q{getQuery(), "query"}, k{getKey(), "key"},
+      val{getValue(), "value"}, o{getOutput(), "output"};
+  std::optional<NamedOperand> lse;
+  if (getLse())
+    lse = NamedOperand{getLse(), "lse"};
+  SmallVector<NamedOperand> all = {q, k, val, o};
+  if (lse)
+    all.push_back(*lse);
+  if (failed(v.checkKinds(all)))
+    return failure();
+  for (const NamedOperand &x : {q, k, val, o})
+    if (failed(v.checkRank(x, 4, kLayout4)))
+      return failure();
+  if ((lse && failed(v.checkLse(*lse))) ||
+      failed(v.checkElementTypes(q, {k, val, o})) ||
+      failed(verifyShapes(v, q, k, val, o, lse ? &*lse : nullptr)) ||
+      failed(v.checkAttributes(toDouble(getScale()), getWindow(),
+                               toDouble(getSoftcap()),
+                               getBlockSizes(), q)))
+    return failure();
+  SmallVector<NamedOperand> inits = {o};
+  if (lse)
+    inits.push_back(*lse);
+  return v.checkResults(inits);
+}
+
+double AttentionOp::getScaleValue() {
+  if (std::optional<double> s = toDouble(getScale()))
+    return *s;
+  return 1.0 / std::sqrt(double(
+      cast<ShapedType>(getQuery().getType()).getDimSize(3)));
+}
+
+MaskSpec AttentionOp::getMaskSpec() {
+  return MaskSpec::get(getCausal(), getWindow());
+}
+
+/// Puts the mask attributes in canonical form, in place: a `[-1, -1]`
+/// window is dropped, and with `causal` the window's right side (implied by
+/// causal) is dropped too.
+template <typename OpTy>
+static LogicalResult canonicalizeMaskAttrs(OpTy op) {
+  std::optional<ArrayRef<int64_t>> window = op.getWindow();
+  if (!window || window->size() != 2)
+    return failure();
+  int64_t left = (*window)[0], right = (*window)[1];
+  if (op.getCausal())
+    right = -1;
+  if (left == -1 && right == -1) {
+    op.removeWindowAttr();
+    return success();
+  }
+  if (right == (*window)[1])
+    return failure();
+  op.setWindow(ArrayRef<int64_t>{left, right});
+  return success();
+}
+
+LogicalResult AttentionOp::fold(FoldAdaptor,
+                                SmallVectorImpl<OpFoldResult> &) {
+  return canonicalizeMaskAttrs(*this);
+}
+
+/// Memref operands are read (inputs) or read and written (inits); on tensors
+/// the op has no memory effects.
+static void
+getAttentionEffects(DestinationStyleOpInterface op,
+                    SmallVectorImpl<SideEffects::EffectInstance<
+                        MemoryEffects::Effect>> &effects) {
+  for (OpOperand *operand : op.getDpsInputOperands())
+    if (isa<MemRefType>(operand->get().getType()))
+      effects.emplace_back(MemoryEffects::Read::get(), operand,
+                           SideEffects::DefaultResource::get());
+  for (OpOperand &operand : op.getDpsInitsMutable())
+    if (isa<MemRefType>(operand.get().getType()))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+}
+
+void AttentionOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getAttentionEffects(*this, effects);
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionBackwardOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionBackwardOp::verify() {
+  AttentionVerifier v(getOperation());
+  NamedOperand q{getQuery(), "query"}, k{getKey(), "key"},
+      val{getValue(), "value"}, o{getOutput(), "output"},
+      dO{getGradOutput(), "grad_output"}, lse{getLse(), "lse"},
+      dq{getGradQuery(), "grad_query"}, dk{getGradKey(), "grad_key"},
+      dv{getGradValue(), "grad_value"};
+  if (failed(v.checkKinds({q, k, val, o, dO, lse, dq, dk, dv})))
+    return failure();
+  for (const NamedOperand &x : {q, k, val, o, dO, dq, dk, dv})
+    if (failed(v.checkRank(x, 4, kLayout4)))
+      return failure();
+  if (failed(v.checkLse(lse)) ||
+      failed(v.checkElementTypes(q, {k, val, o, dO, dq, dk, dv})) ||
+      failed(verifyShapes(v, q, k, val, o, &lse)) ||
+      failed(v.checkSameShape(dO, o)) || failed(v.checkSameShape(dq, q)) ||
+      failed(v.checkSameShape(dk, k)) || failed(v.checkSameShape(dv, val)) ||
+      failed(v.checkAttributes(toDouble(getScale()), getWindow(),
+                               toDouble(getSoftcap()),
+                               getBlockSizes(), q)))
+    return failure();
+  return v.checkResults({dq, dk, dv});
+}
+
+double AttentionBackwardOp::getScaleValue() {
+  if (std::optional<double> s = toDouble(getScale()))
+    return *s;
+  return 1.0 / std::sqrt(double(
+      cast<ShapedType>(getQuery().getType()).getDimSize(3)));
+}
+
+MaskSpec AttentionBackwardOp::getMaskSpec() {
+  return MaskSpec::get(getCausal(), getWindow());
+}
+
+LogicalResult AttentionBackwardOp::fold(FoldAdaptor,
+                                        SmallVectorImpl<OpFoldResult> &) {
+  return canonicalizeMaskAttrs(*this);
+}
+
+void AttentionBackwardOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getAttentionEffects(*this, effects);
+}
+
+#define GET_OP_CLASSES
+#include "flashmlir/Dialect/Attn/IR/AttnOps.cpp.inc"

@@ -1,0 +1,266 @@
+//===- Reference.cpp - Float64 reference attention ------------------------===//
+//
+// Part of the FlashMLIR project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Straightforward loop nests; see Reference.h for the exact semantics.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/runtime/Reference.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace flashmlir::rt;
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+double dot(const double *a, const double *b, int64_t n) {
+  double s = 0;
+  for (int64_t d = 0; d < n; ++d)
+    s += a[d] * b[d];
+  return s;
+}
+
+/// Softmax of one query row `qi` against the keys `kh` of its kv head.
+/// Fills p[j] = P_ij (0 where masked), vis[j], and th[j] = tanh(s/c) when
+/// soft-capping. Returns the row's lse, or -inf if no key is visible.
+double rowSoftmax(const AttnConfig &c, int64_t i, const double *qi,
+                  const double *kh, double *p, unsigned char *vis, double *th) {
+  const bool capped = c.softcap > 0;
+  double maxS = -kInf;
+  bool any = false;
+  for (int64_t j = 0; j < c.Nk; ++j) {
+    vis[j] = isVisible(c, i, j);
+    if (!vis[j]) {
+      p[j] = 0;
+      continue;
+    }
+    double s = c.scale * dot(qi, kh + j * c.D, c.D);
+    if (capped) {
+      th[j] = std::tanh(s / c.softcap);
+      s = c.softcap * th[j];
+    }
+    p[j] = s; // holds S for now
+    maxS = any ? std::max(maxS, s) : s;
+    any = true;
+  }
+  if (!any)
+    return -kInf;
+  double sum = 0;
+  for (int64_t j = 0; j < c.Nk; ++j) {
+    if (!vis[j])
+      continue;
+    p[j] = std::exp(p[j] - maxS);
+    sum += p[j];
+  }
+  for (int64_t j = 0; j < c.Nk; ++j)
+    p[j] /= sum; // masked entries stay 0
+  return maxS + std::log(sum);
+}
+
+/// Per-row scratch buffers (length Nk, plus Dv for O).
+struct RowScratch {
+  std::vector<double> p, th, o;
+  std::vector<unsigned char> vis;
+  explicit RowScratch(const AttnConfig &c)
+      : p(c.Nk), th(c.Nk), o(c.Dv), vis(c.Nk) {}
+};
+
+} // namespace
+
+bool flashmlir::rt::isVisible(const AttnConfig &c, int64_t i, int64_t j) {
+  const int64_t diag = i + (c.Nk - c.Nq);
+  if (c.causal && j > diag)
+    return false;
+  if (c.windowLeft >= 0 && j < diag - c.windowLeft)
+    return false;
+  if (c.windowRight >= 0 && j > diag + c.windowRight)
+    return false;
+  return true;
+}
+
+void flashmlir::rt::referenceForward(const AttnConfig &c, const double *q,
+                                     const double *k, const double *v,
+                                     double *o, double *lse) {
+  assert(validateConfig(c).empty() && "invalid AttnConfig");
+  const int64_t group = c.Hq / c.Hkv;
+  RowScratch rs(c);
+  for (int64_t b = 0; b < c.B; ++b) {
+    for (int64_t h = 0; h < c.Hq; ++h) {
+      const int64_t kvh = h / group;
+      const double *kh = k + (b * c.Hkv + kvh) * c.Nk * c.D;
+      const double *vh = v + (b * c.Hkv + kvh) * c.Nk * c.Dv;
+      for (int64_t i = 0; i < c.Nq; ++i) {
+        const int64_t row = (b * c.Hq + h) * c.Nq + i;
+        const double *qi = q + row * c.D;
+        double *oi = o + row * c.Dv;
+        double l =
+            rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(), rs.th.data());
+        if (lse)
+          lse[row] = l;
+        std::fill(oi, oi + c.Dv, 0.0);
+        if (l == -kInf)
+          continue; // no visible key: O = 0
+        for (int64_t j = 0; j < c.Nk; ++j) {
+          if (!rs.vis[j])
+            continue;
+          const double pj = rs.p[j];
+          const double *vj = vh + j * c.Dv;
+          for (int64_t d = 0; d < c.Dv; ++d)
+            oi[d] += pj * vj[d];
+        }
+      }
+    }
+  }
+}
+
+void flashmlir::rt::referenceBackward(const AttnConfig &c, const double *q,
+                                      const double *k, const double *v,
+                                      const double *dO, double *dq, double *dk,
+                                      double *dv) {
+  assert(validateConfig(c).empty() && "invalid AttnConfig");
+  const int64_t group = c.Hq / c.Hkv;
+  const bool capped = c.softcap > 0;
+  std::fill(dq, dq + c.B * c.Hq * c.Nq * c.D, 0.0);
+  std::fill(dk, dk + c.B * c.Hkv * c.Nk * c.D, 0.0);
+  std::fill(dv, dv + c.B * c.Hkv * c.Nk * c.Dv, 0.0);
+  RowScratch rs(c);
+  double *oi = rs.o.data();
+  for (int64_t b = 0; b < c.B; ++b) {
+    for (int64_t h = 0; h < c.Hq; ++h) {
+      const int64_t kvh = h / group;
+      const int64_t kvBase = (b * c.Hkv + kvh) * c.Nk;
+      const double *kh = k + kvBase * c.D;
+      const double *vh = v + kvBase * c.Dv;
+      double *dkh = dk + kvBase * c.D;
+      double *dvh = dv + kvBase * c.Dv;
+      for (int64_t i = 0; i < c.Nq; ++i) {
+        const int64_t row = (b * c.Hq + h) * c.Nq + i;
+        const double *qi = q + row * c.D;
+        const double *dOi = dO + row * c.Dv;
+        double *dqi = dq + row * c.D;
+        double l =
+            rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(), rs.th.data());
+        if (l == -kInf)
+          continue; // empty row: no contribution
+
+        // O_i in double, then Di = dO_i . O_i.
+        std::fill(oi, oi + c.Dv, 0.0);
+        for (int64_t j = 0; j < c.Nk; ++j) {
+          if (!rs.vis[j])
+            continue;
+          const double *vj = vh + j * c.Dv;
+          for (int64_t d = 0; d < c.Dv; ++d)
+            oi[d] += rs.p[j] * vj[d];
+        }
+        const double Di = dot(dOi, oi, c.Dv);
+
+        for (int64_t j = 0; j < c.Nk; ++j) {
+          if (!rs.vis[j])
+            continue;
+          const double pj = rs.p[j];
+          const double *kj = kh + j * c.D;
+          const double *vj = vh + j * c.Dv;
+          double dS = pj * (dot(dOi, vj, c.Dv) - Di);
+          if (capped)
+            dS *= 1.0 - rs.th[j] * rs.th[j]; // d(c tanh(s/c))/ds
+          const double g = c.scale * dS;
+          double *dkj = dkh + j * c.D;
+          for (int64_t d = 0; d < c.D; ++d) {
+            dqi[d] += g * kj[d];
+            dkj[d] += g * qi[d];
+          }
+          double *dvj = dvh + j * c.Dv;
+          for (int64_t d = 0; d < c.Dv; ++d)
+            dvj[d] += pj * dOi[d];
+        }
+      }
+    }
+  }
+}
+
+double flashmlir::rt::relativeError(const double *x, const double *ref,
+                                    size_t n) {
+  // Pass 1: screen specials and find a scale so the sums cannot overflow.
+  double scale = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double a = x[i], r = ref[i];
+    if (std::isnan(a) || std::isnan(r))
+      return kInf;
+    if (std::isinf(a) || std::isinf(r)) {
+      if (a != r)
+        return kInf;
+      continue; // equal infinities (e.g. -inf lse) compare equal
+    }
+    scale = std::max(scale, std::max(std::fabs(a), std::fabs(r)));
+  }
+  if (scale == 0)
+    return 0;
+  scale = std::ldexp(1.0, std::ilogb(scale)); // power of two: exact scaling
+  // Pass 2: scaled 2-norms of the difference and of the reference.
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double a = x[i], r = ref[i];
+    if (std::isinf(a))
+      continue;
+    const double d = a / scale - r / scale;
+    num += d * d;
+    den += (r / scale) * (r / scale);
+  }
+  if (den == 0)
+    return std::sqrt(num) * scale; // ||x|| against an all-zero reference
+  return std::sqrt(num / den);
+}
+
+void flashmlir::rt::fillRandom(uint64_t seed, DType dt, double *out, size_t n) {
+  // Box-Muller on raw mt19937_64 output: the engine's sequence is fixed by the
+  // standard, std::normal_distribution's is not, so this is portable.
+  std::mt19937_64 gen(seed);
+  const double twoPi = 6.283185307179586476925286766559;
+  auto uniform01 = [&gen] { // (0, 1]
+    return (static_cast<double>(gen() >> 11) + 1.0) * 0x1.0p-53;
+  };
+  bool allZero = true;
+  for (size_t i = 0; i < n; i += 2) {
+    const double r = std::sqrt(-2.0 * std::log(uniform01()));
+    const double t = twoPi * uniform01();
+    out[i] = roundTo(dt, r * std::cos(t));
+    if (i + 1 < n)
+      out[i + 1] = roundTo(dt, r * std::sin(t));
+    allZero = allZero && out[i] == 0 && (i + 1 >= n || out[i + 1] == 0);
+  }
+  if (n > 0 && allZero)
+    out[0] = 1.0; // astronomically unlikely; keep the promise anyway
+}
+
+std::string flashmlir::rt::validateConfig(const AttnConfig &c) {
+  auto need = [](bool ok, const char *msg) { return ok ? "" : msg; };
+  const char *checks[] = {
+      need(c.B >= 1, "B must be >= 1"),
+      need(c.Hq >= 1, "Hq must be >= 1"),
+      need(c.Hkv >= 1, "Hkv must be >= 1"),
+      need(c.Hkv < 1 || c.Hq % c.Hkv == 0, "Hq must be a multiple of Hkv"),
+      need(c.Nq >= 1, "Nq must be >= 1"),
+      need(c.Nk >= 1, "Nk must be >= 1"),
+      need(c.D >= 1, "D must be >= 1"),
+      need(c.Dv >= 1, "Dv must be >= 1"),
+      need(std::isfinite(c.scale), "scale must be finite"),
+      need(std::isfinite(c.softcap) && c.softcap >= 0,
+           "softcap must be finite and >= 0 (0 = off)"),
+      need(c.windowLeft >= -1, "windowLeft must be >= -1 (-1 = unbounded)"),
+      need(c.windowRight >= -1, "windowRight must be >= -1 (-1 = unbounded)"),
+  };
+  for (const char *msg : checks)
+    if (*msg)
+      return msg;
+  return "";
+}
