@@ -7,6 +7,8 @@
 #include "flashmlir/InitAll.h"
 
 #include "flashmlir/Dialect/Attn/IR/AttnDialect.h"
+#include "flashmlir/Dialect/Attn/Transforms/Passes.h"
+#include "flashmlir/Pipelines/Pipelines.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -41,6 +43,10 @@ void flashmlir::registerAllDialects(mlir::DialectRegistry &registry) {
 }
 
 void flashmlir::registerAllPasses() {
+  // FlashMLIR's own passes and named pipelines.
+  mlir::attn::registerAttnPasses();
+  registerPipelines();
+
   // Upstream passes the pipelines are built from.
   mlir::registerTransformsPasses();
   mlir::registerConversionPasses();

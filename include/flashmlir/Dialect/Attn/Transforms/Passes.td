@@ -1,0 +1,101 @@
+//===- Passes.td - attn passes -----------------------------*- tablegen -*-===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_DIALECT_ATTN_TRANSFORMS_PASSES_TD
+#define FLASHMLIR_DIALECT_ATTN_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+defvar Attn_LoweredDialects = [
+  "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+  "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect"];
+
+def AttnTileForwardPass : Pass<"attn-tile-forward"> {
+  let summary = "Tile attn.attention into loops with online softmax";
+  let description = [{
+    Rewrites every `attn.attention` on memrefs into FlashAttention's forward:
+
+    ```
+    scf.parallel (b, h, qb) in (B, Hq, ceil(Nq / BM)):      // independent
+      m = -inf, l = 0, acc = 0                               // per row, f32
+      for kb in [first, last) key blocks the query block sees:
+        S  = Q_qb K_kb^T * scale (softcap) * log2(e)         // BM x BN tile
+        mask S only if the block straddles a mask boundary
+        m' = max(m, rowmax(S));  alpha = exp2(m - m')
+        P  = exp2(S - m');  l = alpha * l + rowsum(P)
+        acc = alpha * acc + P V_kb;  m = m'
+      O = acc / l;  lse = (m + log2(l)) * ln(2)              // 0 / -inf if l = 0
+    ```
+
+    Key blocks that no query of the block can see (causal, window) are not
+    visited; blocks that every query sees fully are computed without mask
+    arithmetic; only boundary blocks (including the ragged last block) are
+    masked element-wise. Sequence lengths need not be multiples of the block
+    sizes. The only buffers are per-block tiles (`BM x BN` scores,
+    `BM x Dv` accumulator, `BM` row max and sum), so memory does not grow with
+    N. Block sizes come from the op's `block_sizes` attribute when present,
+    else from the options.
+  }];
+  let dependentDialects = Attn_LoweredDialects;
+  let options = [
+    Option<"blockM", "block-m", "int64_t", /*default=*/"64",
+           "Query rows per block (BM)">,
+    Option<"blockN", "block-n", "int64_t", /*default=*/"64",
+           "Key rows per block (BN)">,
+  ];
+}
+
+def AttnTileBackwardPass : Pass<"attn-tile-backward"> {
+  let summary = "Tile attn.attention_backward into loops that recompute P";
+  let description = [{
+    Rewrites every `attn.attention_backward` on memrefs into FlashAttention's
+    backward with recomputation:
+
+    ```
+    Dr = rowsum(dO * O)                                       // [B, Hq, Nq]
+    dQacc = 0                                                 // [B, Hq, Nq, D] f32
+    scf.parallel (b, hk) in (B, Hkv):
+      for kb in key blocks:
+        dK = 0, dV = 0                                        // BN x D, BN x Dv tiles
+        for h in the query heads of group hk:
+          for qb in the query blocks that see key block kb:
+            P  = exp2(S * log2(e) - lse * log2(e))            // S recomputed
+            dV += P^T dO
+            dP = dO V^T;  dS = P * (dP - Dr)  (* (1 - tanh^2) with softcap)
+            dK += scale * dS^T Q
+            dQacc[rows] += scale * dS K
+        store dK, dV (the sum over the group's query heads)
+    dQ = dQacc
+    ```
+
+    dQ is accumulated in an f32 workspace of `[B, Hq, Nq, D]` (O(N)); the
+    loop over key blocks is sequential per (batch, kv head), and every query
+    head belongs to one kv head, so the accumulation has no races and is
+    deterministic: the same inputs give bit-identical gradients. No
+    `Nq x Nk` buffer exists.
+  }];
+  let dependentDialects = Attn_LoweredDialects;
+  let options = [
+    Option<"blockM", "block-m", "int64_t", /*default=*/"64",
+           "Query rows per block (BM)">,
+    Option<"blockN", "block-n", "int64_t", /*default=*/"64",
+           "Key rows per block (BN)">,
+  ];
+}
+
+def AttnLowerUnfusedPass : Pass<"attn-lower-unfused"> {
+  let summary = "Lower attn ops the unfused way, with full score matrices";
+  let description = [{
+    The reference lowering, for tests and for the memory comparison: the
+    forward materialises S `[B, Hq, Nq, Nk]` (f32), applies the row softmax in
+    place and multiplies by V (three loop nests); the backward materialises
+    P and dS of the same size. Memory grows as O(N^2). Numerically it is an
+    independent path (natural exp/log, no online rescaling).
+  }];
+  let dependentDialects = Attn_LoweredDialects;
+}
+
+#endif // FLASHMLIR_DIALECT_ATTN_TRANSFORMS_PASSES_TD

@@ -1,0 +1,641 @@
+//===- CpuRunner.cpp - JIT-compiled attention kernels for the host --------===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+//
+// One CpuKernels object holds two JIT-compiled kernels, @attn_fwd and
+// @attn_bwd, each built as MLIR text from the KernelConfig, lowered by
+// buildAttnCpuPipeline and compiled by the MLIR ExecutionEngine. The forward
+// is compiled by compile(); the backward on its first use, so forward-only
+// users do not pay for it.
+//
+// The kernels allocate their scratch memory through the generic memref
+// allocation functions (finalize-memref-to-llvm{use-generic-functions=true});
+// this file defines them, counting live and peak bytes, and hands them to the
+// JIT together with bit-exact fp16/bf16 conversion helpers for hosts whose
+// instruction set lacks them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/CPU/CpuRunner.h"
+
+#include "flashmlir/InitAll.h"
+#include "flashmlir/Pipelines/Pipelines.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
+#include "llvm/ExecutionEngine/Orc/Shared/ExecutorSymbolDef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+using namespace flashmlir;
+
+//===----------------------------------------------------------------------===//
+// Counting allocator for the kernels' memref.alloc / memref.dealloc
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+std::atomic<int64_t> gLiveBytes{0};
+std::atomic<int64_t> gPeakBytes{0};
+
+/// Lives in the 16 bytes just before every block handed to a kernel.
+struct AllocHeader {
+  void *raw;     // what malloc returned
+  uint64_t size; // the size the kernel asked for
+};
+static_assert(sizeof(AllocHeader) == 16, "the header must fill 16 bytes");
+
+void noteAlloc(int64_t size) {
+  int64_t live = gLiveBytes.fetch_add(size) + size;
+  int64_t peak = gPeakBytes.load();
+  while (live > peak && !gPeakBytes.compare_exchange_weak(peak, live)) {
+  }
+}
+
+extern "C" void *flashmlirCountingAlignedAlloc(uint64_t alignment,
+                                               uint64_t size) {
+  // At least the header's alignment; a power of two.
+  uint64_t align = 16;
+  while (align < alignment && align < (uint64_t(1) << 62))
+    align <<= 1;
+  // Room for the header before the block and for aligning its start.
+  uint64_t total = size + align + sizeof(AllocHeader);
+  if (total < size)
+    return nullptr; // overflow
+  char *raw = static_cast<char *>(std::malloc(total));
+  if (!raw)
+    return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(raw) + sizeof(AllocHeader);
+  start = (start + align - 1) & ~static_cast<uintptr_t>(align - 1);
+  char *block = reinterpret_cast<char *>(start);
+  AllocHeader header{raw, size};
+  std::memcpy(block - sizeof(AllocHeader), &header, sizeof(header));
+  noteAlloc(static_cast<int64_t>(size));
+  return block;
+}
+
+extern "C" void *flashmlirCountingAlloc(uint64_t size) {
+  return flashmlirCountingAlignedAlloc(alignof(std::max_align_t), size);
+}
+
+extern "C" void flashmlirCountingFree(void *ptr) {
+  if (!ptr)
+    return;
+  AllocHeader header;
+  std::memcpy(&header, static_cast<char *>(ptr) - sizeof(AllocHeader),
+              sizeof(header));
+  gLiveBytes.fetch_sub(static_cast<int64_t>(header.size));
+  std::free(header.raw);
+}
+
+//===----------------------------------------------------------------------===//
+// fp16 / bf16 conversion helpers
+//===----------------------------------------------------------------------===//
+//
+// LLVM calls these (compiler-rt / libgcc names) when the target has no
+// conversion instructions. On x86-64 and AArch64, half and bfloat arguments
+// and results travel in the low 16 bits of the first FP register, the same
+// register a float uses, so they are written with float in place of the
+// 16-bit type and the bits moved explicitly; no FP arithmetic touches them.
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define FLASHMLIR_HAVE_FP16_HELPERS 1
+
+uint16_t low16(float f) { return static_cast<uint16_t>(rt::floatBits(f)); }
+float fromLow16(uint16_t h) { return rt::bitsToFloat(h); }
+
+extern "C" float flashmlirExtendHfSf2(float h) {
+  return rt::halfToFloat(low16(h));
+}
+extern "C" double flashmlirExtendHfDf2(float h) {
+  return rt::halfToFloat(low16(h));
+}
+extern "C" float flashmlirTruncSfHf2(float f) {
+  return fromLow16(rt::floatToHalf(f));
+}
+extern "C" float flashmlirTruncDfHf2(double d) {
+  // Round once, directly from double (no double rounding through float).
+  return fromLow16(
+      rt::floatToHalf(static_cast<float>(rt::roundTo(rt::DType::F16, d))));
+}
+extern "C" float flashmlirExtendBfSf2(float b) {
+  return rt::bf16ToFloat(low16(b));
+}
+extern "C" float flashmlirTruncSfBf2(float f) {
+  return fromLow16(rt::floatToBF16(f));
+}
+extern "C" float flashmlirTruncDfBf2(double d) {
+  if (std::isnan(d))
+    return fromLow16(rt::floatToBF16(static_cast<float>(d)));
+  return fromLow16(
+      rt::floatToBF16(static_cast<float>(rt::roundTo(rt::DType::BF16, d))));
+}
+#endif
+
+// The ARM EABI names take and return the bits in integer registers.
+extern "C" float flashmlirGnuH2F(uint16_t h) { return rt::halfToFloat(h); }
+extern "C" uint16_t flashmlirGnuF2H(float f) { return rt::floatToHalf(f); }
+
+/// The symbols every kernel engine gets in addition to the process's own.
+llvm::orc::SymbolMap runtimeSymbols(llvm::orc::MangleAndInterner interner) {
+  llvm::orc::SymbolMap map;
+  auto add = [&](const char *name, auto *fn) {
+    map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(fn),
+                           llvm::JITSymbolFlags::Exported};
+  };
+  add("_mlir_memref_to_llvm_alloc", &flashmlirCountingAlloc);
+  add("_mlir_memref_to_llvm_aligned_alloc", &flashmlirCountingAlignedAlloc);
+  add("_mlir_memref_to_llvm_free", &flashmlirCountingFree);
+#ifdef FLASHMLIR_HAVE_FP16_HELPERS
+  add("__extendhfsf2", &flashmlirExtendHfSf2);
+  add("__extendhfdf2", &flashmlirExtendHfDf2);
+  add("__truncsfhf2", &flashmlirTruncSfHf2);
+  add("__truncdfhf2", &flashmlirTruncDfHf2);
+  add("__extendbfsf2", &flashmlirExtendBfSf2);
+  add("__truncsfbf2", &flashmlirTruncSfBf2);
+  add("__truncdfbf2", &flashmlirTruncDfBf2);
+#endif
+  add("__gnu_h2f_ieee", &flashmlirGnuH2F);
+  add("__gnu_f2h_ieee", &flashmlirGnuF2H);
+  return map;
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel module text
+//===----------------------------------------------------------------------===//
+
+const char *elemTypeName(rt::DType dt) {
+  switch (dt) {
+  case rt::DType::F32:
+    return "f32";
+  case rt::DType::F16:
+    return "f16";
+  case rt::DType::BF16:
+    return "bf16";
+  }
+  return "f32";
+}
+
+/// A double as an MLIR float literal that round-trips: "%.17g", with a
+/// decimal point added where printf left it out ("1" -> "1.0",
+/// "1e-05" -> "1.0e-05"); the MLIR lexer reads digits without '.' as an
+/// integer.
+std::string floatLiteral(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  std::string s(buf);
+  if (s.find('.') == std::string::npos) {
+    size_t e = s.find_first_of("eE");
+    s.insert(e == std::string::npos ? s.size() : e, ".0");
+  }
+  return s;
+}
+
+std::string memrefType(int64_t headDim, const char *elem) {
+  return "memref<?x?x?x" + std::to_string(headDim) + "x" + elem +
+         ", strided<[?, ?, ?, 1], offset: ?>>";
+}
+
+const char *kLseType = "memref<?x?x?xf32, strided<[?, ?, 1], offset: ?>>";
+
+std::string opAttributes(const KernelConfig &cfg) {
+  std::string a = "{scale = " + floatLiteral(cfg.scale) + " : f64";
+  if (cfg.causal)
+    a += ", causal";
+  if (cfg.windowLeft != -1 || cfg.windowRight != -1)
+    a += ", window = array<i64: " + std::to_string(cfg.windowLeft) + ", " +
+         std::to_string(cfg.windowRight) + ">";
+  if (cfg.softcap != 0)
+    a += ", softcap = " + floatLiteral(cfg.softcap) + " : f64";
+  a += ", block_sizes = array<i64: " + std::to_string(cfg.blockM) + ", " +
+       std::to_string(cfg.blockN) + ">}";
+  return a;
+}
+
+std::string forwardModule(const KernelConfig &cfg) {
+  const char *et = elemTypeName(cfg.dtype);
+  const std::string qk = memrefType(cfg.D, et), vo = memrefType(cfg.Dv, et);
+  std::string s;
+  s += "module {\n";
+  s += "  func.func @attn_fwd(%q: " + qk + ", %k: " + qk + ", %v: " + vo +
+       ", %o: " + vo + ", %lse: " + kLseType +
+       ") attributes {llvm.emit_c_interface} {\n";
+  s += "    attn.attention ins(%q, %k, %v : " + qk + ", " + qk + ", " + vo +
+       ") outs(%o : " + vo + ") lse(%lse : " + kLseType + ") " +
+       opAttributes(cfg) + "\n";
+  s += "    return\n  }\n}\n";
+  return s;
+}
+
+std::string backwardModule(const KernelConfig &cfg) {
+  const char *et = elemTypeName(cfg.dtype);
+  const std::string qk = memrefType(cfg.D, et), vo = memrefType(cfg.Dv, et);
+  std::string s;
+  s += "module {\n";
+  s += "  func.func @attn_bwd(%q: " + qk + ", %k: " + qk + ", %v: " + vo +
+       ", %o: " + vo + ", %do: " + vo + ", %lse: " + kLseType + ", %dq: " +
+       qk + ", %dk: " + qk + ", %dv: " + vo +
+       ") attributes {llvm.emit_c_interface} {\n";
+  s += "    attn.attention_backward ins(%q, %k, %v, %o, %do, %lse : " + qk +
+       ", " + qk + ", " + vo + ", " + vo + ", " + vo + ", " + kLseType +
+       ") outs(%dq, %dk, %dv : " + qk + ", " + qk + ", " + vo + ") " +
+       opAttributes(cfg) + "\n";
+  s += "    return\n  }\n}\n";
+  return s;
+}
+
+//===----------------------------------------------------------------------===//
+// Compilation
+//===----------------------------------------------------------------------===//
+
+std::string toString(llvm::Error e) {
+  std::string msg;
+  llvm::raw_string_ostream os(msg);
+  llvm::logAllUnhandledErrors(std::move(e), os);
+  os.flush();
+  while (!msg.empty() && msg.back() == '\n')
+    msg.pop_back();
+  return msg;
+}
+
+void initNativeTargetOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+}
+
+/// The host target machine; FLASHMLIR_JIT_CPU=<cpu> (e.g. x86-64) targets
+/// that CPU with its baseline features instead, which exercises the
+/// conversion helpers above on hosts that have fp16/bf16 instructions.
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>> makeTargetMachine() {
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder)
+    return builder.takeError();
+  if (const char *cpu = std::getenv("FLASHMLIR_JIT_CPU"); cpu && *cpu) {
+    builder->setCPU(cpu);
+    builder->getFeatures() = llvm::SubtargetFeatures();
+  }
+  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
+  return builder->createTargetMachine();
+}
+
+/// Parses `source`, lowers it with the CPU pipeline and JIT-compiles it.
+/// Returns the engine and the address of `_mlir_ciface_<func>`.
+std::unique_ptr<mlir::ExecutionEngine>
+compileModule(const KernelConfig &cfg, const std::string &source,
+              const char *func, void **entry, std::string &err) {
+  initNativeTargetOnce();
+
+  mlir::DialectRegistry registry;
+  registerAllDialects(registry);
+  mlir::registerBuiltinDialectTranslation(registry);
+  mlir::registerLLVMDialectTranslation(registry);
+  mlir::MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+
+  // Collect every diagnostic into the error text.
+  std::string diags;
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
+    llvm::raw_string_ostream os(diags);
+    os << d.getLocation() << ": ";
+    switch (d.getSeverity()) {
+    case mlir::DiagnosticSeverity::Error:
+      os << "error: ";
+      break;
+    case mlir::DiagnosticSeverity::Warning:
+      os << "warning: ";
+      break;
+    case mlir::DiagnosticSeverity::Note:
+      os << "note: ";
+      break;
+    case mlir::DiagnosticSeverity::Remark:
+      os << "remark: ";
+      break;
+    }
+    os << d << "\n";
+    for (const mlir::Diagnostic &note : d.getNotes())
+      os << "  " << note.getLocation() << ": note: " << note << "\n";
+    return mlir::success();
+  });
+
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceString<mlir::ModuleOp>(source, &context,
+                                              /*sourceName=*/func);
+  if (!module) {
+    err = std::string("cannot parse the generated @") + func +
+          " module:\n" + diags + "module:\n" + source;
+    return nullptr;
+  }
+
+  mlir::PassManager pm(&context);
+  CpuPipelineOptions opts;
+  opts.unfused = cfg.unfused;
+  opts.blockM = cfg.blockM;
+  opts.blockN = cfg.blockN;
+  buildAttnCpuPipeline(pm, opts);
+  if (mlir::failed(pm.run(*module))) {
+    err = std::string("the CPU pipeline failed on @") + func + ":\n" + diags;
+    return nullptr;
+  }
+
+  auto tm = makeTargetMachine();
+  if (!tm) {
+    err = "cannot create the host target machine: " + toString(tm.takeError());
+    return nullptr;
+  }
+  auto transformer =
+      mlir::makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
+                                      tm->get());
+  mlir::ExecutionEngineOptions engineOpts;
+  engineOpts.transformer = transformer;
+  engineOpts.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default;
+  engineOpts.enableGDBNotificationListener = false;
+  engineOpts.enablePerfNotificationListener = false;
+  auto engine =
+      mlir::ExecutionEngine::create(*module, engineOpts, std::move(*tm));
+  if (!engine) {
+    err = std::string("cannot JIT-compile @") + func + ": " +
+          toString(engine.takeError()) + (diags.empty() ? "" : "\n" + diags);
+    return nullptr;
+  }
+  (*engine)->registerSymbols(runtimeSymbols);
+
+  std::string cifaceName = std::string("_mlir_ciface_") + func;
+  auto sym = (*engine)->lookup(cifaceName);
+  if (!sym) {
+    err = "cannot resolve " + cifaceName + " in the JIT-compiled kernel: " +
+          toString(sym.takeError());
+    return nullptr;
+  }
+  *entry = *sym;
+  return std::move(*engine);
+}
+
+//===----------------------------------------------------------------------===//
+// Calling convention
+//===----------------------------------------------------------------------===//
+
+/// The layout of a ranked memref descriptor (StridedMemRefType<T, N>).
+template <int N>
+struct MemRefDescriptor {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes[N];
+  int64_t strides[N];
+};
+
+template <int N>
+MemRefDescriptor<N> descriptorOf(const TensorArg &t) {
+  MemRefDescriptor<N> d;
+  d.allocated = d.aligned = t.data;
+  d.offset = 0;
+  for (int i = 0; i < N; ++i) {
+    d.sizes[i] = t.sizes[i];
+    d.strides[i] = t.strides[i];
+  }
+  return d;
+}
+
+using D4 = MemRefDescriptor<4>;
+using D3 = MemRefDescriptor<3>;
+using ForwardFn = void (*)(D4 *, D4 *, D4 *, D4 *, D3 *);
+using BackwardFn = void (*)(D4 *, D4 *, D4 *, D4 *, D4 *, D3 *, D4 *, D4 *,
+                            D4 *);
+
+/// Checks that `t` is a usable rank-`rank` view.
+bool checkArg(const TensorArg &t, const char *name, int rank,
+              std::string &err) {
+  if (!t.data) {
+    err = std::string("'") + name + "' has no data";
+    return false;
+  }
+  if (t.rank != rank) {
+    err = std::string("'") + name + "' must have rank " +
+          std::to_string(rank) + ", got " + std::to_string(t.rank);
+    return false;
+  }
+  for (int i = 0; i < rank; ++i) {
+    if (t.sizes[i] < 1) {
+      err = std::string("'") + name + "' dim " + std::to_string(i) +
+            " must be >= 1, got " + std::to_string(t.sizes[i]);
+      return false;
+    }
+    if (t.strides[i] < 0) {
+      err = std::string("'") + name + "' stride " + std::to_string(i) +
+            " must be >= 0, got " + std::to_string(t.strides[i]);
+      return false;
+    }
+  }
+  if (t.strides[rank - 1] != 1) {
+    err = std::string("'") + name + "' must have a unit innermost stride, got " +
+          std::to_string(t.strides[rank - 1]);
+    return false;
+  }
+  return true;
+}
+
+/// Checks that dim `dim` of `t` equals `expected` (named `what`).
+bool checkDim(const TensorArg &t, const char *name, int dim, int64_t expected,
+              const char *what, std::string &err) {
+  if (t.sizes[dim] == expected)
+    return true;
+  err = std::string("'") + name + "' dim " + std::to_string(dim) + " (" +
+        what + ") is " + std::to_string(t.sizes[dim]) + ", expected " +
+        std::to_string(expected);
+  return false;
+}
+
+/// Shape checks shared by forward and backward: q [B,Hq,Nq,D],
+/// k [B,Hkv,Nk,D], v [B,Hkv,Nk,Dv], o [B,Hq,Nq,Dv], lse [B,Hq,Nq].
+bool checkShapes(const KernelConfig &cfg, const TensorArg &q,
+                 const TensorArg &k, const TensorArg &v, const TensorArg &o,
+                 const TensorArg &lse, const char *oName, std::string &err) {
+  if (!checkArg(q, "q", 4, err) || !checkArg(k, "k", 4, err) ||
+      !checkArg(v, "v", 4, err) || !checkArg(o, oName, 4, err) ||
+      !checkArg(lse, "lse", 3, err))
+    return false;
+  const int64_t B = q.sizes[0], Hq = q.sizes[1], Nq = q.sizes[2];
+  const int64_t Hkv = k.sizes[1], Nk = k.sizes[2];
+  if (!checkDim(q, "q", 3, cfg.D, "head dim D", err) ||
+      !checkDim(k, "k", 0, B, "batch", err) ||
+      !checkDim(k, "k", 3, cfg.D, "head dim D", err) ||
+      !checkDim(v, "v", 0, B, "batch", err) ||
+      !checkDim(v, "v", 1, Hkv, "kv heads", err) ||
+      !checkDim(v, "v", 2, Nk, "key length", err) ||
+      !checkDim(v, "v", 3, cfg.Dv, "head dim Dv", err) ||
+      !checkDim(o, oName, 0, B, "batch", err) ||
+      !checkDim(o, oName, 1, Hq, "query heads", err) ||
+      !checkDim(o, oName, 2, Nq, "query length", err) ||
+      !checkDim(o, oName, 3, cfg.Dv, "head dim Dv", err) ||
+      !checkDim(lse, "lse", 0, B, "batch", err) ||
+      !checkDim(lse, "lse", 1, Hq, "query heads", err) ||
+      !checkDim(lse, "lse", 2, Nq, "query length", err))
+    return false;
+  if (Hq % Hkv != 0) {
+    err = "query heads (" + std::to_string(Hq) +
+          ") must be a multiple of kv heads (" + std::to_string(Hkv) + ")";
+    return false;
+  }
+  return true;
+}
+
+/// `t` must have exactly the shape of `like`.
+bool checkSameShape(const TensorArg &t, const char *name,
+                    const TensorArg &like, const char *likeName,
+                    std::string &err) {
+  if (!checkArg(t, name, like.rank, err))
+    return false;
+  for (int i = 0; i < like.rank; ++i) {
+    if (t.sizes[i] != like.sizes[i]) {
+      err = std::string("'") + name + "' must have the shape of '" + likeName +
+            "': dim " + std::to_string(i) + " is " +
+            std::to_string(t.sizes[i]) + ", expected " +
+            std::to_string(like.sizes[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// CpuKernels
+//===----------------------------------------------------------------------===//
+
+struct CpuKernels::Impl {
+  KernelConfig cfg;
+  std::string fwdSource, bwdSource, allSource;
+  std::unique_ptr<mlir::ExecutionEngine> fwdEngine, bwdEngine;
+  ForwardFn fwd = nullptr;
+  BackwardFn bwd = nullptr;
+  std::mutex bwdMutex;
+  std::string bwdError; // sticky: a failed compilation is not retried
+};
+
+CpuKernels::CpuKernels(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
+CpuKernels::~CpuKernels() = default;
+
+const std::string &CpuKernels::moduleSource() const {
+  return impl->allSource;
+}
+
+std::unique_ptr<CpuKernels> CpuKernels::compile(const KernelConfig &cfg,
+                                                std::string &err) {
+  // What the verifier would also reject, said in terms of the config.
+  if (cfg.D < 1 || cfg.Dv < 1) {
+    err = "head dims must be >= 1, got D = " + std::to_string(cfg.D) +
+          ", Dv = " + std::to_string(cfg.Dv);
+    return nullptr;
+  }
+  if (!std::isfinite(cfg.scale)) {
+    err = "scale must be finite";
+    return nullptr;
+  }
+  if (!(std::isfinite(cfg.softcap) && cfg.softcap >= 0)) {
+    err = "softcap must be finite and >= 0 (0 = off)";
+    return nullptr;
+  }
+  if (cfg.windowLeft < -1 || cfg.windowRight < -1) {
+    err = "window values must be >= -1 (-1 = unbounded)";
+    return nullptr;
+  }
+  if (cfg.blockM < 1 || cfg.blockN < 1) {
+    err = "block sizes must be >= 1, got " + std::to_string(cfg.blockM) + "x" +
+          std::to_string(cfg.blockN);
+    return nullptr;
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = cfg;
+  impl->fwdSource = forwardModule(cfg);
+  impl->bwdSource = backwardModule(cfg);
+  impl->allSource = impl->fwdSource + impl->bwdSource;
+  void *entry = nullptr;
+  impl->fwdEngine =
+      compileModule(cfg, impl->fwdSource, "attn_fwd", &entry, err);
+  if (!impl->fwdEngine)
+    return nullptr;
+  impl->fwd = reinterpret_cast<ForwardFn>(entry);
+  return std::unique_ptr<CpuKernels>(new CpuKernels(std::move(impl)));
+}
+
+bool CpuKernels::forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                         TensorArg lse, std::string &err) {
+  if (!checkShapes(impl->cfg, q, k, v, o, lse, "o", err)) {
+    err = "forward: " + err;
+    return false;
+  }
+  D4 dq = descriptorOf<4>(q), dk = descriptorOf<4>(k), dv = descriptorOf<4>(v),
+     dout = descriptorOf<4>(o);
+  D3 dl = descriptorOf<3>(lse);
+  impl->fwd(&dq, &dk, &dv, &dout, &dl);
+  return true;
+}
+
+bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                          TensorArg dO, TensorArg lse, TensorArg dq,
+                          TensorArg dk, TensorArg dv, std::string &err) {
+  if (!checkShapes(impl->cfg, q, k, v, o, lse, "o", err) ||
+      !checkSameShape(dO, "dO", o, "o", err) ||
+      !checkSameShape(dq, "dq", q, "q", err) ||
+      !checkSameShape(dk, "dk", k, "k", err) ||
+      !checkSameShape(dv, "dv", v, "v", err)) {
+    err = "backward: " + err;
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl->bwdMutex);
+    if (!impl->bwd) {
+      if (!impl->bwdError.empty()) {
+        err = impl->bwdError;
+        return false;
+      }
+      void *entry = nullptr;
+      impl->bwdEngine = compileModule(impl->cfg, impl->bwdSource, "attn_bwd",
+                                      &entry, impl->bwdError);
+      if (!impl->bwdEngine) {
+        err = impl->bwdError;
+        return false;
+      }
+      impl->bwd = reinterpret_cast<BackwardFn>(entry);
+    }
+  }
+  D4 mq = descriptorOf<4>(q), mk = descriptorOf<4>(k), mv = descriptorOf<4>(v),
+     mo = descriptorOf<4>(o), mdo = descriptorOf<4>(dO),
+     mdq = descriptorOf<4>(dq), mdk = descriptorOf<4>(dk),
+     mdv = descriptorOf<4>(dv);
+  D3 ml = descriptorOf<3>(lse);
+  impl->bwd(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv);
+  return true;
+}
+
+void CpuKernels::resetPeak() { gPeakBytes.store(gLiveBytes.load()); }
+int64_t CpuKernels::peakBytes() { return gPeakBytes.load(); }
+int64_t CpuKernels::liveBytes() { return gLiveBytes.load(); }

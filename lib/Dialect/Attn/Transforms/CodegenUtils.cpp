@@ -1,0 +1,212 @@
+//===- CodegenUtils.cpp - IR building helpers for attn lowerings ----------===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CodegenUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+
+static constexpr double kLog2e = 1.4426950408889634;
+
+Value Codegen::idx(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+Value Codegen::f32(double v) {
+  return arith::ConstantOp::create(b, b.getF32FloatAttr(float(v)));
+}
+
+Value Codegen::add(Value a, Value c) { return arith::AddIOp::create(b, a, c); }
+Value Codegen::sub(Value a, Value c) { return arith::SubIOp::create(b, a, c); }
+Value Codegen::mul(Value a, Value c) { return arith::MulIOp::create(b, a, c); }
+Value Codegen::divs(Value a, Value c) {
+  return arith::DivSIOp::create(b, a, c);
+}
+Value Codegen::ceilDiv(Value a, Value c) {
+  return arith::CeilDivSIOp::create(b, a, c);
+}
+Value Codegen::min(Value a, Value c) { return arith::MinSIOp::create(b, a, c); }
+Value Codegen::max(Value a, Value c) { return arith::MaxSIOp::create(b, a, c); }
+Value Codegen::cmp(arith::CmpIPredicate p, Value a, Value c) {
+  return arith::CmpIOp::create(b, p, a, c);
+}
+Value Codegen::andI(Value a, Value c) { return arith::AndIOp::create(b, a, c); }
+Value Codegen::dim(Value memref, int64_t i) {
+  return memref::DimOp::create(b, memref, i);
+}
+
+Value Codegen::fadd(Value a, Value c) { return arith::AddFOp::create(b, a, c); }
+Value Codegen::fsub(Value a, Value c) { return arith::SubFOp::create(b, a, c); }
+Value Codegen::fmul(Value a, Value c) { return arith::MulFOp::create(b, a, c); }
+Value Codegen::fdiv(Value a, Value c) { return arith::DivFOp::create(b, a, c); }
+Value Codegen::fmax(Value a, Value c) {
+  return arith::MaximumFOp::create(b, a, c);
+}
+Value Codegen::fcmp(arith::CmpFPredicate p, Value a, Value c) {
+  return arith::CmpFOp::create(b, p, a, c);
+}
+Value Codegen::select(Value cond, Value t, Value f) {
+  return arith::SelectOp::create(b, cond, t, f);
+}
+Value Codegen::exp2(Value x) { return math::Exp2Op::create(b, x); }
+Value Codegen::log2(Value x) { return math::Log2Op::create(b, x); }
+Value Codegen::tanh(Value x) {
+  Value ax = math::AbsFOp::create(b, x);
+  Value t = exp2(fmul(ax, f32(-2.0 * kLog2e)));
+  Value one = f32(1.0);
+  Value r = fdiv(fsub(one, t), fadd(one, t));
+  return math::CopySignOp::create(b, r, x);
+}
+
+Value Codegen::load(Value mem, ValueRange indices) {
+  Value v = memref::LoadOp::create(b, mem, indices);
+  if (!v.getType().isF32())
+    v = arith::ExtFOp::create(b, b.getF32Type(), v);
+  return v;
+}
+
+void Codegen::store(Value v, Value mem, ValueRange indices) {
+  Type et = cast<MemRefType>(mem.getType()).getElementType();
+  if (et != v.getType())
+    v = arith::TruncFOp::create(b, et, v);
+  memref::StoreOp::create(b, v, mem, indices);
+}
+
+void Codegen::forLoop(Value lb, Value ub, function_ref<void(Value)> body) {
+  auto loop = scf::ForOp::create(b, lb, ub, idx(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  body(loop.getInductionVar());
+}
+
+Value Codegen::reduce(Value lb, Value ub, Value init,
+                      function_ref<Value(Value, Value)> body) {
+  auto loop = scf::ForOp::create(
+      b, lb, ub, idx(1), ValueRange{init},
+      [&](OpBuilder &nb, Location, Value iv, ValueRange args) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value next = body(iv, args[0]);
+        scf::YieldOp::create(b, next);
+      });
+  return loop.getResult(0);
+}
+
+void Codegen::parallel(ValueRange ubs, function_ref<void(ValueRange)> body) {
+  SmallVector<Value> lbs(ubs.size(), idx(0)), steps(ubs.size(), idx(1));
+  scf::ParallelOp::create(b, lbs, ubs, steps,
+                          [&](OpBuilder &nb, Location, ValueRange ivs) {
+                            OpBuilder::InsertionGuard guard(b);
+                            b.setInsertionPoint(nb.getInsertionBlock(),
+                                                nb.getInsertionPoint());
+                            body(ivs);
+                          });
+}
+
+void Codegen::ifElse(Value cond, function_ref<void()> then,
+                     function_ref<void()> otherwise) {
+  auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  then();
+  b.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  otherwise();
+}
+
+Value Codegen::alloc(ArrayRef<int64_t> shape, ValueRange dynSizes) {
+  auto type = MemRefType::get(shape, b.getF32Type());
+  return memref::AllocOp::create(b, type, dynSizes);
+}
+
+void Codegen::fill(Value mem, ArrayRef<Value> ubs, Value v) {
+  std::function<void(unsigned, SmallVector<Value> &)> rec =
+      [&](unsigned d, SmallVector<Value> &ivs) {
+        if (d == ubs.size()) {
+          memref::StoreOp::create(b, v, mem, ivs);
+          return;
+        }
+        forLoop(idx(0), ubs[d], [&](Value iv) {
+          ivs.push_back(iv);
+          rec(d + 1, ivs);
+          ivs.pop_back();
+        });
+      };
+  SmallVector<Value> ivs;
+  rec(0, ivs);
+}
+
+Value Codegen::dot(Value mem1, ValueRange prefix1, Value mem2,
+                   ValueRange prefix2, int64_t n) {
+  return reduce(idx(0), idx(n), f32(0.0), [&](Value d, Value acc) {
+    SmallVector<Value> i1(prefix1), i2(prefix2);
+    i1.push_back(d);
+    i2.push_back(d);
+    return fadd(acc, fmul(load(mem1, i1), load(mem2, i2)));
+  });
+}
+
+Value Codegen::visible(const MaskSpec &mask, Value qi, Value kj, Value off) {
+  Value diag = add(qi, off);
+  Value vis;
+  if (mask.left >= 0)
+    vis = cmp(arith::CmpIPredicate::sge, kj, sub(diag, idx(mask.left)));
+  if (mask.right >= 0) {
+    Value r = cmp(arith::CmpIPredicate::sle, kj, add(diag, idx(mask.right)));
+    vis = vis ? andI(vis, r) : r;
+  }
+  if (!vis)
+    vis = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+  return vis;
+}
+
+Value mlir::attn::detail::emitScore(Codegen &cg, Value qk, double scale,
+                                    std::optional<double> softcap,
+                                    Value *tanhOut) {
+  Value s = cg.fmul(qk, cg.f32(scale));
+  if (!softcap)
+    return s;
+  Value t = cg.tanh(cg.fmul(s, cg.f32(1.0 / *softcap)));
+  if (tanhOut)
+    *tanhOut = t;
+  return cg.fmul(t, cg.f32(*softcap));
+}
+
+AttnShape mlir::attn::detail::getShape(Codegen &cg, Value q, Value k,
+                                       Value v) {
+  AttnShape s;
+  s.B = cg.dim(q, 0);
+  s.Hq = cg.dim(q, 1);
+  s.Nq = cg.dim(q, 2);
+  s.Hkv = cg.dim(k, 1);
+  s.Nk = cg.dim(k, 2);
+  s.group = cg.divs(s.Hq, s.Hkv);
+  s.off = cg.sub(s.Nk, s.Nq);
+  s.D = cast<MemRefType>(q.getType()).getDimSize(3);
+  s.Dv = cast<MemRefType>(v.getType()).getDimSize(3);
+  s.elementType = cast<MemRefType>(q.getType()).getElementType();
+  return s;
+}
+
+LogicalResult mlir::attn::detail::checkLowerable(Operation *op,
+                                                 StringRef passName) {
+  for (Value v : op->getOperands())
+    if (!isa<MemRefType>(v.getType()))
+      return op->emitOpError()
+             << "must be on memrefs for " << passName
+             << " (bufferize first, e.g. with one-shot-bufferize)";
+  int64_t d = cast<MemRefType>(op->getOperand(0).getType()).getDimSize(3);
+  int64_t dv = cast<MemRefType>(op->getOperand(2).getType()).getDimSize(3);
+  if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv))
+    return op->emitOpError()
+           << "needs static head dims for " << passName
+           << " (kernels are specialised per head dim)";
+  return success();
+}

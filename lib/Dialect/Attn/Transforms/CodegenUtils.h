@@ -1,0 +1,117 @@
+//===- CodegenUtils.h - IR building helpers for attn lowerings --*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// A small builder used by the attn lowerings (tiled forward and backward,
+// unfused reference): scalar loops, typed loads/stores through f32, the mask
+// predicate, and the score function. Internal to lib/Dialect/Attn.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H
+#define FLASHMLIR_LIB_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H
+
+#include "flashmlir/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir {
+namespace attn {
+namespace detail {
+
+/// Emits scalar loop nests and arithmetic at the builder's insertion point.
+/// All arithmetic on values is f32; index arithmetic is signed.
+class Codegen {
+public:
+  explicit Codegen(ImplicitLocOpBuilder &b) : b(b) {}
+
+  ImplicitLocOpBuilder &builder() { return b; }
+
+  // Constants.
+  Value idx(int64_t v);
+  Value f32(double v);
+  Value negInf() { return f32(-INFINITY); }
+
+  // Index arithmetic.
+  Value add(Value a, Value c);
+  Value sub(Value a, Value c);
+  Value mul(Value a, Value c);
+  Value divs(Value a, Value c);
+  Value ceilDiv(Value a, Value c);
+  Value min(Value a, Value c);
+  Value max(Value a, Value c);
+  Value cmp(arith::CmpIPredicate p, Value a, Value c);
+  Value andI(Value a, Value c);
+  Value dim(Value memref, int64_t i);
+
+  // f32 arithmetic.
+  Value fadd(Value a, Value c);
+  Value fsub(Value a, Value c);
+  Value fmul(Value a, Value c);
+  Value fdiv(Value a, Value c);
+  Value fmax(Value a, Value c);
+  Value fcmp(arith::CmpFPredicate p, Value a, Value c);
+  Value select(Value cond, Value t, Value f);
+  Value exp2(Value x);
+  Value log2(Value x);
+  /// tanh(x) = sign(x) (1 - t) / (1 + t), t = exp2(-2 |x| log2(e)); exact at
+  /// +-inf, needs only exp2 (no libm or libdevice on any target).
+  Value tanh(Value x);
+
+  /// Loads `mem[indices]` and extends it to f32.
+  Value load(Value mem, ValueRange indices);
+  /// Truncates f32 `v` to the element type of `mem` and stores it.
+  void store(Value v, Value mem, ValueRange indices);
+
+  /// `for iv in [lb, ub)` with unit step; `body` emits at the loop body.
+  void forLoop(Value lb, Value ub, function_ref<void(Value)> body);
+  /// Same with one loop-carried value: returns the final value.
+  Value reduce(Value lb, Value ub, Value init,
+               function_ref<Value(Value iv, Value acc)> body);
+  /// `scf.parallel` over [0, ubs) with unit steps.
+  void parallel(ValueRange ubs, function_ref<void(ValueRange)> body);
+  /// `scf.if cond { then } else { otherwise }` without results.
+  void ifElse(Value cond, function_ref<void()> then,
+              function_ref<void()> otherwise);
+
+  /// Allocates a buffer with memref.alloc (dynamic sizes where the shape has
+  /// ?). Heap allocation on purpose: the CPU runner counts it as workspace.
+  Value alloc(ArrayRef<int64_t> shape, ValueRange dynSizes = {});
+  void fill(Value mem, ArrayRef<Value> ubs, Value v);
+
+  /// Dot product of mem1[prefix1..., d] and mem2[prefix2..., d] over d in
+  /// [0, n), accumulated in f32.
+  Value dot(Value mem1, ValueRange prefix1, Value mem2, ValueRange prefix2,
+            int64_t n);
+
+  /// i1: query row `qi` sees key `kj` under `mask`, with off = Nk - Nq.
+  Value visible(const MaskSpec &mask, Value qi, Value kj, Value off);
+
+private:
+  ImplicitLocOpBuilder &b;
+};
+
+/// The scalar score pipeline shared by the lowerings: given the raw dot
+/// product `qk`, returns `S = scale*qk` (softcap applied when set) and, with
+/// softcap, also the tanh value in `tanhOut` (for the backward's derivative).
+Value emitScore(Codegen &cg, Value qk, double scale,
+                std::optional<double> softcap, Value *tanhOut = nullptr);
+
+/// The common operand facts of both attention ops.
+struct AttnShape {
+  Value B, Hq, Hkv, Nq, Nk, group, off;
+  int64_t D, Dv;
+  Type elementType;
+};
+AttnShape getShape(Codegen &cg, Value q, Value k, Value v);
+
+/// Checks the preconditions every lowering needs: memref operands and static
+/// head dims. Emits an error naming `passName` on failure.
+LogicalResult checkLowerable(Operation *op, StringRef passName);
+
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H

@@ -1,0 +1,63 @@
+//===- Pipelines.cpp - FlashMLIR named pipelines ----------------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/Pipelines/Pipelines.h"
+
+#include "flashmlir/Dialect/Attn/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void flashmlir::buildAttnToLoops(OpPassManager &pm,
+                                 const CpuPipelineOptions &options) {
+  if (options.unfused) {
+    pm.addPass(attn::createAttnLowerUnfusedPass());
+  } else {
+    pm.addPass(attn::createAttnTileForwardPass(
+        {options.blockM, options.blockN}));
+    pm.addPass(attn::createAttnTileBackwardPass(
+        {options.blockM, options.blockN}));
+  }
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void flashmlir::buildAttnCpuPipeline(OpPassManager &pm,
+                                     const CpuPipelineOptions &options) {
+  buildAttnToLoops(pm, options);
+  // scf.parallel runs sequentially on the host (SCF-to-CF lowers it to
+  // nested loops).
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createArithToLLVMConversionPass());
+  FinalizeMemRefToLLVMConversionPassOptions memrefOpts;
+  memrefOpts.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOpts));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void flashmlir::registerPipelines() {
+  PassPipelineRegistration<CpuPipelineOptions>(
+      "attn-cpu-pipeline",
+      "Lower attn ops to tiled (or unfused) loops and then to the LLVM "
+      "dialect for the host CPU",
+      buildAttnCpuPipeline);
+  PassPipelineRegistration<CpuPipelineOptions>(
+      "attn-to-loops",
+      "Lower attn ops to tiled (or unfused) scf/memref loops only",
+      buildAttnToLoops);
+}
