@@ -45,6 +45,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -75,7 +77,7 @@ void noteAlloc(int64_t size) {
   }
 }
 
-extern "C" void *flashmlirCountingAlignedAlloc(uint64_t alignment,
+void *flashmlirCountingAlignedAlloc(uint64_t alignment,
                                                uint64_t size) {
   // At least the header's alignment; a power of two.
   uint64_t align = 16;
@@ -97,11 +99,11 @@ extern "C" void *flashmlirCountingAlignedAlloc(uint64_t alignment,
   return block;
 }
 
-extern "C" void *flashmlirCountingAlloc(uint64_t size) {
+void *flashmlirCountingAlloc(uint64_t size) {
   return flashmlirCountingAlignedAlloc(alignof(std::max_align_t), size);
 }
 
-extern "C" void flashmlirCountingFree(void *ptr) {
+void flashmlirCountingFree(void *ptr) {
   if (!ptr)
     return;
   AllocHeader header;
@@ -127,27 +129,27 @@ extern "C" void flashmlirCountingFree(void *ptr) {
 uint16_t low16(float f) { return static_cast<uint16_t>(rt::floatBits(f)); }
 float fromLow16(uint16_t h) { return rt::bitsToFloat(h); }
 
-extern "C" float flashmlirExtendHfSf2(float h) {
+float flashmlirExtendHfSf2(float h) {
   return rt::halfToFloat(low16(h));
 }
-extern "C" double flashmlirExtendHfDf2(float h) {
+double flashmlirExtendHfDf2(float h) {
   return rt::halfToFloat(low16(h));
 }
-extern "C" float flashmlirTruncSfHf2(float f) {
+float flashmlirTruncSfHf2(float f) {
   return fromLow16(rt::floatToHalf(f));
 }
-extern "C" float flashmlirTruncDfHf2(double d) {
+float flashmlirTruncDfHf2(double d) {
   // Round once, directly from double (no double rounding through float).
   return fromLow16(
       rt::floatToHalf(static_cast<float>(rt::roundTo(rt::DType::F16, d))));
 }
-extern "C" float flashmlirExtendBfSf2(float b) {
+float flashmlirExtendBfSf2(float b) {
   return rt::bf16ToFloat(low16(b));
 }
-extern "C" float flashmlirTruncSfBf2(float f) {
+float flashmlirTruncSfBf2(float f) {
   return fromLow16(rt::floatToBF16(f));
 }
-extern "C" float flashmlirTruncDfBf2(double d) {
+float flashmlirTruncDfBf2(double d) {
   if (std::isnan(d))
     return fromLow16(rt::floatToBF16(static_cast<float>(d)));
   return fromLow16(
@@ -156,8 +158,8 @@ extern "C" float flashmlirTruncDfBf2(double d) {
 #endif
 
 // The ARM EABI names take and return the bits in integer registers.
-extern "C" float flashmlirGnuH2F(uint16_t h) { return rt::halfToFloat(h); }
-extern "C" uint16_t flashmlirGnuF2H(float f) { return rt::floatToHalf(f); }
+float flashmlirGnuH2F(uint16_t h) { return rt::halfToFloat(h); }
+uint16_t flashmlirGnuF2H(float f) { return rt::floatToHalf(f); }
 
 /// The symbols every kernel engine gets in addition to the process's own.
 llvm::orc::SymbolMap runtimeSymbols(llvm::orc::MangleAndInterner interner) {

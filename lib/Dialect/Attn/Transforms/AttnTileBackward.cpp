@@ -128,8 +128,8 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                 Value kj = cg.add(k0, j);
                 Value qk = cg.dot(q, {bi, h, qi}, k, {bi, hk, kj}, sh.D);
                 Value t;
-                Value s = emitScore(cg, qk, scale, softcap, &t);
-                Value p = cg.exp2(cg.fsub(cg.fmul(s, cg.f32(kLog2e)), lse2));
+                Value s2 = emitScore(cg, qk, scale, softcap, &t, kLog2e);
+                Value p = cg.exp2(cg.fsub(s2, lse2));
                 if (masked)
                   p = cg.select(cg.visible(mask, qi, kj, sh.off), p,
                                 cg.f32(0.0));

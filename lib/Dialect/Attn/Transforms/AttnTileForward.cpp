@@ -113,8 +113,7 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
           cg.forLoop(c0, cols, [&](Value j) {
             Value kj = cg.add(k0, j);
             Value qk = cg.dot(q, {bi, h, qi}, k, {bi, hk, kj}, sh.D);
-            Value s = cg.fmul(emitScore(cg, qk, scale, softcap),
-                              cg.f32(kLog2e));
+            Value s = emitScore(cg, qk, scale, softcap, nullptr, kLog2e);
             if (masked)
               s = cg.select(cg.visible(mask, qi, kj, sh.off), s, cg.negInf());
             memref::StoreOp::create(b, s, sTile, ValueRange{i, j});

@@ -169,14 +169,15 @@ Value Codegen::visible(const MaskSpec &mask, Value qi, Value kj, Value off) {
 
 Value mlir::attn::detail::emitScore(Codegen &cg, Value qk, double scale,
                                     std::optional<double> softcap,
-                                    Value *tanhOut) {
-  Value s = cg.fmul(qk, cg.f32(scale));
+                                    Value *tanhOut, double outScale) {
+  // One multiply per score: the output scale (log2(e) for exp2) is folded
+  // into the constant.
   if (!softcap)
-    return s;
-  Value t = cg.tanh(cg.fmul(s, cg.f32(1.0 / *softcap)));
+    return cg.fmul(qk, cg.f32(scale * outScale));
+  Value t = cg.tanh(cg.fmul(qk, cg.f32(scale / *softcap)));
   if (tanhOut)
     *tanhOut = t;
-  return cg.fmul(t, cg.f32(*softcap));
+  return cg.fmul(t, cg.f32(*softcap * outScale));
 }
 
 AttnShape mlir::attn::detail::getShape(Codegen &cg, Value q, Value k,

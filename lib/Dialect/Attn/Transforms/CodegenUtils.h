@@ -93,10 +93,13 @@ private:
 };
 
 /// The scalar score pipeline shared by the lowerings: given the raw dot
-/// product `qk`, returns `S = scale*qk` (softcap applied when set) and, with
-/// softcap, also the tanh value in `tanhOut` (for the backward's derivative).
+/// product `qk`, returns `outScale * S` with `S = scale*qk`, or
+/// `S = softcap * tanh(scale*qk / softcap)` when softcap is set; with softcap
+/// the tanh value is also returned in `tanhOut` (for the backward's
+/// derivative). `outScale = log2(e)` gives scores in the log2 domain.
 Value emitScore(Codegen &cg, Value qk, double scale,
-                std::optional<double> softcap, Value *tanhOut = nullptr);
+                std::optional<double> softcap, Value *tanhOut = nullptr,
+                double outScale = 1.0);
 
 /// The common operand facts of both attention ops.
 struct AttnShape {
