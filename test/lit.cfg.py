@@ -21,5 +21,5 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.flashmlir_tools_dir, config.llvm_tools_dir]
-tools = ["fa-opt", "fa-reference-test"]
+tools = ["fa-opt", "fa-run", "fa-reference-test"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -7,8 +7,8 @@
 // One CpuKernels object holds two JIT-compiled kernels, @attn_fwd and
 // @attn_bwd, each built as MLIR text from the KernelConfig, lowered by
 // buildAttnCpuPipeline and compiled by the MLIR ExecutionEngine. The forward
-// is compiled by compile(); the backward on its first use, so forward-only
-// users do not pay for it.
+// is compiled by compile(); the backward by compileBackward() or on its first
+// use, so forward-only users do not pay for it.
 //
 // The kernels allocate their scratch memory through the generic memref
 // allocation functions (finalize-memref-to-llvm{use-generic-functions=true});
@@ -273,11 +273,10 @@ std::string backwardModule(const KernelConfig &cfg) {
 // Compilation
 //===----------------------------------------------------------------------===//
 
-std::string toString(llvm::Error e) {
-  std::string msg;
-  llvm::raw_string_ostream os(msg);
-  llvm::logAllUnhandledErrors(std::move(e), os);
-  os.flush();
+
+/// The message of `e`, on one line when it has one.
+std::string errorText(llvm::Error e) {
+  std::string msg = llvm::toString(std::move(e));
   while (!msg.empty() && msg.back() == '\n')
     msg.pop_back();
   return msg;
@@ -367,7 +366,7 @@ compileModule(const KernelConfig &cfg, const std::string &source,
 
   auto tm = makeTargetMachine();
   if (!tm) {
-    err = "cannot create the host target machine: " + toString(tm.takeError());
+    err = "cannot create the host target machine: " + errorText(tm.takeError());
     return nullptr;
   }
   auto transformer =
@@ -382,7 +381,7 @@ compileModule(const KernelConfig &cfg, const std::string &source,
       mlir::ExecutionEngine::create(*module, engineOpts, std::move(*tm));
   if (!engine) {
     err = std::string("cannot JIT-compile @") + func + ": " +
-          toString(engine.takeError()) + (diags.empty() ? "" : "\n" + diags);
+          errorText(engine.takeError()) + (diags.empty() ? "" : "\n" + diags);
     return nullptr;
   }
   (*engine)->registerSymbols(runtimeSymbols);
@@ -391,7 +390,7 @@ compileModule(const KernelConfig &cfg, const std::string &source,
   auto sym = (*engine)->lookup(cifaceName);
   if (!sym) {
     err = "cannot resolve " + cifaceName + " in the JIT-compiled kernel: " +
-          toString(sym.takeError());
+          errorText(sym.takeError());
     return nullptr;
   }
   *entry = *sym;
@@ -601,6 +600,23 @@ bool CpuKernels::forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
   return true;
 }
 
+bool CpuKernels::compileBackward(std::string &err) {
+  std::lock_guard<std::mutex> lock(impl->bwdMutex);
+  if (impl->bwd)
+    return true;
+  if (impl->bwdError.empty()) {
+    void *entry = nullptr;
+    impl->bwdEngine = compileModule(impl->cfg, impl->bwdSource, "attn_bwd",
+                                    &entry, impl->bwdError);
+    if (impl->bwdEngine) {
+      impl->bwd = reinterpret_cast<BackwardFn>(entry);
+      return true;
+    }
+  }
+  err = impl->bwdError;
+  return false;
+}
+
 bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                           TensorArg dO, TensorArg lse, TensorArg dq,
                           TensorArg dk, TensorArg dv, std::string &err) {
@@ -612,23 +628,8 @@ bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
     err = "backward: " + err;
     return false;
   }
-  {
-    std::lock_guard<std::mutex> lock(impl->bwdMutex);
-    if (!impl->bwd) {
-      if (!impl->bwdError.empty()) {
-        err = impl->bwdError;
-        return false;
-      }
-      void *entry = nullptr;
-      impl->bwdEngine = compileModule(impl->cfg, impl->bwdSource, "attn_bwd",
-                                      &entry, impl->bwdError);
-      if (!impl->bwdEngine) {
-        err = impl->bwdError;
-        return false;
-      }
-      impl->bwd = reinterpret_cast<BackwardFn>(entry);
-    }
-  }
+  if (!compileBackward(err))
+    return false;
   D4 mq = descriptorOf<4>(q), mk = descriptorOf<4>(k), mv = descriptorOf<4>(v),
      mo = descriptorOf<4>(o), mdo = descriptorOf<4>(dO),
      mdq = descriptorOf<4>(dq), mdk = descriptorOf<4>(dk),

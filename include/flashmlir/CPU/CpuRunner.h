@@ -70,8 +70,9 @@ public:
   CpuKernels(const CpuKernels &) = delete;
   CpuKernels &operator=(const CpuKernels &) = delete;
 
-  /// Builds the kernel module for `cfg`, runs the CPU pipeline on it and
-  /// JIT-compiles it. Returns null and sets `err` on failure.
+  /// Builds the kernel modules for `cfg` and compiles the forward one (CPU
+  /// pipeline, then JIT); the backward kernel is compiled on first use (or
+  /// by compileBackward()). Returns null and sets `err` on failure.
   static std::unique_ptr<CpuKernels> compile(const KernelConfig &cfg,
                                              std::string &err);
 
@@ -80,6 +81,11 @@ public:
   /// when they do not fit.
   bool forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                TensorArg lse, std::string &err);
+
+  /// Compiles the backward kernel now; otherwise the first backward() call
+  /// does. Returns false and sets `err` when it cannot be compiled (again on
+  /// every later call: a failed compilation is not retried).
+  bool compileBackward(std::string &err);
 
   /// dq, dk, dv from the forward's inputs, its output o and lse, and dO.
   bool backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,

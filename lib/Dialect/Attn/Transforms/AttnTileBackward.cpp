@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "CodegenUtils.h"
+#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Transforms.h"

@@ -4,12 +4,13 @@
 //
 // A small builder used by the attn lowerings (tiled forward and backward,
 // unfused reference): scalar loops, typed loads/stores through f32, the mask
-// predicate, and the score function. Internal to lib/Dialect/Attn.
+// predicate, and the score function. Shared by the attn lowerings (CPU
+// loops and GPU kernels); not a stable API.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef FLASHMLIR_LIB_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H
-#define FLASHMLIR_LIB_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H
+#ifndef FLASHMLIR_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H
+#define FLASHMLIR_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H
 
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 
@@ -117,4 +118,4 @@ LogicalResult checkLowerable(Operation *op, StringRef passName);
 } // namespace attn
 } // namespace mlir
 
-#endif // FLASHMLIR_LIB_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H
+#endif // FLASHMLIR_DIALECT_ATTN_TRANSFORMS_CODEGENUTILS_H

@@ -1,0 +1,138 @@
+/*===- fa_runtime.h - FlashMLIR GPU runtime, C API -----------------*- C -*-===*
+ *
+ * Part of the FlashMLIR project.
+ *
+ *===----------------------------------------------------------------------===*
+ *
+ * Loads a kernel bundle (PTX files + manifest.json written by the FlashMLIR
+ * compiler) and launches attention forward / backward on a caller's CUDA
+ * stream. Usable from C, C++ and Python ctypes.
+ *
+ * The CUDA driver (libcuda.so.1) is opened with dlopen at first use; nothing
+ * here needs CUDA headers or libraries at build time, and every function
+ * returns a clean error (never aborts) on machines without a driver or GPU.
+ *
+ * Errors: every function returns an fa_status; the message of the last
+ * failure is kept in the runtime handle (fa_runtime_last_error). Asynchronous
+ * kernel faults surface at the next synchronizing call (fa_synchronize).
+ *
+ * Contexts: each call works in the CUDA context current on the calling
+ * thread; when none is current, the primary context of device 0 is retained
+ * and made current (this is the context PyTorch and the CUDA runtime API
+ * use). Modules and the backward workspace are cached per context.
+ *
+ * Threads and streams: a runtime handle may be shared between threads (calls
+ * are serialized by a per-handle lock). The backward workspace is one buffer
+ * per context: backward calls issued on different streams through the same
+ * handle must be ordered by the caller (or use one handle per stream).
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef FLASHMLIR_RUNTIME_FA_RUNTIME_H
+#define FLASHMLIR_RUNTIME_FA_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define FA_API
+#else
+#define FA_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fa_runtime fa_runtime;
+
+typedef enum {
+  FA_OK = 0,
+  FA_ERR_NO_DRIVER, /* libcuda missing / unusable (cuInit failed)          */
+  FA_ERR_NO_DEVICE, /* driver present but no CUDA device                    */
+  FA_ERR_BUNDLE,    /* manifest.json missing, malformed or inconsistent     */
+  FA_ERR_NO_KERNEL, /* the bundle has no kernel for this config / device    */
+  FA_ERR_PTX,       /* the driver rejected a PTX file (message has JIT log) */
+  FA_ERR_LAUNCH,    /* any other driver failure (launch, copy, sync, ...)   */
+  FA_ERR_OOM,       /* device (or host) allocation failed                   */
+  FA_ERR_INVALID    /* bad arguments: shapes, strides, dtype, null pointers */
+} fa_status;
+
+typedef enum { FA_F32 = 0, FA_F16 = 1, FA_BF16 = 2 } fa_dtype;
+
+/* A device tensor: `data` is a device pointer, `sizes` the logical
+ * [B, H, N, D] extents and `strides` the element strides of each dim. The
+ * innermost stride must be 1. lse uses sizes[0..2] / strides[0..2] only. */
+typedef struct {
+  void *data;
+  int64_t sizes[4];
+  int64_t strides[4];
+} fa_tensor;
+
+/* dtype: element type of q, k, v, o and the gradients (lse is always f32).
+ * Masks are bottom-right aligned (off = Nk - Nq): query i sees key j iff
+ * (!causal || j <= i + off) && (window_left < 0 || j >= i + off - window_left)
+ * && (window_right < 0 || j <= i + off + window_right); -1 = unbounded side.
+ * scale <= 0 means 1/sqrt(D); softcap 0 = off (S = softcap*tanh(S/softcap)). */
+typedef struct {
+  fa_dtype dtype;
+  int causal;
+  int64_t window_left, window_right;
+  float scale;
+  float softcap;
+} fa_attn_params;
+
+/* Parses bundle_dir/manifest.json and opens the CUDA driver. On failure *out
+ * is still a handle (NULL only when even that could not be allocated) from
+ * which fa_runtime_last_error reads the message; destroy it as usual.
+ * bundle_dir may be NULL: a runtime without kernels (memory helpers only). */
+FA_API fa_status fa_runtime_create(const char *bundle_dir, fa_runtime **out);
+FA_API void fa_runtime_destroy(fa_runtime *rt);
+/* The message of the last failure on this handle ("" if none). Valid until
+ * the next call on the handle. Never NULL. */
+FA_API const char *fa_runtime_last_error(const fa_runtime *rt);
+/* "FA_OK", "FA_ERR_NO_DRIVER", ... */
+FA_API const char *fa_status_name(fa_status status);
+
+/* Forward: o [B,Hq,Nq,Dv] and lse [B,Hq,Nq] (f32, natural log) from
+ * q [B,Hq,Nq,D], k [B,Hkv,Nk,D], v [B,Hkv,Nk,Dv]. Asynchronous on `stream`
+ * (a CUstream / cudaStream_t; NULL = the legacy default stream). */
+FA_API fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
+                            const fa_tensor *q, const fa_tensor *k,
+                            const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
+                            void *stream);
+
+/* Backward: dq ~ q, dk ~ k, dv ~ v from the forward's inputs, its o and lse
+ * and dout ~ o. Launches the bwd_pre, bwd_main and bwd_post kernels in order
+ * on `stream`; the f32 workspaces they share are allocated by the runtime
+ * (cached and grown per context) and the dq accumulator is zeroed first. */
+FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
+                             const fa_tensor *q, const fa_tensor *k,
+                             const fa_tensor *v, const fa_tensor *o,
+                             const fa_tensor *dout, const fa_tensor *lse,
+                             fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
+                             void *stream);
+
+/* The device of the current (or default) context. Any out pointer may be
+ * NULL. */
+FA_API fa_status fa_device_info(fa_runtime *rt, int *cc_major, int *cc_minor,
+                                int *num_sms);
+
+/* Helpers for tests and tools built without CUDA headers. The copies are
+ * synchronous (cuMemcpyHtoD / cuMemcpyDtoH). */
+FA_API fa_status fa_malloc(fa_runtime *rt, size_t bytes, void **dptr);
+FA_API fa_status fa_free(fa_runtime *rt, void *dptr);
+FA_API fa_status fa_memcpy_htod(fa_runtime *rt, void *dst, const void *src,
+                                size_t bytes);
+FA_API fa_status fa_memcpy_dtoh(fa_runtime *rt, void *dst, const void *src,
+                                size_t bytes);
+/* cuCtxSynchronize on the current (or default) context. */
+FA_API fa_status fa_synchronize(fa_runtime *rt);
+/* Bytes of backward workspace currently held (all contexts). */
+FA_API int64_t fa_workspace_bytes(const fa_runtime *rt);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FLASHMLIR_RUNTIME_FA_RUNTIME_H */
