@@ -6,6 +6,7 @@
 
 #include "flashmlir/InitAll.h"
 
+#include "flashmlir/Conversion/Passes.h"
 #include "flashmlir/Dialect/Attn/IR/AttnDialect.h"
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Pipelines/Pipelines.h"
@@ -81,6 +82,7 @@ void flashmlir::registerAllDialects(mlir::DialectRegistry &registry) {
 void flashmlir::registerAllPasses() {
   // FlashMLIR's own passes and named pipelines.
   mlir::attn::registerAttnPasses();
+  mlir::attn::registerFlashMLIRConversionPasses();
   registerPipelines();
 
   // Upstream passes the pipelines are built from.

@@ -1,0 +1,78 @@
+//===- AttnToGPU.h - attn to gpu kernels ------------------------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// The GPU kernels of attention, as gpu.func builders, and the description of
+// each kernel's ABI (arguments, block, grid, shared memory) that the bundle
+// manifest records and the runtime follows.
+//
+// Kernel ABI: every buffer argument is a 1-D `memref<?xT, strided<[1],
+// offset: ?>>`, which the NVVM lowering expands into five parameters
+// (allocated ptr, aligned ptr, offset, size, stride); every scalar is an
+// `index` (i64) or f32. Tensor elements are addressed with the element strides
+// passed as scalars, so one kernel serves any sequence length, batch, head
+// count and both [B,H,N,D] and [B,N,H,D] layouts (innermost stride 1).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_CONVERSION_ATTNTOGPU_ATTNTOGPU_H
+#define FLASHMLIR_CONVERSION_ATTNTOGPU_ATTNTOGPU_H
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Pass/Pass.h"
+
+#include <string>
+
+namespace mlir {
+namespace attn {
+
+#define GEN_PASS_DECL_CONVERTATTNTOGPUPASS
+#include "flashmlir/Conversion/Passes.h.inc"
+
+/// What a kernel is specialised on.
+struct GpuKernelSpec {
+  Type elementType;     ///< f16, bf16 or f32
+  int64_t headDim = 0;  ///< D
+  int64_t headDimV = 0; ///< Dv
+  bool masked = false;  ///< causal or window (bounds are run-time scalars)
+  bool softcap = false; ///< softcap (value is a run-time scalar)
+};
+
+enum class GpuKernelKind { Forward, BackwardPre, BackwardMain, BackwardPost };
+
+/// One kernel argument as the runtime sees it.
+struct GpuKernelArg {
+  std::string name;
+  std::string kind; ///< "buffer", "i64" or "f32"
+};
+
+/// A grid dimension: ceil(value of `dim` / `div`).
+struct GpuGridDim {
+  std::string dim; ///< batch, heads, kv_heads, seqlen_q or seqlen_k
+  int64_t div = 1;
+};
+
+/// Everything the runtime needs to launch a kernel.
+struct GpuKernelInfo {
+  std::string entry;
+  std::string kind; ///< fwd, bwd_pre, bwd_main, bwd_post
+  SmallVector<GpuKernelArg> args;
+  int64_t block[3] = {1, 1, 1};
+  GpuGridDim grid[3];
+  int64_t dynamicSharedMemory = 0;
+  int64_t blockM = 0, blockN = 0; ///< tile sizes (query rows, key rows)
+};
+
+/// The ABI of one kernel (no IR is built).
+GpuKernelInfo getGpuKernelInfo(GpuKernelKind kind, const GpuKernelSpec &spec);
+
+/// Builds the kernel into `module` (which must contain no symbol of the same
+/// name) and returns it. Also declares the module's dynamic shared-memory
+/// base once.
+gpu::GPUFuncOp buildGpuKernel(OpBuilder &builder, gpu::GPUModuleOp module,
+                              GpuKernelKind kind, const GpuKernelSpec &spec);
+
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_CONVERSION_ATTNTOGPU_ATTNTOGPU_H

@@ -1,0 +1,48 @@
+//===- Passes.td - FlashMLIR conversion passes -------------*- tablegen -*-===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_CONVERSION_PASSES_TD
+#define FLASHMLIR_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
+  let summary = "Convert attn ops into GPU kernels and their launches";
+  let description = [{
+    Replaces every `attn.attention` / `attn.attention_backward` on memrefs
+    with `gpu.launch_func`s of kernels built into a `gpu.module`:
+
+    * forward (`attn_fwd`): grid (query block, query head, batch), 4 warps
+      per block, 8 query rows per warp (split-Q: K/V tiles are shared through
+      shared memory, each warp owns its rows, so there are no cross-warp
+      reductions). K/V tiles of 32 keys are staged in shared memory with
+      16-byte coalesced loads between barriers (K transposed and padded so
+      every lane reads its key's column without bank conflicts); each lane
+      owns one key of the tile for the scores and `Dv/32` output columns for
+      the accumulator; row max and sum are warp shuffles (xor butterfly); P
+      reaches the P*V loop through index shuffles, never shared memory;
+      `exp2` with `scale * log2(e)` folded in.
+    * backward: `attn_bwd_pre` (Dr = rowsum(dO * O), zeroes the f32 dQ
+      accumulator), `attn_bwd_main` (one warp per 32-key block and kv head:
+      recomputes P from lse, accumulates dK and dV in shared memory over the
+      query heads of the group and the query rows that see the block, and
+      adds dQ contributions to the f32 accumulator with atomics, so dQ's
+      summation order is not deterministic), `attn_bwd_post` (dQ =
+      accumulator, converted).
+
+    Masks (causal, window) and softcap are compile-time switches; their
+    bounds and values, the scale, all sizes and element strides are run-time
+    kernel arguments. Shared memory is dynamic (the runtime raises the limit
+    above 48 KB when needed), declared through one external workgroup
+    symbol so that nothing else can overlap it.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"];
+}
+
+#endif // FLASHMLIR_CONVERSION_PASSES_TD

@@ -1,0 +1,260 @@
+//===- ConvertAttnToGPU.cpp - convert-attn-to-gpu ---------------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Replaces attn ops on memrefs with gpu.launch_func of the kernels built by
+// AttnGPUKernels.cpp, one gpu.module per kernel configuration.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
+
+#include "flashmlir/Dialect/Attn/IR/AttnOps.h"
+#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/IR/SymbolTable.h"
+
+#include "llvm/ADT/StringMap.h"
+
+namespace mlir {
+namespace attn {
+#define GEN_PASS_DEF_CONVERTATTNTOGPUPASS
+#include "flashmlir/Conversion/Passes.h.inc"
+} // namespace attn
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+
+namespace {
+/// Host-side values for the kernel ABI names of one attn op.
+struct HostArgs {
+  llvm::StringMap<Value> values;
+
+  /// Flattens memref `m` to the 1-D buffer view the kernels take and records
+  /// its element strides under `name_stride_{b,h,n}`.
+  void addTensor(Codegen &cg, StringRef name, Value m) {
+    ImplicitLocOpBuilder &b = cg.builder();
+    auto meta = memref::ExtractStridedMetadataOp::create(b, m);
+    auto type = cast<MemRefType>(m.getType());
+    // Conservative extent: the last addressable element + 1.
+    Value extent = cg.idx(1);
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      extent = cg.add(extent, cg.mul(cg.sub(meta.getSizes()[i], cg.idx(1)),
+                                     meta.getStrides()[i]));
+    auto flatType = MemRefType::get(
+        {ShapedType::kDynamic}, type.getElementType(),
+        StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, {1}));
+    values[name] = memref::ReinterpretCastOp::create(
+        b, flatType, meta.getBaseBuffer(), OpFoldResult(meta.getOffset()),
+        ArrayRef<OpFoldResult>{extent}, ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    static const char *suffix[] = {"_stride_b", "_stride_h", "_stride_n"};
+    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+      values[(name + suffix[i]).str()] = meta.getStrides()[i];
+  }
+
+  /// A contiguous f32 device workspace of `sizes` elements, flattened.
+  Value addWorkspace(Codegen &cg, StringRef name, ArrayRef<Value> sizes) {
+    ImplicitLocOpBuilder &b = cg.builder();
+    Value n = cg.idx(1);
+    for (Value s : sizes)
+      n = cg.mul(n, s);
+    auto type = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+    auto alloc = gpu::AllocOp::create(b, type, /*asyncToken=*/Type(),
+                                      ValueRange{}, ValueRange{n}, ValueRange{});
+    Value mem = alloc.getMemref();
+    auto flatType = MemRefType::get(
+        {ShapedType::kDynamic}, b.getF32Type(),
+        StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, {1}));
+    values[name] = memref::CastOp::create(b, flatType, mem);
+    return mem;
+  }
+};
+} // namespace
+
+/// Name of the gpu.module holding the kernels of `spec`.
+static std::string moduleName(const GpuKernelSpec &spec) {
+  std::string et;
+  llvm::raw_string_ostream os(et);
+  os << spec.elementType;
+  return ("attn_kernels_" + et + "_d" + std::to_string(spec.headDim) + "_dv" +
+          std::to_string(spec.headDimV) + (spec.masked ? "_masked" : "") +
+          (spec.softcap ? "_softcap" : ""));
+}
+
+/// Returns the kernel `kind` of `spec`, building its gpu.module on first use.
+static gpu::GPUFuncOp getOrBuildKernel(ModuleOp top, GpuKernelKind kind,
+                                       const GpuKernelSpec &spec) {
+  OpBuilder b(top.getContext());
+  std::string name = moduleName(spec);
+  auto module = top.lookupSymbol<gpu::GPUModuleOp>(name);
+  if (!module) {
+    b.setInsertionPointToEnd(top.getBody());
+    module = gpu::GPUModuleOp::create(b, top.getLoc(), name);
+  }
+  GpuKernelInfo info = getGpuKernelInfo(kind, spec);
+  if (auto f = module.lookupSymbol<gpu::GPUFuncOp>(info.entry))
+    return f;
+  return buildGpuKernel(b, module, kind, spec);
+}
+
+/// Emits one gpu.launch_func of `kind` with arguments from `host`.
+static void launch(Codegen &cg, ModuleOp top, GpuKernelKind kind,
+                   const GpuKernelSpec &spec, HostArgs &host) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  gpu::GPUFuncOp kernel = getOrBuildKernel(top, kind, spec);
+  GpuKernelInfo info = getGpuKernelInfo(kind, spec);
+  SmallVector<Value> operands;
+  for (const GpuKernelArg &a : info.args) {
+    Value v = host.values.lookup(a.name);
+    assert(v && "host value for kernel argument");
+    operands.push_back(v);
+  }
+  Value grid[3];
+  for (int i = 0; i < 3; ++i)
+    grid[i] = cg.ceilDiv(host.values.lookup(info.grid[i].dim),
+                         cg.idx(info.grid[i].div));
+  gpu::KernelDim3 gridDim{grid[0], grid[1], grid[2]};
+  gpu::KernelDim3 blockDim{cg.idx(info.block[0]), cg.idx(info.block[1]),
+                           cg.idx(info.block[2])};
+  Value smem = arith::ConstantIntOp::create(b, b.getI32Type(),
+                                            info.dynamicSharedMemory);
+  gpu::LaunchFuncOp::create(b, kernel, gridDim, blockDim, smem, operands);
+}
+
+static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap) {
+  GpuKernelSpec spec;
+  auto q = cast<MemRefType>(op->getOperand(0).getType());
+  spec.elementType = q.getElementType();
+  spec.headDim = q.getDimSize(3);
+  spec.headDimV = cast<MemRefType>(op->getOperand(2).getType()).getDimSize(3);
+  spec.masked = mask.isMasked();
+  spec.softcap = softcap;
+  return spec;
+}
+
+/// Sizes, scale, softcap and mask bounds shared by every launch.
+template <typename OpTy>
+static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  AttnShape sh = getShape(cg, op.getQuery(), op.getKey(), op.getValue());
+  host.values["batch"] = sh.B;
+  host.values["heads"] = sh.Hq;
+  host.values["kv_heads"] = sh.Hkv;
+  host.values["seqlen_q"] = sh.Nq;
+  host.values["seqlen_k"] = sh.Nk;
+  host.values["scale"] = cg.f32(op.getScaleValue());
+  double softcap = 0.0;
+  if (std::optional<APFloat> c = op.getSoftcap())
+    softcap = c->convertToDouble();
+  host.values["softcap"] = cg.f32(softcap);
+  MaskSpec mask = op.getMaskSpec();
+  host.values["window_left"] = cg.idx(mask.left);
+  host.values["window_right"] = cg.idx(mask.right);
+  (void)b;
+}
+
+static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op) {
+  if (failed(checkLowerable(op, "convert-attn-to-gpu")))
+    return failure();
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Codegen cg(b);
+  ModuleOp top = op->getParentOfType<ModuleOp>();
+  GpuKernelSpec spec = specOf(op, op.getMaskSpec(), bool(op.getSoftcap()));
+  HostArgs host;
+  addScalars(cg, op, host);
+  host.addTensor(cg, "q", op.getQuery());
+  host.addTensor(cg, "k", op.getKey());
+  host.addTensor(cg, "v", op.getValue());
+  host.addTensor(cg, "o", op.getOutput());
+  Value lse = op.getLse(), tmp;
+  if (!lse) {
+    // The kernel always writes lse; without one, into a temporary.
+    AttnShape sh = getShape(cg, op.getQuery(), op.getKey(), op.getValue());
+    auto t = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
+                              ShapedType::kDynamic},
+                             b.getF32Type());
+    tmp = gpu::AllocOp::create(b, t, Type(), ValueRange{},
+                               ValueRange{sh.B, sh.Hq, sh.Nq}, ValueRange{})
+              .getMemref();
+    lse = tmp;
+  }
+  host.addTensor(cg, "lse", lse);
+  launch(cg, top, GpuKernelKind::Forward, spec, host);
+  if (tmp)
+    gpu::DeallocOp::create(b, Type(), ValueRange{}, tmp);
+  rewriter.eraseOp(op);
+  return success();
+}
+
+static LogicalResult convertBackward(RewriterBase &rewriter,
+                                     AttentionBackwardOp op) {
+  if (failed(checkLowerable(op, "convert-attn-to-gpu")))
+    return failure();
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Codegen cg(b);
+  ModuleOp top = op->getParentOfType<ModuleOp>();
+  GpuKernelSpec spec = specOf(op, op.getMaskSpec(), bool(op.getSoftcap()));
+  HostArgs host;
+  addScalars(cg, op, host);
+  host.addTensor(cg, "q", op.getQuery());
+  host.addTensor(cg, "k", op.getKey());
+  host.addTensor(cg, "v", op.getValue());
+  host.addTensor(cg, "o", op.getOutput());
+  host.addTensor(cg, "do", op.getGradOutput());
+  host.addTensor(cg, "lse", op.getLse());
+  host.addTensor(cg, "dq", op.getGradQuery());
+  host.addTensor(cg, "dk", op.getGradKey());
+  host.addTensor(cg, "dv", op.getGradValue());
+  Value B = host.values["batch"], Hq = host.values["heads"],
+        Nq = host.values["seqlen_q"];
+  Value dr = host.addWorkspace(cg, "dr_ws", {B, Hq, Nq});
+  Value dq = host.addWorkspace(cg, "dqacc_ws", {B, Hq, Nq, cg.idx(spec.headDim)});
+  launch(cg, top, GpuKernelKind::BackwardPre, spec, host);
+  launch(cg, top, GpuKernelKind::BackwardMain, spec, host);
+  launch(cg, top, GpuKernelKind::BackwardPost, spec, host);
+  gpu::DeallocOp::create(b, Type(), ValueRange{}, dr);
+  gpu::DeallocOp::create(b, Type(), ValueRange{}, dq);
+  rewriter.eraseOp(op);
+  return success();
+}
+
+namespace {
+struct ConvertAttnToGPUPass final
+    : mlir::attn::impl::ConvertAttnToGPUPassBase<ConvertAttnToGPUPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp top = getOperation();
+    SmallVector<Operation *> ops;
+    top.walk([&](Operation *op) {
+      if (isa<AttentionOp, AttentionBackwardOp>(op))
+        ops.push_back(op);
+    });
+    if (ops.empty())
+      return;
+    top->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                 UnitAttr::get(&getContext()));
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      LogicalResult r =
+          isa<AttentionOp>(op)
+              ? convertForward(rewriter, cast<AttentionOp>(op))
+              : convertBackward(rewriter, cast<AttentionBackwardOp>(op));
+      if (failed(r))
+        return signalPassFailure();
+    }
+  }
+};
+} // namespace
