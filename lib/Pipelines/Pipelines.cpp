@@ -6,9 +6,12 @@
 
 #include "flashmlir/Pipelines/Pipelines.h"
 
+#include "flashmlir/Conversion/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -50,6 +53,33 @@ void flashmlir::buildAttnCpuPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
 }
 
+void flashmlir::buildGpuModulesToBinary(OpPassManager &pm,
+                                        const GpuPipelineOptions &options) {
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = options.optLevel;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &gpu = pm.nest<gpu::GPUModuleOp>();
+  gpu.addPass(memref::createExpandStridedMetadataPass());
+  gpu.addPass(createLowerAffinePass());
+  gpu.addPass(createSCFToControlFlowPass());
+  gpu.addPass(createConvertGpuOpsToNVVMOps());
+  gpu.addPass(createCanonicalizerPass());
+  gpu.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = options.format;
+  binary.toolkitPath = options.toolkit;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void flashmlir::buildAttnGpuPipeline(OpPassManager &pm,
+                                     const GpuPipelineOptions &options) {
+  pm.addPass(attn::createConvertAttnToGPUPass());
+  buildGpuModulesToBinary(pm, options);
+}
+
 void flashmlir::registerPipelines() {
   PassPipelineRegistration<CpuPipelineOptions>(
       "attn-cpu-pipeline",
@@ -60,4 +90,13 @@ void flashmlir::registerPipelines() {
       "attn-to-loops",
       "Lower attn ops to tiled (or unfused) scf/memref loops only",
       buildAttnToLoops);
+  PassPipelineRegistration<GpuPipelineOptions>(
+      "attn-gpu-pipeline",
+      "Convert attn ops into GPU kernels and compile them to PTX "
+      "(gpu -> nvvm -> NVPTX)",
+      buildAttnGpuPipeline);
+  PassPipelineRegistration<GpuPipelineOptions>(
+      "attn-gpu-to-binary",
+      "Compile the gpu.modules of a module to PTX (gpu -> nvvm -> NVPTX)",
+      buildGpuModulesToBinary);
 }

@@ -46,6 +46,39 @@ void buildAttnCpuPipeline(mlir::OpPassManager &pm,
 void buildAttnToLoops(mlir::OpPassManager &pm,
                       const CpuPipelineOptions &options);
 
+/// Options of `attn-gpu-pipeline`.
+struct GpuPipelineOptions
+    : public mlir::PassPipelineOptions<GpuPipelineOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("Target GPU (sm_80, sm_90, ...)"),
+                           llvm::cl::init("sm_80")};
+  Option<std::string> features{*this, "features",
+                               llvm::cl::desc("PTX features"),
+                               llvm::cl::init("+ptx80")};
+  Option<unsigned> optLevel{*this, "opt-level",
+                            llvm::cl::desc("NVPTX optimisation level"),
+                            llvm::cl::init(3)};
+  Option<std::string> format{*this, "format",
+                             llvm::cl::desc("gpu-module-to-binary format: "
+                                            "isa (PTX), bin or fatbin"),
+                             llvm::cl::init("isa")};
+  Option<std::string> toolkit{*this, "toolkit",
+                              llvm::cl::desc("CUDA toolkit path (libdevice; "
+                                             "not needed by FlashMLIR's "
+                                             "kernels)"),
+                              llvm::cl::init("")};
+};
+
+/// gpu.modules (with kernels built by convert-attn-to-gpu) -> NVVM -> PTX
+/// through LLVM's NVPTX backend: each gpu.module becomes a gpu.binary whose
+/// object holds the PTX text. Host code is left as it is.
+void buildGpuModulesToBinary(mlir::OpPassManager &pm,
+                             const GpuPipelineOptions &options);
+
+/// convert-attn-to-gpu followed by buildGpuModulesToBinary.
+void buildAttnGpuPipeline(mlir::OpPassManager &pm,
+                          const GpuPipelineOptions &options);
+
 /// Registers every named pipeline with the global registry.
 void registerPipelines();
 

@@ -1,0 +1,58 @@
+//===- Bundle.h - kernel bundles: PTX files and a manifest ------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// A kernel bundle is a directory with one PTX file per kernel and a
+// manifest.json (written with llvm::json) that describes each kernel: its
+// configuration, argument list, block size, dynamic shared memory and how the
+// grid is derived. The runtime (runtime/, no MLIR) loads it; the format is
+// documented in docs/bundle.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_BUNDLE_BUNDLE_H
+#define FLASHMLIR_BUNDLE_BUNDLE_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flashmlir {
+
+/// One kernel configuration (all four kernels of it are compiled).
+struct BundleConfig {
+  std::string dtype = "f16"; ///< f16, bf16 or f32
+  int64_t headDim = 64;
+  int64_t headDimV = 64;
+  bool masked = false;  ///< causal / window kernels
+  bool softcap = false; ///< softcap kernels
+  std::string target = "sm_80";
+};
+
+/// The configurations of the default bundle (what the tests and benchmarks
+/// use) for the given targets.
+std::vector<BundleConfig> defaultBundleConfigs(
+    const std::vector<std::string> &targets = {"sm_80", "sm_90"});
+
+/// Options of writeBundle.
+struct BundleOptions {
+  std::string outDir;
+  /// When set, each PTX is assembled with this ptxas (-v) for its target and
+  /// the resource report (registers, shared memory, spill bytes) is stored
+  /// in the manifest.
+  std::string ptxas;
+  bool verbose = false;
+};
+
+/// Compiles every configuration and writes the bundle. Returns false with a
+/// message in `error` on failure.
+bool writeBundle(const std::vector<BundleConfig> &configs,
+                 const BundleOptions &options, std::string &error);
+
+/// Compiles one kernel (kind: fwd, bwd_pre, bwd_main, bwd_post) to PTX.
+bool compileKernelPtx(const BundleConfig &config, const std::string &kind,
+                      std::string &ptx, std::string &error);
+
+} // namespace flashmlir
+
+#endif // FLASHMLIR_BUNDLE_BUNDLE_H

@@ -1,0 +1,264 @@
+//===- Bundle.cpp - kernel bundles: PTX files and a manifest ----*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/Bundle/Bundle.h"
+
+#include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
+#include "flashmlir/InitAll.h"
+#include "flashmlir/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/Regex.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace flashmlir;
+
+static const char *const kKinds[] = {"fwd", "bwd_pre", "bwd_main", "bwd_post"};
+
+std::vector<BundleConfig>
+flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
+  std::vector<BundleConfig> out;
+  for (const std::string &t : targets)
+    for (const char *dt : {"f16", "bf16", "f32"}) {
+      auto add = [&](int64_t d, int64_t dv, bool masked, bool softcap) {
+        out.push_back({dt, d, dv, masked, softcap, t});
+      };
+      for (int64_t d : {8, 16, 32, 64, 96, 128, 256})
+        for (bool masked : {false, true})
+          add(d, d, masked, false);
+      for (bool masked : {false, true}) {
+        add(64, 32, masked, false); // Dv != D
+        add(64, 64, masked, true);  // softcap
+        add(128, 128, masked, true);
+      }
+    }
+  return out;
+}
+
+static std::string configName(const BundleConfig &c, StringRef kind) {
+  return (kind + "_" + c.dtype + "_d" + std::to_string(c.headDim) + "_dv" +
+          std::to_string(c.headDimV) + (c.masked ? "_masked" : "") +
+          (c.softcap ? "_softcap" : "") + "_" + c.target)
+      .str();
+}
+
+static attn::GpuKernelKind kindOf(StringRef kind) {
+  if (kind == "fwd")
+    return attn::GpuKernelKind::Forward;
+  if (kind == "bwd_pre")
+    return attn::GpuKernelKind::BackwardPre;
+  if (kind == "bwd_main")
+    return attn::GpuKernelKind::BackwardMain;
+  return attn::GpuKernelKind::BackwardPost;
+}
+
+static Type elementType(MLIRContext &ctx, StringRef dtype) {
+  Builder b(&ctx);
+  if (dtype == "f16")
+    return b.getF16Type();
+  if (dtype == "bf16")
+    return b.getBF16Type();
+  if (dtype == "f32")
+    return b.getF32Type();
+  return {};
+}
+
+static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
+  attn::GpuKernelSpec spec;
+  spec.elementType = elementType(ctx, c.dtype);
+  spec.headDim = c.headDim;
+  spec.headDimV = c.headDimV;
+  spec.masked = c.masked;
+  spec.softcap = c.softcap;
+  return spec;
+}
+
+static std::string validate(const BundleConfig &c) {
+  if (c.dtype != "f16" && c.dtype != "bf16" && c.dtype != "f32")
+    return "unsupported dtype '" + c.dtype + "' (expected f16, bf16 or f32)";
+  for (int64_t d : {c.headDim, c.headDimV})
+    if (d < 8 || d > 256 || d % 8 != 0)
+      return "head dim " + std::to_string(d) +
+             " is not a multiple of 8 in [8, 256]";
+  if (!StringRef(c.target).starts_with("sm_"))
+    return "target '" + c.target + "' is not an sm_XX name";
+  return "";
+}
+
+/// Compiles with a private context so that bundles can be built from
+/// several threads.
+bool flashmlir::compileKernelPtx(const BundleConfig &config,
+                                 const std::string &kind, std::string &ptx,
+                                 std::string &error) {
+  if (std::string msg = validate(config); !msg.empty()) {
+    error = msg;
+    return false;
+  }
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+    llvm::raw_string_ostream os(diagnostics);
+    os << d << "\n";
+    return success();
+  });
+
+  OpBuilder b(&ctx);
+  Location loc = b.getUnknownLoc();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  (*module)->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                     b.getUnitAttr());
+  b.setInsertionPointToEnd(module->getBody());
+  auto gm = gpu::GPUModuleOp::create(b, loc, "kernels");
+  attn::buildGpuKernel(b, gm, kindOf(kind), specOf(ctx, config));
+
+  PassManager pm(&ctx);
+  GpuPipelineOptions options;
+  options.chip = config.target;
+  buildGpuModulesToBinary(pm, options);
+  if (failed(pm.run(*module))) {
+    error = "compiling " + configName(config, kind) + " failed:\n" + diagnostics;
+    return false;
+  }
+  auto binary = module->lookupSymbol<gpu::BinaryOp>("kernels");
+  if (!binary || binary.getObjects().empty()) {
+    error = "no gpu.binary produced for " + configName(config, kind);
+    return false;
+  }
+  auto object = cast<gpu::ObjectAttr>(binary.getObjects()[0]);
+  ptx = object.getObject().getValue().str();
+  return true;
+}
+
+/// Runs `ptxas -arch=<target> -v` on `path` and parses its report.
+static bool runPtxas(const std::string &ptxas, const std::string &path,
+                     const std::string &target, llvm::json::Object &report,
+                     std::string &error) {
+  SmallString<128> log;
+  llvm::sys::fs::createTemporaryFile("ptxas", "log", log);
+  std::string arch = "-arch=" + target;
+  SmallVector<StringRef> argv = {ptxas, arch, "-v", path, "-o", "/dev/null"};
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
+                                          StringRef(log)};
+  std::string execErr;
+  int rc = llvm::sys::ExecuteAndWait(ptxas, argv, std::nullopt, redirects, 0,
+                                     0, &execErr);
+  auto text = llvm::MemoryBuffer::getFile(log);
+  llvm::sys::fs::remove(log);
+  std::string out = text ? (*text)->getBuffer().str() : "";
+  if (rc != 0) {
+    error = "ptxas " + arch + " failed on " + path + ": " + execErr + "\n" + out;
+    return false;
+  }
+  llvm::Regex regs("Used ([0-9]+) registers");
+  llvm::Regex spills("([0-9]+) bytes spill stores, ([0-9]+) bytes spill loads");
+  llvm::Regex stack("([0-9]+) bytes stack frame");
+  SmallVector<StringRef> m;
+  int64_t v = 0;
+  if (regs.match(out, &m) && !m[1].getAsInteger(10, v))
+    report["registers"] = v;
+  if (spills.match(out, &m)) {
+    int64_t st = 0, ld = 0;
+    (void)m[1].getAsInteger(10, st);
+    (void)m[2].getAsInteger(10, ld);
+    report["spill_store_bytes"] = st;
+    report["spill_load_bytes"] = ld;
+  }
+  if (stack.match(out, &m) && !m[1].getAsInteger(10, v))
+    report["stack_bytes"] = v;
+  return true;
+}
+
+bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
+                            const BundleOptions &options, std::string &error) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(options.outDir)) {
+    error = "cannot create " + options.outDir + ": " + ec.message();
+    return false;
+  }
+  llvm::json::Array kernels;
+  for (const BundleConfig &c : configs) {
+    for (const char *kind : kKinds) {
+      std::string ptx;
+      if (!compileKernelPtx(c, kind, ptx, error))
+        return false;
+      std::string name = configName(c, kind);
+      SmallString<256> path(options.outDir);
+      llvm::sys::path::append(path, name + ".ptx");
+      {
+        std::error_code ec;
+        llvm::raw_fd_ostream os(path, ec);
+        if (ec) {
+          error = "cannot write " + path.str().str() + ": " + ec.message();
+          return false;
+        }
+        os << ptx;
+      }
+      MLIRContext ctx;
+      ctx.loadDialect<gpu::GPUDialect>();
+      attn::GpuKernelInfo info =
+          attn::getGpuKernelInfo(kindOf(kind), specOf(ctx, c));
+      llvm::json::Array args, grid;
+      for (const attn::GpuKernelArg &a : info.args)
+        args.push_back(llvm::json::Object{{"name", a.name}, {"kind", a.kind}});
+      for (const attn::GpuGridDim &g : info.grid)
+        grid.push_back(llvm::json::Object{{"dim", g.dim}, {"div", g.div}});
+      llvm::json::Object resources;
+      if (!options.ptxas.empty() &&
+          !runPtxas(options.ptxas, path.str().str(), c.target, resources,
+                    error))
+        return false;
+      kernels.push_back(llvm::json::Object{
+          {"name", name},
+          {"file", name + ".ptx"},
+          {"entry", info.entry},
+          {"kind", kind},
+          {"config", llvm::json::Object{{"dtype", c.dtype},
+                                        {"head_dim", c.headDim},
+                                        {"head_dim_v", c.headDimV},
+                                        {"masked", c.masked},
+                                        {"softcap", c.softcap},
+                                        {"target", c.target}}},
+          {"block", llvm::json::Array{info.block[0], info.block[1],
+                                      info.block[2]}},
+          {"dynamic_smem", info.dynamicSharedMemory},
+          {"block_m", info.blockM},
+          {"block_n", info.blockN},
+          {"grid", std::move(grid)},
+          {"args", std::move(args)},
+          {"resources", std::move(resources)},
+      });
+      if (options.verbose)
+        llvm::errs() << "fa-compile: " << name << "\n";
+    }
+  }
+  llvm::json::Object manifest{{"format", "flashmlir-bundle"},
+                              {"version", 1},
+                              {"kernels", std::move(kernels)}};
+  SmallString<256> path(options.outDir);
+  llvm::sys::path::append(path, "manifest.json");
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec) {
+    error = "cannot write " + path.str().str() + ": " + ec.message();
+    return false;
+  }
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest))) << "\n";
+  return true;
+}

@@ -1,0 +1,137 @@
+//===- fa-compile.cpp - write a FlashMLIR kernel bundle ---------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// fa-compile --out DIR [--default] [--target sm_80,sm_90] [--dtype f16,bf16]
+//            [--head-dim 64,128] [--head-dim-v N] [--masked 0|1|both]
+//            [--softcap 0|1|both] [--ptxas PATH] [-v]
+//
+// Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
+// writes a bundle: one PTX file per kernel and manifest.json.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/Bundle/Bundle.h"
+
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using namespace flashmlir;
+
+static int usage(const std::string &msg) {
+  if (!msg.empty())
+    llvm::errs() << "fa-compile: " << msg << "\n";
+  llvm::errs()
+      << "usage: fa-compile --out DIR [--default] [--target sm_80,sm_90] "
+         "[--dtype f16,bf16,f32] [--head-dim 64,128] [--head-dim-v N] "
+         "[--masked 0|1|both] [--softcap 0|1|both] [--ptxas PATH] [-v]\n";
+  return 2;
+}
+
+static std::vector<std::string> splitList(llvm::StringRef s) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  s.split(parts, ',', -1, /*KeepEmpty=*/false);
+  return {parts.begin(), parts.end()};
+}
+
+static bool parseBools(llvm::StringRef s, std::vector<bool> &out) {
+  if (s == "0")
+    out = {false};
+  else if (s == "1")
+    out = {true};
+  else if (s == "both")
+    out = {false, true};
+  else
+    return false;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  BundleOptions options;
+  bool useDefault = false;
+  std::vector<std::string> targets = {"sm_80", "sm_90"}, dtypes = {"f16"};
+  std::vector<int64_t> headDims = {64};
+  int64_t headDimV = 0;
+  std::vector<bool> masked = {false, true}, softcap = {false};
+  for (int i = 1; i < argc; ++i) {
+    llvm::StringRef a = argv[i];
+    auto value = [&](std::string &out) {
+      if (i + 1 >= argc)
+        return false;
+      out = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--default") {
+      useDefault = true;
+    } else if (a == "-v") {
+      options.verbose = true;
+    } else if (a == "--out") {
+      if (!value(options.outDir))
+        return usage("--out needs a directory");
+    } else if (a == "--ptxas") {
+      if (!value(options.ptxas))
+        return usage("--ptxas needs a path");
+    } else if (a == "--target") {
+      if (!value(v) || (targets = splitList(v)).empty())
+        return usage("--target needs a list like sm_80,sm_90");
+    } else if (a == "--dtype") {
+      if (!value(v) || (dtypes = splitList(v)).empty())
+        return usage("--dtype needs a list like f16,bf16");
+    } else if (a == "--head-dim" || a == "--head-dim-v") {
+      if (!value(v))
+        return usage(a.str() + " needs a value");
+      std::vector<int64_t> dims;
+      for (const std::string &d : splitList(v)) {
+        int64_t x;
+        if (llvm::StringRef(d).getAsInteger(10, x) || x <= 0)
+          return usage(a.str() + " expects positive integers, got '" + v + "'");
+        dims.push_back(x);
+      }
+      if (a == "--head-dim")
+        headDims = dims;
+      else if (dims.size() != 1)
+        return usage("--head-dim-v takes one value");
+      else
+        headDimV = dims[0];
+    } else if (a == "--masked") {
+      if (!value(v) || !parseBools(v, masked))
+        return usage("--masked expects 0, 1 or both");
+    } else if (a == "--softcap") {
+      if (!value(v) || !parseBools(v, softcap))
+        return usage("--softcap expects 0, 1 or both");
+    } else if (a == "--help" || a == "-h") {
+      return usage("");
+    } else {
+      return usage("unknown flag " + a.str());
+    }
+  }
+  if (options.outDir.empty())
+    return usage("--out DIR is required");
+
+  std::vector<BundleConfig> configs;
+  if (useDefault) {
+    configs = defaultBundleConfigs(targets);
+  } else {
+    for (const std::string &t : targets)
+      for (const std::string &dt : dtypes)
+        for (int64_t d : headDims)
+          for (bool m : masked)
+            for (bool s : softcap)
+              configs.push_back({dt, d, headDimV ? headDimV : d, m, s, t});
+  }
+  std::string error;
+  if (!writeBundle(configs, options, error)) {
+    llvm::errs() << "fa-compile: " << error << "\n";
+    return 1;
+  }
+  llvm::outs() << "fa-compile: wrote " << configs.size() * 4 << " kernels to "
+               << options.outDir << "\n";
+  return 0;
+}
