@@ -2,6 +2,7 @@
 # lit configuration of the FlashMLIR regression tests.
 
 import os
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -19,7 +20,26 @@ config.substitutions.append(("%obj_root", config.flashmlir_obj_root))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
+# not, count, split-file come with LLVM.
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.flashmlir_tools_dir, config.llvm_tools_dir]
-tools = ["fa-opt", "fa-run", "fa-reference-test"]
+tools = ["fa-opt", "fa-run", "fa-compile", "fa-reference-test"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Tests that pin the JIT to a baseline x86-64 CPU need an x86-64 host.
+import platform
+
+if platform.machine().lower() in ("x86_64", "amd64"):
+    config.available_features.add("x86_64-host")
+
+# Python for helper scripts; ptxas (the CUDA toolkit, no GPU needed) for the
+# offline PTX checks.
+import shutil
+
+config.substitutions.append(("%python", sys.executable))
+ptxas = shutil.which("ptxas") or (
+    "/usr/local/cuda/bin/ptxas" if os.path.exists("/usr/local/cuda/bin/ptxas") else None)
+if ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))

@@ -44,7 +44,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cinttypes>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -77,8 +76,7 @@ void noteAlloc(int64_t size) {
   }
 }
 
-void *flashmlirCountingAlignedAlloc(uint64_t alignment,
-                                               uint64_t size) {
+void *flashmlirCountingAlignedAlloc(uint64_t alignment, uint64_t size) {
   // At least the header's alignment; a power of two.
   uint64_t align = 16;
   while (align < alignment && align < (uint64_t(1) << 62))
@@ -129,26 +127,16 @@ void flashmlirCountingFree(void *ptr) {
 uint16_t low16(float f) { return static_cast<uint16_t>(rt::floatBits(f)); }
 float fromLow16(uint16_t h) { return rt::bitsToFloat(h); }
 
-float flashmlirExtendHfSf2(float h) {
-  return rt::halfToFloat(low16(h));
-}
-double flashmlirExtendHfDf2(float h) {
-  return rt::halfToFloat(low16(h));
-}
-float flashmlirTruncSfHf2(float f) {
-  return fromLow16(rt::floatToHalf(f));
-}
+float flashmlirExtendHfSf2(float h) { return rt::halfToFloat(low16(h)); }
+double flashmlirExtendHfDf2(float h) { return rt::halfToFloat(low16(h)); }
+float flashmlirTruncSfHf2(float f) { return fromLow16(rt::floatToHalf(f)); }
 float flashmlirTruncDfHf2(double d) {
   // Round once, directly from double (no double rounding through float).
   return fromLow16(
       rt::floatToHalf(static_cast<float>(rt::roundTo(rt::DType::F16, d))));
 }
-float flashmlirExtendBfSf2(float b) {
-  return rt::bf16ToFloat(low16(b));
-}
-float flashmlirTruncSfBf2(float f) {
-  return fromLow16(rt::floatToBF16(f));
-}
+float flashmlirExtendBfSf2(float b) { return rt::bf16ToFloat(low16(b)); }
+float flashmlirTruncSfBf2(float f) { return fromLow16(rt::floatToBF16(f)); }
 float flashmlirTruncDfBf2(double d) {
   if (std::isnan(d))
     return fromLow16(rt::floatToBF16(static_cast<float>(d)));
@@ -258,8 +246,8 @@ std::string backwardModule(const KernelConfig &cfg) {
   std::string s;
   s += "module {\n";
   s += "  func.func @attn_bwd(%q: " + qk + ", %k: " + qk + ", %v: " + vo +
-       ", %o: " + vo + ", %do: " + vo + ", %lse: " + kLseType + ", %dq: " +
-       qk + ", %dk: " + qk + ", %dv: " + vo +
+       ", %o: " + vo + ", %do: " + vo + ", %lse: " + kLseType + ", %dq: " + qk +
+       ", %dk: " + qk + ", %dv: " + vo +
        ") attributes {llvm.emit_c_interface} {\n";
   s += "    attn.attention_backward ins(%q, %k, %v, %o, %do, %lse : " + qk +
        ", " + qk + ", " + vo + ", " + vo + ", " + vo + ", " + kLseType +
@@ -272,7 +260,6 @@ std::string backwardModule(const KernelConfig &cfg) {
 //===----------------------------------------------------------------------===//
 // Compilation
 //===----------------------------------------------------------------------===//
-
 
 /// The message of `e`, on one line when it has one.
 std::string errorText(llvm::Error e) {
@@ -317,7 +304,6 @@ compileModule(const KernelConfig &cfg, const std::string &source,
   mlir::registerBuiltinDialectTranslation(registry);
   mlir::registerLLVMDialectTranslation(registry);
   mlir::MLIRContext context(registry);
-  context.loadAllAvailableDialects();
 
   // Collect every diagnostic into the error text.
   std::string diags;
@@ -348,8 +334,8 @@ compileModule(const KernelConfig &cfg, const std::string &source,
       mlir::parseSourceString<mlir::ModuleOp>(source, &context,
                                               /*sourceName=*/func);
   if (!module) {
-    err = std::string("cannot parse the generated @") + func +
-          " module:\n" + diags + "module:\n" + source;
+    err = std::string("cannot parse the generated @") + func + " module:\n" +
+          diags + "module:\n" + source;
     return nullptr;
   }
 
@@ -369,9 +355,8 @@ compileModule(const KernelConfig &cfg, const std::string &source,
     err = "cannot create the host target machine: " + errorText(tm.takeError());
     return nullptr;
   }
-  auto transformer =
-      mlir::makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
-                                      tm->get());
+  auto transformer = mlir::makeOptimizingTransformer(
+      /*optLevel=*/2, /*sizeLevel=*/0, tm->get());
   mlir::ExecutionEngineOptions engineOpts;
   engineOpts.transformer = transformer;
   engineOpts.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default;
@@ -389,8 +374,8 @@ compileModule(const KernelConfig &cfg, const std::string &source,
   std::string cifaceName = std::string("_mlir_ciface_") + func;
   auto sym = (*engine)->lookup(cifaceName);
   if (!sym) {
-    err = "cannot resolve " + cifaceName + " in the JIT-compiled kernel: " +
-          errorText(sym.takeError());
+    err = "cannot resolve " + cifaceName +
+          " in the JIT-compiled kernel: " + errorText(sym.takeError());
     return nullptr;
   }
   *entry = *sym;
@@ -402,8 +387,7 @@ compileModule(const KernelConfig &cfg, const std::string &source,
 //===----------------------------------------------------------------------===//
 
 /// The layout of a ranked memref descriptor (StridedMemRefType<T, N>).
-template <int N>
-struct MemRefDescriptor {
+template <int N> struct MemRefDescriptor {
   void *allocated;
   void *aligned;
   int64_t offset;
@@ -411,8 +395,7 @@ struct MemRefDescriptor {
   int64_t strides[N];
 };
 
-template <int N>
-MemRefDescriptor<N> descriptorOf(const TensorArg &t) {
+template <int N> MemRefDescriptor<N> descriptorOf(const TensorArg &t) {
   MemRefDescriptor<N> d;
   d.allocated = d.aligned = t.data;
   d.offset = 0;
@@ -437,8 +420,8 @@ bool checkArg(const TensorArg &t, const char *name, int rank,
     return false;
   }
   if (t.rank != rank) {
-    err = std::string("'") + name + "' must have rank " +
-          std::to_string(rank) + ", got " + std::to_string(t.rank);
+    err = std::string("'") + name + "' must have rank " + std::to_string(rank) +
+          ", got " + std::to_string(t.rank);
     return false;
   }
   for (int i = 0; i < rank; ++i) {
@@ -454,7 +437,8 @@ bool checkArg(const TensorArg &t, const char *name, int rank,
     }
   }
   if (t.strides[rank - 1] != 1) {
-    err = std::string("'") + name + "' must have a unit innermost stride, got " +
+    err = std::string("'") + name +
+          "' must have a unit innermost stride, got " +
           std::to_string(t.strides[rank - 1]);
     return false;
   }
@@ -466,8 +450,8 @@ bool checkDim(const TensorArg &t, const char *name, int dim, int64_t expected,
               const char *what, std::string &err) {
   if (t.sizes[dim] == expected)
     return true;
-  err = std::string("'") + name + "' dim " + std::to_string(dim) + " (" +
-        what + ") is " + std::to_string(t.sizes[dim]) + ", expected " +
+  err = std::string("'") + name + "' dim " + std::to_string(dim) + " (" + what +
+        ") is " + std::to_string(t.sizes[dim]) + ", expected " +
         std::to_string(expected);
   return false;
 }
@@ -507,9 +491,8 @@ bool checkShapes(const KernelConfig &cfg, const TensorArg &q,
 }
 
 /// `t` must have exactly the shape of `like`.
-bool checkSameShape(const TensorArg &t, const char *name,
-                    const TensorArg &like, const char *likeName,
-                    std::string &err) {
+bool checkSameShape(const TensorArg &t, const char *name, const TensorArg &like,
+                    const char *likeName, std::string &err) {
   if (!checkArg(t, name, like.rank, err))
     return false;
   for (int i = 0; i < like.rank; ++i) {
@@ -543,9 +526,7 @@ struct CpuKernels::Impl {
 CpuKernels::CpuKernels(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
 CpuKernels::~CpuKernels() = default;
 
-const std::string &CpuKernels::moduleSource() const {
-  return impl->allSource;
-}
+const std::string &CpuKernels::moduleSource() const { return impl->allSource; }
 
 std::unique_ptr<CpuKernels> CpuKernels::compile(const KernelConfig &cfg,
                                                 std::string &err) {

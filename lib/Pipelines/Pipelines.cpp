@@ -65,6 +65,7 @@ void flashmlir::buildGpuModulesToBinary(OpPassManager &pm,
   gpu.addPass(createLowerAffinePass());
   gpu.addPass(createSCFToControlFlowPass());
   gpu.addPass(createConvertGpuOpsToNVVMOps());
+  gpu.addPass(createConvertNVVMToLLVMPass()); // nvvm.inline_ptx (ex2, lg2)
   gpu.addPass(createCanonicalizerPass());
   gpu.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());

@@ -1,4 +1,4 @@
-//===- fa-run.cpp - Run, check and time one attention config -----*- C++ -*-===//
+//===- fa-run.cpp - Run, check and time one attention config ----*- C++ -*-===//
 //
 // Part of FlashMLIR.
 //
@@ -137,9 +137,30 @@ bool parseDouble(const std::string &s, double *out) {
 int parseArgs(int argc, char **argv, Options &o) {
   bool seen[32] = {};
   enum Flag {
-    FDevice, FDtype, FBatch, FHeads, FKvHeads, FSeqQ, FSeqK, FHeadDim,
-    FHeadDimV, FCausal, FWindow, FSoftcap, FScale, FBackward, FCheck, FBench,
-    FSeed, FJson, FLayout, FPipeline, FBlockM, FBlockN, FReps, FHelp
+    FDevice,
+    FDtype,
+    FBatch,
+    FHeads,
+    FKvHeads,
+    FSeqQ,
+    FSeqK,
+    FHeadDim,
+    FHeadDimV,
+    FCausal,
+    FWindow,
+    FSoftcap,
+    FScale,
+    FBackward,
+    FCheck,
+    FBench,
+    FSeed,
+    FJson,
+    FLayout,
+    FPipeline,
+    FBlockM,
+    FBlockN,
+    FReps,
+    FHelp
   };
   struct Spec {
     const char *name;
@@ -147,18 +168,18 @@ int parseArgs(int argc, char **argv, Options &o) {
     bool takesValue;
   };
   static const Spec specs[] = {
-      {"device", FDevice, true},     {"dtype", FDtype, true},
-      {"batch", FBatch, true},       {"heads", FHeads, true},
-      {"kv-heads", FKvHeads, true},  {"seqlen-q", FSeqQ, true},
-      {"seqlen-k", FSeqK, true},     {"head-dim", FHeadDim, true},
+      {"device", FDevice, true},       {"dtype", FDtype, true},
+      {"batch", FBatch, true},         {"heads", FHeads, true},
+      {"kv-heads", FKvHeads, true},    {"seqlen-q", FSeqQ, true},
+      {"seqlen-k", FSeqK, true},       {"head-dim", FHeadDim, true},
       {"head-dim-v", FHeadDimV, true}, {"causal", FCausal, false},
-      {"window", FWindow, true},     {"softcap", FSoftcap, true},
-      {"scale", FScale, true},       {"backward", FBackward, false},
-      {"check", FCheck, false},      {"bench", FBench, false},
-      {"seed", FSeed, true},         {"json", FJson, false},
-      {"layout", FLayout, true},     {"pipeline", FPipeline, true},
-      {"block-m", FBlockM, true},    {"block-n", FBlockN, true},
-      {"reps", FReps, true},         {"help", FHelp, false},
+      {"window", FWindow, true},       {"softcap", FSoftcap, true},
+      {"scale", FScale, true},         {"backward", FBackward, false},
+      {"check", FCheck, false},        {"bench", FBench, false},
+      {"seed", FSeed, true},           {"json", FJson, false},
+      {"layout", FLayout, true},       {"pipeline", FPipeline, true},
+      {"block-m", FBlockM, true},      {"block-n", FBlockN, true},
+      {"reps", FReps, true},           {"help", FHelp, false},
   };
 
   for (int i = 1; i < argc; ++i) {
@@ -183,8 +204,7 @@ int parseArgs(int argc, char **argv, Options &o) {
     const char *flag = spec->name;
     if (!spec->takesValue) {
       if (hasInlineValue)
-        return usageError("--%s takes no value, got '%s'", flag,
-                          value.c_str());
+        return usageError("--%s takes no value, got '%s'", flag, value.c_str());
     } else if (!hasInlineValue) {
       if (i + 1 >= argc)
         return usageError("--%s expects a value", flag);
@@ -276,8 +296,7 @@ int parseArgs(int argc, char **argv, Options &o) {
     case FWindow: {
       size_t comma = value.find(',');
       int64_t l = 0, r = 0;
-      if (comma == std::string::npos ||
-          !parseInt(value.substr(0, comma), &l) ||
+      if (comma == std::string::npos || !parseInt(value.substr(0, comma), &l) ||
           !parseInt(value.substr(comma + 1), &r) || l < -1 || r < -1)
         return usageError("--window expects L,R with values >= -1, got '%s'",
                           value.c_str());
@@ -324,9 +343,9 @@ int parseArgs(int argc, char **argv, Options &o) {
     Flag flag;
     const char *name;
   };
-  for (Required r : {Required{FBatch, "batch"}, Required{FHeads, "heads"},
-                     Required{FSeqQ, "seqlen-q"},
-                     Required{FHeadDim, "head-dim"}})
+  for (Required r :
+       {Required{FBatch, "batch"}, Required{FHeads, "heads"},
+        Required{FSeqQ, "seqlen-q"}, Required{FHeadDim, "head-dim"}})
     if (!seen[r.flag])
       return usageError("missing required flag --%s (see --help)", r.name);
 
@@ -415,8 +434,7 @@ struct HostTensor {
 
   /// Calls fn(logical index, storage index) for every element, in logical
   /// row-major [B, H, N, D] order.
-  template <typename Fn>
-  void forEach(Fn fn) const {
+  template <typename Fn> void forEach(Fn fn) const {
     const int64_t s3 = rank == 4 ? sizes[3] : 1;
     const int64_t st3 = rank == 4 ? strides[3] : 0;
     size_t logical = 0;
@@ -424,8 +442,7 @@ struct HostTensor {
       for (int64_t b = 0; b < sizes[1]; ++b)
         for (int64_t c = 0; c < sizes[2]; ++c)
           for (int64_t d = 0; d < s3; ++d)
-            fn(logical++, static_cast<size_t>(a * strides[0] +
-                                              b * strides[1] +
+            fn(logical++, static_cast<size_t>(a * strides[0] + b * strides[1] +
                                               c * strides[2] + d * st3));
   }
 
@@ -445,9 +462,7 @@ struct HostTensor {
 
   /// All-ones bytes: a NaN in f32, f16 and bf16 alike, so any element the
   /// kernel does not write shows up as NaN (and fails --check).
-  void poison() {
-    std::memset(mem.get(), 0xff, numel * rt::dtypeBytes(dtype));
-  }
+  void poison() { std::memset(mem.get(), 0xff, numel * rt::dtypeBytes(dtype)); }
 
   TensorArg arg() const {
     TensorArg a;
@@ -706,8 +721,10 @@ int main(int argc, char **argv) {
       return usageError("FLASHMLIR_FA_RUN_SKIP expects fwd, bwd or all, got "
                         "'%s'",
                         skip);
-    std::fprintf(stderr, "fa-run: warning: FLASHMLIR_FA_RUN_SKIP=%s: not "
-                 "running that kernel\n", skip);
+    std::fprintf(stderr,
+                 "fa-run: warning: FLASHMLIR_FA_RUN_SKIP=%s: not "
+                 "running that kernel\n",
+                 skip);
   }
 
   printConfig(o);
@@ -728,8 +745,7 @@ int main(int argc, char **argv) {
 
   using Clock = std::chrono::steady_clock;
   auto msSince = [](Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0)
-        .count();
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
 
   std::string err;
@@ -748,23 +764,21 @@ int main(int argc, char **argv) {
   // Inputs: fresh random values in the dtype; outputs: poisoned.
   const bool bshd = o.layout == "bshd";
   const rt::DType dt = o.dtype;
-  HostTensor q = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim,
-                                   bshd);
-  HostTensor k = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK,
-                                   o.headDim, bshd);
-  HostTensor v = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK,
-                                   o.headDimV, bshd);
-  HostTensor out = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ,
-                                     o.headDimV, bshd);
+  HostTensor q =
+      HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim, bshd);
+  HostTensor k =
+      HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
+  HostTensor v =
+      HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV, bshd);
+  HostTensor out =
+      HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDimV, bshd);
   HostTensor lse = HostTensor::make3(o.batch, o.heads, o.seqlenQ);
   HostTensor dO, dq, dk, dv;
   if (o.backward) {
     dO = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDimV, bshd);
     dq = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim, bshd);
-    dk = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim,
-                           bshd);
-    dv = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV,
-                           bshd);
+    dk = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
+    dv = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV, bshd);
   }
   for (HostTensor *t : {&q, &k, &v, &out, &lse})
     if (!t->ok()) {
@@ -797,9 +811,8 @@ int main(int argc, char **argv) {
   }
 
   auto runFwd = [&]() {
-    return skipFwd ||
-           kernels->forward(q.arg(), k.arg(), v.arg(), out.arg(), lse.arg(),
-                            err);
+    return skipFwd || kernels->forward(q.arg(), k.arg(), v.arg(), out.arg(),
+                                       lse.arg(), err);
   };
   auto runBwd = [&]() {
     return skipBwd ||

@@ -1,4 +1,4 @@
-//===- CpuRunner.h - JIT-compiled attention kernels for the host -*- C++ -*-===//
+//===- CpuRunner.h - JIT attention kernels for the host ---------*- C++ -*-===//
 //
 // Part of FlashMLIR.
 //

@@ -189,6 +189,7 @@ public:
   KernelGen(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
             const GpuKernelInfo &info, const GpuKernelSpec &spec)
       : b(b), cg(b), spec(spec) {
+    cg.nvptxApprox = true;
     for (auto [i, arg] : llvm::enumerate(info.args))
       args[arg.name] = func.getArgument(i);
   }
@@ -310,17 +311,15 @@ static Value gpuVisible(KernelGen &k, Value qi, Value kj, Value off, Value nk) {
   return cg.andI(vis, cg.andI(leftOk, rightOk));
 }
 
-/// Score in the log2 domain from the raw dot product; `tanhOut` receives
-/// tanh(scale qk / c) with softcap.
-static Value gpuScore(KernelGen &k, Value qk, Value *tanhOut = nullptr) {
+/// Score in the log2 domain from the raw dot product; with softcap,
+/// `derivOut` receives dS/ds = 1 - tanh(scale qk / c)^2.
+static Value gpuScore(KernelGen &k, Value qk, Value *derivOut = nullptr) {
   Codegen &cg = k.cg;
   Value scale = k.arg("scale");
   if (!k.spec.softcap)
     return cg.fmul(qk, cg.fmul(scale, cg.f32(kLog2e)));
   Value c = k.arg("softcap");
-  Value t = cg.tanh(cg.fmul(qk, cg.fdiv(scale, c)));
-  if (tanhOut)
-    *tanhOut = t;
+  Value t = cg.tanh(cg.fmul(qk, cg.fdiv(scale, c)), derivOut);
   return cg.fmul(t, cg.fmul(c, cg.f32(kLog2e)));
 }
 
@@ -650,7 +649,7 @@ static void buildBackwardMainBody(KernelGen &k) {
       });
       Value ds = cg.fmul(p, cg.fsub(dp, dr));
       if (s.softcap)
-        ds = cg.fmul(ds, cg.fsub(cg.f32(1.0), cg.fmul(th, th)));
+        ds = cg.fmul(ds, th);
       cg.forLoop(c0, cg.idx(Dv), [&](Value d) {
         Value a = memref::LoadOp::create(b, dvAcc, ValueRange{d, lane});
         Value x = cg.fmul(p, memref::LoadOp::create(b, doRow, d));

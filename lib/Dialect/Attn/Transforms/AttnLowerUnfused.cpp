@@ -47,12 +47,12 @@ struct Unfused {
   }
 
   /// The masked score S[b, h, i, j] (natural-log domain) and, with softcap,
-  /// the tanh value for the derivative.
+  /// the derivative dS/ds.
   Value score(Value q, Value k, Value bi, Value h, Value i, Value j,
-              Value *tanhOut = nullptr) {
+              Value *derivOut = nullptr) {
     Value hk = cg.divs(h, sh.group);
     Value qk = cg.dot(q, {bi, h, i}, k, {bi, hk, j}, sh.D);
-    Value s = emitScore(cg, qk, scale, softcap, tanhOut);
+    Value s = emitScore(cg, qk, scale, softcap, derivOut);
     if (mask.isMasked())
       s = cg.select(cg.visible(mask, i, j, sh.off), s, cg.negInf());
     return s;
@@ -163,7 +163,7 @@ mlir::attn::lowerAttentionBackwardUnfused(RewriterBase &rewriter,
     Value dp = cg.dot(dO, {bi, h, i}, v, {bi, hk, j}, sh.Dv);
     Value dsv = cg.fmul(pv, cg.fsub(dp, dr));
     if (u.softcap)
-      dsv = cg.fmul(dsv, cg.fsub(cg.f32(1.0), cg.fmul(t, t)));
+      dsv = cg.fmul(dsv, t);
     memref::StoreOp::create(b, pv, p, iv);
     memref::StoreOp::create(b, dsv, ds, iv);
   });

@@ -135,8 +135,8 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                 cg.f32(0.0));
                 Value dp = cg.dot(dO, {bi, h, qi}, v, {bi, hk, kj}, sh.Dv);
                 Value ds = cg.fmul(p, cg.fsub(dp, dri));
-                if (softcap) // d(c tanh(s/c))/ds = 1 - tanh^2
-                  ds = cg.fmul(ds, cg.fsub(cg.f32(1.0), cg.fmul(t, t)));
+                if (softcap) // t = d(c tanh(s/c))/ds = 1 - tanh^2
+                  ds = cg.fmul(ds, t);
                 memref::StoreOp::create(b, p, pTile, ValueRange{i, j});
                 memref::StoreOp::create(b, ds, dsTile, ValueRange{i, j});
               });

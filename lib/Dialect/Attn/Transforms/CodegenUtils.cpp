@@ -7,6 +7,7 @@
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -56,13 +57,38 @@ Value Codegen::fcmp(arith::CmpFPredicate p, Value a, Value c) {
 Value Codegen::select(Value cond, Value t, Value f) {
   return arith::SelectOp::create(b, cond, t, f);
 }
-Value Codegen::exp2(Value x) { return math::Exp2Op::create(b, x); }
-Value Codegen::log2(Value x) { return math::Log2Op::create(b, x); }
-Value Codegen::tanh(Value x) {
+Value Codegen::exp2(Value x) {
+  if (nvptxApprox)
+    return NVVM::InlinePtxOp::create(b, TypeRange{x.getType()}, ValueRange{x},
+                                     ValueRange{}, "ex2.approx.ftz.f32 $0, $1;",
+                                     Value())
+        .getResult(0);
+  return math::Exp2Op::create(b, x);
+}
+Value Codegen::log2(Value x) {
+  if (nvptxApprox)
+    return NVVM::InlinePtxOp::create(b, TypeRange{x.getType()}, ValueRange{x},
+                                     ValueRange{}, "lg2.approx.ftz.f32 $0, $1;",
+                                     Value())
+        .getResult(0);
+  return math::Log2Op::create(b, x);
+}
+Value Codegen::tanh(Value x, Value *sech2Out) {
   Value ax = math::AbsFOp::create(b, x);
-  Value t = exp2(fmul(ax, f32(-2.0 * kLog2e)));
+  Value e = exp2(fmul(ax, f32(-2.0 * kLog2e)));
   Value one = f32(1.0);
-  Value r = fdiv(fsub(one, t), fadd(one, t));
+  Value onePlusE = fadd(one, e);
+  Value viaExp = fdiv(fsub(one, e), onePlusE);
+  // tanh x = x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835 - 1382x^11/155925
+  Value x2 = fmul(ax, ax);
+  Value p = f32(-1382.0 / 155925.0);
+  for (double c : {62.0 / 2835.0, -17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0, 1.0})
+    p = fadd(fmul(p, x2), f32(c));
+  Value viaPoly = fmul(ax, p);
+  Value small = fcmp(arith::CmpFPredicate::OLT, ax, f32(0.25));
+  Value r = select(small, viaPoly, viaExp);
+  if (sech2Out)
+    *sech2Out = fdiv(fmul(f32(4.0), e), fmul(onePlusE, onePlusE));
   return math::CopySignOp::create(b, r, x);
 }
 
@@ -169,14 +195,12 @@ Value Codegen::visible(const MaskSpec &mask, Value qi, Value kj, Value off) {
 
 Value mlir::attn::detail::emitScore(Codegen &cg, Value qk, double scale,
                                     std::optional<double> softcap,
-                                    Value *tanhOut, double outScale) {
+                                    Value *derivOut, double outScale) {
   // One multiply per score: the output scale (log2(e) for exp2) is folded
   // into the constant.
   if (!softcap)
     return cg.fmul(qk, cg.f32(scale * outScale));
-  Value t = cg.tanh(cg.fmul(qk, cg.f32(scale / *softcap)));
-  if (tanhOut)
-    *tanhOut = t;
+  Value t = cg.tanh(cg.fmul(qk, cg.f32(scale / *softcap)), derivOut);
   return cg.fmul(t, cg.f32(*softcap * outScale));
 }
 

@@ -104,8 +104,11 @@ FA_API fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
 
 /* Backward: dq ~ q, dk ~ k, dv ~ v from the forward's inputs, its o and lse
  * and dout ~ o. Launches the bwd_pre, bwd_main and bwd_post kernels in order
- * on `stream`; the f32 workspaces they share are allocated by the runtime
- * (cached and grown per context) and the dq accumulator is zeroed first. */
+ * on `stream`; the f32 workspaces they share (dr_ws [B,Hq,Nq], dqacc_ws
+ * [B,Hq,Nq,D]) are allocated by the runtime, cached and grown per context.
+ * dqacc_ws is zeroed on the stream first unless the bwd_pre kernel takes it
+ * (then that kernel must zero it). dq, dk and dv are overwritten, not
+ * accumulated into. */
 FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
                              const fa_tensor *q, const fa_tensor *k,
                              const fa_tensor *v, const fa_tensor *o,

@@ -27,6 +27,12 @@ class Codegen {
 public:
   explicit Codegen(ImplicitLocOpBuilder &b) : b(b) {}
 
+  /// Emit exp2/log2 as the PTX instructions ex2.approx / lg2.approx (inline
+  /// PTX) instead of math ops. GPU kernels use this: convert-gpu-to-nvvm
+  /// would turn math.exp2 into a libdevice call (__nv_exp2f) that needs the
+  /// CUDA toolkit at compile time.
+  bool nvptxApprox = false;
+
   ImplicitLocOpBuilder &builder() { return b; }
 
   // Constants.
@@ -56,9 +62,12 @@ public:
   Value select(Value cond, Value t, Value f);
   Value exp2(Value x);
   Value log2(Value x);
-  /// tanh(x) = sign(x) (1 - t) / (1 + t), t = exp2(-2 |x| log2(e)); exact at
-  /// +-inf, needs only exp2 (no libm or libdevice on any target).
-  Value tanh(Value x);
+  /// tanh(x) from exp2 only (no libm or libdevice on any target): an odd
+  /// polynomial (Taylor to x^11) for |x| < 1/4, where the exponential form
+  /// would cancel, else sign(x) (1 - e) / (1 + e) with e = exp(-2|x|).
+  /// `sech2Out` receives 1 - tanh(x)^2 = 4e / (1 + e)^2, computed without the
+  /// cancellation of 1 - t^2 when |t| is close to 1.
+  Value tanh(Value x, Value *sech2Out = nullptr);
 
   /// Loads `mem[indices]` and extends it to f32.
   Value load(Value mem, ValueRange indices);
@@ -96,10 +105,10 @@ private:
 /// The scalar score pipeline shared by the lowerings: given the raw dot
 /// product `qk`, returns `outScale * S` with `S = scale*qk`, or
 /// `S = softcap * tanh(scale*qk / softcap)` when softcap is set; with softcap
-/// the tanh value is also returned in `tanhOut` (for the backward's
-/// derivative). `outScale = log2(e)` gives scores in the log2 domain.
+/// the derivative dS/ds = 1 - tanh^2 is also returned in `derivOut` (for the
+/// backward). `outScale = log2(e)` gives scores in the log2 domain.
 Value emitScore(Codegen &cg, Value qk, double scale,
-                std::optional<double> softcap, Value *tanhOut = nullptr,
+                std::optional<double> softcap, Value *derivOut = nullptr,
                 double outScale = 1.0);
 
 /// The common operand facts of both attention ops.

@@ -1,0 +1,614 @@
+//===- Runtime.cpp - The C API of the GPU runtime -------------------------===//
+//
+// Part of the FlashMLIR project.
+//
+//===----------------------------------------------------------------------===//
+//
+// fa_runtime: a parsed bundle, the driver table and, per CUDA context, the
+// device's properties, the loaded modules/functions and the backward
+// workspace. Every entry point takes the handle's lock, never lets a C++
+// exception escape, and reports failures as an fa_status plus a message kept
+// in the handle.
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir/runtime/fa_runtime.h"
+
+#include "RuntimeInternal.h"
+
+#include <cstring>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <new>
+#include <string>
+#include <tuple>
+
+using namespace flashmlir::rt;
+
+namespace {
+
+constexpr int64_t kDefaultSmemLimit = 48 * 1024;
+
+struct ContextState {
+  cu::Device device = 0;
+  int ccMajor = 0, ccMinor = 0, numSms = 0, smemOptin = 0;
+  std::map<std::string, cu::Module> modules; ///< by PTX file
+  std::map<int, cu::Function> functions;     ///< by kernel index
+  /// Selection results: (kind, dtype, D, Dv, causal, window, softcap,
+  /// window_left >= 0, window_right == 0) -> kernel index.
+  std::map<std::tuple<int, int, int64_t, int64_t, bool, bool, bool, bool, bool>,
+           int>
+      selected;
+  cu::DevicePtr workspace = 0;
+  size_t workspaceBytes = 0;
+};
+
+/// One kernel launch, fully prepared (nothing can fail but the launch).
+struct Prepared {
+  int kernel = -1;
+  cu::Function fn = nullptr;
+  unsigned grid[3] = {1, 1, 1};
+  bool empty = false;
+  PackedArgs args;
+};
+
+} // namespace
+
+struct fa_runtime {
+  mutable std::mutex mu;
+  std::string lastError;
+  /// Not FA_OK when creation failed: every later call returns it.
+  fa_status initStatus = FA_OK;
+  std::string initError;
+  bool hasBundle = false;
+  Manifest manifest;
+  const CudaDriver *drv = nullptr;
+  /// The primary context of device 0, when this runtime retained it.
+  cu::Context primaryCtx = nullptr;
+  cu::Device primaryDevice = 0;
+  std::map<cu::Context, ContextState> contexts;
+};
+
+namespace {
+
+fa_status fail(fa_runtime *rt, fa_status st, const std::string &msg) {
+  rt->lastError = msg;
+  return st;
+}
+
+/// The status for a failed driver call: OOM when it is one, else `other`.
+fa_status driverStatus(cu::Result r, fa_status other) {
+  return r == cu::ERROR_OUT_OF_MEMORY ? FA_ERR_OOM : other;
+}
+
+fa_status driverFail(fa_runtime *rt, cu::Result r, fa_status other,
+                     const std::string &what) {
+  return fail(rt, driverStatus(r, other),
+              what + " failed: " + rt->drv->describe(r));
+}
+
+/// Checks the handle is usable (creation succeeded).
+fa_status ready(fa_runtime *rt) {
+  if (rt->initStatus != FA_OK)
+    return fail(rt, rt->initStatus, rt->initError);
+  return FA_OK;
+}
+
+/// Makes sure a context is current on this thread (the primary context of
+/// device 0 when none is) and returns its state.
+fa_status currentContext(fa_runtime *rt, ContextState **out) {
+  const CudaDriver &d = *rt->drv;
+  cu::Context ctx = nullptr;
+  cu::Result r = d.cuCtxGetCurrent(&ctx);
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH, "cuCtxGetCurrent");
+  if (!ctx) {
+    if (!rt->primaryCtx) {
+      cu::Device dev;
+      r = d.cuDeviceGet(&dev, 0);
+      if (r != cu::SUCCESS)
+        return driverFail(rt, r, FA_ERR_NO_DEVICE, "cuDeviceGet(0)");
+      cu::Context primary = nullptr;
+      r = d.cuDevicePrimaryCtxRetain(&primary, dev);
+      if (r != cu::SUCCESS)
+        return driverFail(rt, r, FA_ERR_NO_DEVICE,
+                          "cuDevicePrimaryCtxRetain(device 0)");
+      rt->primaryCtx = primary;
+      rt->primaryDevice = dev;
+    }
+    r = d.cuCtxSetCurrent(rt->primaryCtx);
+    if (r != cu::SUCCESS)
+      return driverFail(rt, r, FA_ERR_LAUNCH, "cuCtxSetCurrent");
+    ctx = rt->primaryCtx;
+  }
+  auto it = rt->contexts.find(ctx);
+  if (it == rt->contexts.end()) {
+    ContextState s;
+    r = d.cuCtxGetDevice(&s.device);
+    if (r != cu::SUCCESS)
+      return driverFail(rt, r, FA_ERR_LAUNCH, "cuCtxGetDevice");
+    struct {
+      int *out;
+      int attr;
+      const char *name;
+    } attrs[] = {
+        {&s.ccMajor, cu::DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "cc major"},
+        {&s.ccMinor, cu::DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "cc minor"},
+        {&s.numSms, cu::DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "SM count"},
+        {&s.smemOptin, cu::DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+         "opt-in shared memory"},
+    };
+    for (auto &a : attrs) {
+      r = d.cuDeviceGetAttribute(a.out, a.attr, s.device);
+      if (r != cu::SUCCESS)
+        return driverFail(rt, r, FA_ERR_LAUNCH,
+                          std::string("cuDeviceGetAttribute(") + a.name + ")");
+    }
+    it = rt->contexts.emplace(ctx, std::move(s)).first;
+  }
+  *out = &it->second;
+  return FA_OK;
+}
+
+/// The CUfunction of kernel `idx` in the current context, loading its PTX
+/// module (once per context and file) and raising its dynamic shared memory
+/// limit when it needs more than 48 KiB.
+fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
+                      cu::Function *out) {
+  auto fit = cs->functions.find(idx);
+  if (fit != cs->functions.end()) {
+    *out = fit->second;
+    return FA_OK;
+  }
+  const CudaDriver &d = *rt->drv;
+  const KernelDesc &k = rt->manifest.kernels[idx];
+  std::string path = joinPath(rt->manifest.dir, k.file);
+
+  auto mit = cs->modules.find(k.file);
+  if (mit == cs->modules.end()) {
+    std::string ptx, err;
+    if (!readFile(path, &ptx, &err))
+      return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': " + err);
+    static constexpr size_t kLogSize = 16384;
+    std::string errorLog(kLogSize, '\0'), infoLog(kLogSize, '\0');
+    int options[] = {cu::JIT_ERROR_LOG_BUFFER,
+                     cu::JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+                     cu::JIT_INFO_LOG_BUFFER,
+                     cu::JIT_INFO_LOG_BUFFER_SIZE_BYTES};
+    void *values[] = {&errorLog[0], reinterpret_cast<void *>(kLogSize),
+                      &infoLog[0], reinterpret_cast<void *>(kLogSize)};
+    cu::Module mod = nullptr;
+    cu::Result r = d.cuModuleLoadDataEx(&mod, ptx.c_str(), 4, options, values);
+    if (r != cu::SUCCESS) {
+      errorLog.resize(std::strlen(errorLog.c_str()));
+      infoLog.resize(std::strlen(infoLog.c_str()));
+      std::string msg = "kernel '" + k.name + "': the driver rejected " +
+                        path + ": " + d.describe(r);
+      if (!errorLog.empty())
+        msg += "\nJIT error log:\n" + errorLog;
+      if (!infoLog.empty())
+        msg += "\nJIT info log:\n" + infoLog;
+      return fail(rt, driverStatus(r, FA_ERR_PTX), msg);
+    }
+    mit = cs->modules.emplace(k.file, mod).first;
+  }
+
+  cu::Function fn = nullptr;
+  cu::Result r = d.cuModuleGetFunction(&fn, mit->second, k.entry.c_str());
+  if (r != cu::SUCCESS)
+    return fail(rt, FA_ERR_PTX,
+                "kernel '" + k.name + "': no entry '" + k.entry + "' in " +
+                    path + ": " + d.describe(r));
+  if (k.dynamicSmem > kDefaultSmemLimit) {
+    if (k.dynamicSmem > cs->smemOptin)
+      return fail(rt, FA_ERR_LAUNCH,
+                  "kernel '" + k.name + "' needs " +
+                      std::to_string(k.dynamicSmem) +
+                      " bytes of dynamic shared memory; the device allows " +
+                      std::to_string(cs->smemOptin));
+    r = d.cuFuncSetAttribute(fn, cu::FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                             static_cast<int>(k.dynamicSmem));
+    if (r != cu::SUCCESS)
+      return driverFail(rt, r, FA_ERR_LAUNCH,
+                        "kernel '" + k.name +
+                            "': cuFuncSetAttribute(max dynamic shared memory)");
+  }
+  cs->functions.emplace(idx, fn);
+  *out = fn;
+  return FA_OK;
+}
+
+/// Selects the kernel of `kind` for `p` and loads it.
+fa_status selectAndLoad(fa_runtime *rt, ContextState *cs, KernelKind kind,
+                        const Problem &p, Prepared *out) {
+  if (!rt->hasBundle)
+    return fail(rt, FA_ERR_NO_KERNEL,
+                "this runtime was created without a kernel bundle");
+  auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
+                             p.D, p.Dv, p.causal, p.window, p.softcap,
+                             p.windowLeft >= 0, p.windowRight == 0);
+  auto it = cs->selected.find(key);
+  int idx;
+  if (it != cs->selected.end()) {
+    idx = it->second;
+  } else {
+    std::string err;
+    idx = selectKernel(rt->manifest, kind, p, cs->ccMajor, cs->ccMinor, &err);
+    if (idx < 0)
+      return fail(rt, FA_ERR_NO_KERNEL, err);
+    cs->selected.emplace(key, idx);
+  }
+  out->kernel = idx;
+  return getFunction(rt, cs, idx, &out->fn);
+}
+
+/// Grid and parameters of a selected kernel (after all values are known).
+fa_status pack(fa_runtime *rt, const Problem &p, Prepared *pr) {
+  const KernelDesc &k = rt->manifest.kernels[pr->kernel];
+  std::string err;
+  if (!computeGrid(k, p, pr->grid, &pr->empty, &err))
+    return fail(rt, FA_ERR_INVALID, err);
+  if (!packArgs(k, p, &pr->args, &err))
+    return fail(rt, FA_ERR_INVALID, err);
+  return FA_OK;
+}
+
+fa_status launch(fa_runtime *rt, Prepared &pr, cu::Stream stream) {
+  if (pr.empty)
+    return FA_OK;
+  const KernelDesc &k = rt->manifest.kernels[pr.kernel];
+  cu::Result r = rt->drv->cuLaunchKernel(
+      pr.fn, pr.grid[0], pr.grid[1], pr.grid[2], k.block[0], k.block[1],
+      k.block[2], static_cast<unsigned>(k.dynamicSmem), stream,
+      pr.args.params.data(), nullptr);
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH,
+                      "launch of kernel '" + k.name + "' (grid " +
+                          std::to_string(pr.grid[0]) + "x" +
+                          std::to_string(pr.grid[1]) + "x" +
+                          std::to_string(pr.grid[2]) + ")");
+  return FA_OK;
+}
+
+/// Grows the context's workspace to at least `bytes` (synchronizing the
+/// context before freeing the old one, which in-flight kernels may use).
+fa_status ensureWorkspace(fa_runtime *rt, ContextState *cs, size_t bytes) {
+  if (bytes <= cs->workspaceBytes)
+    return FA_OK;
+  const CudaDriver &d = *rt->drv;
+  if (cs->workspace) {
+    cu::Result r = d.cuCtxSynchronize();
+    if (r != cu::SUCCESS)
+      return driverFail(rt, r, FA_ERR_LAUNCH,
+                        "cuCtxSynchronize (before growing the workspace)");
+    d.cuMemFree(cs->workspace);
+    cs->workspace = 0;
+    cs->workspaceBytes = 0;
+  }
+  // Round up to 2 MiB so slowly growing problems do not reallocate each time.
+  const size_t kGranule = size_t(2) << 20;
+  size_t rounded = (bytes + kGranule - 1) / kGranule * kGranule;
+  cu::DevicePtr ptr = 0;
+  cu::Result r = d.cuMemAlloc(&ptr, rounded);
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH,
+                      "cuMemAlloc of a " + std::to_string(rounded) +
+                          "-byte backward workspace");
+  cs->workspace = ptr;
+  cs->workspaceBytes = rounded;
+  return FA_OK;
+}
+
+bool kernelTakes(const KernelDesc &k, const char *name) {
+  for (const KernelArg &a : k.args)
+    if (a.name == name)
+      return true;
+  return false;
+}
+
+/// Common prologue of the entry points that use the GPU.
+#define FA_BEGIN(rt)                                                           \
+  if (!(rt))                                                                   \
+    return FA_ERR_INVALID;                                                     \
+  std::lock_guard<std::mutex> lock_((rt)->mu);                                 \
+  try {                                                                        \
+    if (fa_status st_ = ready(rt); st_ != FA_OK)                               \
+      return st_;
+
+#define FA_END(rt)                                                             \
+  }                                                                            \
+  catch (const std::bad_alloc &) {                                             \
+    return fail(rt, FA_ERR_OOM, "out of host memory");                         \
+  }                                                                            \
+  catch (const std::exception &e) {                                            \
+    return fail(rt, FA_ERR_INVALID, std::string("internal error: ") + e.what()); \
+  }                                                                            \
+  catch (...) {                                                                \
+    return fail(rt, FA_ERR_INVALID, "internal error");                         \
+  }
+
+#define FA_TRY(expr)                                                           \
+  do {                                                                         \
+    if (fa_status st_ = (expr); st_ != FA_OK)                                  \
+      return st_;                                                              \
+  } while (0)
+
+} // namespace
+
+extern "C" {
+
+const char *fa_status_name(fa_status status) {
+  switch (status) {
+  case FA_OK:
+    return "FA_OK";
+  case FA_ERR_NO_DRIVER:
+    return "FA_ERR_NO_DRIVER";
+  case FA_ERR_NO_DEVICE:
+    return "FA_ERR_NO_DEVICE";
+  case FA_ERR_BUNDLE:
+    return "FA_ERR_BUNDLE";
+  case FA_ERR_NO_KERNEL:
+    return "FA_ERR_NO_KERNEL";
+  case FA_ERR_PTX:
+    return "FA_ERR_PTX";
+  case FA_ERR_LAUNCH:
+    return "FA_ERR_LAUNCH";
+  case FA_ERR_OOM:
+    return "FA_ERR_OOM";
+  case FA_ERR_INVALID:
+    return "FA_ERR_INVALID";
+  }
+  return "FA_ERR_UNKNOWN";
+}
+
+fa_status fa_runtime_create(const char *bundle_dir, fa_runtime **out) {
+  if (!out)
+    return FA_ERR_INVALID;
+  *out = nullptr;
+  fa_runtime *rt = new (std::nothrow) fa_runtime();
+  if (!rt)
+    return FA_ERR_OOM;
+  *out = rt;
+  auto failInit = [rt](fa_status st, const std::string &msg) {
+    rt->initStatus = st;
+    rt->initError = msg;
+    rt->lastError = msg;
+    return st;
+  };
+  try {
+    if (bundle_dir) {
+      std::string err;
+      if (!loadBundle(bundle_dir, &rt->manifest, &err))
+        return failInit(FA_ERR_BUNDLE, err);
+      rt->hasBundle = true;
+    }
+    fa_status st = FA_OK;
+    std::string err;
+    rt->drv = getCudaDriver(&st, &err);
+    if (!rt->drv)
+      return failInit(st, err);
+    return FA_OK;
+  } catch (const std::bad_alloc &) {
+    return failInit(FA_ERR_OOM, "out of host memory");
+  } catch (...) {
+    return failInit(FA_ERR_INVALID, "internal error while creating the runtime");
+  }
+}
+
+void fa_runtime_destroy(fa_runtime *rt) {
+  if (!rt)
+    return;
+  {
+    std::lock_guard<std::mutex> lock(rt->mu);
+    const CudaDriver *d = rt->drv;
+    if (d) {
+      // Release per-context resources inside their context; errors (e.g. a
+      // context already destroyed, or a driver shut down at exit) are
+      // ignored.
+      cu::Context saved = nullptr;
+      bool haveSaved = d->cuCtxGetCurrent(&saved) == cu::SUCCESS;
+      for (auto &entry : rt->contexts) {
+        ContextState &cs = entry.second;
+        if (d->cuCtxSetCurrent(entry.first) != cu::SUCCESS)
+          continue;
+        if (cs.workspace) {
+          d->cuCtxSynchronize();
+          d->cuMemFree(cs.workspace);
+        }
+        for (auto &m : cs.modules)
+          d->cuModuleUnload(m.second);
+      }
+      if (haveSaved)
+        d->cuCtxSetCurrent(saved);
+      if (rt->primaryCtx)
+        d->cuDevicePrimaryCtxRelease(rt->primaryDevice);
+    }
+  }
+  delete rt;
+}
+
+const char *fa_runtime_last_error(const fa_runtime *rt) {
+  if (!rt)
+    return "invalid runtime handle (NULL)";
+  return rt->lastError.c_str();
+}
+
+fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
+                     const fa_tensor *q, const fa_tensor *k, const fa_tensor *v,
+                     fa_tensor *o, fa_tensor *lse, void *stream) {
+  FA_BEGIN(rt)
+  Problem p;
+  std::string err;
+  if (buildForwardProblem(params, q, k, v, o, lse, &p, &err) != FA_OK)
+    return fail(rt, FA_ERR_INVALID, "fa_forward: " + err);
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  Prepared fwd;
+  FA_TRY(selectAndLoad(rt, cs, KernelKind::Fwd, p, &fwd));
+  FA_TRY(pack(rt, p, &fwd));
+  return launch(rt, fwd, static_cast<cu::Stream>(stream));
+  FA_END(rt)
+}
+
+fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
+                      const fa_tensor *q, const fa_tensor *k,
+                      const fa_tensor *v, const fa_tensor *o,
+                      const fa_tensor *dout, const fa_tensor *lse,
+                      fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
+                      void *stream) {
+  FA_BEGIN(rt)
+  Problem p;
+  std::string err;
+  if (buildBackwardProblem(params, q, k, v, o, dout, lse, dq, dk, dv, &p,
+                           &err) != FA_OK)
+    return fail(rt, FA_ERR_INVALID, "fa_backward: " + err);
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  // Select and load all three kernels before touching the workspace or
+  // launching anything.
+  Prepared stages[3];
+  const KernelKind kinds[3] = {KernelKind::BwdPre, KernelKind::BwdMain,
+                               KernelKind::BwdPost};
+  for (int i = 0; i < 3; ++i)
+    FA_TRY(selectAndLoad(rt, cs, kinds[i], p, &stages[i]));
+
+  // dqacc_ws must start at zero: a bwd_pre kernel that takes dqacc_ws zeroes
+  // it itself, otherwise the runtime clears it on the stream.
+  WorkspaceLayout ws = workspaceLayout(p);
+  bool needWorkspace = false, needDqAcc = false;
+  for (const Prepared &s : stages) {
+    const KernelDesc &kd = rt->manifest.kernels[s.kernel];
+    needWorkspace |= kernelTakes(kd, "dr_ws") || kernelTakes(kd, "dqacc_ws");
+    needDqAcc |= kernelTakes(kd, "dqacc_ws");
+  }
+  bool zeroDqAcc =
+      needDqAcc && !kernelTakes(rt->manifest.kernels[stages[0].kernel],
+                                "dqacc_ws");
+  if (needWorkspace && ws.totalBytes > 0) {
+    FA_TRY(ensureWorkspace(rt, cs, ws.totalBytes));
+    addWorkspaceArgs(&p, cs->workspace);
+  } else {
+    addWorkspaceArgs(&p, 0);
+  }
+  for (Prepared &s : stages)
+    FA_TRY(pack(rt, p, &s));
+
+  cu::Stream st = static_cast<cu::Stream>(stream);
+  if (zeroDqAcc && ws.dqaccElems > 0) {
+    cu::Result r = rt->drv->cuMemsetD32Async(
+        cs->workspace + ws.dqaccOffset, 0,
+        static_cast<size_t>(ws.dqaccElems), st);
+    if (r != cu::SUCCESS)
+      return driverFail(rt, r, FA_ERR_LAUNCH,
+                        "cuMemsetD32Async (zeroing dqacc_ws)");
+  }
+  for (Prepared &s : stages)
+    FA_TRY(launch(rt, s, st));
+  return FA_OK;
+  FA_END(rt)
+}
+
+fa_status fa_device_info(fa_runtime *rt, int *cc_major, int *cc_minor,
+                         int *num_sms) {
+  FA_BEGIN(rt)
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  if (cc_major)
+    *cc_major = cs->ccMajor;
+  if (cc_minor)
+    *cc_minor = cs->ccMinor;
+  if (num_sms)
+    *num_sms = cs->numSms;
+  return FA_OK;
+  FA_END(rt)
+}
+
+fa_status fa_malloc(fa_runtime *rt, size_t bytes, void **dptr) {
+  FA_BEGIN(rt)
+  if (!dptr)
+    return fail(rt, FA_ERR_INVALID, "fa_malloc: dptr is null");
+  *dptr = nullptr;
+  if (bytes == 0)
+    return FA_OK;
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  cu::DevicePtr p = 0;
+  cu::Result r = rt->drv->cuMemAlloc(&p, bytes);
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH,
+                      "cuMemAlloc(" + std::to_string(bytes) + " bytes)");
+  *dptr = reinterpret_cast<void *>(p);
+  return FA_OK;
+  FA_END(rt)
+}
+
+fa_status fa_free(fa_runtime *rt, void *dptr) {
+  FA_BEGIN(rt)
+  if (!dptr)
+    return FA_OK;
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  cu::Result r = rt->drv->cuMemFree(reinterpret_cast<cu::DevicePtr>(dptr));
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH, "cuMemFree");
+  return FA_OK;
+  FA_END(rt)
+}
+
+fa_status fa_memcpy_htod(fa_runtime *rt, void *dst, const void *src,
+                         size_t bytes) {
+  FA_BEGIN(rt)
+  if (bytes == 0)
+    return FA_OK;
+  if (!dst || !src)
+    return fail(rt, FA_ERR_INVALID, "fa_memcpy_htod: null pointer");
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  cu::Result r =
+      rt->drv->cuMemcpyHtoD(reinterpret_cast<cu::DevicePtr>(dst), src, bytes);
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH, "cuMemcpyHtoD");
+  return FA_OK;
+  FA_END(rt)
+}
+
+fa_status fa_memcpy_dtoh(fa_runtime *rt, void *dst, const void *src,
+                         size_t bytes) {
+  FA_BEGIN(rt)
+  if (bytes == 0)
+    return FA_OK;
+  if (!dst || !src)
+    return fail(rt, FA_ERR_INVALID, "fa_memcpy_dtoh: null pointer");
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  cu::Result r = rt->drv->cuMemcpyDtoH(
+      dst, reinterpret_cast<cu::DevicePtr>(const_cast<void *>(src)), bytes);
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH, "cuMemcpyDtoH");
+  return FA_OK;
+  FA_END(rt)
+}
+
+fa_status fa_synchronize(fa_runtime *rt) {
+  FA_BEGIN(rt)
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  cu::Result r = rt->drv->cuCtxSynchronize();
+  if (r != cu::SUCCESS)
+    return driverFail(rt, r, FA_ERR_LAUNCH, "cuCtxSynchronize");
+  return FA_OK;
+  FA_END(rt)
+}
+
+int64_t fa_workspace_bytes(const fa_runtime *rt) {
+  if (!rt)
+    return 0;
+  std::lock_guard<std::mutex> lock(rt->mu);
+  int64_t total = 0;
+  for (const auto &entry : rt->contexts)
+    total += static_cast<int64_t>(entry.second.workspaceBytes);
+  return total;
+}
+
+} // extern "C"

@@ -1,0 +1,511 @@
+//===- RuntimeManifest.cpp - Kernel bundle manifest -----------------------===//
+//
+// Part of the FlashMLIR project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Parses and validates DIR/manifest.json, the index of a kernel bundle:
+//
+//   { "format": "flashmlir-bundle", "version": 1, "kernels": [ {
+//       "name", "file", "entry", "kind", "config": { "dtype", "head_dim",
+//       "head_dim_v", "causal", "window", "softcap", "target" },
+//       (or "masked" instead of "causal" + "window": masked = a kernel that
+//       reads window_left/right, the same as causal = false, window = true)
+//       "block": [x,y,z], "dynamic_smem", "grid": [{"dim","div"}...],
+//       "args": [{"name","kind"}...], "resources": {...} } ] }
+//
+// Every problem is reported with the kernel (name and index) and the field.
+// Unknown fields are ignored (forward compatibility); "resources" is
+// informational.
+//
+//===----------------------------------------------------------------------===//
+
+#include "RuntimeInternal.h"
+
+#include <cstdio>
+#include <set>
+#include <tuple>
+
+namespace flashmlir::rt {
+
+const char *kernelKindName(KernelKind kind) {
+  switch (kind) {
+  case KernelKind::Fwd:
+    return "fwd";
+  case KernelKind::BwdPre:
+    return "bwd_pre";
+  case KernelKind::BwdMain:
+    return "bwd_main";
+  case KernelKind::BwdPost:
+    return "bwd_post";
+  }
+  return "?";
+}
+
+bool parseKernelKind(const std::string &s, KernelKind *out) {
+  static const KernelKind all[] = {KernelKind::Fwd, KernelKind::BwdPre,
+                                   KernelKind::BwdMain, KernelKind::BwdPost};
+  for (KernelKind k : all) {
+    if (s == kernelKindName(k)) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char *argKindName(ArgKind kind) {
+  switch (kind) {
+  case ArgKind::Buffer:
+    return "buffer";
+  case ArgKind::I64:
+    return "i64";
+  case ArgKind::I32:
+    return "i32";
+  case ArgKind::F32:
+    return "f32";
+  }
+  return "?";
+}
+
+bool parseArgKind(const std::string &s, ArgKind *out) {
+  static const ArgKind all[] = {ArgKind::Buffer, ArgKind::I64, ArgKind::I32,
+                                ArgKind::F32};
+  for (ArgKind k : all) {
+    if (s == argKindName(k)) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+const char *const kStridedTensors[] = {"q",  "k",  "v",  "o",
+                                       "do", "dq", "dk", "dv"};
+const char *const kBackwardOnly[] = {"do", "dq", "dk", "dv", "dr_ws",
+                                     "dqacc_ws"};
+
+bool isBackwardOnlyName(const std::string &name) {
+  for (const char *t : kBackwardOnly) {
+    if (name == t)
+      return true;
+    std::string prefix = std::string(t) + "_stride_";
+    if (name.compare(0, prefix.size(), prefix) == 0)
+      return true;
+  }
+  return false;
+}
+
+} // namespace
+
+bool knownArgName(const std::string &name, ArgKind *valueClass) {
+  static const std::map<std::string, ArgKind> table = [] {
+    std::map<std::string, ArgKind> t;
+    for (const char *b : {"q", "k", "v", "o", "lse", "do", "dq", "dk", "dv",
+                          "dr_ws", "dqacc_ws"})
+      t[b] = ArgKind::Buffer;
+    for (const char *i :
+         {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k", "head_dim",
+          "head_dim_v", "window_left", "window_right", "lse_stride_b",
+          "lse_stride_h"})
+      t[i] = ArgKind::I64;
+    for (const char *tn : kStridedTensors)
+      for (const char *d : {"_stride_b", "_stride_h", "_stride_n"})
+        t[std::string(tn) + d] = ArgKind::I64;
+    t["scale"] = ArgKind::F32;
+    t["softcap"] = ArgKind::F32;
+    return t;
+  }();
+  auto it = table.find(name);
+  if (it == table.end())
+    return false;
+  if (valueClass)
+    *valueClass = it->second;
+  return true;
+}
+
+bool knownGridDimName(const std::string &name) {
+  for (const char *n : {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k",
+                        "head_dim", "head_dim_v"})
+    if (name == n)
+      return true;
+  return false;
+}
+
+std::string joinPath(const std::string &dir, const std::string &file) {
+  if (dir.empty() || (!file.empty() && file[0] == '/'))
+    return file;
+  if (dir.back() == '/')
+    return dir + file;
+  return dir + "/" + file;
+}
+
+bool readFile(const std::string &path, std::string *out, std::string *err) {
+  std::FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    if (err)
+      *err = "cannot open " + path;
+    return false;
+  }
+  std::string data;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0)
+    data.append(buf, n);
+  bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) {
+    if (err)
+      *err = "cannot read " + path;
+    return false;
+  }
+  *out = std::move(data);
+  return true;
+}
+
+namespace {
+
+/// Field accessors that produce "<where>: ..." messages.
+class FieldReader {
+public:
+  FieldReader(const JsonValue &obj, std::string where, std::string *err)
+      : obj(obj), where(std::move(where)), err(err) {}
+
+  bool fail(const std::string &msg) {
+    *err = where + ": " + msg;
+    return false;
+  }
+
+  const JsonValue *field(const char *key, JsonValue::Kind kind) {
+    const JsonValue *v = obj.get(key);
+    if (!v) {
+      fail(std::string("missing field '") + key + "'");
+      return nullptr;
+    }
+    if (v->kind != kind) {
+      fail(std::string("field '") + key + "' must be a " +
+           jsonKindName(kind) + ", not a " + jsonKindName(v->kind));
+      return nullptr;
+    }
+    return v;
+  }
+
+  bool str(const char *key, std::string *out) {
+    const JsonValue *v = field(key, JsonValue::Kind::String);
+    if (!v)
+      return false;
+    if (v->string.empty())
+      return fail(std::string("field '") + key + "' must not be empty");
+    *out = v->string;
+    return true;
+  }
+
+  bool boolean(const char *key, bool *out) {
+    const JsonValue *v = field(key, JsonValue::Kind::Bool);
+    if (!v)
+      return false;
+    *out = v->boolean;
+    return true;
+  }
+
+  bool integer(const char *key, int64_t minValue, int64_t *out) {
+    const JsonValue *v = field(key, JsonValue::Kind::Number);
+    if (!v)
+      return false;
+    if (!v->isInt)
+      return fail(std::string("field '") + key + "' must be an integer");
+    if (v->integer < minValue)
+      return fail(std::string("field '") + key + "' must be >= " +
+                  std::to_string(minValue) + ", got " +
+                  std::to_string(v->integer));
+    *out = v->integer;
+    return true;
+  }
+
+  const JsonValue &obj;
+  std::string where;
+  std::string *err;
+};
+
+bool parseConfig(const JsonValue &v, const std::string &where,
+                 KernelConfig *cfg, std::string *err) {
+  FieldReader r(v, where + ", config", err);
+  std::string dtype;
+  if (!r.str("dtype", &dtype))
+    return false;
+  if (!parseDType(dtype.c_str(), &cfg->dtype))
+    return r.fail("unknown dtype '" + dtype + "' (expected f32, f16 or bf16)");
+  if (!r.integer("head_dim", 1, &cfg->headDim) ||
+      !r.integer("head_dim_v", 1, &cfg->headDimV) ||
+      !r.boolean("softcap", &cfg->softcap) || !r.str("target", &cfg->target))
+    return false;
+  // Mask flags: "causal" + "window", or the single "masked" (a kernel that
+  // applies window_left/right at run time, i.e. causal = false, window = true).
+  if (v.get("causal") || v.get("window") || !v.get("masked")) {
+    if (!r.boolean("causal", &cfg->causal) || !r.boolean("window", &cfg->window))
+      return false;
+  } else {
+    bool masked = false;
+    if (!r.boolean("masked", &masked))
+      return false;
+    cfg->causal = false;
+    cfg->window = masked;
+  }
+  if (cfg->target.compare(0, 3, "sm_") != 0 || cfg->target.size() < 5)
+    return r.fail("target '" + cfg->target +
+                  "' is not of the form sm_XY (e.g. sm_90, sm_80)");
+  return true;
+}
+
+bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
+                 bool checkFiles, KernelDesc *k, std::string *err) {
+  std::string where = "kernels[" + std::to_string(index) + "]";
+  if (kv.kind != JsonValue::Kind::Object) {
+    *err = where + ": must be an object";
+    return false;
+  }
+  FieldReader r(kv, where, err);
+  if (!r.str("name", &k->name))
+    return false;
+  where = "kernel '" + k->name + "' (" + where + ")";
+  r.where = where;
+
+  std::string kind;
+  if (!r.str("file", &k->file) || !r.str("entry", &k->entry) ||
+      !r.str("kind", &kind))
+    return false;
+  if (!parseKernelKind(kind, &k->kind))
+    return r.fail("unknown kind '" + kind +
+                  "' (expected fwd, bwd_pre, bwd_main or bwd_post)");
+
+  const JsonValue *cfg = r.field("config", JsonValue::Kind::Object);
+  if (!cfg || !parseConfig(*cfg, where, &k->config, err))
+    return false;
+
+  const JsonValue *block = r.field("block", JsonValue::Kind::Array);
+  if (!block)
+    return false;
+  if (block->array.size() != 3)
+    return r.fail("field 'block' must have 3 entries");
+  int64_t threads = 1;
+  for (size_t i = 0; i < 3; ++i) {
+    const JsonValue &b = block->array[i];
+    if (b.kind != JsonValue::Kind::Number || !b.isInt || b.integer < 1 ||
+        b.integer > 1024)
+      return r.fail("block[" + std::to_string(i) +
+                    "] must be an integer in [1, 1024]");
+    k->block[i] = static_cast<unsigned>(b.integer);
+    threads *= b.integer;
+  }
+  if (threads > 1024)
+    return r.fail("block has " + std::to_string(threads) +
+                  " threads (at most 1024)");
+
+  if (!r.integer("dynamic_smem", 0, &k->dynamicSmem))
+    return false;
+
+  const JsonValue *grid = r.field("grid", JsonValue::Kind::Array);
+  if (!grid)
+    return false;
+  if (grid->array.empty() || grid->array.size() > 3)
+    return r.fail("field 'grid' must have 1 to 3 entries");
+  for (size_t i = 0; i < grid->array.size(); ++i) {
+    const JsonValue &g = grid->array[i];
+    std::string gw = "grid[" + std::to_string(i) + "]";
+    GridDimSpec spec;
+    if (g.kind == JsonValue::Kind::Number) {
+      if (!g.isInt || g.integer < 1 || g.integer > 0x7fffffff)
+        return r.fail(gw + " must be a positive integer or {\"dim\", \"div\"}");
+      spec.constant = g.integer;
+    } else if (g.kind == JsonValue::Kind::Object) {
+      FieldReader gr(g, where + ", " + gw, err);
+      if (!gr.str("dim", &spec.dim))
+        return false;
+      if (!knownGridDimName(spec.dim))
+        return gr.fail("unknown dim '" + spec.dim +
+                       "' (expected batch, heads, kv_heads, seqlen_q, "
+                       "seqlen_k, head_dim or head_dim_v)");
+      if (g.get("div")) {
+        if (!gr.integer("div", 1, &spec.div))
+          return false;
+      }
+    } else {
+      return r.fail(gw + " must be an object {\"dim\", \"div\"}");
+    }
+    k->grid.push_back(spec);
+  }
+
+  const JsonValue *args = r.field("args", JsonValue::Kind::Array);
+  if (!args)
+    return false;
+  for (size_t i = 0; i < args->array.size(); ++i) {
+    const JsonValue &a = args->array[i];
+    std::string aw = where + ", args[" + std::to_string(i) + "]";
+    if (a.kind != JsonValue::Kind::Object) {
+      *err = aw + ": must be an object {\"name\", \"kind\"}";
+      return false;
+    }
+    FieldReader ar(a, aw, err);
+    KernelArg arg;
+    std::string akind;
+    if (!ar.str("name", &arg.name) || !ar.str("kind", &akind))
+      return false;
+    ar.where = where + ", arg '" + arg.name + "'";
+    if (!parseArgKind(akind, &arg.kind))
+      return ar.fail("unknown arg kind '" + akind +
+                     "' (expected buffer, i64, i32 or f32)");
+    ArgKind cls;
+    if (!knownArgName(arg.name, &cls))
+      return ar.fail("unknown argument name '" + arg.name +
+                     "': the runtime provides no value for it");
+    bool ok = cls == ArgKind::Buffer ? arg.kind == ArgKind::Buffer
+              : cls == ArgKind::F32  ? arg.kind == ArgKind::F32
+                                     : (arg.kind == ArgKind::I64 ||
+                                       arg.kind == ArgKind::I32);
+    if (!ok)
+      return ar.fail(std::string("has kind '") + argKindName(arg.kind) +
+                     "' but the runtime passes it as " +
+                     (cls == ArgKind::Buffer ? "a buffer"
+                      : cls == ArgKind::F32  ? "f32"
+                                             : "an integer (i64 or i32)"));
+    if (k->kind == KernelKind::Fwd && isBackwardOnlyName(arg.name))
+      return ar.fail("is a backward argument; a fwd kernel cannot take it");
+    k->args.push_back(arg);
+  }
+
+  if (checkFiles) {
+    std::string path = joinPath(dir, k->file);
+    std::FILE *f = std::fopen(path.c_str(), "rb");
+    if (!f)
+      return r.fail("file '" + k->file + "' not found (" + path + ")");
+    std::fclose(f);
+  }
+  return true;
+}
+
+} // namespace
+
+bool parseManifest(const std::string &text, const std::string &dir,
+                   bool checkFiles, Manifest *out, std::string *err) {
+  std::string name = dir.empty() ? std::string("manifest.json")
+                                 : joinPath(dir, "manifest.json");
+  JsonValue root;
+  std::string jerr;
+  if (!parseJson(text, &root, &jerr)) {
+    *err = name + ": invalid JSON: " + jerr;
+    return false;
+  }
+  if (root.kind != JsonValue::Kind::Object) {
+    *err = name + ": the top level must be an object";
+    return false;
+  }
+  std::string ferr;
+  FieldReader r(root, name, &ferr);
+  std::string format;
+  int64_t version = 0;
+  if (!r.str("format", &format) || !r.integer("version", 0, &version)) {
+    *err = ferr;
+    return false;
+  }
+  if (format != "flashmlir-bundle") {
+    *err = name + ": format is '" + format + "', expected 'flashmlir-bundle'";
+    return false;
+  }
+  if (version != 1) {
+    *err = name + ": unsupported version " + std::to_string(version) +
+           " (this runtime reads version 1)";
+    return false;
+  }
+  const JsonValue *kernels = r.field("kernels", JsonValue::Kind::Array);
+  if (!kernels) {
+    *err = ferr;
+    return false;
+  }
+  if (kernels->array.empty()) {
+    *err = name + ": the bundle has no kernels";
+    return false;
+  }
+
+  Manifest m;
+  m.dir = dir;
+  std::map<std::string, size_t> names;
+  using Key = std::tuple<int, int, int64_t, int64_t, bool, bool, bool,
+                         std::string>;
+  std::map<Key, size_t> keys;
+  for (size_t i = 0; i < kernels->array.size(); ++i) {
+    KernelDesc k;
+    std::string kerr;
+    if (!parseKernel(kernels->array[i], i, dir, checkFiles, &k, &kerr)) {
+      *err = name + ": " + kerr;
+      return false;
+    }
+    auto [it, fresh] = names.emplace(k.name, i);
+    if (!fresh) {
+      *err = name + ": kernels[" + std::to_string(i) + "] and kernels[" +
+             std::to_string(it->second) + "] are both named '" + k.name + "'";
+      return false;
+    }
+    const KernelConfig &c = k.config;
+    Key key{static_cast<int>(k.kind), static_cast<int>(c.dtype), c.headDim,
+            c.headDimV, c.causal, c.window, c.softcap, c.target};
+    auto [kit, kfresh] = keys.emplace(key, i);
+    if (!kfresh) {
+      *err = name + ": kernels '" + m.kernels[kit->second].name + "' and '" +
+             k.name + "' have the same kind, config and target";
+      return false;
+    }
+    m.kernels.push_back(std::move(k));
+  }
+  *out = std::move(m);
+  return true;
+}
+
+bool loadBundle(const std::string &dir, Manifest *out, std::string *err) {
+  std::string path = joinPath(dir, "manifest.json");
+  std::string text, rerr;
+  if (!readFile(path, &text, &rerr)) {
+    *err = "bundle " + dir + ": " + rerr;
+    return false;
+  }
+  Manifest m;
+  if (!parseManifest(text, dir, /*checkFiles=*/true, &m, err) ||
+      !checkBundleSignatures(m, err))
+    return false;
+  *out = std::move(m);
+  return true;
+}
+
+bool checkBundleSignatures(const Manifest &m, std::string *err) {
+  // file -> entry -> parameter sizes; each PTX file is read and scanned once.
+  std::map<std::string, std::map<std::string, std::vector<int>>> files;
+  for (const KernelDesc &k : m.kernels) {
+    std::string where = "bundle " + m.dir + ": kernel '" + k.name + "' (" +
+                        k.file + "): ";
+    auto it = files.find(k.file);
+    if (it == files.end()) {
+      std::string text, rerr;
+      std::map<std::string, std::vector<int>> entries;
+      if (!readFile(joinPath(m.dir, k.file), &text, &rerr) ||
+          !ptxEntries(text, &entries, &rerr)) {
+        *err = where + rerr;
+        return false;
+      }
+      it = files.emplace(k.file, std::move(entries)).first;
+    }
+    auto e = it->second.find(k.entry);
+    if (e == it->second.end()) {
+      *err = where + "no .entry '" + k.entry + "'";
+      return false;
+    }
+    std::string serr;
+    if (!checkKernelSignature(k, e->second, &serr)) {
+      *err = where + serr;
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace flashmlir::rt
