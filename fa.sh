@@ -59,8 +59,11 @@ run_tests() {
 
 demo() {
   build
-  echo "== fa-opt verifies and prints docs/examples/attention.mlir"
-  "$BUILD_DIR/bin/fa-opt" docs/examples/attention.mlir
+  echo "== fa-opt verifies docs/examples/attention.mlir and lowers it to tiled loops"
+  "$BUILD_DIR/bin/fa-opt" docs/examples/attention.mlir \
+    --one-shot-bufferize="bufferize-function-boundaries" --attn-to-loops > /dev/null
+  echo "ok"
+  python3 tools/demo/demo.py --fa-run "$BUILD_DIR/bin/fa-run"
 }
 
 case "${1:-}" in

@@ -8,6 +8,7 @@
 
 #include "flashmlir/Conversion/Passes.h"
 #include "flashmlir/Dialect/Attn/IR/AttnDialect.h"
+#include "flashmlir/Dialect/Attn/Transforms/BufferizableOpInterfaceImpl.h"
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Pipelines/Pipelines.h"
 
@@ -25,6 +26,7 @@
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -39,6 +41,7 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/UB/IR/UBOps.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -57,6 +60,12 @@ void flashmlir::registerAllDialects(mlir::DialectRegistry &registry) {
                   LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
                   NVVM::NVVMDialect, nvgpu::NVGPUDialect, scf::SCFDialect,
                   tensor::TensorDialect, ub::UBDialect, vector::VectorDialect>();
+
+  // Bufferization of the attn ops and of the tensor ops around them.
+  attn::registerBufferizableOpInterfaceExternalModels(registry);
+  bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
+      registry);
+  tensor::registerBufferizableOpInterfaceExternalModels(registry);
 
   // The to-LLVM conversion interfaces: the generic lowerings
   // (convert-gpu-to-nvvm, convert-to-llvm) pick up patterns through them.
