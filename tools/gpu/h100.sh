@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU machine's one script (the device tool runs it; that machine has
+# CUDA, PyTorch and no MLIR). It builds the runtime half, takes the kernel
+# bundle built elsewhere (carried as build/bundle), and runs the checks and
+# the benchmark. Results go to $OUT (or ./gpu-out).
+#
+#   tools/gpu/h100.sh check    runtime tests, correctness matrix, sanitizers, long context
+#   tools/gpu/h100.sh bench    side-by-side benchmark
+#   tools/gpu/h100.sh all
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
+BUNDLE=${BUNDLE:-build/bundle}
+export PYTHONUNBUFFERED=1
+[ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+
+cmake -S . -B build-rt -G Ninja -DFLASHMLIR_ENABLE_COMPILER=OFF -DCMAKE_BUILD_TYPE=Release > "$OUT/cmake.log" 2>&1 &&
+  cmake --build build-rt -j 16 >> "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+export FLASHMLIR_RT_LIB=$PWD/build-rt/lib/libflashmlir_rt.so
+FARUN=build-rt/bin/fa-run
+status=0
+step() { echo "== $*"; }
+
+check() {
+  step "runtime self-test on the GPU"
+  build-rt/bin/fa-runtime-test > "$OUT/runtime-test.log" 2>&1; rc=$?; tail -1 "$OUT/runtime-test.log"; status=$((status|rc))
+  step "correctness matrix (float64 PyTorch reference)"
+  python3 tools/gpu/check_gpu.py "$BUNDLE" --json "$OUT/check_gpu.json" > "$OUT/check_gpu.log" 2>&1; rc=$?
+  grep -E "^FAIL" "$OUT/check_gpu.log" | head -20; tail -1 "$OUT/check_gpu.log"; status=$((status|rc))
+  if [ -x "$FARUN" ] && $FARUN --help 2>&1 | grep -q -- --bundle; then
+    step "fa-run --device cuda"
+    for args in "--dtype bf16 --heads 4 --kv-heads 2 --seqlen-q 100 --seqlen-k 300 --head-dim 64 --causal" \
+                "--dtype f16 --heads 2 --seqlen-q 257 --head-dim 128 --window 32,8 --layout bshd" \
+                "--dtype f32 --heads 2 --seqlen-q 64 --head-dim 32 --softcap 20"; do
+      $FARUN --device cuda --bundle "$BUNDLE" --batch 2 $args --backward --check --json > "$OUT/farun.log" 2>&1; rc=$?
+      echo "fa-run $args -> rc=$rc $(tail -1 "$OUT/farun.log" | cut -c1-200)"; status=$((status|rc))
+    done
+    step "compute-sanitizer memcheck / racecheck"
+    for tool in memcheck racecheck; do
+      for args in "--dtype bf16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal" \
+                  "--dtype f16 --heads 2 --seqlen-q 33 --head-dim 128 --softcap 10 --window 8,4"; do
+        compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --batch 1 $args --backward --check \
+          > "$OUT/sanitizer-$tool.log" 2>&1; rc=$?
+        echo "$tool $args -> rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-$tool.log" | head -2 | tr '\n' ' ')"
+        status=$((status|rc))
+      done
+    done
+  fi
+  step "long context: causal fwd+bwd, 16 heads, d=128, bf16"
+  python3 tools/gpu/long_context.py "$BUNDLE" --json "$OUT/long_context.json" 2>&1 | tee "$OUT/long_context.log"; status=$((status|${PIPESTATUS[0]}))
+}
+
+bench() {
+  step "benchmark (same process): FlashMLIR vs SDPA flash / cuDNN vs FlexAttention"
+  python3 tools/gpu/bench.py "$BUNDLE" --json "$OUT/bench.json" --md "$OUT/bench.md" 2>&1 | grep -v Warning | tee "$OUT/bench.log" | tail -14
+}
+
+case "${1:-all}" in
+  check) check ;;
+  bench) bench ;;
+  all) check; bench ;;
+esac
+echo "h100.sh: status $status"
+exit $status
