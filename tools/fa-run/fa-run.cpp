@@ -4,23 +4,34 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// fa-run compiles the attention kernels for one configuration, runs them on
-// random inputs and, on request, checks them against the float64 reference
-// (--check) and times them (--bench). Run `fa-run --help` for the flags.
+// fa-run runs the attention kernels of one configuration on random inputs
+// and, on request, checks them against the float64 reference (--check) and
+// times them (--bench). Run `fa-run --help` for the flags.
 //
 // Exit status: 0 on success, 1 when a check fails or the kernels cannot be
-// compiled or run, 2 on a bad command line (or a device this build lacks).
+// compiled, loaded or run, 2 on a bad command line (or a device this build
+// lacks).
 //
-// Built with the compiler (FLASHMLIR_HAVE_COMPILER=1) it JIT-compiles the
-// kernels for the host (`--device cpu`); built from the runtime half alone it
-// only parses and validates its arguments. The CUDA device comes later.
+// Two devices share everything but the kernel calls (inputs, poisoned
+// outputs, the check, the timing loop and the reports):
+//   * cpu: the kernels are JIT-compiled for the host through the CPU pipeline
+//     (needs the compiler, FLASHMLIR_HAVE_COMPILER=1);
+//   * cuda: the kernels come from a kernel bundle (PTX + manifest.json, made
+//     by fa-compile) and are launched through the GPU runtime (fa_runtime.h),
+//     which opens the CUDA driver at run time. Built with the compiler,
+//     fa-run compiles a configuration the bundle lacks into a cache directory
+//     on demand.
+// Built from the runtime half alone (-DFLASHMLIR_ENABLE_COMPILER=OFF) only
+// the cuda device is available.
 //
 //===----------------------------------------------------------------------===//
 
 #include "flashmlir/runtime/Half.h"
 #include "flashmlir/runtime/Reference.h"
+#include "flashmlir/runtime/fa_runtime.h"
 
 #if FLASHMLIR_HAVE_COMPILER
+#include "flashmlir/Bundle/Bundle.h"
 #include "flashmlir/CPU/CpuRunner.h"
 #endif
 
@@ -34,12 +45,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
+#include <unistd.h>
+
 using namespace flashmlir;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -49,10 +67,19 @@ namespace {
 
 const char *kUsage = R"(usage: fa-run [options]
 
-Compiles attention for one configuration, runs it on random inputs, and
-optionally checks it against a float64 reference and times it.
+Runs attention for one configuration on random inputs, and optionally checks
+it against a float64 reference and times it.
 
-  --device cpu|cuda       where to run (default cpu; cuda: later issue)
+  --device cpu|cuda       where to run (default cpu): cpu JIT-compiles the
+                          kernels for the host (needs a build with the
+                          compiler); cuda launches the kernels of a kernel
+                          bundle through the GPU runtime
+  --bundle DIR            cuda: the kernel bundle (a directory written by
+                          fa-compile; default <dir of fa-run>/../bundle when it
+                          exists). A fa-run built with the compiler compiles a
+                          configuration the bundle lacks on demand into
+                          $FLASHMLIR_CACHE_DIR/bundle-<config> (default cache
+                          directory: $HOME/.cache/flashmlir)
   --dtype f32|f16|bf16    element type of q, k, v, o and gradients (default f32)
   --batch B               batch size (required)
   --heads HQ              query heads (required)
@@ -64,21 +91,30 @@ optionally checks it against a float64 reference and times it.
   --causal                bottom-right aligned causal mask
   --window L,R            sliding window, -1 = unbounded side (default none)
   --softcap C             tanh soft-capping, 0 = off (default 0)
-  --scale S               softmax scale (default 1/sqrt(D))
+  --scale S               softmax scale (default 1/sqrt(D); cuda: S > 0)
   --backward              also run the backward pass
   --check                 compare with the float64 reference; exit 1 on failure
   --bench                 time forward (and backward): median of --reps runs
+                          after a warm-up (cuda: host wall time around the
+                          launches and the synchronization that ends them)
   --seed N                seed of the random inputs (default 0)
   --json                  print one JSON object as the last line of stdout
   --layout bhsd|bshd      memory layout of the 4-d buffers (default bhsd)
-  --pipeline tiled|unfused  lowering to use (default tiled)
-  --block-m N             query rows per tile (default 64)
-  --block-n N             key rows per tile (default 64)
+  --pipeline tiled|unfused  lowering to use (default tiled; unfused: cpu only)
+  --block-m N             query rows per tile (default 64; cpu only)
+  --block-n N             key rows per tile (default 64; cpu only)
   --reps N                timed runs per kernel with --bench (default 5)
   --help                  print this help
 
+peak_bytes is the memory the attention itself allocates: on cpu the peak of
+the kernels' own allocations; on cuda the device memory the runtime holds for
+it after the runs (fa_workspace_bytes(): the backward workspace, in 2 MiB
+steps; 0 for a forward pass), not counting the caller's q, k, v, o, lse and
+gradient buffers.
+
 Values may also be given as --flag=value. Exit status: 0 success, 1 check or
-run failure, 2 bad command line.
+run failure (including every error of the CUDA runtime: no driver, no device,
+no kernel, PTX rejected, out of memory), 2 bad command line.
 )";
 
 struct Options {
@@ -95,6 +131,11 @@ struct Options {
   uint64_t seed = 0;
   std::string layout = "bhsd", pipeline = "tiled";
   int64_t blockM = 64, blockN = 64, reps = 5;
+  std::string bundle; ///< --bundle; empty = the default
+  bool hasBundle = false;
+
+  bool cuda() const { return device == "cuda"; }
+  bool hasWindow() const { return windowLeft != -1 || windowRight != -1; }
 };
 
 /// Prints "fa-run: <message>" to stderr and returns 2 (bad usage).
@@ -160,6 +201,7 @@ int parseArgs(int argc, char **argv, Options &o) {
     FBlockM,
     FBlockN,
     FReps,
+    FBundle,
     FHelp
   };
   struct Spec {
@@ -179,7 +221,8 @@ int parseArgs(int argc, char **argv, Options &o) {
       {"seed", FSeed, true},           {"json", FJson, false},
       {"layout", FLayout, true},       {"pipeline", FPipeline, true},
       {"block-m", FBlockM, true},      {"block-n", FBlockN, true},
-      {"reps", FReps, true},           {"help", FHelp, false},
+      {"reps", FReps, true},           {"bundle", FBundle, true},
+      {"help", FHelp, false},
   };
 
   for (int i = 1; i < argc; ++i) {
@@ -336,6 +379,12 @@ int parseArgs(int argc, char **argv, Options &o) {
                           value.c_str());
       o.pipeline = value;
       break;
+    case FBundle:
+      if (value.empty())
+        return usageError("--bundle expects a directory, got ''");
+      o.bundle = value;
+      o.hasBundle = true;
+      break;
     }
   }
 
@@ -348,6 +397,24 @@ int parseArgs(int argc, char **argv, Options &o) {
         Required{FSeqQ, "seqlen-q"}, Required{FHeadDim, "head-dim"}})
     if (!seen[r.flag])
       return usageError("missing required flag --%s (see --help)", r.name);
+
+  // Flags of one device only, when given explicitly.
+  if (o.cuda()) {
+    if (o.pipeline == "unfused")
+      return usageError("--pipeline unfused is only available with --device "
+                        "cpu: --device cuda runs the kernel bundle's tiled "
+                        "kernels");
+    if (seen[FBlockM] || seen[FBlockN])
+      return usageError("--%s is only available with --device cpu: on cuda "
+                        "the tile sizes are those of the kernel bundle",
+                        seen[FBlockM] ? "block-m" : "block-n");
+    if (o.hasScale && !(o.scale > 0))
+      return usageError("--scale must be > 0 with --device cuda (the CUDA "
+                        "runtime reads a scale <= 0 as 1/sqrt(D)), got %g",
+                        o.scale);
+  } else if (o.hasBundle) {
+    return usageError("--bundle is only used with --device cuda");
+  }
 
   if (o.kvHeads < 0)
     o.kvHeads = o.heads;
@@ -364,8 +431,6 @@ int parseArgs(int argc, char **argv, Options &o) {
   return -1;
 }
 
-#if FLASHMLIR_HAVE_COMPILER
-
 //===----------------------------------------------------------------------===//
 // Host buffers
 //===----------------------------------------------------------------------===//
@@ -376,7 +441,9 @@ struct FreeDeleter {
 
 /// A [B, H, N, D] tensor (or a [B, H, N] f32 lse) of one dtype. With the
 /// bshd layout the memory is [B, N, H, D] and the view's strides swap H and
-/// N, so the kernel sees [B, H, N, D] without a copy.
+/// N, so the kernel sees [B, H, N, D] without a copy. The storage is dense
+/// (numel elements) in both layouts; a device copy mirrors it byte for byte
+/// and uses the same strides.
 struct HostTensor {
   rt::DType dtype = rt::DType::F32;
   int rank = 0;
@@ -432,6 +499,9 @@ struct HostTensor {
 
   bool ok() const { return mem != nullptr; }
 
+  /// Bytes of the (dense) storage.
+  size_t bytes() const { return numel * rt::dtypeBytes(dtype); }
+
   /// Calls fn(logical index, storage index) for every element, in logical
   /// row-major [B, H, N, D] order.
   template <typename Fn> void forEach(Fn fn) const {
@@ -462,8 +532,9 @@ struct HostTensor {
 
   /// All-ones bytes: a NaN in f32, f16 and bf16 alike, so any element the
   /// kernel does not write shows up as NaN (and fails --check).
-  void poison() { std::memset(mem.get(), 0xff, numel * rt::dtypeBytes(dtype)); }
+  void poison() { std::memset(mem.get(), 0xff, bytes()); }
 
+#if FLASHMLIR_HAVE_COMPILER
   TensorArg arg() const {
     TensorArg a;
     a.data = mem.get();
@@ -473,6 +544,28 @@ struct HostTensor {
       a.strides[i] = strides[i];
     }
     return a;
+  }
+#endif
+};
+
+/// The buffers of one run. The inputs (q, k, v, dO) hold random values, the
+/// outputs (out, lse, dq, dk, dv) are poisoned; dO and the gradients exist
+/// with --backward only.
+struct Tensors {
+  HostTensor q, k, v, out, lse, dO, dq, dk, dv;
+  bool backward = false;
+
+  std::vector<HostTensor *> all() {
+    std::vector<HostTensor *> v_ = {&q, &k, &v, &out, &lse};
+    if (backward)
+      v_.insert(v_.end(), {&dO, &dq, &dk, &dv});
+    return v_;
+  }
+  std::vector<HostTensor *> outputs() {
+    std::vector<HostTensor *> v_ = {&out, &lse};
+    if (backward)
+      v_.insert(v_.end(), {&dq, &dk, &dv});
+    return v_;
   }
 };
 
@@ -565,6 +658,9 @@ struct Results {
   Maybe fwdErr, lseErr, dqErr, dkErr, dvErr;
   Maybe msCompile, msFwd, msBwd, tflopsFwd, tflopsFwdBwd;
   int64_t peakBytes = 0, leakedBytes = 0;
+  bool leakMeasured = false; ///< leaked_bytes is measured on cpu only
+  std::string bundle;        ///< cuda: the bundle whose kernels ran
+  std::string sm;            ///< cuda: the device, "sm_90"
   bool ok = true;
   std::string error; // a failure that is not a threshold
   std::vector<std::string> failures;
@@ -582,6 +678,9 @@ void printJson(const Options &o, const Results &r) {
   };
   auto integer = [](int64_t v) { return std::to_string(v); };
   auto boolean = [](bool v) { return std::string(v ? "true" : "false"); };
+  auto stringOrNull = [](const std::string &s) {
+    return s.empty() ? std::string("null") : jsonString(s);
+  };
   field("device", jsonString(o.device));
   field("dtype", jsonString(rt::dtypeName(o.dtype)));
   field("batch", integer(o.batch));
@@ -592,16 +691,16 @@ void printJson(const Options &o, const Results &r) {
   field("head_dim", integer(o.headDim));
   field("head_dim_v", integer(o.headDimV));
   field("causal", boolean(o.causal));
-  bool hasWindow = o.windowLeft != -1 || o.windowRight != -1;
-  field("window", hasWindow ? "[" + integer(o.windowLeft) + ", " +
-                                  integer(o.windowRight) + "]"
-                            : "null");
+  field("window", o.hasWindow() ? "[" + integer(o.windowLeft) + ", " +
+                                      integer(o.windowRight) + "]"
+                                : "null");
   field("softcap", jsonNumber(o.softcap));
   field("scale", jsonNumber(o.scale));
   field("layout", jsonString(o.layout));
   field("pipeline", jsonString(o.pipeline));
-  field("block_m", integer(o.blockM));
-  field("block_n", integer(o.blockN));
+  // On cuda the tile sizes are the bundle's (not known to fa-run).
+  field("block_m", o.cuda() ? "null" : integer(o.blockM));
+  field("block_n", o.cuda() ? "null" : integer(o.blockN));
   field("backward", boolean(o.backward));
   field("seed", std::to_string(o.seed));
   field("fwd_err", r.fwdErr.json());
@@ -615,7 +714,9 @@ void printJson(const Options &o, const Results &r) {
   field("tflops_fwd", r.tflopsFwd.json());
   field("tflops_fwdbwd", r.tflopsFwdBwd.json());
   field("peak_bytes", integer(r.peakBytes));
-  field("leaked_bytes", integer(r.leakedBytes));
+  field("leaked_bytes", r.leakMeasured ? integer(r.leakedBytes) : "null");
+  field("bundle", stringOrNull(r.bundle));
+  field("sm", stringOrNull(r.sm));
   if (!r.error.empty())
     field("error", jsonString(r.error));
   field("ok", boolean(r.ok));
@@ -623,20 +724,25 @@ void printJson(const Options &o, const Results &r) {
   std::printf("%s\n", j.c_str());
 }
 
-void printConfig(const Options &o) {
+void printConfig(const Options &o, const std::string &bundle) {
   std::printf("fa-run: device=%s dtype=%s batch=%" PRId64 " heads=%" PRId64
               " kv_heads=%" PRId64 " seqlen_q=%" PRId64 " seqlen_k=%" PRId64
               " head_dim=%" PRId64 " head_dim_v=%" PRId64 "\n",
               o.device.c_str(), rt::dtypeName(o.dtype), o.batch, o.heads,
               o.kvHeads, o.seqlenQ, o.seqlenK, o.headDim, o.headDimV);
   std::string window = "none";
-  if (o.windowLeft != -1 || o.windowRight != -1)
+  if (o.hasWindow())
     window = std::to_string(o.windowLeft) + "," + std::to_string(o.windowRight);
+  std::string kernels;
+  if (o.cuda())
+    kernels = "bundle=" + (bundle.empty() ? std::string("none") : bundle);
+  else
+    kernels = "pipeline=" + o.pipeline + " block=" + std::to_string(o.blockM) +
+              "x" + std::to_string(o.blockN);
   std::printf("        causal=%s window=%s softcap=%g scale=%.9g layout=%s "
-              "pipeline=%s block=%" PRId64 "x%" PRId64 "%s\n",
+              "%s%s\n",
               o.causal ? "yes" : "no", window.c_str(), o.softcap, o.scale,
-              o.layout.c_str(), o.pipeline.c_str(), o.blockM, o.blockN,
-              o.backward ? " backward" : "");
+              o.layout.c_str(), kernels.c_str(), o.backward ? " backward" : "");
 }
 
 /// Compares `err` (already computed) with `limit`; records a failure.
@@ -676,7 +782,485 @@ int finish(const Options &o, Results &r) {
   return r.ok ? 0 : 1;
 }
 
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+//===----------------------------------------------------------------------===//
+// Devices
+//===----------------------------------------------------------------------===//
+
+/// Where the kernels run. Every call reports a failure by returning false
+/// with the complete message (as printed after "fa-run: error: ") in `err`.
+class Device {
+public:
+  virtual ~Device() = default;
+  /// Gets ready to run on `t` (inputs filled, outputs poisoned): compiles
+  /// the kernels (cpu) or opens the runtime, allocates device buffers and
+  /// copies `t` there (cuda).
+  virtual bool prepare(Tensors &t, Results &r, std::string &err) = 0;
+  /// Runs the forward / backward kernel(s) to completion.
+  virtual bool forward(std::string &err) = 0;
+  virtual bool backward(std::string &err) = 0;
+  /// Brackets the checked run to measure the kernels' own memory.
+  virtual void startMemory() {}
+  virtual void stopMemory(Results &r) = 0;
+  /// Makes the outputs of the last run visible in `t`.
+  virtual bool fetch(Tensors &t, std::string &err) = 0;
+};
+
+#if FLASHMLIR_HAVE_COMPILER
+
+/// The host: kernels JIT-compiled through the CPU pipeline, called on the
+/// host buffers themselves.
+class CpuDevice final : public Device {
+public:
+  explicit CpuDevice(const Options &o) : o(o) {}
+
+  bool prepare(Tensors &tensors, Results &r, std::string &err) override {
+    t = &tensors;
+    KernelConfig kc;
+    kc.dtype = o.dtype;
+    kc.D = o.headDim;
+    kc.Dv = o.headDimV;
+    kc.scale = o.scale;
+    kc.causal = o.causal;
+    kc.windowLeft = o.windowLeft;
+    kc.windowRight = o.windowRight;
+    kc.softcap = o.softcap;
+    kc.unfused = o.pipeline == "unfused";
+    kc.blockM = o.blockM;
+    kc.blockN = o.blockN;
+
+    std::string e;
+    auto t0 = Clock::now();
+    kernels = CpuKernels::compile(kc, e);
+    if (!kernels) {
+      err = "cannot compile the kernels: " + e;
+      return false;
+    }
+    if (o.backward && !kernels->compileBackward(e)) {
+      err = "cannot compile the backward kernel: " + e;
+      return false;
+    }
+    r.msCompile.set(msSince(t0));
+    return true;
+  }
+
+  bool forward(std::string &err) override {
+    std::string e;
+    if (kernels->forward(t->q.arg(), t->k.arg(), t->v.arg(), t->out.arg(),
+                         t->lse.arg(), e))
+      return true;
+    err = "forward failed: " + e;
+    return false;
+  }
+
+  bool backward(std::string &err) override {
+    std::string e;
+    if (kernels->backward(t->q.arg(), t->k.arg(), t->v.arg(), t->out.arg(),
+                          t->dO.arg(), t->lse.arg(), t->dq.arg(), t->dk.arg(),
+                          t->dv.arg(), e))
+      return true;
+    err = "backward failed: " + e;
+    return false;
+  }
+
+  void startMemory() override {
+    CpuKernels::resetPeak();
+    live0 = CpuKernels::liveBytes();
+  }
+
+  void stopMemory(Results &r) override {
+    r.peakBytes = CpuKernels::peakBytes() - live0;
+    r.leakedBytes = CpuKernels::liveBytes() - live0;
+    r.leakMeasured = true;
+  }
+
+  bool fetch(Tensors &, std::string &) override { return true; }
+
+private:
+  const Options &o;
+  Tensors *t = nullptr;
+  std::unique_ptr<CpuKernels> kernels;
+  int64_t live0 = 0;
+};
+
 #endif // FLASHMLIR_HAVE_COMPILER
+
+/// The path of this executable (empty when unknown).
+fs::path executablePath(const char *argv0) {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && !exe.empty())
+    return exe;
+  if (!argv0 || !*argv0 || !std::strchr(argv0, '/'))
+    return {}; // found through PATH: unknown
+  ec.clear();
+  exe = fs::absolute(argv0, ec);
+  return ec ? fs::path() : exe.lexically_normal();
+}
+
+/// A GPU through the runtime (fa_runtime.h): the kernels of a bundle, device
+/// buffers that mirror the host ones, launches on the default stream, each
+/// run ended by fa_synchronize.
+class CudaDevice final : public Device {
+public:
+  /// `bundleDir`: the bundle to open, empty for none (then every
+  /// configuration is missing); `bundleNote`: why there is none.
+  CudaDevice(const Options &o, std::string bundleDir, std::string bundleNote,
+             std::string exePath)
+      : o(o), bundleDir(std::move(bundleDir)),
+        bundleNote(std::move(bundleNote)), exePath(std::move(exePath)) {}
+
+  ~CudaDevice() override {
+    // Device buffers first (through the runtime that allocated them), then
+    // the runtimes (on-demand ones before the first: they share its
+    // context).
+    if (!runtimes.empty())
+      for (void *p : allocations)
+        fa_free(runtimes.front(), p);
+    for (auto it = runtimes.rbegin(); it != runtimes.rend(); ++it)
+      fa_runtime_destroy(*it);
+    std::error_code ec;
+    for (const fs::path &p : tempDirs)
+      fs::remove_all(p, ec);
+  }
+
+  bool prepare(Tensors &tensors, Results &r, std::string &err) override {
+    results = &r;
+    r.bundle = bundleDir;
+    if (!openRuntime(bundleDir, err))
+      return false;
+    fa_runtime *rt = runtimes.front();
+    int major = 0, minor = 0, sms = 0;
+    if (fa_status st = fa_device_info(rt, &major, &minor, &sms); st != FA_OK)
+      return fail(rt, st, err);
+    ccMajor = major;
+    r.sm = "sm_" + std::to_string(major) + std::to_string(minor);
+    std::printf("gpu      %s, %d SMs\n", r.sm.c_str(), sms);
+
+    params.dtype = o.dtype == rt::DType::F32   ? FA_F32
+                   : o.dtype == rt::DType::F16 ? FA_F16
+                                               : FA_BF16;
+    params.causal = o.causal ? 1 : 0;
+    params.window_left = o.windowLeft;
+    params.window_right = o.windowRight;
+    params.scale = static_cast<float>(o.scale);
+    params.softcap = static_cast<float>(o.softcap);
+
+    // The outputs are poisoned on the host: copying them poisons the device
+    // buffers too.
+    t = &tensors;
+    if (!upload(t->q, Q, err) || !upload(t->k, K, err) ||
+        !upload(t->v, V, err) || !upload(t->out, O, err) ||
+        !upload(t->lse, LSE, err))
+      return false;
+    if (o.backward &&
+        (!upload(t->dO, DO, err) || !upload(t->dq, DQ, err) ||
+         !upload(t->dk, DK, err) || !upload(t->dv, DV, err)))
+      return false;
+    return true;
+  }
+
+  bool forward(std::string &err) override {
+    return call(
+        [&](fa_runtime *rt) {
+          return fa_forward(rt, &params, &dev[Q], &dev[K], &dev[V], &dev[O],
+                            &dev[LSE], nullptr);
+        },
+        err);
+  }
+
+  bool backward(std::string &err) override {
+    return call(
+        [&](fa_runtime *rt) {
+          return fa_backward(rt, &params, &dev[Q], &dev[K], &dev[V], &dev[O],
+                             &dev[DO], &dev[LSE], &dev[DQ], &dev[DK],
+                             &dev[DV], nullptr);
+        },
+        err);
+  }
+
+  void stopMemory(Results &r) override {
+    // The attention's own device memory: what the runtimes hold (the
+    // backward workspace); the caller's buffers are not counted.
+    int64_t bytes = 0;
+    for (fa_runtime *rt : runtimes)
+      bytes += fa_workspace_bytes(rt);
+    r.peakBytes = bytes;
+  }
+
+  bool fetch(Tensors &tensors, std::string &err) override {
+    fa_runtime *rt = runtimes.front();
+    auto down = [&](HostTensor &h, Slot s) {
+      fa_status st = fa_memcpy_dtoh(rt, h.mem.get(), dev[s].data, h.bytes());
+      return st == FA_OK || fail(rt, st, err);
+    };
+    if (!down(tensors.out, O) || !down(tensors.lse, LSE))
+      return false;
+    if (o.backward &&
+        (!down(tensors.dq, DQ) || !down(tensors.dk, DK) || !down(tensors.dv, DV)))
+      return false;
+    return true;
+  }
+
+private:
+  enum Slot { Q, K, V, O, LSE, DO, DQ, DK, DV, NumSlots };
+
+  /// Sets `err` to the runtime's message for `st` and returns false.
+  static bool fail(fa_runtime *rt, fa_status st, std::string &err) {
+    const char *msg = rt ? fa_runtime_last_error(rt) : "";
+    err = msg && *msg ? msg
+                      : std::string("the CUDA runtime failed with ") +
+                            fa_status_name(st);
+    return false;
+  }
+
+  /// Creates a runtime on `dir` (none when empty) and makes it the active
+  /// one. On failure the runtime is still kept (and destroyed at the end).
+  bool openRuntime(const std::string &dir, std::string &err) {
+    fa_runtime *rt = nullptr;
+    fa_status st = fa_runtime_create(dir.empty() ? nullptr : dir.c_str(), &rt);
+    if (!rt) {
+      err = std::string("cannot create the CUDA runtime: ") +
+            fa_status_name(st);
+      return false;
+    }
+    runtimes.push_back(rt);
+    if (st != FA_OK)
+      return fail(rt, st, err);
+    active = rt;
+    return true;
+  }
+
+  bool upload(HostTensor &h, Slot s, std::string &err) {
+    fa_runtime *rt = runtimes.front();
+    void *p = nullptr;
+    if (fa_status st = fa_malloc(rt, h.bytes(), &p); st != FA_OK)
+      return fail(rt, st, err);
+    allocations.push_back(p);
+    if (fa_status st = fa_memcpy_htod(rt, p, h.mem.get(), h.bytes());
+        st != FA_OK)
+      return fail(rt, st, err);
+    fa_tensor &d = dev[s];
+    d.data = p;
+    for (int i = 0; i < 4; ++i) {
+      d.sizes[i] = h.sizes[i];
+      d.strides[i] = h.strides[i];
+    }
+    if (h.rank == 3) { // lse: only sizes/strides[0..2] are read
+      d.sizes[3] = 1;
+      d.strides[3] = 1;
+    }
+    return true;
+  }
+
+  /// Launches through the active runtime and synchronizes. When the bundle
+  /// lacks the configuration, moves on to another bundle (the cache, then a
+  /// fresh compilation; see nextBundle) and tries again.
+  template <typename Launch> bool call(Launch launch, std::string &err) {
+    for (;;) {
+      fa_status st = launch(active);
+      if (st == FA_ERR_NO_KERNEL) {
+        if (!nextBundle(err))
+          return false;
+        continue;
+      }
+      if (st != FA_OK)
+        return fail(active, st, err);
+      if ((st = fa_synchronize(active)) != FA_OK)
+        return fail(active, st, err);
+      return true;
+    }
+  }
+
+  /// The active runtime has no kernel for the configuration (its message
+  /// says what it has). Opens a bundle that has one and makes it active, or
+  /// returns false with the message.
+  bool nextBundle(std::string &err) {
+    std::string why = fa_runtime_last_error(active);
+    if (active == runtimes.front() && bundleDir.empty() && !bundleNote.empty())
+      why = bundleNote + ": " + why;
+#if !FLASHMLIR_HAVE_COMPILER
+    err = why + " (this fa-run was built without the compiler, so it cannot "
+                "compile missing kernels: write a bundle with them, e.g. "
+                "fa-compile --out DIR --target sm_80,sm_90 --dtype " +
+          std::string(rt::dtypeName(o.dtype)) +
+          " --head-dim " + std::to_string(o.headDim) + " --head-dim-v " +
+          std::to_string(o.headDimV) + " --masked " +
+          (masked() ? "1" : "0") + " --softcap " +
+          (o.softcap > 0 ? "1" : "0") + ", and pass --bundle DIR)";
+    return false;
+#else
+    if (ccMajor < 8 || stage == Stage::Compiled) {
+      // No bundle can help (devices below sm_80 have no kernels), or the
+      // freshly compiled one did not.
+      err = why;
+      return false;
+    }
+    std::string root = cacheRoot();
+    if (root.empty()) {
+      err = why + "; cannot compile it on demand: neither FLASHMLIR_CACHE_DIR "
+                  "nor HOME is set";
+      return false;
+    }
+    const fs::path dir = fs::path(root) / ("bundle-" + configName());
+    const std::string stamp = buildStamp();
+
+    // A bundle compiled earlier by this very fa-run binary.
+    if (stage == Stage::Given) {
+      stage = Stage::Cached;
+      std::error_code ec;
+      if (!stamp.empty() && readStamp(dir) == stamp &&
+          fs::exists(dir / "manifest.json", ec)) {
+        std::string e;
+        if (openRuntime(dir.string(), e)) {
+          results->bundle = dir.string();
+          return true;
+        }
+        // A broken cache entry: compile it again.
+      }
+    }
+
+    stage = Stage::Compiled;
+    std::fprintf(stderr, "fa-run: %s; compiling %s for sm_80 and sm_90 into %s\n",
+                 bundleDir.empty() ? "no kernel bundle"
+                                   : "the kernel bundle lacks this configuration",
+                 configName().c_str(), dir.string().c_str());
+    std::string e;
+    fs::path out;
+    auto t0 = Clock::now();
+    if (!compileInto(dir, stamp, &out, e)) {
+      err = why + "; compiling it on demand failed: " + e;
+      return false;
+    }
+    results->msCompile.set(msSince(t0));
+    if (!openRuntime(out.string(), err))
+      return false;
+    results->bundle = out.string();
+    return true;
+#endif
+  }
+
+  bool masked() const { return o.causal || o.hasWindow(); }
+
+#if FLASHMLIR_HAVE_COMPILER
+  enum class Stage { Given, Cached, Compiled };
+
+  /// "f16_d64_dv64_masked_softcap": what a bundle config is named after.
+  std::string configName() const {
+    return std::string(rt::dtypeName(o.dtype)) + "_d" +
+           std::to_string(o.headDim) + "_dv" + std::to_string(o.headDimV) +
+           (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "");
+  }
+
+  /// $FLASHMLIR_CACHE_DIR, else $HOME/.cache/flashmlir; empty if neither.
+  static std::string cacheRoot() {
+    if (const char *d = std::getenv("FLASHMLIR_CACHE_DIR"); d && *d)
+      return d;
+    if (const char *h = std::getenv("HOME"); h && *h)
+      return (fs::path(h) / ".cache" / "flashmlir").string();
+    return "";
+  }
+
+  /// Identifies the compiler that wrote a cached bundle: this executable's
+  /// path, size and modification time (a rebuilt fa-run recompiles). Empty
+  /// when unknown (then the cache is never trusted).
+  std::string buildStamp() const {
+    std::error_code ec;
+    if (exePath.empty())
+      return "";
+    uintmax_t size = fs::file_size(exePath, ec);
+    if (ec)
+      return "";
+    auto mtime = fs::last_write_time(exePath, ec);
+    if (ec)
+      return "";
+    return "fa-run " + exePath + " " + std::to_string(size) + " " +
+           std::to_string(mtime.time_since_epoch().count()) + "\n";
+  }
+
+  static std::string readStamp(const fs::path &dir) {
+    std::ifstream in(dir / "fa-run.stamp", std::ios::binary);
+    if (!in)
+      return "";
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  /// Compiles the configuration for sm_80 and sm_90 into a fresh directory
+  /// beside `dir`, then moves it to `dir`. `*out` is where the bundle ended
+  /// up (the temporary directory itself when it could not be moved; it is
+  /// removed at exit then).
+  bool compileInto(const fs::path &dir, const std::string &stamp,
+                   fs::path *out, std::string &err) {
+    std::error_code ec;
+    fs::create_directories(dir.parent_path(), ec);
+    if (ec) {
+      err = "cannot create " + dir.parent_path().string() + ": " +
+            ec.message();
+      return false;
+    }
+    fs::path tmp = dir;
+    tmp += ".tmp-" + std::to_string(static_cast<long>(getpid()));
+    fs::remove_all(tmp, ec);
+
+    std::vector<BundleConfig> configs;
+    for (const char *target : {"sm_80", "sm_90"}) {
+      BundleConfig c;
+      c.dtype = rt::dtypeName(o.dtype);
+      c.headDim = o.headDim;
+      c.headDimV = o.headDimV;
+      c.masked = masked();
+      c.softcap = o.softcap > 0;
+      c.target = target;
+      configs.push_back(c);
+    }
+    BundleOptions bo;
+    bo.outDir = tmp.string();
+    if (!writeBundle(configs, bo, err)) {
+      fs::remove_all(tmp, ec);
+      return false;
+    }
+    if (!stamp.empty()) {
+      std::ofstream s(tmp / "fa-run.stamp", std::ios::binary);
+      s << stamp;
+    }
+    // Replace what was there (a stale or broken entry). Another fa-run may
+    // race us; if the move fails, use the private copy.
+    fs::remove_all(dir, ec);
+    ec.clear();
+    fs::rename(tmp, dir, ec);
+    if (ec) {
+      tempDirs.push_back(tmp);
+      *out = tmp;
+    } else {
+      *out = dir;
+    }
+    return true;
+  }
+
+  Stage stage = Stage::Given;
+#endif
+
+  const Options &o;
+  const std::string bundleDir, bundleNote, exePath;
+  Results *results = nullptr;
+  Tensors *t = nullptr;
+  /// Every runtime created (the first one allocates the buffers); `active`
+  /// launches the kernels.
+  std::vector<fa_runtime *> runtimes;
+  fa_runtime *active = nullptr;
+  std::vector<void *> allocations;
+  std::vector<fs::path> tempDirs;
+  fa_tensor dev[NumSlots] = {};
+  fa_attn_params params = {};
+  int ccMajor = 0;
+};
 
 } // namespace
 
@@ -700,15 +1284,20 @@ int main(int argc, char **argv) {
   cfg.softcap = o.softcap;
   if (std::string msg = rt::validateConfig(cfg); !msg.empty())
     return usageError("invalid configuration: %s", msg.c_str());
+  if (o.cuda()) {
+    // The runtime takes scale and softcap as f32: the reference uses the
+    // values the kernels see.
+    cfg.scale = static_cast<float>(o.scale);
+    cfg.softcap = static_cast<float>(o.softcap);
+  }
 
-  if (o.device == "cuda")
-    return usageError("--device cuda is not supported yet: this fa-run has no "
-                      "CUDA launcher (it comes in a later issue); use --device "
-                      "cpu");
 #if !FLASHMLIR_HAVE_COMPILER
-  return usageError("--device cpu needs the compiler, but this fa-run was "
-                    "built without it (-DFLASHMLIR_ENABLE_COMPILER=OFF)");
-#else
+  if (!o.cuda())
+    return usageError("--device cpu needs the compiler, but this fa-run was "
+                      "built without it (-DFLASHMLIR_ENABLE_COMPILER=OFF); "
+                      "use --device cuda");
+#endif
+
   // Debugging aid for the test suite: FLASHMLIR_FA_RUN_SKIP=fwd|bwd|all skips
   // running that kernel, leaving its (poisoned) outputs as they are, which
   // shows that --check catches elements a kernel never writes.
@@ -727,131 +1316,117 @@ int main(int argc, char **argv) {
                  skip);
   }
 
-  printConfig(o);
+  // The device.
+  std::unique_ptr<Device> device;
+  std::string bundle;
+  if (o.cuda()) {
+    const fs::path exe = executablePath(argc > 0 ? argv[0] : nullptr);
+    const fs::path exeDir = exe.parent_path();
+    std::string note;
+    if (o.hasBundle) {
+      bundle = o.bundle;
+    } else {
+      fs::path def = exeDir.empty() ? fs::path()
+                                    : (exeDir.parent_path() / "bundle")
+                                          .lexically_normal();
+      std::error_code ec;
+      if (!def.empty() && fs::is_directory(def, ec))
+        bundle = def.string();
+      else
+        note = "no kernel bundle (" +
+               (def.empty() ? std::string("the default one could not be "
+                                          "located")
+                            : def.string() + " does not exist") +
+               "; pass --bundle DIR)";
+    }
+    device = std::make_unique<CudaDevice>(o, bundle, note, exe.string());
+  } else {
+#if FLASHMLIR_HAVE_COMPILER
+    device = std::make_unique<CpuDevice>(o);
+#endif
+  }
+
+  printConfig(o, bundle);
   Results r;
-
-  KernelConfig kc;
-  kc.dtype = o.dtype;
-  kc.D = o.headDim;
-  kc.Dv = o.headDimV;
-  kc.scale = o.scale;
-  kc.causal = o.causal;
-  kc.windowLeft = o.windowLeft;
-  kc.windowRight = o.windowRight;
-  kc.softcap = o.softcap;
-  kc.unfused = o.pipeline == "unfused";
-  kc.blockM = o.blockM;
-  kc.blockN = o.blockN;
-
-  using Clock = std::chrono::steady_clock;
-  auto msSince = [](Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  };
-
-  std::string err;
-  auto t0 = Clock::now();
-  std::unique_ptr<CpuKernels> kernels = CpuKernels::compile(kc, err);
-  if (!kernels) {
-    r.error = "cannot compile the kernels: " + err;
-    return finish(o, r);
-  }
-  if (o.backward && !kernels->compileBackward(err)) {
-    r.error = "cannot compile the backward kernel: " + err;
-    return finish(o, r);
-  }
-  r.msCompile.set(msSince(t0));
 
   // Inputs: fresh random values in the dtype; outputs: poisoned.
   const bool bshd = o.layout == "bshd";
   const rt::DType dt = o.dtype;
-  HostTensor q =
-      HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim, bshd);
-  HostTensor k =
-      HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
-  HostTensor v =
-      HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV, bshd);
-  HostTensor out =
-      HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDimV, bshd);
-  HostTensor lse = HostTensor::make3(o.batch, o.heads, o.seqlenQ);
-  HostTensor dO, dq, dk, dv;
+  Tensors t;
+  t.backward = o.backward;
+  t.q = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim, bshd);
+  t.k = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
+  t.v = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV, bshd);
+  t.out = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDimV, bshd);
+  t.lse = HostTensor::make3(o.batch, o.heads, o.seqlenQ);
   if (o.backward) {
-    dO = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDimV, bshd);
-    dq = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim, bshd);
-    dk = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
-    dv = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV, bshd);
+    t.dO = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDimV, bshd);
+    t.dq = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim, bshd);
+    t.dk = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
+    t.dv =
+        HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV, bshd);
   }
-  for (HostTensor *t : {&q, &k, &v, &out, &lse})
-    if (!t->ok()) {
+  for (HostTensor *h : t.all())
+    if (!h->ok()) {
       r.error = "out of memory allocating the buffers";
       return finish(o, r);
     }
-  if (o.backward)
-    for (HostTensor *t : {&dO, &dq, &dk, &dv})
-      if (!t->ok()) {
-        r.error = "out of memory allocating the buffers";
-        return finish(o, r);
-      }
 
-  std::vector<double> qd(q.numel), kd(k.numel), vd(v.numel), dOd;
+  std::vector<double> qd(t.q.numel), kd(t.k.numel), vd(t.v.numel), dOd;
   rt::fillRandom(deriveSeed(o.seed, 1), dt, qd.data(), qd.size());
   rt::fillRandom(deriveSeed(o.seed, 2), dt, kd.data(), kd.size());
   rt::fillRandom(deriveSeed(o.seed, 3), dt, vd.data(), vd.size());
-  q.store(qd);
-  k.store(kd);
-  v.store(vd);
-  out.poison();
-  lse.poison();
+  t.q.store(qd);
+  t.k.store(kd);
+  t.v.store(vd);
   if (o.backward) {
-    dOd.resize(dO.numel);
+    dOd.resize(t.dO.numel);
     rt::fillRandom(deriveSeed(o.seed, 4), dt, dOd.data(), dOd.size());
-    dO.store(dOd);
-    dq.poison();
-    dk.poison();
-    dv.poison();
+    t.dO.store(dOd);
+  }
+  for (HostTensor *h : t.outputs())
+    h->poison();
+
+  std::string err;
+  if (!device->prepare(t, r, err)) {
+    r.error = err;
+    return finish(o, r);
   }
 
-  auto runFwd = [&]() {
-    return skipFwd || kernels->forward(q.arg(), k.arg(), v.arg(), out.arg(),
-                                       lse.arg(), err);
-  };
-  auto runBwd = [&]() {
-    return skipBwd ||
-           kernels->backward(q.arg(), k.arg(), v.arg(), out.arg(), dO.arg(),
-                             lse.arg(), dq.arg(), dk.arg(), dv.arg(), err);
-  };
+  auto runFwd = [&]() { return skipFwd || device->forward(err); };
+  auto runBwd = [&]() { return skipBwd || device->backward(err); };
 
   // The run that is checked; it also measures the kernels' own memory.
-  CpuKernels::resetPeak();
-  const int64_t live0 = CpuKernels::liveBytes();
-  if (!runFwd()) {
-    r.error = "forward failed: " + err;
+  device->startMemory();
+  if (!runFwd() || (o.backward && !runBwd())) {
+    r.error = err;
     return finish(o, r);
   }
-  if (o.backward && !runBwd()) {
-    r.error = "backward failed: " + err;
+  device->stopMemory(r);
+  if (!device->fetch(t, err)) {
+    r.error = err;
     return finish(o, r);
   }
-  r.peakBytes = CpuKernels::peakBytes() - live0;
-  r.leakedBytes = CpuKernels::liveBytes() - live0;
 
   if (o.check) {
     double outLimit = 0, gradLimit = 0;
     thresholds(dt, &outLimit, &gradLimit);
-    std::vector<double> oRef(out.numel), lseRef(lse.numel);
+    std::vector<double> oRef(t.out.numel), lseRef(t.lse.numel);
     rt::referenceForward(cfg, qd.data(), kd.data(), vd.data(), oRef.data(),
                          lseRef.data());
-    std::vector<double> oGot = out.load(), lseGot = lse.load();
+    std::vector<double> oGot = t.out.load(), lseGot = t.lse.load();
     r.fwdErr.set(rt::relativeError(oGot.data(), oRef.data(), oRef.size()));
     r.lseErr.set(
         rt::relativeError(lseGot.data(), lseRef.data(), lseRef.size()));
     judge(r, "fwd_err", r.fwdErr.value, outLimit, "output", dt);
     judge(r, "lse_err", r.lseErr.value, outLimit, "output", dt);
     if (o.backward) {
-      std::vector<double> dqRef(dq.numel), dkRef(dk.numel), dvRef(dv.numel);
+      std::vector<double> dqRef(t.dq.numel), dkRef(t.dk.numel),
+          dvRef(t.dv.numel);
       rt::referenceBackward(cfg, qd.data(), kd.data(), vd.data(), dOd.data(),
                             dqRef.data(), dkRef.data(), dvRef.data());
-      std::vector<double> dqGot = dq.load(), dkGot = dk.load(),
-                          dvGot = dv.load();
+      std::vector<double> dqGot = t.dq.load(), dkGot = t.dk.load(),
+                          dvGot = t.dv.load();
       r.dqErr.set(rt::relativeError(dqGot.data(), dqRef.data(), dqRef.size()));
       r.dkErr.set(rt::relativeError(dkGot.data(), dkRef.data(), dkRef.size()));
       r.dvErr.set(rt::relativeError(dvGot.data(), dvRef.data(), dvRef.size()));
@@ -859,13 +1434,13 @@ int main(int argc, char **argv) {
       judge(r, "dk_err", r.dkErr.value, gradLimit, "gradient", dt);
       judge(r, "dv_err", r.dvErr.value, gradLimit, "gradient", dt);
     }
-    if (r.leakedBytes != 0) {
+    if (r.leakMeasured && r.leakedBytes != 0) {
       r.failures.push_back("memory leak: the kernels left " +
                            std::to_string(r.leakedBytes) +
                            " allocated bytes unfreed");
       r.ok = false;
     }
-  } else if (r.leakedBytes != 0) {
+  } else if (r.leakMeasured && r.leakedBytes != 0) {
     std::printf("fa-run: warning: the kernels left %" PRId64
                 " allocated bytes unfreed\n",
                 r.leakedBytes);
@@ -879,21 +1454,23 @@ int main(int argc, char **argv) {
                    static_cast<double>(o.headDim + o.headDimV);
     if (o.causal)
       flops /= 2;
+    // Each run is synchronous (cuda: launch + fa_synchronize), so host wall
+    // time measures it.
     auto timeIt = [&](auto run, Maybe &ms) {
       if (!run())
         return false; // warm-up
       std::vector<double> times;
       for (int64_t i = 0; i < o.reps; ++i) {
-        auto t = Clock::now();
+        auto t0 = Clock::now();
         if (!run())
           return false;
-        times.push_back(msSince(t));
+        times.push_back(msSince(t0));
       }
       ms.set(medianMs(times));
       return true;
     };
     if (!timeIt(runFwd, r.msFwd)) {
-      r.error = "forward failed: " + err;
+      r.error = err;
       return finish(o, r);
     }
     r.tflopsFwd.set(flops / (r.msFwd.value * 1e-3) / 1e12);
@@ -901,7 +1478,7 @@ int main(int argc, char **argv) {
                 r.tflopsFwd.value);
     if (o.backward) {
       if (!timeIt(runBwd, r.msBwd)) {
-        r.error = "backward failed: " + err;
+        r.error = err;
         return finish(o, r);
       }
       r.tflopsFwdBwd.set(3.5 * flops /
@@ -911,8 +1488,10 @@ int main(int argc, char **argv) {
     }
   }
 
-  std::printf("compile  %.1f ms\n", r.msCompile.value);
+  if (r.msCompile.has)
+    std::printf("compile  %.1f ms\n", r.msCompile.value);
+  if (o.cuda())
+    std::printf("bundle   %s\n", r.bundle.c_str());
   std::printf("peak_bytes %" PRId64 "\n", r.peakBytes);
   return finish(o, r);
-#endif
 }
