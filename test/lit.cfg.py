@@ -43,3 +43,16 @@ ptxas = shutil.which("ptxas") or (
 if ptxas:
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
+
+# A CUDA driver on this machine: tests that need its absence
+# (Execution/cuda-no-driver.test) are UNSUPPORTED: cuda-driver. The test is
+# whether libcuda.so.1 loads, as the runtime does it: ctypes.util.find_library
+# ("cuda") also finds the CUDA toolkit's link-time stub (lib64/stubs/libcuda.so,
+# through gcc and LIBRARY_PATH), which is no driver.
+import ctypes
+
+try:
+    ctypes.CDLL("libcuda.so.1")
+    config.available_features.add("cuda-driver")
+except OSError:
+    pass

@@ -49,6 +49,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -770,6 +771,7 @@ double medianMs(std::vector<double> v) {
 int finish(const Options &o, Results &r) {
   if (!r.error.empty()) {
     r.ok = false;
+    std::fflush(stdout); // keep the report in order on a shared terminal
     std::fprintf(stderr, "fa-run: error: %s\n", r.error.c_str());
   }
   for (const std::string &f : r.failures)
@@ -1126,6 +1128,7 @@ private:
     }
 
     stage = Stage::Compiled;
+    std::fflush(stdout);
     std::fprintf(stderr, "fa-run: %s; compiling %s for sm_80 and sm_90 into %s\n",
                  bundleDir.empty() ? "no kernel bundle"
                                    : "the kernel bundle lacks this configuration",
@@ -1262,9 +1265,7 @@ private:
   int ccMajor = 0;
 };
 
-} // namespace
-
-int main(int argc, char **argv) {
+int run(int argc, char **argv) {
   Options o;
   if (int rc = parseArgs(argc, argv, o); rc >= 0)
     return rc;
@@ -1494,4 +1495,18 @@ int main(int argc, char **argv) {
     std::printf("bundle   %s\n", r.bundle.c_str());
   std::printf("peak_bytes %" PRId64 "\n", r.peakBytes);
   return finish(o, r);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  // Host buffers (and the float64 copies the check needs) are as large as
+  // the problem: running out of host memory is an error, not a crash.
+  try {
+    return run(argc, argv);
+  } catch (const std::bad_alloc &) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "fa-run: error: out of host memory\n");
+    return 1;
+  }
 }
