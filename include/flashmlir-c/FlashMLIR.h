@@ -1,0 +1,110 @@
+/*===- FlashMLIR.h - C API of the FlashMLIR compiler --------------*- C -*-===*
+ *
+ * Part of FlashMLIR.
+ *
+ * Two parts:
+ *  1. Embedding in other MLIR-based compilers: the attn dialect handle and the
+ *     registration of every FlashMLIR pass and pipeline (MLIR C API style).
+ *  2. A self-contained kernel API with plain C types (no MLIR types), used by
+ *     the Python package through ctypes: compile attention for the host CPU
+ *     and run it on host memory, or write a GPU kernel bundle.
+ *
+ * Every function that can fail returns 0 on success and non-zero on failure,
+ * with a message in `err` (NUL-terminated, truncated to errlen).
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef FLASHMLIR_C_FLASHMLIR_H
+#define FLASHMLIR_C_FLASHMLIR_H
+
+#include "mlir-c/IR.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- 1. Embedding ------------------------------------------------------- */
+
+MLIR_DECLARE_CAPI_DIALECT_REGISTRATION(Attn, attn);
+
+/* Registers FlashMLIR's passes and named pipelines (and the upstream passes
+ * they are built from) with MLIR's global pass registry. */
+MLIR_CAPI_EXPORTED void flashmlirRegisterAllPasses(void);
+
+/* Inserts the attn dialect and every dialect and interface FlashMLIR's
+ * pipelines use into `registry`. */
+MLIR_CAPI_EXPORTED void flashmlirRegisterAllDialects(MlirDialectRegistry registry);
+
+/* --- 2. Kernels ----------------------------------------------------------- */
+
+typedef enum { FLASHMLIR_F32 = 0, FLASHMLIR_F16 = 1, FLASHMLIR_BF16 = 2 } flashmlir_dtype;
+
+/* A host tensor: logical [B, H, N, D] (lse: [B, H, N], rank 3), element
+ * strides, innermost stride 1. f16/bf16 elements are 16-bit patterns. */
+typedef struct {
+  void *data;
+  int64_t rank;
+  int64_t sizes[4];
+  int64_t strides[4];
+} flashmlir_tensor;
+
+typedef struct {
+  flashmlir_dtype dtype;
+  int64_t head_dim, head_dim_v;
+  double scale;          /* <= 0: 1/sqrt(head_dim) */
+  int causal;
+  int64_t window_left, window_right; /* -1 = unbounded */
+  double softcap;        /* 0 = off */
+  int unfused;           /* 1: the unfused reference lowering */
+  int64_t block_m, block_n; /* 0: defaults (64) */
+} flashmlir_cpu_config;
+
+typedef struct flashmlir_cpu_kernels flashmlir_cpu_kernels;
+
+/* Compiles attention for the host (attn-cpu-pipeline + JIT). */
+MLIR_CAPI_EXPORTED int flashmlir_cpu_compile(const flashmlir_cpu_config *config,
+                                             flashmlir_cpu_kernels **out,
+                                             char *err, size_t errlen);
+MLIR_CAPI_EXPORTED void flashmlir_cpu_destroy(flashmlir_cpu_kernels *kernels);
+
+/* o, lse = attention(q, k, v). Runs synchronously on the calling thread. */
+MLIR_CAPI_EXPORTED int flashmlir_cpu_forward(flashmlir_cpu_kernels *kernels,
+                                             const flashmlir_tensor *q,
+                                             const flashmlir_tensor *k,
+                                             const flashmlir_tensor *v,
+                                             flashmlir_tensor *o,
+                                             flashmlir_tensor *lse, char *err,
+                                             size_t errlen);
+
+/* dq, dk, dv of attention given the forward's o and lse and dO. */
+MLIR_CAPI_EXPORTED int flashmlir_cpu_backward(
+    flashmlir_cpu_kernels *kernels, const flashmlir_tensor *q,
+    const flashmlir_tensor *k, const flashmlir_tensor *v,
+    const flashmlir_tensor *o, const flashmlir_tensor *dout,
+    const flashmlir_tensor *lse, flashmlir_tensor *dq, flashmlir_tensor *dk,
+    flashmlir_tensor *dv, char *err, size_t errlen);
+
+/* Peak bytes of workspace the CPU kernels allocated since the last reset. */
+MLIR_CAPI_EXPORTED int64_t flashmlir_cpu_peak_bytes(void);
+MLIR_CAPI_EXPORTED void flashmlir_cpu_reset_peak(void);
+
+/* Writes a GPU kernel bundle (PTX + manifest.json) for the cross product of
+ * the comma-separated `dtypes` (f16,bf16,f32), `head_dims`, masked in
+ * {0, 1} (`masked` = 0, 1 or 2 for both), softcap likewise, and `targets`
+ * (sm_80,sm_90). head_dim_v = 0 means equal to the head dim. */
+MLIR_CAPI_EXPORTED int flashmlir_compile_bundle(
+    const char *out_dir, const char *dtypes, const char *head_dims,
+    int64_t head_dim_v, int masked, int softcap, const char *targets,
+    char *err, size_t errlen);
+
+/* "FlashMLIR <version>" */
+MLIR_CAPI_EXPORTED const char *flashmlir_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLASHMLIR_C_FLASHMLIR_H */

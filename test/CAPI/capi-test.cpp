@@ -1,0 +1,128 @@
+//===- capi-test.cpp - the compiler's C kernel API ------------------------===//
+//
+// Part of FlashMLIR. Compiles attention through flashmlir_cpu_compile, runs
+// forward and backward on host memory through the C API, and compares with
+// the float64 reference; checks that bad input comes back as an error
+// message. Prints "N passed, M failed".
+//
+//===----------------------------------------------------------------------===//
+
+#include "flashmlir-c/FlashMLIR.h"
+#include "flashmlir/runtime/Half.h"
+#include "flashmlir/runtime/Reference.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace flashmlir::rt;
+
+static int passed = 0, failed = 0;
+static void check(bool ok, const std::string &what) {
+  std::printf("%s %s\n", ok ? "PASS" : "FAIL", what.c_str());
+  ok ? ++passed : ++failed;
+}
+
+static flashmlir_tensor tensor(void *data, int64_t B, int64_t H, int64_t N,
+                               int64_t D) {
+  flashmlir_tensor t{};
+  t.data = data;
+  t.rank = D ? 4 : 3;
+  int64_t s[4] = {B, H, N, D};
+  for (int i = 0; i < 4; ++i)
+    t.sizes[i] = s[i];
+  if (D) {
+    t.strides[3] = 1, t.strides[2] = D, t.strides[1] = N * D,
+    t.strides[0] = H * N * D;
+  } else {
+    t.strides[2] = 1, t.strides[1] = N, t.strides[0] = H * N;
+  }
+  return t;
+}
+
+int main() {
+  char err[512];
+  const int64_t B = 1, Hq = 4, Hkv = 2, Nq = 37, Nk = 50, D = 16, Dv = 8;
+  flashmlir_cpu_config cfg{};
+  cfg.dtype = FLASHMLIR_F16;
+  cfg.head_dim = D;
+  cfg.head_dim_v = Dv;
+  cfg.causal = 1;
+  cfg.window_left = -1;
+  cfg.window_right = -1;
+  flashmlir_cpu_kernels *kernels = nullptr;
+  int rc = flashmlir_cpu_compile(&cfg, &kernels, err, sizeof(err));
+  check(rc == 0 && kernels, std::string("compile f16 causal GQA: ") + (rc ? err : "ok"));
+  if (rc)
+    return 1;
+
+  AttnConfig ref{B, Hq, Hkv, Nq, Nk, D, Dv, 1.0 / std::sqrt(double(D)), true};
+  size_t nq = B * Hq * Nq * D, nk = B * Hkv * Nk * D, nv = B * Hkv * Nk * Dv,
+         no = B * Hq * Nq * Dv, nl = B * Hq * Nq;
+  std::vector<double> q(nq), k(nk), v(nv), dO(no);
+  fillRandom(1, DType::F16, q.data(), nq);
+  fillRandom(2, DType::F16, k.data(), nk);
+  fillRandom(3, DType::F16, v.data(), nv);
+  fillRandom(4, DType::F16, dO.data(), no);
+  auto half = [](const std::vector<double> &x) {
+    std::vector<uint16_t> h(x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      h[i] = floatToHalf(float(x[i]));
+    return h;
+  };
+  std::vector<uint16_t> hq = half(q), hk = half(k), hv = half(v), hdo = half(dO),
+                        ho(no, 0x7e00), hdq(nq, 0x7e00), hdk(nk, 0x7e00),
+                        hdv(nv, 0x7e00); // poisoned with NaN
+  std::vector<float> lse(nl, NAN);
+  flashmlir_tensor tq = tensor(hq.data(), B, Hq, Nq, D),
+                   tk = tensor(hk.data(), B, Hkv, Nk, D),
+                   tv = tensor(hv.data(), B, Hkv, Nk, Dv),
+                   to = tensor(ho.data(), B, Hq, Nq, Dv),
+                   tl = tensor(lse.data(), B, Hq, Nq, 0),
+                   tdo = tensor(hdo.data(), B, Hq, Nq, Dv),
+                   tdq = tensor(hdq.data(), B, Hq, Nq, D),
+                   tdk = tensor(hdk.data(), B, Hkv, Nk, D),
+                   tdv = tensor(hdv.data(), B, Hkv, Nk, Dv);
+  rc = flashmlir_cpu_forward(kernels, &tq, &tk, &tv, &to, &tl, err, sizeof(err));
+  check(rc == 0, std::string("forward: ") + (rc ? err : "ok"));
+  rc = flashmlir_cpu_backward(kernels, &tq, &tk, &tv, &to, &tdo, &tl, &tdq,
+                              &tdk, &tdv, err, sizeof(err));
+  check(rc == 0, std::string("backward: ") + (rc ? err : "ok"));
+
+  std::vector<double> ro(no), rl(nl), rdq(nq), rdk(nk), rdv(nv);
+  referenceForward(ref, q.data(), k.data(), v.data(), ro.data(), rl.data());
+  referenceBackward(ref, q.data(), k.data(), v.data(), dO.data(), rdq.data(),
+                    rdk.data(), rdv.data());
+  auto back = [](const std::vector<uint16_t> &h) {
+    std::vector<double> x(h.size());
+    for (size_t i = 0; i < h.size(); ++i)
+      x[i] = halfToFloat(h[i]);
+    return x;
+  };
+  std::vector<double> dl(lse.begin(), lse.end());
+  double eo = relativeError(back(ho).data(), ro.data(), no),
+         el = relativeError(dl.data(), rl.data(), nl),
+         eq = relativeError(back(hdq).data(), rdq.data(), nq),
+         ek = relativeError(back(hdk).data(), rdk.data(), nk),
+         ev = relativeError(back(hdv).data(), rdv.data(), nv);
+  char buf[200];
+  std::snprintf(buf, sizeof(buf), "errors o %.2e lse %.2e dq %.2e dk %.2e dv %.2e",
+                eo, el, eq, ek, ev);
+  check(eo <= 2e-3 && el <= 2e-3 && eq <= 4e-3 && ek <= 4e-3 && ev <= 4e-3, buf);
+
+  // Bad input: a wrong head dim is an error with a message, not a crash.
+  flashmlir_tensor bad = tensor(hq.data(), B, Hq, Nq, D / 2);
+  rc = flashmlir_cpu_forward(kernels, &bad, &tk, &tv, &to, &tl, err, sizeof(err));
+  check(rc != 0 && std::strlen(err) > 0, std::string("bad q rejected: ") + err);
+  flashmlir_cpu_config badCfg = cfg;
+  badCfg.dtype = (flashmlir_dtype)7;
+  flashmlir_cpu_kernels *none = nullptr;
+  rc = flashmlir_cpu_compile(&badCfg, &none, err, sizeof(err));
+  check(rc != 0 && !none, std::string("bad dtype rejected: ") + err);
+  check(std::strncmp(flashmlir_version(), "FlashMLIR", 9) == 0, "version");
+  flashmlir_cpu_destroy(kernels);
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
