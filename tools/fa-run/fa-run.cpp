@@ -892,6 +892,34 @@ private:
 
 #endif // FLASHMLIR_HAVE_COMPILER
 
+/// Host bytes fa-run needs for `o`, roughly (in double: no overflow): the
+/// tensors in their dtype, the float64 inputs, and with --check the float64
+/// references and loaded outputs.
+double hostBytesNeeded(const Options &o) {
+  const double eb = static_cast<double>(rt::dtypeBytes(o.dtype));
+  const double b = static_cast<double>(o.batch);
+  const double q = b * o.heads * o.seqlenQ * o.headDim;
+  const double k = b * o.kvHeads * o.seqlenK * o.headDim;
+  const double v = b * o.kvHeads * o.seqlenK * o.headDimV;
+  const double out = b * o.heads * o.seqlenQ * o.headDimV;
+  const double lse = b * o.heads * o.seqlenQ;
+  double inputs = q + k + v, outputs = out, grads = 0;
+  if (o.backward) {
+    inputs += out; // dO
+    grads = q + k + v;
+  }
+  double bytes = (inputs + outputs + grads) * eb + lse * 4 + inputs * 8;
+  if (o.check)
+    bytes += 2 * 8 * (outputs + lse + grads); // references + loaded values
+  return bytes;
+}
+
+/// The machine's physical memory in bytes (0 when unknown).
+double physicalMemoryBytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? static_cast<double>(pages) * size : 0;
+}
+
 /// The path of this executable (empty when unknown).
 fs::path executablePath(const char *argv0) {
   std::error_code ec;
@@ -960,9 +988,8 @@ public:
         !upload(t->v, V, err) || !upload(t->out, O, err) ||
         !upload(t->lse, LSE, err))
       return false;
-    if (o.backward &&
-        (!upload(t->dO, DO, err) || !upload(t->dq, DQ, err) ||
-         !upload(t->dk, DK, err) || !upload(t->dv, DV, err)))
+    if (o.backward && (!upload(t->dO, DO, err) || !upload(t->dq, DQ, err) ||
+                       !upload(t->dk, DK, err) || !upload(t->dv, DV, err)))
       return false;
     return true;
   }
@@ -980,8 +1007,8 @@ public:
     return call(
         [&](fa_runtime *rt) {
           return fa_backward(rt, &params, &dev[Q], &dev[K], &dev[V], &dev[O],
-                             &dev[DO], &dev[LSE], &dev[DQ], &dev[DK],
-                             &dev[DV], nullptr);
+                             &dev[DO], &dev[LSE], &dev[DQ], &dev[DK], &dev[DV],
+                             nullptr);
         },
         err);
   }
@@ -1003,8 +1030,8 @@ public:
     };
     if (!down(tensors.out, O) || !down(tensors.lse, LSE))
       return false;
-    if (o.backward &&
-        (!down(tensors.dq, DQ) || !down(tensors.dk, DK) || !down(tensors.dv, DV)))
+    if (o.backward && (!down(tensors.dq, DQ) || !down(tensors.dk, DK) ||
+                       !down(tensors.dv, DV)))
       return false;
     return true;
   }
@@ -1027,8 +1054,8 @@ private:
     fa_runtime *rt = nullptr;
     fa_status st = fa_runtime_create(dir.empty() ? nullptr : dir.c_str(), &rt);
     if (!rt) {
-      err = std::string("cannot create the CUDA runtime: ") +
-            fa_status_name(st);
+      err =
+          std::string("cannot create the CUDA runtime: ") + fa_status_name(st);
       return false;
     }
     runtimes.push_back(rt);
@@ -1087,14 +1114,15 @@ private:
     if (active == runtimes.front() && bundleDir.empty() && !bundleNote.empty())
       why = bundleNote + ": " + why;
 #if !FLASHMLIR_HAVE_COMPILER
-    err = why + " (this fa-run was built without the compiler, so it cannot "
-                "compile missing kernels: write a bundle with them, e.g. "
-                "fa-compile --out DIR --target sm_80,sm_90 --dtype " +
-          std::string(rt::dtypeName(o.dtype)) +
-          " --head-dim " + std::to_string(o.headDim) + " --head-dim-v " +
-          std::to_string(o.headDimV) + " --masked " +
-          (masked() ? "1" : "0") + " --softcap " +
-          (o.softcap > 0 ? "1" : "0") + ", and pass --bundle DIR)";
+    err = why +
+          " (this fa-run was built without the compiler, so it cannot "
+          "compile missing kernels: write a bundle with them, e.g. "
+          "fa-compile --out DIR --target sm_80,sm_90 --dtype " +
+          std::string(rt::dtypeName(o.dtype)) + " --head-dim " +
+          std::to_string(o.headDim) + " --head-dim-v " +
+          std::to_string(o.headDimV) + " --masked " + (masked() ? "1" : "0") +
+          " --softcap " + (o.softcap > 0 ? "1" : "0") +
+          ", and pass --bundle DIR)";
     return false;
 #else
     if (ccMajor < 8 || stage == Stage::Compiled) {
@@ -1129,10 +1157,11 @@ private:
 
     stage = Stage::Compiled;
     std::fflush(stdout);
-    std::fprintf(stderr, "fa-run: %s; compiling %s for sm_80 and sm_90 into %s\n",
-                 bundleDir.empty() ? "no kernel bundle"
-                                   : "the kernel bundle lacks this configuration",
-                 configName().c_str(), dir.string().c_str());
+    std::fprintf(
+        stderr, "fa-run: %s; compiling %s for sm_80 and sm_90 into %s\n",
+        bundleDir.empty() ? "no kernel bundle"
+                          : "the kernel bundle lacks this configuration",
+        configName().c_str(), dir.string().c_str());
     std::string e;
     fs::path out;
     auto t0 = Clock::now();
@@ -1199,13 +1228,12 @@ private:
   /// beside `dir`, then moves it to `dir`. `*out` is where the bundle ended
   /// up (the temporary directory itself when it could not be moved; it is
   /// removed at exit then).
-  bool compileInto(const fs::path &dir, const std::string &stamp,
-                   fs::path *out, std::string &err) {
+  bool compileInto(const fs::path &dir, const std::string &stamp, fs::path *out,
+                   std::string &err) {
     std::error_code ec;
     fs::create_directories(dir.parent_path(), ec);
     if (ec) {
-      err = "cannot create " + dir.parent_path().string() + ": " +
-            ec.message();
+      err = "cannot create " + dir.parent_path().string() + ": " + ec.message();
       return false;
     }
     fs::path tmp = dir;
@@ -1327,9 +1355,9 @@ int run(int argc, char **argv) {
     if (o.hasBundle) {
       bundle = o.bundle;
     } else {
-      fs::path def = exeDir.empty() ? fs::path()
-                                    : (exeDir.parent_path() / "bundle")
-                                          .lexically_normal();
+      fs::path def = exeDir.empty()
+                         ? fs::path()
+                         : (exeDir.parent_path() / "bundle").lexically_normal();
       std::error_code ec;
       if (!def.empty() && fs::is_directory(def, ec))
         bundle = def.string();
@@ -1350,6 +1378,20 @@ int run(int argc, char **argv) {
   printConfig(o, bundle);
   Results r;
 
+  // Refuse what cannot fit in host memory before allocating it: with memory
+  // overcommit the allocations would succeed and the process be killed when
+  // it touches them.
+  if (double need = hostBytesNeeded(o), have = physicalMemoryBytes();
+      have > 0 && need > have) {
+    char buf[200];
+    std::snprintf(buf, sizeof(buf),
+                  "out of host memory: the buffers of this configuration "
+                  "need about %.1f GiB, this machine has %.1f GiB",
+                  need / (1 << 30), have / (1 << 30));
+    r.error = buf;
+    return finish(o, r);
+  }
+
   // Inputs: fresh random values in the dtype; outputs: poisoned.
   const bool bshd = o.layout == "bshd";
   const rt::DType dt = o.dtype;
@@ -1363,7 +1405,8 @@ int run(int argc, char **argv) {
   if (o.backward) {
     t.dO = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDimV, bshd);
     t.dq = HostTensor::make4(dt, o.batch, o.heads, o.seqlenQ, o.headDim, bshd);
-    t.dk = HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
+    t.dk =
+        HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDim, bshd);
     t.dv =
         HostTensor::make4(dt, o.batch, o.kvHeads, o.seqlenK, o.headDimV, bshd);
   }

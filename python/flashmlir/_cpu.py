@@ -1,0 +1,174 @@
+"""CPU kernels through libflashmlir_c: compile once per configuration, cache,
+call on host memory (NumPy arrays or CPU torch tensors)."""
+
+import ctypes
+import numbers
+import threading
+
+from . import _native
+from ._errors import FlashMLIRError
+from ._options import check_options, dtype_name, parse_dtype
+
+__all__ = ["CpuKernel", "get_kernel", "clear_cache", "host_tensor"]
+
+
+def host_tensor(ptr, sizes, strides):
+    """A flashmlir_tensor for `ptr` with element `sizes`/`strides` (rank 3 or 4).
+    A size-1 innermost dim gets stride 1 (its stride is meaningless)."""
+    t = _native.CTensor()
+    rank = len(sizes)
+    t.data = ptr
+    t.rank = rank
+    for i in range(4):
+        t.sizes[i] = int(sizes[i]) if i < rank else 1
+        t.strides[i] = int(strides[i]) if i < rank else 1
+    if rank and sizes[rank - 1] == 1:
+        t.strides[rank - 1] = 1
+    return t
+
+
+class CpuKernel:
+    """Attention compiled for the host CPU (attn-cpu-pipeline + JIT) for one
+    configuration: dtype, head dims, and the compile-time constants scale,
+    causal, window and softcap.
+
+    ``forward(q, k, v)`` -> ``(o, lse)``, ``backward(q, k, v, o, lse, do)``
+    -> ``(dq, dk, dv)`` and ``kernel(q, k, v)`` -> ``o`` take NumPy arrays in
+    the given layout (see :func:`flashmlir.attention`). The backward kernel is
+    compiled on its first use. Calls run synchronously on the calling thread.
+    """
+
+    def __init__(self, dtype, head_dim, head_dim_v=None, *, scale=None, causal=False,
+                 window=None, softcap=None, unfused=False, block_m=0, block_n=0):
+        self._h = None
+        self._code = parse_dtype(dtype, "CpuKernel")
+        self.dtype = dtype_name(self._code)
+        if not (isinstance(head_dim, numbers.Integral) and head_dim >= 1):
+            raise ValueError(f"CpuKernel: head_dim must be an int >= 1, got {head_dim!r}")
+        if head_dim_v is None:
+            head_dim_v = head_dim
+        if not (isinstance(head_dim_v, numbers.Integral) and head_dim_v >= 1):
+            raise ValueError(f"CpuKernel: head_dim_v must be an int >= 1, got {head_dim_v!r}")
+        opts = check_options(causal, scale, window, softcap, "bhsd", "CpuKernel")
+        self.head_dim, self.head_dim_v = int(head_dim), int(head_dim_v)
+        self.scale = opts.resolve_scale(head_dim)
+        self.causal = opts.causal
+        self.window = (opts.window_left, opts.window_right)
+        self.softcap = opts.softcap
+        self.unfused = bool(unfused)
+        lib = _native.compiler()
+        cfg = _native.CpuConfig()
+        cfg.dtype = self._code
+        cfg.head_dim, cfg.head_dim_v = self.head_dim, self.head_dim_v
+        cfg.scale = self.scale
+        cfg.causal = int(self.causal)
+        cfg.window_left, cfg.window_right = self.window
+        cfg.softcap = self.softcap
+        cfg.unfused = int(self.unfused)
+        cfg.block_m, cfg.block_n = int(block_m), int(block_n)
+        self._lib = lib
+        h = ctypes.c_void_p()
+        err = _native.error_buffer()
+        if lib.flashmlir_cpu_compile(ctypes.byref(cfg), ctypes.byref(h), err, len(err)) != 0:
+            raise FlashMLIRError("CPU kernel compilation failed: " + _native.decode(err))
+        self._h = h
+
+    def __repr__(self):
+        return (f"CpuKernel(dtype={self.dtype!r}, head_dim={self.head_dim}, "
+                f"head_dim_v={self.head_dim_v}, scale={self.scale!r}, causal={self.causal}, "
+                f"window={self.window}, softcap={self.softcap or None})")
+
+    def close(self):
+        h, self._h = getattr(self, "_h", None), None
+        if h is not None and h.value:
+            self._lib.flashmlir_cpu_destroy(h)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _handle(self):
+        if self._h is None:
+            raise FlashMLIRError("this CpuKernel has been closed")
+        return self._h
+
+    # Raw calls on flashmlir_tensor descriptors (the caller keeps the memory alive).
+    def _forward_raw(self, q, k, v, o, lse):
+        err = _native.error_buffer()
+        rc = self._lib.flashmlir_cpu_forward(self._handle(), ctypes.byref(q), ctypes.byref(k),
+                                             ctypes.byref(v), ctypes.byref(o),
+                                             ctypes.byref(lse), err, len(err))
+        if rc != 0:
+            raise FlashMLIRError(_native.decode(err))
+
+    def _backward_raw(self, q, k, v, o, do, lse, dq, dk, dv):
+        err = _native.error_buffer()
+        rc = self._lib.flashmlir_cpu_backward(
+            self._handle(), ctypes.byref(q), ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+            ctypes.byref(do), ctypes.byref(lse), ctypes.byref(dq), ctypes.byref(dk),
+            ctypes.byref(dv), err, len(err))
+        if rc != 0:
+            raise FlashMLIRError(_native.decode(err))
+
+    # NumPy interface.
+    def _opts(self, layout):
+        from ._options import Options
+        if layout not in ("bhsd", "bshd"):
+            raise ValueError(f"layout must be 'bhsd' or 'bshd', got {layout!r}")
+        return Options(self.causal, self.scale, self.window[0], self.window[1],
+                       self.softcap, layout)
+
+    def forward(self, q, k, v, *, layout="bhsd"):
+        """NumPy arrays -> (o, lse)."""
+        from . import _numpy
+        return _numpy.forward(q, k, v, self._opts(layout), kernel=self)
+
+    def backward(self, q, k, v, o, lse, do, *, layout="bhsd"):
+        """NumPy arrays -> (dq, dk, dv)."""
+        from . import _numpy
+        return _numpy.backward(q, k, v, o, lse, do, self._opts(layout), kernel=self)
+
+    def __call__(self, q, k, v, *, layout="bhsd", return_lse=False):
+        o, lse = self.forward(q, k, v, layout=layout)
+        return (o, lse) if return_lse else o
+
+    def check_matches(self, code, D, Dv, where):
+        if code != self._code or D != self.head_dim or Dv != self.head_dim_v:
+            raise ValueError(
+                f"{where}: this kernel was compiled for dtype {self.dtype}, head_dim "
+                f"{self.head_dim}, head_dim_v {self.head_dim_v}; got dtype {dtype_name(code)}, "
+                f"head_dim {D}, head_dim_v {Dv}")
+
+
+_cache = {}
+_cache_lock = threading.Lock()
+
+
+def get_kernel(code, D, Dv, scale, causal, window_left, window_right, softcap):
+    """The cached CpuKernel for a configuration (compiled on first use)."""
+    key = (code, D, Dv, float(scale), bool(causal), window_left, window_right, float(softcap))
+    kern = _cache.get(key)
+    if kern is not None:
+        return kern
+    with _cache_lock:
+        kern = _cache.get(key)
+        if kern is None:
+            kern = CpuKernel(dtype_name(code), D, Dv, scale=scale, causal=causal,
+                             window=(window_left, window_right),
+                             softcap=softcap if softcap else None)
+            _cache[key] = kern
+    return kern
+
+
+def kernel_for(opts, code, D, Dv):
+    return get_kernel(code, D, Dv, opts.resolve_scale(D), opts.causal, opts.window_left,
+                      opts.window_right, opts.softcap)
+
+
+def clear_cache():
+    """Drops the cached CPU kernels (their JIT code is freed when unused)."""
+    with _cache_lock:
+        _cache.clear()
+

@@ -1,0 +1,226 @@
+"""Finding and loading the native libraries (ctypes), lazily.
+
+Two libraries, each optional:
+
+* ``libflashmlir_c.so``  -- the compiler's C API (include/flashmlir-c/FlashMLIR.h):
+  CPU kernels (JIT) and GPU bundle compilation. Needs LLVM/MLIR at run time.
+* ``libflashmlir_rt.so`` -- the GPU runtime's C API
+  (runtime/include/flashmlir/runtime/fa_runtime.h). No MLIR.
+
+Search order (the first directory holding the file wins):
+
+1. ``$FLASHMLIR_LIB_DIR`` (one directory, or several separated by ``os.pathsep``).
+   When it is set, *only* these directories are searched.
+2. ``flashmlir/_lib/`` inside the installed package (the repository's build
+   copies the libraries there before ``pip install``).
+3. The repository's ``build/lib`` (then ``build-*/lib``) relative to the
+   package source, for in-tree use with ``PYTHONPATH=python``.
+
+Nothing is loaded at import time; a missing library raises
+:class:`LibraryNotFoundError` only when a function that needs it is called.
+"""
+
+import ctypes
+import glob
+import os
+import sys
+import threading
+
+from ._errors import LibraryNotFoundError
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+# python/flashmlir -> the repository root (only meaningful in-tree).
+_REPO_ROOT = os.path.dirname(os.path.dirname(_PKG_DIR))
+
+_EXT = ".dylib" if sys.platform == "darwin" else ".so"
+COMPILER_LIB = "libflashmlir_c" + _EXT
+RUNTIME_LIB = "libflashmlir_rt" + _EXT
+
+
+def search_dirs():
+    """The directories searched for the native libraries, in order."""
+    env = os.environ.get("FLASHMLIR_LIB_DIR")
+    if env:
+        return [d for d in env.split(os.pathsep) if d]
+    dirs = [os.path.join(_PKG_DIR, "_lib")]
+    if os.path.isfile(os.path.join(_REPO_ROOT, "CMakeLists.txt")):
+        dirs.append(os.path.join(_REPO_ROOT, "build", "lib"))
+        dirs.extend(sorted(glob.glob(os.path.join(_REPO_ROOT, "build-*", "lib"))))
+    return dirs
+
+
+def find_library(name):
+    """Path of the first ``name`` in :func:`search_dirs`, or None."""
+    for d in search_dirs():
+        p = os.path.join(d, name)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+# --- C structures ------------------------------------------------------------
+
+
+class CTensor(ctypes.Structure):
+    """flashmlir_tensor (compiler C API): host tensor, element strides."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("rank", ctypes.c_int64),
+                ("sizes", ctypes.c_int64 * 4), ("strides", ctypes.c_int64 * 4)]
+
+
+class CpuConfig(ctypes.Structure):
+    """flashmlir_cpu_config."""
+
+    _fields_ = [("dtype", ctypes.c_int), ("head_dim", ctypes.c_int64),
+                ("head_dim_v", ctypes.c_int64), ("scale", ctypes.c_double),
+                ("causal", ctypes.c_int), ("window_left", ctypes.c_int64),
+                ("window_right", ctypes.c_int64), ("softcap", ctypes.c_double),
+                ("unfused", ctypes.c_int), ("block_m", ctypes.c_int64),
+                ("block_n", ctypes.c_int64)]
+
+
+class FaTensor(ctypes.Structure):
+    """fa_tensor (runtime C API): device tensor, element strides."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("sizes", ctypes.c_int64 * 4),
+                ("strides", ctypes.c_int64 * 4)]
+
+
+class FaParams(ctypes.Structure):
+    """fa_attn_params."""
+
+    _fields_ = [("dtype", ctypes.c_int), ("causal", ctypes.c_int),
+                ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
+                ("scale", ctypes.c_float), ("softcap", ctypes.c_float)]
+
+
+# dtype codes shared by both C APIs (FLASHMLIR_F32/F16/BF16 == FA_F32/F16/BF16).
+F32, F16, BF16 = 0, 1, 2
+DTYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16"}
+
+RUNTIME_STATUS = ["FA_OK", "FA_ERR_NO_DRIVER", "FA_ERR_NO_DEVICE", "FA_ERR_BUNDLE",
+                  "FA_ERR_NO_KERNEL", "FA_ERR_PTX", "FA_ERR_LAUNCH", "FA_ERR_OOM",
+                  "FA_ERR_INVALID"]
+FA_ERR_NO_DRIVER, FA_ERR_NO_DEVICE, FA_ERR_NO_KERNEL = 1, 2, 4
+
+
+# --- loading -----------------------------------------------------------------
+
+_lock = threading.Lock()
+_loaded = {}
+
+
+def _open(name, what, purpose, declare):
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        dirs = search_dirs()
+        path = find_library(name)
+        if path is None:
+            where = ", ".join(dirs) if dirs else "(no directory)"
+            env = os.environ.get("FLASHMLIR_LIB_DIR")
+            hint = (" (FLASHMLIR_LIB_DIR is set, so only it is searched)" if env
+                    else "; set FLASHMLIR_LIB_DIR to the directory holding it")
+            raise LibraryNotFoundError(
+                f"the FlashMLIR {what} library ({name}) is not installed: "
+                f"searched {where}{hint}. {purpose}", library=name)
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            raise LibraryNotFoundError(
+                f"the FlashMLIR {what} library {path} could not be loaded: {e}. "
+                f"{purpose}", library=name) from None
+        declare(lib)
+        _loaded[name] = lib
+        return lib
+
+
+def compiler():
+    """libflashmlir_c (loaded once, prototypes declared)."""
+    lib = _loaded.get(COMPILER_LIB)
+    if lib is not None:
+        return lib
+    return _open(COMPILER_LIB, "compiler",
+                 "It is needed by the CPU path (NumPy arrays, CPU torch tensors) and "
+                 "by flashmlir.compile; a runtime-only installation (libflashmlir_rt) "
+                 "runs prebuilt GPU kernel bundles only.", _declare_compiler)
+
+
+def _declare_compiler(lib):
+    vp, err, n = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t
+    T = ctypes.POINTER(CTensor)
+    lib.flashmlir_cpu_compile.argtypes = [ctypes.POINTER(CpuConfig),
+                                          ctypes.POINTER(vp), err, n]
+    lib.flashmlir_cpu_compile.restype = ctypes.c_int
+    lib.flashmlir_cpu_destroy.argtypes = [vp]
+    lib.flashmlir_cpu_destroy.restype = None
+    lib.flashmlir_cpu_forward.argtypes = [vp, T, T, T, T, T, err, n]
+    lib.flashmlir_cpu_forward.restype = ctypes.c_int
+    lib.flashmlir_cpu_backward.argtypes = [vp, T, T, T, T, T, T, T, T, T, err, n]
+    lib.flashmlir_cpu_backward.restype = ctypes.c_int
+    lib.flashmlir_cpu_peak_bytes.argtypes = []
+    lib.flashmlir_cpu_peak_bytes.restype = ctypes.c_int64
+    lib.flashmlir_cpu_reset_peak.argtypes = []
+    lib.flashmlir_cpu_reset_peak.restype = None
+    lib.flashmlir_compile_bundle.argtypes = [err, err, err, ctypes.c_int64, ctypes.c_int,
+                                             ctypes.c_int, err, err, n]
+    lib.flashmlir_compile_bundle.restype = ctypes.c_int
+    lib.flashmlir_version.argtypes = []
+    lib.flashmlir_version.restype = ctypes.c_char_p
+
+
+def runtime():
+    """libflashmlir_rt (loaded once, prototypes declared)."""
+    lib = _loaded.get(RUNTIME_LIB)
+    if lib is not None:
+        return lib
+    return _open(RUNTIME_LIB, "GPU runtime",
+                 "It is needed to run attention on CUDA tensors.", _declare_runtime)
+
+
+def _declare_runtime(lib):
+    vp, st = ctypes.c_void_p, ctypes.c_int
+    P, T = ctypes.POINTER(FaParams), ctypes.POINTER(FaTensor)
+    lib.fa_runtime_create.argtypes = [ctypes.c_char_p, ctypes.POINTER(vp)]
+    lib.fa_runtime_destroy.argtypes = [vp]
+    lib.fa_runtime_destroy.restype = None
+    lib.fa_runtime_last_error.argtypes = [vp]
+    lib.fa_runtime_last_error.restype = ctypes.c_char_p
+    lib.fa_status_name.argtypes = [st]
+    lib.fa_status_name.restype = ctypes.c_char_p
+    lib.fa_forward.argtypes = [vp, P, T, T, T, T, T, vp]
+    lib.fa_backward.argtypes = [vp, P, T, T, T, T, T, T, T, T, T, vp]
+    lib.fa_device_info.argtypes = [vp] + [ctypes.POINTER(ctypes.c_int)] * 3
+    lib.fa_synchronize.argtypes = [vp]
+    lib.fa_workspace_bytes.argtypes = [vp]
+    lib.fa_workspace_bytes.restype = ctypes.c_int64
+    for f in ("fa_runtime_create", "fa_forward", "fa_backward", "fa_device_info",
+              "fa_synchronize"):
+        getattr(lib, f).restype = st
+
+
+def has_compiler():
+    try:
+        compiler()
+        return True
+    except LibraryNotFoundError:
+        return False
+
+
+def has_runtime():
+    try:
+        runtime()
+        return True
+    except LibraryNotFoundError:
+        return False
+
+
+def error_buffer():
+    """A buffer for the compiler API's (err, errlen) pair."""
+    return ctypes.create_string_buffer(1 << 16)
+
+
+def decode(b):
+    if isinstance(b, (bytes, bytearray)):
+        return bytes(b).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    return b.value.decode("utf-8", errors="replace")

@@ -1,0 +1,334 @@
+"""The GPU runtime (libflashmlir_rt): kernel bundles, and compiling missing
+configurations on demand.
+
+Kernels come from a bundle (PTX + manifest.json). The main bundle is, first
+found:
+
+1. ``$FLASHMLIR_BUNDLE``;
+2. ``flashmlir/_lib/bundle`` inside the installed package;
+3. ``bundle/`` beside the directory the runtime library was loaded from
+   (``build/lib`` -> ``build/bundle``);
+4. the repository's ``build/bundle`` (in-tree use).
+
+When a call needs a configuration (dtype, head dims, masked or not, softcap
+or not, GPU target) that the main bundle lacks (``FA_ERR_NO_KERNEL``), the
+bundles added with :func:`flashmlir.add_bundle` are tried, then the on-demand
+cache (``$FLASHMLIR_CACHE_DIR``, default ``~/.cache/flashmlir``); if the cache
+does not have it either and the compiler library is installed, exactly that
+configuration is compiled into the cache with ``flashmlir_compile_bundle`` and
+loaded. Where only the runtime is installed, the error says so.
+
+This module does not import torch; the torch frontend passes raw pointers.
+"""
+
+import ctypes
+import os
+import shutil
+import tempfile
+import threading
+
+from . import _native
+from ._errors import FlashMLIRError, LibraryNotFoundError
+
+PACKAGE_VERSION = "0.1.0"
+
+
+def _status_name(status):
+    if 0 <= status < len(_native.RUNTIME_STATUS):
+        return _native.RUNTIME_STATUS[status]
+    return f"FA_ERR_{status}"
+
+
+class RuntimeHandle:
+    """One fa_runtime handle: a loaded bundle (or none, for device queries)."""
+
+    def __init__(self, bundle_dir):
+        self._lib = _native.runtime()
+        self._h = ctypes.c_void_p()
+        self.bundle_dir = bundle_dir
+        arg = os.fsencode(bundle_dir) if bundle_dir is not None else None
+        status = self._lib.fa_runtime_create(arg, ctypes.byref(self._h))
+        if status != 0:
+            msg = self.message()
+            self.close()
+            raise FlashMLIRError(msg or "fa_runtime_create failed", status, _status_name(status))
+
+    def message(self):
+        if not self._h.value:
+            return ""
+        m = self._lib.fa_runtime_last_error(self._h)
+        return m.decode("utf-8", errors="replace") if m else ""
+
+    def error(self, status):
+        return FlashMLIRError(self.message(), status, _status_name(status))
+
+    def check(self, status):
+        if status != 0:
+            raise self.error(status)
+
+    def close(self):
+        h = getattr(self, "_h", None)
+        if h is not None and h.value:
+            self._lib.fa_runtime_destroy(h)
+            self._h = ctypes.c_void_p()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def forward(self, params, q, k, v, o, lse, stream):
+        """Raw call: returns the fa_status."""
+        return self._lib.fa_forward(self._h, ctypes.byref(params), ctypes.byref(q),
+                                    ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+                                    ctypes.byref(lse), ctypes.c_void_p(stream))
+
+    def backward(self, params, q, k, v, o, do, lse, dq, dk, dv, stream):
+        return self._lib.fa_backward(self._h, ctypes.byref(params), ctypes.byref(q),
+                                     ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+                                     ctypes.byref(do), ctypes.byref(lse), ctypes.byref(dq),
+                                     ctypes.byref(dk), ctypes.byref(dv),
+                                     ctypes.c_void_p(stream))
+
+    def device_info(self):
+        """(cc_major, cc_minor, num_sms) of the current CUDA context's device."""
+        v = [ctypes.c_int() for _ in range(3)]
+        self.check(self._lib.fa_device_info(self._h, *[ctypes.byref(x) for x in v]))
+        return tuple(x.value for x in v)
+
+    def synchronize(self):
+        self.check(self._lib.fa_synchronize(self._h))
+
+    def workspace_bytes(self):
+        return int(self._lib.fa_workspace_bytes(self._h))
+
+
+def device_tensor(ptr, sizes, strides):
+    """An fa_tensor (rank 3 or 4; element strides)."""
+    t = _native.FaTensor()
+    t.data = ptr
+    rank = len(sizes)
+    for i in range(4):
+        t.sizes[i] = int(sizes[i]) if i < rank else 1
+        t.strides[i] = int(strides[i]) if i < rank else 1
+    return t
+
+
+def params(code, opts, scale):
+    p = _native.FaParams()
+    p.dtype = code
+    p.causal = int(opts.causal)
+    p.window_left, p.window_right = opts.window_left, opts.window_right
+    p.scale = float(scale)
+    p.softcap = float(opts.softcap)
+    return p
+
+
+# --- bundle locations ------------------------------------------------------------
+
+
+def _has_manifest(d):
+    return d is not None and os.path.isfile(os.path.join(d, "manifest.json"))
+
+
+def bundle_candidates():
+    """Where the main bundle is looked for, in order (see the module docstring)."""
+    env = os.environ.get("FLASHMLIR_BUNDLE")
+    if env:
+        return [env]
+    c = [os.path.join(_native._PKG_DIR, "_lib", "bundle")]
+    rt = _native.find_library(_native.RUNTIME_LIB)
+    if rt:
+        c.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(rt))), "bundle"))
+    if os.path.isfile(os.path.join(_native._REPO_ROOT, "CMakeLists.txt")):
+        c.append(os.path.join(_native._REPO_ROOT, "build", "bundle"))
+    return c
+
+
+def default_bundle():
+    """The main bundle directory, or None when there is none."""
+    env = os.environ.get("FLASHMLIR_BUNDLE")
+    if env:
+        return env  # explicit: used (and its errors reported) even if broken
+    for d in bundle_candidates():
+        if _has_manifest(d):
+            return os.path.abspath(d)
+    return None
+
+
+def cache_dir():
+    d = os.environ.get("FLASHMLIR_CACHE_DIR")
+    if not d:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "flashmlir")
+    return d
+
+
+def target_for(cc_major, cc_minor):
+    """The bundle target compiled for a device: sm_90 on Hopper, else sm_80
+    (PTX for sm_80 is JIT-compiled by the driver for newer devices)."""
+    return "sm_90" if cc_major == 9 else "sm_80"
+
+
+def config_dirname(code, D, Dv, masked, softcap, target):
+    return (f"{_native.DTYPE_NAMES[code]}_d{D}_dv{Dv}" + ("_masked" if masked else "")
+            + ("_softcap" if softcap else "") + f"_{target}")
+
+
+def compile_bundle(out_dir, dtypes, head_dims, head_dim_v=0, masked=2, softcap=2,
+                   targets="sm_80,sm_90"):
+    """flashmlir_compile_bundle into out_dir (created by the compiler)."""
+    lib = _native.compiler()
+    err = _native.error_buffer()
+    rc = lib.flashmlir_compile_bundle(os.fsencode(out_dir), dtypes.encode(), head_dims.encode(),
+                                      int(head_dim_v), int(masked), int(softcap),
+                                      targets.encode(), err, len(err))
+    if rc != 0:
+        raise FlashMLIRError("bundle compilation failed: " + _native.decode(err))
+    if not _has_manifest(out_dir):
+        raise FlashMLIRError(f"bundle compilation wrote no manifest.json in {out_dir}")
+    return out_dir
+
+
+def compile_into_cache(code, D, Dv, masked, softcap, target):
+    """Compiles one configuration into the cache (atomically: a temporary
+    directory renamed into place) and returns its directory."""
+    root = os.path.join(cache_dir(), "bundles", PACKAGE_VERSION)
+    final = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target))
+    if _has_manifest(final):
+        return final
+    os.makedirs(root, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
+    try:
+        compile_bundle(tmp, _native.DTYPE_NAMES[code], str(D), Dv, int(masked), int(softcap),
+                       target)
+        if os.path.isdir(final) and not _has_manifest(final):
+            shutil.rmtree(final, ignore_errors=True)  # a broken leftover
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not _has_manifest(final):  # not a lost race: a real failure
+                raise
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# --- dispatch --------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Routes each (kind, configuration, device) to the handle whose bundle has
+    its kernels, compiling on demand where possible."""
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._main = None
+        self._main_loaded = False
+        self._extra = []      # RuntimeHandles from add_bundle, in order
+        self._cached = {}     # cache dir -> RuntimeHandle
+        self._routes = {}     # key -> RuntimeHandle
+
+    def main(self):
+        with self._lock:
+            if not self._main_loaded:
+                d = default_bundle()
+                if d is not None:
+                    self._main = RuntimeHandle(d)  # raises (and is retried) on failure
+                self._main_loaded = True
+            return self._main
+
+    def add_bundle(self, bundle_dir):
+        h = RuntimeHandle(os.fspath(bundle_dir))
+        with self._lock:
+            self._extra.append(h)
+            self._routes.clear()
+        return h
+
+    def reset(self):
+        with self._lock:
+            self._main, self._main_loaded = None, False
+            self._extra, self._cached, self._routes = [], {}, {}
+
+    def run(self, kind, code, D, Dv, masked, softcap, cc, call):
+        """call(handle) -> fa_status; raises FlashMLIRError on failure."""
+        key = (kind, code, D, Dv, masked, softcap, cc)
+        h = self._routes.get(key)
+        if h is not None:
+            h.check(call(h))
+            return
+        with self._lock:
+            tried = []
+            main = self.main()
+            for h in ([main] if main is not None else []) + list(self._extra):
+                st = call(h)
+                if st == 0:
+                    self._routes[key] = h
+                    return
+                if st != _native.FA_ERR_NO_KERNEL:
+                    raise h.error(st)
+                tried.append(h.message())
+            h = self._on_demand(code, D, Dv, masked, softcap, cc, tried)
+            h.check(call(h))
+            self._routes[key] = h
+
+    def _on_demand(self, code, D, Dv, masked, softcap, cc, tried):
+        what = (f"{_native.DTYPE_NAMES[code]} head_dim={D} head_dim_v={Dv}"
+                f"{' masked' if masked else ''}{' softcap' if softcap else ''}")
+        if cc[0] < 8:
+            raise FlashMLIRError(
+                f"no kernel for {what}: FlashMLIR's GPU kernels need compute capability "
+                f">= 8.0 (sm_80), this device is sm_{cc[0]}{cc[1]}"
+                + (f" ({tried[0]})" if tried else ""), _native.FA_ERR_NO_KERNEL,
+                "FA_ERR_NO_KERNEL")
+        target = target_for(*cc)
+        root = os.path.join(cache_dir(), "bundles", PACKAGE_VERSION)
+        d = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target))
+        if not _has_manifest(d):
+            if not _native.has_compiler():
+                where = "; ".join(tried) if tried else (
+                    "no kernel bundle was found (searched " + ", ".join(bundle_candidates())
+                    + "; set FLASHMLIR_BUNDLE)")
+                raise FlashMLIRError(
+                    f"no GPU kernel for {what} on {target}: {where}. The FlashMLIR compiler "
+                    f"library ({_native.COMPILER_LIB}) is not installed, so it cannot be "
+                    f"compiled on demand: compile a bundle that has it where the compiler is "
+                    f"installed (flashmlir.compile(..., device='cuda') or fa-compile) and "
+                    f"point FLASHMLIR_BUNDLE at it (or call flashmlir.add_bundle).",
+                    _native.FA_ERR_NO_KERNEL, "FA_ERR_NO_KERNEL")
+            d = compile_into_cache(code, D, Dv, masked, softcap, target)
+        h = self._cached.get(d)
+        if h is None:
+            h = RuntimeHandle(d)
+            self._cached[d] = h
+        return h
+
+
+_dispatcher = None
+_dispatcher_lock = threading.Lock()
+
+
+def dispatcher():
+    global _dispatcher
+    if _dispatcher is None:
+        with _dispatcher_lock:
+            if _dispatcher is None:
+                _dispatcher = Dispatcher()
+    return _dispatcher
+
+
+def cuda_device_present():
+    """True when the runtime library loads and the driver reports a device."""
+    try:
+        h = RuntimeHandle(None)
+    except (LibraryNotFoundError, FlashMLIRError):
+        return False
+    try:
+        h.device_info()
+        return True
+    except FlashMLIRError:
+        return False
+    finally:
+        h.close()

@@ -1,0 +1,233 @@
+"""The PyTorch frontend: two custom ops and their autograd/fake registrations.
+
+* ``torch.ops.flashmlir.attention_fwd(q, k, v, causal, scale, window_left,
+  window_right, softcap, bshd) -> (o, lse)``
+* ``torch.ops.flashmlir.attention_bwd(do, q, k, v, o, lse, causal, scale,
+  window_left, window_right, softcap, bshd) -> (dq, dk, dv)``
+
+q, k, v are logical [B, H, N, D] tensors (a [B, N, H, D] buffer is passed as
+its transpose(1, 2) view; ``bshd`` then makes o and the gradients [B, N, H, D]
+buffers too, seen through the same transposed view). Any strides whose
+innermost one is 1 are used in place; others are copied first (inside the op).
+CUDA tensors run on the GPU runtime on ``torch.cuda.current_stream()``; CPU
+tensors on the CPU kernels of the compiler library. lse is float32
+[B, Hq, Nq] and not differentiable (its gradient is not propagated).
+"""
+
+import math
+
+import torch
+from torch import Tensor
+
+from . import _cpu, _runtime
+from ._options import Options, check_backward_shapes, check_shapes
+
+if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):
+    raise ImportError(f"flashmlir needs torch >= 2.4 (torch.library.custom_op); "
+                      f"this is torch {torch.__version__}")
+
+DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+
+# --- validation ---------------------------------------------------------------
+
+
+def check_tensors(named, where):
+    """All torch tensors of one supported dtype on one CPU or CUDA device."""
+    for name, t in named:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{where}: {name} must be a torch.Tensor like the other inputs, "
+                            f"got {type(t).__name__}")
+    name0, t0 = named[0]
+    if t0.dtype not in DTYPES:
+        raise TypeError(f"{where}: unsupported dtype {t0.dtype} for {name0} "
+                        f"(expected torch.float32, torch.float16 or torch.bfloat16)")
+    for name, t in named[1:]:
+        if t.dtype != t0.dtype:
+            raise TypeError(f"{where}: {name} has dtype {t.dtype} but {name0} has {t0.dtype}; "
+                            f"all inputs must have the same dtype")
+    for name, t in named:
+        if t.device != t0.device:
+            raise ValueError(f"{where}: {name} is on {t.device} but {name0} is on "
+                             f"{t0.device}; all inputs must be on the same device")
+    if t0.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{where}: unsupported device {t0.device} (FlashMLIR runs on CPU "
+                         f"and CUDA tensors)")
+
+
+def _bhsd(t, bshd):
+    return t.transpose(1, 2) if bshd else t
+
+
+def _alloc(like, shape, bshd, dtype=None):
+    """A fresh [B, H, N, D] tensor; with bshd, stored as [B, N, H, D]."""
+    B, H, N, D = shape
+    dtype = like.dtype if dtype is None else dtype
+    if bshd:
+        return like.new_empty_strided((B, H, N, D), (N * H * D, D, H * D, 1), dtype=dtype)
+    return like.new_empty((B, H, N, D), dtype=dtype)
+
+
+def _usable(t):
+    """t itself when the kernels can read it (innermost stride 1), else a copy."""
+    if t.size(-1) <= 1 or t.stride(-1) == 1:
+        return t
+    return t.contiguous()
+
+
+def _host(t):
+    return _cpu.host_tensor(t.data_ptr(), t.shape, t.stride())
+
+
+def _dev(t):
+    return _runtime.device_tensor(t.data_ptr(), t.shape, t.stride())
+
+
+def _opts(causal, scale, wl, wr, softcap):
+    return Options(bool(causal), float(scale), int(wl), int(wr), float(softcap), "bhsd")
+
+
+def _cuda_run(kind, q, code, D, Dv, opts, fn):
+    dev = q.device
+    with torch.cuda.device(dev):
+        stream = torch.cuda.current_stream(dev).cuda_stream
+        cc = tuple(torch.cuda.get_device_capability(dev))
+        _runtime.dispatcher().run(kind, code, D, Dv, opts.masked, opts.softcap > 0, cc,
+                                  lambda h: fn(h, stream))
+
+
+# --- implementations ------------------------------------------------------------
+
+
+def _forward_impl(q, k, v, causal, scale, window_left, window_right, softcap, bshd):
+    check_tensors([("q", q), ("k", k), ("v", v)], "flashmlir::attention_fwd")
+    B, Hq, Hkv, Nq, Nk, D, Dv = check_shapes(q.shape, k.shape, v.shape, "bhsd",
+                                             "flashmlir::attention_fwd")
+    o = _alloc(q, (B, Hq, Nq, Dv), bshd)
+    lse = q.new_empty((B, Hq, Nq), dtype=torch.float32)
+    if B * Hq * Nq == 0:
+        return o, lse
+    if Nk == 0:  # every row sees no key: O = 0, lse = -inf
+        o.zero_()
+        lse.fill_(-math.inf)
+        return o, lse
+    q, k, v = _usable(q), _usable(k), _usable(v)
+    code = DTYPES[q.dtype]
+    opts = _opts(causal, scale, window_left, window_right, softcap)
+    if q.device.type == "cpu":
+        kern = _cpu.kernel_for(opts, code, D, Dv)
+        kern._forward_raw(_host(q), _host(k), _host(v), _host(o), _host(lse))
+    else:
+        p = _runtime.params(code, opts, scale)
+        tq, tk, tv, to, tl = _dev(q), _dev(k), _dev(v), _dev(o), _dev(lse)
+        _cuda_run("fwd", q, code, D, Dv, opts,
+                  lambda h, s: h.forward(p, tq, tk, tv, to, tl, s))
+    return o, lse
+
+
+def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right, softcap,
+                   bshd):
+    where = "flashmlir::attention_bwd"
+    check_tensors([("q", q), ("k", k), ("v", v), ("o", o), ("do", do)], where)
+    if not isinstance(lse, torch.Tensor) or lse.dtype != torch.float32 or lse.device != q.device:
+        raise TypeError(f"{where}: lse must be a float32 tensor on {q.device} (as the forward "
+                        f"returns it)")
+    dims = check_shapes(q.shape, k.shape, v.shape, "bhsd", where)
+    B, Hq, Hkv, Nq, Nk, D, Dv = dims
+    check_backward_shapes(dims, o.shape, lse.shape, do.shape, "bhsd", where)
+    dq = _alloc(q, (B, Hq, Nq, D), bshd)
+    dk = _alloc(k, (B, Hkv, Nk, D), bshd)
+    dv = _alloc(v, (B, Hkv, Nk, Dv), bshd)
+    if B * Hq * Nq == 0 or Nk == 0:
+        return dq.zero_(), dk.zero_(), dv.zero_()
+    q, k, v, o, do, lse = (_usable(t) for t in (q, k, v, o, do, lse))
+    code = DTYPES[q.dtype]
+    opts = _opts(causal, scale, window_left, window_right, softcap)
+    if q.device.type == "cpu":
+        kern = _cpu.kernel_for(opts, code, D, Dv)
+        kern._backward_raw(_host(q), _host(k), _host(v), _host(o), _host(do), _host(lse),
+                           _host(dq), _host(dk), _host(dv))
+    else:
+        p = _runtime.params(code, opts, scale)
+        ts = [_dev(t) for t in (q, k, v, o, do, lse, dq, dk, dv)]
+        _cuda_run("bwd", q, code, D, Dv, opts, lambda h, s: h.backward(p, *ts, s))
+    return dq, dk, dv
+
+
+# --- custom ops -------------------------------------------------------------------
+
+
+@torch.library.custom_op("flashmlir::attention_fwd", mutates_args=())
+def attention_fwd(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float,
+                  window_left: int, window_right: int, softcap: float,
+                  bshd: bool) -> tuple[Tensor, Tensor]:
+    return _forward_impl(q, k, v, causal, scale, window_left, window_right, softcap, bshd)
+
+
+@attention_fwd.register_fake
+def _attention_fwd_fake(q, k, v, causal, scale, window_left, window_right, softcap, bshd):
+    B, Hq, Nq, _ = q.shape
+    Dv = v.shape[3]
+    return (_alloc(q, (B, Hq, Nq, Dv), bshd),
+            q.new_empty((B, Hq, Nq), dtype=torch.float32))
+
+
+@torch.library.custom_op("flashmlir::attention_bwd", mutates_args=())
+def attention_bwd(do: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor,
+                  causal: bool, scale: float, window_left: int, window_right: int,
+                  softcap: float, bshd: bool) -> tuple[Tensor, Tensor, Tensor]:
+    return _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right,
+                          softcap, bshd)
+
+
+@attention_bwd.register_fake
+def _attention_bwd_fake(do, q, k, v, o, lse, causal, scale, window_left, window_right,
+                        softcap, bshd):
+    return (_alloc(q, tuple(q.shape), bshd), _alloc(k, tuple(k.shape), bshd),
+            _alloc(v, tuple(v.shape), bshd))
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, causal, scale, window_left, window_right, softcap, bshd = inputs
+    o, lse = output
+    ctx.save_for_backward(q, k, v, o, lse)
+    ctx.args = (causal, scale, window_left, window_right, softcap, bshd)
+    ctx.mark_non_differentiable(lse)
+
+
+def _backward(ctx, do, dlse):
+    q, k, v, o, lse = ctx.saved_tensors
+    if do is None:
+        do = torch.zeros_like(o)
+    dq, dk, dv = torch.ops.flashmlir.attention_bwd(do, q, k, v, o, lse, *ctx.args)
+    return dq, dk, dv, None, None, None, None, None, None
+
+
+attention_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+# --- public entry points ----------------------------------------------------------
+
+
+def attention(q, k, v, opts, return_lse, where="attention"):
+    check_tensors([("q", q), ("k", k), ("v", v)], where)
+    dims = check_shapes(q.shape, k.shape, v.shape, opts.layout, where)
+    scale = opts.resolve_scale(dims[5])
+    b = opts.bshd
+    o, lse = torch.ops.flashmlir.attention_fwd(
+        _bhsd(q, b), _bhsd(k, b), _bhsd(v, b), opts.causal, scale, opts.window_left,
+        opts.window_right, opts.softcap, b)
+    o = _bhsd(o, b)
+    return (o, lse) if return_lse else o
+
+
+def attention_backward(q, k, v, o, lse, do, opts, where="attention_backward"):
+    check_tensors([("q", q), ("k", k), ("v", v), ("o", o), ("do", do)], where)
+    dims = check_shapes(q.shape, k.shape, v.shape, opts.layout, where)
+    check_backward_shapes(dims, o.shape, lse.shape, do.shape, opts.layout, where)
+    scale = opts.resolve_scale(dims[5])
+    b = opts.bshd
+    dq, dk, dv = torch.ops.flashmlir.attention_bwd(
+        _bhsd(do, b), _bhsd(q, b), _bhsd(k, b), _bhsd(v, b), _bhsd(o, b), lse, opts.causal,
+        scale, opts.window_left, opts.window_right, opts.softcap, b)
+    return _bhsd(dq, b), _bhsd(dk, b), _bhsd(dv, b)
