@@ -4,6 +4,7 @@
 #   ./fa.sh demo    install what is missing, build everything, run the main job
 #   ./fa.sh test    install what is missing, build everything, run every test
 #   ./fa.sh build   install what is missing and build (no run)
+#   ./fa.sh python  build, install the Python package (python/) into a venv, run its tests
 #
 # Environment: BUILD_DIR (default build), JOBS (default nproc).
 set -euo pipefail
@@ -12,7 +13,7 @@ ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 JOBS=${JOBS:-$(nproc)}
 LLVM=/usr/lib/llvm-22
-PKGS="llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools cmake ninja-build g++ python3"
+PKGS="llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools cmake ninja-build g++ python3 python3-venv python3-pip"
 
 # Installs the Debian packages that are missing (idempotent: a no-op when all
 # are present).
@@ -38,6 +39,34 @@ build() {
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
+# Python package (python/): copies the native libraries (and the kernel
+# bundle) into the package, installs it into a venv in the build directory.
+py_setup() {
+  local lib="$ROOT/python/flashmlir/_lib" venv="$BUILD_DIR/pyenv"
+  rm -rf "$lib" && mkdir -p "$lib" || return 1
+  cp "$BUILD_DIR/lib/libflashmlir_c.so" "$BUILD_DIR/lib/libflashmlir_rt.so" "$lib/" || return 1
+  if [ -f "$BUILD_DIR/bundle/manifest.json" ]; then
+    cp -r "$BUILD_DIR/bundle" "$lib/bundle" || return 1
+  fi
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" || return 1
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check numpy ml_dtypes pytest || return 1
+  "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$ROOT/python" || return 1
+  # Also for the user's own python3 (`python3 -c "import flashmlir"` works
+  # without numpy or torch); Debian's pip wants --break-system-packages.
+  python3 -m pip install -q --disable-pip-version-check --user --force-reinstall --no-deps "$ROOT/python" 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --user --break-system-packages --force-reinstall --no-deps "$ROOT/python" ||
+    echo "fa.sh: note: could not install flashmlir for $(command -v python3); use $venv/bin/python"
+}
+
+# python/tests against the installed package (run from outside the source
+# tree, so the installed copy is the one imported). Ends with pytest's line.
+py_test() {
+  py_setup || { echo "py_setup failed"; return 1; }
+  (cd "$BUILD_DIR" && "$BUILD_DIR/pyenv/bin/python" -m pytest "$ROOT/python/tests" -q -p no:cacheprovider)
+}
+
 run_tests() {
   build
   cmake --build "$BUILD_DIR" -j "$JOBS" --target mlir-doc >/dev/null
@@ -46,19 +75,30 @@ run_tests() {
   set +e
   "$LLVM/bin/lit" -v -j "$JOBS" "$BUILD_DIR/test" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
+  local pylog
+  pylog=$(mktemp)
+  py_test 2>&1 | tee "$pylog"
+  local pyrc=${PIPESTATUS[0]}
   set -e
   # One plain summary line, read by CI as well as by people.
   local passed failed
   passed=$(sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   failed=$(grep -E '^ *(Failed|Unresolved|Timed Out|Unexpectedly Passed) *:' "$log" |
            sed 's/.*: *\([0-9]*\).*/\1/' | paste -sd+ | bc 2>/dev/null || true)
-  rm -f "$log"
-  echo "${passed:-0} passed, ${failed:-0} failed"
+  local pypassed pyfailed
+  pypassed=$(tail -1 "$pylog" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
+  pyfailed=$(tail -1 "$pylog" | grep -oE '[0-9]+ (failed|errors?)' | grep -oE '[0-9]+' |
+             paste -sd+ | bc 2>/dev/null || true)
+  if [ "$pyrc" != 0 ] && [ "${pyfailed:-0}" = 0 ]; then pyfailed=1; fi  # setup failed
+  rm -f "$log" "$pylog"
+  echo "$(( ${passed:-0} + ${pypassed:-0} )) passed, $(( ${failed:-0} + ${pyfailed:-0} )) failed"
+  [ "$rc" = 0 ] && rc=$pyrc
   return "$rc"
 }
 
 demo() {
   build
+  py_setup > /dev/null || echo "fa.sh: note: the Python package was not installed"
   echo "== fa-opt verifies docs/examples/attention.mlir and lowers it to tiled loops"
   "$BUILD_DIR/bin/fa-opt" docs/examples/attention.mlir \
     --one-shot-bufferize="bufferize-function-boundaries" --attn-to-loops > /dev/null
@@ -70,6 +110,7 @@ case "${1:-}" in
   demo) demo ;;
   test) run_tests ;;
   build) build ;;
+  python) build; py_test ;;
   deps) deps ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -28,11 +28,11 @@ def dtype_code(dt):
 
 def _check_arrays(named, where):
     """All arrays are ndarrays of one supported dtype; returns its code."""
+    name0, a0 = named[0]
     for name, a in named:
         if not isinstance(a, np.ndarray):
-            raise TypeError(f"{where}: {name} must be a numpy.ndarray (or a torch.Tensor), "
+            raise TypeError(f"{where}: {name} must be a numpy.ndarray like {name0}, "
                             f"got {type(a).__name__}")
-    name0, a0 = named[0]
     code = dtype_code(a0.dtype)
     if code is None:
         raise TypeError(f"{where}: unsupported dtype {a0.dtype} for {name0} "

@@ -29,8 +29,7 @@ import threading
 
 from . import _native
 from ._errors import FlashMLIRError, LibraryNotFoundError
-
-PACKAGE_VERSION = "0.1.0"
+from ._version import __version__ as PACKAGE_VERSION
 
 
 def _status_name(status):

@@ -223,6 +223,9 @@ def attention(q, k, v, opts, return_lse, where="attention"):
 
 def attention_backward(q, k, v, o, lse, do, opts, where="attention_backward"):
     check_tensors([("q", q), ("k", k), ("v", v), ("o", o), ("do", do)], where)
+    if not isinstance(lse, torch.Tensor) or lse.dtype != torch.float32:
+        raise TypeError(f"{where}: lse must be a float32 torch.Tensor (as the forward "
+                        f"returns it), got {getattr(lse, 'dtype', type(lse).__name__)}")
     dims = check_shapes(q.shape, k.shape, v.shape, opts.layout, where)
     check_backward_shapes(dims, o.shape, lse.shape, do.shape, opts.layout, where)
     scale = opts.resolve_scale(dims[5])

@@ -1,0 +1,91 @@
+"""float64 NumPy reference attention (forward and analytic backward) for the
+tests: full softmax, bottom-right aligned causal / window masks, GQA/MQA,
+softcap; rows that see no key give O = 0, lse = -inf and zero gradients.
+All arrays [B, H, N, D]."""
+
+import numpy as np
+
+
+def visible(Nq, Nk, causal, window):
+    i = np.arange(Nq)[:, None]
+    j = np.arange(Nk)[None, :]
+    diag = i + (Nk - Nq)
+    vis = np.ones((Nq, Nk), dtype=bool)
+    left, right = window if window is not None else (-1, -1)
+    if causal:
+        vis &= j <= diag
+    if left >= 0:
+        vis &= j >= diag - left
+    if right >= 0:
+        vis &= j <= diag + right
+    return vis
+
+
+def _forward(q, k, v, causal, window, softcap, scale):
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    B, Hq, Nq, D = q.shape
+    Hkv, Nk = k.shape[1], k.shape[2]
+    g = Hq // Hkv
+    kk = np.repeat(k, g, axis=1)
+    vv = np.repeat(v, g, axis=1)
+    if scale is None:
+        scale = 1.0 / np.sqrt(D)
+    s = scale * (q @ kk.swapaxes(-1, -2))
+    t = None
+    if softcap:
+        t = np.tanh(s / softcap)
+        s = softcap * t
+    vis = visible(Nq, Nk, causal, window)
+    s = np.where(vis, s, -np.inf)
+    m = s.max(axis=-1, keepdims=True) if Nk else np.full(s.shape[:-1] + (1,), -np.inf)
+    m = np.where(np.isinf(m), 0.0, m)
+    p = np.exp(s - m)
+    l = p.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        lse = (m + np.log(l))[..., 0]
+    P = p / np.where(l == 0, 1.0, l)
+    o = P @ vv
+    return o, lse, dict(P=P, t=t, kk=kk, vv=vv, scale=scale, g=g, q=q)
+
+
+def attention_ref(q, k, v, causal=False, window=None, softcap=None, scale=None):
+    """(o, lse) in float64."""
+    o, lse, _ = _forward(q, k, v, causal, window, softcap, scale)
+    return o, lse
+
+
+def attention_grad_ref(q, k, v, do, causal=False, window=None, softcap=None, scale=None):
+    """(o, lse, dq, dk, dv) in float64."""
+    o, lse, c = _forward(q, k, v, causal, window, softcap, scale)
+    do = np.asarray(do, dtype=np.float64)
+    P, t, kk, vv, scale, g, q64 = c["P"], c["t"], c["kk"], c["vv"], c["scale"], c["g"], c["q"]
+    dvv = P.swapaxes(-1, -2) @ do
+    dP = do @ vv.swapaxes(-1, -2)
+    Dr = (do * o).sum(axis=-1, keepdims=True)
+    dS = P * (dP - Dr)
+    if t is not None:
+        dS = dS * (1.0 - t * t)
+    dq = scale * (dS @ kk)
+    dkk = scale * (dS.swapaxes(-1, -2) @ q64)
+    B, Hq, Nk = q64.shape[0], q64.shape[1], kk.shape[2]
+    Hkv = Hq // g
+    dk = dkk.reshape(B, Hkv, g, Nk, -1).sum(axis=2)
+    dv = dvv.reshape(B, Hkv, g, Nk, -1).sum(axis=2)
+    return o, lse, dq, dk, dv
+
+
+def rel_err(x, ref):
+    """||x - ref|| / ||ref|| over the finite entries of ref (x must match ref's
+    infinities exactly)."""
+    x = np.asarray(x, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert x.shape == ref.shape, (x.shape, ref.shape)
+    inf = ~np.isfinite(ref)
+    if inf.any():
+        assert np.array_equal(x[inf], ref[inf]), "non-finite entries differ"
+        x, ref = x[~inf], ref[~inf]
+    den = np.linalg.norm(ref)
+    num = np.linalg.norm(x - ref)
+    if den == 0:
+        return float(num)
+    return float(num / den)

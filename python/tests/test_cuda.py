@@ -1,0 +1,150 @@
+"""flashmlir on CUDA tensors (GPU runtime + kernel bundle): values and
+gradients against a float64 reference for f32/f16/bf16, opcheck,
+torch.compile(fullgraph=True), streams, and runtime errors as Python
+exceptions. Skipped without torch or without a CUDA device.
+
+The configurations are in the default bundle (head dims 8..256, D=64/Dv=32,
+softcap for d 64 and 128), so the tests also run where the compiler library
+is absent (a GPU machine without MLIR)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+import flashmlir  # noqa: E402
+from reference import attention_grad_ref, attention_ref, rel_err  # noqa: E402
+from torch_common import check_case, f64, run_compiled, run_opcheck  # noqa: E402
+
+if not flashmlir.available()["runtime"]:
+    pytest.skip("libflashmlir_rt not found", allow_module_level=True)
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+IDS = ["f32", "f16", "bf16"]
+
+CASES = [
+    # name, B, Hq, Hkv, Nq, Nk, D, Dv, options
+    ("plain", 2, 2, 2, 70, 70, 64, 64, {}),
+    ("gqa-causal-cross", 1, 4, 2, 50, 130, 64, 64, dict(causal=True)),
+    ("mqa-window", 2, 4, 1, 97, 97, 32, 32, dict(window=(16, 5))),
+    ("softcap-causal", 1, 2, 2, 65, 65, 128, 128, dict(causal=True, softcap=20.0)),
+    ("causal-nq>nk-empty-rows", 1, 2, 1, 90, 40, 64, 64, dict(causal=True)),
+    ("dv!=d", 1, 2, 2, 33, 47, 64, 32, {}),
+    ("bshd-gqa", 2, 6, 2, 41, 41, 128, 128, dict(causal=True, layout="bshd")),
+    ("scale-window-left", 1, 2, 2, 64, 80, 16, 16, dict(scale=0.1, window=(20, -1))),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_cuda_against_reference(case, dtype):
+    check_case("cuda", dtype, case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_opcheck_cuda(dtype):
+    run_opcheck("cuda", dtype)
+
+
+def test_torch_compile_fullgraph_cuda_f32():
+    run_compiled("cuda", torch.float32, 1e-5)
+
+
+def test_torch_compile_fullgraph_cuda_bf16():
+    run_compiled("cuda", torch.bfloat16, 3.2e-2)
+
+
+def test_current_stream_is_used():
+    """Work is issued on torch.cuda.current_stream(): inputs written on a side
+    stream and consumed there without a device synchronization."""
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        q = torch.randn(2, 4, 300, 64, device="cuda", dtype=torch.float16)
+        k = torch.randn(2, 4, 300, 64, device="cuda", dtype=torch.float16)
+        v = torch.randn(2, 4, 300, 64, device="cuda", dtype=torch.float16)
+        for _ in range(3):
+            o = flashmlir.attention(q, k, v, causal=True)
+        o = o.float().cpu()  # synchronizes with s only
+    ref = attention_ref(*(f64(t) for t in (q, k, v)), causal=True)[0]
+    assert rel_err(o.numpy(), ref) <= 2e-3
+
+
+def test_sdpa_matches_torch_cuda():
+    q = torch.randn(2, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(2, 2, 128, 64, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(2, 2, 128, 64, device="cuda", dtype=torch.bfloat16)
+    ours = flashmlir.sdpa(q, k, v, is_causal=True, enable_gqa=True)
+    theirs = torch.nn.functional.scaled_dot_product_attention(
+        q.double(), k.double(), v.double(), is_causal=True, enable_gqa=True)
+    assert rel_err(f64(ours), f64(theirs)) <= 1.6e-2
+
+
+def test_mixed_devices():
+    q = torch.randn(1, 2, 8, 64, device="cuda")
+    with pytest.raises(ValueError, match="same device"):
+        flashmlir.attention(q, q.cpu(), q)
+
+
+def test_missing_kernel_is_a_python_error(tmp_path, monkeypatch):
+    """A head dim the bundle lacks: compiled on demand where the compiler is
+    installed, else FA_ERR_NO_KERNEL (as FlashMLIRError) saying why."""
+    monkeypatch.setenv("FLASHMLIR_CACHE_DIR", str(tmp_path))
+    q = torch.randn(1, 2, 40, 24, device="cuda")
+    if flashmlir.available()["compiler"]:
+        o = flashmlir.attention(q, q, q, causal=True)
+        ref = attention_ref(*(f64(t) for t in (q, q, q)), causal=True)[0]
+        assert rel_err(f64(o), ref) <= 1e-5
+        assert any("d24" in d for d in os.listdir(os.path.join(tmp_path, "bundles",
+                                                                flashmlir.__version__)))
+    else:
+        with pytest.raises(flashmlir.FlashMLIRError) as e:
+            flashmlir.attention(q, q, q, causal=True)
+        assert e.value.status_name == "FA_ERR_NO_KERNEL"
+        assert "head_dim=24" in str(e.value) and "compiler library" in str(e.value)
+    # a head dim no kernel can have (not a multiple of 8): an error either way
+    q = torch.randn(1, 2, 40, 20, device="cuda")
+    with pytest.raises(flashmlir.FlashMLIRError):
+        flashmlir.attention(q, q, q)
+    # the interpreter and the device are still fine
+    x = torch.randn(1, 2, 16, 64, device="cuda")
+    assert torch.isfinite(flashmlir.attention(x, x, x)).all()
+
+
+def test_bad_bundle_is_a_python_error(tmp_path):
+    """FLASHMLIR_BUNDLE pointing at a broken bundle: FA_ERR_BUNDLE."""
+    (tmp_path / "manifest.json").write_text("{ not json")
+    env = dict(os.environ, FLASHMLIR_BUNDLE=str(tmp_path),
+               FLASHMLIR_CACHE_DIR=str(tmp_path / "cache"))
+    pkg = os.path.dirname(os.path.dirname(flashmlir.__file__))
+    env["PYTHONPATH"] = pkg + os.pathsep + env.get("PYTHONPATH", "")
+    code = textwrap.dedent("""
+        import torch, flashmlir
+        q = torch.randn(1, 1, 8, 64, device="cuda")
+        try:
+            flashmlir.attention(q, q, q)
+        except flashmlir.FlashMLIRError as e:
+            print(e.status_name)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("FA_ERR_BUNDLE"), r.stdout + r.stderr
+
+
+def test_gradcheck_like_consistency_f32():
+    """Backward through attention_backward equals autograd's."""
+    q, k, v = (torch.randn(1, 2, 33, 32, device="cuda", requires_grad=True) for _ in range(3))
+    o, lse = flashmlir.attention(q, k, v, causal=True, return_lse=True)
+    do = torch.randn_like(o)
+    o.backward(do)
+    dq, dk, dv = flashmlir.attention_backward(q.detach(), k.detach(), v.detach(), o.detach(),
+                                              lse, do, causal=True)
+    ref = attention_grad_ref(*(f64(t) for t in (q, k, v, do)), causal=True)
+    for a, b, r in ((q.grad, dq, ref[2]), (k.grad, dk, ref[3]), (v.grad, dv, ref[4])):
+        assert rel_err(f64(a), r) <= 2e-5 and rel_err(f64(b), r) <= 2e-5
