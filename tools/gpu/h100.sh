@@ -5,6 +5,7 @@
 # the benchmark. Results go to $OUT (or ./gpu-out).
 #
 #   tools/gpu/h100.sh check    runtime tests, correctness matrix, sanitizers, long context
+#   tools/gpu/h100.sh python   the Python package's CUDA tests and GPT example
 #   tools/gpu/h100.sh bench    side-by-side benchmark
 #   tools/gpu/h100.sh all
 set -uo pipefail
@@ -47,8 +48,22 @@ check() {
       done
     done
   fi
-  step "long context: causal fwd+bwd, 16 heads, d=128, bf16"
-  python3 tools/gpu/long_context.py "$BUNDLE" --json "$OUT/long_context.json" 2>&1 | tee "$OUT/long_context.log"; status=$((status|${PIPESTATUS[0]}))
+  if [ "${LONG:-1}" = 1 ]; then
+    step "long context: causal fwd+bwd, 16 heads, d=128, bf16"
+    python3 tools/gpu/long_context.py "$BUNDLE" --json "$OUT/long_context.json" 2>&1 | tee "$OUT/long_context.log"; status=$((status|${PIPESTATUS[0]}))
+  fi
+}
+
+python_pkg() {
+  step "Python package: pytest (CUDA tests; opcheck, torch.compile, gradients) and the GPT example"
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$PWD/$BUNDLE
+  python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q --no-index --find-links .whl pytest > /dev/null 2>&1
+  python3 -m pytest python/tests -q -p no:cacheprovider > "$OUT/pytest.log" 2>&1; rc=$?
+  grep -E "FAILED|Error" "$OUT/pytest.log" | head -10; tail -1 "$OUT/pytest.log"; status=$((status|rc))
+  for dt in f32 bf16; do
+    python3 python/examples/gpt_train.py --device cuda --dtype $dt > "$OUT/gpt_$dt.log" 2>&1; rc=$?
+    echo "gpt_train $dt rc=$rc: $(tail -2 "$OUT/gpt_$dt.log" | tr '\n' ' ')"; status=$((status|rc))
+  done
 }
 
 bench() {
@@ -58,8 +73,9 @@ bench() {
 
 case "${1:-all}" in
   check) check ;;
+  python) python_pkg ;;
   bench) bench ;;
-  all) check; bench ;;
+  all) check; python_pkg; bench ;;
 esac
 echo "h100.sh: status $status"
 exit $status
