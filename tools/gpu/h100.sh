@@ -33,7 +33,7 @@ check() {
     step "fa-run --device cuda"
     for args in "--dtype bf16 --heads 4 --kv-heads 2 --seqlen-q 100 --seqlen-k 300 --head-dim 64 --causal" \
                 "--dtype f16 --heads 2 --seqlen-q 257 --head-dim 128 --window 32,8 --layout bshd" \
-                "--dtype f32 --heads 2 --seqlen-q 64 --head-dim 32 --softcap 20"; do
+                "--dtype f32 --heads 2 --seqlen-q 64 --head-dim 64 --softcap 20"; do
       $FARUN --device cuda --bundle "$BUNDLE" --batch 2 $args --backward --check --json > "$OUT/farun.log" 2>&1; rc=$?
       echo "fa-run $args -> rc=$rc $(tail -1 "$OUT/farun.log" | cut -c1-200)"; status=$((status|rc))
     done
