@@ -13,7 +13,7 @@ ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 JOBS=${JOBS:-$(nproc)}
 LLVM=/usr/lib/llvm-22
-PKGS="llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools cmake ninja-build g++ python3 python3-venv python3-pip"
+PKGS="llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools cmake ninja-build g++ python3 python3-venv python3-pip python-is-python3"
 
 # Installs the Debian packages that are missing (idempotent: a no-op when all
 # are present).
