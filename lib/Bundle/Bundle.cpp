@@ -85,6 +85,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.headDimV = c.headDimV;
   spec.masked = c.masked;
   spec.softcap = c.softcap;
+  spec.tensorCores = c.tensorCores;
   return spec;
 }
 
@@ -95,8 +96,15 @@ static std::string validate(const BundleConfig &c) {
     if (d < 8 || d > 256 || d % 8 != 0)
       return "head dim " + std::to_string(d) +
              " is not a multiple of 8 in [8, 256]";
-  if (!StringRef(c.target).starts_with("sm_"))
+  StringRef t(c.target);
+  unsigned sm = 0;
+  if (!t.consume_front("sm_") || t.consumeInteger(10, sm) ||
+      !(t.empty() || t == "a"))
     return "target '" + c.target + "' is not an sm_XX name";
+  // The kernels are emitted as PTX ISA 8.0, which targets up to sm_90a.
+  if (sm < 80 || sm > 90)
+    return "target '" + c.target +
+           "' is not supported (FlashMLIR's kernels need sm_80 to sm_90a)";
   return "";
 }
 
@@ -234,7 +242,8 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
                                         {"head_dim_v", c.headDimV},
                                         {"masked", c.masked},
                                         {"softcap", c.softcap},
-                                        {"target", c.target}}},
+                                        {"target", c.target},
+                                        {"tensor_cores", c.tensorCores}}},
           {"block", llvm::json::Array{info.block[0], info.block[1],
                                       info.block[2]}},
           {"dynamic_smem", info.dynamicSharedMemory},

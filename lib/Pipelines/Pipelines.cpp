@@ -64,6 +64,7 @@ void flashmlir::buildGpuModulesToBinary(OpPassManager &pm,
   gpu.addPass(memref::createExpandStridedMetadataPass());
   gpu.addPass(createLowerAffinePass());
   gpu.addPass(createSCFToControlFlowPass());
+  gpu.addPass(createConvertNVGPUToNVVMPass()); // ldmatrix, mma.sync (no-op without nvgpu ops)
   gpu.addPass(createConvertGpuOpsToNVVMOps());
   gpu.addPass(createConvertNVVMToLLVMPass()); // nvvm.inline_ptx (ex2, lg2)
   gpu.addPass(createCanonicalizerPass());

@@ -4,7 +4,7 @@
 //
 // fa-compile --out DIR [--default] [--target sm_80,sm_90] [--dtype f16,bf16]
 //            [--head-dim 64,128] [--head-dim-v N] [--masked 0|1|both]
-//            [--softcap 0|1|both] [--ptxas PATH] [-v]
+//            [--softcap 0|1|both] [--tensor-cores 0|1] [--ptxas PATH] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
 // writes a bundle: one PTX file per kernel and manifest.json.
@@ -30,7 +30,8 @@ static int usage(const std::string &msg) {
   llvm::errs()
       << "usage: fa-compile --out DIR [--default] [--target sm_80,sm_90] "
          "[--dtype f16,bf16,f32] [--head-dim 64,128] [--head-dim-v N] "
-         "[--masked 0|1|both] [--softcap 0|1|both] [--ptxas PATH] [-v]\n";
+         "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
+         "[--ptxas PATH] [-v]\n";
   return 2;
 }
 
@@ -59,6 +60,7 @@ int main(int argc, char **argv) {
   std::vector<int64_t> headDims = {64};
   int64_t headDimV = 0;
   std::vector<bool> masked = {false, true}, softcap = {false};
+  bool tensorCores = false;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -106,6 +108,11 @@ int main(int argc, char **argv) {
     } else if (a == "--softcap") {
       if (!value(v) || !parseBools(v, softcap))
         return usage("--softcap expects 0, 1 or both");
+    } else if (a == "--tensor-cores") {
+      std::vector<bool> tc;
+      if (!value(v) || !parseBools(v, tc) || tc.size() != 1)
+        return usage("--tensor-cores expects 0 or 1");
+      tensorCores = tc[0];
     } else if (a == "--help" || a == "-h") {
       return usage("");
     } else {
@@ -126,6 +133,8 @@ int main(int argc, char **argv) {
             for (bool s : softcap)
               configs.push_back({dt, d, headDimV ? headDimV : d, m, s, t});
   }
+  for (BundleConfig &c : configs)
+    c.tensorCores = tensorCores;
   std::string error;
   if (!writeBundle(configs, options, error)) {
     llvm::errs() << "fa-compile: " << error << "\n";

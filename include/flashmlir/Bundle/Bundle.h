@@ -27,6 +27,8 @@ struct BundleConfig {
   bool masked = false;  ///< causal / window kernels
   bool softcap = false; ///< softcap kernels
   std::string target = "sm_80";
+  /// Tensor-core (mma.sync) forward kernel where supported (off by default).
+  bool tensorCores = false;
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks

@@ -10,6 +10,8 @@
 
 #include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
 
+#include "AttnGPUKernelsMMA.h"
+
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
@@ -129,6 +131,13 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.dynamicSharedMemory = forwardSmem(spec).total;
     info.blockM = kFwdBlockM;
     info.blockN = kBlockN;
+    if (spec.tensorCores && mma::supportsForward(spec)) { // tensor-core variant
+      info.block[0] = mma::kWarps * kWarp;
+      info.grid[0] = {"seqlen_q", mma::kBlockM};
+      info.dynamicSharedMemory = mma::forwardSharedMemory(spec);
+      info.blockM = mma::kBlockM;
+      info.blockN = mma::kBlockN;
+    }
     break;
   case GpuKernelKind::BackwardPre:
     info.entry = "attn_bwd_pre";
@@ -757,7 +766,10 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
   KernelGen k(b, func, info, spec);
   switch (kind) {
   case GpuKernelKind::Forward:
-    buildForwardBody(k);
+    if (spec.tensorCores && mma::supportsForward(spec))
+      mma::buildForwardBody(b, func, info, spec); // tensor-core variant
+    else
+      buildForwardBody(k);
     break;
   case GpuKernelKind::BackwardPre:
   case GpuKernelKind::BackwardPost:

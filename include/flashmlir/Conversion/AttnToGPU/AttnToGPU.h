@@ -36,6 +36,10 @@ struct GpuKernelSpec {
   int64_t headDimV = 0; ///< Dv
   bool masked = false;  ///< causal or window (bounds are run-time scalars)
   bool softcap = false; ///< softcap (value is a run-time scalar)
+  /// Forward only: use the mma.sync (sm_80+) kernel when it supports the spec
+  /// (f16/bf16, D and Dv multiples of 16 up to 128, no softcap); same entry
+  /// and arguments as the SIMT kernel, its own block/grid divisor/smem.
+  bool tensorCores = false;
 };
 
 enum class GpuKernelKind { Forward, BackwardPre, BackwardMain, BackwardPost };

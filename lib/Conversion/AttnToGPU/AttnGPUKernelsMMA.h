@@ -1,0 +1,43 @@
+//===- AttnGPUKernelsMMA.h - tensor-core forward kernel ---------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Private to AttnToGPU: the mma.sync (sm_80+) forward kernel, used instead of
+// the SIMT `attn_fwd` when GpuKernelSpec::tensorCores is set and the spec is
+// supported (f16/bf16, D and Dv multiples of 16 up to 128, no softcap).
+// Same ABI (arguments, grid dims) as the SIMT kernel; its own block size,
+// tile sizes and shared memory.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSMMA_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSMMA_H
+
+#include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
+
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir {
+namespace attn {
+namespace mma {
+
+/// Query rows per block (4 warps x 16) and keys per tile.
+constexpr int64_t kBlockM = 64;
+constexpr int64_t kBlockN = 64;
+constexpr int64_t kWarps = 4;
+
+/// True when the tensor-core forward kernel serves `spec`.
+bool supportsForward(const GpuKernelSpec &spec);
+
+/// Dynamic shared memory in bytes of the forward kernel.
+int64_t forwardSharedMemory(const GpuKernelSpec &spec);
+
+/// Emits the forward body into `func` (arguments laid out as `info.args`).
+void buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                      const GpuKernelInfo &info, const GpuKernelSpec &spec);
+
+} // namespace mma
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSMMA_H
