@@ -84,11 +84,11 @@ run_tests() {
   local passed failed
   passed=$(sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   failed=$(grep -E '^ *(Failed|Unresolved|Timed Out|Unexpectedly Passed) *:' "$log" |
-           sed 's/.*: *\([0-9]*\).*/\1/' | paste -sd+ | bc 2>/dev/null || true)
+           sed 's/.*: *\([0-9]*\).*/\1/' | awk '{s += $1} END {print s + 0}')
   local pypassed pyfailed
   pypassed=$(tail -1 "$pylog" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
   pyfailed=$(tail -1 "$pylog" | grep -oE '[0-9]+ (failed|errors?)' | grep -oE '[0-9]+' |
-             paste -sd+ | bc 2>/dev/null || true)
+             awk '{s += $1} END {print s + 0}')
   if [ "$pyrc" != 0 ] && [ "${pyfailed:-0}" = 0 ]; then pyfailed=1; fi  # setup failed
   rm -f "$log" "$pylog"
   echo "$(( ${passed:-0} + ${pypassed:-0} )) passed, $(( ${failed:-0} + ${pyfailed:-0} )) failed"
