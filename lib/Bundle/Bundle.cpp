@@ -86,6 +86,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.masked = c.masked;
   spec.softcap = c.softcap;
   spec.tensorCores = c.tensorCores;
+  spec.mmaAsyncCopy = c.mmaAsyncCopy;
   return spec;
 }
 
@@ -242,8 +243,7 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
                                         {"head_dim_v", c.headDimV},
                                         {"masked", c.masked},
                                         {"softcap", c.softcap},
-                                        {"target", c.target},
-                                        {"tensor_cores", c.tensorCores}}},
+                                        {"target", c.target}}},
           {"block", llvm::json::Array{info.block[0], info.block[1],
                                       info.block[2]}},
           {"dynamic_smem", info.dynamicSharedMemory},
@@ -253,6 +253,13 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
           {"args", std::move(args)},
           {"resources", std::move(resources)},
       });
+      // Tensor-core variant: recorded only when on (default manifests unchanged).
+      if (attn::usesTensorCores(kindOf(kind), specOf(ctx, c))) {
+        llvm::json::Object *config =
+            kernels.back().getAsObject()->getObject("config");
+        config->try_emplace("tensor_cores", true);
+        config->try_emplace("mma_async_copy", c.mmaAsyncCopy);
+      }
       if (options.verbose)
         llvm::errs() << "fa-compile: " << name << "\n";
     }

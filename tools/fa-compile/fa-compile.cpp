@@ -4,7 +4,8 @@
 //
 // fa-compile --out DIR [--default] [--target sm_80,sm_90] [--dtype f16,bf16]
 //            [--head-dim 64,128] [--head-dim-v N] [--masked 0|1|both]
-//            [--softcap 0|1|both] [--tensor-cores 0|1] [--ptxas PATH] [-v]
+//            [--softcap 0|1|both] [--tensor-cores 0|1] [--mma-async-copy 0|1]
+//            [--ptxas PATH] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
 // writes a bundle: one PTX file per kernel and manifest.json.
@@ -31,7 +32,7 @@ static int usage(const std::string &msg) {
       << "usage: fa-compile --out DIR [--default] [--target sm_80,sm_90] "
          "[--dtype f16,bf16,f32] [--head-dim 64,128] [--head-dim-v N] "
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
-         "[--ptxas PATH] [-v]\n";
+         "[--mma-async-copy 0|1] [--ptxas PATH] [-v]\n";
   return 2;
 }
 
@@ -60,7 +61,7 @@ int main(int argc, char **argv) {
   std::vector<int64_t> headDims = {64};
   int64_t headDimV = 0;
   std::vector<bool> masked = {false, true}, softcap = {false};
-  bool tensorCores = false;
+  bool tensorCores = false, mmaAsyncCopy = true;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -113,6 +114,11 @@ int main(int argc, char **argv) {
       if (!value(v) || !parseBools(v, tc) || tc.size() != 1)
         return usage("--tensor-cores expects 0 or 1");
       tensorCores = tc[0];
+    } else if (a == "--mma-async-copy") {
+      std::vector<bool> ac;
+      if (!value(v) || !parseBools(v, ac) || ac.size() != 1)
+        return usage("--mma-async-copy expects 0 or 1");
+      mmaAsyncCopy = ac[0];
     } else if (a == "--help" || a == "-h") {
       return usage("");
     } else {
@@ -134,7 +140,7 @@ int main(int argc, char **argv) {
               configs.push_back({dt, d, headDimV ? headDimV : d, m, s, t});
   }
   for (BundleConfig &c : configs)
-    c.tensorCores = tensorCores;
+    c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy;
   std::string error;
   if (!writeBundle(configs, options, error)) {
     llvm::errs() << "fa-compile: " << error << "\n";

@@ -29,6 +29,8 @@ struct BundleConfig {
   std::string target = "sm_80";
   /// Tensor-core (mma.sync) forward kernel where supported (off by default).
   bool tensorCores = false;
+  /// Tensor-core forward: cp.async K/V staging (else synchronous loads).
+  bool mmaAsyncCopy = true;
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks

@@ -97,6 +97,12 @@ static void addStrides(SmallVector<GpuKernelArg> &args, StringRef t,
     args.push_back({(t + "_stride_n").str(), "i64"});
 }
 
+bool mlir::attn::usesTensorCores(GpuKernelKind kind,
+                                 const GpuKernelSpec &spec) {
+  return kind == GpuKernelKind::Forward && spec.tensorCores &&
+         mma::supportsForward(spec);
+}
+
 GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
                                            const GpuKernelSpec &spec) {
   GpuKernelInfo info;
@@ -131,7 +137,7 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.dynamicSharedMemory = forwardSmem(spec).total;
     info.blockM = kFwdBlockM;
     info.blockN = kBlockN;
-    if (spec.tensorCores && mma::supportsForward(spec)) { // tensor-core variant
+    if (usesTensorCores(kind, spec)) { // tensor-core variant
       info.block[0] = mma::kWarps * kWarp;
       info.grid[0] = {"seqlen_q", mma::kBlockM};
       info.dynamicSharedMemory = mma::forwardSharedMemory(spec);
@@ -766,7 +772,7 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
   KernelGen k(b, func, info, spec);
   switch (kind) {
   case GpuKernelKind::Forward:
-    if (spec.tensorCores && mma::supportsForward(spec))
+    if (usesTensorCores(kind, spec))
       mma::buildForwardBody(b, func, info, spec); // tensor-core variant
     else
       buildForwardBody(k);

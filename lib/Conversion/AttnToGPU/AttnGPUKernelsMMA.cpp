@@ -11,6 +11,10 @@
 //  * K and V tiles are staged row-major in shared memory with rows padded by
 //    16 bytes (conflict-free ldmatrix); K feeds the B operand of S = Q K^T via
 //    ldmatrix, V feeds the B operand of O += P V via ldmatrix.trans.
+//  * Staging (mmaAsyncCopy, the default): cp.async 16-byte copies, one commit
+//    group per tile, one K and one V buffer as in FlashAttention-2: V_j loads
+//    under S_j = Q K_j^T, K_{j+1} under the softmax and P V_j. Otherwise
+//    synchronous 16-byte loads of both tiles between two barriers.
 //  * Online softmax on the accumulator fragments: a lane holds two rows
 //    (g = lane/4 and g + 8) and two columns of each n8 tile; row max over the
 //    quad by shuffles xor 1 and 2; exp2 with scale*log2(e) folded in
@@ -56,10 +60,9 @@ bool mma::supportsForward(const GpuKernelSpec &s) {
     return false;
   if (s.softcap)
     return false;
-  for (int64_t d : {s.headDim, s.headDimV})
-    if (d % 16 != 0 || d < 16 || d > 128)
-      return false;
-  return true;
+  // The code handles any D, Dv that are multiples of 16 up to 128; only the
+  // head dims verified on an H100 (test/GPU/attn-mma-check.py) are enabled.
+  return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
 }
 
 static int64_t rowD(const GpuKernelSpec &s) { return s.headDim + kPad; }
@@ -157,6 +160,33 @@ struct Gen {
         body();
       }
     }
+  }
+
+  /// Same as stageTile with cp.async (16 bytes, L1 bypassed) and the tile's
+  /// copies committed as one group; returns the group token. Every copy is
+  /// unconditional (64 rows x cols/8 vectors is a multiple of 128 threads).
+  Value stageTileAsync(StringRef t, Value bi, Value h, Value row0, Value limit,
+                       int64_t rows, int64_t cols, Value dst, Value tid) {
+    int64_t perRow = cols / 8;
+    int64_t total = rows * perRow;
+    int64_t threads = mma::kWarps * kWarp;
+    assert(total % threads == 0 && "partial async tile");
+    Value last = cg.sub(limit, cg.idx(1));
+    SmallVector<Value> tokens;
+    for (int64_t it = 0; it < total / threads; ++it) {
+      Value i = cg.add(tid, cg.idx(it * threads));
+      Value r = div(i, perRow);
+      Value c = cg.mul(rem(i, perRow), cg.idx(8));
+      Value n = cg.min(cg.add(row0, r), last);
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, dst, ValueRange{r, c}, arg(t), ValueRange{at4(t, bi, h, n, c)},
+          b.getIndexAttr(8), Value(), b.getUnitAttr()));
+    }
+    return nvgpu::DeviceAsyncCreateGroupOp::create(
+        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), tokens);
+  }
+  void waitGroups(Value token, int32_t pending) {
+    nvgpu::DeviceAsyncWaitOp::create(b, token, b.getI32IntegerAttr(pending));
   }
 
   /// ldmatrix x4; returns the four 2-element rows as 16-bit pairs.
@@ -313,6 +343,19 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                      cg.add(g, cg.idx(8 * r)));
   Value scale2 = cg.fmul(k.arg("scale"), cg.f32(kLog2e));
 
+  // Async path: K of the first visible block is in flight before the loop
+  // (Q's bytes are free once its fragments are in registers).
+  const bool async = s.mmaAsyncCopy;
+  Value kbLast = cg.sub(kbHi, c1);
+  if (async) {
+    gpu::BarrierOp::create(b);
+    auto hasKeys = scf::IfOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(hasKeys.thenBlock()->getTerminator());
+    k.stageTileAsync("k", bi, hk, cg.mul(kbLo, bn), nk, kBlockN, D, ks, tid);
+  }
+
   // Loop state: m[2], l[2] (per-lane partial sums), O[OT][4].
   SmallVector<Value> init = {cg.negInf(), cg.negInf(), cg.f32(0.0),
                              cg.f32(0.0)};
@@ -327,10 +370,19 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     Value m[2] = {st[0], st[1]}, l[2] = {st[2], st[3]};
     SmallVector<Value> o(st.begin() + 4, st.end());
 
-    gpu::BarrierOp::create(b); // Q / previous tiles no longer read
-    k.stageTile("k", bi, hk, k0, nk, kBlockN, D, ks, tid);
-    k.stageTile("v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
-    gpu::BarrierOp::create(b);
+    Value vTok;
+    if (async) {
+      // Pending: K_j. Issue V_j (V is free: the previous iteration ended
+      // with a barrier), wait for K_j.
+      vTok = k.stageTileAsync("v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
+      k.waitGroups(vTok, 1);
+      gpu::BarrierOp::create(b);
+    } else {
+      gpu::BarrierOp::create(b); // Q / previous tiles no longer read
+      k.stageTile("k", bi, hk, k0, nk, kBlockN, D, ks, tid);
+      k.stageTile("v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
+      gpu::BarrierOp::create(b);
+    }
 
     // S = Q K^T: n8 tiles j, element (row r, col e) at sAcc[j][2r + e].
     SmallVector<SmallVector<Value>> sAcc(NT, SmallVector<Value>(4, cg.f32(0.0)));
@@ -342,6 +394,14 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         sAcc[2 * p] = k.mma(qf[kk], {bf[0], bf[1]}, sAcc[2 * p]);
         sAcc[2 * p + 1] = k.mma(qf[kk], {bf[2], bf[3]}, sAcc[2 * p + 1]);
       }
+    if (async) {
+      // K_j is consumed: prefetch K_{j+1} (the last iteration reloads its own
+      // block, harmlessly) under the softmax and P V.
+      gpu::BarrierOp::create(b);
+      Value next = cg.mul(cg.min(cg.add(loop.getInductionVar(), c1), kbLast), bn);
+      Value kTok = k.stageTileAsync("k", bi, hk, next, nk, kBlockN, D, ks, tid);
+      k.waitGroups(kTok, 1); // V_j has landed (K_{j+1} may be pending)
+    }
     SmallVector<Value> sv;
     for (int64_t j = 0; j < NT; ++j)
       for (int64_t e = 0; e < 4; ++e)
@@ -418,6 +478,8 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     }
 
     // O = alpha O + P V.
+    if (async)
+      gpu::BarrierOp::create(b); // every thread's V_j copies are visible
     for (int64_t n = 0; n < OT; ++n)
       for (int64_t e = 0; e < 4; ++e)
         o[n * 4 + e] = cg.fmul(o[n * 4 + e], alpha[e / 2]);
@@ -439,10 +501,15 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         }
       }
     }
+    if (async)
+      gpu::BarrierOp::create(b); // V_j no longer read
     SmallVector<Value> yield = {newM[0], newM[1], newL[0], newL[1]};
     yield.append(o);
     scf::YieldOp::create(b, yield);
   }
+
+  if (async)
+    NVVM::CpAsyncWaitGroupOp::create(b, 0); // the redundant last K prefetch
 
   // Epilogue: O = acc / l, lse = (m + log2 l) ln 2; empty rows 0 / -inf.
   ValueRange res = loop.getResults();

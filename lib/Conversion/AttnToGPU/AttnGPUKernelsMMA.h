@@ -4,7 +4,7 @@
 //
 // Private to AttnToGPU: the mma.sync (sm_80+) forward kernel, used instead of
 // the SIMT `attn_fwd` when GpuKernelSpec::tensorCores is set and the spec is
-// supported (f16/bf16, D and Dv multiples of 16 up to 128, no softcap).
+// supported (f16/bf16, D = Dv = 64 or 128, no softcap).
 // Same ABI (arguments, grid dims) as the SIMT kernel; its own block size,
 // tile sizes and shared memory.
 //

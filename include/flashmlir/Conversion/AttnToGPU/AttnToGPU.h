@@ -37,9 +37,12 @@ struct GpuKernelSpec {
   bool masked = false;  ///< causal or window (bounds are run-time scalars)
   bool softcap = false; ///< softcap (value is a run-time scalar)
   /// Forward only: use the mma.sync (sm_80+) kernel when it supports the spec
-  /// (f16/bf16, D and Dv multiples of 16 up to 128, no softcap); same entry
+  /// (f16/bf16, D = Dv = 64 or 128, no softcap); same entry
   /// and arguments as the SIMT kernel, its own block/grid divisor/smem.
   bool tensorCores = false;
+  /// Tensor-core forward: K/V tiles through cp.async (K_{j+1} and V_j in
+  /// flight under the math) instead of synchronous 16-byte loads.
+  bool mmaAsyncCopy = true;
 };
 
 enum class GpuKernelKind { Forward, BackwardPre, BackwardMain, BackwardPost };
@@ -69,6 +72,10 @@ struct GpuKernelInfo {
 
 /// The ABI of one kernel (no IR is built).
 GpuKernelInfo getGpuKernelInfo(GpuKernelKind kind, const GpuKernelSpec &spec);
+
+/// True when `kind` is built as the tensor-core (mma.sync) variant for
+/// `spec`: spec.tensorCores is set and the variant supports the spec.
+bool usesTensorCores(GpuKernelKind kind, const GpuKernelSpec &spec);
 
 /// Builds the kernel into `module` (which must contain no symbol of the same
 /// name) and returns it. Also declares the module's dynamic shared-memory

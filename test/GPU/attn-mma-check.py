@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Forward-only GPU check of the tensor-core (mma.sync) attn_fwd variant.
+
+usage: attn-mma-check.py TC_BUNDLE [SIMT_BUNDLE [OTHER_TC_BUNDLE]] [--bench]
+
+Correctness: O and lse against float64 PyTorch (||x-ref||/||ref||, outputs
+poisoned with NaN first; thresholds of the CPU path: f16 2e-3, bf16 1.6e-2)
+for f16/bf16 x d64/d128 over ragged lengths, causal, windows, GQA and the
+[B,N,H,D] layout. With --bench: TFLOP/s (4*B*H*N^2*d, halved when causal)
+of the variant, the SIMT kernel (SIMT_BUNDLE) and SDPA's flash backend
+(FlashAttention-2), bf16/f16, 16k tokens, hidden 2048, triton do_bench
+medians, same process. Not a lit test (needs a GPU).
+"""
+import math, os, sys, time
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtime", "bench"))
+from fa_torch import Runtime  # noqa: E402
+
+THRESH = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+DT = {"f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def reference(q, k, v, causal, window, scale):
+    q, k, v = q.double(), k.double(), v.double()
+    Hq, Nq, Hkv, Nk = q.shape[1], q.shape[2], k.shape[1], k.shape[2]
+    k = k.repeat_interleave(Hq // Hkv, dim=1)
+    v = v.repeat_interleave(Hq // Hkv, dim=1)
+    s = torch.matmul(q, k.transpose(-1, -2)) * scale
+    i = torch.arange(Nq, device=q.device)[:, None]
+    j = torch.arange(Nk, device=q.device)[None, :]
+    diag = i + (Nk - Nq)
+    vis = torch.ones(Nq, Nk, dtype=torch.bool, device=q.device)
+    left, right = window if window else (-1, -1)
+    if causal:
+        right = 0
+    if left >= 0:
+        vis &= j >= diag - left
+    if right >= 0:
+        vis &= j <= diag + right
+    s = s.masked_fill(~vis, -math.inf)
+    lse = torch.logsumexp(s, dim=-1)
+    p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
+    return torch.matmul(p, v), lse
+
+
+def relerr(x, ref):
+    x, ref = x.double(), ref.double()
+    both = torch.isinf(x) & torch.isinf(ref) & (torch.sign(x) == torch.sign(ref))
+    x = torch.where(both, torch.zeros_like(x), x)
+    ref = torch.where(both, torch.zeros_like(ref), ref)
+    if torch.isnan(x).any() or torch.isinf(x).any():
+        return math.inf
+    n = ref.norm().item()
+    return (x - ref).norm().item() / (n if n > 0 else 1.0)
+
+
+def cases():
+    out = []
+    for dt in ("f16", "bf16"):
+        for d in (64, 128):
+            base = dict(B=2, Hq=4, Hkv=4, Nq=128, Nk=128, D=d, dtype=dt)
+
+            def add(**kw):
+                c = dict(base)
+                c.update(kw)
+                if "N" in c:
+                    c["Nq"] = c["Nk"] = c.pop("N")
+                out.append(c)
+            add()
+            add(causal=True, Nq=100, Nk=257)
+            for n in (1, 17, 100, 257):
+                add(N=n)
+                add(N=n, causal=True)
+            add(Nq=64, Nk=300)
+            add(Nq=300, Nk=64, causal=True)
+            add(Hq=8, Hkv=2, N=160)
+            add(Hq=8, Hkv=1, N=160, causal=True)
+            add(window=(32, 8), N=300)
+            add(window=(16, -1), Nq=120, Nk=250, Hq=8, Hkv=2)
+            add(causal=True, window=(64, -1), N=333)
+            add(window=(100, 70), N=517)
+            add(layout="bshd", Hq=8, Hkv=2, N=256, causal=True)
+            add(layout="bshd", N=129)
+            add(B=1, Hq=2, Hkv=2, N=2048, causal=True)
+            add(B=1, Hq=2, Hkv=1, N=2048)
+    return out
+
+
+def run_case(rt, c, seed):
+    dt = DT[c["dtype"]]
+    B, Hq, Hkv, Nq, Nk, D = (c[k] for k in ("B", "Hq", "Hkv", "Nq", "Nk", "D"))
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    bshd = c.get("layout") == "bshd"
+
+    def make(H, N):
+        if bshd:
+            return torch.randn(B, N, H, D, device="cuda", generator=g).to(dt).transpose(1, 2)
+        return torch.randn(B, H, N, D, device="cuda", generator=g).to(dt)
+    q, k, v = make(Hq, Nq), make(Hkv, Nk), make(Hkv, Nk)
+    scale = 1.0 / math.sqrt(D)
+    kw = dict(causal=c.get("causal", False), window=c.get("window"), scale=scale)
+    o, lse = rt.forward(q, k, v, **kw, out=torch.full((B, Hq, Nq, D), math.nan, dtype=dt, device="cuda"),
+                        lse=torch.full((B, Hq, Nq), math.nan, device="cuda"))
+    torch.cuda.synchronize()
+    ro, rl = reference(q, k, v, kw["causal"], kw["window"], scale)
+    e = dict(o=relerr(o, ro), lse=relerr(lse, rl))
+    return e["o"] <= THRESH[dt] and e["lse"] <= THRESH[dt], e
+
+
+def bench(rt_tc, rt_simt, rt_other=None):
+    import torch.nn.functional as F
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    from triton.testing import do_bench
+    props = torch.cuda.get_device_properties(0)
+    print(torch.__version__, props.name, props.multi_processor_count, "SMs", flush=True)
+    for dt in (torch.bfloat16, torch.float16):
+        for d in (128, 64):
+            for N in (4096, 1024):
+                for causal in (False, True):
+                    H, B = 2048 // d, max(1, 16384 // N)
+                    q, k, v = (torch.randn(B, H, N, d, device="cuda", dtype=dt) for _ in range(3))
+                    fl = 4 * B * H * N * N * d / (2 if causal else 1)
+                    row = {}
+                    tf = lambda t: round(fl / t / 1e9, 1)
+                    t = do_bench(lambda: rt_tc.forward(q, k, v, causal=causal), warmup=25, rep=100, return_mode="median")
+                    row["mma"] = tf(t)
+                    if rt_other is not None:
+                        t = do_bench(lambda: rt_other.forward(q, k, v, causal=causal), warmup=25, rep=100, return_mode="median")
+                        row["mma_other"] = tf(t)
+                    if rt_simt is not None and N == 4096 and dt == torch.bfloat16:
+                        t = do_bench(lambda: rt_simt.forward(q, k, v, causal=causal), warmup=5, rep=50, return_mode="median")
+                        row["simt"] = tf(t)
+                    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                        fw = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                        fw()
+                        row["fa2"] = tf(do_bench(fw, warmup=25, rep=100, return_mode="median"))
+                    print(f"BENCH {str(dt)[6:]} d={d} N={N} B={B} H={H} causal={causal}: TFLOP/s " +
+                          " ".join(f"{k}={v}" for k, v in row.items()) +
+                          f"  mma/fa2={row['mma'] / row['fa2']:.2f}", flush=True)
+                    del q, k, v
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    rt = Runtime(args[0])
+    rt_other = Runtime(args[2]) if len(args) > 2 else None
+    passed = failed = 0
+    checks = [(rt, c) for c in cases()] + ([(rt_other, c) for c in cases()] if rt_other else [])
+    for i, (r, c) in enumerate(checks):
+        t0 = time.time()
+        try:
+            ok, e = run_case(r, c, 2000 + i)
+            msg = " ".join(f"{k}={v:.2e}" for k, v in e.items())
+        except Exception as ex:
+            ok, msg = False, f"error: {ex}"
+        passed += ok
+        failed += not ok
+        desc = " ".join(f"{k}={v}" for k, v in c.items())
+        print(f"{'PASS' if ok else 'FAIL'} {'other ' if r is rt_other else ''}{desc}: {msg} ({time.time() - t0:.1f}s)", flush=True)
+    print(f"fwd check: {passed} passed, {failed} failed", flush=True)
+    if "--bench" in sys.argv:
+        bench(rt, Runtime(args[1]) if len(args) > 1 else None, rt_other)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
