@@ -30,8 +30,24 @@ deps() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
 }
 
+# ptxas for the offline PTX checks (register/spill reports, lit tests that
+# assemble every kernel): the CUDA toolkit's when installed, else NVIDIA's
+# PyPI wheel (ptxas only, ~40 MB) under the build directory. No GPU needed.
+PTXAS_WHEEL="nvidia-cuda-nvcc-cu12==12.9.86"
+ptxas_tool() {
+  command -v ptxas >/dev/null 2>&1 && return 0
+  [ -x /usr/local/cuda/bin/ptxas ] && return 0
+  [ -x "$BUILD_DIR/cuda-tools/nvidia/cuda_nvcc/bin/ptxas" ] && return 0
+  echo "== installing ptxas ($PTXAS_WHEEL) into $BUILD_DIR/cuda-tools"
+  mkdir -p "$BUILD_DIR"
+  python3 -m pip install -q --disable-pip-version-check --no-deps --target "$BUILD_DIR/cuda-tools" "$PTXAS_WHEEL" 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages --no-deps --target "$BUILD_DIR/cuda-tools" "$PTXAS_WHEEL" ||
+    echo "fa.sh: note: no ptxas; the offline PTX assembly tests will be UNSUPPORTED"
+}
+
 build() {
   deps
+  ptxas_tool
   if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
       -DMLIR_DIR=$LLVM/lib/cmake/mlir -DLLVM_EXTERNAL_LIT=$LLVM/bin/lit

@@ -38,8 +38,13 @@ if platform.machine().lower() in ("x86_64", "amd64"):
 import shutil
 
 config.substitutions.append(("%python", sys.executable))
-ptxas = shutil.which("ptxas") or (
-    "/usr/local/cuda/bin/ptxas" if os.path.exists("/usr/local/cuda/bin/ptxas") else None)
+# (fa.sh installs NVIDIA's ptxas wheel under the build directory when the
+# CUDA toolkit is absent.)
+ptxas = shutil.which("ptxas") or next(
+    (p for p in ("/usr/local/cuda/bin/ptxas",
+                 os.path.join(config.flashmlir_obj_root, "cuda-tools", "nvidia",
+                              "cuda_nvcc", "bin", "ptxas"))
+     if os.path.exists(p)), None)
 if ptxas:
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))

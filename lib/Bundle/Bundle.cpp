@@ -87,6 +87,13 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.softcap = c.softcap;
   spec.tensorCores = c.tensorCores;
   spec.mmaAsyncCopy = c.mmaAsyncCopy;
+  spec.mmaWarps = c.mmaWarps;
+  spec.mmaWarpRows = c.mmaWarpRows;
+  spec.mmaBlockN = c.mmaBlockN;
+  int sm = 0;
+  if (llvm::StringRef(c.target).starts_with("sm_"))
+    llvm::StringRef(c.target).substr(3, 2).getAsInteger(10, sm);
+  spec.smVersion = sm;
   return spec;
 }
 
@@ -259,6 +266,12 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
             kernels.back().getAsObject()->getObject("config");
         config->try_emplace("tensor_cores", true);
         config->try_emplace("mma_async_copy", c.mmaAsyncCopy);
+        if (c.mmaWarps)
+          config->try_emplace("mma_warps", c.mmaWarps);
+        if (c.mmaWarpRows)
+          config->try_emplace("mma_warp_rows", c.mmaWarpRows);
+        if (c.mmaBlockN)
+          config->try_emplace("mma_block_n", c.mmaBlockN);
       }
       if (options.verbose)
         llvm::errs() << "fa-compile: " << name << "\n";

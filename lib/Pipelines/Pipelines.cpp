@@ -78,7 +78,9 @@ void flashmlir::buildGpuModulesToBinary(OpPassManager &pm,
 
 void flashmlir::buildAttnGpuPipeline(OpPassManager &pm,
                                      const GpuPipelineOptions &options) {
-  pm.addPass(attn::createConvertAttnToGPUPass());
+  attn::ConvertAttnToGPUPassOptions convert;
+  convert.tensorCores = options.tensorCores;
+  pm.addPass(attn::createConvertAttnToGPUPass(convert));
   buildGpuModulesToBinary(pm, options);
 }
 

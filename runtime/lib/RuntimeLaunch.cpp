@@ -106,6 +106,22 @@ public:
     if (extent > 0 && !t->data)
       return fail(std::string(name) + " has a null data pointer");
 
+    // The kernels move rows of 4D tensors as 16-byte vectors (every kernel's
+    // head dim is a multiple of 16 bytes): the data pointer and the b/h/n
+    // strides must keep every row 16-byte aligned.
+    int64_t bytes = p->dtype == DType::F32 ? 4 : 2;
+    if (rank == 4 && extent > 0 && (t->sizes[3] * bytes) % 16 == 0) {
+      bool aligned = reinterpret_cast<uint64_t>(t->data) % 16 == 0;
+      for (int i = 0; i < 3; ++i)
+        aligned &= t->sizes[i] == 1 || (strides[i] * bytes) % 16 == 0;
+      if (!aligned)
+        return fail(std::string(name) + " is not 16-byte aligned (data " +
+                    std::to_string(reinterpret_cast<uint64_t>(t->data) % 16) +
+                    " bytes past a 16-byte boundary, strides " +
+                    sizesString(t->strides, rank) +
+                    "): rows must start on 16-byte boundaries (make the "
+                    "tensor contiguous)");
+    }
     ArgValue buf;
     buf.kind = ArgKind::Buffer;
     buf.ptr = reinterpret_cast<uint64_t>(t->data);

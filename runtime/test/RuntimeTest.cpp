@@ -596,6 +596,14 @@ void testProblems() {
        "bad strides for lse"},
       {"negative stride", [](Fwd &f, fa_attn_params &) { f.q.strides[2] = -512; },
        "bad strides for q: [51200, 64, -512, 1] (strides must be >= 0)"},
+      {"misaligned data", [](Fwd &f, fa_attn_params &) {
+         f.q.data = static_cast<char *>(f.q.data) + 2; },
+       "q is not 16-byte aligned (data 2 bytes past a 16-byte boundary"},
+      {"misaligned rows", [](Fwd &f, fa_attn_params &) {
+         f.k.strides[2] = 68; f.k.strides[1] = 68 * 130;
+         f.k.strides[0] = 2 * 68 * 130; },
+       "k is not 16-byte aligned (data 0 bytes past a 16-byte boundary, "
+       "strides [17680, 8840, 68, 1]): rows must start on 16-byte boundaries"},
       {"null data", [](Fwd &f, fa_attn_params &) { f.o.data = nullptr; },
        "o has a null data pointer"},
       {"zero batch", [](Fwd &f, fa_attn_params &) { f.q.sizes[0] = 0; },

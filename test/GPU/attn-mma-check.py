@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Forward-only GPU check of the tensor-core (mma.sync) attn_fwd variant.
 
-usage: attn-mma-check.py TC_BUNDLE [SIMT_BUNDLE [OTHER_TC_BUNDLE]] [--bench]
+usage: attn-mma-check.py NAME=BUNDLE [NAME=BUNDLE ...] [--bench] [--lens 1024,4096]
 
 Correctness: O and lse against float64 PyTorch (||x-ref||/||ref||, outputs
 poisoned with NaN first; thresholds of the CPU path: f16 2e-3, bf16 1.6e-2)
 for f16/bf16 x d64/d128 over ragged lengths, causal, windows, GQA and the
 [B,N,H,D] layout. With --bench: TFLOP/s (4*B*H*N^2*d, halved when causal)
-of the variant, the SIMT kernel (SIMT_BUNDLE) and SDPA's flash backend
-(FlashAttention-2), bf16/f16, 16k tokens, hidden 2048, triton do_bench
-medians, same process. Not a lit test (needs a GPU).
+of every bundle and SDPA's flash backend (FlashAttention-2), bf16/f16,
+16k tokens, hidden 2048, triton do_bench medians, same process; a SUMMARY
+line per bundle gives the median ratio to FA2. Not a lit test (needs a GPU).
 """
 import math, os, sys, time
 import torch
@@ -108,59 +108,78 @@ def run_case(rt, c, seed):
     return e["o"] <= THRESH[dt] and e["lse"] <= THRESH[dt], e
 
 
-def bench(rt_tc, rt_simt, rt_other=None):
+def bench(variants, lens):
+    """TFLOP/s medians of every variant and SDPA's flash backend, same process."""
     import torch.nn.functional as F
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from triton.testing import do_bench
     props = torch.cuda.get_device_properties(0)
     print(torch.__version__, props.name, props.multi_processor_count, "SMs", flush=True)
+    summary = {name: [] for name in variants}
     for dt in (torch.bfloat16, torch.float16):
         for d in (128, 64):
-            for N in (4096, 1024):
+            for N in lens:
                 for causal in (False, True):
                     H, B = 2048 // d, max(1, 16384 // N)
                     q, k, v = (torch.randn(B, H, N, d, device="cuda", dtype=dt) for _ in range(3))
                     fl = 4 * B * H * N * N * d / (2 if causal else 1)
-                    row = {}
                     tf = lambda t: round(fl / t / 1e9, 1)
-                    t = do_bench(lambda: rt_tc.forward(q, k, v, causal=causal), warmup=25, rep=100, return_mode="median")
-                    row["mma"] = tf(t)
-                    if rt_other is not None:
-                        t = do_bench(lambda: rt_other.forward(q, k, v, causal=causal), warmup=25, rep=100, return_mode="median")
-                        row["mma_other"] = tf(t)
-                    if rt_simt is not None and N == 4096 and dt == torch.bfloat16:
-                        t = do_bench(lambda: rt_simt.forward(q, k, v, causal=causal), warmup=5, rep=50, return_mode="median")
-                        row["simt"] = tf(t)
+                    row = {}
                     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                         fw = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
                         fw()
                         row["fa2"] = tf(do_bench(fw, warmup=25, rep=100, return_mode="median"))
+                    for name, rt in variants.items():
+                        o = torch.empty_like(q)
+                        lse = torch.empty(B, H, N, device="cuda")
+                        t = do_bench(lambda: rt.forward(q, k, v, causal=causal, out=o, lse=lse),
+                                     warmup=25, rep=100, return_mode="median")
+                        row[name] = tf(t)
+                        summary[name].append(row[name] / row["fa2"])
                     print(f"BENCH {str(dt)[6:]} d={d} N={N} B={B} H={H} causal={causal}: TFLOP/s " +
-                          " ".join(f"{k}={v}" for k, v in row.items()) +
-                          f"  mma/fa2={row['mma'] / row['fa2']:.2f}", flush=True)
+                          " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
                     del q, k, v
+    for name, r in summary.items():
+        r = sorted(r)
+        print(f"SUMMARY {name}: ratio to FA2 median {r[len(r) // 2]:.3f} min {r[0]:.3f} max {r[-1]:.3f}", flush=True)
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    rt = Runtime(args[0])
-    rt_other = Runtime(args[2]) if len(args) > 2 else None
+    """usage: attn-mma-check.py NAME=BUNDLE [NAME=BUNDLE ...] [--bench] [--lens 1024,4096,16384]"""
+    args = sys.argv[1:]
+    lens = [1024, 4096, 16384]
+    if "--lens" in args:
+        i = args.index("--lens")
+        lens = [int(x) for x in args[i + 1].split(",")]
+        del args[i:i + 2]
+    variants = {}
+    for a in args:
+        if a.startswith("--"):
+            continue
+        name, _, path = a.rpartition("=")
+        variants[name or os.path.basename(path.rstrip("/"))] = Runtime(path)
     passed = failed = 0
-    checks = [(rt, c) for c in cases()] + ([(rt_other, c) for c in cases()] if rt_other else [])
-    for i, (r, c) in enumerate(checks):
-        t0 = time.time()
-        try:
-            ok, e = run_case(r, c, 2000 + i)
-            msg = " ".join(f"{k}={v:.2e}" for k, v in e.items())
-        except Exception as ex:
-            ok, msg = False, f"error: {ex}"
-        passed += ok
-        failed += not ok
-        desc = " ".join(f"{k}={v}" for k, v in c.items())
-        print(f"{'PASS' if ok else 'FAIL'} {'other ' if r is rt_other else ''}{desc}: {msg} ({time.time() - t0:.1f}s)", flush=True)
+    i = 0
+    for name, rt in variants.items():
+        vp = vf = 0
+        for c in cases():
+            t0 = time.time()
+            try:
+                ok, e = run_case(rt, c, 2000 + i)
+                msg = " ".join(f"{k}={v:.2e}" for k, v in e.items())
+            except Exception as ex:
+                ok, msg = False, f"error: {ex}"
+            i += 1
+            vp += ok
+            vf += not ok
+            desc = " ".join(f"{k}={v}" for k, v in c.items())
+            print(f"{'PASS' if ok else 'FAIL'} {name} {desc}: {msg} ({time.time() - t0:.1f}s)", flush=True)
+        print(f"CHECK {name}: {vp} passed, {vf} failed", flush=True)
+        passed += vp
+        failed += vf
     print(f"fwd check: {passed} passed, {failed} failed", flush=True)
     if "--bench" in sys.argv:
-        bench(rt, Runtime(args[1]) if len(args) > 1 else None, rt_other)
+        bench(variants, lens)
     sys.exit(1 if failed else 0)
 
 

@@ -6,7 +6,11 @@ its target is sm_80) and for sm_90, with no spill stores or loads. Writes the
 resource report (registers, spill bytes, stack, shared memory) to
 ptxas-report.json in the bundle, prints a summary, exits 1 on any failure.
 
-usage: check_bundle.py BUNDLE_DIR --ptxas PATH [-j N]
+usage: check_bundle.py BUNDLE_DIR --ptxas PATH [-j N] [--allow-spill REGEX:BYTES ...]
+
+--allow-spill accepts up to BYTES of spill traffic (stores + loads) in the
+kernels whose "name arch" matches REGEX; they are listed as ALLOWED, so a
+documented exception stays visible and a larger spill still fails.
 """
 import argparse, json, os, re, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +19,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("bundle")
 ap.add_argument("--ptxas", required=True)
 ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
+ap.add_argument("--allow-spill", action="append", default=[])
 a = ap.parse_args()
 
 manifest = json.load(open(os.path.join(a.bundle, "manifest.json")))
@@ -48,7 +53,18 @@ with ThreadPoolExecutor(a.j) as ex:
     report = list(ex.map(run, jobs))
 json.dump(report, open(os.path.join(a.bundle, "ptxas-report.json"), "w"), indent=1)
 
-failed = [r for r in report if not r["ok"] or r["spill_bytes"] != 0]
+allow = [(re.compile(x.rsplit(":", 1)[0]), int(x.rsplit(":", 1)[1])) for x in a.allow_spill]
+
+
+def allowed(r):
+    key = f"{r['kernel']} {r['arch']}"
+    return r["ok"] and any(rx.search(key) and r["spill_bytes"] <= n for rx, n in allow)
+
+
+for r in report:
+    if r["ok"] and r["spill_bytes"] and allowed(r):
+        print(f"ALLOWED {r['kernel']} {r['arch']}: spill_bytes={r['spill_bytes']}")
+failed = [r for r in report if not r["ok"] or (r["spill_bytes"] != 0 and not allowed(r))]
 for r in failed:
     print(f"FAIL {r['kernel']} {r['arch']}: ok={r['ok']} spill_bytes={r['spill_bytes']}",
           r.get("log", ""))

@@ -5,7 +5,8 @@
 // fa-compile --out DIR [--default] [--target sm_80,sm_90] [--dtype f16,bf16]
 //            [--head-dim 64,128] [--head-dim-v N] [--masked 0|1|both]
 //            [--softcap 0|1|both] [--tensor-cores 0|1] [--mma-async-copy 0|1]
-//            [--ptxas PATH] [-v]
+//            [--mma-warps 4|8] [--mma-warp-rows 16|32]
+//            [--mma-block-n 32|64] [--ptxas PATH] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
 // writes a bundle: one PTX file per kernel and manifest.json.
@@ -32,7 +33,8 @@ static int usage(const std::string &msg) {
       << "usage: fa-compile --out DIR [--default] [--target sm_80,sm_90] "
          "[--dtype f16,bf16,f32] [--head-dim 64,128] [--head-dim-v N] "
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
-         "[--mma-async-copy 0|1] [--ptxas PATH] [-v]\n";
+         "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
+         "[--mma-block-n 32|64] [--ptxas PATH] [-v]\n";
   return 2;
 }
 
@@ -61,7 +63,8 @@ int main(int argc, char **argv) {
   std::vector<int64_t> headDims = {64};
   int64_t headDimV = 0;
   std::vector<bool> masked = {false, true}, softcap = {false};
-  bool tensorCores = false, mmaAsyncCopy = true;
+  bool tensorCores = true, mmaAsyncCopy = true;
+  int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -119,6 +122,18 @@ int main(int argc, char **argv) {
       if (!value(v) || !parseBools(v, ac) || ac.size() != 1)
         return usage("--mma-async-copy expects 0 or 1");
       mmaAsyncCopy = ac[0];
+    } else if (a == "--mma-warps") {
+      if (!value(v) || (v != "4" && v != "8"))
+        return usage("--mma-warps expects 4 or 8");
+      mmaWarps = v == "4" ? 4 : 8;
+    } else if (a == "--mma-warp-rows") {
+      if (!value(v) || (v != "16" && v != "32"))
+        return usage("--mma-warp-rows expects 16 or 32");
+      mmaWarpRows = v == "16" ? 16 : 32;
+    } else if (a == "--mma-block-n") {
+      if (!value(v) || (v != "32" && v != "64"))
+        return usage("--mma-block-n expects 32 or 64");
+      mmaBlockN = v == "32" ? 32 : 64;
     } else if (a == "--help" || a == "-h") {
       return usage("");
     } else {
@@ -140,7 +155,9 @@ int main(int argc, char **argv) {
               configs.push_back({dt, d, headDimV ? headDimV : d, m, s, t});
   }
   for (BundleConfig &c : configs)
-    c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy;
+    c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy,
+    c.mmaWarps = mmaWarps, c.mmaWarpRows = mmaWarpRows,
+    c.mmaBlockN = mmaBlockN;
   std::string error;
   if (!writeBundle(configs, options, error)) {
     llvm::errs() << "fa-compile: " << error << "\n";

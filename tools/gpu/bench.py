@@ -8,7 +8,8 @@ hidden 2048 (heads = 2048/d). FLOPs: forward 4*B*H*Nq*Nk*d, halved when
 causal; fwd+bwd = 3.5x forward. Times: medians of CUDA-event timings
 (triton.testing.do_bench) after warm-up.
 
-usage: bench.py BUNDLE [--json OUT] [--md OUT] [--dims 64,128] [--lens 1024,4096,16384]
+usage: bench.py BUNDLE [--json OUT] [--md OUT] [--plot OUT.png] [--dims 64,128]
+                [--lens 1024,4096,16384]
 """
 import argparse, json, os, sys
 import torch
@@ -23,6 +24,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("bundle")
 ap.add_argument("--json")
 ap.add_argument("--md")
+ap.add_argument("--plot", help="PNG of TFLOP/s against N (needs matplotlib)")
 ap.add_argument("--dims", default="64,128")
 ap.add_argument("--lens", default="1024,4096,16384")
 ap.add_argument("--no-flex", action="store_true")
@@ -105,3 +107,29 @@ table = "\n".join(lines)
 print(table)
 if a.md:
     open(a.md, "w").write(table + "\n")
+if a.plot:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    dims = sorted({r["d"] for r in rows})
+    fig, axes = plt.subplots(2, 2 * len(dims), figsize=(4.2 * 2 * len(dims), 7), squeeze=False)
+    names = dict(flashmlir="FlashMLIR", flash="FA2 (SDPA flash)", cudnn="cuDNN (SDPA)", flex="FlexAttention")
+    for i, what in enumerate(("fwd", "fwdbwd")):
+        for j, (d, causal) in enumerate((d, c) for d in dims for c in (False, True)):
+            ax = axes[i][j]
+            sel = sorted((r for r in rows if r["d"] == d and r["causal"] == causal), key=lambda r: r["N"])
+            for c in cols:
+                pts = [(r["N"], r[c + "_" + what]) for r in sel if isinstance(r.get(c + "_" + what), (int, float))]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=names[c])
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{'fwd' if what == 'fwd' else 'fwd+bwd'}, d={d}{', causal' if causal else ''}", fontsize=10)
+            ax.set_xlabel("N")
+            ax.set_ylabel("TFLOP/s")
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{props.name}, bf16, {torch.__version__}: batch*N = 16k tokens, hidden 2048", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(a.plot, dpi=110)
+    print("wrote", a.plot)

@@ -7,6 +7,9 @@
 #   tools/gpu/h100.sh check    runtime tests, correctness matrix, sanitizers, long context
 #   tools/gpu/h100.sh python   the Python package's CUDA tests and GPT example
 #   tools/gpu/h100.sh bench    side-by-side benchmark
+#   tools/gpu/h100.sh tc       tensor-core variants: every bundle under $TC
+#                              (default .tc/NAME, built by tools/gpu/tc-bundles.sh)
+#                              checked and timed against FA2 in one process
 #   tools/gpu/h100.sh all
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -68,13 +71,29 @@ python_pkg() {
 
 bench() {
   step "benchmark (same process): FlashMLIR vs SDPA flash / cuDNN vs FlexAttention"
-  python3 tools/gpu/bench.py "$BUNDLE" --json "$OUT/bench.json" --md "$OUT/bench.md" 2>&1 | grep -v Warning | tee "$OUT/bench.log" | tail -14
+  python3 tools/gpu/bench.py "$BUNDLE" --json "$OUT/bench.json" --md "$OUT/bench.md" --plot "$OUT/bench.png" 2>&1 | grep -v Warning | tee "$OUT/bench.log" | tail -14
+}
+
+tc() {
+  step "tensor-core variants: forward check + benchmark vs FA2"
+  local args=()
+  for d in "${TC:-.tc}"/*/; do args+=("$(basename "$d")=$d"); done
+  python3 test/GPU/attn-mma-check.py "${args[@]}" --bench ${TC_LENS:+--lens $TC_LENS} > "$OUT/tc.log" 2>&1; rc=$?
+  grep -E "^FAIL" "$OUT/tc.log" | head -20; grep -E "^(CHECK|BENCH|SUMMARY|fwd check|Traceback)" "$OUT/tc.log"; status=$((status|rc))
+  if [ -f test/GPU/attn-mma-bwd-check.py ]; then
+    for d in "${TC:-.tc}"/*/; do
+      [ -f "$d/BWD" ] || continue
+      python3 test/GPU/attn-mma-bwd-check.py "$d" ${TC_BWD_BENCH:+--bench} ${TC_BWD_ARGS:-} > "$OUT/tc-bwd-$(basename "$d").log" 2>&1; rc=$?
+      grep -E "^FAIL" "$OUT/tc-bwd-$(basename "$d").log" | head -20; grep -vE "^(PASS|FAIL)" "$OUT/tc-bwd-$(basename "$d").log" | tail -40; status=$((status|rc))
+    done
+  fi
 }
 
 case "${1:-all}" in
   check) check ;;
   python) python_pkg ;;
   bench) bench ;;
+  tc) tc ;;
   all) check; python_pkg; bench ;;
 esac
 echo "h100.sh: status $status"

@@ -28,9 +28,14 @@ struct BundleConfig {
   bool softcap = false; ///< softcap kernels
   std::string target = "sm_80";
   /// Tensor-core (mma.sync) forward kernel where supported (off by default).
-  bool tensorCores = false;
+  bool tensorCores = true;
   /// Tensor-core forward: cp.async K/V staging (else synchronous loads).
   bool mmaAsyncCopy = true;
+  /// Tensor-core forward tile shape: warps per block (4 or 8) and query rows
+  /// per warp (16 or 32); 0 = the choice of the kernel's cost model.
+  int64_t mmaWarps = 0;
+  int64_t mmaWarpRows = 0;
+  int64_t mmaBlockN = 0; ///< keys per tile (32 or 64); 0 = tile model
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks

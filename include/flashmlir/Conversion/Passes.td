@@ -33,15 +33,30 @@ def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
       summation order is not deterministic), `attn_bwd_post` (dQ =
       accumulator, converted).
 
+    With `tensor-cores` (the default), f16/bf16 kernels with D = Dv = 64 or
+    128 and no softcap use tensor cores instead (sm_80+; the bundle's
+    targets are all sm_80 or newer): `attn_fwd` is a FlashAttention-2
+    forward on `mma.sync` m16n8k16 (ldmatrix operands, P kept in registers,
+    K/V through `cp.async` with V_j loading under Q*K_j^T and K_{j+1} under
+    the softmax, 32 query rows per warp, 4 or 8 warps by a tile model), and
+    `attn_bwd_main` computes its five products on `mma.sync` with dK/dV in
+    registers (docs/tensor-cores.md). Same entries and arguments; block,
+    grid divisor and shared memory differ (see the bundle manifest).
+
     Masks (causal, window) and softcap are compile-time switches; their
     bounds and values, the scale, all sizes and element strides are run-time
     kernel arguments. Shared memory is dynamic (the runtime raises the limit
     above 48 KB when needed), declared through one external workgroup
     symbol so that nothing else can overlap it.
   }];
+  let options = [
+    Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
+           "Use the tensor-core (mma.sync) kernels where they support the "
+           "element type and head dims (off: SIMT kernels only)">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
-    "::mlir::NVVM::NVVMDialect",
+    "::mlir::NVVM::NVVMDialect", "::mlir::nvgpu::NVGPUDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"];
 }

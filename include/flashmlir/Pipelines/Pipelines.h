@@ -49,6 +49,11 @@ void buildAttnToLoops(mlir::OpPassManager &pm,
 /// Options of `attn-gpu-pipeline`.
 struct GpuPipelineOptions
     : public mlir::PassPipelineOptions<GpuPipelineOptions> {
+  Option<bool> tensorCores{
+      *this, "tensor-cores",
+      llvm::cl::desc("Tensor-core (mma.sync) kernels where supported "
+                     "(convert-attn-to-gpu tensor-cores)"),
+      llvm::cl::init(true)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("Target GPU (sm_80, sm_90, ...)"),
                            llvm::cl::init("sm_80")};

@@ -11,6 +11,7 @@
 #include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
 
 #include "AttnGPUKernelsMMA.h"
+#include "AttnGPUKernelsMMABwd.h"
 
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
@@ -99,8 +100,13 @@ static void addStrides(SmallVector<GpuKernelArg> &args, StringRef t,
 
 bool mlir::attn::usesTensorCores(GpuKernelKind kind,
                                  const GpuKernelSpec &spec) {
-  return kind == GpuKernelKind::Forward && spec.tensorCores &&
-         mma::supportsForward(spec);
+  if (!spec.tensorCores)
+    return false;
+  if (kind == GpuKernelKind::Forward)
+    return mma::supportsForward(spec);
+  if (kind == GpuKernelKind::BackwardMain)
+    return mma::supportsBackward(spec);
+  return false;
 }
 
 GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
@@ -138,11 +144,11 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.blockM = kFwdBlockM;
     info.blockN = kBlockN;
     if (usesTensorCores(kind, spec)) { // tensor-core variant
-      info.block[0] = mma::kWarps * kWarp;
-      info.grid[0] = {"seqlen_q", mma::kBlockM};
+      info.block[0] = mma::forwardWarps(spec) * kWarp;
+      info.grid[0] = {"seqlen_q", mma::forwardBlockM(spec)};
       info.dynamicSharedMemory = mma::forwardSharedMemory(spec);
-      info.blockM = mma::kBlockM;
-      info.blockN = mma::kBlockN;
+      info.blockM = mma::forwardBlockM(spec);
+      info.blockN = mma::forwardBlockN(spec);
     }
     break;
   case GpuKernelKind::BackwardPre:
@@ -177,6 +183,13 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.grid[2] = {"batch", 1};
     info.dynamicSharedMemory = backwardSmem(spec).total;
     info.blockN = kBlockN;
+    if (usesTensorCores(kind, spec)) { // tensor-core variant
+      info.block[0] = mma::kBwdWarps * kWarp;
+      info.grid[0] = {"seqlen_k", mma::backwardBlockN(spec)};
+      info.dynamicSharedMemory = mma::backwardSharedMemory(spec);
+      info.blockM = mma::kBwdBlockM;
+      info.blockN = mma::backwardBlockN(spec);
+    }
     break;
   case GpuKernelKind::BackwardPost:
     info.entry = "attn_bwd_post";
@@ -782,7 +795,10 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
     buildRowKernelBody(k, kind);
     break;
   case GpuKernelKind::BackwardMain:
-    buildBackwardMainBody(k);
+    if (usesTensorCores(kind, spec))
+      mma::buildBackwardMainBody(b, func, info, spec); // tensor-core variant
+    else
+      buildBackwardMainBody(k);
     break;
   }
   gpu::ReturnOp::create(b);

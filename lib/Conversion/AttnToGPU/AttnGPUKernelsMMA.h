@@ -21,10 +21,19 @@ namespace mlir {
 namespace attn {
 namespace mma {
 
-/// Query rows per block (4 warps x 16) and keys per tile.
-constexpr int64_t kBlockM = 64;
+/// Keys per tile of the backward kernel.
 constexpr int64_t kBlockN = 64;
-constexpr int64_t kWarps = 4;
+
+/// Keys per tile of the forward kernel (32 or 64).
+int64_t forwardBlockN(const GpuKernelSpec &spec);
+
+/// Warps per block of the forward kernel (4 or 8), m16 row tiles per warp
+/// (1 or 2), and the block's query rows.
+int64_t forwardWarps(const GpuKernelSpec &spec);
+int64_t forwardWarpTiles(const GpuKernelSpec &spec);
+inline int64_t forwardBlockM(const GpuKernelSpec &spec) {
+  return 16 * forwardWarpTiles(spec) * forwardWarps(spec);
+}
 
 /// True when the tensor-core forward kernel serves `spec`.
 bool supportsForward(const GpuKernelSpec &spec);

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -132,8 +133,10 @@ static void launch(Codegen &cg, ModuleOp top, GpuKernelKind kind,
   gpu::LaunchFuncOp::create(b, kernel, gridDim, blockDim, smem, operands);
 }
 
-static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap) {
+static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
+                            bool tensorCores) {
   GpuKernelSpec spec;
+  spec.tensorCores = tensorCores;
   auto q = cast<MemRefType>(op->getOperand(0).getType());
   spec.elementType = q.getElementType();
   spec.headDim = q.getDimSize(3);
@@ -164,14 +167,16 @@ static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
   (void)b;
 }
 
-static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op) {
+static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
+                                    bool tensorCores) {
   if (failed(checkLowerable(op, "convert-attn-to-gpu")))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
-  GpuKernelSpec spec = specOf(op, op.getMaskSpec(), bool(op.getSoftcap()));
+  GpuKernelSpec spec =
+      specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), tensorCores);
   HostArgs host;
   addScalars(cg, op, host);
   host.addTensor(cg, "q", op.getQuery());
@@ -198,7 +203,7 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op) {
   return success();
 }
 
-static LogicalResult convertBackward(RewriterBase &rewriter,
+static LogicalResult convertBackward(RewriterBase &rewriter, bool tensorCores,
                                      AttentionBackwardOp op) {
   if (failed(checkLowerable(op, "convert-attn-to-gpu")))
     return failure();
@@ -206,7 +211,8 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   b.setInsertionPoint(op);
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
-  GpuKernelSpec spec = specOf(op, op.getMaskSpec(), bool(op.getSoftcap()));
+  GpuKernelSpec spec =
+      specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), tensorCores);
   HostArgs host;
   addScalars(cg, op, host);
   host.addTensor(cg, "q", op.getQuery());
@@ -251,8 +257,9 @@ struct ConvertAttnToGPUPass final
     for (Operation *op : ops) {
       LogicalResult r =
           isa<AttentionOp>(op)
-              ? convertForward(rewriter, cast<AttentionOp>(op))
-              : convertBackward(rewriter, cast<AttentionBackwardOp>(op));
+              ? convertForward(rewriter, cast<AttentionOp>(op), tensorCores)
+              : convertBackward(rewriter, tensorCores,
+                                cast<AttentionBackwardOp>(op));
       if (failed(r))
         return signalPassFailure();
     }

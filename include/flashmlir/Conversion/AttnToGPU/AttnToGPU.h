@@ -36,13 +36,22 @@ struct GpuKernelSpec {
   int64_t headDimV = 0; ///< Dv
   bool masked = false;  ///< causal or window (bounds are run-time scalars)
   bool softcap = false; ///< softcap (value is a run-time scalar)
-  /// Forward only: use the mma.sync (sm_80+) kernel when it supports the spec
-  /// (f16/bf16, D = Dv = 64 or 128, no softcap); same entry
-  /// and arguments as the SIMT kernel, its own block/grid divisor/smem.
-  bool tensorCores = false;
+  /// Use the mma.sync (sm_80+) forward / backward-main kernels where they
+  /// support the spec (f16/bf16, D = Dv = 64 or 128, no softcap); same entry
+  /// and arguments as the SIMT kernels, their own block/grid divisor/smem.
+  bool tensorCores = true;
   /// Tensor-core forward: K/V tiles through cp.async (K_{j+1} and V_j in
   /// flight under the math) instead of synchronous 16-byte loads.
   bool mmaAsyncCopy = true;
+  /// Tensor-core forward tile shape: warps per block (4 or 8) and query rows
+  /// per warp (16 or 32); 0 = chosen by the kernel's tile model
+  /// (docs/tensor-cores.md).
+  int64_t mmaWarps = 0;
+  int64_t mmaWarpRows = 0;
+  int64_t mmaBlockN = 0; ///< keys per tile (32 or 64); 0 = tile model
+  /// Compute capability the kernel is built for (80, 90, ...), for the tile
+  /// model; 0 = unknown (tuned for sm_90).
+  int64_t smVersion = 0;
 };
 
 enum class GpuKernelKind { Forward, BackwardPre, BackwardMain, BackwardPost };

@@ -1,0 +1,50 @@
+//===- AttnGPUKernelsMMABwd.h - tensor-core backward kernel -----*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Private to AttnToGPU: the mma.sync (sm_80+) backward main kernel, used
+// instead of the SIMT `attn_bwd_main` when GpuKernelSpec::tensorCores is set
+// and the spec is supported (f16/bf16, D = Dv = 64 or 128, no softcap).
+// Same ABI (arguments, grid dims: seqlen_k blocks x kv_heads x batch) as the
+// SIMT kernel; its own block size (8 warps), key block (128 or 64) and shared memory.
+// attn_bwd_pre / attn_bwd_post stay SIMT (same dr_ws / dqacc_ws workspaces).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSMMABWD_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSMMABWD_H
+
+#include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
+
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir {
+namespace attn {
+namespace mma {
+
+/// Query rows per tile and warps per block of the backward main kernel.
+constexpr int64_t kBwdBlockM = 64;
+constexpr int64_t kBwdWarps = 8;
+
+/// Keys per block: 16 per warp, the warps of a pair sharing their keys (each
+/// with half of the dK / dV columns) where D > 64: 128 (D = 64) or 64 (D =
+/// 128).
+int64_t backwardBlockN(const GpuKernelSpec &spec);
+
+/// True when the tensor-core backward main kernel serves `spec`.
+bool supportsBackward(const GpuKernelSpec &spec);
+
+/// Dynamic shared memory in bytes of the backward main kernel.
+int64_t backwardSharedMemory(const GpuKernelSpec &spec);
+
+/// Emits the backward main body into `func` (arguments laid out as
+/// `info.args`).
+void buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                           const GpuKernelInfo &info,
+                           const GpuKernelSpec &spec);
+
+} // namespace mma
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSMMABWD_H

@@ -1,0 +1,299 @@
+//===- MmaCodegen.h - register-fragment helpers for mma.sync ----*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Private to AttnToGPU: the IR-building helpers shared by the tensor-core
+// kernels (AttnGPUKernelsMMA*.cpp): ABI argument lookup, dynamic shared-memory
+// views, 16-byte tile staging (synchronous or cp.async), ldmatrix, m16n8k16
+// mma.sync on f32 accumulators (f16 via nvgpu, bf16 via nvvm) and quad
+// reductions. Fragments are kept as scalars (f32) or 2-element vectors.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_MMACODEGEN_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_MMACODEGEN_H
+
+#include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
+#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMTypes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include "llvm/ADT/StringMap.h"
+
+namespace mlir {
+namespace attn {
+namespace mma {
+
+inline constexpr int64_t kWarp = 32;
+
+/// `x` through a side-effecting `mov`: LLVM can neither hoist it nor what is
+/// computed from it out of the loop it is emitted in. A tile loop re-derives
+/// its lane-dependent shared-memory addresses from such a copy of the thread
+/// id; otherwise LICM hoists ~100 loop-invariant 64-bit ldmatrix/staging
+/// addresses out of the loop (ldmatrix is an intrinsic: no address sinking)
+/// and they stay live next to the dK/dV accumulators (spills).
+inline Value opaqueIndex(ImplicitLocOpBuilder &b, Value x) {
+  Value i = arith::IndexCastOp::create(b, b.getI64Type(), x);
+  auto mov = LLVM::InlineAsmOp::create(
+      b, b.getI64Type(), ValueRange{i}, "mov.b64 $0, $1;", "=l,l",
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
+      ArrayAttr());
+  return arith::IndexCastOp::create(b, b.getIndexType(), mov.getResult(0));
+}
+
+
+/// Register fragments are kept as scalars; these helpers pack them for the
+/// mma ops.
+struct MmaGen {
+  MmaGen(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+         const GpuKernelInfo &info, const GpuKernelSpec &spec, int64_t threads)
+      : b(b), cg(b), spec(spec), et(spec.elementType), threads(threads) {
+    cg.nvptxApprox = true;
+    for (auto [i, a] : llvm::enumerate(info.args))
+      args[a.name] = func.getArgument(i);
+  }
+
+  Value arg(StringRef n) {
+    auto it = args.find(n);
+    assert(it != args.end() && "kernel argument not in the ABI");
+    return it->second;
+  }
+  Value i32(int64_t v) {
+    return arith::ConstantIntOp::create(b, b.getI32Type(), v);
+  }
+  Value rem(Value a, int64_t c) {
+    return arith::RemSIOp::create(b, a, cg.idx(c));
+  }
+  Value div(Value a, int64_t c) { return cg.divs(a, cg.idx(c)); }
+
+  Attribute workgroup() {
+    return gpu::AddressSpaceAttr::get(b.getContext(),
+                                      gpu::AddressSpace::Workgroup);
+  }
+  Value smem(int64_t offset, ArrayRef<int64_t> shape) {
+    if (!dynBase) {
+      auto i8 = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                                MemRefLayoutAttrInterface(), workgroup());
+      dynBase = gpu::DynamicSharedMemoryOp::create(b, i8);
+    }
+    auto t = MemRefType::get(shape, et, MemRefLayoutAttrInterface(),
+                             workgroup());
+    return memref::ViewOp::create(b, t, dynBase, cg.idx(offset), ValueRange{});
+  }
+
+  Value at4(StringRef t, Value bi, Value h, Value n, Value d) {
+    Value i = cg.add(cg.mul(bi, arg((t + "_stride_b").str())),
+                     cg.mul(h, arg((t + "_stride_h").str())));
+    i = cg.add(i, cg.mul(n, arg((t + "_stride_n").str())));
+    return cg.add(i, d);
+  }
+
+  /// Copies `rows` x `cols` of buffer `t` from row `row0` (rows clamped to
+  /// `limit - 1`) into smem tile `dst` with 16-byte vectors; unrolled over
+  /// the 128 threads.
+  void stageTile(StringRef t, Value bi, Value h, Value row0, Value limit,
+                 int64_t rows, int64_t cols, Value dst, Value tid) {
+    int64_t perRow = cols / 8;
+    int64_t total = rows * perRow;
+    auto vt = VectorType::get({8}, et);
+    Value last = cg.sub(limit, cg.idx(1));
+    for (int64_t it = 0; it < (total + threads - 1) / threads; ++it) {
+      Value i = cg.add(tid, cg.idx(it * threads));
+      Value r = div(i, perRow);
+      Value c = cg.mul(rem(i, perRow), cg.idx(8));
+      auto body = [&] {
+        Value n = cg.min(cg.add(row0, r), last);
+        auto ld = vector::LoadOp::create(b, vt, arg(t),
+                                         ValueRange{at4(t, bi, h, n, c)});
+        ld.setAlignment(16);
+        auto st = vector::StoreOp::create(b, ld, dst, ValueRange{r, c});
+        st.setAlignment(16);
+      };
+      if ((it + 1) * threads <= total) {
+        body();
+      } else {
+        auto inRange = scf::IfOp::create(
+            b, cg.cmp(arith::CmpIPredicate::slt, i, cg.idx(total)), false);
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+        body();
+      }
+    }
+  }
+
+  /// The reverse of stageTile: rows of smem tile `src` go to buffer `t`
+  /// from row `row0` with 16-byte vectors; rows at or past `limit` are not
+  /// written.
+  void storeTile(Value src, StringRef t, Value bi, Value h, Value row0,
+                 Value limit, int64_t rows, int64_t cols, Value tid) {
+    int64_t perRow = cols / 8;
+    int64_t total = rows * perRow;
+    auto vt = VectorType::get({8}, et);
+    for (int64_t it = 0; it < (total + threads - 1) / threads; ++it) {
+      Value i = cg.add(tid, cg.idx(it * threads));
+      Value r = div(i, perRow);
+      Value c = cg.mul(rem(i, perRow), cg.idx(8));
+      Value n = cg.add(row0, r);
+      Value ok = cg.cmp(arith::CmpIPredicate::slt, n, limit);
+      if ((it + 1) * threads > total)
+        ok = cg.andI(ok, cg.cmp(arith::CmpIPredicate::slt, i, cg.idx(total)));
+      auto inRange = scf::IfOp::create(b, ok, false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+      auto ld = vector::LoadOp::create(b, vt, src, ValueRange{r, c});
+      ld.setAlignment(16);
+      auto st = vector::StoreOp::create(b, ld, arg(t),
+                                        ValueRange{at4(t, bi, h, n, c)});
+      st.setAlignment(16);
+    }
+  }
+
+  /// Same as stageTile with cp.async (16 bytes, L1 bypassed) and the tile's
+  /// copies committed as one group; returns the group token. Every copy is
+  /// unconditional (rows x cols/8 vectors must be a multiple of the
+  /// threads). A tile entirely below `limit` takes a path without the row
+  /// clamp, whose addresses are a loop-invariant base plus constants.
+  Value stageTileAsync(StringRef t, Value bi, Value h, Value row0, Value limit,
+                       int64_t rows, int64_t cols, Value dst, Value tid) {
+    int64_t perRow = cols / 8;
+    int64_t total = rows * perRow;
+    assert(total % threads == 0 && "partial async tile");
+    Value last = cg.sub(limit, cg.idx(1));
+    auto copies = [&](bool clamp) {
+      for (int64_t it = 0; it < total / threads; ++it) {
+        Value i = cg.add(tid, cg.idx(it * threads));
+        Value r = div(i, perRow);
+        Value c = cg.mul(rem(i, perRow), cg.idx(8));
+        Value n = cg.add(row0, r);
+        if (clamp)
+          n = cg.min(n, last);
+        nvgpu::DeviceAsyncCopyOp::create(
+            b, dst, ValueRange{r, c}, arg(t), ValueRange{at4(t, bi, h, n, c)},
+            b.getIndexAttr(8), Value(), b.getUnitAttr());
+      }
+    };
+    auto full = scf::IfOp::create(
+        b,
+        cg.cmp(arith::CmpIPredicate::sle, cg.add(row0, cg.idx(rows)), limit),
+        /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(full.thenBlock()->getTerminator());
+      copies(false);
+      b.setInsertionPoint(full.elseBlock()->getTerminator());
+      copies(true);
+    }
+    return nvgpu::DeviceAsyncCreateGroupOp::create(
+        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
+  }
+  void waitGroups(Value token, int32_t pending) {
+    nvgpu::DeviceAsyncWaitOp::create(b, token, b.getI32IntegerAttr(pending));
+  }
+
+  /// ldmatrix x4; returns the four 2-element rows as 16-bit pairs.
+  SmallVector<Value> ldmatrix(Value mem, Value row, Value col, bool trans) {
+    auto vt = VectorType::get({4, 2}, et);
+    Value v = nvgpu::LdMatrixOp::create(b, vt, mem, ValueRange{row, col},
+                                        trans, 4);
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < 4; ++i)
+      out.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{i}));
+    return out;
+  }
+
+  /// A 2-element vector of the element type from two f32 scalars.
+  Value pack(Value x, Value y) {
+    x = arith::TruncFOp::create(b, et, x);
+    y = arith::TruncFOp::create(b, et, y);
+    return vector::FromElementsOp::create(b, VectorType::get({2}, et),
+                                          ValueRange{x, y});
+  }
+
+  /// D = A B + C on one m16n8k16 tile: `a` 4 pairs, `bf` 2 pairs, `c` 4 f32.
+  SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> bf,
+                         ArrayRef<Value> c) {
+    Type f32 = b.getF32Type();
+    SmallVector<Value> out;
+    if (et.isF16()) {
+      auto stack = [&](ArrayRef<Value> rows, Type elt) {
+        auto vt = VectorType::get({int64_t(rows.size()), 2}, elt);
+        Value v = arith::ConstantOp::create(
+            b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(elt)));
+        for (auto [i, r] : llvm::enumerate(rows))
+          v = vector::InsertOp::create(b, r, v, ArrayRef<int64_t>{int64_t(i)});
+        return v;
+      };
+      Value c0 = vector::FromElementsOp::create(
+          b, VectorType::get({2}, f32), ValueRange{c[0], c[1]});
+      Value c1 = vector::FromElementsOp::create(
+          b, VectorType::get({2}, f32), ValueRange{c[2], c[3]});
+      Value d = nvgpu::MmaSyncOp::create(b, stack(a, et), stack(bf, et),
+                                         stack({c0, c1}, f32),
+                                         ArrayRef<int64_t>{16, 8, 16});
+      for (int64_t r = 0; r < 2; ++r) {
+        Value row = vector::ExtractOp::create(b, d, ArrayRef<int64_t>{r});
+        for (int64_t e = 0; e < 2; ++e)
+          out.push_back(
+              vector::ExtractOp::create(b, row, ArrayRef<int64_t>{e}));
+      }
+      return out;
+    }
+    // bf16: nvvm.mma.sync on i32 registers.
+    auto asI32 = [&](Value pair) {
+      Value v = vector::BitCastOp::create(
+          b, VectorType::get({1}, b.getI32Type()), pair);
+      return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0}).getResult();
+    };
+    SmallVector<Value> ai, bi;
+    for (Value x : a)
+      ai.push_back(asI32(x));
+    for (Value x : bf)
+      bi.push_back(asI32(x));
+    auto st = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                               {f32, f32, f32, f32});
+    Value d = NVVM::MmaOp::create(
+        b, st, ai, bi, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+        std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                      NVVM::MMATypes::bf16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    for (int64_t i = 0; i < 4; ++i)
+      out.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i}));
+    return out;
+  }
+
+  Value quadReduce(Value x, bool isMax) {
+    for (int64_t off : {1, 2}) {
+      Value y = gpu::ShuffleOp::create(b, x, i32(off), i32(kWarp),
+                                       gpu::ShuffleMode::XOR)
+                    .getShuffleResult();
+      x = isMax ? cg.fmax(x, y) : cg.fadd(x, y);
+    }
+    return x;
+  }
+
+  ImplicitLocOpBuilder &b;
+  detail::Codegen cg;
+  const GpuKernelSpec &spec;
+  Type et;
+  int64_t threads; ///< threads of the block (tile copies are spread over them)
+  llvm::StringMap<Value> args;
+  Value dynBase;
+};
+
+} // namespace mma
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_MMACODEGEN_H
