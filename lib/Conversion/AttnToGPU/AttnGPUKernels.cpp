@@ -50,6 +50,22 @@ static constexpr int64_t kRowThreads = 128; // bwd_pre / bwd_post
 //===----------------------------------------------------------------------===//
 
 static int64_t elementBytes(Type t) { return t.getIntOrFloatBitWidth() / 8; }
+
+/// Row kernels (bwd_pre / bwd_post): a row of (batch, head, query) is
+/// `rowLanes` consecutive lanes moving 16-byte pieces (coalesced); a block of
+/// kRowThreads threads covers kRowThreads / rowLanes rows.
+static int64_t rowChunks(GpuKernelKind kind, const GpuKernelSpec &s) {
+  int64_t vec = 16 / elementBytes(s.elementType);
+  if (kind == GpuKernelKind::BackwardPre) // dO.O over Dv; dqacc zeroed by f32x4
+    return std::max((s.headDimV + vec - 1) / vec, (s.headDim + 3) / 4);
+  return (s.headDim + vec - 1) / vec; // dqacc -> dq, `vec` elements at a time
+}
+static int64_t rowLanes(GpuKernelKind kind, const GpuKernelSpec &s) {
+  int64_t l = 1;
+  while (l < rowChunks(kind, s) && l < 32)
+    l *= 2;
+  return l;
+}
 static int64_t alignUp(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 /// Padding of the transposed [D][32] tiles so that a lane walking down a
 /// column hits a different bank each row (row length of 17 or 33 words).
@@ -117,7 +133,7 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
   auto f32 = [&](StringRef n) { info.args.push_back({n.str(), "f32"}); };
   auto rowGrid = [&] {
     info.block[0] = kRowThreads;
-    info.grid[0] = {"seqlen_q", kRowThreads};
+    info.grid[0] = {"seqlen_q", kRowThreads / rowLanes(kind, spec)};
     info.grid[1] = {"heads", 1};
     info.grid[2] = {"batch", 1};
   };
@@ -532,42 +548,131 @@ static void buildForwardBody(KernelGen &k) {
 // Backward kernels
 //===----------------------------------------------------------------------===//
 
-/// Row-parallel kernels: one thread per query row of (batch, head).
+/// Row-parallel kernels: `rowLanes` lanes per query row of (batch, head),
+/// each moving 16-byte pieces, so a warp's accesses are contiguous.
+///  * bwd_pre: dr = rowsum(dO * O) (f32, lane partial sums reduced with xor
+///    shuffles inside the row's lane group) and dqacc[row] = 0.
+///  * bwd_post: dq[row] = dqacc[row], converted.
 static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
   ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
   const GpuKernelSpec &s = k.spec;
+  const int64_t L = rowLanes(kind, s), R = kRowThreads / L;
+  const int64_t vec = 16 / elementBytes(s.elementType);
+  Type f32 = b.getF32Type(), et = s.elementType;
+  Value tid = k.tid();
+  Value lane = arith::RemSIOp::create(b, tid, cg.idx(L));
   Value h = k.bid(gpu::Dimension::y), bi = k.bid(gpu::Dimension::z);
-  Value row = cg.add(cg.mul(k.bid(gpu::Dimension::x), cg.idx(kRowThreads)),
-                     k.tid());
+  Value row = cg.add(cg.mul(k.bid(gpu::Dimension::x), cg.idx(R)),
+                     cg.divs(tid, cg.idx(L)));
   Value nq = k.arg("seqlen_q");
-  auto inRange = scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, row, nq),
-                                   false);
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+  Value inRange = cg.cmp(arith::CmpIPredicate::slt, row, nq);
+  // Loads use the clamped row (always valid); stores are guarded.
+  Value rowC = cg.min(row, cg.sub(nq, cg.idx(1)));
   // Contiguous f32 workspaces: dr [B, Hq, Nq], dqacc [B, Hq, Nq, D].
   Value flatRow = cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq), row);
   Value dqBase = cg.mul(flatRow, cg.idx(s.headDim));
+  auto vt = VectorType::get({vec}, et);
+  auto vf = VectorType::get({vec}, f32);
+  // Runs `body(c)` for the chunks c = lane + i L < n of this lane, under
+  // `guard` (and c < n where the last round is partial).
+  auto chunks = [&](int64_t n, Value guard, function_ref<void(Value)> body) {
+    for (int64_t i = 0; i * L < n; ++i) {
+      Value c = cg.add(lane, cg.idx(i * L));
+      Value ok = guard;
+      if ((i + 1) * L > n) {
+        Value inN = cg.cmp(arith::CmpIPredicate::slt, c, cg.idx(n));
+        ok = ok ? cg.andI(ok, inN) : inN;
+      }
+      if (!ok) {
+        body(c);
+        continue;
+      }
+      auto ifOp = scf::IfOp::create(b, ok, false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+      body(c);
+    }
+  };
   if (kind == GpuKernelKind::BackwardPre) {
-    Value dr = cg.reduce(cg.idx(0), cg.idx(s.headDimV), cg.f32(0.0),
-                         [&](Value d, Value a) {
-                           Value x = cg.load(k.arg("do"),
-                                             {k.at4("do", bi, h, row, d)});
-                           Value y = cg.load(k.arg("o"),
-                                             {k.at4("o", bi, h, row, d)});
-                           return cg.fadd(a, cg.fmul(x, y));
-                         });
-    memref::StoreOp::create(b, dr, k.arg("dr_ws"), ValueRange{flatRow});
-    cg.forLoop(cg.idx(0), cg.idx(s.headDim), [&](Value d) {
-      memref::StoreOp::create(b, cg.f32(0.0), k.arg("dqacc_ws"),
-                              ValueRange{cg.add(dqBase, d)});
+    int64_t nv = (s.headDimV + vec - 1) / vec;
+    assert(s.headDimV % vec == 0 && "head dims are multiples of 8");
+    Value acc = cg.f32(0.0);
+    for (int64_t i = 0; i * L < nv; ++i) {
+      Value c = cg.add(lane, cg.idx(i * L));
+      auto piece = [&]() -> Value {
+        Value d = cg.mul(c, cg.idx(vec));
+        auto x = vector::LoadOp::create(b, vt, k.arg("do"),
+                                        ValueRange{k.at4("do", bi, h, rowC, d)});
+        auto y = vector::LoadOp::create(b, vt, k.arg("o"),
+                                        ValueRange{k.at4("o", bi, h, rowC, d)});
+        x.setAlignment(16);
+        y.setAlignment(16);
+        Value sum = cg.f32(0.0);
+        for (int64_t e = 0; e < vec; ++e) {
+          Value xe = vector::ExtractOp::create(b, x, e), ye = vector::ExtractOp::create(b, y, e);
+          if (et != f32) {
+            xe = arith::ExtFOp::create(b, f32, xe);
+            ye = arith::ExtFOp::create(b, f32, ye);
+          }
+          sum = cg.fadd(sum, cg.fmul(xe, ye));
+        }
+        return sum;
+      };
+      if ((i + 1) * L <= nv) {
+        acc = cg.fadd(acc, piece());
+      } else {
+        auto ifOp = scf::IfOp::create(
+            b, TypeRange{f32}, cg.cmp(arith::CmpIPredicate::slt, c, cg.idx(nv)),
+            /*withElse=*/true);
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(ifOp.thenBlock());
+        scf::YieldOp::create(b, piece());
+        b.setInsertionPointToStart(ifOp.elseBlock());
+        scf::YieldOp::create(b, cg.f32(0.0));
+        b.setInsertionPointAfter(ifOp);
+        acc = cg.fadd(acc, ifOp.getResult(0));
+      }
+    }
+    for (int64_t off = L / 2; off >= 1; off /= 2) {
+      Value y = gpu::ShuffleOp::create(b, acc, k.int32(off), k.int32(kWarp),
+                                       gpu::ShuffleMode::XOR)
+                    .getShuffleResult();
+      acc = cg.fadd(acc, y);
+    }
+    {
+      auto ifOp = scf::IfOp::create(
+          b, cg.andI(inRange, cg.cmp(arith::CmpIPredicate::eq, lane, cg.idx(0))),
+          false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+      memref::StoreOp::create(b, acc, k.arg("dr_ws"), ValueRange{flatRow});
+    }
+    assert(s.headDim % 4 == 0 && "head dims are multiples of 8");
+    auto v4 = VectorType::get({4}, f32);
+    Value zeros = arith::ConstantOp::create(
+        b, v4, DenseElementsAttr::get(v4, b.getZeroAttr(f32)));
+    chunks(s.headDim / 4, inRange, [&](Value c) {
+      vector::StoreOp::create(b, zeros, k.arg("dqacc_ws"),
+                              ValueRange{cg.add(dqBase, cg.mul(c, cg.idx(4)))})
+          .setAlignment(16);
     });
     return;
   }
-  cg.forLoop(cg.idx(0), cg.idx(s.headDim), [&](Value d) {
-    Value x = memref::LoadOp::create(b, k.arg("dqacc_ws"),
-                                     ValueRange{cg.add(dqBase, d)});
-    cg.store(x, k.arg("dq"), {k.at4("dq", bi, h, row, d)});
+  assert(s.headDim % vec == 0 && "head dims are multiples of 8");
+  chunks(s.headDim / vec, inRange, [&](Value c) {
+    Value d = cg.mul(c, cg.idx(vec));
+    auto x = vector::LoadOp::create(b, vf, k.arg("dqacc_ws"),
+                                    ValueRange{cg.add(dqBase, d)});
+    x.setAlignment(16);
+    SmallVector<Value> elems;
+    for (int64_t e = 0; e < vec; ++e) {
+      Value v = vector::ExtractOp::create(b, x, e);
+      elems.push_back(et == f32 ? v : arith::TruncFOp::create(b, et, v).getResult());
+    }
+    Value out = vector::FromElementsOp::create(b, vt, elems);
+    vector::StoreOp::create(b, out, k.arg("dq"), ValueRange{k.at4("dq", bi, h, row, d)})
+        .setAlignment(16);
   });
 }
 
