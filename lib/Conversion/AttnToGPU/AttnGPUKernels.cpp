@@ -408,13 +408,10 @@ static void buildForwardBody(KernelGen &k) {
 
   // The key blocks any row of this query block can see.
   Value kLo = c0, kHi = nk;
-  if (s.masked) {
-    Value wl = k.arg("window_left"), wr = k.arg("window_right");
-    kLo = cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0), c0,
-                    cg.max(c0, cg.sub(cg.add(q0, off), wl)));
-    kHi = cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0), nk,
-                    cg.min(nk, cg.add(cg.add(qLast, off), cg.add(wr, c1))));
-  }
+  if (s.masked)
+    std::tie(kLo, kHi) = cg.visibleKeys(q0, qLast, off, nk,
+                                        k.arg("window_left"),
+                                        k.arg("window_right"));
   Value kbLo = cg.divs(kLo, bn);
   Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
 
@@ -728,13 +725,10 @@ static void buildBackwardMainBody(KernelGen &k) {
 
   // The query rows that can see some key of the block.
   Value qLo = c0, qHi = nq;
-  if (s.masked) {
-    Value wl = k.arg("window_left"), wr = k.arg("window_right");
-    qLo = cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0), c0,
-                    cg.max(c0, cg.sub(cg.sub(k0, off), wr)));
-    qHi = cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0), nq,
-                    cg.min(nq, cg.add(cg.sub(kLast, off), cg.add(wl, c1))));
-  }
+  if (s.masked)
+    std::tie(qLo, qHi) = cg.visibleQueries(k0, kLast, off, nq,
+                                           k.arg("window_left"),
+                                           k.arg("window_right"));
   Value scale = k.arg("scale");
 
   cg.forLoop(c0, group, [&](Value g) {

@@ -192,12 +192,8 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // lane % 16, columns 16kk + 8 (lane / 16).
   // Visible key blocks of the whole query block.
   Value kLo = c0, kHi = nk;
-  if (s.masked) {
-    kLo = cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0), c0,
-                    cg.max(c0, cg.sub(cg.add(q0, off), wl)));
-    kHi = cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0), nk,
-                    cg.min(nk, cg.add(cg.add(qLast, off), cg.add(wr, c1))));
-  }
+  if (s.masked)
+    std::tie(kLo, kHi) = cg.visibleKeys(q0, qLast, off, nk, wl, wr);
   Value kbLo = cg.divs(kLo, bn);
   Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
   Value kbLast = cg.sub(kbHi, c1);

@@ -247,12 +247,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // The query rows that can see some key of the block (as the SIMT kernel),
   // in tiles of 64; the loop runs over (query head of the kv head, tile).
   Value qLo = c0, qHi = nq;
-  if (s.masked) {
-    qLo = cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0), c0,
-                    cg.max(c0, cg.sub(cg.sub(k0, off), wr)));
-    qHi = cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0), nq,
-                    cg.min(nq, cg.add(cg.sub(kLast, off), cg.add(wl, c1))));
-  }
+  if (s.masked)
+    std::tie(qLo, qHi) = cg.visibleQueries(k0, kLast, off, nq, wl, wr);
   Value qtLo = cg.divs(qLo, cg.idx(kBM));
   Value qtHi = cg.max(qtLo, cg.ceilDiv(qHi, cg.idx(kBM)));
   Value nT = cg.sub(qtHi, qtLo);

@@ -167,6 +167,21 @@ static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
   (void)b;
 }
 
+/// The kernel spec of `op` and the launch arguments both directions share:
+/// sizes, scalars, q, k, v, o.
+template <typename OpTy>
+static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op, bool tensorCores,
+                                   HostArgs &host) {
+  GpuKernelSpec spec =
+      specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), tensorCores);
+  addScalars(cg, op, host);
+  host.addTensor(cg, "q", op.getQuery());
+  host.addTensor(cg, "k", op.getKey());
+  host.addTensor(cg, "v", op.getValue());
+  host.addTensor(cg, "o", op.getOutput());
+  return spec;
+}
+
 static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
                                     bool tensorCores) {
   if (failed(checkLowerable(op, "convert-attn-to-gpu")))
@@ -175,14 +190,8 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   b.setInsertionPoint(op);
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
-  GpuKernelSpec spec =
-      specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), tensorCores);
   HostArgs host;
-  addScalars(cg, op, host);
-  host.addTensor(cg, "q", op.getQuery());
-  host.addTensor(cg, "k", op.getKey());
-  host.addTensor(cg, "v", op.getValue());
-  host.addTensor(cg, "o", op.getOutput());
+  GpuKernelSpec spec = addCommonArgs(cg, op, tensorCores, host);
   Value lse = op.getLse(), tmp;
   if (!lse) {
     // The kernel always writes lse; without one, into a temporary.
@@ -203,22 +212,16 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   return success();
 }
 
-static LogicalResult convertBackward(RewriterBase &rewriter, bool tensorCores,
-                                     AttentionBackwardOp op) {
+static LogicalResult convertBackward(RewriterBase &rewriter,
+                                     AttentionBackwardOp op, bool tensorCores) {
   if (failed(checkLowerable(op, "convert-attn-to-gpu")))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
-  GpuKernelSpec spec =
-      specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), tensorCores);
   HostArgs host;
-  addScalars(cg, op, host);
-  host.addTensor(cg, "q", op.getQuery());
-  host.addTensor(cg, "k", op.getKey());
-  host.addTensor(cg, "v", op.getValue());
-  host.addTensor(cg, "o", op.getOutput());
+  GpuKernelSpec spec = addCommonArgs(cg, op, tensorCores, host);
   host.addTensor(cg, "do", op.getGradOutput());
   host.addTensor(cg, "lse", op.getLse());
   host.addTensor(cg, "dq", op.getGradQuery());
@@ -258,8 +261,8 @@ struct ConvertAttnToGPUPass final
       LogicalResult r =
           isa<AttentionOp>(op)
               ? convertForward(rewriter, cast<AttentionOp>(op), tensorCores)
-              : convertBackward(rewriter, tensorCores,
-                                cast<AttentionBackwardOp>(op));
+              : convertBackward(rewriter, cast<AttentionBackwardOp>(op),
+                                tensorCores);
       if (failed(r))
         return signalPassFailure();
     }

@@ -193,6 +193,27 @@ Value Codegen::visible(const MaskSpec &mask, Value qi, Value kj, Value off) {
   return vis;
 }
 
+std::pair<Value, Value> Codegen::visibleKeys(Value q0, Value qLast, Value off,
+                                             Value nk, Value wl, Value wr) {
+  Value c0 = idx(0), c1 = idx(1);
+  Value lo = select(cmp(arith::CmpIPredicate::slt, wl, c0), c0,
+                    max(c0, sub(add(q0, off), wl)));
+  Value hi = select(cmp(arith::CmpIPredicate::slt, wr, c0), nk,
+                    min(nk, add(add(qLast, off), add(wr, c1))));
+  return {lo, hi};
+}
+
+std::pair<Value, Value> Codegen::visibleQueries(Value k0, Value kLast,
+                                                Value off, Value nq, Value wl,
+                                                Value wr) {
+  Value c0 = idx(0), c1 = idx(1);
+  Value lo = select(cmp(arith::CmpIPredicate::slt, wr, c0), c0,
+                    max(c0, sub(sub(k0, off), wr)));
+  Value hi = select(cmp(arith::CmpIPredicate::slt, wl, c0), nq,
+                    min(nq, add(sub(kLast, off), add(wl, c1))));
+  return {lo, hi};
+}
+
 Value mlir::attn::detail::emitScore(Codegen &cg, Value qk, double scale,
                                     std::optional<double> softcap,
                                     Value *derivOut, double outScale) {

@@ -98,6 +98,16 @@ public:
   /// i1: query row `qi` sees key `kj` under `mask`, with off = Nk - Nq.
   Value visible(const MaskSpec &mask, Value qi, Value kj, Value off);
 
+  /// With run-time window bounds `wl`, `wr` (index values, < 0 = unbounded;
+  /// causal is wr = 0) and off = Nk - Nq: the keys [lo, hi) that some query
+  /// row in [q0, qLast] sees, within [0, nk) ...
+  std::pair<Value, Value> visibleKeys(Value q0, Value qLast, Value off,
+                                      Value nk, Value wl, Value wr);
+  /// ... and the query rows [lo, hi) that see some key in [k0, kLast],
+  /// within [0, nq).
+  std::pair<Value, Value> visibleQueries(Value k0, Value kLast, Value off,
+                                         Value nq, Value wl, Value wr);
+
 private:
   ImplicitLocOpBuilder &b;
 };
