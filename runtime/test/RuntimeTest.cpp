@@ -658,15 +658,17 @@ void testProblems() {
               p.args["dv"].extent == 2 * 2 * 130 * 32,
           "problem: valid backward", err);
     WorkspaceLayout w = workspaceLayout(p);
-    check(w.drElems == 2 * 8 * 100 && w.dqaccElems == 2 * 8 * 100 * 64 &&
+    // dqacc rows per head: Nq = 100 rounded up to 16.
+    check(w.drElems == 2 * 8 * 100 && w.dqaccElems == 2 * 8 * 112 * 64 &&
               w.dqaccOffset == 6400 && w.dqaccOffset % 256 == 0 &&
-              w.totalBytes == 6400 + size_t(2 * 8 * 100 * 64) * 4,
-          "problem: workspace layout (dr_ws, then dqacc_ws 256-aligned)");
+              w.totalBytes == 6400 + size_t(2 * 8 * 112 * 64) * 4,
+          "problem: workspace layout (dr_ws, then dqacc_ws [B,Hq,Nq16,D] "
+          "256-aligned)");
     addWorkspaceArgs(&p, 0x1000000);
     check(p.args["dr_ws"].ptr == 0x1000000 &&
               p.args["dr_ws"].extent == 1600 &&
               p.args["dqacc_ws"].ptr == 0x1000000 + 6400 &&
-              p.args["dqacc_ws"].extent == 102400,
+              p.args["dqacc_ws"].extent == 2 * 8 * 112 * 64,
           "problem: workspace arguments");
 
     dk.sizes[2] = 131;

@@ -10,6 +10,7 @@
 #   tools/gpu/h100.sh tc       tensor-core variants: every bundle under $TC
 #                              (default .tc/NAME, built by tools/gpu/tc-bundles.sh)
 #                              checked and timed against FA2 in one process
+#   tools/gpu/h100.sh prof     backward kernels vs FA2: timing, Nsight Compute details
 #   tools/gpu/h100.sh all
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -89,11 +90,26 @@ tc() {
   fi
 }
 
+prof() {
+  step "backward kernels: ours vs FA2 (timing, then Nsight Compute on the main kernels)"
+  python3 tools/gpu/profile_bwd.py "$BUNDLE" --iters 20 ${PROF_ARGS:-} 2>&1 | tee "$OUT/prof-time.log"; status=$((status|${PIPESTATUS[0]}))
+  if [ "${NCU:-1}" = 1 ] && command -v ncu > /dev/null; then
+    for d in ${PROF_D:-64 128}; do
+      # matched launches: ours (warm-up), ours, FA2 (warm-up), FA2: profile ours #2 and FA2 #1
+      ncu --kernel-name regex:'attn_bwd_main|flash_bwd_dq_dk_dv' --launch-skip 1 --launch-count 2 \
+        --set full --import-source no python3 tools/gpu/profile_bwd.py "$BUNDLE" --d $d --n 4096 --causal 0 --iters 1 \
+        > "$OUT/ncu-bwd-d$d.txt" 2>&1; rc=$?
+      echo "ncu d$d rc=$rc: $(grep -E '^  [a-z_]+.*\(|Duration|Registers Per|Achieved Occupancy|Compute \(SM\) Throughput' "$OUT/ncu-bwd-d$d.txt" | tr -s ' ' | head -12 | tr '\n' ';')"
+    done
+  fi
+}
+
 case "${1:-all}" in
   check) check ;;
   python) python_pkg ;;
   bench) bench ;;
   tc) tc ;;
+  prof) prof ;;
   all) check; python_pkg; bench ;;
 esac
 echo "h100.sh: status $status"

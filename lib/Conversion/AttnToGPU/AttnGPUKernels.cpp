@@ -566,9 +566,14 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
   Value inRange = cg.cmp(arith::CmpIPredicate::slt, row, nq);
   // Loads use the clamped row (always valid); stores are guarded.
   Value rowC = cg.min(row, cg.sub(nq, cg.idx(1)));
-  // Contiguous f32 workspaces: dr [B, Hq, Nq], dqacc [B, Hq, Nq, D].
-  Value flatRow = cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq), row);
-  Value dqBase = cg.mul(flatRow, cg.idx(s.headDim));
+  // Contiguous f32 workspaces: dr [B, Hq, Nq], dqacc [B, Hq, Nq16, D] (Nq
+  // rounded up to 16) in row order, or in the tensor-core bwd_main's
+  // fragment order (mma::fragmentOrderDqAcc) within each 16-row group.
+  const bool fragOrder = mma::fragmentOrderDqAcc(s);
+  Value bh = cg.add(cg.mul(bi, k.arg("heads")), h);
+  Value flatRow = cg.add(cg.mul(bh, nq), row);
+  Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
+  Value dqBase = cg.mul(cg.add(cg.mul(bh, nq16), row), cg.idx(s.headDim));
   auto vt = VectorType::get({vec}, et);
   auto vf = VectorType::get({vec}, f32);
   // Runs `body(c)` for the chunks c = lane + i L < n of this lane, under
@@ -649,24 +654,69 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
     auto v4 = VectorType::get({4}, f32);
     Value zeros = arith::ConstantOp::create(
         b, v4, DenseElementsAttr::get(v4, b.getZeroAttr(f32)));
-    chunks(s.headDim / 4, inRange, [&](Value c) {
-      vector::StoreOp::create(b, zeros, k.arg("dqacc_ws"),
-                              ValueRange{cg.add(dqBase, cg.mul(c, cg.idx(4)))})
-          .setAlignment(16);
-    });
+    auto zeroRow = [&](Value base, Value guard) {
+      chunks(s.headDim / 4, guard, [&](Value c) {
+        vector::StoreOp::create(b, zeros, k.arg("dqacc_ws"),
+                                ValueRange{cg.add(base, cg.mul(c, cg.idx(4)))})
+            .setAlignment(16);
+      });
+    };
+    zeroRow(dqBase, inRange);
+    if (fragOrder) {
+      // Fragment order spreads a 16-row group's rows over the whole group:
+      // the lanes of the last row also zero the padding rows Nq .. Nq16 - 1.
+      auto last = scf::IfOp::create(
+          b, cg.cmp(arith::CmpIPredicate::eq, row, cg.sub(nq, cg.idx(1))),
+          false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(last.thenBlock()->getTerminator());
+      auto pad = scf::ForOp::create(b, nq, nq16, cg.idx(1));
+      b.setInsertionPointToStart(pad.getBody());
+      zeroRow(cg.mul(cg.add(cg.mul(bh, nq16), pad.getInductionVar()),
+                     cg.idx(s.headDim)),
+              Value());
+    }
     return;
   }
   assert(s.headDim % vec == 0 && "head dims are multiples of 8");
+  // Fragment order: row 16 G + 8 r + g, columns 8 n + 2 t + e (t = 0..3) of
+  // chunk n are two 16-byte pieces (e = 0, 1) at (rowBase16 + 16 G) D +
+  // 128 n + 32 (2 r + e) + 4 g.
+  Value fragBase;
+  if (fragOrder) {
+    assert(vec == 8 && "fragment order is for f16 / bf16");
+    Value i = arith::RemSIOp::create(b, row, cg.idx(16));
+    Value g = arith::RemSIOp::create(b, i, cg.idx(8));
+    Value r = cg.divs(i, cg.idx(8));
+    fragBase = cg.add(cg.mul(cg.add(cg.mul(bh, nq16), cg.sub(row, i)),
+                             cg.idx(s.headDim)),
+                      cg.add(cg.mul(r, cg.idx(64)), cg.mul(g, cg.idx(4))));
+  }
   chunks(s.headDim / vec, inRange, [&](Value c) {
     Value d = cg.mul(c, cg.idx(vec));
-    auto x = vector::LoadOp::create(b, vf, k.arg("dqacc_ws"),
-                                    ValueRange{cg.add(dqBase, d)});
-    x.setAlignment(16);
-    SmallVector<Value> elems;
-    for (int64_t e = 0; e < vec; ++e) {
-      Value v = vector::ExtractOp::create(b, x, e);
-      elems.push_back(et == f32 ? v : arith::TruncFOp::create(b, et, v).getResult());
+    SmallVector<Value> vals;
+    if (fragOrder) {
+      auto v4 = VectorType::get({4}, f32);
+      Value base = cg.add(fragBase, cg.mul(c, cg.idx(128)));
+      Value x[2];
+      for (int64_t e = 0; e < 2; ++e) {
+        auto ld = vector::LoadOp::create(b, v4, k.arg("dqacc_ws"),
+                                         ValueRange{cg.add(base, cg.idx(32 * e))});
+        ld.setAlignment(16);
+        x[e] = ld;
+      }
+      for (int64_t j = 0; j < vec; ++j)
+        vals.push_back(vector::ExtractOp::create(b, x[j % 2], j / 2));
+    } else {
+      auto x = vector::LoadOp::create(b, vf, k.arg("dqacc_ws"),
+                                      ValueRange{cg.add(dqBase, d)});
+      x.setAlignment(16);
+      for (int64_t e = 0; e < vec; ++e)
+        vals.push_back(vector::ExtractOp::create(b, x, e));
     }
+    SmallVector<Value> elems;
+    for (Value v : vals)
+      elems.push_back(et == f32 ? v : arith::TruncFOp::create(b, et, v).getResult());
     Value out = vector::FromElementsOp::create(b, vt, elems);
     vector::StoreOp::create(b, out, k.arg("dq"), ValueRange{k.at4("dq", bi, h, row, d)})
         .setAlignment(16);
@@ -790,7 +840,11 @@ static void buildBackwardMainBody(KernelGen &k) {
       memref::StoreOp::create(b, ds, dsRow, lane);
       k.barrier();
       // dQ[i, d] += scale sum_j dS_j K[j, d]; lane owns d = lane + 32c.
-      Value dqBase = cg.mul(flatRow, cg.idx(D));
+      // dqacc rows: [B, Hq, Nq rounded up to 16, D].
+      Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
+      Value dqBase = cg.mul(
+          cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq16), i),
+          cg.idx(D));
       for (int64_t c = 0; c < CD; ++c) {
         Value d = cg.add(lane, cg.idx(c * kWarp));
         auto ok = scf::IfOp::create(

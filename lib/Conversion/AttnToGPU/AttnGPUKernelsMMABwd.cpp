@@ -96,6 +96,10 @@ bool mma::supportsBackward(const GpuKernelSpec &s) {
   return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
 }
 
+bool mma::fragmentOrderDqAcc(const GpuKernelSpec &s) {
+  return s.tensorCores && supportsBackward(s);
+}
+
 /// Column split: the warps of a key group (16 keys) share its dK / dV
 /// columns (1 for D = 64, 2 for D = 128).
 static int64_t colSplit(const GpuKernelSpec &s) {
@@ -255,15 +259,18 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value total = cg.mul(nT, group);
   // Iteration `it`: query head, first row, dr_ws / dqacc row base, lse base.
   struct Iter {
-    Value h, q0, rowBase, lseBase;
+    Value h, q0, rowBase, rowBase16, lseBase;
   };
+  Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
   auto iterOf = [&](Value it) {
     Iter r;
     Value nTs = cg.max(nT, c1);
     r.h = cg.add(cg.mul(hk, group), cg.divs(it, nTs));
     r.q0 = cg.mul(cg.add(qtLo, arith::RemSIOp::create(b, it, nTs)),
                   cg.idx(kBM));
-    r.rowBase = cg.mul(cg.add(cg.mul(bi, heads), r.h), nq);
+    Value bh = cg.add(cg.mul(bi, heads), r.h);
+    r.rowBase = cg.mul(bh, nq);
+    r.rowBase16 = cg.mul(bh, nq16);
     r.lseBase = cg.add(cg.mul(bi, k.arg("lse_stride_b")),
                        cg.mul(r.h, k.arg("lse_stride_h")));
     return r;
@@ -417,8 +424,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       for (int64_t i = 0; i < 4; ++i) {
         Value lse = memref::LoadOp::create(
             b, lseS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
-        pv.push_back(cg.exp2(cg.fsub(cg.fmul(sAcc[j][i], scale2),
-                                     cg.fmul(lse, cg.f32(kLog2e)))));
+        Value negL = cg.fmul(lse, cg.f32(-kLog2e));
+        pv.push_back(
+            cg.exp2(LLVM::FMAOp::create(b, sAcc[j][i], scale2, negL)));
       }
     SmallVector<Type> types(pv.size(), f32);
     auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
@@ -587,15 +595,21 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       Value col = cg.add(cg.mul(ln.qw, cg.idx(16)), cg.mul(l8b, cg.idx(8)));
       dsQ.push_back(k.ldmatrix(dss, row, col, true));
     }
-    Value qRow[2], qOk[2], dqBase[2];
+    // dqacc in fragment order (fragmentOrderDqAcc): the warp's 16-row group
+    // starts at (rowBase16 + q0 + 16 qw) D; n8 tile n at + 128 n; element
+    // (r, e) of lane at + 32 (2r + e) + lane.
+    Value qRow[2], qOk[2];
     Value dqCol = cg.mul(ln.qc, cg.idx(QW));
     for (int64_t r = 0; r < 2; ++r) {
       qRow[r] = cg.add(cg.add(q0, cg.mul(ln.qw, cg.idx(16))),
                        cg.add(g, cg.idx(8 * r)));
       qOk[r] = cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq);
-      dqBase[r] = cg.add(cg.mul(cg.add(cur.rowBase, qRow[r]), cg.idx(D)),
-                         dqCol);
     }
+    Value dqBase = cg.add(
+        cg.mul(cg.add(cur.rowBase16,
+                      cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
+               cg.idx(D)),
+        cg.add(cg.mul(ln.qc, cg.idx(QW / 8 * 128)), ln.lane));
     for (int64_t pn = 0; pn < QW / 16; ++pn) {
       SmallVector<SmallVector<Value>> acc(2,
                                           SmallVector<Value>(4, cg.f32(0.0)));
@@ -615,12 +629,11 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         b.setInsertionPoint(ok.thenBlock()->getTerminator());
         for (int64_t half = 0; half < 2; ++half)
           for (int64_t e = 0; e < 2; ++e) {
-            Value col = cg.add(cg.idx(16 * pn + 8 * half + e),
-                               cg.mul(t, cg.idx(2)));
+            int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
             memref::AtomicRMWOp::create(
                 b, arith::AtomicRMWKind::addf,
                 cg.fmul(acc[half][2 * r + e], scale), k.arg("dqacc_ws"),
-                ValueRange{cg.add(dqBase[r], col)});
+                ValueRange{cg.add(dqBase, cg.idx(at))});
           }
       }
     }

@@ -34,6 +34,17 @@ int64_t backwardBlockN(const GpuKernelSpec &spec);
 /// True when the tensor-core backward main kernel serves `spec`.
 bool supportsBackward(const GpuKernelSpec &spec);
 
+/// True when `spec`'s dQ accumulator (dqacc_ws) is in fragment order: the
+/// tensor-core bwd_main adds its mma.sync dQ fragments so that a warp's 32
+/// lanes hit 32 consecutive floats (4 full sectors per atomic instruction
+/// instead of 8 half-used ones); bwd_pre / bwd_post follow. Within every
+/// 16-row group of a (batch, head), n8 column tile n holds 128 floats:
+///   dqacc[(rowBase16 + 16 G) D + 128 n + 32 (2 r + e) + 4 g + t]
+///     = dQ[row 16 G + 8 r + g][col 8 n + 2 t + e]
+/// with rowBase16 = (b Hq + h) * roundUp(Nq, 16) (the workspace has Nq
+/// rounded up to 16 rows per head; otherwise rows are [B, Hq, Nq, D]).
+bool fragmentOrderDqAcc(const GpuKernelSpec &spec);
+
 /// Dynamic shared memory in bytes of the backward main kernel.
 int64_t backwardSharedMemory(const GpuKernelSpec &spec);
 

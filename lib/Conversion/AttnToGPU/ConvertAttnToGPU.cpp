@@ -230,7 +230,11 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   Value B = host.values["batch"], Hq = host.values["heads"],
         Nq = host.values["seqlen_q"];
   Value dr = host.addWorkspace(cg, "dr_ws", {B, Hq, Nq});
-  Value dq = host.addWorkspace(cg, "dqacc_ws", {B, Hq, Nq, cg.idx(spec.headDim)});
+  // dqacc has Nq rounded up to 16 rows per head (the tensor-core kernels
+  // keep 16-row groups in mma fragment order: mma::fragmentOrderDqAcc).
+  Value Nq16 = cg.mul(cg.ceilDiv(Nq, cg.idx(16)), cg.idx(16));
+  Value dq = host.addWorkspace(cg, "dqacc_ws",
+                               {B, Hq, Nq16, cg.idx(spec.headDim)});
   launch(cg, top, GpuKernelKind::BackwardPre, spec, host);
   launch(cg, top, GpuKernelKind::BackwardMain, spec, host);
   launch(cg, top, GpuKernelKind::BackwardPost, spec, host);

@@ -105,7 +105,9 @@ FA_API fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
 /* Backward: dq ~ q, dk ~ k, dv ~ v from the forward's inputs, its o and lse
  * and dout ~ o. Launches the bwd_pre, bwd_main and bwd_post kernels in order
  * on `stream`; the f32 workspaces they share (dr_ws [B,Hq,Nq], dqacc_ws
- * [B,Hq,Nq,D]) are allocated by the runtime, cached and grown per context.
+ * [B,Hq,Nq16,D], Nq16 = Nq rounded up to 16; in the tensor-core kernels
+ * a 16-row group is in mma fragment order) are allocated by the runtime,
+ * cached and grown per context.
  * dqacc_ws is zeroed on the stream first unless the bwd_pre kernel takes it
  * (then that kernel must zero it). dq, dk and dv are overwritten, not
  * accumulated into. */
