@@ -4,16 +4,15 @@
 //
 // FlashAttention-2 style backward main kernel (KV-parallel) with mma.sync
 // m16n8k16 (f32 accumulate) for sm_80+. Same ABI as the SIMT attn_bwd_main:
-// grid.x over blocks of BN keys, grid.y = kv head, grid.z = batch; a block
-// has 8 warps. D = 64: BN = 128, warp w owns keys 16w..16w+15 and all dK/dV
-// columns. D = 128 ("column split"): BN = 64, warps w and w + 4 share keys
-// 16(w % 4).. and own dK/dV columns 64(w / 4)..+63 each (64 + 64 f32
-// accumulators instead of 256: no spills).
+// grid.x over blocks of BN = 128 keys, grid.y = kv head, grid.z = batch; a
+// block has 8 warps, warp w owns keys 16w..16w+15 and all dK / dV columns
+// (16 x D f32 each: 32 + 32 registers at D = 64, 64 + 64 at D = 128).
 //
 //  * K and V of the block are staged once (16-byte loads) into padded shared
-//    memory (rows + 8 elements: conflict-free ldmatrix); the m16k16 A
-//    fragments of the warp's 16 keys (x D) stay in registers; the K tile also
-//    stays in shared memory for dQ.
+//    memory (rows + 8 elements: conflict-free ldmatrix). D = 64: the m16k16
+//    A fragments of the warp's 16 keys stay in registers; D = 128: they are
+//    re-read by ldmatrix at every use (the registers hold dK / dV). The K
+//    tile also serves dQ.
 //  * dK and dV accumulate in f32 registers over one flattened loop over
 //    (query head of the kv head: GQA/MQA, query tile of 64 rows that can see
 //    some key of the block: qLo..qHi as in the SIMT kernel).
@@ -22,26 +21,26 @@
 //    lse / dr; rows >= Nq are clamped copies, masked out): iteration i + 1's
 //    copies are issued right after iteration i's top barrier, into the
 //    buffer iteration i - 1 used, and land under iteration i's math.
-//  * Per iteration, per warp (16 keys x QS queries: QS = 64, or 32 = the
-//    warp's half of the tile under the column split):
+//  * Per iteration, per warp, in passes of QS queries (QS = 64 at D = 64;
+//    32 at D = 128, so that S^T / dP^T of only 16 x 32 are live next to
+//    dK / dV), queries qb = pass * QS ..:
 //      S^T  = K Q^T                 A: K fragments, B: Q by ldmatrix
-//      P^T  = exp2(S^T scale log2e - lse log2e)  (element mask on partial
-//             tiles: invisible / query >= Nq / key >= Nk -> 0)
+//      P^T  = exp2(S^T scale log2e - lse log2e)  (one FMA; element mask on
+//             partial tiles: invisible / query >= Nq / key >= Nk -> 0)
 //      dP^T - dr = V dO^T - dr      A: V fragments, B: dO by ldmatrix (the
 //                                   accumulators start at -dr)
 //      dS^T = P^T (dP^T - dr)       -> shared memory [BN keys][64 + 8]
-//      (column split: P^T -> shared memory as well, barrier, and both are
-//      read back as A fragments over all 64 queries by ldmatrix)
-//      dV  += P^T dO                A: P^T (registers: the P trick of the
-//                                   forward, or shared memory), B: dO .trans
-//      dK  += dS^T Q                A: dS^T, B: Q .trans
+//      dV  += P^T dO                A: P^T from registers (the P trick of
+//                                   the forward), B: dO .trans
+//      dK  += dS^T Q                A: dS^T from registers, B: Q .trans
 //    then (after a barrier: dS^T of all warps visible) warp w computes dQ of
 //    query rows 16(w % 4).. and columns (D / 2)(w / 4).. over the BN keys:
 //      dQ   = dS K                  A: dS by ldmatrix.trans of dS^T,
 //                                   B: K tile by ldmatrix.trans
-//    and adds scale * dQ to dqacc_ws (f32 [B, Hq, Nq, D], contiguous, zeroed
-//    by attn_bwd_pre, converted by attn_bwd_post) with f32 atomics, rows <
-//    Nq only.
+//    and adds scale * dQ to dqacc_ws with f32 atomics (rows < Nq only) in
+//    mma fragment order (mma::fragmentOrderDqAcc: a warp's atomic
+//    instruction covers 32 consecutive floats; zeroed by attn_bwd_pre,
+//    converted by attn_bwd_post).
 //  * Epilogue: dK * scale and dV in the element type for keys < Nk (the
 //    SIMT kernel's convention: dS excludes the softmax scale, dQ and dK are
 //    scaled once when written).
@@ -51,19 +50,17 @@
 //    they stay live next to the accumulators.
 //  * Two barriers per iteration: at the top (this iteration's copies landed:
 //    cp.async.wait_group 0 first; every warp is done with the previous
-//    iteration, so its Q/dO/lse/dr buffer and dS^T / P^T may be rewritten)
-//    and after the dS^T (P^T) stores.
+//    iteration, so its Q/dO/lse/dr buffer and dS^T may be rewritten) and
+//    after the last dS^T stores.
 //
-// Register fragment trace (lane = 4 g + t; block-relative key/query; kg = w
-// % (8 / split), cs = w / (8 / split), qb = cs * QS):
+// Register fragment trace (lane = 4 g + t; block-relative key/query; kg = w):
 //   S^T, dP^T, P^T, dS^T: n8 tile j (queries qb + 8j..), acc[j][2r+e] =
 //     (key 16 kg + g + 8r, query qb + 8j + 2t + e).
-//   dK / dV tile n: acc[n][2r+e] = (key 16 kg + g + 8r, column cs * width +
-//     8n + 2t + e).
+//   dK / dV tile n: acc[n][2r+e] = (key 16 kg + g + 8r, column 8n + 2t + e).
 //   dQ tile n:      acc[n][2r+e] = (query 16 (w % 4) + g + 8r, column (D / 2)
 //     (w / 4) + 8n + 2t + e).
 //   A of dV/dK for query k-step kk = {S tile 2kk rows g, g+8; tile 2kk+1 rows
-//     g, g+8} = a0 (key g, q 16kk+2t..), a1 (key g+8), a2 (q + 8), a3.
+//     g, g+8} = a0 (key g, q qb+16kk+2t..), a1 (key g+8), a2 (q + 8), a3.
 //
 //===----------------------------------------------------------------------===//
 
@@ -100,28 +97,33 @@ bool mma::fragmentOrderDqAcc(const GpuKernelSpec &s) {
   return s.tensorCores && supportsBackward(s);
 }
 
-/// Column split: the warps of a key group (16 keys) share its dK / dV
-/// columns (1 for D = 64, 2 for D = 128).
-static int64_t colSplit(const GpuKernelSpec &s) {
-  return s.headDim > 64 ? 2 : 1;
+/// Queries per pass of S^T / dP^T (the warp's 16 keys x QS live at once):
+/// the whole 64-row tile at D = 64, halves at D = 128 (its 16 x 128 dK / dV
+/// accumulators take 128 registers).
+static int64_t passQueries(const GpuKernelSpec &s) {
+  return s.headDim > 64 ? 32 : 64;
 }
 
+/// K / V A fragments of the warp's 16 keys kept in registers over the loop
+/// (D = 64) or re-read from shared memory at every use (D = 128).
+static bool residentKV(const GpuKernelSpec &s) { return s.headDim <= 64; }
+
 int64_t mma::backwardBlockN(const GpuKernelSpec &s) {
-  return 16 * (kNW / colSplit(s));
+  (void)s;
+  return 16 * kNW;
 }
 
 namespace {
 /// Byte offsets of the shared-memory tiles (all element type unless noted).
 struct BwdLayout {
-  int64_t k = 0;   ///< K   [BN keys][D + 8]
-  int64_t v = 0;   ///< V   [BN keys][Dv + 8]
-  int64_t q = 0;   ///< Q   [2 buffers][64 rows][D + 8]
-  int64_t dO = 0;  ///< dO  [2][64 rows][Dv + 8]
+  int64_t k = 0;                   ///< K   [BN keys][D + 8]
+  int64_t v = 0;                   ///< V   [BN keys][Dv + 8]
+  int64_t q = 0;                   ///< Q   [2 buffers][64 rows][D + 8]
+  int64_t dO = 0;                  ///< dO  [2][64 rows][Dv + 8]
   int64_t qBytes = 0, dOBytes = 0; ///< one buffer
-  int64_t dS = 0;  ///< dS^T [BN keys][64 rows + 8]
-  int64_t p = 0;   ///< P^T  [BN keys][64 rows + 8] (column split only)
-  int64_t lse = 0; ///< f32 [2][64]: lse of the tile's rows
-  int64_t dr = 0;  ///< f32 [2][64]: dr of the tile's rows
+  int64_t dS = 0;                  ///< dS^T [BN keys][64 rows + 8]
+  int64_t lse = 0;                 ///< f32 [2][64]: lse of the tile's rows
+  int64_t dr = 0;                  ///< f32 [2][64]: dr of the tile's rows
   int64_t total = 0;
 };
 } // namespace
@@ -145,8 +147,6 @@ static BwdLayout layoutOf(const GpuKernelSpec &s) {
   l.q = add(2 * l.qBytes);
   l.dO = add(2 * l.dOBytes);
   l.dS = add(bn * (kBM + kPad) * eb);
-  if (colSplit(s) > 1)
-    l.p = add(bn * (kBM + kPad) * eb);
   l.lse = add(2 * kBM * 4);
   l.dr = add(2 * kBM * 4);
   l.total = off;
@@ -163,17 +163,18 @@ static Value smemView(mma::MmaGen &k, Type t, Value offset,
                       ArrayRef<int64_t> shape) {
   if (!k.dynBase)
     (void)k.smem(0, {1});
-  auto mt = MemRefType::get(shape, t, MemRefLayoutAttrInterface(),
-                            k.workgroup());
+  auto mt =
+      MemRefType::get(shape, t, MemRefLayoutAttrInterface(), k.workgroup());
   return memref::ViewOp::create(k.b, mt, k.dynBase, offset, ValueRange{});
 }
 
 namespace {
 /// Thread-id derived values (lane = 4 g + t; l8 = lane % 8, l8b = lane / 8 %
 /// 2, l16 = lane / 16 select the ldmatrix row address each lane supplies;
-/// kg / cs: the warp's key group and column half; qw: its dQ row group).
+/// kg: the warp's key group (= warp); qw, qc: its dQ row group and column
+/// half).
 struct Lanes {
-  Value tid, warp, lane, g, t, l8, l8b, l16, kg, cs, qw, qc;
+  Value tid, warp, lane, g, t, l8, l8b, l16, kg, qw, qc;
 };
 } // namespace
 
@@ -183,18 +184,13 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   MmaGen k(b, func, info, s, kNW * kWarp);
   Codegen &cg = k.cg;
   const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t CS = colSplit(s);
-  const int64_t KG = kNW / CS;     // key groups of 16
-  const int64_t BN = 16 * KG;      // keys per block
-  const int64_t QS = kBM / CS;     // queries per warp in S^T / dP^T
-  const int64_t ST = QS / 8;       // n8 tiles of S^T / dP^T (queries)
-  const int64_t QK = kBM / 16;     // k16 steps over the tile's queries
-  const int64_t KW = D / CS;       // dK columns per warp
-  const int64_t VW = Dv / CS;      // dV columns per warp
-  const int64_t KT = KW / 8;       // n8 tiles of dK
-  const int64_t VT = VW / 8;       // n8 tiles of dV
-  const int64_t NK = BN / 16;      // k16 steps over the block's keys
-  const int64_t QW = D / 2;        // dQ columns per warp (4 row groups x 2)
+  const int64_t BN = 16 * kNW;       // keys per block: 16 per warp
+  const int64_t QS = passQueries(s); // queries per pass of S^T / dP^T
+  const int64_t ST = QS / 8;         // n8 tiles of S^T / dP^T (queries)
+  const int64_t KT = D / 8;          // n8 tiles of dK
+  const int64_t VT = Dv / 8;         // n8 tiles of dV
+  const int64_t NK = BN / 16;        // k16 steps over the block's keys
+  const int64_t QW = D / 2;          // dQ columns per warp (4 row groups x 2)
   Type f32 = b.getF32Type();
   Type et = s.elementType;
 
@@ -211,8 +207,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     l.l8 = k.rem(l.lane, 8);
     l.l8b = k.rem(k.div(l.lane, 8), 2);
     l.l16 = k.div(l.lane, 16);
-    l.kg = k.rem(l.warp, KG);
-    l.cs = k.div(l.warp, KG);
+    l.kg = l.warp;
     l.qw = k.rem(l.warp, 4);
     l.qc = k.div(l.warp, 4);
     return l;
@@ -234,7 +229,6 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value ks = k.smem(L.k, {BN, D + kPad});
   Value vs = k.smem(L.v, {BN, Dv + kPad});
   Value dss = k.smem(L.dS, {BN, kBM + kPad});
-  Value pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
   Value lseS = smemView(k, f32, cg.idx(L.lse), {2 * kBM});
   Value drS = smemView(k, f32, cg.idx(L.dr), {2 * kBM});
   // Q / dO buffer `buf` (0 or 1, run-time).
@@ -243,8 +237,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                     {kBM, D + kPad});
   };
   auto dOView = [&](Value buf) {
-    return smemView(k, et,
-                    cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
+    return smemView(k, et, cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
                     {kBM, Dv + kPad});
   };
 
@@ -266,8 +259,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     Iter r;
     Value nTs = cg.max(nT, c1);
     r.h = cg.add(cg.mul(hk, group), cg.divs(it, nTs));
-    r.q0 = cg.mul(cg.add(qtLo, arith::RemSIOp::create(b, it, nTs)),
-                  cg.idx(kBM));
+    r.q0 =
+        cg.mul(cg.add(qtLo, arith::RemSIOp::create(b, it, nTs)), cg.idx(kBM));
     Value bh = cg.add(cg.mul(bi, heads), r.h);
     r.rowBase = cg.mul(bh, nq);
     r.rowBase16 = cg.mul(bh, nq16);
@@ -280,8 +273,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   auto stage = [&](Value it, Value buf, Value tid) {
     Iter r = iterOf(it);
     (void)k.stageTileAsync("q", bi, r.h, r.q0, nq, kBM, D, qView(buf), tid);
-    (void)k.stageTileAsync("do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf),
-                           tid);
+    (void)k.stageTileAsync("do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf), tid);
     auto first = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, tid, cg.idx(kBM)), false);
     {
@@ -289,14 +281,12 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       b.setInsertionPoint(first.thenBlock()->getTerminator());
       Value qi = cg.min(cg.add(r.q0, tid), cg.sub(nq, c1));
       Value dst = cg.add(cg.mul(buf, cg.idx(kBM)), tid);
-      nvgpu::DeviceAsyncCopyOp::create(
-          b, lseS, ValueRange{dst}, k.arg("lse"),
-          ValueRange{cg.add(r.lseBase, qi)}, b.getIndexAttr(1), Value(),
-          UnitAttr());
-      nvgpu::DeviceAsyncCopyOp::create(
-          b, drS, ValueRange{dst}, k.arg("dr_ws"),
-          ValueRange{cg.add(r.rowBase, qi)}, b.getIndexAttr(1), Value(),
-          UnitAttr());
+      nvgpu::DeviceAsyncCopyOp::create(b, lseS, ValueRange{dst}, k.arg("lse"),
+                                       ValueRange{cg.add(r.lseBase, qi)},
+                                       b.getIndexAttr(1), Value(), UnitAttr());
+      nvgpu::DeviceAsyncCopyOp::create(b, drS, ValueRange{dst}, k.arg("dr_ws"),
+                                       ValueRange{cg.add(r.rowBase, qi)},
+                                       b.getIndexAttr(1), Value(), UnitAttr());
     }
     return nvgpu::DeviceAsyncCreateGroupOp::create(
         b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
@@ -323,14 +313,16 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   auto aFrag = [&](const Lanes &l, Value mem, int64_t kk) {
     Value aRow = cg.add(cg.mul(l.kg, cg.idx(16)), k.rem(l.lane, 16));
     return k.ldmatrix(mem, aRow,
-                      cg.add(cg.idx(16 * kk), cg.mul(l.l16, cg.idx(8))),
-                      false);
+                      cg.add(cg.idx(16 * kk), cg.mul(l.l16, cg.idx(8))), false);
   };
   SmallVector<SmallVector<Value>> kf, vf;
-  for (int64_t kk = 0; kk < D / 16; ++kk)
-    kf.push_back(aFrag(top, ks, kk));
-  for (int64_t kk = 0; kk < Dv / 16; ++kk)
-    vf.push_back(aFrag(top, vs, kk));
+  const bool resident = residentKV(s);
+  if (resident) {
+    for (int64_t kk = 0; kk < D / 16; ++kk)
+      kf.push_back(aFrag(top, ks, kk));
+    for (int64_t kk = 0; kk < Dv / 16; ++kk)
+      vf.push_back(aFrag(top, vs, kk));
+  }
 
   // The two keys of this lane in the S^T / dK / dV fragments.
   auto keyRowOf = [&](const Lanes &l, int64_t r) {
@@ -361,10 +353,10 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     // ---- This iteration's copies landed (the only group in flight) and are
     // visible; every warp is done with iteration it - 1, so the other buffer
     // takes iteration it + 1 under this one's math.
-    k.waitGroups(nvgpu::DeviceAsyncCreateGroupOp::create(
-                     b, nvgpu::DeviceAsyncTokenType::get(b.getContext()),
-                     ValueRange{}),
-                 0);
+    k.waitGroups(
+        nvgpu::DeviceAsyncCreateGroupOp::create(
+            b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{}),
+        0);
     gpu::BarrierOp::create(b);
     {
       Value nxt = cg.add(it, c1);
@@ -377,9 +369,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 
     // Element mask on tiles not entirely visible: keys >= Nk, queries >= Nq,
     // window / causal (bottom-right aligned, diag = query + Nk - Nq).
-    Value full = cg.andI(
-        cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(BN)), nk),
-        cg.cmp(arith::CmpIPredicate::sle, cg.add(q0, cg.idx(kBM)), nq));
+    Value full =
+        cg.andI(cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(BN)), nk),
+                cg.cmp(arith::CmpIPredicate::sle, cg.add(q0, cg.idx(kBM)), nq));
     if (s.masked) {
       // left: every key >= every query's diag - wl <=> k0 >= (q0 + 63) +
       // off - wl; right: k0 + BN - 1 <= q0 + off + wr.
@@ -394,195 +386,183 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       full = cg.andI(full, cg.andI(leftOk, rightOk));
     }
 
-    // The warp's queries in S^T / dP^T: qb .. qb + QS - 1 of the tile.
-    Value qb = cg.mul(ln.cs, cg.idx(QS));
+    // The tile's queries in passes of QS: S^T, dP^T, dS^T of the warp's 16
+    // keys x queries qb .. qb + QS - 1, then their share of dV and dK.
+    for (int64_t pass = 0; pass < kBM / QS; ++pass) {
+      Value qb = cg.idx(pass * QS);
 
-    // ---- S^T = K Q^T: B[k = d][n = query] = Q[query][d], Q stored [n][k] ->
-    // ldmatrix non-trans; matrices (queries 16p + 0-7, d 16kk + 0-7) b0 of
-    // tile 2p, (16p + 0-7, +8) b1, (16p + 8-15, +0) b0 and (+8, +8) b1 of
-    // tile 2p + 1.
-    SmallVector<SmallVector<Value>> sAcc(ST,
-                                         SmallVector<Value>(4, cg.f32(0.0)));
-    for (int64_t kk = 0; kk < D / 16; ++kk) {
-      for (int64_t p = 0; p < ST / 2; ++p) {
-        Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
-                           cg.add(l8, cg.mul(l16, cg.idx(8))));
-        Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-        SmallVector<Value> bf = k.ldmatrix(qs, row, col, false);
-        sAcc[2 * p] = k.mma(kf[kk], {bf[0], bf[1]}, sAcc[2 * p]);
-        sAcc[2 * p + 1] = k.mma(kf[kk], {bf[2], bf[3]}, sAcc[2 * p + 1]);
+      // ---- S^T = K Q^T: B[k = d][n = query] = Q[query][d], Q stored [n][k] ->
+      // ldmatrix non-trans; matrices (queries 16p + 0-7, d 16kk + 0-7) b0 of
+      // tile 2p, (16p + 0-7, +8) b1, (16p + 8-15, +0) b0 and (+8, +8) b1 of
+      // tile 2p + 1.
+      SmallVector<SmallVector<Value>> sAcc(ST,
+                                           SmallVector<Value>(4, cg.f32(0.0)));
+      for (int64_t kk = 0; kk < D / 16; ++kk) {
+        SmallVector<Value> a = resident ? kf[kk] : aFrag(ln, ks, kk);
+        for (int64_t p = 0; p < ST / 2; ++p) {
+          Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
+                             cg.add(l8, cg.mul(l16, cg.idx(8))));
+          Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
+          SmallVector<Value> bf = k.ldmatrix(qs, row, col, false);
+          sAcc[2 * p] = k.mma(a, {bf[0], bf[1]}, sAcc[2 * p]);
+          sAcc[2 * p + 1] = k.mma(a, {bf[2], bf[3]}, sAcc[2 * p + 1]);
+        }
       }
-    }
 
-    // ---- P^T = exp2(S^T scale log2e - lse log2e), element [j * 4 + 2r + e]
-    // at (key 16 kg + g + 8r, query qb + 8j + 2t + e).
-    auto qCol = [&](int64_t j, int64_t e) {
-      return cg.add(cg.add(qb, cg.idx(8 * j + e)), cg.mul(t, cg.idx(2)));
-    };
-    SmallVector<Value> pv;
-    for (int64_t j = 0; j < ST; ++j)
-      for (int64_t i = 0; i < 4; ++i) {
-        Value lse = memref::LoadOp::create(
-            b, lseS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
-        Value negL = cg.fmul(lse, cg.f32(-kLog2e));
-        pv.push_back(
-            cg.exp2(LLVM::FMAOp::create(b, sAcc[j][i], scale2, negL)));
-      }
-    SmallVector<Type> types(pv.size(), f32);
-    auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
-    {
-      OpBuilder::InsertionGuard gm(b);
-      b.setInsertionPointToStart(maskIf.thenBlock());
-      scf::YieldOp::create(b, pv);
-      b.setInsertionPointToStart(maskIf.elseBlock());
-      // In i32 relative to the block / tile: kRel = 16 kg + g + 8r, qRel =
-      // qb + 8j + 2t + e; key valid iff kRel < Nk - k0, query iff qRel < Nq
-      // - q0; visible iff dLo <= kRel - qRel <= dHi with kRel - qRel = key -
-      // query - (k0 - q0) and key - query in [off - wl, off + wr].
-      Type i32 = b.getI32Type();
-      auto narrow = [&](Value x) { // clamped to i32
-        x = cg.max(cg.min(x, cg.idx(INT32_MAX - 1)), cg.idx(INT32_MIN + 1));
-        return arith::IndexCastOp::create(b, i32, x).getResult();
+      // ---- P^T = exp2(S^T scale log2e - lse log2e), element [j * 4 + 2r + e]
+      // at (key 16 kg + g + 8r, query qb + 8j + 2t + e).
+      auto qCol = [&](int64_t j, int64_t e) {
+        return cg.add(cg.add(qb, cg.idx(8 * j + e)), cg.mul(t, cg.idx(2)));
       };
-      Value kLimit = narrow(cg.sub(nk, k0));
-      Value qLimit = narrow(cg.sub(nq, q0));
-      Value t2 = arith::IndexCastOp::create(
-          b, i32, cg.add(qb, cg.mul(t, cg.idx(2))));
-      Value dLo, dHi;
-      if (s.masked) {
-        Value rel = cg.sub(k0, q0);
-        dLo = narrow(cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0),
-                               cg.idx(INT32_MIN + 1),
-                               cg.sub(cg.sub(off, wl), rel)));
-        dHi = narrow(cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0),
-                               cg.idx(INT32_MAX - 1),
-                               cg.sub(cg.add(off, wr), rel)));
-      }
-      Value kRel[2], u[2];
-      for (int64_t r = 0; r < 2; ++r) {
-        kRel[r] = arith::IndexCastOp::create(b, i32, cg.sub(keyRow[r], k0));
-        u[r] = cg.sub(kRel[r], t2); // kRel - qRel = u - (8j + e)
-      }
-      SmallVector<Value> masked;
+      SmallVector<Value> pv;
       for (int64_t j = 0; j < ST; ++j)
-        for (int64_t r = 0; r < 2; ++r)
-          for (int64_t e = 0; e < 2; ++e) {
-            int64_t qc = 8 * j + e;
-            Value vis = cg.andI(
-                cg.cmp(arith::CmpIPredicate::slt, kRel[r], kLimit),
-                cg.cmp(arith::CmpIPredicate::slt, cg.add(t2, k.i32(qc)),
-                       qLimit));
-            if (s.masked) {
-              Value dd = cg.sub(u[r], k.i32(qc));
-              vis = cg.andI(
-                  vis, cg.andI(cg.cmp(arith::CmpIPredicate::sge, dd, dLo),
-                               cg.cmp(arith::CmpIPredicate::sle, dd, dHi)));
+        for (int64_t i = 0; i < 4; ++i) {
+          Value lse = memref::LoadOp::create(
+              b, lseS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
+          Value negL = cg.fmul(lse, cg.f32(-kLog2e));
+          pv.push_back(
+              cg.exp2(LLVM::FMAOp::create(b, sAcc[j][i], scale2, negL)));
+        }
+      SmallVector<Type> types(pv.size(), f32);
+      auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
+      {
+        OpBuilder::InsertionGuard gm(b);
+        b.setInsertionPointToStart(maskIf.thenBlock());
+        scf::YieldOp::create(b, pv);
+        b.setInsertionPointToStart(maskIf.elseBlock());
+        // In i32 relative to the block / tile: kRel = 16 kg + g + 8r, qRel =
+        // qb + 8j + 2t + e; key valid iff kRel < Nk - k0, query iff qRel < Nq
+        // - q0; visible iff dLo <= kRel - qRel <= dHi with kRel - qRel = key -
+        // query - (k0 - q0) and key - query in [off - wl, off + wr].
+        Type i32 = b.getI32Type();
+        auto narrow = [&](Value x) { // clamped to i32
+          x = cg.max(cg.min(x, cg.idx(INT32_MAX - 1)), cg.idx(INT32_MIN + 1));
+          return arith::IndexCastOp::create(b, i32, x).getResult();
+        };
+        Value kLimit = narrow(cg.sub(nk, k0));
+        Value qLimit = narrow(cg.sub(nq, q0));
+        Value t2 = arith::IndexCastOp::create(b, i32,
+                                              cg.add(qb, cg.mul(t, cg.idx(2))));
+        Value dLo, dHi;
+        if (s.masked) {
+          Value rel = cg.sub(k0, q0);
+          dLo = narrow(cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0),
+                                 cg.idx(INT32_MIN + 1),
+                                 cg.sub(cg.sub(off, wl), rel)));
+          dHi = narrow(cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0),
+                                 cg.idx(INT32_MAX - 1),
+                                 cg.sub(cg.add(off, wr), rel)));
+        }
+        Value kRel[2], u[2];
+        for (int64_t r = 0; r < 2; ++r) {
+          kRel[r] = arith::IndexCastOp::create(b, i32, cg.sub(keyRow[r], k0));
+          u[r] = cg.sub(kRel[r], t2); // kRel - qRel = u - (8j + e)
+        }
+        SmallVector<Value> masked;
+        for (int64_t j = 0; j < ST; ++j)
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t e = 0; e < 2; ++e) {
+              int64_t qc = 8 * j + e;
+              Value vis =
+                  cg.andI(cg.cmp(arith::CmpIPredicate::slt, kRel[r], kLimit),
+                          cg.cmp(arith::CmpIPredicate::slt,
+                                 cg.add(t2, k.i32(qc)), qLimit));
+              if (s.masked) {
+                Value dd = cg.sub(u[r], k.i32(qc));
+                vis = cg.andI(
+                    vis, cg.andI(cg.cmp(arith::CmpIPredicate::sge, dd, dLo),
+                                 cg.cmp(arith::CmpIPredicate::sle, dd, dHi)));
+              }
+              masked.push_back(
+                  cg.select(vis, pv[j * 4 + r * 2 + e], cg.f32(0.0)));
             }
-            masked.push_back(
-                cg.select(vis, pv[j * 4 + r * 2 + e], cg.f32(0.0)));
-          }
-      scf::YieldOp::create(b, masked);
-    }
-    pv.assign(maskIf.getResults().begin(), maskIf.getResults().end());
-
-    // ---- dP^T - dr = V dO^T - dr (B from dO exactly as from Q above): the
-    // accumulators start at -dr[query].
-    SmallVector<SmallVector<Value>> dpAcc(ST);
-    for (int64_t j = 0; j < ST; ++j)
-      for (int64_t i = 0; i < 4; ++i) {
-        Value dr = memref::LoadOp::create(
-            b, drS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
-        dpAcc[j].push_back(arith::NegFOp::create(b, dr));
+        scf::YieldOp::create(b, masked);
       }
-    for (int64_t kk = 0; kk < Dv / 16; ++kk) {
-      for (int64_t p = 0; p < ST / 2; ++p) {
-        Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
-                           cg.add(l8, cg.mul(l16, cg.idx(8))));
-        Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-        SmallVector<Value> bf = k.ldmatrix(dos, row, col, false);
-        dpAcc[2 * p] = k.mma(vf[kk], {bf[0], bf[1]}, dpAcc[2 * p]);
-        dpAcc[2 * p + 1] = k.mma(vf[kk], {bf[2], bf[3]}, dpAcc[2 * p + 1]);
+      pv.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+
+      // ---- dP^T - dr = V dO^T - dr (B from dO exactly as from Q above): the
+      // accumulators start at -dr[query].
+      SmallVector<SmallVector<Value>> dpAcc(ST);
+      for (int64_t j = 0; j < ST; ++j)
+        for (int64_t i = 0; i < 4; ++i) {
+          Value dr = memref::LoadOp::create(
+              b, drS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
+          dpAcc[j].push_back(arith::NegFOp::create(b, dr));
+        }
+      for (int64_t kk = 0; kk < Dv / 16; ++kk) {
+        SmallVector<Value> a = resident ? vf[kk] : aFrag(ln, vs, kk);
+        for (int64_t p = 0; p < ST / 2; ++p) {
+          Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
+                             cg.add(l8, cg.mul(l16, cg.idx(8))));
+          Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
+          SmallVector<Value> bf = k.ldmatrix(dos, row, col, false);
+          dpAcc[2 * p] = k.mma(a, {bf[0], bf[1]}, dpAcc[2 * p]);
+          dpAcc[2 * p + 1] = k.mma(a, {bf[2], bf[3]}, dpAcc[2 * p + 1]);
+        }
       }
-    }
 
-    // ---- dS^T = P^T (dP^T - dr); A operands of P^T and dS^T per query k16
-    // step kk: {tile 2kk r0, tile 2kk r1, tile 2kk+1 r0, tile 2kk+1 r1} = a0
-    // (key g, queries 16kk + 2t, +1), a1 (key g + 8), a2 (queries + 8), a3.
-    SmallVector<Value> dsv(pv.size());
-    for (int64_t j = 0; j < ST; ++j)
-      for (int64_t i = 0; i < 4; ++i)
-        dsv[j * 4 + i] = cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
-    auto aOf = [&](ArrayRef<Value> x, int64_t kk) {
-      const Value *x0 = &x[(2 * kk) * 4], *x1 = &x[(2 * kk + 1) * 4];
-      return SmallVector<Value>{k.pack(x0[0], x0[1]), k.pack(x0[2], x0[3]),
-                                k.pack(x1[0], x1[1]), k.pack(x1[2], x1[3])};
-    };
-    SmallVector<SmallVector<Value>> pA, dsA;
-    for (int64_t kk = 0; kk < QS / 16; ++kk) {
-      pA.push_back(aOf(pv, kk));
-      dsA.push_back(aOf(dsv, kk));
-    }
+      // ---- dS^T = P^T (dP^T - dr); A operands of P^T and dS^T per query k16
+      // step kk: {tile 2kk r0, tile 2kk r1, tile 2kk+1 r0, tile 2kk+1 r1} = a0
+      // (key g, queries 16kk + 2t, +1), a1 (key g + 8), a2 (queries + 8), a3.
+      SmallVector<Value> dsv(pv.size());
+      for (int64_t j = 0; j < ST; ++j)
+        for (int64_t i = 0; i < 4; ++i)
+          dsv[j * 4 + i] = cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
+      auto aOf = [&](ArrayRef<Value> x, int64_t kk) {
+        const Value *x0 = &x[(2 * kk) * 4], *x1 = &x[(2 * kk + 1) * 4];
+        return SmallVector<Value>{k.pack(x0[0], x0[1]), k.pack(x0[2], x0[3]),
+                                  k.pack(x1[0], x1[1]), k.pack(x1[2], x1[3])};
+      };
+      SmallVector<SmallVector<Value>> pA, dsA;
+      for (int64_t kk = 0; kk < QS / 16; ++kk) {
+        pA.push_back(aOf(pv, kk));
+        dsA.push_back(aOf(dsv, kk));
+      }
 
-    // ---- dS^T (and, split, P^T) -> shared memory: the lane's pair (key 16
-    // kg + g + 8r, queries qb + 8j + 2t, +1) is xA[j / 2][2 (j % 2) + r];
-    // 4-byte stores, rows 36 words apart: banks 4g + t, conflict-free.
-    auto storeT = [&](Value mem, ArrayRef<SmallVector<Value>> xA) {
+      // ---- dS^T -> shared memory (dQ reads it after the loop's barrier):
+      // the lane's pair (key 16 kg + g + 8r, queries qb + 8j + 2t, +1) is
+      // dsA[j / 2][2 (j % 2) + r]; 4-byte stores, rows 36 words apart: banks
+      // 4g + t, conflict-free.
       for (int64_t j = 0; j < ST; ++j)
         for (int64_t r = 0; r < 2; ++r) {
           Value row =
               cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
           Value col = cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
-          auto stv = vector::StoreOp::create(b, xA[j / 2][2 * (j % 2) + r],
-                                             mem, ValueRange{row, col});
+          auto stv = vector::StoreOp::create(b, dsA[j / 2][2 * (j % 2) + r],
+                                             dss, ValueRange{row, col});
           stv.setAlignment(4);
         }
-    };
-    storeT(dss, dsA);
-    if (CS > 1) {
-      storeT(pss, pA);
-      // The pair's other half of P^T / dS^T (all 64 queries are needed for
-      // dV / dK) comes back through shared memory.
-      pA.clear();
-      dsA.clear();
-      gpu::BarrierOp::create(b);
-      for (int64_t kk = 0; kk < QK; ++kk) {
-        pA.push_back(aFrag(ln, pss, kk));
-        dsA.push_back(aFrag(ln, dss, kk));
-      }
-    }
 
-    // ---- dV += P^T dO and dK += dS^T Q over the tile's 64 queries, columns
-    // cs * width ..: B[k = query][n = col] stored [k][n] -> ldmatrix.trans;
-    // matrices (queries 16kk + 0-7, cols 16pn + 0-7) b0 of tile 2pn, (+8,
-    // +0) b1, (+0, +8) b0 and (+8, +8) b1 of tile 2pn + 1.
-    auto accumulate = [&](SmallVector<Value> &acc, int64_t width, Value mem,
-                          ArrayRef<SmallVector<Value>> a) {
-      Value colBase = cg.mul(ln.cs, cg.idx(width));
-      for (int64_t pn = 0; pn < width / 16; ++pn) {
-        SmallVector<SmallVector<Value>> c(2);
-        for (int64_t half = 0; half < 2; ++half) {
-          int64_t n = 2 * pn + half;
-          c[half].assign(acc.begin() + n * 4, acc.begin() + n * 4 + 4);
+      // ---- dV += P^T dO and dK += dS^T Q over the pass's queries, all
+      // columns: B[k = query][n = col] stored [k][n] -> ldmatrix.trans;
+      // matrices (queries qb + 16kk + 0-7, cols 16pn + 0-7) b0 of tile 2pn,
+      // (+8, +0) b1, (+0, +8) b0 and (+8, +8) b1 of tile 2pn + 1.
+      auto accumulate = [&](SmallVector<Value> &acc, int64_t width, Value mem,
+                            ArrayRef<SmallVector<Value>> a) {
+        for (int64_t pn = 0; pn < width / 16; ++pn) {
+          SmallVector<SmallVector<Value>> c(2);
+          for (int64_t half = 0; half < 2; ++half) {
+            int64_t n = 2 * pn + half;
+            c[half].assign(acc.begin() + n * 4, acc.begin() + n * 4 + 4);
+          }
+          for (int64_t kk = 0; kk < QS / 16; ++kk) {
+            Value row = cg.add(cg.add(qb, cg.idx(16 * kk)),
+                               cg.add(l8, cg.mul(l8b, cg.idx(8))));
+            Value col = cg.add(cg.idx(16 * pn), cg.mul(l16, cg.idx(8)));
+            SmallVector<Value> bf = k.ldmatrix(mem, row, col, true);
+            for (int64_t half = 0; half < 2; ++half)
+              c[half] = k.mma(a[kk], {bf[2 * half], bf[2 * half + 1]}, c[half]);
+          }
+          for (int64_t half = 0; half < 2; ++half) {
+            int64_t n = 2 * pn + half;
+            std::copy(c[half].begin(), c[half].end(), acc.begin() + n * 4);
+          }
         }
-        for (int64_t kk = 0; kk < QK; ++kk) {
-          Value row =
-              cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
-          Value col = cg.add(cg.add(colBase, cg.idx(16 * pn)),
-                             cg.mul(l16, cg.idx(8)));
-          SmallVector<Value> bf = k.ldmatrix(mem, row, col, true);
-          for (int64_t half = 0; half < 2; ++half)
-            c[half] = k.mma(a[kk], {bf[2 * half], bf[2 * half + 1]}, c[half]);
-        }
-        for (int64_t half = 0; half < 2; ++half) {
-          int64_t n = 2 * pn + half;
-          std::copy(c[half].begin(), c[half].end(), acc.begin() + n * 4);
-        }
-      }
-    };
-    accumulate(dv, VW, dos, pA);
-    accumulate(dk, KW, qs, dsA);
-    if (CS == 1)
-      gpu::BarrierOp::create(b);
+      };
+      accumulate(dv, Dv, dos, pA);
+      accumulate(dk, D, qs, dsA);
+    } // pass
+    gpu::BarrierOp::create(b);
 
     // ---- dQ (rows 16 qw.. of the tile, columns qc * QW..) = dS K over the
     // block's keys. A[m = query][k = key] = dS^T[key][query] ->
@@ -606,18 +586,16 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       qOk[r] = cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq);
     }
     Value dqBase = cg.add(
-        cg.mul(cg.add(cur.rowBase16,
-                      cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
+        cg.mul(cg.add(cur.rowBase16, cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
                cg.idx(D)),
         cg.add(cg.mul(ln.qc, cg.idx(QW / 8 * 128)), ln.lane));
     for (int64_t pn = 0; pn < QW / 16; ++pn) {
       SmallVector<SmallVector<Value>> acc(2,
                                           SmallVector<Value>(4, cg.f32(0.0)));
       for (int64_t kk = 0; kk < NK; ++kk) {
-        Value row =
-            cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
-        Value col = cg.add(cg.add(dqCol, cg.idx(16 * pn)),
-                           cg.mul(l16, cg.idx(8)));
+        Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
+        Value col =
+            cg.add(cg.add(dqCol, cg.idx(16 * pn)), cg.mul(l16, cg.idx(8)));
         SmallVector<Value> bf = k.ldmatrix(ks, row, col, true);
         for (int64_t half = 0; half < 2; ++half)
           acc[half] =
@@ -630,10 +608,10 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         for (int64_t half = 0; half < 2; ++half)
           for (int64_t e = 0; e < 2; ++e) {
             int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
-            memref::AtomicRMWOp::create(
-                b, arith::AtomicRMWKind::addf,
-                cg.fmul(acc[half][2 * r + e], scale), k.arg("dqacc_ws"),
-                ValueRange{cg.add(dqBase, cg.idx(at))});
+            memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf,
+                                        cg.fmul(acc[half][2 * r + e], scale),
+                                        k.arg("dqacc_ws"),
+                                        ValueRange{cg.add(dqBase, cg.idx(at))});
           }
       }
     }
@@ -643,8 +621,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     scf::YieldOp::create(b, yield);
   }
 
-  // Epilogue: dK * scale and dV of this lane's keys (< Nk), columns cs *
-  // width ...
+  // Epilogue: dK * scale and dV of this lane's keys (< Nk).
   ValueRange res = loop.getResults();
   Value t = top.t;
   for (int64_t r = 0; r < 2; ++r) {
@@ -655,8 +632,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     b.setInsertionPoint(ok.thenBlock()->getTerminator());
     for (int64_t n = 0; n < KT; ++n)
       for (int64_t e = 0; e < 2; ++e) {
-        Value col = cg.add(cg.add(cg.mul(top.cs, cg.idx(KW)), cg.idx(8 * n + e)),
-                           cg.mul(t, cg.idx(2)));
+        Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
         Value x = arith::TruncFOp::create(
             b, et, cg.fmul(res[n * 4 + 2 * r + e], scale));
         memref::StoreOp::create(b, x, k.arg("dk"),
@@ -664,8 +640,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       }
     for (int64_t n = 0; n < VT; ++n)
       for (int64_t e = 0; e < 2; ++e) {
-        Value col = cg.add(cg.add(cg.mul(top.cs, cg.idx(VW)), cg.idx(8 * n + e)),
-                           cg.mul(t, cg.idx(2)));
+        Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
         Value x = arith::TruncFOp::create(b, et, res[(KT + n) * 4 + 2 * r + e]);
         memref::StoreOp::create(b, x, k.arg("dv"),
                                 ValueRange{k.at4("dv", bi, hk, keyRow, col)});

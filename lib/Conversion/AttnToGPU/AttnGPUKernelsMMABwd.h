@@ -6,7 +6,8 @@
 // instead of the SIMT `attn_bwd_main` when GpuKernelSpec::tensorCores is set
 // and the spec is supported (f16/bf16, D = Dv = 64 or 128, no softcap).
 // Same ABI (arguments, grid dims: seqlen_k blocks x kv_heads x batch) as the
-// SIMT kernel; its own block size (8 warps), key block (128 or 64) and shared memory.
+// SIMT kernel; its own block size (8 warps), key block (128) and shared
+// memory.
 // attn_bwd_pre / attn_bwd_post stay SIMT (same dr_ws / dqacc_ws workspaces).
 //
 //===----------------------------------------------------------------------===//
@@ -26,9 +27,7 @@ namespace mma {
 constexpr int64_t kBwdBlockM = 64;
 constexpr int64_t kBwdWarps = 8;
 
-/// Keys per block: 16 per warp, the warps of a pair sharing their keys (each
-/// with half of the dK / dV columns) where D > 64: 128 (D = 64) or 64 (D =
-/// 128).
+/// Keys per block: 16 per warp (128).
 int64_t backwardBlockN(const GpuKernelSpec &spec);
 
 /// True when the tensor-core backward main kernel serves `spec`.
