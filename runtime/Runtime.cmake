@@ -20,6 +20,7 @@ set(FLASHMLIR_RUNTIME_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeLaunch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeManifest.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimePtx.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeTune.cpp
 )
 
 # One set of PIC objects for both libraries.
