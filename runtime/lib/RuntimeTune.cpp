@@ -195,7 +195,7 @@ JsonValue recordOf(const TuneGroupResult &r, const std::string &selected,
     setMember(cands, c.kernel, std::move(e));
     if (c.ran && c.kernel == defaultName)
       defaultMs = c.medianMs;
-    if (c.ran && c.kernel == selected)
+    if (c.ran && c.ok && c.kernel == selected)
       selectedMs = c.medianMs;
   }
   if (defaultMs > 0 && selectedMs > 0)
