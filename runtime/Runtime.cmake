@@ -7,7 +7,9 @@
 #                            flashmlir/runtime/fa_runtime.h; for ctypes)
 #   FlashMLIRRuntimeStatic   the same code as a static library (for fa-run)
 #   fa-runtime-test          self-test, needs no GPU (exit 0 on success)
-# Registering the test (add_test) is left to the including project.
+#   fa-tune-test             self-test of autotune bundles and fa-tune's
+#                            GPU-free half, needs no GPU
+# Registering the tests (add_test) is left to the including project.
 #
 #===----------------------------------------------------------------------===#
 
@@ -20,6 +22,7 @@ set(FLASHMLIR_RUNTIME_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeLaunch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeManifest.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimePtx.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeTune.cpp
 )
 
 # One set of PIC objects for both libraries.
@@ -65,6 +68,16 @@ target_link_libraries(fa-runtime-test PRIVATE FlashMLIRRuntimeStatic)
 target_compile_definitions(fa-runtime-test PRIVATE
   FLASHMLIR_RUNTIME_TEST_INPUTS="${CMAKE_CURRENT_LIST_DIR}/test/Inputs")
 set_target_properties(fa-runtime-test PROPERTIES
+  CXX_STANDARD 17
+  CXX_STANDARD_REQUIRED ON
+  CXX_EXTENSIONS OFF
+)
+
+add_executable(fa-tune-test ${CMAKE_CURRENT_LIST_DIR}/test/TuneTest.cpp)
+target_include_directories(fa-tune-test PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/lib)
+target_link_libraries(fa-tune-test PRIVATE FlashMLIRRuntimeStatic)
+set_target_properties(fa-tune-test PROPERTIES
   CXX_STANDARD 17
   CXX_STANDARD_REQUIRED ON
   CXX_EXTENSIONS OFF

@@ -24,7 +24,7 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.flashmlir_tools_dir, config.llvm_tools_dir]
-tools = ["fa-opt", "fa-run", "fa-compile", "fa-reference-test", "fa-runtime-test", "flashmlir-capi-test"]
+tools = ["fa-opt", "fa-run", "fa-compile", "fa-tune", "fa-reference-test", "fa-runtime-test", "fa-tune-test", "flashmlir-capi-test"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # Tests that pin the JIT to a baseline x86-64 CPU need an x86-64 host.

@@ -16,6 +16,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
@@ -24,6 +25,8 @@
 #include "llvm/Support/Program.h"
 #include "llvm/Support/Regex.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <map>
 
 using namespace mlir;
 using namespace flashmlir;
@@ -163,6 +166,86 @@ bool flashmlir::compileKernelPtx(const BundleConfig &config,
   return true;
 }
 
+std::vector<MmaVariant> flashmlir::autotuneCandidates(const MmaVariant &model) {
+  auto same = [](const MmaVariant &a, const MmaVariant &b) {
+    return a.warps == b.warps && a.warpRows == b.warpRows &&
+           a.blockN == b.blockN && a.asyncCopy == b.asyncCopy;
+  };
+  std::vector<MmaVariant> out;
+  MmaVariant other = model;
+  other.asyncCopy = !model.asyncCopy;
+  for (int64_t blockN : {64, 32})
+    for (int64_t warps : {4, 8})
+      out.push_back({warps, 32, blockN, true});
+  out.push_back(other);
+  llvm::erase_if(out, [&](const MmaVariant &v) { return same(v, model); });
+  return out;
+}
+
+namespace {
+/// One configuration's kernels in the bundle: all four kinds, or (an
+/// autotune candidate) only the forward kernel, named with a suffix.
+struct BundleJob {
+  BundleConfig config;
+  std::string group;   ///< candidate group ("" = none)
+  bool isDefault = false;
+  std::string suffix;  ///< appended to the kernel name
+  MmaVariant variant;  ///< the resolved tile setting (group members)
+  bool emits(StringRef kind) const {
+    return group.empty() || isDefault || kind == "fwd";
+  }
+};
+} // namespace
+
+/// The tile setting the forward kernel of `c` is built with.
+static MmaVariant resolvedVariant(MLIRContext &ctx, const BundleConfig &c) {
+  attn::GpuKernelInfo info = attn::getGpuKernelInfo(
+      attn::GpuKernelKind::Forward, specOf(ctx, c));
+  MmaVariant v;
+  v.warps = info.block[0] / 32;
+  v.warpRows = info.blockM / v.warps;
+  v.blockN = info.blockN;
+  v.asyncCopy = c.mmaAsyncCopy;
+  return v;
+}
+
+/// The kernels of `configs`: with autotune, each tensor-core forward
+/// configuration is a candidate group (its default first, then the
+/// candidates).
+static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &configs,
+                                         bool autotune) {
+  std::vector<BundleJob> jobs;
+  MLIRContext ctx;
+  ctx.loadDialect<gpu::GPUDialect>();
+  for (const BundleConfig &c : configs) {
+    BundleJob job;
+    job.config = c;
+    if (!autotune || !attn::usesTensorCores(attn::GpuKernelKind::Forward,
+                                            specOf(ctx, c))) {
+      jobs.push_back(job);
+      continue;
+    }
+    job.group = configName(c, "fwd");
+    job.isDefault = true;
+    job.variant = resolvedVariant(ctx, c);
+    jobs.push_back(job);
+    for (const MmaVariant &v : autotuneCandidates(job.variant)) {
+      BundleJob cand = job;
+      cand.isDefault = false;
+      cand.variant = v;
+      cand.config.mmaWarps = v.warps;
+      cand.config.mmaWarpRows = v.warpRows;
+      cand.config.mmaBlockN = v.blockN;
+      cand.config.mmaAsyncCopy = v.asyncCopy;
+      cand.suffix = "_w" + std::to_string(v.warps) + "r" +
+                    std::to_string(v.warpRows) + "n" +
+                    std::to_string(v.blockN) + (v.asyncCopy ? "" : "_sync");
+      jobs.push_back(cand);
+    }
+  }
+  return jobs;
+}
+
 /// Runs `ptxas -arch=<target> -v` on `path` and parses its report.
 static bool runPtxas(const std::string &ptxas, const std::string &path,
                      const std::string &target, llvm::json::Object &report,
@@ -203,18 +286,36 @@ static bool runPtxas(const std::string &ptxas, const std::string &path,
 }
 
 bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
-                            const BundleOptions &options, std::string &error) {
+                            const BundleOptions &options, std::string &error,
+                            int64_t *kernelsWritten) {
   if (std::error_code ec = llvm::sys::fs::create_directories(options.outDir)) {
     error = "cannot create " + options.outDir + ": " + ec.message();
     return false;
   }
   llvm::json::Array kernels;
-  for (const BundleConfig &c : configs) {
+  std::map<std::string, int64_t> defaultSpills; // by candidate group
+  for (const BundleConfig &c : configs)
+    if (std::string msg = validate(c); !msg.empty()) {
+      error = msg;
+      return false;
+    }
+  std::vector<BundleJob> jobs = bundleJobs(configs, options.autotune);
+  if (options.autotune && llvm::none_of(jobs, [](const BundleJob &j) {
+        return !j.group.empty();
+      })) {
+    error = "--autotune: no configuration has a tensor-core forward kernel "
+            "to tune (f16 or bf16, head dim 64 or 128, no softcap)";
+    return false;
+  }
+  for (const BundleJob &job : jobs) {
+    const BundleConfig &c = job.config;
     for (const char *kind : kKinds) {
+      if (!job.emits(kind))
+        continue;
       std::string ptx;
       if (!compileKernelPtx(c, kind, ptx, error))
         return false;
-      std::string name = configName(c, kind);
+      std::string name = configName(c, kind) + job.suffix;
       SmallString<256> path(options.outDir);
       llvm::sys::path::append(path, name + ".ptx");
       {
@@ -273,10 +374,39 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
         if (c.mmaBlockN)
           config->try_emplace("mma_block_n", c.mmaBlockN);
       }
+      if (!job.group.empty() && StringRef(kind) == "fwd") {
+        // Autotune candidate: its group, resolved knobs and role. With
+        // ptxas, a candidate that spills more than its default is left out.
+        const llvm::json::Object *res =
+            kernels.back().getAsObject()->getObject("resources");
+        int64_t spill = res->getInteger("spill_store_bytes").value_or(0) +
+                        res->getInteger("spill_load_bytes").value_or(0);
+        if (job.isDefault) {
+          defaultSpills[job.group] = spill;
+        } else if (spill > defaultSpills[job.group]) {
+          kernels.pop_back();
+          llvm::sys::fs::remove(path);
+          llvm::errs() << "fa-compile: autotune: left out " << name
+                       << " (spills " << spill << " bytes; the default "
+                       << defaultSpills[job.group] << ")\n";
+          continue;
+        }
+        llvm::json::Object *k = kernels.back().getAsObject();
+        k->try_emplace("candidate_group", job.group);
+        k->try_emplace("variant",
+                       llvm::json::Object{{"mma_warps", job.variant.warps},
+                                          {"mma_warp_rows", job.variant.warpRows},
+                                          {"mma_block_n", job.variant.blockN},
+                                          {"mma_async_copy",
+                                           job.variant.asyncCopy}});
+        k->try_emplace("default", job.isDefault);
+      }
       if (options.verbose)
         llvm::errs() << "fa-compile: " << name << "\n";
     }
   }
+  if (kernelsWritten)
+    *kernelsWritten = static_cast<int64_t>(kernels.size());
   llvm::json::Object manifest{{"format", "flashmlir-bundle"},
                               {"version", 1},
                               {"kernels", std::move(kernels)}};

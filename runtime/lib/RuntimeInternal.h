@@ -58,6 +58,10 @@ const char *jsonKindName(JsonValue::Kind kind);
 /// returns false and sets *err to "line L, column C: <what>".
 bool parseJson(const std::string &text, JsonValue *out, std::string *err);
 
+/// JSON text of `v` (2-space indentation, members in order, a final
+/// newline); parseJson reads it back to an equal value.
+std::string writeJson(const JsonValue &v);
+
 //===----------------------------------------------------------------------===//
 // Bundle manifest (RuntimeManifest.cpp)
 //===----------------------------------------------------------------------===//
@@ -112,6 +116,13 @@ struct KernelDesc {
   int64_t dynamicSmem = 0;
   std::vector<GridDimSpec> grid; ///< 1 to 3 entries (x, y, z)
   std::vector<KernelArg> args;   ///< in kernel parameter order
+  /// Autotune candidates (fa-compile --autotune, docs/bundle.md): kernels of
+  /// one "candidate_group" share kind and config; selectKernel launches the
+  /// group's "selected" kernel (marked by fa-tune), else its "default".
+  std::string group;      ///< "" = not a candidate
+  std::string variant;    ///< the "variant" object as "key=value ..." text
+  bool isDefault = false; ///< "default"
+  bool selected = false;  ///< "selected"
 };
 
 struct Manifest {
@@ -219,6 +230,8 @@ std::vector<std::string> targetsForDevice(int ccMajor, int ccMinor);
 /// Picks the kernel of `kind` for `p` on a cc major.minor device. Exact mask
 /// flags first; else a kernel with a more general mask (a window kernel
 /// serves causal and unmasked calls through window_left/right = -1 / 0).
+/// Among the candidates of an autotune group: the selected one, else the
+/// default (never another candidate).
 /// Returns the index into m.kernels, or -1 with *err = "no kernel for ...".
 int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
                  int ccMajor, int ccMinor, std::string *err);

@@ -379,4 +379,121 @@ bool parseJson(const std::string &text, JsonValue *out, std::string *err) {
   return true;
 }
 
+namespace {
+
+void writeString(const std::string &s, std::string *out) {
+  *out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+    case '"':
+      *out += "\\\"";
+      break;
+    case '\\':
+      *out += "\\\\";
+      break;
+    case '\n':
+      *out += "\\n";
+      break;
+    case '\t':
+      *out += "\\t";
+      break;
+    case '\r':
+      *out += "\\r";
+      break;
+    default:
+      if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        *out += buf;
+      } else {
+        *out += static_cast<char>(c);
+      }
+    }
+  }
+  *out += '"';
+}
+
+void writeNumber(const JsonValue &v, std::string *out) {
+  if (v.isInt) {
+    *out += std::to_string(v.integer);
+    return;
+  }
+  if (!std::isfinite(v.number)) { // not representable in JSON
+    *out += "null";
+    return;
+  }
+  // The shortest of %.15g / %.17g that reads back exactly.
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.15g", v.number);
+  if (std::strtod(buf, nullptr) != v.number)
+    std::snprintf(buf, sizeof(buf), "%.17g", v.number);
+  std::string s = buf;
+  // Keep it a non-integer token so that it parses back as a fraction.
+  if (s.find_first_of(".eEn") == std::string::npos)
+    s += ".0";
+  *out += s;
+}
+
+void writeValue(const JsonValue &v, int depth, std::string *out) {
+  auto newline = [&](int d) {
+    *out += '\n';
+    out->append(static_cast<size_t>(2 * d), ' ');
+  };
+  switch (v.kind) {
+  case JsonValue::Kind::Null:
+    *out += "null";
+    return;
+  case JsonValue::Kind::Bool:
+    *out += v.boolean ? "true" : "false";
+    return;
+  case JsonValue::Kind::Number:
+    writeNumber(v, out);
+    return;
+  case JsonValue::Kind::String:
+    writeString(v.string, out);
+    return;
+  case JsonValue::Kind::Array:
+    if (v.array.empty()) {
+      *out += "[]";
+      return;
+    }
+    *out += '[';
+    for (size_t i = 0; i < v.array.size(); ++i) {
+      if (i)
+        *out += ',';
+      newline(depth + 1);
+      writeValue(v.array[i], depth + 1, out);
+    }
+    newline(depth);
+    *out += ']';
+    return;
+  case JsonValue::Kind::Object:
+    if (v.object.empty()) {
+      *out += "{}";
+      return;
+    }
+    *out += '{';
+    for (size_t i = 0; i < v.object.size(); ++i) {
+      if (i)
+        *out += ',';
+      newline(depth + 1);
+      writeString(v.object[i].first, out);
+      *out += ": ";
+      writeValue(v.object[i].second, depth + 1, out);
+    }
+    newline(depth);
+    *out += '}';
+    return;
+  }
+}
+
+} // namespace
+
+std::string writeJson(const JsonValue &v) {
+  std::string out;
+  writeValue(v, 0, &out);
+  out += '\n';
+  return out;
+}
+
 } // namespace flashmlir::rt

@@ -362,15 +362,24 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
   std::vector<std::pair<bool, bool>> masks = maskCandidates(p);
   for (const std::string &target : targets) {
     for (const auto &mask : masks) {
+      // Autotune candidates share a config: the selected one wins, else the
+      // default (rank 1, like a kernel of no group); other candidates only
+      // run when selected.
+      int best = -1, bestRank = 0;
       for (size_t i = 0; i < m.kernels.size(); ++i) {
         const KernelDesc &k = m.kernels[i];
         const KernelConfig &c = k.config;
         if (k.kind == kind && c.dtype == p.dtype && c.headDim == p.D &&
             c.headDimV == p.Dv && c.softcap == p.softcap &&
             c.causal == mask.first && c.window == mask.second &&
-            c.target == target)
-          return static_cast<int>(i);
+            c.target == target) {
+          int rank = k.selected ? 2 : k.group.empty() || k.isDefault ? 1 : 0;
+          if (best < 0 || rank > bestRank)
+            best = static_cast<int>(i), bestRank = rank;
+        }
       }
+      if (best >= 0)
+        return best;
     }
   }
 

@@ -12,11 +12,17 @@
 //       (or "masked" instead of "causal" + "window": masked = a kernel that
 //       reads window_left/right, the same as causal = false, window = true)
 //       "block": [x,y,z], "dynamic_smem", "grid": [{"dim","div"}...],
-//       "args": [{"name","kind"}...], "resources": {...} } ] }
+//       "args": [{"name","kind"}...], "resources": {...},
+//       (autotune candidates, fa-compile --autotune:) "candidate_group",
+//       "variant": {knob: value...}, "default", "selected" } ],
+//     "autotune": { GROUP: { "device", "date", "selected", "candidates":
+//       { KERNEL: {"median_ms", "ok", ...} }, ... } } }   (written by fa-tune)
 //
 // Every problem is reported with the kernel (name and index) and the field.
 // Unknown fields are ignored (forward compatibility); "resources" is
-// informational.
+// informational. Kernels with the same kind and config must be candidates
+// of one group, which has exactly one default and at most one selected
+// kernel.
 //
 //===----------------------------------------------------------------------===//
 
@@ -259,6 +265,45 @@ bool parseConfig(const JsonValue &v, const std::string &where,
   return true;
 }
 
+/// The autotune fields of a kernel (all absent on ordinary kernels).
+bool parseCandidate(const JsonValue &kv, FieldReader &r, KernelDesc *k) {
+  static const char *const fields[] = {"candidate_group", "variant", "default",
+                                       "selected"};
+  if (!kv.get("candidate_group")) {
+    for (const char *f : fields)
+      if (kv.get(f))
+        return r.fail(std::string("field '") + f +
+                      "' belongs to an autotune candidate, which needs a "
+                      "'candidate_group'");
+    return true;
+  }
+  if (!r.str("candidate_group", &k->group))
+    return false;
+  const JsonValue *variant = r.field("variant", JsonValue::Kind::Object);
+  if (!variant)
+    return false;
+  if (variant->object.empty())
+    return r.fail("field 'variant' must name at least one knob");
+  for (const auto &[key, value] : variant->object) {
+    std::string text;
+    if (value.kind == JsonValue::Kind::Number && value.isInt)
+      text = std::to_string(value.integer);
+    else if (value.kind == JsonValue::Kind::Bool)
+      text = value.boolean ? "true" : "false";
+    else if (value.kind == JsonValue::Kind::String && !value.string.empty())
+      text = value.string;
+    else
+      return r.fail("variant knob '" + key +
+                    "' must be an integer, a boolean or a non-empty string");
+    k->variant += (k->variant.empty() ? "" : " ") + key + "=" + text;
+  }
+  if (kv.get("default") && !r.boolean("default", &k->isDefault))
+    return false;
+  if (kv.get("selected") && !r.boolean("selected", &k->selected))
+    return false;
+  return true;
+}
+
 bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
                  bool checkFiles, KernelDesc *k, std::string *err) {
   std::string where = "kernels[" + std::to_string(index) + "]";
@@ -375,12 +420,135 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
     k->args.push_back(arg);
   }
 
+  if (!parseCandidate(kv, r, k))
+    return false;
+
   if (checkFiles) {
     std::string path = joinPath(dir, k->file);
     std::FILE *f = std::fopen(path.c_str(), "rb");
     if (!f)
       return r.fail("file '" + k->file + "' not found (" + path + ")");
     std::fclose(f);
+  }
+  return true;
+}
+
+/// Group-level rules: exactly one default, at most one selected, distinct
+/// variants.
+bool checkGroups(const Manifest &m, const std::string &name,
+                 std::string *err) {
+  std::map<std::string, std::vector<const KernelDesc *>> groups;
+  for (const KernelDesc &k : m.kernels)
+    if (!k.group.empty())
+      groups[k.group].push_back(&k);
+  for (const auto &[group, members] : groups) {
+    std::string where = name + ": candidate group '" + group + "'";
+    std::vector<std::string> defaults, selected;
+    std::map<std::string, std::string> variants;
+    for (const KernelDesc *k : members) {
+      if (k->isDefault)
+        defaults.push_back("'" + k->name + "'");
+      if (k->selected)
+        selected.push_back("'" + k->name + "'");
+      auto [it, fresh] = variants.emplace(k->variant, k->name);
+      if (!fresh) {
+        *err = where + ": kernels '" + it->second + "' and '" + k->name +
+               "' have the same variant (" + k->variant + ")";
+        return false;
+      }
+    }
+    auto list = [](const std::vector<std::string> &v) {
+      std::string s;
+      for (const std::string &x : v)
+        s += (s.empty() ? "" : ", ") + x;
+      return s;
+    };
+    if (defaults.size() != 1) {
+      *err = where + (defaults.empty()
+                          ? std::string(" has no default kernel (one member "
+                                        "needs \"default\": true)")
+                          : " has " + std::to_string(defaults.size()) +
+                                " default kernels (" + list(defaults) +
+                                "); exactly one is allowed");
+      return false;
+    }
+    if (selected.size() > 1) {
+      *err = where + " has " + std::to_string(selected.size()) +
+             " selected kernels (" + list(selected) + "); at most one is allowed";
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The top-level "autotune" records (fa-tune): one per tuned group.
+bool checkAutotune(const JsonValue &root, const Manifest &m,
+                   const std::string &name, std::string *err) {
+  const JsonValue *a = root.get("autotune");
+  if (!a)
+    return true;
+  if (a->kind != JsonValue::Kind::Object) {
+    *err = name + ": field 'autotune' must be an object, not a " +
+           jsonKindName(a->kind);
+    return false;
+  }
+  for (const auto &[group, rec] : a->object) {
+    std::string where = name + ": autotune record '" + group + "'";
+    std::map<std::string, const KernelDesc *> members;
+    for (const KernelDesc &k : m.kernels)
+      if (k.group == group)
+        members[k.name] = &k;
+    if (members.empty()) {
+      *err = where + ": the bundle has no candidate group of that name";
+      return false;
+    }
+    if (rec.kind != JsonValue::Kind::Object) {
+      *err = where + ": must be an object";
+      return false;
+    }
+    std::string ferr, device, date, selected;
+    FieldReader r(rec, where, &ferr);
+    const JsonValue *cands = nullptr;
+    if (!r.str("device", &device) || !r.str("date", &date) ||
+        !r.str("selected", &selected) ||
+        !(cands = r.field("candidates", JsonValue::Kind::Object))) {
+      *err = ferr;
+      return false;
+    }
+    auto sel = members.find(selected);
+    if (sel == members.end()) {
+      *err = where + ": selected kernel '" + selected +
+             "' is not a candidate of the group";
+      return false;
+    }
+    if (!sel->second->selected) {
+      *err = where + ": names '" + selected +
+             "' as selected, but that kernel is not marked \"selected\": true";
+      return false;
+    }
+    for (const auto &[kernel, c] : cands->object) {
+      std::string cw = where + ", candidate '" + kernel + "'";
+      if (!members.count(kernel)) {
+        *err = cw + ": not a kernel of the group";
+        return false;
+      }
+      if (c.kind != JsonValue::Kind::Object) {
+        *err = cw + ": must be an object";
+        return false;
+      }
+      FieldReader cr(c, cw, &ferr);
+      bool ok = false;
+      if (!cr.boolean("ok", &ok)) {
+        *err = ferr;
+        return false;
+      }
+      const JsonValue *ms = c.get("median_ms");
+      if (ms && ms->kind != JsonValue::Kind::Null &&
+          (ms->kind != JsonValue::Kind::Number || ms->number < 0)) {
+        *err = cw + ": field 'median_ms' must be a number >= 0 or null";
+        return false;
+      }
+    }
   }
   return true;
 }
@@ -434,6 +602,7 @@ bool parseManifest(const std::string &text, const std::string &dir,
   using Key = std::tuple<int, int, int64_t, int64_t, bool, bool, bool,
                          std::string>;
   std::map<Key, size_t> keys;
+  std::map<std::string, std::pair<Key, size_t>> groupKeys;
   for (size_t i = 0; i < kernels->array.size(); ++i) {
     KernelDesc k;
     std::string kerr;
@@ -451,13 +620,29 @@ bool parseManifest(const std::string &text, const std::string &dir,
     Key key{static_cast<int>(k.kind), static_cast<int>(c.dtype), c.headDim,
             c.headDimV, c.causal, c.window, c.softcap, c.target};
     auto [kit, kfresh] = keys.emplace(key, i);
-    if (!kfresh) {
-      *err = name + ": kernels '" + m.kernels[kit->second].name + "' and '" +
-             k.name + "' have the same kind, config and target";
+    const KernelDesc &first = kfresh ? k : m.kernels[kit->second];
+    if (!kfresh && (k.group.empty() || k.group != first.group)) {
+      *err = name + ": kernels '" + first.name + "' and '" + k.name +
+             "' have the same kind, config and target" +
+             (k.group.empty() && first.group.empty()
+                  ? ""
+                  : " but are not candidates of one group");
       return false;
+    }
+    // Every candidate of a group serves the same calls.
+    if (!k.group.empty()) {
+      auto [git, gfresh] = groupKeys.emplace(k.group, std::make_pair(key, i));
+      if (!gfresh && git->second.first != key) {
+        *err = name + ": candidate group '" + k.group + "': kernels '" +
+               m.kernels[git->second.second].name + "' and '" + k.name +
+               "' differ in kind, config or target";
+        return false;
+      }
     }
     m.kernels.push_back(std::move(k));
   }
+  if (!checkGroups(m, name, err) || !checkAutotune(root, m, name, err))
+    return false;
   *out = std::move(m);
   return true;
 }

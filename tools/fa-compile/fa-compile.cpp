@@ -6,10 +6,12 @@
 //            [--head-dim 64,128] [--head-dim-v N] [--masked 0|1|both]
 //            [--softcap 0|1|both] [--tensor-cores 0|1] [--mma-async-copy 0|1]
 //            [--mma-warps 4|8] [--mma-warp-rows 16|32]
-//            [--mma-block-n 32|64] [--ptxas PATH] [-v]
+//            [--mma-block-n 32|64] [--autotune] [--ptxas PATH] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
-// writes a bundle: one PTX file per kernel and manifest.json.
+// writes a bundle: one PTX file per kernel and manifest.json. --autotune
+// adds the forward tile candidates that fa-tune times on the GPU
+// (docs/tensor-cores.md, "Autotune").
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,7 +36,14 @@ static int usage(const std::string &msg) {
          "[--dtype f16,bf16,f32] [--head-dim 64,128] [--head-dim-v N] "
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
          "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
-         "[--mma-block-n 32|64] [--ptxas PATH] [-v]\n";
+         "[--mma-block-n 32|64] [--autotune] [--ptxas PATH] [-v]\n"
+         "  --autotune  also write, for every tensor-core forward config, the\n"
+         "              tile candidates (4|8 warps x 32 rows x 64|32 keys, and\n"
+         "              the other copy mode) as one candidate group whose\n"
+         "              default is the tile model's kernel; with --ptxas,\n"
+         "              candidates that spill more than the default are left\n"
+         "              out. fa-tune BUNDLE times them on the GPU and marks\n"
+         "              the winners in manifest.json.\n";
   return 2;
 }
 
@@ -65,6 +74,7 @@ int main(int argc, char **argv) {
   std::vector<bool> masked = {false, true}, softcap = {false};
   bool tensorCores = true, mmaAsyncCopy = true;
   int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
+  std::string knobFlag; // the last --mma-* flag given (--autotune sets them)
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -74,8 +84,12 @@ int main(int argc, char **argv) {
       return true;
     };
     std::string v;
+    if (a.starts_with("--mma-"))
+      knobFlag = a.str();
     if (a == "--default") {
       useDefault = true;
+    } else if (a == "--autotune") {
+      options.autotune = true;
     } else if (a == "-v") {
       options.verbose = true;
     } else if (a == "--out") {
@@ -142,6 +156,12 @@ int main(int argc, char **argv) {
   }
   if (options.outDir.empty())
     return usage("--out DIR is required");
+  if (options.autotune && !knobFlag.empty())
+    return usage("--autotune chooses the tile knobs itself; it cannot be "
+                 "combined with " + knobFlag);
+  if (options.autotune && !tensorCores)
+    return usage("--autotune tunes the tensor-core forward kernel; it cannot "
+                 "be combined with --tensor-cores 0");
 
   std::vector<BundleConfig> configs;
   if (useDefault) {
@@ -159,11 +179,12 @@ int main(int argc, char **argv) {
     c.mmaWarps = mmaWarps, c.mmaWarpRows = mmaWarpRows,
     c.mmaBlockN = mmaBlockN;
   std::string error;
-  if (!writeBundle(configs, options, error)) {
+  int64_t kernels = 0;
+  if (!writeBundle(configs, options, error, &kernels)) {
     llvm::errs() << "fa-compile: " << error << "\n";
     return 1;
   }
-  llvm::outs() << "fa-compile: wrote " << configs.size() * 4 << " kernels to "
+  llvm::outs() << "fa-compile: wrote " << kernels << " kernels to "
                << options.outDir << "\n";
   return 0;
 }

@@ -11,13 +11,19 @@
 #                              (default .tc/NAME, built by tools/gpu/tc-bundles.sh)
 #                              checked and timed against FA2 in one process
 #   tools/gpu/h100.sh prof     backward kernels vs FA2: timing, Nsight Compute details
+#   tools/gpu/h100.sh tune     autotune: fa-tune on the carried autotune bundle
+#                              $TUNE_BUNDLE (default .tune, built here with
+#                              fa-compile --autotune; extra fa-tune flags in
+#                              $TUNE_ARGS), the tuned manifest.json to $OUT, then
+#                              the forward check on the tuned bundle (TUNE_BENCH=1:
+#                              also timed against the untuned one and FA2)
 #   tools/gpu/h100.sh all
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
 BUNDLE=${BUNDLE:-build/bundle}
 export PYTHONUNBUFFERED=1
-[ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
+[ "${1:-all}" = tune ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 
 cmake -S . -B build-rt -G Ninja -DFLASHMLIR_ENABLE_COMPILER=OFF -DCMAKE_BUILD_TYPE=Release > "$OUT/cmake.log" 2>&1 &&
@@ -104,12 +110,35 @@ prof() {
   fi
 }
 
+tune() {
+  local tb=${TUNE_BUNDLE:-.tune} ub=""
+  step "autotune: fa-tune $tb ${TUNE_ARGS:-}"
+  [ -f "$tb/manifest.json" ] || { echo "h100.sh: no autotune bundle at $tb (build/bin/fa-compile --autotune --out $tb ...; carry $tb)"; status=2; return; }
+  build-rt/bin/fa-tune "$tb" ${TUNE_ARGS:-} > "$OUT/tune.log" 2>&1; rc=$?
+  cat "$OUT/tune.log"
+  status=$((status|rc))
+  cp "$tb/manifest.json" "$OUT/manifest.json"
+  [ -f "$tb/manifest.untuned.json" ] && cp "$tb/manifest.untuned.json" "$OUT/manifest.untuned.json"
+  [ "$rc" = 0 ] || return
+  step "forward check of the tuned bundle (float64 PyTorch reference)"
+  local args=("tuned=$tb")
+  if [ "${TUNE_BENCH:-0}" = 1 ] && [ -f "$tb/manifest.untuned.json" ]; then
+    # The same bundle untuned, side by side (PTX files shared through links).
+    ub=$(mktemp -d) && ln -s "$(cd "$tb" && pwd)"/*.ptx "$ub/" && cp "$tb/manifest.untuned.json" "$ub/manifest.json"
+    args+=("untuned=$ub" --bench ${TC_LENS:+--lens $TC_LENS})
+  fi
+  python3 test/GPU/attn-mma-check.py "${args[@]}" > "$OUT/tune-check.log" 2>&1; rc=$?
+  grep -E "^FAIL" "$OUT/tune-check.log" | head -20; grep -E "^(CHECK|BENCH|SUMMARY|fwd check|Traceback)" "$OUT/tune-check.log"; status=$((status|rc))
+  [ -z "$ub" ] || rm -rf "$ub"
+}
+
 case "${1:-all}" in
   check) check ;;
   python) python_pkg ;;
   bench) bench ;;
   tc) tc ;;
   prof) prof ;;
+  tune) tune ;;
   all) check; python_pkg; bench ;;
 esac
 echo "h100.sh: status $status"

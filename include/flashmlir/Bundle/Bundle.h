@@ -51,12 +51,32 @@ struct BundleOptions {
   /// in the manifest.
   std::string ptxas;
   bool verbose = false;
+  /// An autotune bundle (fa-compile --autotune): each configuration with a
+  /// tensor-core forward kernel also gets the autotuneCandidates as
+  /// kernels of their own in one candidate group, the tile model's kernel
+  /// its default; with `ptxas`, candidates that spill more than the default
+  /// are left out. fa-tune (tools/fa-tune) times them on the GPU.
+  bool autotune = false;
 };
+
+/// One tile setting of the tensor-core forward kernel (the --mma-* knobs).
+struct MmaVariant {
+  int64_t warps = 4, warpRows = 32, blockN = 64;
+  bool asyncCopy = true;
+};
+
+/// The candidates of an autotune bundle besides the tile model's choice
+/// `model` (docs/tensor-cores.md, "Autotune"): 4 or 8 warps x 32 rows per
+/// warp x 64 or 32 keys per tile with cp.async, then `model`'s tile with the
+/// other copy mode; `model` itself is left out.
+std::vector<MmaVariant> autotuneCandidates(const MmaVariant &model);
 
 /// Compiles every configuration and writes the bundle. Returns false with a
 /// message in `error` on failure.
+/// *kernelsWritten (optional) is the number of kernels in the manifest.
 bool writeBundle(const std::vector<BundleConfig> &configs,
-                 const BundleOptions &options, std::string &error);
+                 const BundleOptions &options, std::string &error,
+                 int64_t *kernelsWritten = nullptr);
 
 /// Compiles one kernel (kind: fwd, bwd_pre, bwd_main, bwd_post) to PTX.
 bool compileKernelPtx(const BundleConfig &config, const std::string &kind,
