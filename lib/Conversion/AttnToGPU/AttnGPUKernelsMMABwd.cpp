@@ -529,7 +529,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           stv.setAlignment(4);
         }
     };
-    storeT(dss, dsA);
+    if (CS > 1 || !s.deterministic) // (deterministic: dQ is attn_bwd_dq's)
+      storeT(dss, dsA);
     if (CS > 1) {
       storeT(pss, pA);
       // The pair's other half of P^T / dS^T (all 64 queries are needed for
@@ -573,7 +574,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     };
     accumulate(dv, VW, dos, pA);
     accumulate(dk, KW, qs, dsA);
-    if (CS == 1)
+    if (CS == 1 && !s.deterministic)
       gpu::BarrierOp::create(b);
 
     // ---- dQ (rows 16 qw.. of the tile, columns qc * QW..) = dS K over the
@@ -582,7 +583,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     // a0, (keys +0, queries +8) a1, (keys +8, queries +0) a2, (+8, +8) a3.
     // B[k = key][n = d] = K[key][d] stored [k][n] -> .trans as for dV.
     SmallVector<SmallVector<Value>> dsQ;
-    for (int64_t kk = 0; kk < NK; ++kk) {
+    for (int64_t kk = 0; kk < NK && !s.deterministic; ++kk) {
       Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l16, cg.idx(8))));
       Value col = cg.add(cg.mul(ln.qw, cg.idx(16)), cg.mul(l8b, cg.idx(8)));
       dsQ.push_back(k.ldmatrix(dss, row, col, true));
@@ -596,7 +597,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       dqBase[r] = cg.add(cg.mul(cg.add(cur.rowBase, qRow[r]), cg.idx(D)),
                          dqCol);
     }
-    for (int64_t pn = 0; pn < QW / 16; ++pn) {
+    for (int64_t pn = 0; pn < QW / 16 && !s.deterministic; ++pn) {
       SmallVector<SmallVector<Value>> acc(2,
                                           SmallVector<Value>(4, cg.f32(0.0)));
       for (int64_t kk = 0; kk < NK; ++kk) {
