@@ -972,23 +972,33 @@ static void buildDqBody(KernelGen &k) {
     stageT("v", vt, Dv);
     k.barrier();
 
+    // rows[i] . tile[:, lane] for the R rows at once: each K^T / V^T
+    // element is loaded once (and only R sums are live).
+    auto dotRows = [&](Value rows, Value tile, int64_t width) {
+      auto loop = scf::ForOp::create(b, c0, cg.idx(width), c1,
+                                     SmallVector<Value>(R, cg.f32(0.0)));
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value d = loop.getInductionVar();
+      Value x = cg.load(tile, {d, lane});
+      SmallVector<Value> out;
+      for (int64_t i = 0; i < R; ++i)
+        out.push_back(
+            cg.fadd(loop.getRegionIterArgs()[i],
+                    cg.fmul(cg.load(rows, {rowOf[i], d}), x)));
+      scf::YieldOp::create(b, out);
+      return SmallVector<Value>(loop.getResults());
+    };
     Value kj = cg.add(k0, lane);
+    SmallVector<Value> qk = dotRows(qs, kt, D), dp = dotRows(dos, vt, Dv);
     SmallVector<Value> ds(R);
     for (int64_t i = 0; i < R; ++i) {
       Value qi = cg.add(q0, rowOf[i]);
-      Value qk = cg.reduce(c0, cg.idx(D), cg.f32(0.0), [&](Value d, Value a) {
-        return cg.fadd(a, cg.fmul(cg.load(qs, {rowOf[i], d}),
-                                  cg.load(kt, {d, lane})));
-      });
       Value th;
-      Value s2 = gpuScore(k, qk, &th);
+      Value s2 = gpuScore(k, qk[i], &th);
       Value p = cg.select(gpuVisible(k, qi, kj, off, nk),
                           cg.exp2(cg.fsub(s2, lse2[i])), cg.f32(0.0));
-      Value dp = cg.reduce(c0, cg.idx(Dv), cg.f32(0.0), [&](Value d, Value a) {
-        return cg.fadd(a, cg.fmul(cg.load(dos, {rowOf[i], d}),
-                                  cg.load(vt, {d, lane})));
-      });
-      ds[i] = cg.fmul(p, cg.fsub(dp, dr[i]));
+      ds[i] = cg.fmul(p, cg.fsub(dp[i], dr[i]));
       if (s.softcap)
         ds[i] = cg.fmul(ds[i], th);
     }
