@@ -93,6 +93,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.mmaWarps = c.mmaWarps;
   spec.mmaWarpRows = c.mmaWarpRows;
   spec.mmaBlockN = c.mmaBlockN;
+  spec.deterministic = c.deterministic;
   int sm = 0;
   if (llvm::StringRef(c.target).starts_with("sm_"))
     llvm::StringRef(c.target).substr(3, 2).getAsInteger(10, sm);
@@ -361,6 +362,11 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
           {"args", std::move(args)},
           {"resources", std::move(resources)},
       });
+      // Deterministic backward: recorded only when on, on every kernel of
+      // the configuration (bwd_pre / bwd_main / bwd_post all differ).
+      if (c.deterministic)
+        kernels.back().getAsObject()->getObject("config")->try_emplace(
+            "deterministic", true);
       // Tensor-core variant: recorded only when on (default manifests unchanged).
       if (attn::usesTensorCores(kindOf(kind), specOf(ctx, c))) {
         llvm::json::Object *config =

@@ -80,6 +80,7 @@ void flashmlir::buildAttnGpuPipeline(OpPassManager &pm,
                                      const GpuPipelineOptions &options) {
   attn::ConvertAttnToGPUPassOptions convert;
   convert.tensorCores = options.tensorCores;
+  convert.deterministic = options.deterministic;
   pm.addPass(attn::createConvertAttnToGPUPass(convert));
   buildGpuModulesToBinary(pm, options);
 }

@@ -485,8 +485,12 @@ fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
   bool zeroDqAcc =
       needDqAcc && !kernelTakes(rt->manifest.kernels[stages[0].kernel],
                                 "dqacc_ws");
-  if (needWorkspace && ws.totalBytes > 0) {
-    FA_TRY(ensureWorkspace(rt, cs, ws.totalBytes));
+  // Without a kernel that takes dqacc_ws (a deterministic bundle: its
+  // bwd_post kernel computes dq itself) only dr_ws is allocated.
+  size_t wsBytes = needDqAcc ? ws.totalBytes
+                             : static_cast<size_t>(ws.drElems) * 4;
+  if (needWorkspace && wsBytes > 0) {
+    FA_TRY(ensureWorkspace(rt, cs, wsBytes));
     addWorkspaceArgs(&p, cs->workspace);
   } else {
     addWorkspaceArgs(&p, 0);

@@ -54,7 +54,10 @@ func.func @fwd(%q: memref<2x8x?x64xbf16>, %k: memref<2x2x?x64xbf16>, %v: memref<
 // CHECK: gpu.dealloc  %[[DQ]]
 // CHECK: gpu.func @attn_bwd_pre
 // CHECK: gpu.func @attn_bwd_main
-// CHECK:   math.copysign
+// softcap's tanh: |x| and copysign on the f32 bits (no libdevice).
+// CHECK:   arith.andi %{{.*}}, %c2147483647_i32 : i32
+// CHECK:   arith.andi %{{.*}}, %c-2147483648_i32 : i32
+// CHECK:   arith.ori %{{.*}} : i32
 // dQ goes to the f32 accumulator with atomics.
 // CHECK:   memref.atomic_rmw addf
 // CHECK: gpu.func @attn_bwd_post

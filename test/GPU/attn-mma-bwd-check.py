@@ -13,6 +13,12 @@ path's); gradients those of tools/gpu/check_gpu.py: f16 4e-3, bf16 3.2e-2.
 One PASS/FAIL line per case, then "bwd check: X passed, Y failed"; exit 1 on
 a failure.
 
+A deterministic bundle (`fa-compile --deterministic 1`: the manifest's
+kernel configs say "deterministic": true) is also checked for bit
+reproducibility: every case runs the backward a second time on the same
+inputs (outputs poisoned again) and dQ, dK and dV must be bit-identical to
+the first run ("bits=same"; any difference fails the case).
+
 With --bench: fwd+bwd TFLOP/s (3.5 x 4*B*H*N^2*d FLOPs, halved when causal)
 of the bundle (rt.forward + rt.backward) and of SDPA's flash backend
 (FlashAttention-2, autograd), bf16/f16, d 64/128, N 1k/4k/16k with B*N = 16k
@@ -102,7 +108,12 @@ def cases(dtypes=("f16", "bf16"), dims=(64, 128)):
     return out
 
 
-def run_case(rt, c, seed):
+def bits(t):
+    """The raw bits of a float tensor (NaN-safe comparison)."""
+    return t.view({2: torch.int16, 4: torch.int32}[t.element_size()])
+
+
+def run_case(rt, c, seed, deterministic=False):
     dt = DT[c["dtype"]]
     B, Hq, Hkv, Nq, Nk, D = (c[k] for k in ("B", "Hq", "Hkv", "Nq", "Nk", "D"))
     g = torch.Generator(device="cuda").manual_seed(seed)
@@ -119,13 +130,25 @@ def run_case(rt, c, seed):
     o, lse = rt.forward(q, k, v, **kw, out=nan(do),
                         lse=torch.full((B, Hq, Nq), math.nan, device="cuda"))
     dq, dk, dv = rt.backward(q, k, v, o, lse, do, **kw, dq=nan(q), dk=nan(k), dv=nan(v))
+    same = True
+    if deterministic:
+        again = rt.backward(q, k, v, o, lse, do, **kw, dq=nan(q), dk=nan(k), dv=nan(v))
+        torch.cuda.synchronize()
+        same = all(torch.equal(bits(x), bits(y)) for x, y in zip((dq, dk, dv), again))
     torch.cuda.synchronize()
     ro, rl, rdq, rdk, rdv = reference(q, k, v, do, kw["causal"], kw["window"], scale)
     e = dict(o=relerr(o, ro), lse=relerr(lse, rl), dq=relerr(dq, rdq), dk=relerr(dk, rdk),
              dv=relerr(dv, rdv))
     tf, tg = THRESH[dt]
     ok = e["o"] <= tf and e["lse"] <= tf and all(e[x] <= tg for x in ("dq", "dk", "dv"))
-    return ok, e
+    return ok and same, e, same
+
+
+def is_deterministic(bundle):
+    """True for a bundle written with fa-compile --deterministic 1."""
+    m = json.load(open(os.path.join(bundle, "manifest.json")))
+    return any(k["config"].get("deterministic", False) for k in m["kernels"]
+               if k["kind"] == "bwd_post")
 
 
 def bwd_variants(bundle):
@@ -202,6 +225,9 @@ def main():
     print("bwd_main tensor-core variants:",
           sorted(f"{dt}/d{d}{'/masked' if m else ''}" for (dt, d, m), tc in variants.items() if tc),
           flush=True)
+    det = is_deterministic(args[0])
+    print("deterministic bundle:", det, "(dQ/dK/dV compared bit for bit over two runs)" if det else "",
+          flush=True)
     rt = Runtime(args[0])
     passed = failed = 0
     for i, c in enumerate(cases(dtypes, dims)):
@@ -209,8 +235,10 @@ def main():
         masked = bool(c.get("causal") or c.get("window"))
         tc = variants.get((c["dtype"], c["D"], masked))
         try:
-            ok, e = run_case(rt, c, 3000 + i)
+            ok, e, same = run_case(rt, c, 3000 + i, det)
             msg = " ".join(f"{k}={v:.2e}" for k, v in e.items())
+            if det:
+                msg += " bits=" + ("same" if same else "DIFFER")
         except Exception as ex:  # a runtime error is a failure, reported
             ok, msg = False, f"error: {ex}"
         passed += ok

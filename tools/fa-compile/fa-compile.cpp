@@ -6,7 +6,8 @@
 //            [--head-dim 64,128] [--head-dim-v N] [--masked 0|1|both]
 //            [--softcap 0|1|both] [--tensor-cores 0|1] [--mma-async-copy 0|1]
 //            [--mma-warps 4|8] [--mma-warp-rows 16|32]
-//            [--mma-block-n 32|64] [--autotune] [--ptxas PATH] [-v]
+//            [--mma-block-n 32|64] [--deterministic 0|1] [--autotune]
+//            [--ptxas PATH] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
 // writes a bundle: one PTX file per kernel and manifest.json. --autotune
@@ -36,7 +37,9 @@ static int usage(const std::string &msg) {
          "[--dtype f16,bf16,f32] [--head-dim 64,128] [--head-dim-v N] "
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
          "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
-         "[--mma-block-n 32|64] [--autotune] [--ptxas PATH] [-v]\n"
+         "[--mma-block-n 32|64] [--deterministic 0|1] [--autotune] [--ptxas PATH] [-v]\n"
+         "  --deterministic 1: bit-reproducible dQ (query-parallel dQ kernel\n"
+         "              instead of f32 atomics in the backward)\n"
          "  --autotune  also write, for every tensor-core forward config, the\n"
          "              tile candidates (4|8 warps x 32 rows x 64|32 keys, and\n"
          "              the other copy mode) as one candidate group whose\n"
@@ -75,6 +78,7 @@ int main(int argc, char **argv) {
   bool tensorCores = true, mmaAsyncCopy = true;
   int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
   std::string knobFlag; // the last --mma-* flag given (--autotune sets them)
+  bool deterministic = false;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -148,6 +152,11 @@ int main(int argc, char **argv) {
       if (!value(v) || (v != "32" && v != "64"))
         return usage("--mma-block-n expects 32 or 64");
       mmaBlockN = v == "32" ? 32 : 64;
+    } else if (a == "--deterministic") {
+      std::vector<bool> det;
+      if (!value(v) || !parseBools(v, det) || det.size() != 1)
+        return usage("--deterministic expects 0 or 1");
+      deterministic = det[0];
     } else if (a == "--help" || a == "-h") {
       return usage("");
     } else {
@@ -177,7 +186,7 @@ int main(int argc, char **argv) {
   for (BundleConfig &c : configs)
     c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy,
     c.mmaWarps = mmaWarps, c.mmaWarpRows = mmaWarpRows,
-    c.mmaBlockN = mmaBlockN;
+    c.mmaBlockN = mmaBlockN, c.deterministic = deterministic;
   std::string error;
   int64_t kernels = 0;
   if (!writeBundle(configs, options, error, &kernels)) {

@@ -8,6 +8,11 @@ runtime/bench/fa_torch.py) on fresh random inputs, with outputs poisoned
 f32 1e-5 (gradients 2e-5), f16 2e-3 (4e-3), bf16 1.6e-2 (3.2e-2).
 The matrix covers the CPU issue's shape classes plus lengths up to 16k.
 
+BUNDLE may be a deterministic bundle (`fa-compile --default --deterministic
+1`; its manifest says "deterministic": true): then every case also runs the
+backward a second time on the same inputs and dQ, dK, dV must be
+bit-identical ("bits=same"), or the case fails.
+
 usage: check_gpu.py BUNDLE [--quick] [--json OUT]
 Prints one line per configuration and "N passed, M failed".
 """
@@ -61,7 +66,18 @@ def relerr(x, ref):
     return (x - ref).norm().item() / (n if n > 0 else 1.0)
 
 
-def run_case(rt, c, seed):
+def bits(t):
+    """The raw bits of a float tensor (NaN-safe comparison)."""
+    return t.view({2: torch.int16, 4: torch.int32}[t.element_size()])
+
+
+def is_deterministic(bundle):
+    m = json.load(open(os.path.join(bundle, "manifest.json")))
+    return any(k["config"].get("deterministic", False) for k in m["kernels"]
+               if k["kind"] == "bwd_post")
+
+
+def run_case(rt, c, seed, deterministic=False):
     dt = DT[c["dtype"]]
     B, Hq, Hkv, Nq, Nk, D, Dv = (c[k] for k in ("B", "Hq", "Hkv", "Nq", "Nk", "D", "Dv"))
     g = torch.Generator(device="cuda").manual_seed(seed)
@@ -80,12 +96,19 @@ def run_case(rt, c, seed):
     o, lse = rt.forward(q, k, v, **kw, out=nan(do),
                         lse=torch.full((B, Hq, Nq), math.nan, device="cuda"))
     dq, dk, dv = rt.backward(q, k, v, o, lse, do, **kw, dq=nan(q), dk=nan(k), dv=nan(v))
+    same = True
+    if deterministic:  # the same inputs again: dQ, dK, dV bit for bit
+        again = rt.backward(q, k, v, o, lse, do, **kw, dq=nan(q), dk=nan(k), dv=nan(v))
+        torch.cuda.synchronize()
+        same = all(torch.equal(bits(x), bits(y)) for x, y in zip((dq, dk, dv), again))
     torch.cuda.synchronize()
     ro, rl, rdq, rdk, rdv = reference(q, k, v, do, kw["causal"], kw["window"], kw["softcap"], scale)
     errs = dict(fwd=relerr(o, ro), lse=relerr(lse, rl), dq=relerr(dq, rdq), dk=relerr(dk, rdk), dv=relerr(dv, rdv))
     tf, tg = THRESH[dt]
     ok = errs["fwd"] <= tf and errs["lse"] <= tf and all(errs[x] <= tg for x in ("dq", "dk", "dv"))
-    return ok, errs
+    if deterministic:
+        errs["bits_same"] = same
+    return ok and same, errs
 
 
 def matrix(quick):
@@ -132,13 +155,17 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()
+    det = is_deterministic(a.bundle)
+    if det:
+        print("deterministic bundle: dQ/dK/dV compared bit for bit over two runs", flush=True)
     rt = Runtime(a.bundle)
     rows, passed, failed = [], 0, 0
     for i, c in enumerate(matrix(a.quick)):
         t0 = time.time()
         try:
-            ok, errs = run_case(rt, c, seed=1000 + i)
-            msg = " ".join(f"{k}={v:.2e}" for k, v in errs.items())
+            ok, errs = run_case(rt, c, seed=1000 + i, deterministic=det)
+            msg = " ".join(f"{k}={v:.2e}" if k != "bits_same" else f"bits={'same' if v else 'DIFFER'}"
+                           for k, v in errs.items())
         except Exception as e:  # a runtime error is a failure, reported
             ok, errs, msg = False, {}, f"error: {e}"
         passed += ok; failed += not ok

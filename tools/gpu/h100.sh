@@ -17,7 +17,10 @@
 #                              $TUNE_ARGS), the tuned manifest.json to $OUT, then
 #                              the forward check on the tuned bundle (TUNE_BENCH=1:
 #                              also timed against the untuned one and FA2)
-#   tools/gpu/h100.sh all
+#   tools/gpu/h100.sh det      deterministic backward: DET_BUNDLE=dir (fa-compile --default
+#                              --deterministic 1) through the correctness matrix and
+#                              attn-mma-bwd-check.py --bench, dQ/dK/dV bit-identical over two runs
+#   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
@@ -132,6 +135,15 @@ tune() {
   [ -z "$ub" ] || rm -rf "$ub"
 }
 
+det() {
+  step "deterministic bundle ${DET_BUNDLE:-}: correctness matrix + bit-identical reruns, tensor-core bwd check + bench"
+  [ -f "${DET_BUNDLE:-}/manifest.json" ] || { echo "h100.sh: set DET_BUNDLE to a bundle dir (fa-compile --default --deterministic 1)"; status=2; return; }
+  python3 tools/gpu/check_gpu.py "$DET_BUNDLE" --json "$OUT/det-check_gpu.json" > "$OUT/det-check_gpu.log" 2>&1; rc=$?
+  grep -E "^FAIL" "$OUT/det-check_gpu.log" | head -20; tail -1 "$OUT/det-check_gpu.log"; status=$((status|rc))
+  python3 test/GPU/attn-mma-bwd-check.py "$DET_BUNDLE" ${DET_BENCH---bench} > "$OUT/det-bwd.log" 2>&1; rc=$?
+  grep -E "^FAIL" "$OUT/det-bwd.log" | head -20; grep -vE "^(PASS|FAIL)" "$OUT/det-bwd.log" | tail -40; status=$((status|rc))
+}
+
 case "${1:-all}" in
   check) check ;;
   python) python_pkg ;;
@@ -139,7 +151,8 @@ case "${1:-all}" in
   tc) tc ;;
   prof) prof ;;
   tune) tune ;;
-  all) check; python_pkg; bench ;;
+  det) det ;;
+  all) check; python_pkg; bench; [ -n "${DET_BUNDLE:-}" ] && det ;;
 esac
 echo "h100.sh: status $status"
 exit $status

@@ -36,6 +36,9 @@ struct BundleConfig {
   int64_t mmaWarps = 0;
   int64_t mmaWarpRows = 0;
   int64_t mmaBlockN = 0; ///< keys per tile (32 or 64); 0 = tile model
+  /// Bit-reproducible dQ (query-parallel `attn_bwd_dq` as the bwd_post
+  /// kernel, no atomics); recorded in the manifest only when on.
+  bool deterministic = false;
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks

@@ -43,6 +43,17 @@ def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
     registers (docs/tensor-cores.md). Same entries and arguments; block,
     grid divisor and shared memory differ (see the bundle manifest).
 
+    With `deterministic`, dQ is bit-reproducible run to run: `attn_bwd_main`
+    computes only dK and dV (no atomics, no f32 dQ accumulator),
+    `attn_bwd_pre` only Dr, and `attn_bwd_dq` (launched in the place of
+    `attn_bwd_post`) computes dQ query-parallel: one block per query tile
+    loops over the key tiles its rows can see, recomputes S = Q K^T, P =
+    exp2(S scale log2e - lse log2e), dP = dO V^T, dS = P (dP - Dr) (times
+    the tanh derivative with softcap) and accumulates dQ += dS K in f32
+    registers in a fixed order, then writes dq = scale dQ. Tensor cores
+    (`mma.sync`) for the configurations the tensor-core kernels support,
+    SIMT otherwise.
+
     Masks (causal, window) and softcap are compile-time switches; their
     bounds and values, the scale, all sizes and element strides are run-time
     kernel arguments. Shared memory is dynamic (the runtime raises the limit
@@ -53,6 +64,9 @@ def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
            "Use the tensor-core (mma.sync) kernels where they support the "
            "element type and head dims (off: SIMT kernels only)">,
+    Option<"deterministic", "deterministic", "bool", /*default=*/"false",
+           "Bit-reproducible dQ: a query-parallel dQ kernel instead of f32 "
+           "atomics in attn_bwd_main">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -54,6 +54,11 @@ struct GpuPipelineOptions
       llvm::cl::desc("Tensor-core (mma.sync) kernels where supported "
                      "(convert-attn-to-gpu tensor-cores)"),
       llvm::cl::init(true)};
+  Option<bool> deterministic{
+      *this, "deterministic",
+      llvm::cl::desc("Bit-reproducible dQ: query-parallel dQ kernel, no "
+                     "atomics (convert-attn-to-gpu deterministic)"),
+      llvm::cl::init(false)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("Target GPU (sm_80, sm_90, ...)"),
                            llvm::cl::init("sm_80")};

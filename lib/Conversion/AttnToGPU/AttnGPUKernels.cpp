@@ -12,6 +12,7 @@
 
 #include "AttnGPUKernelsMMA.h"
 #include "AttnGPUKernelsMMABwd.h"
+#include "AttnGPUKernelsMMADq.h"
 
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
@@ -56,8 +57,10 @@ static int64_t elementBytes(Type t) { return t.getIntOrFloatBitWidth() / 8; }
 /// kRowThreads threads covers kRowThreads / rowLanes rows.
 static int64_t rowChunks(GpuKernelKind kind, const GpuKernelSpec &s) {
   int64_t vec = 16 / elementBytes(s.elementType);
-  if (kind == GpuKernelKind::BackwardPre) // dO.O over Dv; dqacc zeroed by f32x4
-    return std::max((s.headDimV + vec - 1) / vec, (s.headDim + 3) / 4);
+  if (kind == GpuKernelKind::BackwardPre) { // dO.O over Dv; dqacc zeroed by f32x4
+    int64_t dot = (s.headDimV + vec - 1) / vec;
+    return s.deterministic ? dot : std::max(dot, (s.headDim + 3) / 4);
+  }
   return (s.headDim + vec - 1) / vec; // dqacc -> dq, `vec` elements at a time
 }
 static int64_t rowLanes(GpuKernelKind kind, const GpuKernelSpec &s) {
@@ -106,6 +109,18 @@ static SmemLayout backwardSmem(const GpuKernelSpec &s) {
   return l;
 }
 
+/// The SIMT dQ kernel (deterministic): Q and dO tiles of the block's rows,
+/// K^T and V^T tiles of 32 keys.
+static SmemLayout dqSmem(const GpuKernelSpec &s) {
+  int64_t eb = elementBytes(s.elementType);
+  SmemLayout l;
+  l.add(kFwdBlockM * s.headDim * eb);                     // Q tile
+  l.add(kFwdBlockM * s.headDimV * eb);                    // dO tile
+  l.add(s.headDim * transposedRow(s.elementType) * eb);  // K^T tile
+  l.add(s.headDimV * transposedRow(s.elementType) * eb); // V^T tile
+  return l;
+}
+
 static void addStrides(SmallVector<GpuKernelArg> &args, StringRef t,
                        bool rank3 = false) {
   args.push_back({(t + "_stride_b").str(), "i64"});
@@ -122,6 +137,8 @@ bool mlir::attn::usesTensorCores(GpuKernelKind kind,
     return mma::supportsForward(spec);
   if (kind == GpuKernelKind::BackwardMain)
     return mma::supportsBackward(spec);
+  if (kind == GpuKernelKind::BackwardPost)
+    return spec.deterministic && mma::supportsDq(spec);
   return false;
 }
 
@@ -171,7 +188,8 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.entry = "attn_bwd_pre";
     info.kind = "bwd_pre";
     for (StringRef n : {"o", "do", "dr_ws", "dqacc_ws"})
-      buf(n);
+      if (!spec.deterministic || n != "dqacc_ws")
+        buf(n);
     for (StringRef n : {"batch", "heads", "seqlen_q"})
       i64(n);
     addStrides(info.args, "o");
@@ -183,7 +201,8 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.kind = "bwd_main";
     for (StringRef n : {"q", "k", "v", "do", "lse", "dr_ws", "dqacc_ws", "dk",
                         "dv"})
-      buf(n);
+      if (!spec.deterministic || n != "dqacc_ws")
+        buf(n);
     for (StringRef n : {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k"})
       i64(n);
     for (StringRef t : {"q", "k", "v", "do", "dk", "dv"})
@@ -208,6 +227,37 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     }
     break;
   case GpuKernelKind::BackwardPost:
+    if (spec.deterministic) { // dQ itself, query-parallel
+      info.entry = "attn_bwd_dq";
+      info.kind = "bwd_post";
+      for (StringRef n : {"q", "k", "v", "do", "lse", "dr_ws", "dq"})
+        buf(n);
+      for (StringRef n :
+           {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k"})
+        i64(n);
+      for (StringRef t : {"q", "k", "v", "do", "dq"})
+        addStrides(info.args, t);
+      addStrides(info.args, "lse", /*rank3=*/true);
+      f32("scale");
+      f32("softcap");
+      i64("window_left");
+      i64("window_right");
+      info.block[0] = kFwdWarps * kWarp;
+      info.grid[0] = {"seqlen_q", kFwdBlockM};
+      info.grid[1] = {"heads", 1};
+      info.grid[2] = {"batch", 1};
+      info.dynamicSharedMemory = dqSmem(spec).total;
+      info.blockM = kFwdBlockM;
+      info.blockN = kBlockN;
+      if (usesTensorCores(kind, spec)) { // tensor-core variant
+        info.block[0] = mma::dqWarps(spec) * kWarp;
+        info.grid[0] = {"seqlen_q", mma::dqBlockM(spec)};
+        info.dynamicSharedMemory = mma::dqSharedMemory(spec);
+        info.blockM = mma::dqBlockM(spec);
+        info.blockN = mma::dqBlockN(spec);
+      }
+      break;
+    }
     info.entry = "attn_bwd_post";
     info.kind = "bwd_post";
     for (StringRef n : {"dqacc_ws", "dq"})
@@ -650,6 +700,8 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
       b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
       memref::StoreOp::create(b, acc, k.arg("dr_ws"), ValueRange{flatRow});
     }
+    if (s.deterministic) // no dQ accumulator (attn_bwd_dq computes dQ)
+      return;
     assert(s.headDim % 4 == 0 && "head dims are multiples of 8");
     auto v4 = VectorType::get({4}, f32);
     Value zeros = arith::ConstantOp::create(
@@ -837,6 +889,8 @@ static void buildBackwardMainBody(KernelGen &k) {
         Value x = cg.fmul(ds, memref::LoadOp::create(b, qRow, d));
         memref::StoreOp::create(b, cg.fadd(a, x), dkAcc, ValueRange{d, lane});
       });
+      if (s.deterministic) // dQ: attn_bwd_dq
+        return;
       memref::StoreOp::create(b, ds, dsRow, lane);
       k.barrier();
       // dQ[i, d] += scale sum_j dS_j K[j, d]; lane owns d = lane + 32c.
@@ -875,6 +929,179 @@ static void buildBackwardMainBody(KernelGen &k) {
     Value x = memref::LoadOp::create(b, dvAcc, ValueRange{d, lane});
     cg.store(x, k.arg("dv"), {k.at4("dv", bi, hk, kj, d)});
   });
+}
+
+/// Deterministic dQ (attn_bwd_dq, SIMT): the forward's geometry (4 warps x
+/// 8 query rows, key tiles of 32: lane = key). Per visible key tile and row
+/// the kernel recomputes s = q.k (softcap: c tanh(s / c) and its derivative),
+/// P = exp2(s log2e - lse log2e), dP = dO.v and dS = P (dP - Dr) exactly as
+/// the SIMT attn_bwd_main does, then adds dS K to the row's f32 accumulator
+/// (lane owns columns lane + 32c; dS_j comes from lane j through a shuffle).
+/// The order of every sum is fixed: dq is bit-reproducible.
+static void buildDqBody(KernelGen &k) {
+  ImplicitLocOpBuilder &b = k.b;
+  Codegen &cg = k.cg;
+  const GpuKernelSpec &s = k.spec;
+  const int64_t D = s.headDim, Dv = s.headDimV, R = kFwdRowsPerWarp;
+  const int64_t C = (D + kWarp - 1) / kWarp; // accumulator columns per lane
+  const int64_t tRow = transposedRow(s.elementType);
+  Type et = s.elementType;
+  const int64_t threads = kFwdWarps * kWarp;
+
+  Value qb = k.bid(gpu::Dimension::x), h = k.bid(gpu::Dimension::y),
+        bi = k.bid(gpu::Dimension::z);
+  Value tid = k.tid();
+  Value warp = cg.divs(tid, cg.idx(kWarp));
+  Value lane = arith::RemSIOp::create(b, tid, cg.idx(kWarp));
+  Value nq = k.arg("seqlen_q"), nk = k.arg("seqlen_k");
+  Value group = cg.divs(k.arg("heads"), k.arg("kv_heads"));
+  Value hk = cg.divs(h, group);
+  Value off = cg.sub(nk, nq);
+  Value c0 = cg.idx(0), c1 = cg.idx(1), bn = cg.idx(kBlockN);
+  Value q0 = cg.mul(qb, cg.idx(kFwdBlockM));
+  Value qLast = cg.sub(cg.min(cg.add(q0, cg.idx(kFwdBlockM)), nq), c1);
+  Value scale = k.arg("scale");
+
+  SmemLayout layout = dqSmem(s);
+  Value qs = k.smem(layout.offsets[0], {kFwdBlockM, D}, et);
+  Value dos = k.smem(layout.offsets[1], {kFwdBlockM, Dv}, et);
+  Value kt = k.smem(layout.offsets[2], {D, tRow}, et);
+  Value vt = k.smem(layout.offsets[3], {Dv, tRow}, et);
+
+  // Q and dO rows of the block (rows >= Nq: clamped copies, never stored).
+  auto stageRows = [&](StringRef t, Value dst, int64_t width) {
+    k.loadTile(t, bi, h, q0, nq, kFwdBlockM, width, threads,
+               [&](Value r, Value c, Value vec) {
+                 vector::StoreOp::create(b, vec, dst, ValueRange{r, c})
+                     .setAlignment(16);
+               });
+  };
+  stageRows("q", qs, D);
+  stageRows("do", dos, Dv);
+
+  // Per row of this warp: lse log2e and Dr (clamped row: always valid).
+  SmallVector<Value> rowOf(R), lse2(R), dr(R);
+  Value rowBase = cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq);
+  for (int64_t i = 0; i < R; ++i) {
+    rowOf[i] = cg.add(cg.mul(warp, cg.idx(R)), cg.idx(i));
+    Value qi = cg.min(cg.add(q0, rowOf[i]), cg.sub(nq, c1));
+    lse2[i] = cg.fmul(
+        memref::LoadOp::create(b, k.arg("lse"), ValueRange{k.atLse(bi, h, qi)}),
+        cg.f32(kLog2e));
+    dr[i] = memref::LoadOp::create(b, k.arg("dr_ws"),
+                                   ValueRange{cg.add(rowBase, qi)});
+  }
+
+  // The key blocks any row of this query block can see (as the forward).
+  Value kLo = c0, kHi = nk;
+  if (s.masked)
+    std::tie(kLo, kHi) = cg.visibleKeys(q0, qLast, off, nk,
+                                        k.arg("window_left"),
+                                        k.arg("window_right"));
+  Value kbLo = cg.divs(kLo, bn);
+  Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
+
+  SmallVector<Value> init(R * C, cg.f32(0.0));
+  auto kLoop = scf::ForOp::create(b, kbLo, kbHi, c1, init);
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(kLoop.getBody());
+    Value k0 = cg.mul(kLoop.getInductionVar(), bn);
+    ValueRange acc = kLoop.getRegionIterArgs();
+
+    // K^T and V^T tiles (padded rows: lane = key reads conflict-free); the
+    // barrier before protects the tiles the previous iteration still reads.
+    auto stageT = [&](StringRef t, Value dst, int64_t width) {
+      k.loadTile(t, bi, hk, k0, nk, kBlockN, width, threads,
+                 [&](Value r, Value c, Value vec) {
+                   for (int64_t e = 0; e < k.vecWidth(); ++e) {
+                     Value x = vector::ExtractOp::create(b, vec, e);
+                     memref::StoreOp::create(
+                         b, x, dst, ValueRange{cg.add(c, cg.idx(e)), r});
+                   }
+                 });
+    };
+    k.barrier();
+    stageT("k", kt, D);
+    stageT("v", vt, Dv);
+    k.barrier();
+
+    // rows[i] . tile[:, lane] for the R rows at once: each K^T / V^T
+    // element is loaded once (and only R sums are live).
+    auto dotRows = [&](Value rows, Value tile, int64_t width) {
+      auto loop = scf::ForOp::create(b, c0, cg.idx(width), c1,
+                                     SmallVector<Value>(R, cg.f32(0.0)));
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value d = loop.getInductionVar();
+      Value x = cg.load(tile, {d, lane});
+      SmallVector<Value> out;
+      for (int64_t i = 0; i < R; ++i)
+        out.push_back(
+            cg.fadd(loop.getRegionIterArgs()[i],
+                    cg.fmul(cg.load(rows, {rowOf[i], d}), x)));
+      scf::YieldOp::create(b, out);
+      return SmallVector<Value>(loop.getResults());
+    };
+    Value kj = cg.add(k0, lane);
+    SmallVector<Value> qk = dotRows(qs, kt, D), dp = dotRows(dos, vt, Dv);
+    SmallVector<Value> ds(R);
+    for (int64_t i = 0; i < R; ++i) {
+      Value qi = cg.add(q0, rowOf[i]);
+      Value th;
+      Value s2 = gpuScore(k, qk[i], &th);
+      Value p = cg.select(gpuVisible(k, qi, kj, off, nk),
+                          cg.exp2(cg.fsub(s2, lse2[i])), cg.f32(0.0));
+      ds[i] = cg.fmul(p, cg.fsub(dp[i], dr[i]));
+      if (s.softcap)
+        ds[i] = cg.fmul(ds[i], th);
+    }
+
+    // acc += dS K: lane owns columns lane + 32c (clamped; the extra lanes'
+    // sums are never stored), K[j, col] = K^T[col, j].
+    SmallVector<Value> cols;
+    for (int64_t c = 0; c < C; ++c)
+      cols.push_back(cg.min(cg.add(lane, cg.idx(c * kWarp)), cg.idx(D - 1)));
+    auto jLoop = scf::ForOp::create(b, c0, bn, c1, acc);
+    {
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(jLoop.getBody());
+      Value j = jLoop.getInductionVar();
+      ValueRange a = jLoop.getRegionIterArgs();
+      SmallVector<Value> kcol, out;
+      for (int64_t c = 0; c < C; ++c)
+        kcol.push_back(cg.load(kt, {cols[c], j}));
+      for (int64_t i = 0; i < R; ++i) {
+        Value dsj = k.shuffleIdx(ds[i], j);
+        for (int64_t c = 0; c < C; ++c)
+          out.push_back(cg.fadd(a[i * C + c], cg.fmul(dsj, kcol[c])));
+      }
+      scf::YieldOp::create(b, out);
+    }
+    scf::YieldOp::create(b, jLoop.getResults());
+  }
+
+  // dq = scale * acc, rows < Nq, columns < D. Rows that see no key: 0.
+  ValueRange res = kLoop.getResults();
+  for (int64_t i = 0; i < R; ++i) {
+    Value qi = cg.add(q0, rowOf[i]);
+    auto inRange = scf::IfOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, qi, nq), false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+    for (int64_t c = 0; c < C; ++c) {
+      Value col = cg.add(lane, cg.idx(c * kWarp));
+      auto colOk = scf::IfOp::create(
+          b, cg.cmp(arith::CmpIPredicate::slt, col, cg.idx(D)), false);
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPoint(colOk.thenBlock()->getTerminator());
+      Value x = cg.fmul(res[i * C + c], scale);
+      if (x.getType() != et)
+        x = arith::TruncFOp::create(b, et, x);
+      memref::StoreOp::create(b, x, k.arg("dq"),
+                              ValueRange{k.at4("dq", bi, h, qi, col)});
+    }
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -944,8 +1171,15 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
       buildForwardBody(k);
     break;
   case GpuKernelKind::BackwardPre:
-  case GpuKernelKind::BackwardPost:
     buildRowKernelBody(k, kind);
+    break;
+  case GpuKernelKind::BackwardPost:
+    if (!spec.deterministic)
+      buildRowKernelBody(k, kind);
+    else if (usesTensorCores(kind, spec))
+      mma::buildDqBody(b, func, info, spec); // tensor-core variant
+    else
+      buildDqBody(k);
     break;
   case GpuKernelKind::BackwardMain:
     if (usesTensorCores(kind, spec))

@@ -94,7 +94,7 @@ bool mma::supportsBackward(const GpuKernelSpec &s) {
 }
 
 bool mma::fragmentOrderDqAcc(const GpuKernelSpec &s) {
-  return s.tensorCores && supportsBackward(s);
+  return s.tensorCores && !s.deterministic && supportsBackward(s);
 }
 
 /// Queries per pass of S^T / dP^T (the warp's 16 keys x QS live at once):
@@ -519,11 +519,12 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         dsA.push_back(aOf(dsv, kk));
       }
 
-      // ---- dS^T -> shared memory (dQ reads it after the loop's barrier):
+      // ---- dS^T -> shared memory (dQ reads it after the pass loop's
+      // barrier; deterministic: dQ is attn_bwd_dq's, no dS^T kept):
       // the lane's pair (key 16 kg + g + 8r, queries qb + 8j + 2t, +1) is
       // dsA[j / 2][2 (j % 2) + r]; 4-byte stores, rows 36 words apart: banks
       // 4g + t, conflict-free.
-      for (int64_t j = 0; j < ST; ++j)
+      for (int64_t j = 0; j < ST && !s.deterministic; ++j)
         for (int64_t r = 0; r < 2; ++r) {
           Value row =
               cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
@@ -562,59 +563,64 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       accumulate(dv, Dv, dos, pA);
       accumulate(dk, D, qs, dsA);
     } // pass
-    gpu::BarrierOp::create(b);
 
-    // ---- dQ (rows 16 qw.. of the tile, columns qc * QW..) = dS K over the
-    // block's keys. A[m = query][k = key] = dS^T[key][query] ->
-    // ldmatrix.trans with matrices (keys 16kk + 0-7, queries 16 qw + 0-7)
-    // a0, (keys +0, queries +8) a1, (keys +8, queries +0) a2, (+8, +8) a3.
-    // B[k = key][n = d] = K[key][d] stored [k][n] -> .trans as for dV.
-    SmallVector<SmallVector<Value>> dsQ;
-    for (int64_t kk = 0; kk < NK; ++kk) {
-      Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l16, cg.idx(8))));
-      Value col = cg.add(cg.mul(ln.qw, cg.idx(16)), cg.mul(l8b, cg.idx(8)));
-      dsQ.push_back(k.ldmatrix(dss, row, col, true));
-    }
-    // dqacc in fragment order (fragmentOrderDqAcc): the warp's 16-row group
-    // starts at (rowBase16 + q0 + 16 qw) D; n8 tile n at + 128 n; element
-    // (r, e) of lane at + 32 (2r + e) + lane.
-    Value qRow[2], qOk[2];
-    Value dqCol = cg.mul(ln.qc, cg.idx(QW));
-    for (int64_t r = 0; r < 2; ++r) {
-      qRow[r] = cg.add(cg.add(q0, cg.mul(ln.qw, cg.idx(16))),
-                       cg.add(g, cg.idx(8 * r)));
-      qOk[r] = cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq);
-    }
-    Value dqBase = cg.add(
-        cg.mul(cg.add(cur.rowBase16, cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
-               cg.idx(D)),
-        cg.add(cg.mul(ln.qc, cg.idx(QW / 8 * 128)), ln.lane));
-    for (int64_t pn = 0; pn < QW / 16; ++pn) {
-      SmallVector<SmallVector<Value>> acc(2,
-                                          SmallVector<Value>(4, cg.f32(0.0)));
+    if (!s.deterministic) {
+      gpu::BarrierOp::create(b);
+
+      // ---- dQ (rows 16 qw.. of the tile, columns qc * QW..) = dS K over the
+      // block's keys. A[m = query][k = key] = dS^T[key][query] ->
+      // ldmatrix.trans with matrices (keys 16kk + 0-7, queries 16 qw + 0-7)
+      // a0, (keys +0, queries +8) a1, (keys +8, queries +0) a2, (+8, +8) a3.
+      // B[k = key][n = d] = K[key][d] stored [k][n] -> .trans as for dV.
+      SmallVector<SmallVector<Value>> dsQ;
       for (int64_t kk = 0; kk < NK; ++kk) {
-        Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
-        Value col =
-            cg.add(cg.add(dqCol, cg.idx(16 * pn)), cg.mul(l16, cg.idx(8)));
-        SmallVector<Value> bf = k.ldmatrix(ks, row, col, true);
-        for (int64_t half = 0; half < 2; ++half)
-          acc[half] =
-              k.mma(dsQ[kk], {bf[2 * half], bf[2 * half + 1]}, acc[half]);
+        Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l16, cg.idx(8))));
+        Value col = cg.add(cg.mul(ln.qw, cg.idx(16)), cg.mul(l8b, cg.idx(8)));
+        dsQ.push_back(k.ldmatrix(dss, row, col, true));
       }
+      // dqacc in fragment order (fragmentOrderDqAcc): the warp's 16-row group
+      // starts at (rowBase16 + q0 + 16 qw) D; n8 tile n at + 128 n; element
+      // (r, e) of lane at + 32 (2r + e) + lane.
+      Value qRow[2], qOk[2];
+      Value dqCol = cg.mul(ln.qc, cg.idx(QW));
       for (int64_t r = 0; r < 2; ++r) {
-        auto ok = scf::IfOp::create(b, qOk[r], false);
-        OpBuilder::InsertionGuard ga(b);
-        b.setInsertionPoint(ok.thenBlock()->getTerminator());
-        for (int64_t half = 0; half < 2; ++half)
-          for (int64_t e = 0; e < 2; ++e) {
-            int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
-            memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf,
-                                        cg.fmul(acc[half][2 * r + e], scale),
-                                        k.arg("dqacc_ws"),
-                                        ValueRange{cg.add(dqBase, cg.idx(at))});
-          }
+        qRow[r] = cg.add(cg.add(q0, cg.mul(ln.qw, cg.idx(16))),
+                         cg.add(g, cg.idx(8 * r)));
+        qOk[r] = cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq);
       }
-    }
+      Value dqBase = cg.add(
+          cg.mul(cg.add(cur.rowBase16, cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
+                 cg.idx(D)),
+          cg.add(cg.mul(ln.qc, cg.idx(QW / 8 * 128)), ln.lane));
+      for (int64_t pn = 0; pn < QW / 16; ++pn) {
+        SmallVector<SmallVector<Value>> acc(2,
+                                            SmallVector<Value>(4, cg.f32(0.0)));
+        for (int64_t kk = 0; kk < NK; ++kk) {
+          Value row =
+              cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
+          Value col =
+              cg.add(cg.add(dqCol, cg.idx(16 * pn)), cg.mul(l16, cg.idx(8)));
+          SmallVector<Value> bf = k.ldmatrix(ks, row, col, true);
+          for (int64_t half = 0; half < 2; ++half)
+            acc[half] =
+                k.mma(dsQ[kk], {bf[2 * half], bf[2 * half + 1]}, acc[half]);
+        }
+        for (int64_t r = 0; r < 2; ++r) {
+          auto ok = scf::IfOp::create(b, qOk[r], false);
+          OpBuilder::InsertionGuard ga(b);
+          b.setInsertionPoint(ok.thenBlock()->getTerminator());
+          for (int64_t half = 0; half < 2; ++half)
+            for (int64_t e = 0; e < 2; ++e) {
+              int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
+              memref::AtomicRMWOp::create(
+                  b, arith::AtomicRMWKind::addf,
+                  cg.fmul(acc[half][2 * r + e], scale), k.arg("dqacc_ws"),
+                  ValueRange{cg.add(dqBase, cg.idx(at))});
+            }
+        }
+      }
+
+    } // !deterministic
 
     SmallVector<Value> yield(dk);
     yield.append(dv);

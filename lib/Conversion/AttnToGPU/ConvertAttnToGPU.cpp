@@ -134,9 +134,10 @@ static void launch(Codegen &cg, ModuleOp top, GpuKernelKind kind,
 }
 
 static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
-                            bool tensorCores) {
+                            bool tensorCores, bool deterministic) {
   GpuKernelSpec spec;
   spec.tensorCores = tensorCores;
+  spec.deterministic = deterministic;
   auto q = cast<MemRefType>(op->getOperand(0).getType());
   spec.elementType = q.getElementType();
   spec.headDim = q.getDimSize(3);
@@ -171,9 +172,9 @@ static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
 /// sizes, scalars, q, k, v, o.
 template <typename OpTy>
 static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op, bool tensorCores,
-                                   HostArgs &host) {
-  GpuKernelSpec spec =
-      specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), tensorCores);
+                                   bool deterministic, HostArgs &host) {
+  GpuKernelSpec spec = specOf(op, op.getMaskSpec(), bool(op.getSoftcap()),
+                              tensorCores, deterministic);
   addScalars(cg, op, host);
   host.addTensor(cg, "q", op.getQuery());
   host.addTensor(cg, "k", op.getKey());
@@ -191,7 +192,8 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
   HostArgs host;
-  GpuKernelSpec spec = addCommonArgs(cg, op, tensorCores, host);
+  GpuKernelSpec spec =
+      addCommonArgs(cg, op, tensorCores, /*deterministic=*/false, host);
   Value lse = op.getLse(), tmp;
   if (!lse) {
     // The kernel always writes lse; without one, into a temporary.
@@ -213,7 +215,8 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
 }
 
 static LogicalResult convertBackward(RewriterBase &rewriter,
-                                     AttentionBackwardOp op, bool tensorCores) {
+                                     AttentionBackwardOp op, bool tensorCores,
+                                     bool deterministic) {
   if (failed(checkLowerable(op, "convert-attn-to-gpu")))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
@@ -221,7 +224,8 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
   HostArgs host;
-  GpuKernelSpec spec = addCommonArgs(cg, op, tensorCores, host);
+  GpuKernelSpec spec =
+      addCommonArgs(cg, op, tensorCores, deterministic, host);
   host.addTensor(cg, "do", op.getGradOutput());
   host.addTensor(cg, "lse", op.getLse());
   host.addTensor(cg, "dq", op.getGradQuery());
@@ -232,14 +236,19 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   Value dr = host.addWorkspace(cg, "dr_ws", {B, Hq, Nq});
   // dqacc has Nq rounded up to 16 rows per head (the tensor-core kernels
   // keep 16-row groups in mma fragment order: mma::fragmentOrderDqAcc).
-  Value Nq16 = cg.mul(cg.ceilDiv(Nq, cg.idx(16)), cg.idx(16));
-  Value dq = host.addWorkspace(cg, "dqacc_ws",
-                               {B, Hq, Nq16, cg.idx(spec.headDim)});
+  // Deterministic: dQ is computed by BackwardPost itself (no accumulator).
+  Value dq;
+  if (!deterministic) {
+    Value Nq16 = cg.mul(cg.ceilDiv(Nq, cg.idx(16)), cg.idx(16));
+    dq = host.addWorkspace(cg, "dqacc_ws",
+                           {B, Hq, Nq16, cg.idx(spec.headDim)});
+  }
   launch(cg, top, GpuKernelKind::BackwardPre, spec, host);
   launch(cg, top, GpuKernelKind::BackwardMain, spec, host);
   launch(cg, top, GpuKernelKind::BackwardPost, spec, host);
   gpu::DeallocOp::create(b, Type(), ValueRange{}, dr);
-  gpu::DeallocOp::create(b, Type(), ValueRange{}, dq);
+  if (dq)
+    gpu::DeallocOp::create(b, Type(), ValueRange{}, dq);
   rewriter.eraseOp(op);
   return success();
 }
@@ -266,7 +275,7 @@ struct ConvertAttnToGPUPass final
           isa<AttentionOp>(op)
               ? convertForward(rewriter, cast<AttentionOp>(op), tensorCores)
               : convertBackward(rewriter, cast<AttentionBackwardOp>(op),
-                                tensorCores);
+                                tensorCores, deterministic);
       if (failed(r))
         return signalPassFailure();
     }

@@ -49,11 +49,19 @@ struct GpuKernelSpec {
   int64_t mmaWarps = 0;
   int64_t mmaWarpRows = 0;
   int64_t mmaBlockN = 0; ///< keys per tile (32 or 64); 0 = tile model
+  /// Bit-reproducible dQ: attn_bwd_main computes only dK / dV (no atomics,
+  /// no dqacc_ws) and the BackwardPost kernel (`attn_bwd_dq`) computes dQ
+  /// query-parallel, each row's sum in a fixed order; attn_bwd_pre only
+  /// writes dr_ws.
+  bool deterministic = false;
   /// Compute capability the kernel is built for (80, 90, ...), for the tile
   /// model; 0 = unknown (tuned for sm_90).
   int64_t smVersion = 0;
 };
 
+/// The launch order of the backward is BackwardPre, BackwardMain,
+/// BackwardPost. BackwardPost converts dqacc_ws to dq, or (deterministic)
+/// computes dq itself.
 enum class GpuKernelKind { Forward, BackwardPre, BackwardMain, BackwardPost };
 
 /// One kernel argument as the runtime sees it.

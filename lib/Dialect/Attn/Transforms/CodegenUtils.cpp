@@ -74,7 +74,24 @@ Value Codegen::log2(Value x) {
   return math::Log2Op::create(b, x);
 }
 Value Codegen::tanh(Value x, Value *sech2Out) {
-  Value ax = math::AbsFOp::create(b, x);
+  // On the GPU |x| and copysign are sign-bit operations on the f32 bits:
+  // math.absf / math.copysign would become libdevice calls there (the NVVM
+  // lowering marks llvm.fabs / llvm.copysign illegal), and the bundles must
+  // not depend on libdevice being found at compile time.
+  Type i32 = b.getI32Type();
+  auto bits = [&](Value v) {
+    return arith::BitcastOp::create(b, i32, v).getResult();
+  };
+  auto mask = [&](uint32_t m) {
+    return arith::ConstantOp::create(b, b.getI32IntegerAttr(int32_t(m)))
+        .getResult();
+  };
+  Value ax = nvptxApprox
+                 ? arith::BitcastOp::create(
+                       b, x.getType(),
+                       arith::AndIOp::create(b, bits(x), mask(0x7fffffffu)))
+                       .getResult()
+                 : math::AbsFOp::create(b, x).getResult();
   Value e = exp2(fmul(ax, f32(-2.0 * kLog2e)));
   Value one = f32(1.0);
   Value onePlusE = fadd(one, e);
@@ -89,6 +106,12 @@ Value Codegen::tanh(Value x, Value *sech2Out) {
   Value r = select(small, viaPoly, viaExp);
   if (sech2Out)
     *sech2Out = fdiv(fmul(f32(4.0), e), fmul(onePlusE, onePlusE));
+  if (nvptxApprox) // r >= 0: r | sign(x)
+    return arith::BitcastOp::create(
+        b, x.getType(),
+        arith::OrIOp::create(b, bits(r),
+                             arith::AndIOp::create(b, bits(x),
+                                                   mask(0x80000000u))));
   return math::CopySignOp::create(b, r, x);
 }
 

@@ -109,8 +109,9 @@ FA_API fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
  * a 16-row group is in mma fragment order) are allocated by the runtime,
  * cached and grown per context.
  * dqacc_ws is zeroed on the stream first unless the bwd_pre kernel takes it
- * (then that kernel must zero it). dq, dk and dv are overwritten, not
- * accumulated into. */
+ * (then that kernel must zero it); when no kernel takes dqacc_ws (a
+ * deterministic bundle, whose bwd_post kernel computes dq itself) only dr_ws
+ * is allocated. dq, dk and dv are overwritten, not accumulated into. */
 FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
                              const fa_tensor *q, const fa_tensor *k,
                              const fa_tensor *v, const fa_tensor *o,
