@@ -55,10 +55,13 @@ def relerr(x, ref):
     return (x - ref).norm().item() / (n if n > 0 else 1.0)
 
 
+DIMS = [64, 128]  # --dims
+
+
 def cases():
     out = []
     for dt in ("f16", "bf16"):
-        for d in (64, 128):
+        for d in DIMS:
             base = dict(B=2, Hq=4, Hkv=4, Nq=128, Nk=128, D=d, dtype=dt)
 
             def add(**kw):
@@ -117,7 +120,7 @@ def bench(variants, lens):
     print(torch.__version__, props.name, props.multi_processor_count, "SMs", flush=True)
     summary = {name: [] for name in variants}
     for dt in (torch.bfloat16, torch.float16):
-        for d in (128, 64):
+        for d in sorted(DIMS, reverse=True):
             for N in lens:
                 for causal in (False, True):
                     H, B = 2048 // d, max(1, 16384 // N)
@@ -145,8 +148,14 @@ def bench(variants, lens):
 
 
 def main():
-    """usage: attn-mma-check.py NAME=BUNDLE [NAME=BUNDLE ...] [--bench] [--lens 1024,4096,16384]"""
+    """usage: attn-mma-check.py NAME=BUNDLE [NAME=BUNDLE ...] [--bench] [--lens 1024,4096,16384]
+                                [--dims 64,128]"""
+    global DIMS
     args = sys.argv[1:]
+    if "--dims" in args:
+        i = args.index("--dims")
+        DIMS = [int(x) for x in args[i + 1].split(",")]
+        del args[i:i + 2]
     lens = [1024, 4096, 16384]
     if "--lens" in args:
         i = args.index("--lens")

@@ -64,9 +64,10 @@ bool mma::supportsForward(const GpuKernelSpec &s) {
     return false;
   if (s.softcap)
     return false;
-  // The code handles any D, Dv that are multiples of 16 up to 128; only the
+  // The code handles any D, Dv that are multiples of 16 up to 256; only the
   // head dims verified on an H100 (test/GPU/attn-mma-check.py) are enabled.
-  return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
+  return s.headDim == s.headDimV &&
+         (s.headDim == 64 || s.headDim == 128 || s.headDim == 256);
 }
 
 // Tile model of the forward kernel (measured on an H100, 2026-11-24,
@@ -81,6 +82,8 @@ bool mma::supportsForward(const GpuKernelSpec &s) {
 int64_t mma::forwardWarps(const GpuKernelSpec &s) {
   if (s.mmaWarps)
     return s.mmaWarps == 8 ? 8 : 4;
+  if (s.headDim > 128) // 16 rows per warp: 8 warps keep 128-row blocks
+    return 8;
   return s.headDim >= 128 && !s.masked ? 8 : 4;
 }
 
@@ -98,14 +101,18 @@ int64_t mma::forwardBlockN(const GpuKernelSpec &s) {
 int64_t mma::forwardWarpTiles(const GpuKernelSpec &s) {
   if (s.mmaWarpRows)
     return s.mmaWarpRows == 16 ? 1 : 2;
-  return 2;
+  // D = 256: the O accumulators of one m16 tile are already 16 x 256 f32
+  // (128 registers per thread), as in FlashAttention-2's 128 x 64 / 8-warp
+  // d256 tile.
+  return s.headDim > 128 ? 1 : 2;
 }
 
 /// Q stays in registers as A fragments unless that would cost too many
 /// registers (two m16 tiles per warp and D > 64); then its fragments are
 /// re-read from shared memory at every k-step, as FlashAttention-2 does.
 static bool qInRegisters(const GpuKernelSpec &s) {
-  return mma::forwardWarpTiles(s) == 1 || s.headDim <= 64;
+  return s.headDim <= 64 ||
+         (mma::forwardWarpTiles(s) == 1 && s.headDim <= 128);
 }
 
 static int64_t rowD(const GpuKernelSpec &s) { return s.headDim + kPad; }
