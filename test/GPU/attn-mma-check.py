@@ -16,32 +16,10 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtime", "bench"))
 from fa_torch import Runtime  # noqa: E402
+from attn_reference import reference  # noqa: E402
 
 THRESH = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 DT = {"f16": torch.float16, "bf16": torch.bfloat16}
-
-
-def reference(q, k, v, causal, window, scale):
-    q, k, v = q.double(), k.double(), v.double()
-    Hq, Nq, Hkv, Nk = q.shape[1], q.shape[2], k.shape[1], k.shape[2]
-    k = k.repeat_interleave(Hq // Hkv, dim=1)
-    v = v.repeat_interleave(Hq // Hkv, dim=1)
-    s = torch.matmul(q, k.transpose(-1, -2)) * scale
-    i = torch.arange(Nq, device=q.device)[:, None]
-    j = torch.arange(Nk, device=q.device)[None, :]
-    diag = i + (Nk - Nq)
-    vis = torch.ones(Nq, Nk, dtype=torch.bool, device=q.device)
-    left, right = window if window else (-1, -1)
-    if causal:
-        right = 0
-    if left >= 0:
-        vis &= j >= diag - left
-    if right >= 0:
-        vis &= j <= diag + right
-    s = s.masked_fill(~vis, -math.inf)
-    lse = torch.logsumexp(s, dim=-1)
-    p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
-    return torch.matmul(p, v), lse
 
 
 def relerr(x, ref):
@@ -106,7 +84,7 @@ def run_case(rt, c, seed):
     o, lse = rt.forward(q, k, v, **kw, out=torch.full((B, Hq, Nq, D), math.nan, dtype=dt, device="cuda"),
                         lse=torch.full((B, Hq, Nq), math.nan, device="cuda"))
     torch.cuda.synchronize()
-    ro, rl = reference(q, k, v, kw["causal"], kw["window"], scale)
+    ro, rl = reference(q, k, v, **kw)
     e = dict(o=relerr(o, ro), lse=relerr(lse, rl))
     return e["o"] <= THRESH[dt] and e["lse"] <= THRESH[dt], e
 

@@ -21,38 +21,10 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtime", "bench"))
 from fa_torch import Runtime  # noqa: E402
+from attn_reference import reference  # noqa: E402
 
 THRESH = {torch.float32: (1e-5, 2e-5), torch.float16: (2e-3, 4e-3), torch.bfloat16: (1.6e-2, 3.2e-2)}
 DT = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
-
-
-def reference(q, k, v, do, causal, window, softcap, scale):
-    """float64, bottom-right aligned masks; empty rows give O = 0, lse = -inf."""
-    q, k, v, do = (t.double().requires_grad_(t is not do) for t in (q, k, v, do))
-    B, Hq, Nq, D = q.shape
-    Hkv, Nk = k.shape[1], k.shape[2]
-    kk = k.repeat_interleave(Hq // Hkv, dim=1)
-    vv = v.repeat_interleave(Hq // Hkv, dim=1)
-    s = torch.matmul(q, kk.transpose(-1, -2)) * scale
-    if softcap:
-        s = softcap * torch.tanh(s / softcap)
-    i = torch.arange(Nq, device=q.device)[:, None]
-    j = torch.arange(Nk, device=q.device)[None, :]
-    diag = i + (Nk - Nq)
-    vis = torch.ones(Nq, Nk, dtype=torch.bool, device=q.device)
-    left, right = window if window else (-1, -1)
-    if causal:
-        right = 0
-    if left >= 0:
-        vis &= j >= diag - left
-    if right >= 0:
-        vis &= j <= diag + right
-    s = s.masked_fill(~vis, -math.inf)
-    lse = torch.logsumexp(s, dim=-1)
-    p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
-    o = torch.matmul(p, vv)
-    dq, dk, dv = torch.autograd.grad(o, (q, k, v), do)
-    return o.detach(), lse.detach(), dq, dk, dv
 
 
 def relerr(x, ref):
@@ -102,7 +74,7 @@ def run_case(rt, c, seed, deterministic=False):
         torch.cuda.synchronize()
         same = all(torch.equal(bits(x), bits(y)) for x, y in zip((dq, dk, dv), again))
     torch.cuda.synchronize()
-    ro, rl, rdq, rdk, rdv = reference(q, k, v, do, kw["causal"], kw["window"], kw["softcap"], scale)
+    ro, rl, rdq, rdk, rdv = reference(q, k, v, do, **kw)
     errs = dict(fwd=relerr(o, ro), lse=relerr(lse, rl), dq=relerr(dq, rdq), dk=relerr(dk, rdk), dv=relerr(dv, rdv))
     tf, tg = THRESH[dt]
     ok = errs["fwd"] <= tf and errs["lse"] <= tf and all(errs[x] <= tg for x in ("dq", "dk", "dv"))
