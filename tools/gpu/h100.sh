@@ -81,7 +81,7 @@ python_pkg() {
 
 bench() {
   step "benchmark (same process): FlashMLIR vs SDPA flash / cuDNN vs FlexAttention"
-  python3 tools/gpu/bench.py "$BUNDLE" --json "$OUT/bench.json" --md "$OUT/bench.md" --plot "$OUT/bench.png" 2>&1 | grep -v Warning | tee "$OUT/bench.log" | tail -14
+  python3 tools/gpu/bench.py "$BUNDLE" ${BENCH_DIMS:+--dims $BENCH_DIMS} --json "$OUT/bench.json" --md "$OUT/bench.md" --plot "$OUT/bench.png" 2>&1 | grep -v Warning | tee "$OUT/bench.log" | tail -14
 }
 
 tc() {
