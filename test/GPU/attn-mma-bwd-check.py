@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """GPU check of the tensor-core (mma.sync) attn_bwd_main variant.
 
-usage: attn-mma-bwd-check.py TC_BUNDLE [--bench] [--d 64,128] [--dtype f16,bf16]
+usage: attn-mma-bwd-check.py TC_BUNDLE [--bench] [--d 64,128,256] [--dtype f16,bf16]
 
 TC_BUNDLE is a bundle written with `fa-compile --tensor-cores 1` (its
 manifest says which bwd_main kernels are the tensor-core variant; the others
-are SIMT and are checked all the same). Correctness: forward (O, lse) and
+are SIMT and are checked all the same; --d 256 is on tensor cores only in
+an sm_90 / sm_90a bundle: the column-split kernel takes 217 KB of shared
+memory, sm_80 keeps it SIMT). Correctness: forward (O, lse) and
 backward (dQ, dK, dV) through the runtime on fresh random inputs, outputs
 poisoned with NaN first, against float64 PyTorch autograd by
 ||x - ref|| / ||ref||. Thresholds: O / lse f16 2e-3, bf16 1.6e-2 (the CPU
@@ -21,7 +23,7 @@ the first run ("bits=same"; any difference fails the case).
 
 With --bench: fwd+bwd TFLOP/s (3.5 x 4*B*H*N^2*d FLOPs, halved when causal)
 of the bundle (rt.forward + rt.backward) and of SDPA's flash backend
-(FlashAttention-2, autograd), bf16/f16, d 64/128, N 1k/4k/16k with B*N = 16k
+(FlashAttention-2, autograd), bf16/f16, d of --d (64/128 unless given), N 1k/4k/16k with B*N = 16k
 tokens and H = 2048/d, causal and not; triton do_bench medians, same
 process. Not a lit test (needs a GPU).
 """

@@ -7,6 +7,15 @@
 // grid.x over blocks of BN = 128 keys, grid.y = kv head, grid.z = batch; a
 // block has 8 warps, warp w owns keys 16w..16w+15 and all dK / dV columns
 // (16 x D f32 each: 32 + 32 registers at D = 64, 64 + 64 at D = 128).
+// D = 256 (sm_90 only: 222208 bytes of shared memory; sm_80 keeps the SIMT
+// kernel), "column split" CS = 2: BN = 64 keys, warps w and w + 4 share the
+// 16 keys of key group kg = w % 4 and own dK / dV columns 128 cs.. (cs = w /
+// 4; 64 + 64 registers). Each computes S^T / dP^T / dS^T for its 32 of the
+// 64 query rows (qb = 32 cs, one pass), stores P^T and dS^T to shared memory
+// (also when deterministic: the pair exchange), barrier, then both read the
+// A fragments over all 64 queries back by ldmatrix for dV += P^T dO and dK
+// += dS^T Q on their column half; the dQ stage follows without another
+// barrier (16 rows x 128 columns per warp over the 64 keys).
 //
 //  * K and V of the block are staged once (16-byte loads) into padded shared
 //    memory (rows + 8 elements: conflict-free ldmatrix). D = 64: the m16k16
@@ -53,7 +62,8 @@
 //    iteration, so its Q/dO/lse/dr buffer and dS^T may be rewritten) and
 //    after the last dS^T stores.
 //
-// Register fragment trace (lane = 4 g + t; block-relative key/query; kg = w):
+// Register fragment trace (lane = 4 g + t; block-relative key/query; kg = w,
+// column split kg = w % 4 and dK / dV columns offset by 128 cs):
 //   S^T, dP^T, P^T, dS^T: n8 tile j (queries qb + 8j..), acc[j][2r+e] =
 //     (key 16 kg + g + 8r, query qb + 8j + 2t + e).
 //   dK / dV tile n: acc[n][2r+e] = (key 16 kg + g + 8r, column 8n + 2t + e).
@@ -90,7 +100,13 @@ bool mma::supportsBackward(const GpuKernelSpec &s) {
     return false;
   if (s.softcap)
     return false;
-  return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
+  if (s.headDim != s.headDimV)
+    return false;
+  if (s.headDim == 64 || s.headDim == 128)
+    return true;
+  // D = 256 (column split) takes ~217 KB of shared memory: sm_90 only (sm_80
+  // allows 163 KB; it keeps the SIMT kernel).
+  return s.headDim == 256 && s.smVersion != 80;
 }
 
 bool mma::fragmentOrderDqAcc(const GpuKernelSpec &s) {
@@ -108,9 +124,16 @@ static int64_t passQueries(const GpuKernelSpec &s) {
 /// (D = 64) or re-read from shared memory at every use (D = 128).
 static bool residentKV(const GpuKernelSpec &s) { return s.headDim <= 64; }
 
+/// Column split (D = 256): warps w and w + 4 share the 16 keys of key group
+/// w % 4 and own dK / dV columns (D / 2)(w / 4).. (64 + 64 accumulator
+/// registers instead of 128 + 128); 1 otherwise (warp w owns keys 16w.. and
+/// all columns).
+static int64_t colSplit(const GpuKernelSpec &s) {
+  return s.headDim > 128 ? 2 : 1;
+}
+
 int64_t mma::backwardBlockN(const GpuKernelSpec &s) {
-  (void)s;
-  return 16 * kNW;
+  return 16 * (kNW / colSplit(s));
 }
 
 namespace {
@@ -122,6 +145,7 @@ struct BwdLayout {
   int64_t dO = 0;                  ///< dO  [2][64 rows][Dv + 8]
   int64_t qBytes = 0, dOBytes = 0; ///< one buffer
   int64_t dS = 0;                  ///< dS^T [BN keys][64 rows + 8]
+  int64_t p = 0; ///< P^T [BN keys][64 rows + 8] (column split only)
   int64_t lse = 0;                 ///< f32 [2][64]: lse of the tile's rows
   int64_t dr = 0;                  ///< f32 [2][64]: dr of the tile's rows
   int64_t total = 0;
@@ -147,6 +171,8 @@ static BwdLayout layoutOf(const GpuKernelSpec &s) {
   l.q = add(2 * l.qBytes);
   l.dO = add(2 * l.dOBytes);
   l.dS = add(bn * (kBM + kPad) * eb);
+  if (colSplit(s) > 1)
+    l.p = add(bn * (kBM + kPad) * eb);
   l.lse = add(2 * kBM * 4);
   l.dr = add(2 * kBM * 4);
   l.total = off;
@@ -175,6 +201,7 @@ namespace {
 /// half).
 struct Lanes {
   Value tid, warp, lane, g, t, l8, l8b, l16, kg, qw, qc;
+  Value cs; ///< column split: the warp's dK / dV column half (w / 4)
 };
 } // namespace
 
@@ -184,11 +211,18 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   MmaGen k(b, func, info, s, kNW * kWarp);
   Codegen &cg = k.cg;
   const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t BN = 16 * kNW;       // keys per block: 16 per warp
-  const int64_t QS = passQueries(s); // queries per pass of S^T / dP^T
+  const int64_t CS = colSplit(s);    // warps sharing a key group
+  const int64_t KG = kNW / CS;       // key groups of 16
+  const int64_t BN = 16 * KG;        // keys per block: 16 per key group
+  // Queries per pass of S^T / dP^T; column split: the warp's half of the
+  // tile in one pass (queries cs * QS..).
+  const int64_t QS = CS > 1 ? kBM / CS : passQueries(s);
+  const int64_t NP = CS > 1 ? 1 : kBM / QS; // passes
   const int64_t ST = QS / 8;         // n8 tiles of S^T / dP^T (queries)
-  const int64_t KT = D / 8;          // n8 tiles of dK
-  const int64_t VT = Dv / 8;         // n8 tiles of dV
+  const int64_t KW = D / CS;         // dK columns per warp
+  const int64_t VW = Dv / CS;        // dV columns per warp
+  const int64_t KT = KW / 8;         // n8 tiles of dK
+  const int64_t VT = VW / 8;         // n8 tiles of dV
   const int64_t NK = BN / 16;        // k16 steps over the block's keys
   const int64_t QW = D / 2;          // dQ columns per warp (4 row groups x 2)
   Type f32 = b.getF32Type();
@@ -207,7 +241,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     l.l8 = k.rem(l.lane, 8);
     l.l8b = k.rem(k.div(l.lane, 8), 2);
     l.l16 = k.div(l.lane, 16);
-    l.kg = l.warp;
+    l.kg = CS > 1 ? k.rem(l.warp, KG) : l.warp;
+    if (CS > 1)
+      l.cs = k.div(l.warp, KG);
     l.qw = k.rem(l.warp, 4);
     l.qc = k.div(l.warp, 4);
     return l;
@@ -229,6 +265,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value ks = k.smem(L.k, {BN, D + kPad});
   Value vs = k.smem(L.v, {BN, Dv + kPad});
   Value dss = k.smem(L.dS, {BN, kBM + kPad});
+  Value pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
   Value lseS = smemView(k, f32, cg.idx(L.lse), {2 * kBM});
   Value drS = smemView(k, f32, cg.idx(L.dr), {2 * kBM});
   // Q / dO buffer `buf` (0 or 1, run-time).
@@ -388,8 +425,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 
     // The tile's queries in passes of QS: S^T, dP^T, dS^T of the warp's 16
     // keys x queries qb .. qb + QS - 1, then their share of dV and dK.
-    for (int64_t pass = 0; pass < kBM / QS; ++pass) {
-      Value qb = cg.idx(pass * QS);
+    for (int64_t pass = 0; pass < NP; ++pass) {
+      Value qb = CS > 1 ? cg.mul(ln.cs, cg.idx(QS)) : cg.idx(pass * QS);
 
       // ---- S^T = K Q^T: B[k = d][n = query] = Q[query][d], Q stored [n][k] ->
       // ldmatrix non-trans; matrices (queries 16p + 0-7, d 16kk + 0-7) b0 of
@@ -519,20 +556,62 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         dsA.push_back(aOf(dsv, kk));
       }
 
-      // ---- dS^T -> shared memory (dQ reads it after the pass loop's
-      // barrier; deterministic: dQ is attn_bwd_dq's, no dS^T kept):
-      // the lane's pair (key 16 kg + g + 8r, queries qb + 8j + 2t, +1) is
-      // dsA[j / 2][2 (j % 2) + r]; 4-byte stores, rows 36 words apart: banks
-      // 4g + t, conflict-free.
-      for (int64_t j = 0; j < ST && !s.deterministic; ++j)
-        for (int64_t r = 0; r < 2; ++r) {
-          Value row =
-              cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
-          Value col = cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
-          auto stv = vector::StoreOp::create(b, dsA[j / 2][2 * (j % 2) + r],
-                                             dss, ValueRange{row, col});
-          stv.setAlignment(4);
-        }
+      // ---- dS^T (column split: and P^T) -> shared memory (dQ reads dS^T
+      // after the pass loop's barrier; deterministic: dQ is attn_bwd_dq's, no
+      // dS^T kept unless the warp pair needs it): the lane's pair (key 16 kg
+      // + g + 8r, queries qb + 8j + 2t, +1) is xA[j / 2][2 (j % 2) + r];
+      // 4-byte stores, rows 36 words apart: banks 4g + t, conflict-free.
+      auto storeT = [&](Value mem, ArrayRef<SmallVector<Value>> xA) {
+        for (int64_t j = 0; j < ST; ++j)
+          for (int64_t r = 0; r < 2; ++r) {
+            Value row =
+                cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
+            Value col =
+                cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
+            auto stv = vector::StoreOp::create(b, xA[j / 2][2 * (j % 2) + r],
+                                               mem, ValueRange{row, col});
+            stv.setAlignment(4);
+          }
+      };
+      if (CS > 1) {
+        // ---- Column split: dV / dK of the warp's column half need P^T /
+        // dS^T of all 64 queries; the pair's halves meet in shared memory
+        // (also when deterministic). dV += P^T dO, dK += dS^T Q with A by
+        // ldmatrix of P^T / dS^T (as aFrag of K), B by ldmatrix.trans of
+        // dO / Q rows 16kk.., columns cs * width + 16pn..; k16 steps outer
+        // (one A fragment live next to the 64 + 64 accumulators).
+        storeT(dss, dsA);
+        storeT(pss, pA);
+        pA.clear();
+        dsA.clear();
+        gpu::BarrierOp::create(b);
+        auto accumulateSplit = [&](SmallVector<Value> &acc, int64_t width,
+                                   Value mem, Value aMem) {
+          Value colBase = cg.mul(ln.cs, cg.idx(width));
+          for (int64_t kk = 0; kk < kBM / 16; ++kk) {
+            SmallVector<Value> a = aFrag(ln, aMem, kk);
+            for (int64_t pn = 0; pn < width / 16; ++pn) {
+              Value row =
+                  cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
+              Value col = cg.add(cg.add(colBase, cg.idx(16 * pn)),
+                                 cg.mul(l16, cg.idx(8)));
+              SmallVector<Value> bf = k.ldmatrix(mem, row, col, true);
+              for (int64_t half = 0; half < 2; ++half) {
+                int64_t n = 2 * pn + half;
+                SmallVector<Value> c(acc.begin() + n * 4,
+                                     acc.begin() + n * 4 + 4);
+                c = k.mma(a, {bf[2 * half], bf[2 * half + 1]}, c);
+                std::copy(c.begin(), c.end(), acc.begin() + n * 4);
+              }
+            }
+          }
+        };
+        accumulateSplit(dv, VW, dos, pss);
+        accumulateSplit(dk, KW, qs, dss);
+        continue;
+      }
+      if (!s.deterministic)
+        storeT(dss, dsA);
 
       // ---- dV += P^T dO and dK += dS^T Q over the pass's queries, all
       // columns: B[k = query][n = col] stored [k][n] -> ldmatrix.trans;
@@ -565,7 +644,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     } // pass
 
     if (!s.deterministic) {
-      gpu::BarrierOp::create(b);
+      if (CS == 1) // column split: dS^T is complete since the pair exchange
+        gpu::BarrierOp::create(b);
 
       // ---- dQ (rows 16 qw.. of the tile, columns qc * QW..) = dS K over the
       // block's keys. A[m = query][k = key] = dS^T[key][query] ->
@@ -639,6 +719,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     for (int64_t n = 0; n < KT; ++n)
       for (int64_t e = 0; e < 2; ++e) {
         Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
+        if (CS > 1)
+          col = cg.add(cg.mul(top.cs, cg.idx(KW)), col);
         Value x = arith::TruncFOp::create(
             b, et, cg.fmul(res[n * 4 + 2 * r + e], scale));
         memref::StoreOp::create(b, x, k.arg("dk"),
@@ -647,6 +729,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     for (int64_t n = 0; n < VT; ++n)
       for (int64_t e = 0; e < 2; ++e) {
         Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
+        if (CS > 1)
+          col = cg.add(cg.mul(top.cs, cg.idx(VW)), col);
         Value x = arith::TruncFOp::create(b, et, res[(KT + n) * 4 + 2 * r + e]);
         memref::StoreOp::create(b, x, k.arg("dv"),
                                 ValueRange{k.at4("dv", bi, hk, keyRow, col)});

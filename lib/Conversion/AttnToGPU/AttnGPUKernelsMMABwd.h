@@ -4,10 +4,11 @@
 //
 // Private to AttnToGPU: the mma.sync (sm_80+) backward main kernel, used
 // instead of the SIMT `attn_bwd_main` when GpuKernelSpec::tensorCores is set
-// and the spec is supported (f16/bf16, D = Dv = 64 or 128, no softcap).
+// and the spec is supported (f16/bf16, D = Dv = 64 or 128, or 256 except
+// on sm_80; no softcap).
 // Same ABI (arguments, grid dims: seqlen_k blocks x kv_heads x batch) as the
-// SIMT kernel; its own block size (8 warps), key block (128) and shared
-// memory.
+// SIMT kernel; its own block size (8 warps), key block (128; 64 at D = 256)
+// and shared memory.
 // attn_bwd_pre / attn_bwd_post stay SIMT (same dr_ws / dqacc_ws workspaces).
 //
 //===----------------------------------------------------------------------===//
@@ -27,7 +28,8 @@ namespace mma {
 constexpr int64_t kBwdBlockM = 64;
 constexpr int64_t kBwdWarps = 8;
 
-/// Keys per block: 16 per warp (128).
+/// Keys per block: 16 per warp (128); D = 256 (column split): 16 per warp
+/// pair (64).
 int64_t backwardBlockN(const GpuKernelSpec &spec);
 
 /// True when the tensor-core backward main kernel serves `spec`.
