@@ -25,6 +25,8 @@
 //  * dK and dV accumulate in f32 registers over one flattened loop over
 //    (query head of the kv head: GQA/MQA, query tile of 64 rows that can see
 //    some key of the block: qLo..qHi as in the SIMT kernel).
+//    The loop carries the (head, tile) pair as two i32 counters: no
+//    64-bit division per iteration (docs/tensor-cores.md, v8).
 //  * Q [64 x D], dO [64 x Dv], lse and dr (f32, 64 rows each) are double-
 //    buffered in shared memory and staged by cp.async (16 bytes; 4 bytes for
 //    lse / dr; rows >= Nq are clamped copies, masked out): iteration i + 1's
@@ -145,9 +147,9 @@ struct BwdLayout {
   int64_t dO = 0;                  ///< dO  [2][64 rows][Dv + 8]
   int64_t qBytes = 0, dOBytes = 0; ///< one buffer
   int64_t dS = 0;                  ///< dS^T [BN keys][64 rows + 8]
-  int64_t p = 0; ///< P^T [BN keys][64 rows + 8] (column split only)
-  int64_t lse = 0;                 ///< f32 [2][64]: lse of the tile's rows
-  int64_t dr = 0;                  ///< f32 [2][64]: dr of the tile's rows
+  int64_t p = 0;   ///< P^T [BN keys][64 rows + 8] (column split only)
+  int64_t lse = 0; ///< f32 [2][64]: lse of the tile's rows
+  int64_t dr = 0;  ///< f32 [2][64]: dr of the tile's rows
   int64_t total = 0;
 };
 } // namespace
@@ -211,20 +213,20 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   MmaGen k(b, func, info, s, kNW * kWarp);
   Codegen &cg = k.cg;
   const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t CS = colSplit(s);    // warps sharing a key group
-  const int64_t KG = kNW / CS;       // key groups of 16
-  const int64_t BN = 16 * KG;        // keys per block: 16 per key group
+  const int64_t CS = colSplit(s); // warps sharing a key group
+  const int64_t KG = kNW / CS;    // key groups of 16
+  const int64_t BN = 16 * KG;     // keys per block: 16 per key group
   // Queries per pass of S^T / dP^T; column split: the warp's half of the
   // tile in one pass (queries cs * QS..).
   const int64_t QS = CS > 1 ? kBM / CS : passQueries(s);
   const int64_t NP = CS > 1 ? 1 : kBM / QS; // passes
-  const int64_t ST = QS / 8;         // n8 tiles of S^T / dP^T (queries)
-  const int64_t KW = D / CS;         // dK columns per warp
-  const int64_t VW = Dv / CS;        // dV columns per warp
-  const int64_t KT = KW / 8;         // n8 tiles of dK
-  const int64_t VT = VW / 8;         // n8 tiles of dV
-  const int64_t NK = BN / 16;        // k16 steps over the block's keys
-  const int64_t QW = D / 2;          // dQ columns per warp (4 row groups x 2)
+  const int64_t ST = QS / 8;                // n8 tiles of S^T / dP^T (queries)
+  const int64_t KW = D / CS;                // dK columns per warp
+  const int64_t VW = Dv / CS;               // dV columns per warp
+  const int64_t KT = KW / 8;                // n8 tiles of dK
+  const int64_t VT = VW / 8;                // n8 tiles of dV
+  const int64_t NK = BN / 16;               // k16 steps over the block's keys
+  const int64_t QW = D / 2; // dQ columns per warp (4 row groups x 2)
   Type f32 = b.getF32Type();
   Type et = s.elementType;
 
@@ -287,17 +289,24 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value qtHi = cg.max(qtLo, cg.ceilDiv(qHi, cg.idx(kBM)));
   Value nT = cg.sub(qtHi, qtLo);
   Value total = cg.mul(nT, group);
-  // Iteration `it`: query head, first row, dr_ws / dqacc row base, lse base.
+  // Iteration (hI, tI) = (query head hI of the kv head's group, tile tI of
+  // qtLo..qtHi), carried by the loop (no division per iteration): query
+  // head, first row, dr_ws / dqacc row base, lse base.
   struct Iter {
     Value h, q0, rowBase, rowBase16, lseBase;
   };
   Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
-  auto iterOf = [&](Value it) {
+  // (hI, tI) are i32 (two registers instead of four next to the
+  // accumulators).
+  Type i32 = b.getI32Type();
+  auto toIdx = [&](Value x) {
+    return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult();
+  };
+  auto iterOf = [&](Value hI32, Value tI32) {
+    Value hI = toIdx(hI32), tI = toIdx(tI32);
     Iter r;
-    Value nTs = cg.max(nT, c1);
-    r.h = cg.add(cg.mul(hk, group), cg.divs(it, nTs));
-    r.q0 =
-        cg.mul(cg.add(qtLo, arith::RemSIOp::create(b, it, nTs)), cg.idx(kBM));
+    r.h = cg.add(cg.mul(hk, group), hI);
+    r.q0 = cg.mul(cg.add(qtLo, tI), cg.idx(kBM));
     Value bh = cg.add(cg.mul(bi, heads), r.h);
     r.rowBase = cg.mul(bh, nq);
     r.rowBase16 = cg.mul(bh, nq16);
@@ -307,8 +316,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   };
   // Q, dO, lse and dr of iteration `it` into buffer `buf` by cp.async (rows
   // >= Nq: clamped copies of row Nq - 1, masked out).
-  auto stage = [&](Value it, Value buf, Value tid) {
-    Iter r = iterOf(it);
+  auto stage = [&](Value hI, Value tI, Value buf, Value tid) {
+    Iter r = iterOf(hI, tI);
     (void)k.stageTileAsync("q", bi, r.h, r.q0, nq, kBM, D, qView(buf), tid);
     (void)k.stageTileAsync("do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf), tid);
     auto first = scf::IfOp::create(
@@ -335,7 +344,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         b, cg.cmp(arith::CmpIPredicate::sgt, total, c0), false);
     OpBuilder::InsertionGuard ga(b);
     b.setInsertionPoint(any.thenBlock()->getTerminator());
-    (void)stage(c0, c0, top.tid);
+    (void)stage(k.i32(0), k.i32(0), c0, top.tid);
   }
 
   // K and V of the block (rows >= Nk are clamped copies of row Nk - 1: finite,
@@ -367,8 +376,10 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                   cg.add(l.g, cg.idx(8 * r)));
   };
 
-  // Loop state: dK [KT][4] then dV [VT][4] (f32, unscaled).
+  // Loop state: dK [KT][4] then dV [VT][4] (f32, unscaled), then (hI, tI).
   SmallVector<Value> init((KT + VT) * 4, cg.f32(0.0));
+  init.push_back(k.i32(0));
+  init.push_back(k.i32(0));
   auto loop = scf::ForOp::create(b, c0, total, c1, init);
   {
     OpBuilder::InsertionGuard guardT(b);
@@ -380,10 +391,17 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     Value keyRow[2] = {keyRowOf(ln, 0), keyRowOf(ln, 1)};
     ValueRange st = loop.getRegionIterArgs();
     SmallVector<Value> dk(st.begin(), st.begin() + KT * 4);
-    SmallVector<Value> dv(st.begin() + KT * 4, st.end());
-    Iter cur = iterOf(it);
+    SmallVector<Value> dv(st.begin() + KT * 4, st.begin() + (KT + VT) * 4);
+    Value hI = st[(KT + VT) * 4], tI = st[(KT + VT) * 4 + 1];
+    Iter cur = iterOf(hI, tI);
     Value q0 = cur.q0;
-    Value buf = arith::RemSIOp::create(b, it, cg.idx(2));
+    Value buf = arith::AndIOp::create(b, it, c1); // it % 2
+    // The next iteration's (hI, tI).
+    Value tNext = cg.add(tI, k.i32(1));
+    Value wrap = cg.cmp(arith::CmpIPredicate::sge, tNext,
+                        arith::IndexCastOp::create(b, i32, nT));
+    Value hNext = cg.select(wrap, cg.add(hI, k.i32(1)), hI);
+    tNext = cg.select(wrap, k.i32(0), tNext);
     Value qs = qView(buf), dos = dOView(buf);
     Value rowOff = cg.mul(buf, cg.idx(kBM)); // into lseS / drS
 
@@ -401,7 +419,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           b, cg.cmp(arith::CmpIPredicate::slt, nxt, total), false);
       OpBuilder::InsertionGuard gm(b);
       b.setInsertionPoint(more.thenBlock()->getTerminator());
-      (void)stage(nxt, cg.sub(c1, buf), tid);
+      (void)stage(hNext, tNext, cg.sub(c1, buf), tid);
     }
 
     // Element mask on tiles not entirely visible: keys >= Nk, queries >= Nq,
@@ -566,8 +584,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           for (int64_t r = 0; r < 2; ++r) {
             Value row =
                 cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
-            Value col =
-                cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
+            Value col = cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
             auto stv = vector::StoreOp::create(b, xA[j / 2][2 * (j % 2) + r],
                                                mem, ValueRange{row, col});
             stv.setAlignment(4);
@@ -704,6 +721,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 
     SmallVector<Value> yield(dk);
     yield.append(dv);
+    yield.push_back(hNext);
+    yield.push_back(tNext);
     scf::YieldOp::create(b, yield);
   }
 
