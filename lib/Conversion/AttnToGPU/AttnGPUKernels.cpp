@@ -57,7 +57,8 @@ static int64_t elementBytes(Type t) { return t.getIntOrFloatBitWidth() / 8; }
 /// kRowThreads threads covers kRowThreads / rowLanes rows.
 static int64_t rowChunks(GpuKernelKind kind, const GpuKernelSpec &s) {
   int64_t vec = 16 / elementBytes(s.elementType);
-  if (kind == GpuKernelKind::BackwardPre) { // dO.O over Dv; dqacc zeroed by f32x4
+  if (kind ==
+      GpuKernelKind::BackwardPre) { // dO.O over Dv; dqacc zeroed by f32x4
     int64_t dot = (s.headDimV + vec - 1) / vec;
     return s.deterministic ? dot : std::max(dot, (s.headDim + 3) / 4);
   }
@@ -90,9 +91,9 @@ struct SmemLayout {
 static SmemLayout forwardSmem(const GpuKernelSpec &s) {
   int64_t eb = elementBytes(s.elementType);
   SmemLayout l;
-  l.add(kFwdBlockM * s.headDim * eb);                           // Q tile
-  l.add(s.headDim * transposedRow(s.elementType) * eb);        // K^T tile
-  l.add(kBlockN * s.headDimV * eb);                             // V tile
+  l.add(kFwdBlockM * s.headDim * eb);                   // Q tile
+  l.add(s.headDim * transposedRow(s.elementType) * eb); // K^T tile
+  l.add(kBlockN * s.headDimV * eb);                     // V tile
   return l;
 }
 
@@ -114,8 +115,8 @@ static SmemLayout backwardSmem(const GpuKernelSpec &s) {
 static SmemLayout dqSmem(const GpuKernelSpec &s) {
   int64_t eb = elementBytes(s.elementType);
   SmemLayout l;
-  l.add(kFwdBlockM * s.headDim * eb);                     // Q tile
-  l.add(kFwdBlockM * s.headDimV * eb);                    // dO tile
+  l.add(kFwdBlockM * s.headDim * eb);                    // Q tile
+  l.add(kFwdBlockM * s.headDimV * eb);                   // dO tile
   l.add(s.headDim * transposedRow(s.elementType) * eb);  // K^T tile
   l.add(s.headDimV * transposedRow(s.elementType) * eb); // V^T tile
   return l;
@@ -148,6 +149,18 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
   auto buf = [&](StringRef n) { info.args.push_back({n.str(), "buffer"}); };
   auto i64 = [&](StringRef n) { info.args.push_back({n.str(), "i64"}); };
   auto f32 = [&](StringRef n) { info.args.push_back({n.str(), "f32"}); };
+  // The attention-wide scalars of the fwd / bwd_main / bwd_dq kernels: sizes
+  // (before the strides) and the score parameters (after them).
+  auto sizes = [&] {
+    for (StringRef n : {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k"})
+      i64(n);
+  };
+  auto scoreParams = [&] {
+    f32("scale");
+    f32("softcap");
+    i64("window_left");
+    i64("window_right");
+  };
   auto rowGrid = [&] {
     info.block[0] = kRowThreads;
     info.grid[0] = {"seqlen_q", kRowThreads / rowLanes(kind, spec)};
@@ -160,15 +173,11 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.kind = "fwd";
     for (StringRef n : {"q", "k", "v", "o", "lse"})
       buf(n);
-    for (StringRef n : {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k"})
-      i64(n);
+    sizes();
     for (StringRef t : {"q", "k", "v", "o"})
       addStrides(info.args, t);
     addStrides(info.args, "lse", /*rank3=*/true);
-    f32("scale");
-    f32("softcap");
-    i64("window_left");
-    i64("window_right");
+    scoreParams();
     info.block[0] = kFwdWarps * kWarp;
     info.grid[0] = {"seqlen_q", kFwdBlockM};
     info.grid[1] = {"heads", 1};
@@ -199,19 +208,15 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
   case GpuKernelKind::BackwardMain:
     info.entry = "attn_bwd_main";
     info.kind = "bwd_main";
-    for (StringRef n : {"q", "k", "v", "do", "lse", "dr_ws", "dqacc_ws", "dk",
-                        "dv"})
+    for (StringRef n :
+         {"q", "k", "v", "do", "lse", "dr_ws", "dqacc_ws", "dk", "dv"})
       if (!spec.deterministic || n != "dqacc_ws")
         buf(n);
-    for (StringRef n : {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k"})
-      i64(n);
+    sizes();
     for (StringRef t : {"q", "k", "v", "do", "dk", "dv"})
       addStrides(info.args, t);
     addStrides(info.args, "lse", /*rank3=*/true);
-    f32("scale");
-    f32("softcap");
-    i64("window_left");
-    i64("window_right");
+    scoreParams();
     info.block[0] = kWarp;
     info.grid[0] = {"seqlen_k", kBlockN};
     info.grid[1] = {"kv_heads", 1};
@@ -232,16 +237,11 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
       info.kind = "bwd_post";
       for (StringRef n : {"q", "k", "v", "do", "lse", "dr_ws", "dq"})
         buf(n);
-      for (StringRef n :
-           {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k"})
-        i64(n);
+      sizes();
       for (StringRef t : {"q", "k", "v", "do", "dq"})
         addStrides(info.args, t);
       addStrides(info.args, "lse", /*rank3=*/true);
-      f32("scale");
-      f32("softcap");
-      i64("window_left");
-      i64("window_right");
+      scoreParams();
       info.block[0] = kFwdWarps * kWarp;
       info.grid[0] = {"seqlen_q", kFwdBlockM};
       info.grid[1] = {"heads", 1};
@@ -305,8 +305,8 @@ public:
                                 MemRefLayoutAttrInterface(), workgroup());
       dynBase = gpu::DynamicSharedMemoryOp::create(b, i8);
     }
-    auto t = MemRefType::get(shape, type, MemRefLayoutAttrInterface(),
-                             workgroup());
+    auto t =
+        MemRefType::get(shape, type, MemRefLayoutAttrInterface(), workgroup());
     return memref::ViewOp::create(b, t, dynBase, cg.idx(offset), ValueRange{});
   }
 
@@ -345,9 +345,9 @@ public:
     return d ? cg.add(i, d) : i;
   }
   Value atLse(Value bi, Value h, Value n) {
-    return cg.add(cg.add(cg.mul(bi, arg("lse_stride_b")),
-                         cg.mul(h, arg("lse_stride_h"))),
-                  n);
+    return cg.add(
+        cg.add(cg.mul(bi, arg("lse_stride_b")), cg.mul(h, arg("lse_stride_h"))),
+        n);
   }
 
   /// Elements of a 16-byte vector.
@@ -363,17 +363,15 @@ public:
     int64_t perRow = cols / vec;
     auto vt = VectorType::get({vec}, spec.elementType);
     Value total = cg.idx(rows * perRow);
-    auto loop =
-        scf::ForOp::create(b, tid(), total, cg.idx(threads));
+    auto loop = scf::ForOp::create(b, tid(), total, cg.idx(threads));
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(loop.getBody()->getTerminator());
     Value i = loop.getInductionVar();
     Value r = cg.divs(i, cg.idx(perRow));
-    Value c = cg.mul(arith::RemSIOp::create(b, i, cg.idx(perRow)),
-                     cg.idx(vec));
+    Value c = cg.mul(arith::RemSIOp::create(b, i, cg.idx(perRow)), cg.idx(vec));
     Value n = cg.min(cg.add(row0, r), cg.sub(rowLimit, cg.idx(1)));
-    auto load = vector::LoadOp::create(b, vt, arg(t),
-                                       ValueRange{at4(t, bi, h, n, c)});
+    auto load =
+        vector::LoadOp::create(b, vt, arg(t), ValueRange{at4(t, bi, h, n, c)});
     load.setAlignment(16);
     sink(r, c, load);
   }
@@ -459,9 +457,8 @@ static void buildForwardBody(KernelGen &k) {
   // The key blocks any row of this query block can see.
   Value kLo = c0, kHi = nk;
   if (s.masked)
-    std::tie(kLo, kHi) = cg.visibleKeys(q0, qLast, off, nk,
-                                        k.arg("window_left"),
-                                        k.arg("window_right"));
+    std::tie(kLo, kHi) = cg.visibleKeys(
+        q0, qLast, off, nk, k.arg("window_left"), k.arg("window_right"));
   Value kbLo = cg.divs(kLo, bn);
   Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
 
@@ -496,11 +493,12 @@ static void buildForwardBody(KernelGen &k) {
                                            ValueRange{cg.add(c, cg.idx(e)), r});
                  }
                });
-    k.loadTile("v", bi, hk, k0, nk, kBlockN, Dv, kFwdWarps * kWarp,
-               [&](Value r, Value c, Value vec) {
-                 auto st = vector::StoreOp::create(b, vec, vs, ValueRange{r, c});
-                 st.setAlignment(16);
-               });
+    k.loadTile(
+        "v", bi, hk, k0, nk, kBlockN, Dv, kFwdWarps * kWarp,
+        [&](Value r, Value c, Value vec) {
+          auto st = vector::StoreOp::create(b, vec, vs, ValueRange{r, c});
+          st.setAlignment(16);
+        });
     k.barrier();
 
     // Scores and online softmax, one row at a time; lane = key.
@@ -510,19 +508,20 @@ static void buildForwardBody(KernelGen &k) {
       Value row = cg.add(cg.mul(warp, cg.idx(R)), cg.idx(i));
       Value qi = cg.add(q0, row);
       Value qk = cg.reduce(c0, cg.idx(D), cg.f32(0.0), [&](Value d, Value a) {
-        return cg.fadd(a, cg.fmul(cg.load(qs, {row, d}), cg.load(kt, {d, lane})));
+        return cg.fadd(a,
+                       cg.fmul(cg.load(qs, {row, d}), cg.load(kt, {d, lane})));
       });
       Value s2 = cg.select(gpuVisible(k, qi, kj, off, nk), gpuScore(k, qk),
                            cg.negInf());
       Value mx = k.warpReduce(s2, /*isMax=*/true);
       newM[i] = cg.fmax(m[i], mx);
-      Value mUse = cg.select(
-          cg.fcmp(arith::CmpFPredicate::OEQ, newM[i], cg.negInf()),
-          cg.f32(0.0), newM[i]);
+      Value mUse =
+          cg.select(cg.fcmp(arith::CmpFPredicate::OEQ, newM[i], cg.negInf()),
+                    cg.f32(0.0), newM[i]);
       alpha[i] = cg.exp2(cg.fsub(m[i], mUse));
       p[i] = cg.exp2(cg.fsub(s2, mUse));
-      newL[i] = cg.fadd(cg.fmul(l[i], alpha[i]),
-                        k.warpReduce(p[i], /*isMax=*/false));
+      newL[i] =
+          cg.fadd(cg.fmul(l[i], alpha[i]), k.warpReduce(p[i], /*isMax=*/false));
     }
 
     // acc = alpha acc + P V: lane owns columns lane + 32c; P_j comes from
@@ -562,8 +561,9 @@ static void buildForwardBody(KernelGen &k) {
     Value row = cg.add(cg.mul(warp, cg.idx(R)), cg.idx(i));
     Value qi = cg.add(q0, row);
     Value m = res[i], l = res[R + i];
-    auto inRange = scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, qi, nq),
-                                     /*withElseRegion=*/false);
+    auto inRange =
+        scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, qi, nq),
+                          /*withElseRegion=*/false);
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(inRange.thenBlock()->getTerminator());
     Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
@@ -580,8 +580,8 @@ static void buildForwardBody(KernelGen &k) {
       memref::StoreOp::create(b, o, k.arg("o"),
                               ValueRange{k.at4("o", bi, h, qi, col)});
     }
-    auto lane0 = scf::IfOp::create(
-        b, cg.cmp(arith::CmpIPredicate::eq, lane, c0), false);
+    auto lane0 =
+        scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::eq, lane, c0), false);
     b.setInsertionPoint(lane0.thenBlock()->getTerminator());
     Value lse = cg.select(any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)),
                           cg.negInf());
@@ -654,15 +654,16 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
       Value c = cg.add(lane, cg.idx(i * L));
       auto piece = [&]() -> Value {
         Value d = cg.mul(c, cg.idx(vec));
-        auto x = vector::LoadOp::create(b, vt, k.arg("do"),
-                                        ValueRange{k.at4("do", bi, h, rowC, d)});
+        auto x = vector::LoadOp::create(
+            b, vt, k.arg("do"), ValueRange{k.at4("do", bi, h, rowC, d)});
         auto y = vector::LoadOp::create(b, vt, k.arg("o"),
                                         ValueRange{k.at4("o", bi, h, rowC, d)});
         x.setAlignment(16);
         y.setAlignment(16);
         Value sum = cg.f32(0.0);
         for (int64_t e = 0; e < vec; ++e) {
-          Value xe = vector::ExtractOp::create(b, x, e), ye = vector::ExtractOp::create(b, y, e);
+          Value xe = vector::ExtractOp::create(b, x, e),
+                ye = vector::ExtractOp::create(b, y, e);
           if (et != f32) {
             xe = arith::ExtFOp::create(b, f32, xe);
             ye = arith::ExtFOp::create(b, f32, ye);
@@ -694,7 +695,8 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
     }
     {
       auto ifOp = scf::IfOp::create(
-          b, cg.andI(inRange, cg.cmp(arith::CmpIPredicate::eq, lane, cg.idx(0))),
+          b,
+          cg.andI(inRange, cg.cmp(arith::CmpIPredicate::eq, lane, cg.idx(0))),
           false);
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
@@ -740,9 +742,9 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
     Value i = arith::RemSIOp::create(b, row, cg.idx(16));
     Value g = arith::RemSIOp::create(b, i, cg.idx(8));
     Value r = cg.divs(i, cg.idx(8));
-    fragBase = cg.add(cg.mul(cg.add(cg.mul(bh, nq16), cg.sub(row, i)),
-                             cg.idx(s.headDim)),
-                      cg.add(cg.mul(r, cg.idx(64)), cg.mul(g, cg.idx(4))));
+    fragBase = cg.add(
+        cg.mul(cg.add(cg.mul(bh, nq16), cg.sub(row, i)), cg.idx(s.headDim)),
+        cg.add(cg.mul(r, cg.idx(64)), cg.mul(g, cg.idx(4))));
   }
   chunks(s.headDim / vec, inRange, [&](Value c) {
     Value d = cg.mul(c, cg.idx(vec));
@@ -752,8 +754,8 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
       Value base = cg.add(fragBase, cg.mul(c, cg.idx(128)));
       Value x[2];
       for (int64_t e = 0; e < 2; ++e) {
-        auto ld = vector::LoadOp::create(b, v4, k.arg("dqacc_ws"),
-                                         ValueRange{cg.add(base, cg.idx(32 * e))});
+        auto ld = vector::LoadOp::create(
+            b, v4, k.arg("dqacc_ws"), ValueRange{cg.add(base, cg.idx(32 * e))});
         ld.setAlignment(16);
         x[e] = ld;
       }
@@ -768,9 +770,11 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
     }
     SmallVector<Value> elems;
     for (Value v : vals)
-      elems.push_back(et == f32 ? v : arith::TruncFOp::create(b, et, v).getResult());
+      elems.push_back(
+          et == f32 ? v : arith::TruncFOp::create(b, et, v).getResult());
     Value out = vector::FromElementsOp::create(b, vt, elems);
-    vector::StoreOp::create(b, out, k.arg("dq"), ValueRange{k.at4("dq", bi, h, row, d)})
+    vector::StoreOp::create(b, out, k.arg("dq"),
+                            ValueRange{k.at4("dq", bi, h, row, d)})
         .setAlignment(16);
   });
 }
@@ -828,9 +832,8 @@ static void buildBackwardMainBody(KernelGen &k) {
   // The query rows that can see some key of the block.
   Value qLo = c0, qHi = nq;
   if (s.masked)
-    std::tie(qLo, qHi) = cg.visibleQueries(k0, kLast, off, nq,
-                                           k.arg("window_left"),
-                                           k.arg("window_right"));
+    std::tie(qLo, qHi) = cg.visibleQueries(
+        k0, kLast, off, nq, k.arg("window_left"), k.arg("window_right"));
   Value scale = k.arg("scale");
 
   cg.forLoop(c0, group, [&](Value g) {
@@ -843,7 +846,8 @@ static void buildBackwardMainBody(KernelGen &k) {
             b, cg.cmp(arith::CmpIPredicate::slt, d, cg.idx(D)), false);
         OpBuilder::InsertionGuard gd(b);
         b.setInsertionPoint(ok.thenBlock()->getTerminator());
-        memref::StoreOp::create(b, cg.load(k.arg("q"), {k.at4("q", bi, h, i, d)}),
+        memref::StoreOp::create(b,
+                                cg.load(k.arg("q"), {k.at4("q", bi, h, i, d)}),
                                 qRow, ValueRange{d});
       }
       for (int64_t c = 0; c < (Dv + kWarp - 1) / kWarp; ++c) {
@@ -857,9 +861,9 @@ static void buildBackwardMainBody(KernelGen &k) {
             ValueRange{d});
       }
       k.barrier();
-      Value lse2 = cg.fmul(
-          memref::LoadOp::create(b, k.arg("lse"), ValueRange{k.atLse(bi, h, i)}),
-          cg.f32(kLog2e));
+      Value lse2 = cg.fmul(memref::LoadOp::create(
+                               b, k.arg("lse"), ValueRange{k.atLse(bi, h, i)}),
+                           cg.f32(kLog2e));
       Value flatRow =
           cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq), i);
       Value dr = memref::LoadOp::create(b, k.arg("dr_ws"), ValueRange{flatRow});
@@ -896,9 +900,9 @@ static void buildBackwardMainBody(KernelGen &k) {
       // dQ[i, d] += scale sum_j dS_j K[j, d]; lane owns d = lane + 32c.
       // dqacc rows: [B, Hq, Nq rounded up to 16, D].
       Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
-      Value dqBase = cg.mul(
-          cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq16), i),
-          cg.idx(D));
+      Value dqBase =
+          cg.mul(cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq16), i),
+                 cg.idx(D));
       for (int64_t c = 0; c < CD; ++c) {
         Value d = cg.add(lane, cg.idx(c * kWarp));
         auto ok = scf::IfOp::create(
@@ -917,8 +921,8 @@ static void buildBackwardMainBody(KernelGen &k) {
   });
 
   // Each lane writes its key's gradients.
-  auto valid = scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, kj, nk),
-                                 false);
+  auto valid =
+      scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, kj, nk), false);
   OpBuilder::InsertionGuard g(b);
   b.setInsertionPoint(valid.thenBlock()->getTerminator());
   cg.forLoop(c0, cg.idx(D), [&](Value d) {
@@ -995,9 +999,8 @@ static void buildDqBody(KernelGen &k) {
   // The key blocks any row of this query block can see (as the forward).
   Value kLo = c0, kHi = nk;
   if (s.masked)
-    std::tie(kLo, kHi) = cg.visibleKeys(q0, qLast, off, nk,
-                                        k.arg("window_left"),
-                                        k.arg("window_right"));
+    std::tie(kLo, kHi) = cg.visibleKeys(
+        q0, qLast, off, nk, k.arg("window_left"), k.arg("window_right"));
   Value kbLo = cg.divs(kLo, bn);
   Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
 
@@ -1037,9 +1040,8 @@ static void buildDqBody(KernelGen &k) {
       Value x = cg.load(tile, {d, lane});
       SmallVector<Value> out;
       for (int64_t i = 0; i < R; ++i)
-        out.push_back(
-            cg.fadd(loop.getRegionIterArgs()[i],
-                    cg.fmul(cg.load(rows, {rowOf[i], d}), x)));
+        out.push_back(cg.fadd(loop.getRegionIterArgs()[i],
+                              cg.fmul(cg.load(rows, {rowOf[i], d}), x)));
       scf::YieldOp::create(b, out);
       return SmallVector<Value>(loop.getResults());
     };
@@ -1085,8 +1087,8 @@ static void buildDqBody(KernelGen &k) {
   ValueRange res = kLoop.getResults();
   for (int64_t i = 0; i < R; ++i) {
     Value qi = cg.add(q0, rowOf[i]);
-    auto inRange = scf::IfOp::create(
-        b, cg.cmp(arith::CmpIPredicate::slt, qi, nq), false);
+    auto inRange =
+        scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, qi, nq), false);
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(inRange.thenBlock()->getTerminator());
     for (int64_t c = 0; c < C; ++c) {
@@ -1109,8 +1111,9 @@ static void buildDqBody(KernelGen &k) {
 //===----------------------------------------------------------------------===//
 
 static MemRefType bufferType(MLIRContext *ctx, Type et) {
-  return MemRefType::get({ShapedType::kDynamic}, et,
-                         StridedLayoutAttr::get(ctx, ShapedType::kDynamic, {1}));
+  return MemRefType::get(
+      {ShapedType::kDynamic}, et,
+      StridedLayoutAttr::get(ctx, ShapedType::kDynamic, {1}));
 }
 
 /// Element type of a buffer argument of the ABI.
@@ -1134,10 +1137,9 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
   // The external base symbol of dynamic shared memory: keeps the NVPTX
   // layout of `gpu.dynamic_shared_memory` from overlapping anything else.
   if (!SymbolTable::lookupSymbolIn(module, "__flashmlir_dyn_smem")) {
-    auto t = MemRefType::get({0}, builder.getI8Type(),
-                             MemRefLayoutAttrInterface(),
-                             gpu::AddressSpaceAttr::get(
-                                 ctx, gpu::AddressSpace::Workgroup));
+    auto t = MemRefType::get(
+        {0}, builder.getI8Type(), MemRefLayoutAttrInterface(),
+        gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
     memref::GlobalOp::create(builder, loc, "__flashmlir_dyn_smem",
                              /*sym_visibility=*/StringAttr(), t,
                              /*initial_value=*/Attribute(), /*constant=*/false,
@@ -1156,9 +1158,11 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
   }
   auto func = gpu::GPUFuncOp::create(builder, loc, info.entry,
                                      builder.getFunctionType(argTypes, {}));
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), builder.getUnitAttr());
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                builder.getUnitAttr());
   func.setKnownBlockSizeAttr(builder.getDenseI32ArrayAttr(
-      {int32_t(info.block[0]), int32_t(info.block[1]), int32_t(info.block[2])}));
+      {int32_t(info.block[0]), int32_t(info.block[1]),
+       int32_t(info.block[2])}));
 
   ImplicitLocOpBuilder b(loc, builder);
   b.setInsertionPointToStart(&func.getBody().front());
