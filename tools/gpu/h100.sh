@@ -20,13 +20,19 @@
 #   tools/gpu/h100.sh det      deterministic backward: DET_BUNDLE=dir (fa-compile --default
 #                              --deterministic 1) through the correctness matrix and
 #                              attn-mma-bwd-check.py --bench, dQ/dK/dV bit-identical over two runs
+#   tools/gpu/h100.sh ab       A/B timing: every bundle under $AB (default .ab/NAME,
+#                              fa-compile --target sm_90 ... --head-dim 64,128,256)
+#                              timed against FA2 in one process (tools/gpu/ab.py,
+#                              extra flags in $AB_ARGS); bundles without a NOCHECK
+#                              file are first checked (forward and tensor-core
+#                              backward, float64 reference)
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
 BUNDLE=${BUNDLE:-build/bundle}
 export PYTHONUNBUFFERED=1
-[ "${1:-all}" = tune ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
+[ "${1:-all}" = tune ] || [ "${1:-all}" = ab ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 
 cmake -S . -B build-rt -G Ninja -DFLASHMLIR_ENABLE_COMPILER=OFF -DCMAKE_BUILD_TYPE=Release > "$OUT/cmake.log" 2>&1 &&
@@ -144,6 +150,20 @@ det() {
   grep -E "^FAIL" "$OUT/det-bwd.log" | head -20; grep -vE "^(PASS|FAIL)" "$OUT/det-bwd.log" | tail -40; status=$((status|rc))
 }
 
+ab() {
+  step "A/B: bundles under ${AB:-.ab} checked, then timed against FA2 in one process"
+  local args=()
+  for d in "${AB:-.ab}"/*/; do
+    local n; n=$(basename "$d"); args+=("$n=$d")
+    [ -f "$d/NOCHECK" ] && continue
+    python3 test/GPU/attn-mma-check.py "$n=$d" --dims 64,128,256 > "$OUT/ab-fwd-$n.log" 2>&1; rc=$?
+    grep -E "^FAIL" "$OUT/ab-fwd-$n.log" | head; echo "$n forward: $(grep -E "^(fwd check|Traceback)" "$OUT/ab-fwd-$n.log")"; status=$((status|rc))
+    python3 test/GPU/attn-mma-bwd-check.py "$d" --d 64,128,256 > "$OUT/ab-bwd-$n.log" 2>&1; rc=$?
+    grep -E "^FAIL" "$OUT/ab-bwd-$n.log" | head; echo "$n backward: $(tail -1 "$OUT/ab-bwd-$n.log")"; status=$((status|rc))
+  done
+  python3 tools/gpu/ab.py "${args[@]}" ${AB_ARGS:-} 2>&1 | grep -v Warning | tee "$OUT/ab.log"; status=$((status|${PIPESTATUS[0]}))
+}
+
 case "${1:-all}" in
   check) check ;;
   python) python_pkg ;;
@@ -152,6 +172,7 @@ case "${1:-all}" in
   prof) prof ;;
   tune) tune ;;
   det) det ;;
+  ab) ab ;;
   all) check; python_pkg; bench; [ -n "${DET_BUNDLE:-}" ] && det ;;
 esac
 echo "h100.sh: status $status"

@@ -265,6 +265,10 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     for (StringRef n : {"batch", "heads", "seqlen_q"})
       i64(n);
     addStrides(info.args, "dq");
+    // The tensor-core bwd_main accumulates dS K unscaled (fragment order):
+    // dq = scale * dqacc here.
+    if (mma::fragmentOrderDqAcc(spec))
+      f32("scale");
     rowGrid();
     break;
   }
@@ -599,7 +603,8 @@ static void buildForwardBody(KernelGen &k) {
 /// each moving 16-byte pieces, so a warp's accesses are contiguous.
 ///  * bwd_pre: dr = rowsum(dO * O) (f32, lane partial sums reduced with xor
 ///    shuffles inside the row's lane group) and dqacc[row] = 0.
-///  * bwd_post: dq[row] = dqacc[row], converted.
+///  * bwd_post: dq[row] = dqacc[row], converted (times the scale for the
+///    tensor-core bwd_main's unscaled fragment-order accumulator).
 static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
   ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
@@ -759,8 +764,10 @@ static void buildRowKernelBody(KernelGen &k, GpuKernelKind kind) {
         ld.setAlignment(16);
         x[e] = ld;
       }
+      Value scale = k.arg("scale");
       for (int64_t j = 0; j < vec; ++j)
-        vals.push_back(vector::ExtractOp::create(b, x[j % 2], j / 2));
+        vals.push_back(cg.fmul(
+            vector::ExtractOp::create(b, x[j % 2], j / 2), scale));
     } else {
       auto x = vector::LoadOp::create(b, vf, k.arg("dqacc_ws"),
                                       ValueRange{cg.add(dqBase, d)});

@@ -232,10 +232,36 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value signBits = vector::BroadcastOp::create(
       b, vi32,
       cg.select(negScale, k.i32(int32_t(0x80008000u)), k.i32(0)));
+  // Q read from shared memory at every k-step: flip its sign bits there
+  // once (a uniform branch: scale < 0 only) instead of in every fragment.
+  if (!qRegs) {
+    auto neg = scf::IfOp::create(b, negScale, false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(neg.thenBlock()->getTerminator());
+    const int64_t perRow = D / 8, threads = forwardWarps(s) * kWarp;
+    auto v8 = VectorType::get({8}, s.elementType);
+    auto v4i = VectorType::get({4}, b.getI32Type());
+    Value bits4 = vector::BroadcastOp::create(
+        b, v4i, k.i32(int32_t(0x80008000u)));
+    assert((kBlockM * perRow) % threads == 0 && "partial Q flip");
+    for (int64_t i = 0; i < kBlockM * perRow; i += threads) {
+      Value c = cg.add(tid, cg.idx(i));
+      Value row = k.div(c, perRow);
+      Value col = cg.mul(k.rem(c, perRow), cg.idx(8));
+      Value x = vector::LoadOp::create(b, v8, qs, ValueRange{row, col});
+      Value y = arith::XOrIOp::create(
+          b, vector::BitCastOp::create(b, v4i, x), bits4);
+      vector::StoreOp::create(b, vector::BitCastOp::create(b, v8, y), qs,
+                              ValueRange{row, col});
+    }
+    gpu::BarrierOp::create(b);
+  }
   auto qFragment = [&](int64_t mt, int64_t kk) {
     SmallVector<Value> f =
         k.ldmatrix(qs, cg.add(tileRow(mt), k.rem(lane, 16)),
                    cg.add(cg.idx(kk * 16), cg.mul(l16, cg.idx(8))), false);
+    if (!qRegs) // flipped in shared memory above
+      return f;
     for (Value &pair : f) {
       Value bits = vector::BitCastOp::create(b, vi32, pair);
       bits = arith::XOrIOp::create(b, bits, signBits);

@@ -48,13 +48,13 @@
 //    query rows 16(w % 4).. and columns (D / 2)(w / 4).. over the BN keys:
 //      dQ   = dS K                  A: dS by ldmatrix.trans of dS^T,
 //                                   B: K tile by ldmatrix.trans
-//    and adds scale * dQ to dqacc_ws with f32 atomics (rows < Nq only) in
-//    mma fragment order (mma::fragmentOrderDqAcc: a warp's atomic
+//    and adds dQ (unscaled) to dqacc_ws with f32 atomics (rows < Nq only)
+//    in mma fragment order (mma::fragmentOrderDqAcc: a warp's atomic
 //    instruction covers 32 consecutive floats; zeroed by attn_bwd_pre,
-//    converted by attn_bwd_post).
+//    scaled and converted by attn_bwd_post).
 //  * Epilogue: dK * scale and dV in the element type for keys < Nk (the
-//    SIMT kernel's convention: dS excludes the softmax scale, dQ and dK are
-//    scaled once when written).
+//    SIMT kernel's convention: dS excludes the softmax scale, dK is scaled
+//    once when written, dQ by attn_bwd_post).
 //  * Lane-dependent addresses are re-derived in every iteration from an
 //    opaque copy of the thread id (opaqueIndex): otherwise LLVM hoists ~100
 //    loop-invariant 64-bit ldmatrix/staging addresses out of the loop, where
@@ -318,8 +318,10 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // >= Nq: clamped copies of row Nq - 1, masked out).
   auto stage = [&](Value hI, Value tI, Value buf, Value tid) {
     Iter r = iterOf(hI, tI);
-    (void)k.stageTileAsync("q", bi, r.h, r.q0, nq, kBM, D, qView(buf), tid);
-    (void)k.stageTileAsync("do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf), tid);
+    (void)k.stageTileAsync("q", bi, r.h, r.q0, nq, kBM, D, qView(buf), tid,
+                           /*rowStep=*/true);
+    (void)k.stageTileAsync("do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf), tid,
+                           /*rowStep=*/true);
     auto first = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, tid, cg.idx(kBM)), false);
     {
@@ -710,8 +712,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
             for (int64_t e = 0; e < 2; ++e) {
               int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
               memref::AtomicRMWOp::create(
-                  b, arith::AtomicRMWKind::addf,
-                  cg.fmul(acc[half][2 * r + e], scale), k.arg("dqacc_ws"),
+                  b, arith::AtomicRMWKind::addf, acc[half][2 * r + e],
+                  k.arg("dqacc_ws"),
                   ValueRange{cg.add(dqBase, cg.idx(at))});
             }
         }

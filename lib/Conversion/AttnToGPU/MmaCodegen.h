@@ -42,13 +42,13 @@ inline constexpr int64_t kWarp = 32;
 /// addresses out of the loop (ldmatrix is an intrinsic: no address sinking)
 /// and they stay live next to the dK/dV accumulators (spills).
 inline Value opaqueIndex(ImplicitLocOpBuilder &b, Value x) {
-  Value i = arith::IndexCastOp::create(b, b.getI64Type(), x);
+  Value i = arith::IndexCastOp::create(b, b.getI32Type(), x);
   auto mov = LLVM::InlineAsmOp::create(
-      b, b.getI64Type(), ValueRange{i}, "mov.b64 $0, $1;", "=l,l",
+      b, b.getI32Type(), ValueRange{i}, "mov.b32 $0, $1;", "=r,r",
       /*has_side_effects=*/true, /*is_align_stack=*/false,
       LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
       ArrayAttr());
-  return arith::IndexCastOp::create(b, b.getIndexType(), mov.getResult(0));
+  return arith::IndexCastUIOp::create(b, b.getIndexType(), mov.getResult(0));
 }
 
 
@@ -162,23 +162,36 @@ struct MmaGen {
   /// copies committed as one group; returns the group token. Every copy is
   /// unconditional (rows x cols/8 vectors must be a multiple of the
   /// threads). A tile entirely below `limit` takes a path without the row
-  /// clamp, whose addresses are a loop-invariant base plus constants.
+  /// clamp. Its addresses are, with `rowStep`, one element offset per tile
+  /// plus multiples of a row stride (for a loop whose thread id is opaque:
+  /// nothing lane-dependent can be hoisted, and a 64-bit row product per
+  /// copy would be recomputed every iteration), otherwise a row product
+  /// per copy (LLVM hoists its lane-dependent part out of the loop).
   Value stageTileAsync(StringRef t, Value bi, Value h, Value row0, Value limit,
-                       int64_t rows, int64_t cols, Value dst, Value tid) {
+                       int64_t rows, int64_t cols, Value dst, Value tid,
+                       bool rowStep = false) {
     int64_t perRow = cols / 8;
     int64_t total = rows * perRow;
-    assert(total % threads == 0 && "partial async tile");
+    assert(total % threads == 0 && threads % perRow == 0 &&
+           "partial async tile");
     Value last = cg.sub(limit, cg.idx(1));
+    // Copy `it` of a thread covers row r0 + it * step, columns c..c+7.
+    const int64_t step = threads / perRow;
+    Value r0 = div(tid, perRow);
+    Value c = cg.mul(rem(tid, perRow), cg.idx(8));
     auto copies = [&](bool clamp) {
+      const bool stepped = rowStep && !clamp;
+      Value first = stepped ? at4(t, bi, h, cg.add(row0, r0), c) : Value();
+      Value stride =
+          stepped ? cg.mul(arg((t + "_stride_n").str()), cg.idx(step))
+                  : Value();
       for (int64_t it = 0; it < total / threads; ++it) {
-        Value i = cg.add(tid, cg.idx(it * threads));
-        Value r = div(i, perRow);
-        Value c = cg.mul(rem(i, perRow), cg.idx(8));
+        Value r = cg.add(r0, cg.idx(it * step));
         Value n = cg.add(row0, r);
-        if (clamp)
-          n = cg.min(n, last);
+        Value src = stepped ? cg.add(first, cg.mul(stride, cg.idx(it)))
+                            : at4(t, bi, h, clamp ? cg.min(n, last) : n, c);
         nvgpu::DeviceAsyncCopyOp::create(
-            b, dst, ValueRange{r, c}, arg(t), ValueRange{at4(t, bi, h, n, c)},
+            b, dst, ValueRange{r, c}, arg(t), ValueRange{src},
             b.getIndexAttr(8), Value(), b.getUnitAttr());
       }
     };
