@@ -6,7 +6,7 @@ usage: attn-mma-bwd-check.py TC_BUNDLE [--bench] [--d 64,128,256] [--dtype f16,b
 TC_BUNDLE is a bundle written with `fa-compile --tensor-cores 1` (its
 manifest says which bwd_main kernels are the tensor-core variant; the others
 are SIMT and are checked all the same; --d 256 is on tensor cores only in
-an sm_90 / sm_90a bundle: the column-split kernel takes 217 KB of shared
+an sm_90 / sm_90a bundle: the column-split kernel takes 211 KB of shared
 memory, sm_80 keeps it SIMT). Correctness: forward (O, lse) and
 backward (dQ, dK, dV) through the runtime on fresh random inputs, outputs
 poisoned with NaN first, against float64 PyTorch autograd by

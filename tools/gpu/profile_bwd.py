@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Backward kernels side by side under Nsight Compute (or plain timing).
+"""Backward (or, with --fwd, forward) kernels side by side under Nsight
+Compute (or plain timing).
 
 usage: profile_bwd.py BUNDLE [--d 64,128] [--n 4096] [--causal 0,1]
-                              [--dtype bf16] [--iters 3]
+                              [--dtype bf16] [--iters 3] [--fwd]
 
 For every (d, causal) case: one forward, then `--iters` backward passes of
 the bundle (attn_bwd_pre/main/post) and of SDPA's flash backend
@@ -43,16 +44,27 @@ def main():
     ap.add_argument("--causal", default="0,1")
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--fwd", action="store_true",
+                    help="time / profile the forward kernels instead (attn_fwd vs flash_fwd_kernel)")
     a = ap.parse_args()
     rt = Runtime(a.bundle)
     dt = DT[a.dtype]
     torch.manual_seed(0)
-    print(f"{'case':28s} {'ours ms':>9s} {'FA2 ms':>9s} {'ratio':>6s}  (backward only, median of {a.iters})")
+    what = "forward" if a.fwd else "backward"
+    print(f"{'case':28s} {'ours ms':>9s} {'FA2 ms':>9s} {'ratio':>6s}  ({what} only, median of {a.iters})")
     for d in map(int, a.d.split(",")):
         for n in map(int, a.n.split(",")):
             for causal in map(int, a.causal.split(",")):
                 B, H = max(1, 16384 // n), 2048 // d
                 q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=dt) for _ in range(4))
+                if a.fwd:  # no other forward launch: ours (warm-up, iters), then FA2's
+                    o, lse = torch.empty_like(q), torch.empty(B, H, n, device="cuda")
+                    ours = lambda: rt.forward(q, k, v, causal=bool(causal), out=o, lse=lse)
+                    fa2 = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal))
+                    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
+                        t1, t2 = time_ms(ours, a.iters), time_ms(fa2, a.iters)
+                    print(f"{a.dtype} d{d} N{n} B{B} H{H} c{causal}      {t1:9.3f} {t2:9.3f} {t2 / t1:6.2f}")
+                    continue
                 o, lse = rt.forward(q, k, v, causal=bool(causal))
                 dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
                 ours = lambda: rt.backward(q, k, v, o, lse, do, causal=bool(causal), dq=dq, dk=dk, dv=dv)

@@ -8,9 +8,11 @@
 //
 //  * Q is staged once through shared memory (16-byte loads) and kept in
 //    registers as m16k16 A fragments (nvgpu.ldmatrix).
-//  * K and V tiles are staged row-major in shared memory with rows padded by
-//    16 bytes (conflict-free ldmatrix); K feeds the B operand of S = Q K^T via
-//    ldmatrix, V feeds the B operand of O += P V via ldmatrix.trans.
+//  * K and V tiles are staged row-major in shared memory, rows XOR-swizzled
+//    in 16-byte chunks (MmaGen::swizzleCol; padded by 16 bytes where
+//    mma::forwardSwizzle says so), both conflict-free for ldmatrix; K feeds
+//    the B operand of S = Q K^T via ldmatrix, V feeds the B operand of
+//    O += P V via ldmatrix.trans.
 //  * Staging (mmaAsyncCopy, the default): cp.async 16-byte copies, one commit
 //    group per tile, one K and one V buffer as in FlashAttention-2: V_j loads
 //    under S_j = Q K_j^T, K_{j+1} under the softmax and P V_j; two barriers
@@ -107,6 +109,18 @@ int64_t mma::forwardWarpTiles(const GpuKernelSpec &s) {
   return s.headDim > 128 ? 1 : 2;
 }
 
+// Shared-memory layout of Q / K / V: XOR-swizzled rows (the K / V copies of
+// every key tile fill aligned 128-byte segments; padded rows made them
+// straddle two: 2.6x the ideal shared-memory wavefronts, Nsight Compute)
+// measured +2-10% over padded rows on the H100 (docs/tensor-cores.md, v10).
+// Padded rows where the swizzled addresses (four per ldmatrix operand) cost
+// spills: the masked D = 64 and D = 128 kernels (20-100 bytes on sm_90;
+// the D = 128 one also measured 2% slower) and sm_80 code (up to 384 bytes;
+// not measured on an sm_80 GPU).
+bool mma::forwardSwizzle(const GpuKernelSpec &s) {
+  return swizzleTiles(s) && (!s.masked || s.headDim > 128);
+}
+
 /// Q stays in registers as A fragments unless that would cost too many
 /// registers (two m16 tiles per warp and D > 64); then its fragments are
 /// re-read from shared memory at every k-step, as FlashAttention-2 does.
@@ -115,14 +129,22 @@ static bool qInRegisters(const GpuKernelSpec &s) {
          (mma::forwardWarpTiles(s) == 1 && s.headDim <= 128);
 }
 
-static int64_t rowD(const GpuKernelSpec &s) { return s.headDim + kPad; }
-static int64_t rowDv(const GpuKernelSpec &s) { return s.headDimV + kPad; }
+// Q / K / V tiles: rows of D (Dv) elements, XOR-swizzled (MmaGen::
+// swizzleCol), or padded rows where mma::forwardSwizzle says so; the O tile
+// of the epilogue (4-byte stores): padded rows.
+static int64_t pad(const GpuKernelSpec &s) {
+  return mma::forwardSwizzle(s) ? 0 : kPad;
+}
+static int64_t rowQ(const GpuKernelSpec &s) { return s.headDim + pad(s); }
+static int64_t rowD(const GpuKernelSpec &s) { return s.headDim + pad(s); }
+static int64_t rowDv(const GpuKernelSpec &s) { return s.headDimV + pad(s); }
+static int64_t rowO(const GpuKernelSpec &s) { return s.headDimV + kPad; }
 static int64_t align16(int64_t x) { return (x + 15) / 16 * 16; }
 
 /// Q shares the bytes of the K tile when it lives in registers (it is read
 /// only before the key loop); otherwise it has its own region.
 static int64_t qBytes(const GpuKernelSpec &s) {
-  return align16(mma::forwardBlockM(s) * rowD(s) * 2);
+  return align16(mma::forwardBlockM(s) * rowQ(s) * 2);
 }
 /// With cp.async, Q has its own region too: it is loaded together with the
 /// first K tile.
@@ -139,7 +161,7 @@ static int64_t vOffset(const GpuKernelSpec &s) {
 
 int64_t mma::forwardSharedMemory(const GpuKernelSpec &s) {
   // The epilogue reuses the bytes from 0 for the O tile.
-  int64_t oBytes = mma::forwardBlockM(s) * rowDv(s) * 2;
+  int64_t oBytes = mma::forwardBlockM(s) * rowO(s) * 2;
   return align16(
       std::max(vOffset(s) + forwardBlockN(s) * rowDv(s) * 2, oBytes));
 }
@@ -191,7 +213,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     return cg.add(warpRow0, cg.idx(16 * mt));
   };
 
-  Value qs = k.smem(0, {kBlockM, rowD(s)});
+  Value qs = k.smem(0, {kBlockM, rowQ(s)});
   Value ks = k.smem(kOffset(s), {kBlockN, rowD(s)});
   Value vs = k.smem(vOffset(s), {kBlockN, rowDv(s)});
 
@@ -248,6 +270,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       Value c = cg.add(tid, cg.idx(i));
       Value row = k.div(c, perRow);
       Value col = cg.mul(k.rem(c, perRow), cg.idx(8));
+      col = k.swizzleCol(qs, row, col);
       Value x = vector::LoadOp::create(b, v8, qs, ValueRange{row, col});
       Value y = arith::XOrIOp::create(
           b, vector::BitCastOp::create(b, v4i, x), bits4);
@@ -494,7 +517,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // O goes through shared memory (the Q/K region, free once every warp is
   // past the loop) so that it leaves in coalesced 16-byte row pieces.
   gpu::BarrierOp::create(b);
-  Value os = k.smem(0, {kBlockM, rowDv(s)});
+  Value os = k.smem(0, {kBlockM, rowO(s)});
   ValueRange res = loop.getResults();
   for (int64_t mt = 0; mt < MT; ++mt)
     for (int64_t r = 0; r < 2; ++r) {

@@ -27,6 +27,10 @@ constexpr int64_t kBlockN = 64;
 /// Keys per tile of the forward kernel (32 or 64).
 int64_t forwardBlockN(const GpuKernelSpec &spec);
 
+/// True when the forward kernel's Q / K / V tiles are XOR-swizzled
+/// (MmaGen::swizzleCol) rather than padded.
+bool forwardSwizzle(const GpuKernelSpec &spec);
+
 /// Warps per block of the forward kernel (4 or 8), m16 row tiles per warp
 /// (1 or 2), and the block's query rows.
 int64_t forwardWarps(const GpuKernelSpec &spec);

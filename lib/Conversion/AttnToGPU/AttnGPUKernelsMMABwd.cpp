@@ -7,7 +7,7 @@
 // grid.x over blocks of BN = 128 keys, grid.y = kv head, grid.z = batch; a
 // block has 8 warps, warp w owns keys 16w..16w+15 and all dK / dV columns
 // (16 x D f32 each: 32 + 32 registers at D = 64, 64 + 64 at D = 128).
-// D = 256 (sm_90 only: 222208 bytes of shared memory; sm_80 keeps the SIMT
+// D = 256 (sm_90 only: 216064 bytes of shared memory; sm_80 keeps the SIMT
 // kernel), "column split" CS = 2: BN = 64 keys, warps w and w + 4 share the
 // 16 keys of key group kg = w % 4 and own dK / dV columns 128 cs.. (cs = w /
 // 4; 64 + 64 registers). Each computes S^T / dP^T / dS^T for its 32 of the
@@ -17,8 +17,9 @@
 // += dS^T Q on their column half; the dQ stage follows without another
 // barrier (16 rows x 128 columns per warp over the 64 keys).
 //
-//  * K and V of the block are staged once (16-byte loads) into padded shared
-//    memory (rows + 8 elements: conflict-free ldmatrix). D = 64: the m16k16
+//  * K and V of the block are staged once (16-byte loads) into shared
+//    memory (rows XOR-swizzled on sm_90, padded by 8 elements on sm_80:
+//    mma::tilePad; conflict-free ldmatrix either way). D = 64: the m16k16
 //    A fragments of the warp's 16 keys stay in registers; D = 128: they are
 //    re-read by ldmatrix at every use (the registers hold dK / dV). The K
 //    tile also serves dQ.
@@ -106,7 +107,7 @@ bool mma::supportsBackward(const GpuKernelSpec &s) {
     return false;
   if (s.headDim == 64 || s.headDim == 128)
     return true;
-  // D = 256 (column split) takes ~217 KB of shared memory: sm_90 only (sm_80
+  // D = 256 (column split) takes ~211 KB of shared memory: sm_90 only (sm_80
   // allows 163 KB; it keeps the SIMT kernel).
   return s.headDim == 256 && s.smVersion != 80;
 }
@@ -141,10 +142,10 @@ int64_t mma::backwardBlockN(const GpuKernelSpec &s) {
 namespace {
 /// Byte offsets of the shared-memory tiles (all element type unless noted).
 struct BwdLayout {
-  int64_t k = 0;                   ///< K   [BN keys][D + 8]
-  int64_t v = 0;                   ///< V   [BN keys][Dv + 8]
-  int64_t q = 0;                   ///< Q   [2 buffers][64 rows][D + 8]
-  int64_t dO = 0;                  ///< dO  [2][64 rows][Dv + 8]
+  int64_t k = 0;  ///< K   [BN keys][D + tilePad]
+  int64_t v = 0;  ///< V   [BN keys][Dv + tilePad]
+  int64_t q = 0;  ///< Q   [2 buffers][64 rows][D + tilePad]
+  int64_t dO = 0; ///< dO  [2][64 rows][Dv + tilePad]
   int64_t qBytes = 0, dOBytes = 0; ///< one buffer
   int64_t dS = 0;                  ///< dS^T [BN keys][64 rows + 8]
   int64_t p = 0;   ///< P^T [BN keys][64 rows + 8] (column split only)
@@ -166,10 +167,14 @@ static BwdLayout layoutOf(const GpuKernelSpec &s) {
     off = align16(off + bytes);
     return o;
   };
-  l.k = add(bn * (s.headDim + kPad) * eb);
-  l.v = add(bn * (s.headDimV + kPad) * eb);
-  l.qBytes = kBM * (s.headDim + kPad) * eb;
-  l.dOBytes = kBM * (s.headDimV + kPad) * eb;
+  // K / V / Q / dO: rows of D elements, XOR-swizzled (MmaGen::swizzleCol)
+  // on sm_90, padded on sm_80 (mma::tilePad); dS^T / P^T (4-byte stores
+  // from registers): padded rows.
+  const int64_t tp = mma::tilePad(s);
+  l.k = add(bn * (s.headDim + tp) * eb);
+  l.v = add(bn * (s.headDimV + tp) * eb);
+  l.qBytes = kBM * (s.headDim + tp) * eb;
+  l.dOBytes = kBM * (s.headDimV + tp) * eb;
   l.q = add(2 * l.qBytes);
   l.dO = add(2 * l.dOBytes);
   l.dS = add(bn * (kBM + kPad) * eb);
@@ -264,8 +269,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value scale2 = cg.fmul(scale, cg.f32(kLog2e));
 
   const BwdLayout L = layoutOf(s);
-  Value ks = k.smem(L.k, {BN, D + kPad});
-  Value vs = k.smem(L.v, {BN, Dv + kPad});
+  const int64_t tp = mma::tilePad(s);
+  Value ks = k.smem(L.k, {BN, D + tp});
+  Value vs = k.smem(L.v, {BN, Dv + tp});
   Value dss = k.smem(L.dS, {BN, kBM + kPad});
   Value pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
   Value lseS = smemView(k, f32, cg.idx(L.lse), {2 * kBM});
@@ -273,11 +279,11 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // Q / dO buffer `buf` (0 or 1, run-time).
   auto qView = [&](Value buf) {
     return smemView(k, et, cg.add(cg.idx(L.q), cg.mul(buf, cg.idx(L.qBytes))),
-                    {kBM, D + kPad});
+                    {kBM, D + tp});
   };
   auto dOView = [&](Value buf) {
     return smemView(k, et, cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
-                    {kBM, Dv + kPad});
+                    {kBM, Dv + tp});
   };
 
   // The query rows that can see some key of the block (as the SIMT kernel),

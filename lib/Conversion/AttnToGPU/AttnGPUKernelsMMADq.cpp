@@ -12,8 +12,9 @@
 //  * Q and dO of the block are staged once (cp.async, with the first K / V
 //    tile); at D = 64 their A fragments stay in registers, at D = 128 they
 //    are re-read from shared memory at every k-step (registers are full).
-//  * K and V tiles are double-buffered in padded shared memory (rows + 8
-//    elements: conflict-free ldmatrix) and staged by cp.async: tile j + 1 is
+//  * K and V tiles are double-buffered in shared memory (rows XOR-swizzled
+//    on sm_90, padded by 8 elements on sm_80: mma::tilePad; conflict-free
+//    ldmatrix either way) and staged by cp.async: tile j + 1 is
 //    issued right after iteration j's barrier, into the buffer iteration
 //    j - 1 used, and lands under iteration j's math. One barrier per tile.
 //  * Per key tile, per warp (16 queries x BN keys), as the forward kernel:
@@ -59,7 +60,6 @@ using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
 static constexpr double kLog2e = 1.4426950408889634;
-static constexpr int64_t kPad = 8; // elements of padding per smem row
 
 bool mma::supportsDq(const GpuKernelSpec &s) {
   if (!s.elementType || !(s.elementType.isF16() || s.elementType.isBF16()))
@@ -109,10 +109,13 @@ static DqLayout layoutOf(const GpuKernelSpec &s) {
     off = align16(off + bytes);
     return o;
   };
-  l.q = add(bm * (s.headDim + kPad) * eb);
-  l.dO = add(bm * (s.headDimV + kPad) * eb);
-  l.kBytes = align16(bn * (s.headDim + kPad) * eb);
-  l.vBytes = align16(bn * (s.headDimV + kPad) * eb);
+  // Rows of D elements, XOR-swizzled (MmaGen::swizzleCol) on sm_90, padded
+  // on sm_80 (mma::tilePad).
+  const int64_t tp = mma::tilePad(s);
+  l.q = add(bm * (s.headDim + tp) * eb);
+  l.dO = add(bm * (s.headDimV + tp) * eb);
+  l.kBytes = align16(bn * (s.headDim + tp) * eb);
+  l.vBytes = align16(bn * (s.headDimV + tp) * eb);
   l.k = add(2 * l.kBytes);
   l.v = add(2 * l.vBytes);
   l.total = off;
@@ -163,11 +166,12 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value scale2 = cg.fmul(scale, cg.f32(kLog2e));
 
   const DqLayout L = layoutOf(s);
-  Value qs = k.smem(L.q, {BM, D + kPad});
-  Value dos = k.smem(L.dO, {BM, Dv + kPad});
+  const int64_t tp = mma::tilePad(s);
+  Value qs = k.smem(L.q, {BM, D + tp});
+  Value dos = k.smem(L.dO, {BM, Dv + tp});
   // K / V buffer `buf` (0 or 1, run-time).
   auto view = [&](int64_t base, int64_t bytes, Value buf, int64_t width) {
-    auto mt = MemRefType::get({BN, width + kPad}, et,
+    auto mt = MemRefType::get({BN, width + tp}, et,
                               MemRefLayoutAttrInterface(), k.workgroup());
     return memref::ViewOp::create(
         b, mt, k.dynBase, cg.add(cg.idx(base), cg.mul(buf, cg.idx(bytes))),
@@ -393,7 +397,8 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
       Value pair = k.pack(cg.fmul(res[n * 4 + 2 * r], scale),
                           cg.fmul(res[n * 4 + 2 * r + 1], scale));
-      vector::StoreOp::create(b, pair, qs, ValueRange{row, col})
+      vector::StoreOp::create(b, pair, qs,
+                              ValueRange{row, k.swizzleCol(qs, row, col)})
           .setAlignment(4);
     }
   }

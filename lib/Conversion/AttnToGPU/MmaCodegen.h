@@ -27,7 +27,11 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
 #include "llvm/ADT/StringMap.h"
+
+#include <functional>
 
 namespace mlir {
 namespace attn {
@@ -51,6 +55,18 @@ inline Value opaqueIndex(ImplicitLocOpBuilder &b, Value x) {
   return arith::IndexCastUIOp::create(b, b.getIndexType(), mov.getResult(0));
 }
 
+
+/// Whether the kernels of `s` store their cp.async-staged tiles XOR-swizzled
+/// (MmaGen::swizzleCol) instead of in padded rows: sm_90, where it was
+/// measured (docs/tensor-cores.md, v10); sm_80 code keeps padded rows (the
+/// swizzled addresses cost it spills, up to 384 bytes, and no sm_80 GPU was
+/// at hand to weigh that).
+inline bool swizzleTiles(const GpuKernelSpec &s) { return s.smVersion >= 90; }
+
+/// Elements of padding per row of a Q / K / V / dO tile: 0 when swizzled.
+inline int64_t tilePad(const GpuKernelSpec &s) {
+  return swizzleTiles(s) ? 0 : 8;
+}
 
 /// Register fragments are kept as scalars; these helpers pack them for the
 /// mma ops.
@@ -91,6 +107,45 @@ struct MmaGen {
     return memref::ViewOp::create(b, t, dynBase, cg.idx(offset), ValueRange{});
   }
 
+  /// Shared-memory tiles whose rows are a multiple of 64 elements (128
+  /// bytes: the Q / K / V / dO tiles, rows of D) are XOR-swizzled: 16-byte
+  /// chunk c of row r lives at chunk c ^ (r % 8). A row then starts on a
+  /// 128-byte boundary, so the 16-byte cp.async writes of 8 consecutive
+  /// threads fill one aligned 128-byte segment (padded rows made them
+  /// straddle two: 2.6x the ideal shared-memory wavefronts on the H100),
+  /// and the 8 rows of an ldmatrix 8x8 matrix (rows 8i..8i+7, one logical
+  /// chunk) hit 8 different chunks: no bank conflict. Padded tiles (rows of
+  /// 64k + 8 elements: dS^T, P^T, the O tile) are stored as they are.
+  static bool swizzled(Value mem) {
+    auto t = cast<MemRefType>(mem.getType());
+    return t.getRank() == 2 && t.getDimSize(1) % 64 == 0;
+  }
+  /// The stored column of element (row, col) of tile `mem` (col a multiple
+  /// of 2; the access stays inside its 16-byte chunk). The constant part C
+  /// of col stays an address offset where it can: col = C + x is stored at
+  /// (C & ~63) + (((C & 63) + x) ^ 8 (row % 8)).
+  Value swizzleCol(Value mem, Value row, Value col) {
+    if (!swizzled(mem))
+      return col;
+    std::function<std::pair<int64_t, Value>(Value)> split =
+        [&](Value v) -> std::pair<int64_t, Value> {
+      if (auto c = getConstantIntValue(v))
+        return {*c, Value()};
+      if (auto add = v.getDefiningOp<arith::AddIOp>()) {
+        auto [c0, x0] = split(add.getLhs());
+        auto [c1, x1] = split(add.getRhs());
+        return {c0 + c1, x0 && x1 ? cg.add(x0, x1) : (x0 ? x0 : x1)};
+      }
+      return {0, v};
+    };
+    auto [c, x] = split(col);
+    Value s = arith::ShLIOp::create(
+        b, arith::AndIOp::create(b, row, cg.idx(7)), cg.idx(3));
+    Value y = x ? (c & 63 ? cg.add(x, cg.idx(c & 63)) : x) : cg.idx(c & 63);
+    Value r = arith::XOrIOp::create(b, y, s);
+    return c & ~int64_t(63) ? cg.add(r, cg.idx(c & ~int64_t(63))) : r;
+  }
+
   Value at4(StringRef t, Value bi, Value h, Value n, Value d) {
     Value i = cg.add(cg.mul(bi, arg((t + "_stride_b").str())),
                      cg.mul(h, arg((t + "_stride_h").str())));
@@ -116,7 +171,8 @@ struct MmaGen {
         auto ld = vector::LoadOp::create(b, vt, arg(t),
                                          ValueRange{at4(t, bi, h, n, c)});
         ld.setAlignment(16);
-        auto st = vector::StoreOp::create(b, ld, dst, ValueRange{r, c});
+        auto st = vector::StoreOp::create(
+            b, ld, dst, ValueRange{r, swizzleCol(dst, r, c)});
         st.setAlignment(16);
       };
       if ((it + 1) * threads <= total) {
@@ -150,7 +206,8 @@ struct MmaGen {
       auto inRange = scf::IfOp::create(b, ok, false);
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-      auto ld = vector::LoadOp::create(b, vt, src, ValueRange{r, c});
+      auto ld = vector::LoadOp::create(b, vt, src,
+                                       ValueRange{r, swizzleCol(src, r, c)});
       ld.setAlignment(16);
       auto st = vector::StoreOp::create(b, ld, arg(t),
                                         ValueRange{at4(t, bi, h, n, c)});
@@ -191,8 +248,8 @@ struct MmaGen {
         Value src = stepped ? cg.add(first, cg.mul(stride, cg.idx(it)))
                             : at4(t, bi, h, clamp ? cg.min(n, last) : n, c);
         nvgpu::DeviceAsyncCopyOp::create(
-            b, dst, ValueRange{r, c}, arg(t), ValueRange{src},
-            b.getIndexAttr(8), Value(), b.getUnitAttr());
+            b, dst, ValueRange{r, swizzleCol(dst, r, c)}, arg(t),
+            ValueRange{src}, b.getIndexAttr(8), Value(), b.getUnitAttr());
       }
     };
     auto full = scf::IfOp::create(
@@ -216,8 +273,8 @@ struct MmaGen {
   /// ldmatrix x4; returns the four 2-element rows as 16-bit pairs.
   SmallVector<Value> ldmatrix(Value mem, Value row, Value col, bool trans) {
     auto vt = VectorType::get({4, 2}, et);
-    Value v = nvgpu::LdMatrixOp::create(b, vt, mem, ValueRange{row, col},
-                                        trans, 4);
+    Value v = nvgpu::LdMatrixOp::create(
+        b, vt, mem, ValueRange{row, swizzleCol(mem, row, col)}, trans, 4);
     SmallVector<Value> out;
     for (int64_t i = 0; i < 4; ++i)
       out.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{i}));
