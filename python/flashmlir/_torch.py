@@ -87,13 +87,31 @@ def _opts(causal, scale, wl, wr, softcap):
     return Options(bool(causal), float(scale), int(wl), int(wr), float(softcap), "bhsd")
 
 
+_CAPABILITY = {}  # device index -> (major, minor)
+# The current stream's raw handle without building a torch.cuda.Stream (a few
+# microseconds per call); torch.cuda.current_stream where torch lacks it.
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
 def _cuda_run(kind, q, code, D, Dv, opts, fn):
-    dev = q.device
-    with torch.cuda.device(dev):
-        stream = torch.cuda.current_stream(dev).cuda_stream
-        cc = tuple(torch.cuda.get_device_capability(dev))
+    idx = q.device.index
+    current = torch.cuda.current_device()
+    if idx is None:
+        idx = current
+    cc = _CAPABILITY.get(idx)
+    if cc is None:
+        cc = _CAPABILITY[idx] = tuple(torch.cuda.get_device_capability(idx))
+
+    def run():
+        stream = (_raw_stream(idx) if _raw_stream is not None
+                  else torch.cuda.current_stream(idx).cuda_stream)
         _runtime.dispatcher().run(kind, code, D, Dv, opts.masked, opts.softcap > 0, cc,
                                   lambda h: fn(h, stream))
+    if idx == current:  # the runtime launches in the current CUDA context
+        run()
+    else:
+        with torch.cuda.device(idx):
+            run()
 
 
 # --- implementations ------------------------------------------------------------

@@ -91,9 +91,10 @@ def _tensor(t, rank=4):
         raise ValueError(f"expected a {rank}-d tensor, got shape {tuple(t.shape)}")
     x = _Tensor()
     x.data = t.data_ptr()
+    sizes, strides = t.shape, t.stride()
     for i in range(4):
-        x.sizes[i] = t.shape[i] if i < rank else 1
-        x.strides[i] = t.stride(i) if i < rank else 1
+        x.sizes[i] = sizes[i] if i < rank else 1
+        x.strides[i] = strides[i] if i < rank else 1
     return x
 
 
