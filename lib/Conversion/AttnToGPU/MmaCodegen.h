@@ -25,9 +25,8 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
-#include "mlir/IR/ImplicitLocOpBuilder.h"
-
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include "llvm/ADT/StringMap.h"
 
@@ -44,7 +43,10 @@ inline constexpr int64_t kWarp = 32;
 /// its lane-dependent shared-memory addresses from such a copy of the thread
 /// id; otherwise LICM hoists ~100 loop-invariant 64-bit ldmatrix/staging
 /// addresses out of the loop (ldmatrix is an intrinsic: no address sinking)
-/// and they stay live next to the dK/dV accumulators (spills).
+/// and they stay live next to the dK/dV accumulators (spills). The copy is
+/// 32-bit and zero-extended (`x` must fit in i32; it is a thread id), so
+/// LLVM still knows it is non-negative: divisions and remainders by
+/// constants stay shifts and masks.
 inline Value opaqueIndex(ImplicitLocOpBuilder &b, Value x) {
   Value i = arith::IndexCastOp::create(b, b.getI32Type(), x);
   auto mov = LLVM::InlineAsmOp::create(
