@@ -401,44 +401,21 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         all.append(sv[mt]);
       scf::YieldOp::create(b, all);
       b.setInsertionPointToStart(maskIf.elseBlock());
-      // Per row, the visible columns c = 8j + e of this lane (key k0 + 2t +
-      // c) form [lo, hi] (i32, computed once per row and tile), so each
-      // element costs two compares against constants and nothing
-      // loop-invariant per element is left for LLVM to hoist.
-      Type i32 = b.getI32Type();
-      auto toI32 = [&](Value x) {
-        return arith::IndexCastOp::create(b, i32, x).getResult();
-      };
+      // Per row, the visible columns as i32 bounds (MmaGen::rowBounds).
       Value colBase = cg.add(k0, cg.mul(t, cg.idx(2)));
       Value lastCol = cg.sub(cg.sub(nk, c1), colBase); // keys < Nk
       SmallVector<Value> masked;
-      SmallVector<std::array<Value, 2>> lo(MT), hi(MT);
+      SmallVector<std::array<mma::MmaGen::RowBounds, 2>> bd(MT);
       for (int64_t mt = 0; mt < MT; ++mt)
-        for (int64_t r = 0; r < 2; ++r) {
-          hi[mt][r] = toI32(lastCol);
-          lo[mt][r] = Value();
-          if (!s.masked)
-            continue;
-          Value diag = cg.sub(cg.add(qRow[mt][r], off), colBase);
-          hi[mt][r] = toI32(cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0),
-                                      lastCol,
-                                      cg.min(lastCol, cg.add(diag, wr))));
-          lo[mt][r] = toI32(cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0),
-                                      cg.idx(-(int64_t(1) << 30)),
-                                      cg.sub(diag, wl)));
-        }
+        for (int64_t r = 0; r < 2; ++r)
+          bd[mt][r] = k.rowBounds(qRow[mt][r], colBase, lastCol, off, wl, wr);
       for (int64_t mt = 0; mt < MT; ++mt)
         for (int64_t j = 0; j < NT; ++j)
           for (int64_t r = 0; r < 2; ++r)
-            for (int64_t e = 0; e < 2; ++e) {
-              Value c = k.i32(8 * j + e);
-              Value vis = cg.cmp(arith::CmpIPredicate::sle, c, hi[mt][r]);
-              if (lo[mt][r])
-                vis = cg.andI(vis, cg.cmp(arith::CmpIPredicate::sge, c,
-                                          lo[mt][r]));
-              masked.push_back(
-                  cg.select(vis, sv[mt][j * 4 + r * 2 + e], cg.negInf()));
-            }
+            for (int64_t e = 0; e < 2; ++e)
+              masked.push_back(k.maskElement(bd[mt][r], 8 * j + e,
+                                             sv[mt][j * 4 + r * 2 + e],
+                                             /*negInf=*/true));
       scf::YieldOp::create(b, masked);
     }
     for (int64_t mt = 0; mt < MT; ++mt)

@@ -314,39 +314,19 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       b.setInsertionPointToStart(maskIf.thenBlock());
       scf::YieldOp::create(b, pv);
       b.setInsertionPointToStart(maskIf.elseBlock());
-      // Per row, the visible columns c = 8j + e of this lane (key k0 + 2t +
-      // c) form [lo, hi] (i32, as the forward kernel).
-      Type i32 = b.getI32Type();
-      auto toI32 = [&](Value x) {
-        return arith::IndexCastOp::create(b, i32, x).getResult();
-      };
+      // Per row, the visible columns as i32 bounds (MmaGen::rowBounds).
       Value colBase = cg.add(k0, cg.mul(t, cg.idx(2)));
       Value lastCol = cg.sub(cg.sub(nk, c1), colBase); // keys < Nk
-      Value lo[2], hi[2];
-      for (int64_t r = 0; r < 2; ++r) {
-        hi[r] = toI32(lastCol);
-        lo[r] = Value();
-        if (!s.masked)
-          continue;
-        Value diag = cg.sub(cg.add(qRow[r], off), colBase);
-        hi[r] = toI32(cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0),
-                                lastCol, cg.min(lastCol, cg.add(diag, wr))));
-        lo[r] = toI32(cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0),
-                                cg.idx(-(int64_t(1) << 30)),
-                                cg.sub(diag, wl)));
-      }
+      mma::MmaGen::RowBounds bd[2];
+      for (int64_t r = 0; r < 2; ++r)
+        bd[r] = k.rowBounds(qRow[r], colBase, lastCol, off, wl, wr);
       SmallVector<Value> masked;
       for (int64_t j = 0; j < NT; ++j)
         for (int64_t r = 0; r < 2; ++r)
-          for (int64_t e = 0; e < 2; ++e) {
-            Value c = k.i32(8 * j + e);
-            Value vis = cg.cmp(arith::CmpIPredicate::sle, c, hi[r]);
-            if (lo[r])
-              vis = cg.andI(vis,
-                            cg.cmp(arith::CmpIPredicate::sge, c, lo[r]));
-            masked.push_back(
-                cg.select(vis, pv[j * 4 + r * 2 + e], cg.f32(0.0)));
-          }
+          for (int64_t e = 0; e < 2; ++e)
+            masked.push_back(k.maskElement(bd[r], 8 * j + e,
+                                           pv[j * 4 + r * 2 + e],
+                                           /*negInf=*/false));
       scf::YieldOp::create(b, masked);
     }
     pv.assign(maskIf.getResults().begin(), maskIf.getResults().end());

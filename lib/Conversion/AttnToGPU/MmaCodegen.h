@@ -345,6 +345,44 @@ struct MmaGen {
     return out;
   }
 
+  /// Element mask of an S accumulator fragment row whose lane columns c =
+  /// 8j + e (keys colBase + c, colBase = k0 + 2t) belong to query row
+  /// `qRow`: the visible columns form [lo, hi] (i32, computed once per row
+  /// and tile; lo is null without a causal / window mask), so each element
+  /// costs two compares against constants and nothing loop-invariant per
+  /// element is left for LLVM to hoist. lastCol = Nk - 1 - colBase (keys <
+  /// Nk); off = Nk - Nq (bottom-right aligned), wl / wr the window (< 0:
+  /// unbounded; null when unmasked).
+  struct RowBounds {
+    Value lo, hi;
+  };
+  RowBounds rowBounds(Value qRow, Value colBase, Value lastCol, Value off,
+                      Value wl, Value wr) {
+    Type i32 = b.getI32Type();
+    auto toI32 = [&](Value x) {
+      return arith::IndexCastOp::create(b, i32, x).getResult();
+    };
+    RowBounds r{Value(), toI32(lastCol)};
+    if (!wl)
+      return r;
+    Value c0 = cg.idx(0);
+    Value diag = cg.sub(cg.add(qRow, off), colBase);
+    r.hi = toI32(cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0), lastCol,
+                           cg.min(lastCol, cg.add(diag, wr))));
+    r.lo = toI32(cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0),
+                           cg.idx(-(int64_t(1) << 30)), cg.sub(diag, wl)));
+    return r;
+  }
+  /// `x` (column c of a row with bounds `bd`) or, outside them, -inf
+  /// (`negInf`: raw scores) or 0 (probabilities).
+  Value maskElement(const RowBounds &bd, int64_t c, Value x, bool negInf) {
+    Value ci = i32(c);
+    Value vis = cg.cmp(arith::CmpIPredicate::sle, ci, bd.hi);
+    if (bd.lo)
+      vis = cg.andI(vis, cg.cmp(arith::CmpIPredicate::sge, ci, bd.lo));
+    return cg.select(vis, x, negInf ? cg.negInf() : cg.f32(0.0));
+  }
+
   Value quadReduce(Value x, bool isMax) {
     for (int64_t off : {1, 2}) {
       Value y = gpu::ShuffleOp::create(b, x, i32(off), i32(kWarp),
