@@ -139,12 +139,11 @@ static int64_t rowQ(const GpuKernelSpec &s) { return s.headDim + pad(s); }
 static int64_t rowD(const GpuKernelSpec &s) { return s.headDim + pad(s); }
 static int64_t rowDv(const GpuKernelSpec &s) { return s.headDimV + pad(s); }
 static int64_t rowO(const GpuKernelSpec &s) { return s.headDimV + kPad; }
-static int64_t align16(int64_t x) { return (x + 15) / 16 * 16; }
 
 /// Q shares the bytes of the K tile when it lives in registers (it is read
 /// only before the key loop); otherwise it has its own region.
 static int64_t qBytes(const GpuKernelSpec &s) {
-  return align16(mma::forwardBlockM(s) * rowQ(s) * 2);
+  return mma::align16(mma::forwardBlockM(s) * rowQ(s) * 2);
 }
 /// With cp.async, Q has its own region too: it is loaded together with the
 /// first K tile.
@@ -155,14 +154,14 @@ static int64_t kOffset(const GpuKernelSpec &s) {
   return qOwnRegion(s) ? qBytes(s) : 0;
 }
 static int64_t vOffset(const GpuKernelSpec &s) {
-  int64_t kBytes = align16(mma::forwardBlockN(s) * rowD(s) * 2);
+  int64_t kBytes = mma::align16(mma::forwardBlockN(s) * rowD(s) * 2);
   return qOwnRegion(s) ? kOffset(s) + kBytes : std::max(qBytes(s), kBytes);
 }
 
 int64_t mma::forwardSharedMemory(const GpuKernelSpec &s) {
   // The epilogue reuses the bytes from 0 for the O tile.
   int64_t oBytes = mma::forwardBlockM(s) * rowO(s) * 2;
-  return align16(
+  return mma::align16(
       std::max(vOffset(s) + forwardBlockN(s) * rowDv(s) * 2, oBytes));
 }
 

@@ -155,34 +155,27 @@ struct BwdLayout {
 };
 } // namespace
 
-static int64_t align16(int64_t x) { return (x + 15) / 16 * 16; }
-
 static BwdLayout layoutOf(const GpuKernelSpec &s) {
   const int64_t eb = 2; // f16 / bf16
   const int64_t bn = mma::backwardBlockN(s);
   BwdLayout l;
-  int64_t off = 0;
-  auto add = [&](int64_t bytes) {
-    int64_t o = off;
-    off = align16(off + bytes);
-    return o;
-  };
+  mma::SmemLayout m;
   // K / V / Q / dO: rows of D elements, XOR-swizzled (MmaGen::swizzleCol)
   // on sm_90, padded on sm_80 (mma::tilePad); dS^T / P^T (4-byte stores
   // from registers): padded rows.
   const int64_t tp = mma::tilePad(s);
-  l.k = add(bn * (s.headDim + tp) * eb);
-  l.v = add(bn * (s.headDimV + tp) * eb);
+  l.k = m.add(bn * (s.headDim + tp) * eb);
+  l.v = m.add(bn * (s.headDimV + tp) * eb);
   l.qBytes = kBM * (s.headDim + tp) * eb;
   l.dOBytes = kBM * (s.headDimV + tp) * eb;
-  l.q = add(2 * l.qBytes);
-  l.dO = add(2 * l.dOBytes);
-  l.dS = add(bn * (kBM + kPad) * eb);
+  l.q = m.add(2 * l.qBytes);
+  l.dO = m.add(2 * l.dOBytes);
+  l.dS = m.add(bn * (kBM + kPad) * eb);
   if (colSplit(s) > 1)
-    l.p = add(bn * (kBM + kPad) * eb);
-  l.lse = add(2 * kBM * 4);
-  l.dr = add(2 * kBM * 4);
-  l.total = off;
+    l.p = m.add(bn * (kBM + kPad) * eb);
+  l.lse = m.add(2 * kBM * 4);
+  l.dr = m.add(2 * kBM * 4);
+  l.total = m.total;
   return l;
 }
 

@@ -97,28 +97,21 @@ struct DqLayout {
 };
 } // namespace
 
-static int64_t align16(int64_t x) { return (x + 15) / 16 * 16; }
-
 static DqLayout layoutOf(const GpuKernelSpec &s) {
   const int64_t eb = 2; // f16 / bf16
   const int64_t bm = mma::dqBlockM(s), bn = mma::dqBlockN(s);
   DqLayout l;
-  int64_t off = 0;
-  auto add = [&](int64_t bytes) {
-    int64_t o = off;
-    off = align16(off + bytes);
-    return o;
-  };
+  mma::SmemLayout m;
   // Rows of D elements, XOR-swizzled (MmaGen::swizzleCol) on sm_90, padded
   // on sm_80 (mma::tilePad).
   const int64_t tp = mma::tilePad(s);
-  l.q = add(bm * (s.headDim + tp) * eb);
-  l.dO = add(bm * (s.headDimV + tp) * eb);
-  l.kBytes = align16(bn * (s.headDim + tp) * eb);
-  l.vBytes = align16(bn * (s.headDimV + tp) * eb);
-  l.k = add(2 * l.kBytes);
-  l.v = add(2 * l.vBytes);
-  l.total = off;
+  l.q = m.add(bm * (s.headDim + tp) * eb);
+  l.dO = m.add(bm * (s.headDimV + tp) * eb);
+  l.kBytes = mma::align16(bn * (s.headDim + tp) * eb);
+  l.vBytes = mma::align16(bn * (s.headDimV + tp) * eb);
+  l.k = m.add(2 * l.kBytes);
+  l.v = m.add(2 * l.vBytes);
+  l.total = m.total;
   return l;
 }
 

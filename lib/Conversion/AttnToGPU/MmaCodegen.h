@@ -70,6 +70,20 @@ inline int64_t tilePad(const GpuKernelSpec &s) {
   return swizzleTiles(s) ? 0 : 8;
 }
 
+/// Bytes rounded up to 16 (shared-memory tiles start 16-byte aligned).
+inline int64_t align16(int64_t x) { return (x + 15) / 16 * 16; }
+
+/// Lays out shared-memory regions one after another, each 16-byte aligned:
+/// `add(bytes)` returns the region's byte offset, `total` the size so far.
+struct SmemLayout {
+  int64_t total = 0;
+  int64_t add(int64_t bytes) {
+    int64_t o = total;
+    total = align16(total + bytes);
+    return o;
+  }
+};
+
 /// Register fragments are kept as scalars; these helpers pack them for the
 /// mma ops.
 struct MmaGen {
