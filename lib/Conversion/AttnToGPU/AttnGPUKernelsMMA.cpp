@@ -191,12 +191,10 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // Lane-derived values. (Re-deriving them inside the key loop from an opaque
   // copy of the thread id, as the backward kernel does, removes the small
   // ptxas spills at D = 128 but measured 4-6% slower on the H100.)
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value warp = k.div(tid, kWarp);
-  Value lane = k.rem(tid, kWarp);
-  Value g = k.div(lane, 4), t = k.rem(lane, 4);
-  Value l8 = k.rem(lane, 8), l8b = k.rem(k.div(lane, 8), 2),
-        l16 = k.div(lane, 16);
+  const LaneIds li =
+      k.laneIds(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+  Value tid = li.tid, warp = li.warp, lane = li.lane, g = li.g, t = li.t,
+        l8 = li.l8, l8b = li.l8b, l16 = li.l16;
   // First query row (within the block) of the warp's m16 tiles.
   Value warpRow0 = cg.mul(warp, cg.idx(16 * MT));
   Value nq = k.arg("seqlen_q"), nk = k.arg("seqlen_k");

@@ -195,12 +195,10 @@ static Value smemView(mma::MmaGen &k, Type t, Value offset,
 }
 
 namespace {
-/// Thread-id derived values (lane = 4 g + t; l8 = lane % 8, l8b = lane / 8 %
-/// 2, l16 = lane / 16 select the ldmatrix row address each lane supplies;
-/// kg: the warp's key group (= warp); qw, qc: its dQ row group and column
-/// half).
-struct Lanes {
-  Value tid, warp, lane, g, t, l8, l8b, l16, kg, qw, qc;
+/// The lane values (mma::LaneIds) plus kg: the warp's key group (= warp;
+/// column split: w % 4), qw, qc: its dQ row group and column half.
+struct Lanes : mma::LaneIds {
+  Value kg, qw, qc;
   Value cs; ///< column split: the warp's dK / dV column half (w / 4)
 };
 } // namespace
@@ -233,14 +231,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   auto lanesOf = [&](Value tid) {
     Lanes l;
-    l.tid = tid;
-    l.warp = k.div(tid, kWarp);
-    l.lane = k.rem(tid, kWarp);
-    l.g = k.div(l.lane, 4);
-    l.t = k.rem(l.lane, 4);
-    l.l8 = k.rem(l.lane, 8);
-    l.l8b = k.rem(k.div(l.lane, 8), 2);
-    l.l16 = k.div(l.lane, 16);
+    static_cast<mma::LaneIds &>(l) = k.laneIds(tid);
     l.kg = CS > 1 ? k.rem(l.warp, KG) : l.warp;
     if (CS > 1)
       l.cs = k.div(l.warp, KG);

@@ -139,12 +139,10 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                 cg.idx(1));
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value warp = k.div(tid, kWarp);
-  Value lane = k.rem(tid, kWarp);
-  Value g = k.div(lane, 4), t = k.rem(lane, 4);
-  Value l8 = k.rem(lane, 8), l8b = k.rem(k.div(lane, 8), 2),
-        l16 = k.div(lane, 16);
+  const LaneIds li =
+      k.laneIds(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+  Value tid = li.tid, warp = li.warp, lane = li.lane, g = li.g, t = li.t,
+        l8 = li.l8, l8b = li.l8b, l16 = li.l16;
   Value warpRow0 = cg.mul(warp, cg.idx(16));
   Value nq = k.arg("seqlen_q"), nk = k.arg("seqlen_k");
   Value group = cg.divs(k.arg("heads"), k.arg("kv_heads"));

@@ -84,6 +84,13 @@ struct SmemLayout {
   }
 };
 
+/// Thread-id derived values: lane = 4 g + t (the mma fragment coordinates);
+/// l8 = lane % 8, l8b = lane / 8 % 2, l16 = lane / 16 select the ldmatrix
+/// row address each lane supplies.
+struct LaneIds {
+  Value tid, warp, lane, g, t, l8, l8b, l16;
+};
+
 /// Register fragments are kept as scalars; these helpers pack them for the
 /// mma ops.
 struct MmaGen {
@@ -107,6 +114,19 @@ struct MmaGen {
     return arith::RemSIOp::create(b, a, cg.idx(c));
   }
   Value div(Value a, int64_t c) { return cg.divs(a, cg.idx(c)); }
+
+  LaneIds laneIds(Value tid) {
+    LaneIds l;
+    l.tid = tid;
+    l.warp = div(tid, kWarp);
+    l.lane = rem(tid, kWarp);
+    l.g = div(l.lane, 4);
+    l.t = rem(l.lane, 4);
+    l.l8 = rem(l.lane, 8);
+    l.l8b = rem(div(l.lane, 8), 2);
+    l.l16 = div(l.lane, 16);
+    return l;
+  }
 
   Attribute workgroup() {
     return gpu::AddressSpaceAttr::get(b.getContext(),
