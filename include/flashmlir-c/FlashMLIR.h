@@ -94,7 +94,7 @@ MLIR_CAPI_EXPORTED void flashmlir_cpu_reset_peak(void);
 /* Writes a GPU kernel bundle (PTX + manifest.json) for the cross product of
  * the comma-separated `dtypes` (f16,bf16,f32), `head_dims`, masked in
  * {0, 1} (`masked` = 0, 1 or 2 for both), softcap likewise, and `targets`
- * (sm_80,sm_90). head_dim_v = 0 means equal to the head dim. */
+ * (sm_80,sm_90a). head_dim_v = 0 means equal to the head dim. */
 MLIR_CAPI_EXPORTED int flashmlir_compile_bundle(
     const char *out_dir, const char *dtypes, const char *head_dims,
     int64_t head_dim_v, int masked, int softcap, const char *targets,

@@ -98,6 +98,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   if (llvm::StringRef(c.target).starts_with("sm_"))
     llvm::StringRef(c.target).substr(3, 2).getAsInteger(10, sm);
   spec.smVersion = sm;
+  spec.wgmma = c.wgmma && sm == 90 && StringRef(c.target).ends_with("a");
   return spec;
 }
 
@@ -379,6 +380,8 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
           config->try_emplace("mma_warp_rows", c.mmaWarpRows);
         if (c.mmaBlockN)
           config->try_emplace("mma_block_n", c.mmaBlockN);
+        if (attn::usesWgmma(kindOf(kind), specOf(ctx, c)))
+          config->try_emplace("wgmma", true);
       }
       if (!job.group.empty() && StringRef(kind) == "fwd") {
         // Autotune candidate: its group, resolved knobs and role. With

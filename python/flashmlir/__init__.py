@@ -163,7 +163,7 @@ def _flag(value, name):
 
 
 def compile(dtype, head_dim, head_dim_v=None, masked=True, softcap=False,
-            targets=("sm_80", "sm_90"), out_dir=None, device="cuda", *, causal=False,
+            targets=("sm_80", "sm_90a"), out_dir=None, device="cuda", *, causal=False,
             window=None, scale=None):
     """The FlashMLIR compiler (needs the compiler library, libflashmlir_c).
 

@@ -165,9 +165,10 @@ def cache_dir():
 
 
 def target_for(cc_major, cc_minor):
-    """The bundle target compiled for a device: sm_90 on Hopper, else sm_80
-    (PTX for sm_80 is JIT-compiled by the driver for newer devices)."""
-    return "sm_90" if cc_major == 9 else "sm_80"
+    """The bundle target compiled for a device: sm_90a on Hopper (its
+    forward uses wgmma), else sm_80 (PTX for sm_80 is JIT-compiled by the
+    driver for newer devices)."""
+    return "sm_90a" if cc_major == 9 else "sm_80"
 
 
 def config_dirname(code, D, Dv, masked, softcap, target):
@@ -176,7 +177,7 @@ def config_dirname(code, D, Dv, masked, softcap, target):
 
 
 def compile_bundle(out_dir, dtypes, head_dims, head_dim_v=0, masked=2, softcap=2,
-                   targets="sm_80,sm_90"):
+                   targets="sm_80,sm_90a"):
     """flashmlir_compile_bundle into out_dir (created by the compiler)."""
     lib = _native.compiler()
     err = _native.error_buffer()

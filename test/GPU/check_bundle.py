@@ -2,7 +2,9 @@
 """Checks a FlashMLIR kernel bundle with ptxas, offline (no GPU needed).
 
 Every PTX file in the manifest must assemble with `ptxas -v` for sm_80 (when
-its target is sm_80) and for sm_90, with no spill stores or loads. Writes the
+its target is sm_80) and for its own target otherwise, with no spill stores or
+loads and no serialized wgmma pipeline (ptxas's C75xx performance warnings on
+sm_90a kernels: the driver's JIT would hide them). Writes the
 resource report (registers, spill bytes, stack, shared memory) to
 ptxas-report.json in the bundle, prints a summary, exits 1 on any failure.
 
@@ -45,7 +47,11 @@ def run(job):
     m = re.search(r"(\d+) bytes stack frame", out)
     r["stack_bytes"] = int(m.group(1)) if m else None
     r["dynamic_smem"] = k["dynamic_smem"]
+    m = re.search(r"\(C75\d\d\)[^\n]*", out)
+    if m:  # wgmma serialized by ptxas
+        r["ok"], r["log"] = False, m.group(0)
     if not r["ok"]:
+        r["log"] = r.get("log") or out[-2000:]
         r["log"] = out[-2000:]
     return r
 

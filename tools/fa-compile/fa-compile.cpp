@@ -2,12 +2,12 @@
 //
 // Part of FlashMLIR.
 //
-// fa-compile --out DIR [--default] [--target sm_80,sm_90] [--dtype f16,bf16]
+// fa-compile --out DIR [--default] [--target sm_80,sm_90a] [--dtype f16,bf16]
 //            [--head-dim 64,128] [--head-dim-v N] [--masked 0|1|both]
 //            [--softcap 0|1|both] [--tensor-cores 0|1] [--mma-async-copy 0|1]
 //            [--mma-warps 4|8] [--mma-warp-rows 16|32]
-//            [--mma-block-n 32|64] [--deterministic 0|1] [--autotune]
-//            [--ptxas PATH] [-v]
+//            [--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1]
+//            [--autotune] [--ptxas PATH] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
 // writes a bundle: one PTX file per kernel and manifest.json. --autotune
@@ -33,13 +33,16 @@ static int usage(const std::string &msg) {
   if (!msg.empty())
     llvm::errs() << "fa-compile: " << msg << "\n";
   llvm::errs()
-      << "usage: fa-compile --out DIR [--default] [--target sm_80,sm_90] "
+      << "usage: fa-compile --out DIR [--default] [--target sm_80,sm_90a] "
          "[--dtype f16,bf16,f32] [--head-dim 64,128] [--head-dim-v N] "
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
          "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
-         "[--mma-block-n 32|64] [--deterministic 0|1] [--autotune] [--ptxas PATH] [-v]\n"
+         "[--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1] [--autotune]\n"
+         "       [--ptxas PATH] [-v]\n"
          "  --deterministic 1: bit-reproducible dQ (query-parallel dQ kernel\n"
          "              instead of f32 atomics in the backward)\n"
+         "  --wgmma 0   on sm_90a targets, keep the mma.sync forward instead of\n"
+         "              the Hopper (wgmma) one (default 1)\n"
          "  --autotune  also write, for every tensor-core forward config, the\n"
          "              tile candidates (4|8 warps x 32 rows x 64|32 keys, and\n"
          "              the other copy mode) as one candidate group whose\n"
@@ -71,14 +74,14 @@ static bool parseBools(llvm::StringRef s, std::vector<bool> &out) {
 int main(int argc, char **argv) {
   BundleOptions options;
   bool useDefault = false;
-  std::vector<std::string> targets = {"sm_80", "sm_90"}, dtypes = {"f16"};
+  std::vector<std::string> targets = {"sm_80", "sm_90a"}, dtypes = {"f16"};
   std::vector<int64_t> headDims = {64};
   int64_t headDimV = 0;
   std::vector<bool> masked = {false, true}, softcap = {false};
   bool tensorCores = true, mmaAsyncCopy = true;
   int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
   std::string knobFlag; // the last --mma-* flag given (--autotune sets them)
-  bool deterministic = false;
+  bool deterministic = false, wgmma = true;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -104,7 +107,7 @@ int main(int argc, char **argv) {
         return usage("--ptxas needs a path");
     } else if (a == "--target") {
       if (!value(v) || (targets = splitList(v)).empty())
-        return usage("--target needs a list like sm_80,sm_90");
+        return usage("--target needs a list like sm_80,sm_90a");
     } else if (a == "--dtype") {
       if (!value(v) || (dtypes = splitList(v)).empty())
         return usage("--dtype needs a list like f16,bf16");
@@ -152,6 +155,11 @@ int main(int argc, char **argv) {
       if (!value(v) || (v != "32" && v != "64"))
         return usage("--mma-block-n expects 32 or 64");
       mmaBlockN = v == "32" ? 32 : 64;
+    } else if (a == "--wgmma") {
+      std::vector<bool> wg;
+      if (!value(v) || !parseBools(v, wg) || wg.size() != 1)
+        return usage("--wgmma expects 0 or 1");
+      wgmma = wg[0];
     } else if (a == "--deterministic") {
       std::vector<bool> det;
       if (!value(v) || !parseBools(v, det) || det.size() != 1)
@@ -186,7 +194,7 @@ int main(int argc, char **argv) {
   for (BundleConfig &c : configs)
     c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy,
     c.mmaWarps = mmaWarps, c.mmaWarpRows = mmaWarpRows,
-    c.mmaBlockN = mmaBlockN, c.deterministic = deterministic;
+    c.mmaBlockN = mmaBlockN, c.deterministic = deterministic, c.wgmma = wgmma;
   std::string error;
   int64_t kernels = 0;
   if (!writeBundle(configs, options, error, &kernels)) {

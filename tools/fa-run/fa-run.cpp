@@ -1117,7 +1117,7 @@ private:
     err = why +
           " (this fa-run was built without the compiler, so it cannot "
           "compile missing kernels: write a bundle with them, e.g. "
-          "fa-compile --out DIR --target sm_80,sm_90 --dtype " +
+          "fa-compile --out DIR --target sm_80,sm_90a --dtype " +
           std::string(rt::dtypeName(o.dtype)) + " --head-dim " +
           std::to_string(o.headDim) + " --head-dim-v " +
           std::to_string(o.headDimV) + " --masked " + (masked() ? "1" : "0") +
@@ -1158,7 +1158,7 @@ private:
     stage = Stage::Compiled;
     std::fflush(stdout);
     std::fprintf(
-        stderr, "fa-run: %s; compiling %s for sm_80 and sm_90 into %s\n",
+        stderr, "fa-run: %s; compiling %s for sm_80 and sm_90a into %s\n",
         bundleDir.empty() ? "no kernel bundle"
                           : "the kernel bundle lacks this configuration",
         configName().c_str(), dir.string().c_str());
@@ -1224,7 +1224,7 @@ private:
     return s.str();
   }
 
-  /// Compiles the configuration for sm_80 and sm_90 into a fresh directory
+  /// Compiles the configuration for sm_80 and sm_90a into a fresh directory
   /// beside `dir`, then moves it to `dir`. `*out` is where the bundle ended
   /// up (the temporary directory itself when it could not be moved; it is
   /// removed at exit then).
@@ -1241,7 +1241,7 @@ private:
     fs::remove_all(tmp, ec);
 
     std::vector<BundleConfig> configs;
-    for (const char *target : {"sm_80", "sm_90"}) {
+    for (const char *target : {"sm_80", "sm_90a"}) {
       BundleConfig c;
       c.dtype = rt::dtypeName(o.dtype);
       c.headDim = o.headDim;

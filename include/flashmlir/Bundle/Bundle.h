@@ -39,12 +39,15 @@ struct BundleConfig {
   /// Bit-reproducible dQ (query-parallel `attn_bwd_dq` as the bwd_post
   /// kernel, no atomics); recorded in the manifest only when on.
   bool deterministic = false;
+  /// On sm_90a targets, the Hopper (wgmma) forward where it supports the
+  /// configuration; recorded in the manifest when used.
+  bool wgmma = true;
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks
 /// use) for the given targets.
 std::vector<BundleConfig> defaultBundleConfigs(
-    const std::vector<std::string> &targets = {"sm_80", "sm_90"});
+    const std::vector<std::string> &targets = {"sm_80", "sm_90a"});
 
 /// Options of writeBundle.
 struct BundleOptions {

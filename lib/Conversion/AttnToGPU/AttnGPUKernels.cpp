@@ -13,6 +13,7 @@
 #include "AttnGPUKernelsMMA.h"
 #include "AttnGPUKernelsMMABwd.h"
 #include "AttnGPUKernelsMMADq.h"
+#include "AttnGPUKernelsWgmma.h"
 
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
@@ -143,6 +144,10 @@ bool mlir::attn::usesTensorCores(GpuKernelKind kind,
   return false;
 }
 
+bool mlir::attn::usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec) {
+  return kind == GpuKernelKind::Forward && wgmma::supportsForward(spec);
+}
+
 GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
                                            const GpuKernelSpec &spec) {
   GpuKernelInfo info;
@@ -185,7 +190,13 @@ GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,
     info.dynamicSharedMemory = forwardSmem(spec).total;
     info.blockM = kFwdBlockM;
     info.blockN = kBlockN;
-    if (usesTensorCores(kind, spec)) { // tensor-core variant
+    if (usesWgmma(kind, spec)) { // Hopper variant
+      info.block[0] = wgmma::forwardWarpGroups(spec) * 4 * kWarp;
+      info.grid[0] = {"seqlen_q", wgmma::forwardBlockM(spec)};
+      info.dynamicSharedMemory = wgmma::forwardSharedMemory(spec);
+      info.blockM = wgmma::forwardBlockM(spec);
+      info.blockN = wgmma::forwardBlockN(spec);
+    } else if (usesTensorCores(kind, spec)) { // tensor-core variant
       info.block[0] = mma::forwardWarps(spec) * kWarp;
       info.grid[0] = {"seqlen_q", mma::forwardBlockM(spec)};
       info.dynamicSharedMemory = mma::forwardSharedMemory(spec);
@@ -1176,7 +1187,9 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
   KernelGen k(b, func, info, spec);
   switch (kind) {
   case GpuKernelKind::Forward:
-    if (usesTensorCores(kind, spec))
+    if (usesWgmma(kind, spec))
+      wgmma::buildForwardBody(b, func, info, spec); // Hopper variant
+    else if (usesTensorCores(kind, spec))
       mma::buildForwardBody(b, func, info, spec); // tensor-core variant
     else
       buildForwardBody(k);

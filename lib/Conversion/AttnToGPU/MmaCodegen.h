@@ -132,15 +132,22 @@ struct MmaGen {
     return gpu::AddressSpaceAttr::get(b.getContext(),
                                       gpu::AddressSpace::Workgroup);
   }
-  Value smem(int64_t offset, ArrayRef<int64_t> shape) {
+  Value smemBase() {
     if (!dynBase) {
       auto i8 = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
                                 MemRefLayoutAttrInterface(), workgroup());
       dynBase = gpu::DynamicSharedMemoryOp::create(b, i8);
     }
+    return dynBase;
+  }
+  Value smem(int64_t offset, ArrayRef<int64_t> shape) {
+    smemBase();
     auto t = MemRefType::get(shape, et, MemRefLayoutAttrInterface(),
                              workgroup());
-    return memref::ViewOp::create(b, t, dynBase, cg.idx(offset), ValueRange{});
+    Value at = cg.idx(offset);
+    if (smemShift)
+      at = cg.add(smemShift, at);
+    return memref::ViewOp::create(b, t, dynBase, at, ValueRange{});
   }
 
   /// Shared-memory tiles whose rows are a multiple of 64 elements (128
@@ -155,6 +162,21 @@ struct MmaGen {
   static bool swizzled(Value mem) {
     auto t = cast<MemRefType>(mem.getType());
     return t.getRank() == 2 && t.getDimSize(1) % 64 == 0;
+  }
+  /// The indices of element (row, col) of a staged tile `mem`: a 2-D tile
+  /// [rows][cols] (swizzled as above or padded), or a 3-D tile
+  /// [cols / 64][rows][64] of 128-byte rows, the layout wgmma's 128-byte
+  /// swizzle mode reads (AttnGPUKernelsWgmma.cpp): column block col / 64,
+  /// then the same chunk swizzle within the 128-byte row. col is a
+  /// multiple of 8 (one 16-byte chunk).
+  SmallVector<Value> tileIndices(Value mem, Value row, Value col) {
+    if (cast<MemRefType>(mem.getType()).getRank() == 2)
+      return {row, swizzleCol(mem, row, col)};
+    Value blk = arith::ShRUIOp::create(b, col, cg.idx(6));
+    Value in = arith::AndIOp::create(b, col, cg.idx(63));
+    Value s = arith::ShLIOp::create(
+        b, arith::AndIOp::create(b, row, cg.idx(7)), cg.idx(3));
+    return {blk, row, arith::XOrIOp::create(b, in, s)};
   }
   /// The stored column of element (row, col) of tile `mem` (col a multiple
   /// of 2; the access stays inside its 16-byte chunk). The constant part C
@@ -207,8 +229,8 @@ struct MmaGen {
         auto ld = vector::LoadOp::create(b, vt, arg(t),
                                          ValueRange{at4(t, bi, h, n, c)});
         ld.setAlignment(16);
-        auto st = vector::StoreOp::create(
-            b, ld, dst, ValueRange{r, swizzleCol(dst, r, c)});
+        auto st =
+            vector::StoreOp::create(b, ld, dst, tileIndices(dst, r, c));
         st.setAlignment(16);
       };
       if ((it + 1) * threads <= total) {
@@ -242,8 +264,7 @@ struct MmaGen {
       auto inRange = scf::IfOp::create(b, ok, false);
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-      auto ld = vector::LoadOp::create(b, vt, src,
-                                       ValueRange{r, swizzleCol(src, r, c)});
+      auto ld = vector::LoadOp::create(b, vt, src, tileIndices(src, r, c));
       ld.setAlignment(16);
       auto st = vector::StoreOp::create(b, ld, arg(t),
                                         ValueRange{at4(t, bi, h, n, c)});
@@ -284,7 +305,7 @@ struct MmaGen {
         Value src = stepped ? cg.add(first, cg.mul(stride, cg.idx(it)))
                             : at4(t, bi, h, clamp ? cg.min(n, last) : n, c);
         nvgpu::DeviceAsyncCopyOp::create(
-            b, dst, ValueRange{r, swizzleCol(dst, r, c)}, arg(t),
+            b, dst, tileIndices(dst, r, c), arg(t),
             ValueRange{src}, b.getIndexAttr(8), Value(), b.getUnitAttr());
       }
     };
@@ -434,6 +455,10 @@ struct MmaGen {
   int64_t threads; ///< threads of the block (tile copies are spread over them)
   llvm::StringMap<Value> args;
   Value dynBase;
+  /// Bytes added to every smem() offset (null: none): a kernel that needs a
+  /// more aligned base than the dynamic shared memory's guaranteed 16 bytes
+  /// sets it (AttnGPUKernelsWgmma.cpp).
+  Value smemShift;
 };
 
 } // namespace mma

@@ -54,6 +54,10 @@ struct GpuKernelSpec {
   /// query-parallel, each row's sum in a fixed order; attn_bwd_pre only
   /// writes dr_ws.
   bool deterministic = false;
+  /// Hopper forward: `attn_fwd` on wgmma.mma_async (FlashAttention-3 style,
+  /// AttnGPUKernelsWgmma.cpp) where it supports the spec. The PTX then needs
+  /// sm_90a; set only for sm_90a targets.
+  bool wgmma = false;
   /// Compute capability the kernel is built for (80, 90, ...), for the tile
   /// model; 0 = unknown (tuned for sm_90).
   int64_t smVersion = 0;
@@ -93,6 +97,10 @@ GpuKernelInfo getGpuKernelInfo(GpuKernelKind kind, const GpuKernelSpec &spec);
 /// True when `kind` is built as the tensor-core (mma.sync) variant for
 /// `spec`: spec.tensorCores is set and the variant supports the spec.
 bool usesTensorCores(GpuKernelKind kind, const GpuKernelSpec &spec);
+
+/// True when `kind` is built as the Hopper (wgmma, sm_90a) variant for
+/// `spec` (spec.wgmma is set and the variant supports the spec).
+bool usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec);
 
 /// Builds the kernel into `module` (which must contain no symbol of the same
 /// name) and returns it. Also declares the module's dynamic shared-memory

@@ -1,0 +1,641 @@
+//===- AttnGPUKernelsWgmma.cpp - Hopper (sm_90a) forward kernel -*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// FlashAttention-3 style forward on Hopper's warpgroup MMA
+// (wgmma.mma_async, sm_90a). A block of 2 warpgroups owns 128 query rows
+// (64 per warpgroup); keys come in tiles of 128.
+//
+//  * S = Q K_j^T: m64n128k16 with both operands read by the tensor cores
+//    from shared memory through matrix descriptors (Q and K K-major).
+//  * O += P V_j: m64nDk16 with P in registers (the S accumulator layout of a
+//    warp is the A-operand layout of the next product, as for mma.sync) and
+//    V read N-major (transposed by the descriptor).
+//  * Shared-memory tiles are stored as wgmma's 128-byte swizzle mode reads
+//    them: [D / 64][rows][64] elements, 16-byte chunk c of row r at chunk
+//    c ^ (r % 8), every tile 1024-byte aligned (MmaGen::tileIndices).
+//  * Copies: cp.async (16 bytes) by all threads into a two-stage K / V
+//    ring, one barrier per key tile: at the top of iteration j, K_{j+1} and
+//    V_j are issued; they land while the tile is computed. The generic-proxy
+//    writes are made visible to the tensor cores' async proxy with
+//    fence.proxy.async before the barrier.
+//  * Intra-warpgroup overlap (FlashAttention-3): iteration j issues
+//    S_j = Q K_j^T, then O += P_{j-1} V_{j-1}, waits for S_j only and runs
+//    the online softmax of S_j while P_{j-1} V_{j-1} is on the tensor cores;
+//    then waits for it and rescales O. The last P V follows the loop.
+//  * Online softmax, masks and epilogue as in the mma.sync kernel
+//    (AttnGPUKernelsMMA.cpp): the thread's rows are g and g + 8 of its
+//    warp's 16, two columns per n8 tile.
+//
+// wgmma / fences are emitted as inline PTX: nvvm.wgmma.mma_async takes A
+// only from shared memory. The accumulators pass through each wait as tied
+// asm operands, so nothing reads them before the wait.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttnGPUKernelsWgmma.h"
+#include "MmaCodegen.h"
+
+#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <string>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+using mma::MmaGen;
+
+static constexpr double kLog2e = 1.4426950408889634;
+static constexpr double kLn2 = 0.6931471805599453;
+static constexpr int64_t kWarpGroup = 128;
+static constexpr int64_t kPad = 8; // elements of padding per O-tile row
+
+bool wgmma::supportsForward(const GpuKernelSpec &s) {
+  if (!s.wgmma || !s.tensorCores || !s.elementType ||
+      !(s.elementType.isF16() || s.elementType.isBF16()) || s.softcap)
+    return false;
+  return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
+}
+
+int64_t wgmma::forwardWarpGroups(const GpuKernelSpec &) { return 2; }
+int64_t wgmma::forwardBlockN(const GpuKernelSpec &) { return 128; }
+
+namespace {
+/// Byte offsets of the shared-memory regions (each 1024-byte aligned): Q,
+/// the two K stages, the two V stages; the epilogue's O tile reuses the
+/// bytes from 0.
+struct Layout {
+  int64_t q, k, kStage, v, vStage, total;
+};
+} // namespace
+
+static Layout layout(const GpuKernelSpec &s) {
+  auto up = [](int64_t x) {
+    return (x + wgmma::kSmemAlign - 1) / wgmma::kSmemAlign * wgmma::kSmemAlign;
+  };
+  const int64_t M = wgmma::forwardBlockM(s), N = wgmma::forwardBlockN(s);
+  Layout l;
+  l.q = 0;
+  l.kStage = up(N * s.headDim * 2);
+  l.k = up(M * s.headDim * 2);
+  l.vStage = up(N * s.headDimV * 2);
+  l.v = l.k + 2 * l.kStage;
+  // + the worst-case shift to a 1024-byte boundary (buildForwardBody).
+  l.total = std::max(l.v + 2 * l.vStage, M * (s.headDimV + kPad) * 2) +
+            wgmma::kSmemAlign - 16;
+  return l;
+}
+
+int64_t wgmma::forwardSharedMemory(const GpuKernelSpec &s) {
+  return layout(s).total;
+}
+
+namespace {
+/// Inline-PTX emission of the warpgroup MMA instructions.
+struct WgmmaEmitter {
+  ImplicitLocOpBuilder &b;
+  std::string type; ///< f16 or bf16
+
+  Value asmOp(int64_t outs, ValueRange ins, const std::string &text,
+              const std::string &constraints,
+              SmallVectorImpl<Value> *results) {
+    Type f32 = b.getF32Type();
+    Type resT;
+    if (outs == 1)
+      resT = f32;
+    else if (outs > 1)
+      resT = LLVM::LLVMStructType::getLiteral(
+          b.getContext(), SmallVector<Type>(outs, f32));
+    auto op = LLVM::InlineAsmOp::create(
+        b, resT, ins, text, constraints, /*has_side_effects=*/true,
+        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+        LLVM::AsmDialectAttr(), ArrayAttr());
+    if (results) {
+      results->clear();
+      if (outs == 1)
+        results->push_back(op.getResult(0));
+      for (int64_t i = 0; outs > 1 && i < outs; ++i)
+        results->push_back(LLVM::ExtractValueOp::create(
+            b, op.getResult(0), ArrayRef<int64_t>{i}));
+    }
+    return outs ? op.getResult(0) : Value();
+  }
+  void emit(const std::string &text) {
+    asmOp(0, ValueRange{}, text, "", nullptr);
+  }
+
+  /// "=f" x n, then the n accumulators tied (when `tied`).
+  static std::string accConstraints(int64_t n, bool tied) {
+    std::string c;
+    for (int64_t i = 0; i < n; ++i)
+      c += std::string(i ? "," : "") + "=f";
+    for (int64_t i = 0; tied && i < n; ++i)
+      c += "," + std::to_string(i);
+    return c;
+  }
+  static std::string accList(int64_t n) {
+    std::string s = "{";
+    for (int64_t i = 0; i < n; ++i)
+      s += std::string(i ? ", " : "") + "$" + std::to_string(i);
+    return s + "}";
+  }
+
+  /// One commit group of m64n`n`k16 MMAs, D (+)= sum_i A_i B_i: A_i from
+  /// shared memory (`descA[i]`) or from four 32-bit registers (`aRegs[4 i ..
+  /// 4 i + 3]`), B_i from `descB[i]` (transposed: N-major). `acc` empty: the
+  /// first MMA ignores D.
+  struct Group {
+    int64_t n;
+    ArrayRef<Value> acc, descA, aRegs, descB;
+    bool transB;
+  };
+  /// Issues `groups` as one asm statement: wgmma.fence, then each group's
+  /// MMAs and wgmma.commit_group. Every input (descriptors, P registers) is
+  /// computed before the statement: ptxas serializes the wgmma pipeline
+  /// when a non-wgmma instruction defines an input of a wgmma while earlier
+  /// ones are in flight. Returns the groups' accumulators, concatenated.
+  SmallVector<Value> issue(ArrayRef<Group> groups) {
+    int64_t outs = 0, tiedIns = 0;
+    for (const Group &gr : groups) {
+      outs += gr.n / 2;
+      tiedIns += gr.acc.empty() ? 0 : gr.n / 2;
+    }
+    std::string constraints;
+    for (int64_t i = 0; i < outs; ++i)
+      constraints += std::string(i ? "," : "") + "=f";
+    SmallVector<Value> ins;
+    int64_t out0 = 0, next = outs + tiedIns;
+    for (const Group &gr : groups) {
+      for (auto [i, v] : llvm::enumerate(gr.acc)) {
+        constraints += "," + std::to_string(out0 + int64_t(i));
+        ins.push_back(v);
+      }
+      out0 += gr.n / 2;
+    }
+    std::string text = "wgmma.fence.sync.aligned;\n";
+    out0 = 0;
+    for (const Group &gr : groups) {
+      const int64_t r = gr.n / 2;
+      std::string acc = "{";
+      for (int64_t i = 0; i < r; ++i)
+        acc += std::string(i ? ", " : "") + "$" + std::to_string(out0 + i);
+      acc += "}";
+      for (size_t i = 0; i < gr.descB.size(); ++i) {
+        text += "{\n.reg .pred p;\nsetp.ne.b32 p, ";
+        text += !gr.acc.empty() || i ? "1" : "0";
+        text += ", 0;\nwgmma.mma_async.sync.aligned.m64n" +
+                std::to_string(gr.n) + "k16.f32." + type + "." + type + " " +
+                acc + ", ";
+        if (!gr.descA.empty()) {
+          text += "$" + std::to_string(next++) + ", ";
+          constraints += ",l";
+          ins.push_back(gr.descA[i]);
+        } else {
+          text += "{";
+          for (int64_t e = 0; e < 4; ++e) {
+            text += std::string(e ? ", " : "") + "$" + std::to_string(next++);
+            constraints += ",r";
+            ins.push_back(gr.aRegs[4 * i + e]);
+          }
+          text += "}, ";
+        }
+        text += "$" + std::to_string(next++) + ", p, 1, 1";
+        constraints += ",l";
+        ins.push_back(gr.descB[i]);
+        if (!gr.descA.empty())
+          text += ", 0";
+        text += gr.transB ? ", 1;\n}\n" : ", 0;\n}\n";
+      }
+      text += "wgmma.commit_group.sync.aligned;\n";
+      out0 += r;
+    }
+    SmallVector<Value> out;
+    asmOp(outs, ins, text, constraints, &out);
+    return out;
+  }
+
+  /// wgmma.wait_group `pending`, passing `acc` through (tied): its uses
+  /// come after the wait. `keep` (the inputs of the groups still in flight:
+  /// P registers, descriptors) are read by the statement, so LLVM keeps
+  /// them in their registers until then instead of reusing those for new
+  /// values while the tensor cores may still read them.
+  SmallVector<Value> wait(int64_t pending, ArrayRef<Value> acc,
+                          ArrayRef<Value> keep = {}) {
+    std::string constraints = accConstraints(acc.size(), true);
+    for (Value v : keep)
+      constraints += v.getType().isInteger(64) ? ",l" : ",r";
+    SmallVector<Value> ins(acc.begin(), acc.end());
+    ins.append(keep.begin(), keep.end());
+    SmallVector<Value> out;
+    asmOp(acc.size(), ins,
+          "wgmma.wait_group.sync.aligned " + std::to_string(pending) + ";",
+          constraints, &out);
+    return out;
+  }
+};
+} // namespace
+
+void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                             const GpuKernelInfo &info,
+                             const GpuKernelSpec &s) {
+  const int64_t WG = forwardWarpGroups(s);
+  MmaGen k(b, func, info, s, WG * kWarpGroup);
+  Codegen &cg = k.cg;
+  WgmmaEmitter w{b, s.elementType.isF16() ? "f16" : "bf16"};
+  const int64_t D = s.headDim, Dv = s.headDimV;
+  const int64_t M = forwardBlockM(s), N = forwardBlockN(s);
+  const int64_t NT = N / 8;  // n8 tiles of S
+  const int64_t OT = Dv / 8; // n8 tiles of O
+  const Layout lay = layout(s);
+  Type f32 = b.getF32Type(), i64 = b.getI64Type();
+
+  // Grid and lanes as in the mma.sync forward (masked: last block first).
+  Value qb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  if (s.masked)
+    qb = cg.sub(cg.sub(gpu::GridDimOp::create(b, gpu::Dimension::x), qb),
+                cg.idx(1));
+  Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  const mma::LaneIds li =
+      k.laneIds(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+  Value tid = li.tid, g = li.g, t = li.t;
+  Value wgIdx = k.div(tid, kWarpGroup);
+  // First row (within the block) of the warp's 16 rows.
+  Value rowBase = cg.add(cg.mul(wgIdx, cg.idx(64)),
+                         cg.mul(k.rem(li.warp, 4), cg.idx(16)));
+  Value nq = k.arg("seqlen_q"), nk = k.arg("seqlen_k");
+  Value group = cg.divs(k.arg("heads"), k.arg("kv_heads"));
+  Value hk = cg.divs(h, group);
+  Value off = cg.sub(nk, nq);
+  Value c0 = cg.idx(0), c1 = cg.idx(1), bn = cg.idx(N);
+  Value q0 = cg.mul(qb, cg.idx(M));
+  Value qLast = cg.sub(cg.min(cg.add(q0, cg.idx(M)), nq), c1);
+  Value wl = s.masked ? k.arg("window_left") : Value();
+  Value wr = s.masked ? k.arg("window_right") : Value();
+  std::array<Value, 2> qRow = {cg.add(cg.add(q0, rowBase), g),
+                               cg.add(cg.add(q0, rowBase),
+                                      cg.add(g, cg.idx(8)))};
+
+  Value kLo = c0, kHi = nk;
+  if (s.masked)
+    std::tie(kLo, kHi) = cg.visibleKeys(q0, qLast, off, nk, wl, wr);
+  Value kbLo = cg.divs(kLo, bn);
+  Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
+
+  // Shared-memory tiles ([cols / 64][rows][64], MmaGen::tileIndices),
+  // from the first 1024-byte boundary of the dynamic shared memory.
+  Value smemAddr = arith::IndexCastOp::create(
+      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, k.smemBase()));
+  Value shift = arith::AndIOp::create(
+      b,
+      arith::SubIOp::create(
+          b, arith::ConstantIntOp::create(b, i64, kSmemAlign), smemAddr),
+      arith::ConstantIntOp::create(b, i64, kSmemAlign - 1));
+  k.smemShift = arith::IndexCastOp::create(b, b.getIndexType(), shift);
+  Value qs = k.smem(lay.q, {D / 64, M, 64});
+  Value kAll = k.smem(lay.k, {2, D / 64, N, 64});
+  Value vAll = k.smem(lay.v, {2, Dv / 64, N, 64});
+  auto stage = [&](Value all, Value buf) -> Value {
+    auto t = cast<MemRefType>(all.getType());
+    SmallVector<OpFoldResult> offs = {buf, b.getIndexAttr(0),
+                                      b.getIndexAttr(0), b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1)}, strides(
+                                                           4, b.getIndexAttr(1));
+    for (int64_t d = 1; d < 4; ++d)
+      sizes.push_back(b.getIndexAttr(t.getDimSize(d)));
+    auto rt = memref::SubViewOp::inferRankReducedResultType(
+        t.getShape().drop_front(), t, offs, sizes, strides);
+    return memref::SubViewOp::create(b, rt, all, offs, sizes, strides);
+  };
+
+  // Matrix descriptors: start address >> 4 (bits 0-13), leading byte
+  // offset >> 4 (16-29), stride byte offset >> 4 (32-45), 128-byte swizzle
+  // (bit 62). K-major tiles (Q, K): 8-row groups 1024 bytes apart (SBO);
+  // the leading offset is unused (1). N-major V: 64-column blocks
+  // N * 128 bytes apart (LBO), 8-key groups 1024 bytes apart (SBO). A k16
+  // step moves the start 32 bytes within a K-major 128-byte row (the
+  // hardware applies the swizzle to the address) or 16 rows of V.
+  Value base = arith::AddIOp::create(b, smemAddr, shift);
+  Value base4 = arith::ShRUIOp::create(
+      b, base, arith::ConstantIntOp::create(b, i64, 4));
+  auto descConst = [&](int64_t lbo, int64_t sbo) {
+    int64_t bits = (int64_t(1) << 62) | ((sbo >> 4) << 32) | ((lbo >> 4) << 16);
+    return arith::AddIOp::create(b, base4,
+                                 arith::ConstantIntOp::create(b, i64, bits))
+        .getResult();
+  };
+  Value kMajorBase = descConst(16, 1024);
+  Value vBase = descConst(N * 128, 1024);
+  auto plus = [&](Value desc, Value bytes) -> Value {
+    Value x = arith::IndexCastOp::create(b, i64, bytes);
+    return arith::AddIOp::create(
+        b, desc,
+        arith::ShRUIOp::create(b, x, arith::ConstantIntOp::create(b, i64, 4)));
+  };
+  // Q rows of this warpgroup.
+  Value qDescBase =
+      plus(kMajorBase, cg.add(cg.idx(lay.q), cg.mul(wgIdx, cg.idx(64 * 128))));
+  auto kMajorStep = [&](int64_t kk, int64_t rows) {
+    return cg.idx((kk / 4) * rows * 128 + (kk % 4) * 32);
+  };
+
+  // Descriptors of S = Q K^T on K stage `buf` (A, B per k16 step) and of
+  // O += P V on V stage `buf` (B per k16 step of keys).
+  auto sDescs = [&](Value buf, SmallVector<Value> &descA,
+                    SmallVector<Value> &descB) {
+    Value kDesc = plus(kMajorBase, cg.add(cg.idx(lay.k),
+                                          cg.mul(buf, cg.idx(lay.kStage))));
+    for (int64_t kk = 0; kk < D / 16; ++kk) {
+      descA.push_back(plus(qDescBase, kMajorStep(kk, M)));
+      descB.push_back(plus(kDesc, kMajorStep(kk, N)));
+    }
+  };
+  auto vDescs = [&](Value buf) {
+    Value vDesc =
+        plus(vBase, cg.add(cg.idx(lay.v), cg.mul(buf, cg.idx(lay.vStage))));
+    SmallVector<Value> descB;
+    for (int64_t kk = 0; kk < N / 16; ++kk)
+      descB.push_back(plus(vDesc, cg.idx(kk * 16 * 128)));
+    return descB;
+  };
+  auto issueS = [&](Value buf) {
+    SmallVector<Value> descA, descB;
+    sDescs(buf, descA, descB);
+    return w.issue({{N, {}, descA, {}, descB, /*transB=*/false}});
+  };
+  // O += P V; P as N / 16 k-steps of four 32-bit pairs.
+  auto issuePV = [&](ArrayRef<Value> o, ArrayRef<Value> p, Value buf) {
+    SmallVector<Value> descB = vDescs(buf);
+    return w.issue({{Dv, o, {}, p, descB, /*transB=*/true}});
+  };
+  // Copies landed and visible to the tensor cores (async proxy) for all.
+  auto tilesReady = [&] {
+    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+    w.emit("fence.proxy.async.shared::cta;");
+    gpu::BarrierOp::create(b);
+  };
+
+  // Scale: as in the mma.sync forward, a negative scale flips Q's sign bits
+  // (once, in shared memory) and the kernel uses |scale|.
+  Value scale = k.arg("scale");
+  Value negScale = cg.fcmp(arith::CmpFPredicate::OLT, scale, cg.f32(0.0));
+  Value scale2 = cg.fmax(
+      cg.fmul(cg.select(negScale, arith::NegFOp::create(b, scale), scale),
+              cg.f32(kLog2e)),
+      cg.f32(1e-30));
+
+  // Masks on key blocks not entirely visible to every row of the block.
+  auto blockFull = [&](Value k0) {
+    Value full = cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, bn), nk);
+    if (!s.masked)
+      return full;
+    Value qEnd = cg.add(q0, cg.idx(M - 1));
+    Value leftOk = arith::OrIOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, wl, c0),
+        cg.cmp(arith::CmpIPredicate::sge, k0, cg.sub(cg.add(qEnd, off), wl)));
+    Value rightOk = arith::OrIOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, wr, c0),
+        cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(N - 1)),
+               cg.add(cg.add(q0, off), wr)));
+    return cg.andI(full, cg.andI(leftOk, rightOk));
+  };
+
+  // Online softmax of the raw scores `sv` (index j * 4 + 2 r + e: n8 tile
+  // j, row g + 8 r, column 2 t + e) of key tile k0 against the running
+  // max / per-lane sums; returns the new m, l, alpha and P as 32-bit pairs
+  // in A-operand order.
+  struct Soft {
+    std::array<Value, 2> m, l, alpha;
+    SmallVector<Value> p;
+  };
+  auto softmax = [&](Value k0, SmallVector<Value> sv,
+                     std::array<Value, 2> m, std::array<Value, 2> l) {
+    SmallVector<Type> types(NT * 4, f32);
+    auto maskIf = scf::IfOp::create(b, types, blockFull(k0), true);
+    {
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(maskIf.thenBlock());
+      scf::YieldOp::create(b, sv);
+      b.setInsertionPointToStart(maskIf.elseBlock());
+      Value colBase = cg.add(k0, cg.mul(t, cg.idx(2)));
+      Value lastCol = cg.sub(cg.sub(nk, c1), colBase);
+      std::array<MmaGen::RowBounds, 2> bd;
+      for (int64_t r = 0; r < 2; ++r)
+        bd[r] = k.rowBounds(qRow[r], colBase, lastCol, off, wl, wr);
+      SmallVector<Value> masked;
+      for (int64_t j = 0; j < NT; ++j)
+        for (int64_t r = 0; r < 2; ++r)
+          for (int64_t e = 0; e < 2; ++e)
+            masked.push_back(k.maskElement(bd[r], 8 * j + e,
+                                           sv[j * 4 + r * 2 + e], true));
+      scf::YieldOp::create(b, masked);
+    }
+    sv.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+    Soft out;
+    SmallVector<Value> p(NT * 4);
+    for (int64_t r = 0; r < 2; ++r) {
+      Value mx = sv[r * 2];
+      for (int64_t j = 0; j < NT; ++j)
+        for (int64_t e = 0; e < 2; ++e)
+          if (j || e)
+            mx = cg.fmax(mx, sv[j * 4 + r * 2 + e]);
+      mx = cg.fmul(k.quadReduce(mx, /*isMax=*/true), scale2);
+      out.m[r] = cg.fmax(m[r], mx);
+      Value mUse = cg.select(
+          cg.fcmp(arith::CmpFPredicate::OEQ, out.m[r], cg.negInf()),
+          cg.f32(0.0), out.m[r]);
+      out.alpha[r] = cg.exp2(cg.fsub(m[r], mUse));
+      Value negM = arith::NegFOp::create(b, mUse);
+      Value sum = cg.f32(0.0);
+      for (int64_t j = 0; j < NT; ++j)
+        for (int64_t e = 0; e < 2; ++e) {
+          int64_t i = j * 4 + r * 2 + e;
+          p[i] = cg.exp2(LLVM::FMAOp::create(b, sv[i], scale2, negM));
+          sum = cg.fadd(sum, p[i]);
+        }
+      out.l[r] = LLVM::FMAOp::create(b, l[r], out.alpha[r], sum);
+    }
+    auto asI32 = [&](Value pair) {
+      Value v = vector::BitCastOp::create(
+          b, VectorType::get({1}, b.getI32Type()), pair);
+      return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0}).getResult();
+    };
+    for (int64_t kk = 0; kk < N / 16; ++kk) {
+      const Value *p0 = &p[(2 * kk) * 4], *p1 = &p[(2 * kk + 1) * 4];
+      for (auto [x, y] : {std::pair{p0[0], p0[1]}, std::pair{p0[2], p0[3]},
+                          std::pair{p1[0], p1[1]}, std::pair{p1[2], p1[3]}})
+        out.p.push_back(asI32(k.pack(x, y)));
+    }
+    return out;
+  };
+
+  // Q and the first visible K tile in flight together.
+  k.stageTileAsync("q", bi, h, q0, nq, M, D, qs, tid);
+  {
+    auto hasKeys = scf::IfOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(hasKeys.thenBlock()->getTerminator());
+    k.stageTileAsync("k", bi, hk, cg.mul(kbLo, bn), nk, N, D,
+                     stage(kAll, c0), tid);
+  }
+
+  // State: m[2], l[2] (per-lane partial sums), O[OT * 4].
+  SmallVector<Value> init = {cg.negInf(), cg.negInf(), cg.f32(0.0),
+                             cg.f32(0.0)};
+  for (int64_t i = 0; i < OT * 4; ++i)
+    init.push_back(cg.f32(0.0));
+  SmallVector<Type> stateTypes(init.size(), f32);
+  auto hasKeys = scf::IfOp::create(
+      b, stateTypes, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(hasKeys.elseBlock());
+    scf::YieldOp::create(b, init);
+    b.setInsertionPointToStart(hasKeys.thenBlock());
+
+    tilesReady(); // Q, K_kbLo
+    {
+      auto neg = scf::IfOp::create(b, negScale, false);
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPoint(neg.thenBlock()->getTerminator());
+      const int64_t words = M * D / 2; // 32-bit words of the Q tile
+      const int64_t threads = WG * kWarpGroup;
+      assert(words % (4 * threads) == 0 && "partial Q flip");
+      auto v4 = VectorType::get({4}, b.getI32Type());
+      auto i32View = memref::ViewOp::create(
+          b,
+          MemRefType::get({words}, b.getI32Type(), MemRefLayoutAttrInterface(),
+                          k.workgroup()),
+          k.dynBase, cg.add(k.smemShift, cg.idx(lay.q)), ValueRange{});
+      Value bits4 =
+          vector::BroadcastOp::create(b, v4, k.i32(int32_t(0x80008000u)));
+      for (int64_t i = 0; i < words; i += 4 * threads) {
+        Value at = cg.add(cg.mul(tid, cg.idx(4)), cg.idx(i));
+        Value x = vector::LoadOp::create(b, v4, i32View, ValueRange{at});
+        vector::StoreOp::create(b, arith::XOrIOp::create(b, x, bits4),
+                                i32View, ValueRange{at});
+      }
+      w.emit("fence.proxy.async.shared::cta;");
+      gpu::BarrierOp::create(b);
+    }
+
+    // Iteration kbLo: K_{kbLo+1} and V_kbLo in flight; S, softmax.
+    auto issueLoads = [&](Value j) {
+      Value rel = cg.sub(j, kbLo);
+      Value buf = arith::AndIOp::create(b, rel, c1);
+      Value nbuf = cg.sub(c1, buf);
+      Value jn = cg.add(j, c1);
+      auto more = scf::IfOp::create(
+          b, cg.cmp(arith::CmpIPredicate::slt, jn, kbHi), false);
+      {
+        OpBuilder::InsertionGuard g2(b);
+        b.setInsertionPoint(more.thenBlock()->getTerminator());
+        k.stageTileAsync("k", bi, hk, cg.mul(jn, bn), nk, N, D,
+                         stage(kAll, nbuf), tid);
+      }
+      k.stageTileAsync("v", bi, hk, cg.mul(j, bn), nk, N, Dv,
+                       stage(vAll, buf), tid);
+      return buf;
+    };
+    Value buf0 = issueLoads(kbLo);
+    SmallVector<Value> s0 = w.wait(0, issueS(buf0));
+    Soft first = softmax(cg.mul(kbLo, bn), s0,
+                         {cg.negInf(), cg.negInf()},
+                         {cg.f32(0.0), cg.f32(0.0)});
+
+    // Loop state: m[2], l[2], O, P_{j-1}.
+    SmallVector<Value> loopInit = {first.m[0], first.m[1], first.l[0],
+                                   first.l[1]};
+    loopInit.append(init.begin() + 4, init.end());
+    loopInit.append(first.p);
+    const int64_t nO = OT * 4, nP = N / 4;
+    auto loop =
+        scf::ForOp::create(b, cg.add(kbLo, c1), kbHi, c1, loopInit);
+    {
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value j = loop.getInductionVar();
+      ValueRange st = loop.getRegionIterArgs();
+      SmallVector<Value> o(st.begin() + 4, st.begin() + 4 + nO);
+      SmallVector<Value> pPrev(st.begin() + 4 + nO, st.end());
+      tilesReady(); // K_j, V_{j-1}; every warpgroup is past iteration j-1
+      Value buf = issueLoads(j);
+      Value pbuf = cg.sub(c1, buf);
+      // S_j and P_{j-1} V_{j-1}: two commit groups, one asm statement.
+      SmallVector<Value> descA, descB;
+      sDescs(buf, descA, descB);
+      SmallVector<Value> vB = vDescs(pbuf);
+      SmallVector<Value> both =
+          w.issue({{N, {}, descA, {}, descB, /*transB=*/false},
+                   {Dv, o, {}, pPrev, vB, /*transB=*/true}});
+      SmallVector<Value> sAcc(both.begin(), both.begin() + N / 2);
+      o.assign(both.begin() + N / 2, both.end());
+      sAcc = w.wait(1, sAcc); // S_j done; P_{j-1} V_{j-1} may run on
+      Soft sm = softmax(cg.mul(j, bn), sAcc, {st[0], st[1]}, {st[2], st[3]});
+      SmallVector<Value> inFlight(pPrev);
+      inFlight.append(vB);
+      o = w.wait(0, o, inFlight);
+      for (int64_t i = 0; i < nO; ++i)
+        o[i] = cg.fmul(o[i], sm.alpha[(i / 2) % 2]);
+      SmallVector<Value> yield = {sm.m[0], sm.m[1], sm.l[0], sm.l[1]};
+      yield.append(o);
+      yield.append(sm.p);
+      scf::YieldOp::create(b, yield);
+    }
+    ValueRange res = loop.getResults();
+    tilesReady(); // V of the last tile
+    Value lastBuf = arith::AndIOp::create(b, cg.sub(cg.sub(kbHi, c1), kbLo), c1);
+    SmallVector<Value> o(res.begin() + 4, res.begin() + 4 + nO);
+    SmallVector<Value> pLast(res.begin() + 4 + nO, res.begin() + 4 + nO + nP);
+    o = w.wait(0, issuePV(o, pLast, lastBuf));
+    SmallVector<Value> yield = {res[0], res[1], res[2], res[3]};
+    yield.append(o);
+    scf::YieldOp::create(b, yield);
+  }
+  // Drain (no visible keys: Q's group is still pending).
+  NVVM::CpAsyncWaitGroupOp::create(b, 0);
+
+  // Epilogue: O = acc / l, lse = (m + log2 l) ln 2; empty rows 0 / -inf. O
+  // leaves through shared memory (from byte 0) in 16-byte row pieces.
+  gpu::BarrierOp::create(b);
+  Value os = k.smem(0, {M, Dv + kPad});
+  ValueRange res = hasKeys.getResults();
+  for (int64_t r = 0; r < 2; ++r) {
+    Value m = res[r];
+    Value l = k.quadReduce(res[2 + r], /*isMax=*/false);
+    Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
+    Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
+    Value row = cg.add(rowBase, cg.add(g, cg.idx(8 * r)));
+    for (int64_t n = 0; n < OT; ++n) {
+      Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
+      int64_t i = 4 + n * 4 + r * 2;
+      Value pair = k.pack(cg.fmul(res[i], inv), cg.fmul(res[i + 1], inv));
+      vector::StoreOp::create(b, pair, os, ValueRange{row, col})
+          .setAlignment(4);
+    }
+    auto inRange = scf::IfOp::create(
+        b,
+        cg.andI(cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq),
+                cg.cmp(arith::CmpIPredicate::eq, t, c0)),
+        false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+    Value lse = cg.select(
+        any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)), cg.negInf());
+    Value idx = cg.add(cg.add(cg.mul(bi, k.arg("lse_stride_b")),
+                              cg.mul(h, k.arg("lse_stride_h"))),
+                       qRow[r]);
+    memref::StoreOp::create(b, lse, k.arg("lse"), ValueRange{idx});
+  }
+  gpu::BarrierOp::create(b);
+  k.storeTile(os, "o", bi, h, q0, nq, M, Dv, tid);
+}

@@ -1,0 +1,52 @@
+//===- AttnGPUKernelsWgmma.h - Hopper (sm_90a) forward kernel ---*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Private to AttnToGPU: the wgmma.mma_async forward kernel for sm_90a, used
+// instead of the mma.sync one when GpuKernelSpec::wgmma is set and the spec
+// is supported. Same ABI (arguments, grid dims) as the other forward
+// kernels; its own block size, tile sizes and shared memory.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSWGMMA_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSWGMMA_H
+
+#include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
+
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir {
+namespace attn {
+namespace wgmma {
+
+/// True when the wgmma forward kernel serves `spec` (spec.wgmma, f16/bf16,
+/// D = Dv = 64 or 128, no softcap).
+bool supportsForward(const GpuKernelSpec &spec);
+
+/// Warpgroups (128 threads, 64 query rows each) per block, the block's
+/// query rows and keys per tile.
+int64_t forwardWarpGroups(const GpuKernelSpec &spec);
+inline int64_t forwardBlockM(const GpuKernelSpec &spec) {
+  return 64 * forwardWarpGroups(spec);
+}
+int64_t forwardBlockN(const GpuKernelSpec &spec);
+
+/// Dynamic shared memory in bytes.
+int64_t forwardSharedMemory(const GpuKernelSpec &spec);
+
+/// Alignment of the kernel's swizzled tiles (the 128-byte swizzle repeats
+/// every 1024 bytes of shared-memory address). The dynamic shared memory is
+/// only known to be 16-byte aligned: the kernel shifts its tiles to the next
+/// 1024-byte boundary at run time and asks for that much more.
+constexpr int64_t kSmemAlign = 1024;
+
+/// Emits the forward body into `func` (arguments laid out as `info.args`).
+void buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                      const GpuKernelInfo &info, const GpuKernelSpec &spec);
+
+} // namespace wgmma
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_ATTNGPUKERNELSWGMMA_H
