@@ -145,7 +145,11 @@ bool mlir::attn::usesTensorCores(GpuKernelKind kind,
 }
 
 bool mlir::attn::usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec) {
-  return kind == GpuKernelKind::Forward && wgmma::supportsForward(spec);
+  if (kind == GpuKernelKind::Forward)
+    return wgmma::supportsForward(spec);
+  if (kind == GpuKernelKind::BackwardMain)
+    return usesTensorCores(kind, spec) && mma::backwardWgmma(spec);
+  return false;
 }
 
 GpuKernelInfo mlir::attn::getGpuKernelInfo(GpuKernelKind kind,

@@ -65,6 +65,18 @@
 //    iteration, so its Q/dO/lse/dr buffer and dS^T may be rewritten) and
 //    after the last dS^T stores.
 //
+// Hopper (sm_90a, mma::backwardWgmma: D = 64 / 128, atomic dQ): the same
+// kernel with every product on wgmma (WgmmaCodegen.h). A warpgroup's m64
+// accumulator gives warp w % 4 exactly the mma.sync fragment of warp w
+// (keys 16 w + g + 8 r), so masks, P^T / dS^T, the dS^T stores and the dQ
+// atomics are shared. Tiles are 128-byte swizzled for the descriptors;
+// S^T = K Q^T and dP^T = V dO^T (K-major A and B) are issued together, dV
+// += P^T dO and dK += dS^T Q take A from registers and B (dO / Q) N-major,
+// and dQ = dS K reads dS M-major from the dS^T tile (warpgroup qc: columns
+// qc D / 2..). Each pair of groups is waited for before its results are
+// used; generic shared-memory writes are fenced (fence.proxy.async) before
+// the barrier that publishes them to the tensor cores.
+//
 // Register fragment trace (lane = 4 g + t; block-relative key/query; kg = w,
 // column split kg = w % 4 and dK / dV columns offset by 128 cs):
 //   S^T, dP^T, P^T, dS^T: n8 tile j (queries qb + 8j..), acc[j][2r+e] =
@@ -78,7 +90,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "AttnGPUKernelsMMABwd.h"
-#include "MmaCodegen.h"
+#include "WgmmaCodegen.h"
+
+#include <optional>
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
@@ -135,6 +149,11 @@ static int64_t colSplit(const GpuKernelSpec &s) {
   return s.headDim > 128 ? 2 : 1;
 }
 
+bool mma::backwardWgmma(const GpuKernelSpec &s) {
+  return s.wgmma && supportsBackward(s) && colSplit(s) == 1 &&
+         !s.deterministic;
+}
+
 int64_t mma::backwardBlockN(const GpuKernelSpec &s) {
   return 16 * (kNW / colSplit(s));
 }
@@ -159,6 +178,23 @@ static BwdLayout layoutOf(const GpuKernelSpec &s) {
   const int64_t eb = 2; // f16 / bf16
   const int64_t bn = mma::backwardBlockN(s);
   BwdLayout l;
+  if (mma::backwardWgmma(s)) {
+    // wgmma: every tile 128-byte swizzled ([cols / 64][rows][64]; dS^T
+    // [BN keys][64 queries]) and 1024-byte aligned, + the shift to a
+    // 1024-byte boundary.
+    using wgmma::alignUp;
+    l.k = 0;
+    l.v = alignUp(bn * s.headDim * eb);
+    l.qBytes = alignUp(kBM * s.headDim * eb);
+    l.dOBytes = alignUp(kBM * s.headDimV * eb);
+    l.q = l.v + alignUp(bn * s.headDimV * eb);
+    l.dO = l.q + 2 * l.qBytes;
+    l.dS = l.dO + 2 * l.dOBytes;
+    l.lse = l.dS + alignUp(bn * kBM * eb);
+    l.dr = l.lse + 2 * kBM * 4;
+    l.total = l.dr + 2 * kBM * 4 + wgmma::kSmemSlack;
+    return l;
+  }
   mma::SmemLayout m;
   // K / V / Q / dO: rows of D elements, XOR-swizzled (MmaGen::swizzleCol)
   // on sm_90, padded on sm_80 (mma::tilePad); dS^T / P^T (4-byte stores
@@ -189,6 +225,8 @@ static Value smemView(mma::MmaGen &k, Type t, Value offset,
                       ArrayRef<int64_t> shape) {
   if (!k.dynBase)
     (void)k.smem(0, {1});
+  if (k.smemShift)
+    offset = k.cg.add(k.smemShift, offset);
   auto mt =
       MemRefType::get(shape, t, MemRefLayoutAttrInterface(), k.workgroup());
   return memref::ViewOp::create(k.b, mt, k.dynBase, offset, ValueRange{});
@@ -254,20 +292,39 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 
   const BwdLayout L = layoutOf(s);
   const int64_t tp = mma::tilePad(s);
-  Value ks = k.smem(L.k, {BN, D + tp});
-  Value vs = k.smem(L.v, {BN, Dv + tp});
-  Value dss = k.smem(L.dS, {BN, kBM + kPad});
+  // wgmma (sm_90a): the products read K / V / Q / dO / dS^T from shared
+  // memory through matrix descriptors (WgmmaCodegen.h); tiles 128-byte
+  // swizzled from a 1024-byte boundary.
+  const bool wg = backwardWgmma(s);
+  std::optional<wgmma::Descriptors> desc;
+  std::optional<wgmma::WgmmaEmitter> wge;
+  if (wg) {
+    desc.emplace(b, wgmma::alignSmem(k));
+    wge.emplace(wgmma::WgmmaEmitter{b, et.isF16() ? "f16" : "bf16"});
+  }
+  auto fenceAsync = [&] {
+    if (wg) // generic-proxy smem writes -> visible to wgmma (async proxy)
+      wge->emit("fence.proxy.async.shared::cta;");
+  };
+  auto tileShape = [&](int64_t rows, int64_t cols) -> SmallVector<int64_t> {
+    if (wg)
+      return {cols / 64, rows, 64};
+    return {rows, cols + tp};
+  };
+  Value ks = k.smem(L.k, tileShape(BN, D));
+  Value vs = k.smem(L.v, tileShape(BN, Dv));
+  Value dss = k.smem(L.dS, {BN, wg ? kBM : kBM + kPad});
   Value pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
   Value lseS = smemView(k, f32, cg.idx(L.lse), {2 * kBM});
   Value drS = smemView(k, f32, cg.idx(L.dr), {2 * kBM});
   // Q / dO buffer `buf` (0 or 1, run-time).
   auto qView = [&](Value buf) {
     return smemView(k, et, cg.add(cg.idx(L.q), cg.mul(buf, cg.idx(L.qBytes))),
-                    {kBM, D + tp});
+                    tileShape(kBM, D));
   };
   auto dOView = [&](Value buf) {
     return smemView(k, et, cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
-                    {kBM, Dv + tp});
+                    tileShape(kBM, Dv));
   };
 
   // The query rows that can see some key of the block (as the SIMT kernel),
@@ -343,6 +400,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // their P and dS are masked to 0 and their dK/dV never stored).
   k.stageTile("k", bi, hk, k0, nk, BN, D, ks, top.tid);
   k.stageTile("v", bi, hk, k0, nk, BN, Dv, vs, top.tid);
+  fenceAsync();
   gpu::BarrierOp::create(b);
 
   // A fragments of a warp's 16 keys (rows 16 kg + lane % 16, k16 step kk):
@@ -354,7 +412,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                       cg.add(cg.idx(16 * kk), cg.mul(l.l16, cg.idx(8))), false);
   };
   SmallVector<SmallVector<Value>> kf, vf;
-  const bool resident = residentKV(s);
+  const bool resident = residentKV(s) && !wg;
   if (resident) {
     for (int64_t kk = 0; kk < D / 16; ++kk)
       kf.push_back(aFrag(top, ks, kk));
@@ -378,6 +436,11 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     b.setInsertionPointToStart(loop.getBody());
     Value it = loop.getInductionVar();
     const Lanes ln = lanesOf(opaqueIndex(b, top.tid));
+    // wgmma descriptors from an opaque copy of the base: recomputed in the
+    // loop, not held across it next to dK / dV (they spilled).
+    std::optional<wgmma::Descriptors> ld;
+    if (wg)
+      ld.emplace(desc->opaqueCopy());
     Value tid = ln.tid, g = ln.g, t = ln.t, l8 = ln.l8, l8b = ln.l8b,
           l16 = ln.l16;
     Value keyRow[2] = {keyRowOf(ln, 0), keyRowOf(ln, 1)};
@@ -404,6 +467,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         nvgpu::DeviceAsyncCreateGroupOp::create(
             b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{}),
         0);
+    fenceAsync();
     gpu::BarrierOp::create(b);
     {
       Value nxt = cg.add(it, c1);
@@ -444,7 +508,56 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       // tile 2p + 1.
       SmallVector<SmallVector<Value>> sAcc(ST,
                                            SmallVector<Value>(4, cg.f32(0.0)));
-      for (int64_t kk = 0; kk < D / 16; ++kk) {
+      // wgmma: S^T = K Q^T and dP^T - dr = V dO^T - dr as two commit groups
+      // of m64nQSk16 (A: the warpgroup's 64 keys of K / V, B: the pass's
+      // queries of Q / dO, both K-major), one wait. The accumulator of warp
+      // w % 4 is the mma.sync fragment of warp w: element 4 j + 2 r + e at
+      // (key 16 w + g + 8 r, query qb + 8 j + 2 t + e).
+      SmallVector<SmallVector<Value>> dpAccW;
+      Value wgi = wg ? k.div(ln.warp, 4) : Value();
+      auto kMajorAt = [&](int64_t region, Value extra, int64_t rows,
+                          int64_t kk) {
+        return ld->plus(
+            ld->kMajor(),
+            cg.add(extra, cg.idx(region + (kk / 4) * rows * 128 +
+                                 (kk % 4) * 32)));
+      };
+      if (wg) {
+        SmallVector<Value> dpInit;
+        for (int64_t j = 0; j < ST; ++j)
+          for (int64_t i = 0; i < 4; ++i) {
+            Value q = cg.add(cg.add(qb, cg.idx(8 * j + i % 2)),
+                             cg.mul(t, cg.idx(2)));
+            Value dr =
+                memref::LoadOp::create(b, drS, ValueRange{cg.add(rowOff, q)});
+            dpInit.push_back(arith::NegFOp::create(b, dr));
+          }
+        Value keys = cg.mul(wgi, cg.idx(64 * 128));
+        Value qRows = cg.add(cg.mul(buf, cg.idx(L.qBytes)),
+                             cg.mul(qb, cg.idx(128)));
+        Value dORows = cg.add(cg.mul(buf, cg.idx(L.dOBytes)),
+                              cg.mul(qb, cg.idx(128)));
+        SmallVector<Value> kA, qB, vA, dOB;
+        for (int64_t kk = 0; kk < D / 16; ++kk) {
+          kA.push_back(kMajorAt(L.k, keys, BN, kk));
+          qB.push_back(kMajorAt(L.q, qRows, kBM, kk));
+        }
+        for (int64_t kk = 0; kk < Dv / 16; ++kk) {
+          vA.push_back(kMajorAt(L.v, keys, BN, kk));
+          dOB.push_back(kMajorAt(L.dO, dORows, kBM, kk));
+        }
+        SmallVector<Value> both = wge->issue(
+            {{QS, {}, kA, {}, qB, /*transB=*/false},
+             {QS, dpInit, vA, {}, dOB, /*transB=*/false}});
+        both = wge->wait(0, both);
+        dpAccW.resize(ST);
+        for (int64_t j = 0; j < ST; ++j)
+          for (int64_t i = 0; i < 4; ++i) {
+            sAcc[j][i] = both[j * 4 + i];
+            dpAccW[j].push_back(both[QS / 2 + j * 4 + i]);
+          }
+      }
+      for (int64_t kk = 0; kk < (wg ? 0 : D / 16); ++kk) {
         SmallVector<Value> a = resident ? kf[kk] : aFrag(ln, ks, kk);
         for (int64_t p = 0; p < ST / 2; ++p) {
           Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
@@ -530,13 +643,15 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       // ---- dP^T - dr = V dO^T - dr (B from dO exactly as from Q above): the
       // accumulators start at -dr[query].
       SmallVector<SmallVector<Value>> dpAcc(ST);
-      for (int64_t j = 0; j < ST; ++j)
+      if (wg)
+        dpAcc = dpAccW;
+      for (int64_t j = 0; j < (wg ? 0 : ST); ++j)
         for (int64_t i = 0; i < 4; ++i) {
           Value dr = memref::LoadOp::create(
               b, drS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
           dpAcc[j].push_back(arith::NegFOp::create(b, dr));
         }
-      for (int64_t kk = 0; kk < Dv / 16; ++kk) {
+      for (int64_t kk = 0; kk < (wg ? 0 : Dv / 16); ++kk) {
         SmallVector<Value> a = resident ? vf[kk] : aFrag(ln, vs, kk);
         for (int64_t p = 0; p < ST / 2; ++p) {
           Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
@@ -577,6 +692,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
             Value row =
                 cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
             Value col = cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
+            if (wg) // [BN][64]: 128-byte rows, swizzled (MmaGen::swizzleCol)
+              col = k.swizzleCol(mem, row, col);
             auto stv = vector::StoreOp::create(b, xA[j / 2][2 * (j % 2) + r],
                                                mem, ValueRange{row, col});
             stv.setAlignment(4);
@@ -648,13 +765,50 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           }
         }
       };
+      if (wg) {
+        // dV += P^T dO and dK += dS^T Q: A from registers (P^T / dS^T of
+        // the pass, k16 steps over its queries), B = dO / Q rows of the
+        // pass, N-major (64-column blocks kBM * 128 bytes apart); two commit
+        // groups, one wait.
+        auto asI32 = [&](Value pair) {
+          Value v = vector::BitCastOp::create(
+              b, VectorType::get({1}, b.getI32Type()), pair);
+          return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0})
+              .getResult();
+        };
+        SmallVector<Value> pRegs, dsRegs, dOB, qB;
+        for (int64_t kk = 0; kk < QS / 16; ++kk) {
+          for (int64_t e = 0; e < 4; ++e) {
+            pRegs.push_back(asI32(pA[kk][e]));
+            dsRegs.push_back(asI32(dsA[kk][e]));
+          }
+          Value rows = cg.mul(cg.add(qb, cg.idx(16 * kk)), cg.idx(128));
+          dOB.push_back(ld->plus(
+              ld->mnMajor(kBM * 128),
+              cg.add(cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
+                     rows)));
+          qB.push_back(ld->plus(
+              ld->mnMajor(kBM * 128),
+              cg.add(cg.add(cg.idx(L.q), cg.mul(buf, cg.idx(L.qBytes))),
+                     rows)));
+        }
+        SmallVector<Value> acc =
+            wge->issue({{Dv, dv, {}, pRegs, dOB, /*transB=*/true},
+                        {D, dk, {}, dsRegs, qB, /*transB=*/true}});
+        acc = wge->wait(0, acc);
+        std::copy(acc.begin(), acc.begin() + Dv / 2, dv.begin());
+        std::copy(acc.begin() + Dv / 2, acc.end(), dk.begin());
+        continue;
+      }
       accumulate(dv, Dv, dos, pA);
       accumulate(dk, D, qs, dsA);
     } // pass
 
     if (!s.deterministic) {
-      if (CS == 1) // column split: dS^T is complete since the pair exchange
+      if (CS == 1) { // column split: dS^T is complete since the pair exchange
+        fenceAsync();
         gpu::BarrierOp::create(b);
+      }
 
       // ---- dQ (rows 16 qw.. of the tile, columns qc * QW..) = dS K over the
       // block's keys. A[m = query][k = key] = dS^T[key][query] ->
@@ -662,7 +816,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       // a0, (keys +0, queries +8) a1, (keys +8, queries +0) a2, (+8, +8) a3.
       // B[k = key][n = d] = K[key][d] stored [k][n] -> .trans as for dV.
       SmallVector<SmallVector<Value>> dsQ;
-      for (int64_t kk = 0; kk < NK; ++kk) {
+      for (int64_t kk = 0; kk < (wg ? 0 : NK); ++kk) {
         Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l16, cg.idx(8))));
         Value col = cg.add(cg.mul(ln.qw, cg.idx(16)), cg.mul(l8b, cg.idx(8)));
         dsQ.push_back(k.ldmatrix(dss, row, col, true));
@@ -681,7 +835,40 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           cg.mul(cg.add(cur.rowBase16, cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
                  cg.idx(D)),
           cg.add(cg.mul(ln.qc, cg.idx(QW / 8 * 128)), ln.lane));
-      for (int64_t pn = 0; pn < QW / 16; ++pn) {
+      if (wg) {
+        // wgmma: warpgroup qc computes dQ[64 queries][QW columns from qc QW]
+        // = dS K over the block's keys in one group of m64nQWk16: A = dS
+        // read M-major from dS^T [BN][64] (transposed by the descriptor), B
+        // = K rows 16 kk.., columns qc QW.., N-major. Its fragment (warp qw =
+        // w % 4: rows 16 qw + g + 8 r, n8 tile n) is the mma.sync one.
+        Value colOff = cg.add(
+            cg.mul(k.div(dqCol, 64), cg.idx(BN * 128)),
+            cg.mul(k.rem(dqCol, 64), cg.idx(2)));
+        SmallVector<Value> dsA2, kB;
+        for (int64_t kk = 0; kk < NK; ++kk) {
+          dsA2.push_back(ld->plus(ld->mnMajor(BN * 128),
+                                    cg.idx(L.dS + kk * 16 * 128)));
+          kB.push_back(ld->plus(
+              ld->mnMajor(BN * 128),
+              cg.add(colOff, cg.idx(L.k + kk * 16 * 128))));
+        }
+        wgmma::WgmmaEmitter::Group gr{QW, {}, dsA2, {}, kB, /*transB=*/true};
+        gr.transA = true;
+        SmallVector<Value> acc = wge->issue({gr});
+        acc = wge->wait(0, acc);
+        for (int64_t r = 0; r < 2; ++r) {
+          auto ok = scf::IfOp::create(b, qOk[r], false);
+          OpBuilder::InsertionGuard ga(b);
+          b.setInsertionPoint(ok.thenBlock()->getTerminator());
+          for (int64_t n = 0; n < QW / 8; ++n)
+            for (int64_t e = 0; e < 2; ++e)
+              memref::AtomicRMWOp::create(
+                  b, arith::AtomicRMWKind::addf, acc[n * 4 + 2 * r + e],
+                  k.arg("dqacc_ws"),
+                  ValueRange{cg.add(dqBase, cg.idx(128 * n + 32 * (2 * r + e)))});
+        }
+      }
+      for (int64_t pn = 0; pn < (wg ? 0 : QW / 16); ++pn) {
         SmallVector<SmallVector<Value>> acc(2,
                                             SmallVector<Value>(4, cg.f32(0.0)));
         for (int64_t kk = 0; kk < NK; ++kk) {

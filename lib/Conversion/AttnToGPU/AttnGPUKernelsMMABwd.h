@@ -46,6 +46,11 @@ bool supportsBackward(const GpuKernelSpec &spec);
 /// rounded up to 16 rows per head; otherwise rows are [B, Hq, Nq, D]).
 bool fragmentOrderDqAcc(const GpuKernelSpec &spec);
 
+/// True when the backward main kernel computes its products with wgmma
+/// (sm_90a: spec.wgmma, D = Dv = 64 or 128, atomic dQ): same structure,
+/// tiles and register fragments as the mma.sync kernel.
+bool backwardWgmma(const GpuKernelSpec &spec);
+
 /// Dynamic shared memory in bytes of the backward main kernel.
 int64_t backwardSharedMemory(const GpuKernelSpec &spec);
 

@@ -34,7 +34,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "AttnGPUKernelsWgmma.h"
-#include "MmaCodegen.h"
+#include "WgmmaCodegen.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
@@ -78,19 +78,17 @@ struct Layout {
 } // namespace
 
 static Layout layout(const GpuKernelSpec &s) {
-  auto up = [](int64_t x) {
-    return (x + wgmma::kSmemAlign - 1) / wgmma::kSmemAlign * wgmma::kSmemAlign;
-  };
+  using wgmma::alignUp;
   const int64_t M = wgmma::forwardBlockM(s), N = wgmma::forwardBlockN(s);
   Layout l;
   l.q = 0;
-  l.kStage = up(N * s.headDim * 2);
-  l.k = up(M * s.headDim * 2);
-  l.vStage = up(N * s.headDimV * 2);
+  l.kStage = alignUp(N * s.headDim * 2);
+  l.k = alignUp(M * s.headDim * 2);
+  l.vStage = alignUp(N * s.headDimV * 2);
   l.v = l.k + 2 * l.kStage;
-  // + the worst-case shift to a 1024-byte boundary (buildForwardBody).
+  // + the worst-case shift to a 1024-byte boundary (wgmma::alignSmem).
   l.total = std::max(l.v + 2 * l.vStage, M * (s.headDimV + kPad) * 2) +
-            wgmma::kSmemAlign - 16;
+            wgmma::kSmemSlack;
   return l;
 }
 
@@ -98,150 +96,6 @@ int64_t wgmma::forwardSharedMemory(const GpuKernelSpec &s) {
   return layout(s).total;
 }
 
-namespace {
-/// Inline-PTX emission of the warpgroup MMA instructions.
-struct WgmmaEmitter {
-  ImplicitLocOpBuilder &b;
-  std::string type; ///< f16 or bf16
-
-  Value asmOp(int64_t outs, ValueRange ins, const std::string &text,
-              const std::string &constraints,
-              SmallVectorImpl<Value> *results) {
-    Type f32 = b.getF32Type();
-    Type resT;
-    if (outs == 1)
-      resT = f32;
-    else if (outs > 1)
-      resT = LLVM::LLVMStructType::getLiteral(
-          b.getContext(), SmallVector<Type>(outs, f32));
-    auto op = LLVM::InlineAsmOp::create(
-        b, resT, ins, text, constraints, /*has_side_effects=*/true,
-        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
-        LLVM::AsmDialectAttr(), ArrayAttr());
-    if (results) {
-      results->clear();
-      if (outs == 1)
-        results->push_back(op.getResult(0));
-      for (int64_t i = 0; outs > 1 && i < outs; ++i)
-        results->push_back(LLVM::ExtractValueOp::create(
-            b, op.getResult(0), ArrayRef<int64_t>{i}));
-    }
-    return outs ? op.getResult(0) : Value();
-  }
-  void emit(const std::string &text) {
-    asmOp(0, ValueRange{}, text, "", nullptr);
-  }
-
-  /// "=f" x n, then the n accumulators tied (when `tied`).
-  static std::string accConstraints(int64_t n, bool tied) {
-    std::string c;
-    for (int64_t i = 0; i < n; ++i)
-      c += std::string(i ? "," : "") + "=f";
-    for (int64_t i = 0; tied && i < n; ++i)
-      c += "," + std::to_string(i);
-    return c;
-  }
-  static std::string accList(int64_t n) {
-    std::string s = "{";
-    for (int64_t i = 0; i < n; ++i)
-      s += std::string(i ? ", " : "") + "$" + std::to_string(i);
-    return s + "}";
-  }
-
-  /// One commit group of m64n`n`k16 MMAs, D (+)= sum_i A_i B_i: A_i from
-  /// shared memory (`descA[i]`) or from four 32-bit registers (`aRegs[4 i ..
-  /// 4 i + 3]`), B_i from `descB[i]` (transposed: N-major). `acc` empty: the
-  /// first MMA ignores D.
-  struct Group {
-    int64_t n;
-    ArrayRef<Value> acc, descA, aRegs, descB;
-    bool transB;
-  };
-  /// Issues `groups` as one asm statement: wgmma.fence, then each group's
-  /// MMAs and wgmma.commit_group. Every input (descriptors, P registers) is
-  /// computed before the statement: ptxas serializes the wgmma pipeline
-  /// when a non-wgmma instruction defines an input of a wgmma while earlier
-  /// ones are in flight. Returns the groups' accumulators, concatenated.
-  SmallVector<Value> issue(ArrayRef<Group> groups) {
-    int64_t outs = 0, tiedIns = 0;
-    for (const Group &gr : groups) {
-      outs += gr.n / 2;
-      tiedIns += gr.acc.empty() ? 0 : gr.n / 2;
-    }
-    std::string constraints;
-    for (int64_t i = 0; i < outs; ++i)
-      constraints += std::string(i ? "," : "") + "=f";
-    SmallVector<Value> ins;
-    int64_t out0 = 0, next = outs + tiedIns;
-    for (const Group &gr : groups) {
-      for (auto [i, v] : llvm::enumerate(gr.acc)) {
-        constraints += "," + std::to_string(out0 + int64_t(i));
-        ins.push_back(v);
-      }
-      out0 += gr.n / 2;
-    }
-    std::string text = "wgmma.fence.sync.aligned;\n";
-    out0 = 0;
-    for (const Group &gr : groups) {
-      const int64_t r = gr.n / 2;
-      std::string acc = "{";
-      for (int64_t i = 0; i < r; ++i)
-        acc += std::string(i ? ", " : "") + "$" + std::to_string(out0 + i);
-      acc += "}";
-      for (size_t i = 0; i < gr.descB.size(); ++i) {
-        text += "{\n.reg .pred p;\nsetp.ne.b32 p, ";
-        text += !gr.acc.empty() || i ? "1" : "0";
-        text += ", 0;\nwgmma.mma_async.sync.aligned.m64n" +
-                std::to_string(gr.n) + "k16.f32." + type + "." + type + " " +
-                acc + ", ";
-        if (!gr.descA.empty()) {
-          text += "$" + std::to_string(next++) + ", ";
-          constraints += ",l";
-          ins.push_back(gr.descA[i]);
-        } else {
-          text += "{";
-          for (int64_t e = 0; e < 4; ++e) {
-            text += std::string(e ? ", " : "") + "$" + std::to_string(next++);
-            constraints += ",r";
-            ins.push_back(gr.aRegs[4 * i + e]);
-          }
-          text += "}, ";
-        }
-        text += "$" + std::to_string(next++) + ", p, 1, 1";
-        constraints += ",l";
-        ins.push_back(gr.descB[i]);
-        if (!gr.descA.empty())
-          text += ", 0";
-        text += gr.transB ? ", 1;\n}\n" : ", 0;\n}\n";
-      }
-      text += "wgmma.commit_group.sync.aligned;\n";
-      out0 += r;
-    }
-    SmallVector<Value> out;
-    asmOp(outs, ins, text, constraints, &out);
-    return out;
-  }
-
-  /// wgmma.wait_group `pending`, passing `acc` through (tied): its uses
-  /// come after the wait. `keep` (the inputs of the groups still in flight:
-  /// P registers, descriptors) are read by the statement, so LLVM keeps
-  /// them in their registers until then instead of reusing those for new
-  /// values while the tensor cores may still read them.
-  SmallVector<Value> wait(int64_t pending, ArrayRef<Value> acc,
-                          ArrayRef<Value> keep = {}) {
-    std::string constraints = accConstraints(acc.size(), true);
-    for (Value v : keep)
-      constraints += v.getType().isInteger(64) ? ",l" : ",r";
-    SmallVector<Value> ins(acc.begin(), acc.end());
-    ins.append(keep.begin(), keep.end());
-    SmallVector<Value> out;
-    asmOp(acc.size(), ins,
-          "wgmma.wait_group.sync.aligned " + std::to_string(pending) + ";",
-          constraints, &out);
-    return out;
-  }
-};
-} // namespace
 
 void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                              const GpuKernelInfo &info,
@@ -249,7 +103,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   const int64_t WG = forwardWarpGroups(s);
   MmaGen k(b, func, info, s, WG * kWarpGroup);
   Codegen &cg = k.cg;
-  WgmmaEmitter w{b, s.elementType.isF16() ? "f16" : "bf16"};
+  wgmma::WgmmaEmitter w{b, s.elementType.isF16() ? "f16" : "bf16"};
   const int64_t D = s.headDim, Dv = s.headDimV;
   const int64_t M = forwardBlockM(s), N = forwardBlockN(s);
   const int64_t NT = N / 8;  // n8 tiles of S
@@ -292,14 +146,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 
   // Shared-memory tiles ([cols / 64][rows][64], MmaGen::tileIndices),
   // from the first 1024-byte boundary of the dynamic shared memory.
-  Value smemAddr = arith::IndexCastOp::create(
-      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, k.smemBase()));
-  Value shift = arith::AndIOp::create(
-      b,
-      arith::SubIOp::create(
-          b, arith::ConstantIntOp::create(b, i64, kSmemAlign), smemAddr),
-      arith::ConstantIntOp::create(b, i64, kSmemAlign - 1));
-  k.smemShift = arith::IndexCastOp::create(b, b.getIndexType(), shift);
+  wgmma::Descriptors desc(b, wgmma::alignSmem(k));
   Value qs = k.smem(lay.q, {D / 64, M, 64});
   Value kAll = k.smem(lay.k, {2, D / 64, N, 64});
   Value vAll = k.smem(lay.v, {2, Dv / 64, N, 64});
@@ -316,30 +163,12 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     return memref::SubViewOp::create(b, rt, all, offs, sizes, strides);
   };
 
-  // Matrix descriptors: start address >> 4 (bits 0-13), leading byte
-  // offset >> 4 (16-29), stride byte offset >> 4 (32-45), 128-byte swizzle
-  // (bit 62). K-major tiles (Q, K): 8-row groups 1024 bytes apart (SBO);
-  // the leading offset is unused (1). N-major V: 64-column blocks
-  // N * 128 bytes apart (LBO), 8-key groups 1024 bytes apart (SBO). A k16
-  // step moves the start 32 bytes within a K-major 128-byte row (the
-  // hardware applies the swizzle to the address) or 16 rows of V.
-  Value base = arith::AddIOp::create(b, smemAddr, shift);
-  Value base4 = arith::ShRUIOp::create(
-      b, base, arith::ConstantIntOp::create(b, i64, 4));
-  auto descConst = [&](int64_t lbo, int64_t sbo) {
-    int64_t bits = (int64_t(1) << 62) | ((sbo >> 4) << 32) | ((lbo >> 4) << 16);
-    return arith::AddIOp::create(b, base4,
-                                 arith::ConstantIntOp::create(b, i64, bits))
-        .getResult();
-  };
-  Value kMajorBase = descConst(16, 1024);
-  Value vBase = descConst(N * 128, 1024);
-  auto plus = [&](Value desc, Value bytes) -> Value {
-    Value x = arith::IndexCastOp::create(b, i64, bytes);
-    return arith::AddIOp::create(
-        b, desc,
-        arith::ShRUIOp::create(b, x, arith::ConstantIntOp::create(b, i64, 4)));
-  };
+  // Matrix descriptors (wgmma::Descriptors): Q / K K-major, V N-major
+  // (64-column blocks N * 128 bytes apart). A k16 step moves the start 32
+  // bytes within a K-major 128-byte row or 16 rows of V.
+  Value kMajorBase = desc.kMajor();
+  Value vBase = desc.mnMajor(N * 128);
+  auto plus = [&](Value d, Value bytes) { return desc.plus(d, bytes); };
   // Q rows of this warpgroup.
   Value qDescBase =
       plus(kMajorBase, cg.add(cg.idx(lay.q), cg.mul(wgIdx, cg.idx(64 * 128))));

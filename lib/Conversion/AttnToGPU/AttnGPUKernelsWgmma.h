@@ -35,12 +35,6 @@ int64_t forwardBlockN(const GpuKernelSpec &spec);
 /// Dynamic shared memory in bytes.
 int64_t forwardSharedMemory(const GpuKernelSpec &spec);
 
-/// Alignment of the kernel's swizzled tiles (the 128-byte swizzle repeats
-/// every 1024 bytes of shared-memory address). The dynamic shared memory is
-/// only known to be 16-byte aligned: the kernel shifts its tiles to the next
-/// 1024-byte boundary at run time and asks for that much more.
-constexpr int64_t kSmemAlign = 1024;
-
 /// Emits the forward body into `func` (arguments laid out as `info.args`).
 void buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                       const GpuKernelInfo &info, const GpuKernelSpec &spec);
