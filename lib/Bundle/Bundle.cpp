@@ -231,7 +231,14 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
     job.isDefault = true;
     job.variant = resolvedVariant(ctx, c);
     jobs.push_back(job);
-    for (const MmaVariant &v : autotuneCandidates(job.variant)) {
+    // The Hopper forward has one knob, its warpgroups (mma_warps 4 or 8);
+    // the mma.sync candidates would only repeat its kernel.
+    std::vector<MmaVariant> candidates =
+        attn::usesWgmma(attn::GpuKernelKind::Forward, specOf(ctx, c))
+            ? std::vector<MmaVariant>{{job.variant.warps == 4 ? 8 : 4,
+                                       16, job.variant.blockN, true}}
+            : autotuneCandidates(job.variant);
+    for (const MmaVariant &v : candidates) {
       BundleJob cand = job;
       cand.isDefault = false;
       cand.variant = v;

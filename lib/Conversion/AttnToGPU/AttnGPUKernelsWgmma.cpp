@@ -3,8 +3,8 @@
 // Part of FlashMLIR.
 //
 // FlashAttention-3 style forward on Hopper's warpgroup MMA
-// (wgmma.mma_async, sm_90a). A block of 2 warpgroups owns 128 query rows
-// (64 per warpgroup); keys come in tiles of 128.
+// (wgmma.mma_async, sm_90a). A block of 1 (D = 64) or 2 (D = 128)
+// warpgroups owns 64 query rows per warpgroup; keys come in tiles of 128.
 //
 //  * S = Q K_j^T: m64n128k16 with both operands read by the tensor cores
 //    from shared memory through matrix descriptors (Q and K K-major).
@@ -65,7 +65,17 @@ bool wgmma::supportsForward(const GpuKernelSpec &s) {
   return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
 }
 
-int64_t wgmma::forwardWarpGroups(const GpuKernelSpec &) { return 2; }
+// Warpgroups per block (64 query rows each; measured on the H100,
+// docs/tensor-cores.md, v11): D = 128 takes two (128 x 128 tiles; 164 KB of
+// shared memory and ~255 registers per thread allow one block per SM, the
+// two warpgroups overlap each other's softmax and MMAs); D = 64 one (64-row
+// blocks of ~200 registers x 128 threads and 74 KB: two blocks per SM,
+// +5-13% over two warpgroups at N <= 4k). --mma-warps 4 / 8 force one / two.
+int64_t wgmma::forwardWarpGroups(const GpuKernelSpec &s) {
+  if (s.mmaWarps)
+    return s.mmaWarps == 4 ? 1 : 2;
+  return s.headDim <= 64 ? 1 : 2;
+}
 int64_t wgmma::forwardBlockN(const GpuKernelSpec &) { return 128; }
 
 namespace {
