@@ -81,6 +81,8 @@ void flashmlir::buildAttnGpuPipeline(OpPassManager &pm,
   attn::ConvertAttnToGPUPassOptions convert;
   convert.tensorCores = options.tensorCores;
   convert.deterministic = options.deterministic;
+  // sm_90a PTX may use wgmma: the Hopper kernels.
+  convert.wgmma = options.tensorCores && options.chip == "sm_90a";
   pm.addPass(attn::createConvertAttnToGPUPass(convert));
   buildGpuModulesToBinary(pm, options);
 }

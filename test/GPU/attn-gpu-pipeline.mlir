@@ -3,6 +3,8 @@
 // Default: the tensor-core forward (mma.sync, ldmatrix, cp.async).
 // RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_80" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s
 // RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_90" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s --check-prefix=SM90
+// chip=sm_90a: the Hopper forward (wgmma).
+// RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_90a" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s --check-prefix=SM90A
 // tensor-cores=0: the SIMT forward.
 // RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_80 tensor-cores=0" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s --check-prefix=SIMT
 
@@ -21,6 +23,10 @@
 // SM90: .target sm_90
 // SM90: .entry attn_fwd(
 // SM90: mma.sync.aligned.m16n8k16
+
+// SM90A: .target sm_90a
+// SM90A: .entry attn_fwd(
+// SM90A: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
 
 // SIMT: .entry attn_fwd(
 // SIMT-NOT: mma.sync

@@ -43,6 +43,15 @@ def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
     registers (docs/tensor-cores.md). Same entries and arguments; block,
     grid divisor and shared memory differ (see the bundle manifest).
 
+    With `wgmma` (set by the pipelines and fa-compile for sm_90a targets),
+    f16/bf16 kernels with D = Dv = 64 or 128 and no softcap use Hopper's
+    warpgroup MMA instead: `attn_fwd` is a FlashAttention-3 style forward
+    (Q and K read by the tensor cores through shared-memory descriptors, P
+    from registers, a two-stage cp.async K/V ring, S_j overlapped with
+    P_{j-1} V_{j-1}; 64 query rows per warpgroup), and the atomic-dQ
+    `attn_bwd_main` computes its five products with wgmma on the tiles of
+    the mma.sync kernel (docs/tensor-cores.md, "Hopper").
+
     With `deterministic`, dQ is bit-reproducible run to run: `attn_bwd_main`
     computes only dK and dV (no atomics, no f32 dQ accumulator),
     `attn_bwd_pre` only Dr, and `attn_bwd_dq` (launched in the place of
@@ -67,6 +76,10 @@ def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
     Option<"deterministic", "deterministic", "bool", /*default=*/"false",
            "Bit-reproducible dQ: a query-parallel dQ kernel instead of f32 "
            "atomics in attn_bwd_main">,
+    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+           "Hopper kernels (the PTX then needs sm_90a): attn_fwd and the "
+           "atomic-dQ attn_bwd_main on wgmma.mma_async where they support "
+           "the element type and head dims">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -60,7 +60,8 @@ struct GpuPipelineOptions
                      "atomics (convert-attn-to-gpu deterministic)"),
       llvm::cl::init(false)};
   Option<std::string> chip{*this, "chip",
-                           llvm::cl::desc("Target GPU (sm_80, sm_90, ...)"),
+                           llvm::cl::desc("Target GPU (sm_80, sm_90, ...; "
+                                          "sm_90a: the Hopper wgmma kernels)"),
                            llvm::cl::init("sm_80")};
   Option<std::string> features{*this, "features",
                                llvm::cl::desc("PTX features"),

@@ -133,11 +133,19 @@ static void launch(Codegen &cg, ModuleOp top, GpuKernelKind kind,
   gpu::LaunchFuncOp::create(b, kernel, gridDim, blockDim, smem, operands);
 }
 
+namespace {
+/// The pass options that select kernel variants.
+struct KernelOptions {
+  bool tensorCores = true, deterministic = false, wgmma = false;
+};
+} // namespace
+
 static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
-                            bool tensorCores, bool deterministic) {
+                            const KernelOptions &opts) {
   GpuKernelSpec spec;
-  spec.tensorCores = tensorCores;
-  spec.deterministic = deterministic;
+  spec.tensorCores = opts.tensorCores;
+  spec.deterministic = opts.deterministic;
+  spec.wgmma = opts.wgmma;
   auto q = cast<MemRefType>(op->getOperand(0).getType());
   spec.elementType = q.getElementType();
   spec.headDim = q.getDimSize(3);
@@ -171,10 +179,10 @@ static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
 /// The kernel spec of `op` and the launch arguments both directions share:
 /// sizes, scalars, q, k, v, o.
 template <typename OpTy>
-static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op, bool tensorCores,
-                                   bool deterministic, HostArgs &host) {
-  GpuKernelSpec spec = specOf(op, op.getMaskSpec(), bool(op.getSoftcap()),
-                              tensorCores, deterministic);
+static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op,
+                                   const KernelOptions &opts, HostArgs &host) {
+  GpuKernelSpec spec =
+      specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), opts);
   addScalars(cg, op, host);
   host.addTensor(cg, "q", op.getQuery());
   host.addTensor(cg, "k", op.getKey());
@@ -184,7 +192,7 @@ static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op, bool tensorCores,
 }
 
 static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
-                                    bool tensorCores) {
+                                    KernelOptions opts) {
   if (failed(checkLowerable(op, "convert-attn-to-gpu")))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
@@ -192,8 +200,8 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
   HostArgs host;
-  GpuKernelSpec spec =
-      addCommonArgs(cg, op, tensorCores, /*deterministic=*/false, host);
+  opts.deterministic = false;
+  GpuKernelSpec spec = addCommonArgs(cg, op, opts, host);
   Value lse = op.getLse(), tmp;
   if (!lse) {
     // The kernel always writes lse; without one, into a temporary.
@@ -215,8 +223,8 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
 }
 
 static LogicalResult convertBackward(RewriterBase &rewriter,
-                                     AttentionBackwardOp op, bool tensorCores,
-                                     bool deterministic) {
+                                     AttentionBackwardOp op,
+                                     const KernelOptions &opts) {
   if (failed(checkLowerable(op, "convert-attn-to-gpu")))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
@@ -224,8 +232,8 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
   HostArgs host;
-  GpuKernelSpec spec =
-      addCommonArgs(cg, op, tensorCores, deterministic, host);
+  GpuKernelSpec spec = addCommonArgs(cg, op, opts, host);
+  const bool deterministic = opts.deterministic;
   host.addTensor(cg, "do", op.getGradOutput());
   host.addTensor(cg, "lse", op.getLse());
   host.addTensor(cg, "dq", op.getGradQuery());
@@ -270,12 +278,13 @@ struct ConvertAttnToGPUPass final
     top->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                  UnitAttr::get(&getContext()));
     IRRewriter rewriter(&getContext());
+    KernelOptions opts{tensorCores, deterministic, wgmma};
     for (Operation *op : ops) {
       LogicalResult r =
           isa<AttentionOp>(op)
-              ? convertForward(rewriter, cast<AttentionOp>(op), tensorCores)
+              ? convertForward(rewriter, cast<AttentionOp>(op), opts)
               : convertBackward(rewriter, cast<AttentionBackwardOp>(op),
-                                tensorCores, deterministic);
+                                opts);
       if (failed(r))
         return signalPassFailure();
     }
