@@ -44,8 +44,9 @@ def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
     grid divisor and shared memory differ (see the bundle manifest).
 
     With `wgmma` (set by the pipelines and fa-compile for sm_90a targets),
-    f16/bf16 kernels with D = Dv = 64 or 128 and no softcap use Hopper's
-    warpgroup MMA instead: `attn_fwd` is a FlashAttention-3 style forward
+    f16/bf16 kernels with D = Dv = 64 or 128 (the forward also 256) and no
+    softcap use Hopper's warpgroup MMA instead: `attn_fwd` is a
+    FlashAttention-3 style forward
     (Q and K read by the tensor cores through shared-memory descriptors, P
     from registers, a two-stage cp.async K/V ring, S_j overlapped with
     P_{j-1} V_{j-1}; 64 query rows per warpgroup), and the atomic-dQ

@@ -62,7 +62,8 @@ bool wgmma::supportsForward(const GpuKernelSpec &s) {
   if (!s.wgmma || !s.tensorCores || !s.elementType ||
       !(s.elementType.isF16() || s.elementType.isBF16()) || s.softcap)
     return false;
-  return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
+  return s.headDim == s.headDimV &&
+         (s.headDim == 64 || s.headDim == 128 || s.headDim == 256);
 }
 
 // Warpgroups per block (64 query rows each; measured on the H100,
@@ -76,7 +77,13 @@ int64_t wgmma::forwardWarpGroups(const GpuKernelSpec &s) {
     return s.mmaWarps == 4 ? 1 : 2;
   return s.headDim <= 64 ? 1 : 2;
 }
-int64_t wgmma::forwardBlockN(const GpuKernelSpec &) { return 128; }
+// Keys per tile: 128; 64 at D = 256, where O alone takes 128 registers per
+// thread (the masked kernel still spills 24 bytes: allowed and listed in
+// test/GPU/bundle-ptxas.test; measured 1.23-1.59x FA2 against 0.91-1.17x for
+// the mma.sync kernel, docs/tensor-cores.md v10).
+int64_t wgmma::forwardBlockN(const GpuKernelSpec &s) {
+  return s.headDim > 128 ? 64 : 128;
+}
 
 namespace {
 /// Byte offsets of the shared-memory regions (each 1024-byte aligned): Q,
@@ -176,12 +183,11 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // Matrix descriptors (wgmma::Descriptors): Q / K K-major, V N-major
   // (64-column blocks N * 128 bytes apart). A k16 step moves the start 32
   // bytes within a K-major 128-byte row or 16 rows of V.
-  Value kMajorBase = desc.kMajor();
-  Value vBase = desc.mnMajor(N * 128);
-  auto plus = [&](Value d, Value bytes) { return desc.plus(d, bytes); };
-  // Q rows of this warpgroup.
-  Value qDescBase =
-      plus(kMajorBase, cg.add(cg.idx(lay.q), cg.mul(wgIdx, cg.idx(64 * 128))));
+  // Inside the key loop they come from an opaque copy of the base
+  // (`cur`, Descriptors::opaqueCopy): recomputed there, not hoisted and held
+  // in registers across the loop next to O.
+  wgmma::Descriptors *cur = &desc;
+  auto plus = [&](Value d, Value bytes) { return cur->plus(d, bytes); };
   auto kMajorStep = [&](int64_t kk, int64_t rows) {
     return cg.idx((kk / 4) * rows * 128 + (kk % 4) * 32);
   };
@@ -190,16 +196,20 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // O += P V on V stage `buf` (B per k16 step of keys).
   auto sDescs = [&](Value buf, SmallVector<Value> &descA,
                     SmallVector<Value> &descB) {
+    Value kMajorBase = cur->kMajor();
     Value kDesc = plus(kMajorBase, cg.add(cg.idx(lay.k),
                                           cg.mul(buf, cg.idx(lay.kStage))));
+    // Q rows of this warpgroup.
+    Value qDescBase = plus(
+        kMajorBase, cg.add(cg.idx(lay.q), cg.mul(wgIdx, cg.idx(64 * 128))));
     for (int64_t kk = 0; kk < D / 16; ++kk) {
       descA.push_back(plus(qDescBase, kMajorStep(kk, M)));
       descB.push_back(plus(kDesc, kMajorStep(kk, N)));
     }
   };
   auto vDescs = [&](Value buf) {
-    Value vDesc =
-        plus(vBase, cg.add(cg.idx(lay.v), cg.mul(buf, cg.idx(lay.vStage))));
+    Value vDesc = plus(cur->mnMajor(N * 128),
+                       cg.add(cg.idx(lay.v), cg.mul(buf, cg.idx(lay.vStage))));
     SmallVector<Value> descB;
     for (int64_t kk = 0; kk < N / 16; ++kk)
       descB.push_back(plus(vDesc, cg.idx(kk * 16 * 128)));
@@ -406,6 +416,8 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       ValueRange st = loop.getRegionIterArgs();
       SmallVector<Value> o(st.begin() + 4, st.begin() + 4 + nO);
       SmallVector<Value> pPrev(st.begin() + 4 + nO, st.end());
+      wgmma::Descriptors loopDesc = desc.opaqueCopy();
+      cur = &loopDesc;
       tilesReady(); // K_j, V_{j-1}; every warpgroup is past iteration j-1
       Value buf = issueLoads(j);
       Value pbuf = cg.sub(c1, buf);
@@ -429,6 +441,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       yield.append(o);
       yield.append(sm.p);
       scf::YieldOp::create(b, yield);
+      cur = &desc;
     }
     ValueRange res = loop.getResults();
     tilesReady(); // V of the last tile

@@ -21,7 +21,7 @@ namespace attn {
 namespace wgmma {
 
 /// True when the wgmma forward kernel serves `spec` (spec.wgmma, f16/bf16,
-/// D = Dv = 64 or 128, no softcap).
+/// D = Dv = 64, 128 or 256, no softcap).
 bool supportsForward(const GpuKernelSpec &spec);
 
 /// Warpgroups (128 threads, 64 query rows each) per block, the block's
