@@ -58,7 +58,6 @@ using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
 static constexpr double kLog2e = 1.4426950408889634;
-static constexpr double kLn2 = 0.6931471805599453;
 static constexpr int64_t kPad = 8; // elements of padding per smem row
 
 bool mma::supportsForward(const GpuKernelSpec &s) {
@@ -375,19 +374,8 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           sv[mt].push_back(sAcc[mt][j][e]);
 
     // Element mask on blocks not entirely visible to every row of the block.
-    Value full = cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, bn), nk);
-    if (s.masked) {
-      Value qEnd = cg.add(q0, cg.idx(kBlockM - 1));
-      Value leftOk = arith::OrIOp::create(
-          b, cg.cmp(arith::CmpIPredicate::slt, wl, c0),
-          cg.cmp(arith::CmpIPredicate::sge, k0,
-                 cg.sub(cg.add(qEnd, off), wl)));
-      Value rightOk = arith::OrIOp::create(
-          b, cg.cmp(arith::CmpIPredicate::slt, wr, c0),
-          cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(kBlockN - 1)),
-                 cg.add(cg.add(q0, off), wr)));
-      full = cg.andI(full, cg.andI(leftOk, rightOk));
-    }
+    Value full =
+        k.tileFullyVisible(k0, q0, kBlockM, kBlockN, nk, off, wl, wr);
     SmallVector<Type> types(MT * NT * 4, f32);
     auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
     {
@@ -424,27 +412,18 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     SmallVector<SmallVector<Value>> p(MT, SmallVector<Value>(NT * 4));
     for (int64_t mt = 0; mt < MT; ++mt)
       for (int64_t r = 0; r < 2; ++r) {
-        Value m = st[4 * mt + r], l = st[4 * mt + 2 + r];
-        Value mx = sv[mt][r * 2];
+        SmallVector<Value> x;
         for (int64_t j = 0; j < NT; ++j)
           for (int64_t e = 0; e < 2; ++e)
-            if (j || e)
-              mx = cg.fmax(mx, sv[mt][j * 4 + r * 2 + e]);
-        mx = cg.fmul(k.quadReduce(mx, /*isMax=*/true), scale2);
-        newM[mt][r] = cg.fmax(m, mx);
-        Value mUse = cg.select(
-            cg.fcmp(arith::CmpFPredicate::OEQ, newM[mt][r], cg.negInf()),
-            cg.f32(0.0), newM[mt][r]);
-        alpha[mt][r] = cg.exp2(cg.fsub(m, mUse));
-        Value negM = arith::NegFOp::create(b, mUse);
-        Value sum = cg.f32(0.0);
+            x.push_back(sv[mt][j * 4 + r * 2 + e]);
+        mma::MmaGen::SoftmaxRow row =
+            k.softmaxRow(x, st[4 * mt + r], st[4 * mt + 2 + r], scale2);
+        newM[mt][r] = row.m;
+        newL[mt][r] = row.l;
+        alpha[mt][r] = row.alpha;
         for (int64_t j = 0; j < NT; ++j)
-          for (int64_t e = 0; e < 2; ++e) {
-            int64_t i = j * 4 + r * 2 + e;
-            p[mt][i] = cg.exp2(LLVM::FMAOp::create(b, sv[mt][i], scale2, negM));
-            sum = cg.fadd(sum, p[mt][i]);
-          }
-        newL[mt][r] = LLVM::FMAOp::create(b, l, alpha[mt][r], sum);
+          for (int64_t e = 0; e < 2; ++e)
+            p[mt][j * 4 + r * 2 + e] = row.p[j * 2 + e];
       }
 
     // O = alpha O + P V; each V fragment (ldmatrix.trans) feeds the MT
@@ -495,31 +474,12 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   ValueRange res = loop.getResults();
   for (int64_t mt = 0; mt < MT; ++mt)
     for (int64_t r = 0; r < 2; ++r) {
-      Value m = res[4 * mt + r];
-      Value l = k.quadReduce(res[4 * mt + 2 + r], /*isMax=*/false);
-      Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
-      Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
-      Value row = cg.add(tileRow(mt), cg.add(g, cg.idx(8 * r)));
-      for (int64_t n = 0; n < OT; ++n) {
-        Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
-        int64_t i = 4 * MT + (mt * OT + n) * 4 + r * 2;
-        Value pair = k.pack(cg.fmul(res[i], inv), cg.fmul(res[i + 1], inv));
-        vector::StoreOp::create(b, pair, os, ValueRange{row, col})
-            .setAlignment(4);
-      }
-      auto inRange = scf::IfOp::create(
-          b,
-          cg.andI(cg.cmp(arith::CmpIPredicate::slt, qRow[mt][r], nq),
-                  cg.cmp(arith::CmpIPredicate::eq, t, c0)),
-          false);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-      Value lse = cg.select(
-          any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)), cg.negInf());
-      Value idx = cg.add(cg.add(cg.mul(bi, k.arg("lse_stride_b")),
-                                cg.mul(h, k.arg("lse_stride_h"))),
-                         qRow[mt][r]);
-      memref::StoreOp::create(b, lse, k.arg("lse"), ValueRange{idx});
+      SmallVector<Value> acc(res.begin() + 4 * MT + mt * OT * 4 + r * 2,
+                             res.end());
+      k.storeForwardRow(
+          res[4 * mt + r], res[4 * mt + 2 + r], acc, OT,
+          [&] { return cg.add(tileRow(mt), cg.add(g, cg.idx(8 * r))); },
+          qRow[mt][r], t, os, bi, h, nq);
     }
   gpu::BarrierOp::create(b);
   k.storeTile(os, "o", bi, h, q0, nq, kBlockM, Dv, tid);

@@ -54,7 +54,6 @@ using namespace mlir::attn::detail;
 using mma::MmaGen;
 
 static constexpr double kLog2e = 1.4426950408889634;
-static constexpr double kLn2 = 0.6931471805599453;
 static constexpr int64_t kWarpGroup = 128;
 static constexpr int64_t kPad = 8; // elements of padding per O-tile row
 
@@ -126,7 +125,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   const int64_t NT = N / 8;  // n8 tiles of S
   const int64_t OT = Dv / 8; // n8 tiles of O
   const Layout lay = layout(s);
-  Type f32 = b.getF32Type(), i64 = b.getI64Type();
+  Type f32 = b.getF32Type();
 
   // Grid and lanes as in the mma.sync forward (masked: last block first).
   Value qb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
@@ -241,22 +240,6 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
               cg.f32(kLog2e)),
       cg.f32(1e-30));
 
-  // Masks on key blocks not entirely visible to every row of the block.
-  auto blockFull = [&](Value k0) {
-    Value full = cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, bn), nk);
-    if (!s.masked)
-      return full;
-    Value qEnd = cg.add(q0, cg.idx(M - 1));
-    Value leftOk = arith::OrIOp::create(
-        b, cg.cmp(arith::CmpIPredicate::slt, wl, c0),
-        cg.cmp(arith::CmpIPredicate::sge, k0, cg.sub(cg.add(qEnd, off), wl)));
-    Value rightOk = arith::OrIOp::create(
-        b, cg.cmp(arith::CmpIPredicate::slt, wr, c0),
-        cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(N - 1)),
-               cg.add(cg.add(q0, off), wr)));
-    return cg.andI(full, cg.andI(leftOk, rightOk));
-  };
-
   // Online softmax of the raw scores `sv` (index j * 4 + 2 r + e: n8 tile
   // j, row g + 8 r, column 2 t + e) of key tile k0 against the running
   // max / per-lane sums; returns the new m, l, alpha and P as 32-bit pairs
@@ -268,7 +251,8 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   auto softmax = [&](Value k0, SmallVector<Value> sv,
                      std::array<Value, 2> m, std::array<Value, 2> l) {
     SmallVector<Type> types(NT * 4, f32);
-    auto maskIf = scf::IfOp::create(b, types, blockFull(k0), true);
+    auto maskIf = scf::IfOp::create(
+        b, types, k.tileFullyVisible(k0, q0, M, N, nk, off, wl, wr), true);
     {
       OpBuilder::InsertionGuard g2(b);
       b.setInsertionPointToStart(maskIf.thenBlock());
@@ -291,26 +275,17 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     Soft out;
     SmallVector<Value> p(NT * 4);
     for (int64_t r = 0; r < 2; ++r) {
-      Value mx = sv[r * 2];
+      SmallVector<Value> x;
       for (int64_t j = 0; j < NT; ++j)
         for (int64_t e = 0; e < 2; ++e)
-          if (j || e)
-            mx = cg.fmax(mx, sv[j * 4 + r * 2 + e]);
-      mx = cg.fmul(k.quadReduce(mx, /*isMax=*/true), scale2);
-      out.m[r] = cg.fmax(m[r], mx);
-      Value mUse = cg.select(
-          cg.fcmp(arith::CmpFPredicate::OEQ, out.m[r], cg.negInf()),
-          cg.f32(0.0), out.m[r]);
-      out.alpha[r] = cg.exp2(cg.fsub(m[r], mUse));
-      Value negM = arith::NegFOp::create(b, mUse);
-      Value sum = cg.f32(0.0);
+          x.push_back(sv[j * 4 + r * 2 + e]);
+      MmaGen::SoftmaxRow row = k.softmaxRow(x, m[r], l[r], scale2);
+      out.m[r] = row.m;
+      out.l[r] = row.l;
+      out.alpha[r] = row.alpha;
       for (int64_t j = 0; j < NT; ++j)
-        for (int64_t e = 0; e < 2; ++e) {
-          int64_t i = j * 4 + r * 2 + e;
-          p[i] = cg.exp2(LLVM::FMAOp::create(b, sv[i], scale2, negM));
-          sum = cg.fadd(sum, p[i]);
-        }
-      out.l[r] = LLVM::FMAOp::create(b, l[r], out.alpha[r], sum);
+        for (int64_t e = 0; e < 2; ++e)
+          p[j * 4 + r * 2 + e] = row.p[j * 2 + e];
     }
     auto asI32 = [&](Value pair) {
       Value v = vector::BitCastOp::create(
@@ -461,33 +436,11 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   gpu::BarrierOp::create(b);
   Value os = k.smem(0, {M, Dv + kPad});
   ValueRange res = hasKeys.getResults();
-  for (int64_t r = 0; r < 2; ++r) {
-    Value m = res[r];
-    Value l = k.quadReduce(res[2 + r], /*isMax=*/false);
-    Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
-    Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
-    Value row = cg.add(rowBase, cg.add(g, cg.idx(8 * r)));
-    for (int64_t n = 0; n < OT; ++n) {
-      Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
-      int64_t i = 4 + n * 4 + r * 2;
-      Value pair = k.pack(cg.fmul(res[i], inv), cg.fmul(res[i + 1], inv));
-      vector::StoreOp::create(b, pair, os, ValueRange{row, col})
-          .setAlignment(4);
-    }
-    auto inRange = scf::IfOp::create(
-        b,
-        cg.andI(cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq),
-                cg.cmp(arith::CmpIPredicate::eq, t, c0)),
-        false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-    Value lse = cg.select(
-        any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)), cg.negInf());
-    Value idx = cg.add(cg.add(cg.mul(bi, k.arg("lse_stride_b")),
-                              cg.mul(h, k.arg("lse_stride_h"))),
-                       qRow[r]);
-    memref::StoreOp::create(b, lse, k.arg("lse"), ValueRange{idx});
-  }
+  for (int64_t r = 0; r < 2; ++r)
+    k.storeForwardRow(
+        res[r], res[2 + r], SmallVector<Value>(res.begin() + 4 + r * 2, res.end()),
+        OT, [&] { return cg.add(rowBase, cg.add(g, cg.idx(8 * r))); }, qRow[r],
+        t, os, bi, h, nq);
   gpu::BarrierOp::create(b);
   k.storeTile(os, "o", bi, h, q0, nq, M, Dv, tid);
 }

@@ -438,6 +438,92 @@ struct MmaGen {
     return cg.select(vis, x, negInf ? cg.negInf() : cg.f32(0.0));
   }
 
+  /// Whether key tile [k0, k0 + N) is visible to every query row of block
+  /// [q0, q0 + M): keys < Nk and, with a window (`wl` / `wr`; null when
+  /// unmasked; < 0: unbounded), inside every row's window (bottom-right
+  /// aligned, off = Nk - Nq). Such tiles skip the element mask.
+  Value tileFullyVisible(Value k0, Value q0, int64_t M, int64_t N, Value nk,
+                         Value off, Value wl, Value wr) {
+    Value full = cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(N)), nk);
+    if (!wl)
+      return full;
+    Value c0 = cg.idx(0);
+    Value qEnd = cg.add(q0, cg.idx(M - 1));
+    Value leftOk = arith::OrIOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, wl, c0),
+        cg.cmp(arith::CmpIPredicate::sge, k0, cg.sub(cg.add(qEnd, off), wl)));
+    Value rightOk = arith::OrIOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, wr, c0),
+        cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(N - 1)),
+               cg.add(cg.add(q0, off), wr)));
+    return cg.andI(full, cg.andI(leftOk, rightOk));
+  }
+
+  /// One row of the forward's online softmax: `x` the row's raw scores in
+  /// this lane (scores in log2 units are x * scale2, scale2 > 0), m / l the
+  /// running max (log2 units) and per-lane sum. The max is reduced over the
+  /// quad; P = exp2(x scale2 - m) is one FMA and ex2; a row that has seen
+  /// no key keeps m = -inf and P = 0.
+  struct SoftmaxRow {
+    Value m, l, alpha;
+    SmallVector<Value> p;
+  };
+  SoftmaxRow softmaxRow(ArrayRef<Value> x, Value m, Value l, Value scale2) {
+    SoftmaxRow out;
+    Value mx;
+    for (Value v : x)
+      mx = mx ? cg.fmax(mx, v) : v;
+    mx = cg.fmul(quadReduce(mx, /*isMax=*/true), scale2);
+    out.m = cg.fmax(m, mx);
+    Value mUse =
+        cg.select(cg.fcmp(arith::CmpFPredicate::OEQ, out.m, cg.negInf()),
+                  cg.f32(0.0), out.m);
+    out.alpha = cg.exp2(cg.fsub(m, mUse));
+    Value negM = arith::NegFOp::create(b, mUse);
+    Value sum = cg.f32(0.0);
+    for (Value v : x) {
+      out.p.push_back(cg.exp2(LLVM::FMAOp::create(b, v, scale2, negM)));
+      sum = cg.fadd(sum, out.p.back());
+    }
+    out.l = LLVM::FMAOp::create(b, l, out.alpha, sum);
+    return out;
+  }
+
+  /// The forward's epilogue for one row of a warp's m16 tile (`row` in the
+  /// block, query `qRow`): O = acc / l into the smem O tile `os` (4-byte
+  /// stores of the lane's pairs; `acc` holds OT n8 tiles x 2, element (n,
+  /// e) at acc[4 n + e]), lse = (m + log2 l) ln 2 to `lse` (quad lane t = 0,
+  /// rows < Nq); a row without keys gets O = 0, lse = -inf.
+  void storeForwardRow(Value m, Value lPart, ArrayRef<Value> acc, int64_t OT,
+                       function_ref<Value()> rowOf, Value qRow, Value t,
+                       Value os, Value bi, Value h, Value nq) {
+    Value l = quadReduce(lPart, /*isMax=*/false);
+    Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
+    Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
+    Value row = rowOf();
+    for (int64_t n = 0; n < OT; ++n) {
+      Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
+      Value pair = pack(cg.fmul(acc[4 * n], inv), cg.fmul(acc[4 * n + 1], inv));
+      vector::StoreOp::create(b, pair, os, ValueRange{row, col})
+          .setAlignment(4);
+    }
+    auto inRange = scf::IfOp::create(
+        b,
+        cg.andI(cg.cmp(arith::CmpIPredicate::slt, qRow, nq),
+                cg.cmp(arith::CmpIPredicate::eq, t, cg.idx(0))),
+        false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+    Value lse = cg.select(any,
+                          cg.fmul(cg.fadd(m, cg.log2(l)),
+                                  cg.f32(0.6931471805599453)),
+                          cg.negInf());
+    Value idx = cg.add(
+        cg.add(cg.mul(bi, arg("lse_stride_b")), cg.mul(h, arg("lse_stride_h"))),
+        qRow);
+    memref::StoreOp::create(b, lse, arg("lse"), ValueRange{idx});
+  }
+
   Value quadReduce(Value x, bool isMax) {
     for (int64_t off : {1, 2}) {
       Value y = gpu::ShuffleOp::create(b, x, i32(off), i32(kWarp),
