@@ -34,6 +34,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "AttnGPUKernelsWgmma.h"
+#include "AttnGPUKernelsMMA.h"
 #include "WgmmaCodegen.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
@@ -57,16 +58,14 @@ static constexpr double kLog2e = 1.4426950408889634;
 static constexpr int64_t kWarpGroup = 128;
 static constexpr int64_t kPad = 8; // elements of padding per O-tile row
 
+// The configurations of the mma.sync forward (f16/bf16, D = Dv = 64, 128 or
+// 256, no softcap), when wgmma is asked for.
 bool wgmma::supportsForward(const GpuKernelSpec &s) {
-  if (!s.wgmma || !s.tensorCores || !s.elementType ||
-      !(s.elementType.isF16() || s.elementType.isBF16()) || s.softcap)
-    return false;
-  return s.headDim == s.headDimV &&
-         (s.headDim == 64 || s.headDim == 128 || s.headDim == 256);
+  return s.wgmma && s.tensorCores && mma::supportsForward(s);
 }
 
 // Warpgroups per block (64 query rows each; measured on the H100,
-// docs/tensor-cores.md, v11): D = 128 takes two (128 x 128 tiles; 164 KB of
+// docs/tensor-cores.md, forward notes v9): D = 128 takes two (128 x 128 tiles; 164 KB of
 // shared memory and ~255 registers per thread allow one block per SM, the
 // two warpgroups overlap each other's softmax and MMAs); D = 64 one (64-row
 // blocks of ~200 registers x 128 threads and 74 KB: two blocks per SM,
@@ -301,16 +300,18 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     return out;
   };
 
+  // K tile j into K stage `buf` when it is visible (j < kbHi).
+  auto stageK = [&](Value j, Value buf) {
+    auto visible =
+        scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, j, kbHi), false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(visible.thenBlock()->getTerminator());
+    k.stageTileAsync("k", bi, hk, cg.mul(j, bn), nk, N, D, stage(kAll, buf),
+                     tid);
+  };
   // Q and the first visible K tile in flight together.
   k.stageTileAsync("q", bi, h, q0, nq, M, D, qs, tid);
-  {
-    auto hasKeys = scf::IfOp::create(
-        b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(hasKeys.thenBlock()->getTerminator());
-    k.stageTileAsync("k", bi, hk, cg.mul(kbLo, bn), nk, N, D,
-                     stage(kAll, c0), tid);
-  }
+  stageK(kbLo, c0);
 
   // State: m[2], l[2] (per-lane partial sums), O[OT * 4].
   SmallVector<Value> init = {cg.negInf(), cg.negInf(), cg.f32(0.0),
@@ -357,15 +358,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       Value rel = cg.sub(j, kbLo);
       Value buf = arith::AndIOp::create(b, rel, c1);
       Value nbuf = cg.sub(c1, buf);
-      Value jn = cg.add(j, c1);
-      auto more = scf::IfOp::create(
-          b, cg.cmp(arith::CmpIPredicate::slt, jn, kbHi), false);
-      {
-        OpBuilder::InsertionGuard g2(b);
-        b.setInsertionPoint(more.thenBlock()->getTerminator());
-        k.stageTileAsync("k", bi, hk, cg.mul(jn, bn), nk, N, D,
-                         stage(kAll, nbuf), tid);
-      }
+      stageK(cg.add(j, c1), nbuf);
       k.stageTileAsync("v", bi, hk, cg.mul(j, bn), nk, N, Dv,
                        stage(vAll, buf), tid);
       return buf;
