@@ -62,12 +62,12 @@ static std::string configName(const BundleConfig &c, StringRef kind) {
 
 static attn::GpuKernelKind kindOf(StringRef kind) {
   if (kind == "fwd")
-    return attn::GpuKernelKind::Forward;
+    return attn::GpuKernelKind::Fwd;
   if (kind == "bwd_pre")
-    return attn::GpuKernelKind::BackwardPre;
+    return attn::GpuKernelKind::BwdPre;
   if (kind == "bwd_main")
-    return attn::GpuKernelKind::BackwardMain;
-  return attn::GpuKernelKind::BackwardPost;
+    return attn::GpuKernelKind::BwdMain;
+  return attn::GpuKernelKind::BwdPost;
 }
 
 static Type elementType(MLIRContext &ctx, StringRef dtype) {
@@ -202,7 +202,7 @@ struct BundleJob {
 /// The tile setting the forward kernel of `c` is built with.
 static MmaVariant resolvedVariant(MLIRContext &ctx, const BundleConfig &c) {
   attn::GpuKernelInfo info = attn::getGpuKernelInfo(
-      attn::GpuKernelKind::Forward, specOf(ctx, c));
+      attn::GpuKernelKind::Fwd, specOf(ctx, c));
   MmaVariant v;
   v.warps = info.block[0] / 32;
   v.warpRows = info.blockM / v.warps;
@@ -222,7 +222,7 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
   for (const BundleConfig &c : configs) {
     BundleJob job;
     job.config = c;
-    if (!autotune || !attn::usesTensorCores(attn::GpuKernelKind::Forward,
+    if (!autotune || !attn::usesTensorCores(attn::GpuKernelKind::Fwd,
                                             specOf(ctx, c))) {
       jobs.push_back(job);
       continue;
@@ -234,7 +234,7 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
     // The Hopper forward has one knob, its warpgroups (mma_warps 4 or 8);
     // the mma.sync candidates would only repeat its kernel.
     std::vector<MmaVariant> candidates =
-        attn::usesWgmma(attn::GpuKernelKind::Forward, specOf(ctx, c))
+        attn::usesWgmma(attn::GpuKernelKind::Fwd, specOf(ctx, c))
             ? std::vector<MmaVariant>{{job.variant.warps == 4 ? 8 : 4,
                                        16, job.variant.blockN, true}}
             : autotuneCandidates(job.variant);

@@ -18,6 +18,7 @@
 #define FLASHMLIR_RUNTIME_LIB_RUNTIMEINTERNAL_H
 
 #include "flashmlir/runtime/Half.h"
+#include "flashmlir/runtime/KernelAbi.h"
 #include "flashmlir/runtime/fa_runtime.h"
 
 #include <cstddef>
@@ -66,9 +67,12 @@ std::string writeJson(const JsonValue &v);
 // Bundle manifest (RuntimeManifest.cpp)
 //===----------------------------------------------------------------------===//
 
-enum class KernelKind { Fwd, BwdPre, BwdMain, BwdPost };
+/// The kernel kinds of the ABI (flashmlir/runtime/KernelAbi.h).
+using KernelKind = abi::Kind;
 /// "fwd", "bwd_pre", "bwd_main", "bwd_post".
-const char *kernelKindName(KernelKind kind);
+inline const char *kernelKindName(KernelKind kind) {
+  return abi::kindName(kind);
+}
 bool parseKernelKind(const std::string &s, KernelKind *out);
 
 /// How one named kernel argument is passed. Buffer = five parameters, the
@@ -79,12 +83,14 @@ enum class ArgKind { Buffer, I64, I32, F32 };
 const char *argKindName(ArgKind kind);
 bool parseArgKind(const std::string &s, ArgKind *out);
 
-/// The class of value the runtime provides for a known argument name:
-/// Buffer, I64 (integers; "i64" or "i32" in the manifest) or F32. Returns
-/// false for names the runtime does not know.
+/// The class of value the runtime provides for a known argument name (the
+/// names of the ABI, abi::knownArg): Buffer, I64 (integers; "i64" or "i32"
+/// in the manifest) or F32. Returns false for names the runtime does not
+/// know.
 bool knownArgName(const std::string &name, ArgKind *valueClass);
 
-/// Names a grid dimension may refer to (the integer problem sizes).
+/// Names a grid dimension may refer to (the integer problem sizes,
+/// abi::gridDimNames).
 bool knownGridDimName(const std::string &name);
 
 struct KernelConfig {

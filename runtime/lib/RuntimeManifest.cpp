@@ -34,20 +34,6 @@
 
 namespace flashmlir::rt {
 
-const char *kernelKindName(KernelKind kind) {
-  switch (kind) {
-  case KernelKind::Fwd:
-    return "fwd";
-  case KernelKind::BwdPre:
-    return "bwd_pre";
-  case KernelKind::BwdMain:
-    return "bwd_main";
-  case KernelKind::BwdPost:
-    return "bwd_post";
-  }
-  return "?";
-}
-
 bool parseKernelKind(const std::string &s, KernelKind *out) {
   static const KernelKind all[] = {KernelKind::Fwd, KernelKind::BwdPre,
                                    KernelKind::BwdMain, KernelKind::BwdPost};
@@ -88,53 +74,32 @@ bool parseArgKind(const std::string &s, ArgKind *out) {
 
 namespace {
 
-const char *const kStridedTensors[] = {"q",  "k",  "v",  "o",
-                                       "do", "dq", "dk", "dv"};
-const char *const kBackwardOnly[] = {"do", "dq", "dk", "dv", "dr_ws",
-                                     "dqacc_ws"};
-
+/// A known argument that only the backward provides (do, dq, dk, dv, the
+/// workspaces and their strides): no forward kernel of the ABI takes it.
 bool isBackwardOnlyName(const std::string &name) {
-  for (const char *t : kBackwardOnly) {
-    if (name == t)
-      return true;
-    std::string prefix = std::string(t) + "_stride_";
-    if (name.compare(0, prefix.size(), prefix) == 0)
-      return true;
-  }
-  return false;
+  if (name == "head_dim" || name == "head_dim_v")
+    return false;
+  for (const abi::Arg &a : abi::kernelArgs(abi::Kind::Fwd, {}))
+    if (a.name == name)
+      return false;
+  return abi::knownArg(name, nullptr);
 }
 
 } // namespace
 
 bool knownArgName(const std::string &name, ArgKind *valueClass) {
-  static const std::map<std::string, ArgKind> table = [] {
-    std::map<std::string, ArgKind> t;
-    for (const char *b : {"q", "k", "v", "o", "lse", "do", "dq", "dk", "dv",
-                          "dr_ws", "dqacc_ws"})
-      t[b] = ArgKind::Buffer;
-    for (const char *i :
-         {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k", "head_dim",
-          "head_dim_v", "window_left", "window_right", "lse_stride_b",
-          "lse_stride_h"})
-      t[i] = ArgKind::I64;
-    for (const char *tn : kStridedTensors)
-      for (const char *d : {"_stride_b", "_stride_h", "_stride_n"})
-        t[std::string(tn) + d] = ArgKind::I64;
-    t["scale"] = ArgKind::F32;
-    t["softcap"] = ArgKind::F32;
-    return t;
-  }();
-  auto it = table.find(name);
-  if (it == table.end())
+  abi::ArgClass cls;
+  if (!abi::knownArg(name, &cls))
     return false;
   if (valueClass)
-    *valueClass = it->second;
+    *valueClass = cls == abi::ArgClass::Buffer ? ArgKind::Buffer
+                  : cls == abi::ArgClass::F32  ? ArgKind::F32
+                                               : ArgKind::I64;
   return true;
 }
 
 bool knownGridDimName(const std::string &name) {
-  for (const char *n : {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k",
-                        "head_dim", "head_dim_v"})
+  for (const std::string &n : abi::gridDimNames())
     if (name == n)
       return true;
   return false;

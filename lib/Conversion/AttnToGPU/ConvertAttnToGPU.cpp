@@ -215,7 +215,7 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
     lse = tmp;
   }
   host.addTensor(cg, "lse", lse);
-  launch(cg, top, GpuKernelKind::Forward, spec, host);
+  launch(cg, top, GpuKernelKind::Fwd, spec, host);
   if (tmp)
     gpu::DeallocOp::create(b, Type(), ValueRange{}, tmp);
   rewriter.eraseOp(op);
@@ -251,9 +251,9 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
     dq = host.addWorkspace(cg, "dqacc_ws",
                            {B, Hq, Nq16, cg.idx(spec.headDim)});
   }
-  launch(cg, top, GpuKernelKind::BackwardPre, spec, host);
-  launch(cg, top, GpuKernelKind::BackwardMain, spec, host);
-  launch(cg, top, GpuKernelKind::BackwardPost, spec, host);
+  launch(cg, top, GpuKernelKind::BwdPre, spec, host);
+  launch(cg, top, GpuKernelKind::BwdMain, spec, host);
+  launch(cg, top, GpuKernelKind::BwdPost, spec, host);
   gpu::DeallocOp::create(b, Type(), ValueRange{}, dr);
   if (dq)
     gpu::DeallocOp::create(b, Type(), ValueRange{}, dq);

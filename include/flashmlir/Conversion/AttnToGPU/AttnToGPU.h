@@ -6,12 +6,11 @@
 // each kernel's ABI (arguments, block, grid, shared memory) that the bundle
 // manifest records and the runtime follows.
 //
-// Kernel ABI: every buffer argument is a 1-D `memref<?xT, strided<[1],
-// offset: ?>>`, which the NVVM lowering expands into five parameters
-// (allocated ptr, aligned ptr, offset, size, stride); every scalar is an
-// `index` (i64) or f32. Tensor elements are addressed with the element strides
-// passed as scalars, so one kernel serves any sequence length, batch, head
-// count and both [B,H,N,D] and [B,N,H,D] layouts (innermost stride 1).
+// Kernel ABI (the argument lists, entry names, grid dimensions and
+// workspaces, shared with the runtime): flashmlir/runtime/KernelAbi.h. Every
+// buffer argument is a 1-D `memref<?xT, strided<[1], offset: ?>>`, which the
+// NVVM lowering expands into five parameters (allocated ptr, aligned ptr,
+// offset, size, stride); every scalar is an `index` (i64) or f32.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +19,8 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Pass/Pass.h"
+
+#include "flashmlir/runtime/KernelAbi.h"
 
 #include <string>
 
@@ -63,10 +64,10 @@ struct GpuKernelSpec {
   int64_t smVersion = 0;
 };
 
-/// The launch order of the backward is BackwardPre, BackwardMain,
-/// BackwardPost. BackwardPost converts dqacc_ws to dq, or (deterministic)
+/// The kernel kinds of the ABI. The launch order of the backward is BwdPre,
+/// BwdMain, BwdPost; BwdPost converts dqacc_ws to dq, or (deterministic)
 /// computes dq itself.
-enum class GpuKernelKind { Forward, BackwardPre, BackwardMain, BackwardPost };
+using GpuKernelKind = flashmlir::abi::Kind;
 
 /// One kernel argument as the runtime sees it.
 struct GpuKernelArg {

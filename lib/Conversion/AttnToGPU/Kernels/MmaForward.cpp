@@ -1,19 +1,19 @@
-//===- AttnGPUKernelsMMA.cpp - tensor-core forward kernel -------*- C++ -*-===//
+//===- MmaForward.cpp - tensor-core (mma.sync) forward kernel ---*- C++ -*-===//
 //
 // Part of FlashMLIR.
 //
 // FlashAttention-2 style forward with mma.sync m16n8k16 (f32 accumulate) for
-// sm_80+. A block of 4 warps owns 64 query rows (16 per warp); keys come in
-// tiles of 64.
+// sm_80+. A block of W warps owns W x 16 x warpTiles query rows; keys come
+// in tiles of blockN (the schedule, KernelSelect.cpp).
 //
 //  * Q is staged once through shared memory (16-byte loads) and kept in
 //    registers as m16k16 A fragments (nvgpu.ldmatrix).
 //  * K and V tiles are staged row-major in shared memory, rows XOR-swizzled
-//    in 16-byte chunks (MmaGen::swizzleCol; padded by 16 bytes where
-//    mma::forwardSwizzle says so), both conflict-free for ldmatrix; K feeds
+//    in 16-byte chunks (tile::swizzleCol; padded by 16 bytes where the
+//    schedule says so), both conflict-free for ldmatrix; K feeds
 //    the B operand of S = Q K^T via ldmatrix, V feeds the B operand of
 //    O += P V via ldmatrix.trans.
-//  * Staging (mmaAsyncCopy, the default): cp.async 16-byte copies, one commit
+//  * Staging (asyncCopy, the default): cp.async 16-byte copies, one commit
 //    group per tile, one K and one V buffer as in FlashAttention-2: V_j loads
 //    under S_j = Q K_j^T, K_{j+1} under the softmax and P V_j; two barriers
 //    per key tile. Otherwise synchronous 16-byte loads of both tiles between
@@ -35,147 +35,79 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "AttnGPUKernelsMMA.h"
-#include "MmaCodegen.h"
+#include "Kernels.h"
 
-#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "../Primitives/Epilogue.h"
+#include "../Primitives/Mask.h"
+#include "../Primitives/MmaSync.h"
+#include "../Primitives/OnlineSoftmax.h"
+#include "../Primitives/SharedTile.h"
+#include "../Primitives/TileCopy.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/LLVMTypes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
-
-#include "llvm/ADT/StringMap.h"
 
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
-static constexpr double kLog2e = 1.4426950408889634;
 static constexpr int64_t kPad = 8; // elements of padding per smem row
 
-bool mma::supportsForward(const GpuKernelSpec &s) {
-  if (!s.elementType || !(s.elementType.isF16() || s.elementType.isBF16()))
-    return false;
-  if (s.softcap)
-    return false;
-  // The code handles any D, Dv that are multiples of 16 up to 256; only the
-  // head dims verified on an H100 (test/GPU/attn-mma-check.py) are enabled.
-  return s.headDim == s.headDimV &&
-         (s.headDim == 64 || s.headDim == 128 || s.headDim == 256);
-}
-
-// Tile model of the forward kernel (measured on an H100, 2026-11-24,
-// docs/tensor-cores.md). Each warp owns 32 query rows (two m16 tiles), so a
-// K or V fragment read from shared memory feeds two MMAs: with 16 rows per
-// warp the kernel is bound by shared-memory reads (ldmatrix bytes per MMA
-// double) and runs 20-25% slower. Blocks of 4 warps (128 rows) by default;
-// 8 warps (256 rows) halve the global and L2 traffic of K and V per query
-// row, which pays off at d = 128 without a mask (+7-12% at N >= 4k), while
-// under a causal mask or at d = 64 the larger blocks leave fewer, more
-// uneven blocks per wave and lose up to 25% at N = 1k.
-int64_t mma::forwardWarps(const GpuKernelSpec &s) {
-  if (s.mmaWarps)
-    return s.mmaWarps == 8 ? 8 : 4;
-  if (s.headDim > 128) // 16 rows per warp: 8 warps keep 128-row blocks
-    return 8;
-  return s.headDim >= 128 && !s.masked ? 8 : 4;
-}
-
-int64_t mma::forwardBlockN(const GpuKernelSpec &s) {
-  if (s.mmaBlockN)
-    return s.mmaBlockN == 32 ? 32 : 64;
-  // sm_80 code of the masked D = 128 kernel spills ~220 bytes with 64-key
-  // tiles and none with 32 (ptxas 13.0); on sm_90 64 keys spill nothing
-  // there and measured 3-10% faster than 32.
-  if (s.smVersion == 80 && s.masked && s.headDim >= 128)
-    return 32;
-  return 64;
-}
-
-int64_t mma::forwardWarpTiles(const GpuKernelSpec &s) {
-  if (s.mmaWarpRows)
-    return s.mmaWarpRows == 16 ? 1 : 2;
-  // D = 256: the O accumulators of one m16 tile are already 16 x 256 f32
-  // (128 registers per thread), as in FlashAttention-2's 128 x 64 / 8-warp
-  // d256 tile.
-  return s.headDim > 128 ? 1 : 2;
-}
-
-// Shared-memory layout of Q / K / V: XOR-swizzled rows (the K / V copies of
-// every key tile fill aligned 128-byte segments; padded rows made them
-// straddle two: 2.6x the ideal shared-memory wavefronts, Nsight Compute)
-// measured +2-10% over padded rows on the H100 (docs/tensor-cores.md, v10).
-// Padded rows where the swizzled addresses (four per ldmatrix operand) cost
-// spills: the masked D = 64 and D = 128 kernels (20-100 bytes on sm_90;
-// the D = 128 one also measured 2% slower) and sm_80 code (up to 384 bytes;
-// not measured on an sm_80 GPU).
-bool mma::forwardSwizzle(const GpuKernelSpec &s) {
-  return swizzleTiles(s) && (!s.masked || s.headDim > 128);
-}
-
-/// Q stays in registers as A fragments unless that would cost too many
-/// registers (two m16 tiles per warp and D > 64); then its fragments are
-/// re-read from shared memory at every k-step, as FlashAttention-2 does.
-static bool qInRegisters(const GpuKernelSpec &s) {
-  return s.headDim <= 64 ||
-         (mma::forwardWarpTiles(s) == 1 && s.headDim <= 128);
-}
-
-// Q / K / V tiles: rows of D (Dv) elements, XOR-swizzled (MmaGen::
-// swizzleCol), or padded rows where mma::forwardSwizzle says so; the O tile
+// Q / K / V tiles: rows of D (Dv) elements, XOR-swizzled
+// (tile::swizzleCol), or padded rows where the schedule says so; the O tile
 // of the epilogue (4-byte stores): padded rows.
-static int64_t pad(const GpuKernelSpec &s) {
-  return mma::forwardSwizzle(s) ? 0 : kPad;
-}
-static int64_t rowQ(const GpuKernelSpec &s) { return s.headDim + pad(s); }
-static int64_t rowD(const GpuKernelSpec &s) { return s.headDim + pad(s); }
-static int64_t rowDv(const GpuKernelSpec &s) { return s.headDimV + pad(s); }
-static int64_t rowO(const GpuKernelSpec &s) { return s.headDimV + kPad; }
+namespace {
+struct FwdLayout {
+  int64_t rowQ, rowD, rowDv, rowO; ///< elements per smem row
+  int64_t k, v;                    ///< byte offsets (Q at 0)
+  int64_t total;
+};
+} // namespace
 
-/// Q shares the bytes of the K tile when it lives in registers (it is read
-/// only before the key loop); otherwise it has its own region.
-static int64_t qBytes(const GpuKernelSpec &s) {
-  return mma::align16(mma::forwardBlockM(s) * rowQ(s) * 2);
-}
-/// With cp.async, Q has its own region too: it is loaded together with the
-/// first K tile.
-static bool qOwnRegion(const GpuKernelSpec &s) {
-  return !qInRegisters(s) || s.mmaAsyncCopy;
-}
-static int64_t kOffset(const GpuKernelSpec &s) {
-  return qOwnRegion(s) ? qBytes(s) : 0;
-}
-static int64_t vOffset(const GpuKernelSpec &s) {
-  int64_t kBytes = mma::align16(mma::forwardBlockN(s) * rowD(s) * 2);
-  return qOwnRegion(s) ? kOffset(s) + kBytes : std::max(qBytes(s), kBytes);
-}
-
-int64_t mma::forwardSharedMemory(const GpuKernelSpec &s) {
+static FwdLayout layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
+  FwdLayout l;
+  const int64_t pad = sch.swizzle ? 0 : kPad;
+  l.rowQ = s.headDim + pad;
+  l.rowD = s.headDim + pad;
+  l.rowDv = s.headDimV + pad;
+  l.rowO = s.headDimV + kPad;
+  // Q shares the bytes of the K tile when it lives in registers (it is read
+  // only before the key loop); otherwise it has its own region. With
+  // cp.async, Q has its own region too: it is loaded together with the
+  // first K tile.
+  const int64_t qBytes = tile::align16(sch.blockM * l.rowQ * 2);
+  const bool qOwnRegion = !sch.qInRegisters || sch.asyncCopy;
+  const int64_t kBytes = tile::align16(sch.blockN * l.rowD * 2);
+  l.k = qOwnRegion ? qBytes : 0;
+  l.v = qOwnRegion ? l.k + kBytes : std::max(qBytes, kBytes);
   // The epilogue reuses the bytes from 0 for the O tile.
-  int64_t oBytes = mma::forwardBlockM(s) * rowO(s) * 2;
-  return mma::align16(
-      std::max(vOffset(s) + forwardBlockN(s) * rowDv(s) * 2, oBytes));
+  const int64_t oBytes = sch.blockM * l.rowO * 2;
+  l.total =
+      tile::align16(std::max(l.v + sch.blockN * l.rowDv * 2, oBytes));
+  return l;
 }
 
-void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
-                           const GpuKernelInfo &info,
-                           const GpuKernelSpec &s) {
-  MmaGen k(b, func, info, s, forwardWarps(s) * kWarp);
+int64_t kernels::mmaForwardSmem(const GpuKernelSpec &s,
+                                const KernelSchedule &sch) {
+  return layoutOf(s, sch).total;
+}
+
+void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
+  ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
+  const GpuKernelSpec &s = k.spec;
+  const FwdLayout lay = layoutOf(s, sch);
   const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t kBlockN = forwardBlockN(s);
+  const int64_t kBlockN = sch.blockN;
   const int64_t NT = kBlockN / 8;  // n8 tiles of S
   const int64_t OT = Dv / 8;       // n8 tiles of O
-  const int64_t MT = forwardWarpTiles(s); // m16 tiles per warp
-  const int64_t kBlockM = forwardBlockM(s);
-  const bool qRegs = qInRegisters(s);
+  const int64_t MT = sch.warpTiles; // m16 tiles per warp
+  const int64_t kBlockM = sch.blockM;
+  const bool qRegs = sch.qInRegisters;
   Type f32 = b.getF32Type();
 
   // Masked kernels take the query blocks last to first: under a causal mask
@@ -209,9 +141,9 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     return cg.add(warpRow0, cg.idx(16 * mt));
   };
 
-  Value qs = k.smem(0, {kBlockM, rowQ(s)});
-  Value ks = k.smem(kOffset(s), {kBlockN, rowD(s)});
-  Value vs = k.smem(vOffset(s), {kBlockN, rowDv(s)});
+  Value qs = k.smem(0, {kBlockM, lay.rowQ});
+  Value ks = k.smem(lay.k, {kBlockN, lay.rowD});
+  Value vs = k.smem(lay.v, {kBlockN, lay.rowDv});
 
   // Q tile -> shared memory; A fragment (mt, kk) covers rows tileRow(mt) +
   // lane % 16, columns 16kk + 8 (lane / 16).
@@ -223,22 +155,22 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
   Value kbLast = cg.sub(kbHi, c1);
 
-  const bool async = s.mmaAsyncCopy;
+  const bool async = sch.asyncCopy;
   if (async) {
     // Q and the first visible K tile in flight together (two groups); wait
     // for Q only. Without visible keys Q is never read (and the wait after
     // the loop drains it).
-    k.stageTileAsync("q", bi, h, q0, nq, kBlockM, D, qs, tid);
+    copy::stageTileAsync(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid);
     auto hasKeys = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(hasKeys.thenBlock()->getTerminator());
-      k.stageTileAsync("k", bi, hk, cg.mul(kbLo, bn), nk, kBlockN, D, ks, tid);
+      copy::stageTileAsync(k, "k", bi, hk, cg.mul(kbLo, bn), nk, kBlockN, D, ks, tid);
       NVVM::CpAsyncWaitGroupOp::create(b, 1);
     }
   } else {
-    k.stageTile("q", bi, h, q0, nq, kBlockM, D, qs, tid);
+    copy::stageTile(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid);
   }
   gpu::BarrierOp::create(b);
   // With scale < 0 the kernel computes S' = (-Q) K^T (exact: a sign-bit
@@ -256,7 +188,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     auto neg = scf::IfOp::create(b, negScale, false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(neg.thenBlock()->getTerminator());
-    const int64_t perRow = D / 8, threads = forwardWarps(s) * kWarp;
+    const int64_t perRow = D / 8, threads = sch.threads;
     auto v8 = VectorType::get({8}, s.elementType);
     auto v4i = VectorType::get({4}, b.getI32Type());
     Value bits4 = vector::BroadcastOp::create(
@@ -266,7 +198,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       Value c = cg.add(tid, cg.idx(i));
       Value row = k.div(c, perRow);
       Value col = cg.mul(k.rem(c, perRow), cg.idx(8));
-      col = k.swizzleCol(qs, row, col);
+      col = tile::swizzleCol(k, qs, row, col);
       Value x = vector::LoadOp::create(b, v8, qs, ValueRange{row, col});
       Value y = arith::XOrIOp::create(
           b, vector::BitCastOp::create(b, v4i, x), bits4);
@@ -277,7 +209,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   }
   auto qFragment = [&](int64_t mt, int64_t kk) {
     SmallVector<Value> f =
-        k.ldmatrix(qs, cg.add(tileRow(mt), k.rem(lane, 16)),
+        mma::ldmatrix(k, qs, cg.add(tileRow(mt), k.rem(lane, 16)),
                    cg.add(cg.idx(kk * 16), cg.mul(l16, cg.idx(8))), false);
     if (!qRegs) // flipped in shared memory above
       return f;
@@ -328,11 +260,11 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       // with P V_{j-1}, so V_j can be issued (it lands under S = Q K_j).
       NVVM::CpAsyncWaitGroupOp::create(b, 0);
       gpu::BarrierOp::create(b);
-      k.stageTileAsync("v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
+      copy::stageTileAsync(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
     } else {
       gpu::BarrierOp::create(b); // Q / previous tiles no longer read
-      k.stageTile("k", bi, hk, k0, nk, kBlockN, D, ks, tid);
-      k.stageTile("v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
+      copy::stageTile(k, "k", bi, hk, k0, nk, kBlockN, D, ks, tid);
+      copy::stageTile(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
       gpu::BarrierOp::create(b);
     }
 
@@ -348,11 +280,11 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       for (int64_t p = 0; p < NT / 2; ++p) {
         Value row = cg.add(cg.idx(16 * p), cg.add(l8, cg.mul(l16, cg.idx(8))));
         Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-        SmallVector<Value> bf = k.ldmatrix(ks, row, col, false);
+        SmallVector<Value> bf = mma::ldmatrix(k, ks, row, col, false);
         for (int64_t mt = 0; mt < MT; ++mt) {
-          sAcc[mt][2 * p] = k.mma(qa[mt], {bf[0], bf[1]}, sAcc[mt][2 * p]);
+          sAcc[mt][2 * p] = mma::mma(k, qa[mt], {bf[0], bf[1]}, sAcc[mt][2 * p]);
           sAcc[mt][2 * p + 1] =
-              k.mma(qa[mt], {bf[2], bf[3]}, sAcc[mt][2 * p + 1]);
+              mma::mma(k, qa[mt], {bf[2], bf[3]}, sAcc[mt][2 * p + 1]);
         }
       }
     }
@@ -363,7 +295,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       NVVM::CpAsyncWaitGroupOp::create(b, 0);
       gpu::BarrierOp::create(b);
       Value next = cg.mul(cg.min(cg.add(loop.getInductionVar(), c1), kbLast), bn);
-      k.stageTileAsync("k", bi, hk, next, nk, kBlockN, D, ks, tid);
+      copy::stageTileAsync(k, "k", bi, hk, next, nk, kBlockN, D, ks, tid);
     }
     // sv[mt][j * 4 + 2r + e]: raw scores (scores in log2 units are
     // sv * scale2, scale2 > 0).
@@ -375,7 +307,7 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 
     // Element mask on blocks not entirely visible to every row of the block.
     Value full =
-        k.tileFullyVisible(k0, q0, kBlockM, kBlockN, nk, off, wl, wr);
+        mask::tileFullyVisible(k, k0, q0, kBlockM, kBlockN, nk, off, wl, wr);
     SmallVector<Type> types(MT * NT * 4, f32);
     auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
     {
@@ -386,19 +318,19 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         all.append(sv[mt]);
       scf::YieldOp::create(b, all);
       b.setInsertionPointToStart(maskIf.elseBlock());
-      // Per row, the visible columns as i32 bounds (MmaGen::rowBounds).
+      // Per row, the visible columns as i32 bounds (mask::rowBounds).
       Value colBase = cg.add(k0, cg.mul(t, cg.idx(2)));
       Value lastCol = cg.sub(cg.sub(nk, c1), colBase); // keys < Nk
       SmallVector<Value> masked;
-      SmallVector<std::array<mma::MmaGen::RowBounds, 2>> bd(MT);
+      SmallVector<std::array<mask::RowBounds, 2>> bd(MT);
       for (int64_t mt = 0; mt < MT; ++mt)
         for (int64_t r = 0; r < 2; ++r)
-          bd[mt][r] = k.rowBounds(qRow[mt][r], colBase, lastCol, off, wl, wr);
+          bd[mt][r] = mask::rowBounds(k, qRow[mt][r], colBase, lastCol, off, wl, wr);
       for (int64_t mt = 0; mt < MT; ++mt)
         for (int64_t j = 0; j < NT; ++j)
           for (int64_t r = 0; r < 2; ++r)
             for (int64_t e = 0; e < 2; ++e)
-              masked.push_back(k.maskElement(bd[mt][r], 8 * j + e,
+              masked.push_back(mask::element(k, bd[mt][r], 8 * j + e,
                                              sv[mt][j * 4 + r * 2 + e],
                                              /*negInf=*/true));
       scf::YieldOp::create(b, masked);
@@ -416,8 +348,8 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         for (int64_t j = 0; j < NT; ++j)
           for (int64_t e = 0; e < 2; ++e)
             x.push_back(sv[mt][j * 4 + r * 2 + e]);
-        mma::MmaGen::SoftmaxRow row =
-            k.softmaxRow(x, st[4 * mt + r], st[4 * mt + 2 + r], scale2);
+        softmax::Row row =
+            softmax::update(k, x, st[4 * mt + r], st[4 * mt + 2 + r], scale2);
         newM[mt][r] = row.m;
         newL[mt][r] = row.l;
         alpha[mt][r] = row.alpha;
@@ -437,20 +369,20 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       SmallVector<SmallVector<Value>> a(MT);
       for (int64_t mt = 0; mt < MT; ++mt) {
         const Value *p0 = &p[mt][(2 * kk) * 4], *p1 = &p[mt][(2 * kk + 1) * 4];
-        a[mt] = {k.pack(p0[0], p0[1]), k.pack(p0[2], p0[3]),
-                 k.pack(p1[0], p1[1]), k.pack(p1[2], p1[3])};
+        a[mt] = {mma::pack(k, p0[0], p0[1]), mma::pack(k, p0[2], p0[3]),
+                 mma::pack(k, p1[0], p1[1]), mma::pack(k, p1[2], p1[3])};
       }
       for (int64_t pn = 0; pn < OT / 2; ++pn) {
         Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
         Value col = cg.add(cg.idx(16 * pn), cg.mul(l16, cg.idx(8)));
-        SmallVector<Value> bf = k.ldmatrix(vs, row, col, true);
+        SmallVector<Value> bf = mma::ldmatrix(k, vs, row, col, true);
         for (int64_t mt = 0; mt < MT; ++mt)
           for (int64_t half = 0; half < 2; ++half) {
             int64_t n = 2 * pn + half;
             SmallVector<Value> c = {oAt(mt, n, 0), oAt(mt, n, 1),
                                     oAt(mt, n, 2), oAt(mt, n, 3)};
             SmallVector<Value> d =
-                k.mma(a[mt], {bf[2 * half], bf[2 * half + 1]}, c);
+                mma::mma(k, a[mt], {bf[2 * half], bf[2 * half + 1]}, c);
             for (int64_t e = 0; e < 4; ++e)
               oAt(mt, n, e) = d[e];
           }
@@ -470,17 +402,17 @@ void mma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // O goes through shared memory (the Q/K region, free once every warp is
   // past the loop) so that it leaves in coalesced 16-byte row pieces.
   gpu::BarrierOp::create(b);
-  Value os = k.smem(0, {kBlockM, rowO(s)});
+  Value os = k.smem(0, {kBlockM, lay.rowO});
   ValueRange res = loop.getResults();
   for (int64_t mt = 0; mt < MT; ++mt)
     for (int64_t r = 0; r < 2; ++r) {
       SmallVector<Value> acc(res.begin() + 4 * MT + mt * OT * 4 + r * 2,
                              res.end());
-      k.storeForwardRow(
+      epilogue::forwardRow(k, 
           res[4 * mt + r], res[4 * mt + 2 + r], acc, OT,
           [&] { return cg.add(tileRow(mt), cg.add(g, cg.idx(8 * r))); },
           qRow[mt][r], t, os, bi, h, nq);
     }
   gpu::BarrierOp::create(b);
-  k.storeTile(os, "o", bi, h, q0, nq, kBlockM, Dv, tid);
+  copy::storeTile(k, os, "o", bi, h, q0, nq, kBlockM, Dv, tid);
 }

@@ -1,11 +1,11 @@
-//===- WgmmaCodegen.h - warpgroup MMA (sm_90a) helpers ----------*- C++ -*-===//
+//===- Wgmma.h - warpgroup MMA (sm_90a): descriptors and issue ---*- C++ -*-===//
 //
 // Part of FlashMLIR.
 //
 // Private to AttnToGPU: inline-PTX emission of wgmma (fence, mma_async
 // groups, commit, wait) and of shared-memory matrix descriptors, shared by
-// the Hopper forward (AttnGPUKernelsWgmma.cpp) and the Hopper path of the
-// backward main kernel (AttnGPUKernelsMMABwd.cpp).
+// the Hopper forward (Kernels/WgmmaForward.cpp) and the Hopper path of the
+// backward main kernel (Kernels/MmaBackward.cpp).
 //
 // nvvm.wgmma.mma_async takes A only from shared memory, so everything is
 // emitted as inline PTX. The rules that keep ptxas from serializing the
@@ -21,46 +21,23 @@
 //
 // Shared-memory tiles use the 128-byte swizzle: [cols / 64][rows][64]
 // elements, 16-byte chunk c of a 128-byte row r at chunk c ^ (r % 8)
-// (MmaGen::tileIndices), every tile 1024-byte aligned.
+// (tile::indices), every tile 1024-byte aligned (tile::alignSmem).
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_WGMMACODEGEN_H
-#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_WGMMACODEGEN_H
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_WGMMA_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_WGMMA_H
 
-#include "MmaCodegen.h"
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 
 #include <string>
 
 namespace mlir {
 namespace attn {
 namespace wgmma {
-
-/// Alignment of the swizzled tiles (the 128-byte swizzle repeats every 1024
-/// bytes of shared-memory address). The dynamic shared memory is only known
-/// to be 16-byte aligned: kernels shift their tiles to the next 1024-byte
-/// boundary at run time (alignSmem) and ask for kSmemSlack bytes more.
-constexpr int64_t kSmemAlign = 1024;
-constexpr int64_t kSmemSlack = kSmemAlign - 16;
-inline int64_t alignUp(int64_t x) {
-  return (x + kSmemAlign - 1) / kSmemAlign * kSmemAlign;
-}
-
-/// Sets k.smemShift so that smem(0, ...) is 1024-byte aligned; returns the
-/// aligned shared-memory address (i64) of offset 0.
-inline Value alignSmem(mma::MmaGen &k) {
-  ImplicitLocOpBuilder &b = k.b;
-  Type i64 = b.getI64Type();
-  Value addr = arith::IndexCastOp::create(
-      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, k.smemBase()));
-  Value shift = arith::AndIOp::create(
-      b,
-      arith::SubIOp::create(b, arith::ConstantIntOp::create(b, i64, kSmemAlign),
-                            addr),
-      arith::ConstantIntOp::create(b, i64, kSmemAlign - 1));
-  k.smemShift = arith::IndexCastOp::create(b, b.getIndexType(), shift);
-  return arith::AddIOp::create(b, addr, shift);
-}
 
 /// Matrix descriptors of 128-byte-swizzled tiles: start address >> 4 (bits
 /// 0-13), leading byte offset >> 4 (16-29), stride byte offset >> 4
@@ -79,7 +56,7 @@ struct Descriptors {
   /// A copy whose base goes through a side-effecting `mov` where it is
   /// emitted: descriptors made from it inside a loop are recomputed there
   /// (a few adds) instead of being hoisted and held in registers across the
-  /// loop (as mma::opaqueIndex does for lane addresses).
+  /// loop (as opaqueIndex does for lane addresses).
   Descriptors opaqueCopy() {
     Descriptors d(*this);
     d.base4 = LLVM::InlineAsmOp::create(
@@ -257,4 +234,4 @@ struct WgmmaEmitter {
 } // namespace attn
 } // namespace mlir
 
-#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_WGMMACODEGEN_H
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_WGMMA_H

@@ -1,10 +1,11 @@
-//===- AttnGPUKernelsWgmma.cpp - Hopper (sm_90a) forward kernel -*- C++ -*-===//
+//===- WgmmaForward.cpp - Hopper (sm_90a, wgmma) forward kernel -*- C++ -*-===//
 //
 // Part of FlashMLIR.
 //
 // FlashAttention-3 style forward on Hopper's warpgroup MMA
-// (wgmma.mma_async, sm_90a). A block of 1 (D = 64) or 2 (D = 128)
-// warpgroups owns 64 query rows per warpgroup; keys come in tiles of 128.
+// (wgmma.mma_async, sm_90a). A block of 1 or 2 warpgroups (the schedule,
+// KernelSelect.cpp) owns 64 query rows per warpgroup; keys come in tiles of
+// blockN (128; 64 at D = 256).
 //
 //  * S = Q K_j^T: m64n128k16 with both operands read by the tensor cores
 //    from shared memory through matrix descriptors (Q and K K-major).
@@ -13,7 +14,7 @@
 //    V read N-major (transposed by the descriptor).
 //  * Shared-memory tiles are stored as wgmma's 128-byte swizzle mode reads
 //    them: [D / 64][rows][64] elements, 16-byte chunk c of row r at chunk
-//    c ^ (r % 8), every tile 1024-byte aligned (MmaGen::tileIndices).
+//    c ^ (r % 8), every tile 1024-byte aligned (tile::indices).
 //  * Copies: cp.async (16 bytes) by all threads into a two-stage K / V
 //    ring, one barrier per key tile: at the top of iteration j, K_{j+1} and
 //    V_j are issued; they land while the tile is computed. The generic-proxy
@@ -24,7 +25,7 @@
 //    the online softmax of S_j while P_{j-1} V_{j-1} is on the tensor cores;
 //    then waits for it and rescales O. The last P V follows the loop.
 //  * Online softmax, masks and epilogue as in the mma.sync kernel
-//    (AttnGPUKernelsMMA.cpp): the thread's rows are g and g + 8 of its
+//    (MmaForward.cpp): the thread's rows are g and g + 8 of its
 //    warp's 16, two columns per n8 tile.
 //
 // wgmma / fences are emitted as inline PTX: nvvm.wgmma.mma_async takes A
@@ -33,11 +34,15 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "AttnGPUKernelsWgmma.h"
-#include "AttnGPUKernelsMMA.h"
-#include "WgmmaCodegen.h"
+#include "Kernels.h"
 
-#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "../Primitives/Epilogue.h"
+#include "../Primitives/Mask.h"
+#include "../Primitives/MmaSync.h"
+#include "../Primitives/OnlineSoftmax.h"
+#include "../Primitives/SharedTile.h"
+#include "../Primitives/TileCopy.h"
+#include "../Primitives/Wgmma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -52,36 +57,9 @@
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
-using mma::MmaGen;
 
-static constexpr double kLog2e = 1.4426950408889634;
 static constexpr int64_t kWarpGroup = 128;
 static constexpr int64_t kPad = 8; // elements of padding per O-tile row
-
-// The configurations of the mma.sync forward (f16/bf16, D = Dv = 64, 128 or
-// 256, no softcap), when wgmma is asked for.
-bool wgmma::supportsForward(const GpuKernelSpec &s) {
-  return s.wgmma && s.tensorCores && mma::supportsForward(s);
-}
-
-// Warpgroups per block (64 query rows each; measured on the H100,
-// docs/tensor-cores.md, forward notes v9): D = 128 takes two (128 x 128 tiles; 164 KB of
-// shared memory and ~255 registers per thread allow one block per SM, the
-// two warpgroups overlap each other's softmax and MMAs); D = 64 one (64-row
-// blocks of ~200 registers x 128 threads and 74 KB: two blocks per SM,
-// +5-13% over two warpgroups at N <= 4k). --mma-warps 4 / 8 force one / two.
-int64_t wgmma::forwardWarpGroups(const GpuKernelSpec &s) {
-  if (s.mmaWarps)
-    return s.mmaWarps == 4 ? 1 : 2;
-  return s.headDim <= 64 ? 1 : 2;
-}
-// Keys per tile: 128; 64 at D = 256, where O alone takes 128 registers per
-// thread (the masked kernel still spills 24 bytes: allowed and listed in
-// test/GPU/bundle-ptxas.test; measured 1.23-1.59x FA2 against 0.91-1.17x for
-// the mma.sync kernel, docs/tensor-cores.md v10).
-int64_t wgmma::forwardBlockN(const GpuKernelSpec &s) {
-  return s.headDim > 128 ? 64 : 128;
-}
 
 namespace {
 /// Byte offsets of the shared-memory regions (each 1024-byte aligned): Q,
@@ -92,38 +70,38 @@ struct Layout {
 };
 } // namespace
 
-static Layout layout(const GpuKernelSpec &s) {
-  using wgmma::alignUp;
-  const int64_t M = wgmma::forwardBlockM(s), N = wgmma::forwardBlockN(s);
+static Layout layout(const GpuKernelSpec &s, const KernelSchedule &sch) {
+  using tile::alignUp;
+  const int64_t M = sch.blockM, N = sch.blockN;
   Layout l;
   l.q = 0;
   l.kStage = alignUp(N * s.headDim * 2);
   l.k = alignUp(M * s.headDim * 2);
   l.vStage = alignUp(N * s.headDimV * 2);
   l.v = l.k + 2 * l.kStage;
-  // + the worst-case shift to a 1024-byte boundary (wgmma::alignSmem).
+  // + the worst-case shift to a 1024-byte boundary (tile::alignSmem).
   l.total = std::max(l.v + 2 * l.vStage, M * (s.headDimV + kPad) * 2) +
-            wgmma::kSmemSlack;
+            tile::kSmemSlack;
   return l;
 }
 
-int64_t wgmma::forwardSharedMemory(const GpuKernelSpec &s) {
-  return layout(s).total;
+int64_t kernels::wgmmaForwardSmem(const GpuKernelSpec &s,
+                                  const KernelSchedule &sch) {
+  return layout(s, sch).total;
 }
 
 
-void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
-                             const GpuKernelInfo &info,
-                             const GpuKernelSpec &s) {
-  const int64_t WG = forwardWarpGroups(s);
-  MmaGen k(b, func, info, s, WG * kWarpGroup);
+void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
+  ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
+  const GpuKernelSpec &s = k.spec;
+  const int64_t WG = sch.threads / kWarpGroup;
   wgmma::WgmmaEmitter w{b, s.elementType.isF16() ? "f16" : "bf16"};
   const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t M = forwardBlockM(s), N = forwardBlockN(s);
+  const int64_t M = sch.blockM, N = sch.blockN;
   const int64_t NT = N / 8;  // n8 tiles of S
   const int64_t OT = Dv / 8; // n8 tiles of O
-  const Layout lay = layout(s);
+  const Layout lay = layout(s, sch);
   Type f32 = b.getF32Type();
 
   // Grid and lanes as in the mma.sync forward (masked: last block first).
@@ -133,7 +111,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                 cg.idx(1));
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  const mma::LaneIds li =
+  const LaneIds li =
       k.laneIds(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
   Value tid = li.tid, g = li.g, t = li.t;
   Value wgIdx = k.div(tid, kWarpGroup);
@@ -159,9 +137,9 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value kbLo = cg.divs(kLo, bn);
   Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
 
-  // Shared-memory tiles ([cols / 64][rows][64], MmaGen::tileIndices),
+  // Shared-memory tiles ([cols / 64][rows][64], tile::indices),
   // from the first 1024-byte boundary of the dynamic shared memory.
-  wgmma::Descriptors desc(b, wgmma::alignSmem(k));
+  wgmma::Descriptors desc(b, tile::alignSmem(k));
   Value qs = k.smem(lay.q, {D / 64, M, 64});
   Value kAll = k.smem(lay.k, {2, D / 64, N, 64});
   Value vAll = k.smem(lay.v, {2, Dv / 64, N, 64});
@@ -251,7 +229,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                      std::array<Value, 2> m, std::array<Value, 2> l) {
     SmallVector<Type> types(NT * 4, f32);
     auto maskIf = scf::IfOp::create(
-        b, types, k.tileFullyVisible(k0, q0, M, N, nk, off, wl, wr), true);
+        b, types, mask::tileFullyVisible(k, k0, q0, M, N, nk, off, wl, wr), true);
     {
       OpBuilder::InsertionGuard g2(b);
       b.setInsertionPointToStart(maskIf.thenBlock());
@@ -259,14 +237,14 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       b.setInsertionPointToStart(maskIf.elseBlock());
       Value colBase = cg.add(k0, cg.mul(t, cg.idx(2)));
       Value lastCol = cg.sub(cg.sub(nk, c1), colBase);
-      std::array<MmaGen::RowBounds, 2> bd;
+      std::array<mask::RowBounds, 2> bd;
       for (int64_t r = 0; r < 2; ++r)
-        bd[r] = k.rowBounds(qRow[r], colBase, lastCol, off, wl, wr);
+        bd[r] = mask::rowBounds(k, qRow[r], colBase, lastCol, off, wl, wr);
       SmallVector<Value> masked;
       for (int64_t j = 0; j < NT; ++j)
         for (int64_t r = 0; r < 2; ++r)
           for (int64_t e = 0; e < 2; ++e)
-            masked.push_back(k.maskElement(bd[r], 8 * j + e,
+            masked.push_back(mask::element(k, bd[r], 8 * j + e,
                                            sv[j * 4 + r * 2 + e], true));
       scf::YieldOp::create(b, masked);
     }
@@ -278,7 +256,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       for (int64_t j = 0; j < NT; ++j)
         for (int64_t e = 0; e < 2; ++e)
           x.push_back(sv[j * 4 + r * 2 + e]);
-      MmaGen::SoftmaxRow row = k.softmaxRow(x, m[r], l[r], scale2);
+      softmax::Row row = softmax::update(k, x, m[r], l[r], scale2);
       out.m[r] = row.m;
       out.l[r] = row.l;
       out.alpha[r] = row.alpha;
@@ -295,7 +273,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       const Value *p0 = &p[(2 * kk) * 4], *p1 = &p[(2 * kk + 1) * 4];
       for (auto [x, y] : {std::pair{p0[0], p0[1]}, std::pair{p0[2], p0[3]},
                           std::pair{p1[0], p1[1]}, std::pair{p1[2], p1[3]}})
-        out.p.push_back(asI32(k.pack(x, y)));
+        out.p.push_back(asI32(mma::pack(k, x, y)));
     }
     return out;
   };
@@ -306,11 +284,11 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
         scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, j, kbHi), false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(visible.thenBlock()->getTerminator());
-    k.stageTileAsync("k", bi, hk, cg.mul(j, bn), nk, N, D, stage(kAll, buf),
+    copy::stageTileAsync(k, "k", bi, hk, cg.mul(j, bn), nk, N, D, stage(kAll, buf),
                      tid);
   };
   // Q and the first visible K tile in flight together.
-  k.stageTileAsync("q", bi, h, q0, nq, M, D, qs, tid);
+  copy::stageTileAsync(k, "q", bi, h, q0, nq, M, D, qs, tid);
   stageK(kbLo, c0);
 
   // State: m[2], l[2] (per-lane partial sums), O[OT * 4].
@@ -359,7 +337,7 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       Value buf = arith::AndIOp::create(b, rel, c1);
       Value nbuf = cg.sub(c1, buf);
       stageK(cg.add(j, c1), nbuf);
-      k.stageTileAsync("v", bi, hk, cg.mul(j, bn), nk, N, Dv,
+      copy::stageTileAsync(k, "v", bi, hk, cg.mul(j, bn), nk, N, Dv,
                        stage(vAll, buf), tid);
       return buf;
     };
@@ -430,10 +408,10 @@ void wgmma::buildForwardBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value os = k.smem(0, {M, Dv + kPad});
   ValueRange res = hasKeys.getResults();
   for (int64_t r = 0; r < 2; ++r)
-    k.storeForwardRow(
+    epilogue::forwardRow(k, 
         res[r], res[2 + r], SmallVector<Value>(res.begin() + 4 + r * 2, res.end()),
         OT, [&] { return cg.add(rowBase, cg.add(g, cg.idx(8 * r))); }, qRow[r],
         t, os, bi, h, nq);
   gpu::BarrierOp::create(b);
-  k.storeTile(os, "o", bi, h, q0, nq, M, Dv, tid);
+  copy::storeTile(k, os, "o", bi, h, q0, nq, M, Dv, tid);
 }

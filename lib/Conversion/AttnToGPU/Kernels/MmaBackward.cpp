@@ -1,4 +1,4 @@
-//===- AttnGPUKernelsMMABwd.cpp - tensor-core backward kernel ---*- C++ -*-===//
+//===- MmaBackward.cpp - tensor-core backward main kernel -------*- C++ -*-===//
 //
 // Part of FlashMLIR.
 //
@@ -19,7 +19,7 @@
 //
 //  * K and V of the block are staged once (16-byte loads) into shared
 //    memory (rows XOR-swizzled on sm_90, padded by 8 elements on sm_80:
-//    mma::tilePad; conflict-free ldmatrix either way). D = 64: the m16k16
+//    schedule.swizzle; conflict-free ldmatrix either way). D = 64: the m16k16
 //    A fragments of the warp's 16 keys stay in registers; D = 128: they are
 //    re-read by ldmatrix at every use (the registers hold dK / dV). The K
 //    tile also serves dQ.
@@ -50,7 +50,7 @@
 //      dQ   = dS K                  A: dS by ldmatrix.trans of dS^T,
 //                                   B: K tile by ldmatrix.trans
 //    and adds dQ (unscaled) to dqacc_ws with f32 atomics (rows < Nq only)
-//    in mma fragment order (mma::fragmentOrderDqAcc: a warp's atomic
+//    in mma fragment order (fragmentOrderDqAcc, KernelSelect.cpp: a warp's atomic
 //    instruction covers 32 consecutive floats; zeroed by attn_bwd_pre,
 //    scaled and converted by attn_bwd_post).
 //  * Epilogue: dK * scale and dV in the element type for keys < Nk (the
@@ -65,8 +65,8 @@
 //    iteration, so its Q/dO/lse/dr buffer and dS^T may be rewritten) and
 //    after the last dS^T stores.
 //
-// Hopper (sm_90a, mma::backwardWgmma: D = 64 / 128, atomic dQ): the same
-// kernel with every product on wgmma (WgmmaCodegen.h). A warpgroup's m64
+// Hopper (sm_90a, engine Wgmma: D = 64 / 128, atomic dQ): the same
+// kernel with every product on wgmma (Primitives/Wgmma.h). A warpgroup's m64
 // accumulator gives warp w % 4 exactly the mma.sync fragment of warp w
 // (keys 16 w + g + 8 r), so masks, P^T / dS^T, the dS^T stores and the dQ
 // atomics are shared. Tiles are 128-byte swizzled for the descriptors;
@@ -89,17 +89,20 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "AttnGPUKernelsMMABwd.h"
-#include "WgmmaCodegen.h"
+#include "Kernels.h"
+
+#include "../Primitives/MmaSync.h"
+#include "../Primitives/SharedTile.h"
+#include "../Primitives/TileCopy.h"
+#include "../Primitives/Wgmma.h"
 
 #include <optional>
-
-#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -107,57 +110,7 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
-static constexpr double kLog2e = 1.4426950408889634;
 static constexpr int64_t kPad = 8; // elements of padding per smem row
-static constexpr int64_t kBM = mma::kBwdBlockM;
-static constexpr int64_t kNW = mma::kBwdWarps;
-
-bool mma::supportsBackward(const GpuKernelSpec &s) {
-  if (!s.elementType || !(s.elementType.isF16() || s.elementType.isBF16()))
-    return false;
-  if (s.softcap)
-    return false;
-  if (s.headDim != s.headDimV)
-    return false;
-  if (s.headDim == 64 || s.headDim == 128)
-    return true;
-  // D = 256 (column split) takes ~211 KB of shared memory: sm_90 only (sm_80
-  // allows 163 KB; it keeps the SIMT kernel).
-  return s.headDim == 256 && s.smVersion != 80;
-}
-
-bool mma::fragmentOrderDqAcc(const GpuKernelSpec &s) {
-  return s.tensorCores && !s.deterministic && supportsBackward(s);
-}
-
-/// Queries per pass of S^T / dP^T (the warp's 16 keys x QS live at once):
-/// the whole 64-row tile at D = 64, halves at D = 128 (its 16 x 128 dK / dV
-/// accumulators take 128 registers).
-static int64_t passQueries(const GpuKernelSpec &s) {
-  return s.headDim > 64 ? 32 : 64;
-}
-
-/// K / V A fragments of the warp's 16 keys kept in registers over the loop
-/// (D = 64) or re-read from shared memory at every use (D = 128).
-static bool residentKV(const GpuKernelSpec &s) { return s.headDim <= 64; }
-
-/// Column split (D = 256): warps w and w + 4 share the 16 keys of key group
-/// w % 4 and own dK / dV columns (D / 2)(w / 4).. (64 + 64 accumulator
-/// registers instead of 128 + 128); 1 otherwise (warp w owns keys 16w.. and
-/// all columns).
-static int64_t colSplit(const GpuKernelSpec &s) {
-  return s.headDim > 128 ? 2 : 1;
-}
-
-bool mma::backwardWgmma(const GpuKernelSpec &s) {
-  return s.wgmma && supportsBackward(s) && colSplit(s) == 1 &&
-         !s.deterministic;
-}
-
-int64_t mma::backwardBlockN(const GpuKernelSpec &s) {
-  return 16 * (kNW / colSplit(s));
-}
-
 namespace {
 /// Byte offsets of the shared-memory tiles (all element type unless noted).
 struct BwdLayout {
@@ -174,15 +127,15 @@ struct BwdLayout {
 };
 } // namespace
 
-static BwdLayout layoutOf(const GpuKernelSpec &s) {
+static BwdLayout layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   const int64_t eb = 2; // f16 / bf16
-  const int64_t bn = mma::backwardBlockN(s);
+  const int64_t bn = sch.blockN, kBM = sch.blockM;
   BwdLayout l;
-  if (mma::backwardWgmma(s)) {
+  if (sch.engine == Engine::Wgmma) {
     // wgmma: every tile 128-byte swizzled ([cols / 64][rows][64]; dS^T
     // [BN keys][64 queries]) and 1024-byte aligned, + the shift to a
     // 1024-byte boundary.
-    using wgmma::alignUp;
+    using tile::alignUp;
     l.k = 0;
     l.v = alignUp(bn * s.headDim * eb);
     l.qBytes = alignUp(kBM * s.headDim * eb);
@@ -192,14 +145,14 @@ static BwdLayout layoutOf(const GpuKernelSpec &s) {
     l.dS = l.dO + 2 * l.dOBytes;
     l.lse = l.dS + alignUp(bn * kBM * eb);
     l.dr = l.lse + 2 * kBM * 4;
-    l.total = l.dr + 2 * kBM * 4 + wgmma::kSmemSlack;
+    l.total = l.dr + 2 * kBM * 4 + tile::kSmemSlack;
     return l;
   }
-  mma::SmemLayout m;
-  // K / V / Q / dO: rows of D elements, XOR-swizzled (MmaGen::swizzleCol)
-  // on sm_90, padded on sm_80 (mma::tilePad); dS^T / P^T (4-byte stores
-  // from registers): padded rows.
-  const int64_t tp = mma::tilePad(s);
+  tile::SmemLayout m;
+  // K / V / Q / dO: rows of D elements, XOR-swizzled (tile::swizzleCol)
+  // on sm_90, padded on sm_80 (schedule.swizzle); dS^T / P^T (4-byte
+  // stores from registers): padded rows.
+  const int64_t tp = sch.swizzle ? 0 : kPad;
   l.k = m.add(bn * (s.headDim + tp) * eb);
   l.v = m.add(bn * (s.headDimV + tp) * eb);
   l.qBytes = kBM * (s.headDim + tp) * eb;
@@ -207,7 +160,7 @@ static BwdLayout layoutOf(const GpuKernelSpec &s) {
   l.q = m.add(2 * l.qBytes);
   l.dO = m.add(2 * l.dOBytes);
   l.dS = m.add(bn * (kBM + kPad) * eb);
-  if (colSplit(s) > 1)
+  if (sch.colSplit > 1)
     l.p = m.add(bn * (kBM + kPad) * eb);
   l.lse = m.add(2 * kBM * 4);
   l.dr = m.add(2 * kBM * 4);
@@ -215,13 +168,14 @@ static BwdLayout layoutOf(const GpuKernelSpec &s) {
   return l;
 }
 
-int64_t mma::backwardSharedMemory(const GpuKernelSpec &s) {
-  return layoutOf(s).total;
+int64_t kernels::mmaBackwardSmem(const GpuKernelSpec &s,
+                                 const KernelSchedule &sch) {
+  return layoutOf(s, sch).total;
 }
 
 /// A view of `shape` (element type `t`) at `offset` bytes (a Value: may be
 /// run-time) into dynamic shared memory.
-static Value smemView(mma::MmaGen &k, Type t, Value offset,
+static Value smemView(KernelBuilder &k, Type t, Value offset,
                       ArrayRef<int64_t> shape) {
   if (!k.dynBase)
     (void)k.smem(0, {1});
@@ -233,26 +187,26 @@ static Value smemView(mma::MmaGen &k, Type t, Value offset,
 }
 
 namespace {
-/// The lane values (mma::LaneIds) plus kg: the warp's key group (= warp;
+/// The lane values (LaneIds) plus kg: the warp's key group (= warp;
 /// column split: w % 4), qw, qc: its dQ row group and column half.
-struct Lanes : mma::LaneIds {
+struct Lanes : LaneIds {
   Value kg, qw, qc;
   Value cs; ///< column split: the warp's dK / dV column half (w / 4)
 };
 } // namespace
 
-void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
-                                const GpuKernelInfo &info,
-                                const GpuKernelSpec &s) {
-  MmaGen k(b, func, info, s, kNW * kWarp);
+void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {
+  ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
+  const GpuKernelSpec &s = k.spec;
+  const int64_t kBM = sch.blockM, kNW = sch.warps();
   const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t CS = colSplit(s); // warps sharing a key group
+  const int64_t CS = sch.colSplit; // warps sharing a key group
   const int64_t KG = kNW / CS;    // key groups of 16
   const int64_t BN = 16 * KG;     // keys per block: 16 per key group
   // Queries per pass of S^T / dP^T; column split: the warp's half of the
   // tile in one pass (queries cs * QS..).
-  const int64_t QS = CS > 1 ? kBM / CS : passQueries(s);
+  const int64_t QS = CS > 1 ? kBM / CS : sch.passQueries;
   const int64_t NP = CS > 1 ? 1 : kBM / QS; // passes
   const int64_t ST = QS / 8;                // n8 tiles of S^T / dP^T (queries)
   const int64_t KW = D / CS;                // dK columns per warp
@@ -269,7 +223,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   auto lanesOf = [&](Value tid) {
     Lanes l;
-    static_cast<mma::LaneIds &>(l) = k.laneIds(tid);
+    static_cast<LaneIds &>(l) = k.laneIds(tid);
     l.kg = CS > 1 ? k.rem(l.warp, KG) : l.warp;
     if (CS > 1)
       l.cs = k.div(l.warp, KG);
@@ -290,16 +244,16 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value scale = k.arg("scale");
   Value scale2 = cg.fmul(scale, cg.f32(kLog2e));
 
-  const BwdLayout L = layoutOf(s);
-  const int64_t tp = mma::tilePad(s);
+  const BwdLayout L = layoutOf(s, sch);
+  const int64_t tp = sch.swizzle ? 0 : kPad;
   // wgmma (sm_90a): the products read K / V / Q / dO / dS^T from shared
   // memory through matrix descriptors (WgmmaCodegen.h); tiles 128-byte
   // swizzled from a 1024-byte boundary.
-  const bool wg = backwardWgmma(s);
+  const bool wg = sch.engine == Engine::Wgmma;
   std::optional<wgmma::Descriptors> desc;
   std::optional<wgmma::WgmmaEmitter> wge;
   if (wg) {
-    desc.emplace(b, wgmma::alignSmem(k));
+    desc.emplace(b, tile::alignSmem(k));
     wge.emplace(wgmma::WgmmaEmitter{b, et.isF16() ? "f16" : "bf16"});
   }
   auto fenceAsync = [&] {
@@ -365,9 +319,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // >= Nq: clamped copies of row Nq - 1, masked out).
   auto stage = [&](Value hI, Value tI, Value buf, Value tid) {
     Iter r = iterOf(hI, tI);
-    (void)k.stageTileAsync("q", bi, r.h, r.q0, nq, kBM, D, qView(buf), tid,
+    (void)copy::stageTileAsync(k, "q", bi, r.h, r.q0, nq, kBM, D, qView(buf), tid,
                            /*rowStep=*/true);
-    (void)k.stageTileAsync("do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf), tid,
+    (void)copy::stageTileAsync(k, "do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf), tid,
                            /*rowStep=*/true);
     auto first = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, tid, cg.idx(kBM)), false);
@@ -398,8 +352,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 
   // K and V of the block (rows >= Nk are clamped copies of row Nk - 1: finite,
   // their P and dS are masked to 0 and their dK/dV never stored).
-  k.stageTile("k", bi, hk, k0, nk, BN, D, ks, top.tid);
-  k.stageTile("v", bi, hk, k0, nk, BN, Dv, vs, top.tid);
+  copy::stageTile(k, "k", bi, hk, k0, nk, BN, D, ks, top.tid);
+  copy::stageTile(k, "v", bi, hk, k0, nk, BN, Dv, vs, top.tid);
   fenceAsync();
   gpu::BarrierOp::create(b);
 
@@ -408,11 +362,11 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // 0-7) a1, (rows 0-7, cols 8-15) a2, (rows 8-15, cols 8-15) a3.
   auto aFrag = [&](const Lanes &l, Value mem, int64_t kk) {
     Value aRow = cg.add(cg.mul(l.kg, cg.idx(16)), k.rem(l.lane, 16));
-    return k.ldmatrix(mem, aRow,
+    return mma::ldmatrix(k, mem, aRow,
                       cg.add(cg.idx(16 * kk), cg.mul(l.l16, cg.idx(8))), false);
   };
   SmallVector<SmallVector<Value>> kf, vf;
-  const bool resident = residentKV(s) && !wg;
+  const bool resident = sch.residentKV;
   if (resident) {
     for (int64_t kk = 0; kk < D / 16; ++kk)
       kf.push_back(aFrag(top, ks, kk));
@@ -463,7 +417,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     // ---- This iteration's copies landed (the only group in flight) and are
     // visible; every warp is done with iteration it - 1, so the other buffer
     // takes iteration it + 1 under this one's math.
-    k.waitGroups(
+    copy::waitGroups(k, 
         nvgpu::DeviceAsyncCreateGroupOp::create(
             b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{}),
         0);
@@ -563,9 +517,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
                              cg.add(l8, cg.mul(l16, cg.idx(8))));
           Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-          SmallVector<Value> bf = k.ldmatrix(qs, row, col, false);
-          sAcc[2 * p] = k.mma(a, {bf[0], bf[1]}, sAcc[2 * p]);
-          sAcc[2 * p + 1] = k.mma(a, {bf[2], bf[3]}, sAcc[2 * p + 1]);
+          SmallVector<Value> bf = mma::ldmatrix(k, qs, row, col, false);
+          sAcc[2 * p] = mma::mma(k, a, {bf[0], bf[1]}, sAcc[2 * p]);
+          sAcc[2 * p + 1] = mma::mma(k, a, {bf[2], bf[3]}, sAcc[2 * p + 1]);
         }
       }
 
@@ -657,9 +611,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
                              cg.add(l8, cg.mul(l16, cg.idx(8))));
           Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-          SmallVector<Value> bf = k.ldmatrix(dos, row, col, false);
-          dpAcc[2 * p] = k.mma(a, {bf[0], bf[1]}, dpAcc[2 * p]);
-          dpAcc[2 * p + 1] = k.mma(a, {bf[2], bf[3]}, dpAcc[2 * p + 1]);
+          SmallVector<Value> bf = mma::ldmatrix(k, dos, row, col, false);
+          dpAcc[2 * p] = mma::mma(k, a, {bf[0], bf[1]}, dpAcc[2 * p]);
+          dpAcc[2 * p + 1] = mma::mma(k, a, {bf[2], bf[3]}, dpAcc[2 * p + 1]);
         }
       }
 
@@ -672,8 +626,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           dsv[j * 4 + i] = cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
       auto aOf = [&](ArrayRef<Value> x, int64_t kk) {
         const Value *x0 = &x[(2 * kk) * 4], *x1 = &x[(2 * kk + 1) * 4];
-        return SmallVector<Value>{k.pack(x0[0], x0[1]), k.pack(x0[2], x0[3]),
-                                  k.pack(x1[0], x1[1]), k.pack(x1[2], x1[3])};
+        return SmallVector<Value>{mma::pack(k, x0[0], x0[1]), mma::pack(k, x0[2], x0[3]),
+                                  mma::pack(k, x1[0], x1[1]), mma::pack(k, x1[2], x1[3])};
       };
       SmallVector<SmallVector<Value>> pA, dsA;
       for (int64_t kk = 0; kk < QS / 16; ++kk) {
@@ -692,8 +646,8 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
             Value row =
                 cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
             Value col = cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
-            if (wg) // [BN][64]: 128-byte rows, swizzled (MmaGen::swizzleCol)
-              col = k.swizzleCol(mem, row, col);
+            if (wg) // [BN][64]: 128-byte rows, swizzled (tile::swizzleCol)
+              col = tile::swizzleCol(k, mem, row, col);
             auto stv = vector::StoreOp::create(b, xA[j / 2][2 * (j % 2) + r],
                                                mem, ValueRange{row, col});
             stv.setAlignment(4);
@@ -721,12 +675,12 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                   cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
               Value col = cg.add(cg.add(colBase, cg.idx(16 * pn)),
                                  cg.mul(l16, cg.idx(8)));
-              SmallVector<Value> bf = k.ldmatrix(mem, row, col, true);
+              SmallVector<Value> bf = mma::ldmatrix(k, mem, row, col, true);
               for (int64_t half = 0; half < 2; ++half) {
                 int64_t n = 2 * pn + half;
                 SmallVector<Value> c(acc.begin() + n * 4,
                                      acc.begin() + n * 4 + 4);
-                c = k.mma(a, {bf[2 * half], bf[2 * half + 1]}, c);
+                c = mma::mma(k, a, {bf[2 * half], bf[2 * half + 1]}, c);
                 std::copy(c.begin(), c.end(), acc.begin() + n * 4);
               }
             }
@@ -755,9 +709,9 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
             Value row = cg.add(cg.add(qb, cg.idx(16 * kk)),
                                cg.add(l8, cg.mul(l8b, cg.idx(8))));
             Value col = cg.add(cg.idx(16 * pn), cg.mul(l16, cg.idx(8)));
-            SmallVector<Value> bf = k.ldmatrix(mem, row, col, true);
+            SmallVector<Value> bf = mma::ldmatrix(k, mem, row, col, true);
             for (int64_t half = 0; half < 2; ++half)
-              c[half] = k.mma(a[kk], {bf[2 * half], bf[2 * half + 1]}, c[half]);
+              c[half] = mma::mma(k, a[kk], {bf[2 * half], bf[2 * half + 1]}, c[half]);
           }
           for (int64_t half = 0; half < 2; ++half) {
             int64_t n = 2 * pn + half;
@@ -819,7 +773,7 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       for (int64_t kk = 0; kk < (wg ? 0 : NK); ++kk) {
         Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l16, cg.idx(8))));
         Value col = cg.add(cg.mul(ln.qw, cg.idx(16)), cg.mul(l8b, cg.idx(8)));
-        dsQ.push_back(k.ldmatrix(dss, row, col, true));
+        dsQ.push_back(mma::ldmatrix(k, dss, row, col, true));
       }
       // dqacc in fragment order (fragmentOrderDqAcc): the warp's 16-row group
       // starts at (rowBase16 + q0 + 16 qw) D; n8 tile n at + 128 n; element
@@ -876,10 +830,10 @@ void mma::buildBackwardMainBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
               cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
           Value col =
               cg.add(cg.add(dqCol, cg.idx(16 * pn)), cg.mul(l16, cg.idx(8)));
-          SmallVector<Value> bf = k.ldmatrix(ks, row, col, true);
+          SmallVector<Value> bf = mma::ldmatrix(k, ks, row, col, true);
           for (int64_t half = 0; half < 2; ++half)
             acc[half] =
-                k.mma(dsQ[kk], {bf[2 * half], bf[2 * half + 1]}, acc[half]);
+                mma::mma(k, dsQ[kk], {bf[2 * half], bf[2 * half + 1]}, acc[half]);
         }
         for (int64_t r = 0; r < 2; ++r) {
           auto ok = scf::IfOp::create(b, qOk[r], false);

@@ -1,4 +1,4 @@
-//===- AttnGPUKernelsMMADq.cpp - tensor-core deterministic dQ ---*- C++ -*-===//
+//===- MmaDq.cpp - tensor-core deterministic dQ kernel ----------*- C++ -*-===//
 //
 // Part of FlashMLIR.
 //
@@ -7,13 +7,13 @@
 // is one thread's register sum in a fixed order (no atomics; bit-identical
 // run to run). Grid: query tiles x query heads x batch. A block of W warps
 // owns W x 16 query rows (16 per warp, one m16 tile); keys come in tiles of
-// BN (dqBlockN).
+// blockN (the schedule, KernelSelect.cpp).
 //
 //  * Q and dO of the block are staged once (cp.async, with the first K / V
 //    tile); at D = 64 their A fragments stay in registers, at D = 128 they
 //    are re-read from shared memory at every k-step (registers are full).
 //  * K and V tiles are double-buffered in shared memory (rows XOR-swizzled
-//    on sm_90, padded by 8 elements on sm_80: mma::tilePad; conflict-free
+//    on sm_90, padded by 8 elements on sm_80: schedule.swizzle; conflict-free
 //    ldmatrix either way) and staged by cp.async: tile j + 1 is
 //    issued right after iteration j's barrier, into the buffer iteration
 //    j - 1 used, and lands under iteration j's math. One barrier per tile.
@@ -41,17 +41,18 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "AttnGPUKernelsMMADq.h"
-#include "MmaCodegen.h"
+#include "Kernels.h"
 
-#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "../Primitives/Mask.h"
+#include "../Primitives/MmaSync.h"
+#include "../Primitives/SharedTile.h"
+#include "../Primitives/TileCopy.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -59,31 +60,6 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
-static constexpr double kLog2e = 1.4426950408889634;
-
-bool mma::supportsDq(const GpuKernelSpec &s) {
-  if (!s.elementType || !(s.elementType.isF16() || s.elementType.isBF16()))
-    return false;
-  if (s.softcap)
-    return false;
-  return s.headDim == s.headDimV && (s.headDim == 64 || s.headDim == 128);
-}
-
-// Tile model (ptxas 13.0 -v; not yet measured on a GPU): 4 warps x 16 query
-// rows. D = 64: 64-key tiles, 210-224 registers, 54 KB of shared memory (2
-// blocks per SM); 32-key tiles would take ~160 registers. D = 128: 32-key
-// tiles, 168 registers, 68 KB (3 blocks per SM on an H100); 64-key tiles take
-// 249-252 registers and 102 KB.
-int64_t mma::dqWarps(const GpuKernelSpec &) { return 4; }
-int64_t mma::dqBlockM(const GpuKernelSpec &s) { return 16 * dqWarps(s); }
-int64_t mma::dqBlockN(const GpuKernelSpec &s) {
-  return s.headDim > 64 ? 32 : 64;
-}
-
-/// Q / dO fragments in registers (D = 64) or re-read per k-step (D = 128).
-static bool fragmentsInRegisters(const GpuKernelSpec &s) {
-  return s.headDim <= 64;
-}
 
 namespace {
 /// Byte offsets of the shared-memory tiles (element type).
@@ -97,37 +73,37 @@ struct DqLayout {
 };
 } // namespace
 
-static DqLayout layoutOf(const GpuKernelSpec &s) {
+static DqLayout layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   const int64_t eb = 2; // f16 / bf16
-  const int64_t bm = mma::dqBlockM(s), bn = mma::dqBlockN(s);
+  const int64_t bm = sch.blockM, bn = sch.blockN;
   DqLayout l;
-  mma::SmemLayout m;
-  // Rows of D elements, XOR-swizzled (MmaGen::swizzleCol) on sm_90, padded
-  // on sm_80 (mma::tilePad).
-  const int64_t tp = mma::tilePad(s);
+  tile::SmemLayout m;
+  // Rows of D elements, XOR-swizzled (tile::swizzleCol) on sm_90, padded
+  // on sm_80 (schedule.swizzle).
+  const int64_t tp = sch.swizzle ? 0 : 8;
   l.q = m.add(bm * (s.headDim + tp) * eb);
   l.dO = m.add(bm * (s.headDimV + tp) * eb);
-  l.kBytes = mma::align16(bn * (s.headDim + tp) * eb);
-  l.vBytes = mma::align16(bn * (s.headDimV + tp) * eb);
+  l.kBytes = tile::align16(bn * (s.headDim + tp) * eb);
+  l.vBytes = tile::align16(bn * (s.headDimV + tp) * eb);
   l.k = m.add(2 * l.kBytes);
   l.v = m.add(2 * l.vBytes);
   l.total = m.total;
   return l;
 }
 
-int64_t mma::dqSharedMemory(const GpuKernelSpec &s) {
-  return layoutOf(s).total;
+int64_t kernels::mmaDqSmem(const GpuKernelSpec &s, const KernelSchedule &sch) {
+  return layoutOf(s, sch).total;
 }
 
-void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
-                      const GpuKernelInfo &info, const GpuKernelSpec &s) {
-  MmaGen k(b, func, info, s, dqWarps(s) * kWarp);
+void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
+  ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
+  const GpuKernelSpec &s = k.spec;
   const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t BM = dqBlockM(s), BN = dqBlockN(s);
+  const int64_t BM = sch.blockM, BN = sch.blockN;
   const int64_t NT = BN / 8; // n8 tiles of S / dP / dS
   const int64_t QT = D / 8;  // n8 tiles of dQ
-  const bool fragRegs = fragmentsInRegisters(s);
+  const bool fragRegs = sch.qInRegisters;
   Type f32 = b.getF32Type();
   Type et = s.elementType;
 
@@ -156,8 +132,8 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   Value scale = k.arg("scale");
   Value scale2 = cg.fmul(scale, cg.f32(kLog2e));
 
-  const DqLayout L = layoutOf(s);
-  const int64_t tp = mma::tilePad(s);
+  const DqLayout L = layoutOf(s, sch);
+  const int64_t tp = sch.swizzle ? 0 : 8;
   Value qs = k.smem(L.q, {BM, D + tp});
   Value dos = k.smem(L.dO, {BM, Dv + tp});
   // K / V buffer `buf` (0 or 1, run-time).
@@ -198,12 +174,12 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // K and V tile `kbi` into buffer `buf` (one commit group).
   auto stageKV = [&](Value kbi, Value buf) {
     Value k0 = cg.mul(kbi, bn);
-    (void)k.stageTileAsync("k", bi, hk, k0, nk, BN, D, kView(buf), tid);
-    (void)k.stageTileAsync("v", bi, hk, k0, nk, BN, Dv, vView(buf), tid);
+    (void)copy::stageTileAsync(k, "k", bi, hk, k0, nk, BN, D, kView(buf), tid);
+    (void)copy::stageTileAsync(k, "v", bi, hk, k0, nk, BN, Dv, vView(buf), tid);
   };
   // Prologue: Q, dO and the first K / V tile in flight together.
-  (void)k.stageTileAsync("q", bi, h, q0, nq, BM, D, qs, tid);
-  (void)k.stageTileAsync("do", bi, h, q0, nq, BM, Dv, dos, tid);
+  (void)copy::stageTileAsync(k, "q", bi, h, q0, nq, BM, D, qs, tid);
+  (void)copy::stageTileAsync(k, "do", bi, h, q0, nq, BM, Dv, dos, tid);
   {
     auto hasKeys = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
@@ -215,7 +191,7 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   // A fragment (k16 step kk) of the warp's 16 rows of `mem`: rows warpRow0 +
   // lane % 16, columns 16kk + 8 (lane / 16).
   auto aFrag = [&](Value mem, int64_t kk) {
-    return k.ldmatrix(mem, cg.add(warpRow0, k.rem(lane, 16)),
+    return mma::ldmatrix(k, mem, cg.add(warpRow0, k.rem(lane, 16)),
                       cg.add(cg.idx(16 * kk), cg.mul(l16, cg.idx(8))), false);
   };
   SmallVector<SmallVector<Value>> qf, df;
@@ -265,9 +241,9 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
           Value row =
               cg.add(cg.idx(16 * p), cg.add(l8, cg.mul(l16, cg.idx(8))));
           Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-          SmallVector<Value> bf = k.ldmatrix(mem, row, col, false);
-          acc[2 * p] = k.mma(a, {bf[0], bf[1]}, acc[2 * p]);
-          acc[2 * p + 1] = k.mma(a, {bf[2], bf[3]}, acc[2 * p + 1]);
+          SmallVector<Value> bf = mma::ldmatrix(k, mem, row, col, false);
+          acc[2 * p] = mma::mma(k, a, {bf[0], bf[1]}, acc[2 * p]);
+          acc[2 * p + 1] = mma::mma(k, a, {bf[2], bf[3]}, acc[2 * p + 1]);
         }
       }
       return acc;
@@ -308,14 +284,14 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       // Per row, the visible columns as i32 bounds (MmaGen::rowBounds).
       Value colBase = cg.add(k0, cg.mul(t, cg.idx(2)));
       Value lastCol = cg.sub(cg.sub(nk, c1), colBase); // keys < Nk
-      mma::MmaGen::RowBounds bd[2];
+      mask::RowBounds bd[2];
       for (int64_t r = 0; r < 2; ++r)
-        bd[r] = k.rowBounds(qRow[r], colBase, lastCol, off, wl, wr);
+        bd[r] = mask::rowBounds(k, qRow[r], colBase, lastCol, off, wl, wr);
       SmallVector<Value> masked;
       for (int64_t j = 0; j < NT; ++j)
         for (int64_t r = 0; r < 2; ++r)
           for (int64_t e = 0; e < 2; ++e)
-            masked.push_back(k.maskElement(bd[r], 8 * j + e,
+            masked.push_back(mask::element(k, bd[r], 8 * j + e,
                                            pv[j * 4 + r * 2 + e],
                                            /*negInf=*/false));
       scf::YieldOp::create(b, masked);
@@ -338,18 +314,18 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     // key][n = d] = K[key][d] stored [k][n] -> ldmatrix.trans.
     for (int64_t kk = 0; kk < BN / 16; ++kk) {
       const Value *x0 = &dsv[(2 * kk) * 4], *x1 = &dsv[(2 * kk + 1) * 4];
-      SmallVector<Value> a = {k.pack(x0[0], x0[1]), k.pack(x0[2], x0[3]),
-                              k.pack(x1[0], x1[1]), k.pack(x1[2], x1[3])};
+      SmallVector<Value> a = {mma::pack(k, x0[0], x0[1]), mma::pack(k, x0[2], x0[3]),
+                              mma::pack(k, x1[0], x1[1]), mma::pack(k, x1[2], x1[3])};
       for (int64_t pn = 0; pn < QT / 2; ++pn) {
         Value row =
             cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
         Value col = cg.add(cg.idx(16 * pn), cg.mul(l16, cg.idx(8)));
-        SmallVector<Value> bf = k.ldmatrix(ks, row, col, true);
+        SmallVector<Value> bf = mma::ldmatrix(k, ks, row, col, true);
         for (int64_t half = 0; half < 2; ++half) {
           int64_t n = 2 * pn + half;
           SmallVector<Value> c(dq.begin() + n * 4, dq.begin() + n * 4 + 4);
           SmallVector<Value> d =
-              k.mma(a, {bf[2 * half], bf[2 * half + 1]}, c);
+              mma::mma(k, a, {bf[2 * half], bf[2 * half + 1]}, c);
           std::copy(d.begin(), d.end(), dq.begin() + n * 4);
         }
       }
@@ -366,13 +342,13 @@ void mma::buildDqBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     Value row = cg.add(warpRow0, cg.add(g, cg.idx(8 * r)));
     for (int64_t n = 0; n < QT; ++n) {
       Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
-      Value pair = k.pack(cg.fmul(res[n * 4 + 2 * r], scale),
+      Value pair = mma::pack(k, cg.fmul(res[n * 4 + 2 * r], scale),
                           cg.fmul(res[n * 4 + 2 * r + 1], scale));
       vector::StoreOp::create(b, pair, qs,
-                              ValueRange{row, k.swizzleCol(qs, row, col)})
+                              ValueRange{row, tile::swizzleCol(k, qs, row, col)})
           .setAlignment(4);
     }
   }
   gpu::BarrierOp::create(b);
-  k.storeTile(qs, "dq", bi, h, q0, nq, BM, D, tid);
+  copy::storeTile(k, qs, "dq", bi, h, q0, nq, BM, D, tid);
 }

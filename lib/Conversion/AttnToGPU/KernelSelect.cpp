@@ -1,0 +1,251 @@
+//===- KernelSelect.cpp - capability and tile-model table -------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// The one place that decides how each kernel is built: which engine serves
+// a configuration and with which tiles. Every number here was measured on
+// an H100 (docs/tensor-cores.md has the runs, predictions and outcomes);
+// the kernels (Kernels/) only read the schedule.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelSpec.h"
+
+#include "Kernels/Kernels.h"
+#include "Kernels/Simt.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+//===----------------------------------------------------------------------===//
+// Capabilities
+//===----------------------------------------------------------------------===//
+
+static bool halfPrecision(const GpuKernelSpec &s) {
+  return s.elementType && (s.elementType.isF16() || s.elementType.isBF16());
+}
+
+/// The tensor-core forward (mma.sync, and wgmma on sm_90a). The code
+/// handles any D, Dv that are multiples of 16 up to 256; only the head dims
+/// verified on an H100 (test/GPU/attn-mma-check.py) are enabled.
+static bool tcForward(const GpuKernelSpec &s) {
+  return halfPrecision(s) && !s.softcap && s.headDim == s.headDimV &&
+         (s.headDim == 64 || s.headDim == 128 || s.headDim == 256);
+}
+
+/// The tensor-core backward main kernel. D = 256 (column split) takes ~211
+/// KB of shared memory: sm_90 only (sm_80 allows 163 KB; it keeps the SIMT
+/// kernel).
+static bool tcBackward(const GpuKernelSpec &s) {
+  if (!halfPrecision(s) || s.softcap || s.headDim != s.headDimV)
+    return false;
+  if (s.headDim == 64 || s.headDim == 128)
+    return true;
+  return s.headDim == 256 && s.smVersion != 80;
+}
+
+/// The tensor-core deterministic dQ kernel.
+static bool tcDq(const GpuKernelSpec &s) {
+  return halfPrecision(s) && !s.softcap && s.headDim == s.headDimV &&
+         (s.headDim == 64 || s.headDim == 128);
+}
+
+/// Whether the tensor-core kernels store their cp.async-staged tiles
+/// XOR-swizzled (tile::swizzleCol) instead of in padded rows: sm_90, where
+/// it was measured (v10); sm_80 code keeps padded rows (the swizzled
+/// addresses cost it spills, up to 384 bytes, and no sm_80 GPU was at hand
+/// to weigh that).
+static bool swizzleTiles(const GpuKernelSpec &s) { return s.smVersion >= 90; }
+
+/// dqacc_ws in mma fragment order: the tensor-core bwd_main adds its dQ
+/// fragments so that a warp's 32 lanes hit 32 consecutive floats (4 full
+/// sectors per atomic instruction instead of 8 half-used ones); bwd_pre /
+/// bwd_post follow. Within every 16-row group of a (batch, head), n8 column
+/// tile n holds 128 floats:
+///   dqacc[(rowBase16 + 16 G) D + 128 n + 32 (2 r + e) + 4 g + t]
+///     = dQ[row 16 G + 8 r + g][col 8 n + 2 t + e]
+/// with rowBase16 = (b Hq + h) * roundUp(Nq, 16) (abi::dqaccRows).
+static bool fragmentOrderDqAcc(const GpuKernelSpec &s) {
+  return s.tensorCores && !s.deterministic && tcBackward(s);
+}
+
+flashmlir::abi::Variant mlir::attn::abiVariant(const GpuKernelSpec &s) {
+  flashmlir::abi::Variant v;
+  v.deterministic = s.deterministic;
+  v.scaledDqAcc = fragmentOrderDqAcc(s);
+  return v;
+}
+
+//===----------------------------------------------------------------------===//
+// Tile models
+//===----------------------------------------------------------------------===//
+
+/// Forward, mma.sync. Each warp owns 32 query rows (two m16 tiles), so a K
+/// or V fragment read from shared memory feeds two MMAs: with 16 rows per
+/// warp the kernel is bound by shared-memory reads (ldmatrix bytes per MMA
+/// double) and runs 20-25% slower. Blocks of 4 warps (128 rows) by default;
+/// 8 warps (256 rows) halve the global and L2 traffic of K and V per query
+/// row, which pays off at d = 128 without a mask (+7-12% at N >= 4k), while
+/// under a causal mask or at d = 64 the larger blocks leave fewer, more
+/// uneven blocks per wave and lose up to 25% at N = 1k. D = 256: one m16
+/// tile per warp (its 16 x 256 O accumulators are already 128 registers
+/// per thread, as in FlashAttention-2's 128 x 64 / 8-warp d256 tile), 8
+/// warps keep 128-row blocks. The --mma-* knobs override.
+static KernelSchedule mmaForward(const GpuKernelSpec &s) {
+  KernelSchedule k;
+  k.engine = Engine::MmaSync;
+  const int64_t D = s.headDim;
+  int64_t warps = D > 128 ? 8 : (D >= 128 && !s.masked ? 8 : 4);
+  if (s.mmaWarps)
+    warps = s.mmaWarps == 8 ? 8 : 4;
+  k.threads = warps * kWarp;
+  // Keys per tile: sm_80 code of the masked D = 128 kernel spills ~220
+  // bytes with 64-key tiles and none with 32 (ptxas 13.0); on sm_90 64 keys
+  // spill nothing there and measured 3-10% faster than 32.
+  k.blockN = s.smVersion == 80 && s.masked && D >= 128 ? 32 : 64;
+  if (s.mmaBlockN)
+    k.blockN = s.mmaBlockN == 32 ? 32 : 64;
+  k.warpTiles = D > 128 ? 1 : 2;
+  if (s.mmaWarpRows)
+    k.warpTiles = s.mmaWarpRows == 16 ? 1 : 2;
+  k.blockM = 16 * k.warpTiles * warps;
+  k.gridDiv = k.blockM;
+  // XOR-swizzled Q / K / V rows (the K / V copies of every key tile fill
+  // aligned 128-byte segments; padded rows made them straddle two: 2.6x the
+  // ideal shared-memory wavefronts) measured +2-10% over padded rows (v10).
+  // Padded rows where the swizzled addresses (four per ldmatrix operand)
+  // cost spills: the masked D = 64 and D = 128 kernels (20-100 bytes on
+  // sm_90; the D = 128 one also measured 2% slower) and sm_80 code.
+  k.swizzle = swizzleTiles(s) && (!s.masked || D > 128);
+  // Q stays in registers as A fragments unless that would cost too many
+  // registers (two m16 tiles per warp and D > 64); then its fragments are
+  // re-read from shared memory at every k-step, as FlashAttention-2 does.
+  k.qInRegisters = D <= 64 || (k.warpTiles == 1 && D <= 128);
+  k.asyncCopy = s.mmaAsyncCopy;
+  k.smemBytes = kernels::mmaForwardSmem(s, k);
+  return k;
+}
+
+/// Forward, wgmma (sm_90a). Warpgroups per block (64 query rows each; v9):
+/// D >= 128 takes two (164 KB of shared memory and ~255 registers per
+/// thread allow one block per SM, the two warpgroups overlap each other's
+/// softmax and MMAs); D = 64 one (64-row blocks of ~200 registers x 128
+/// threads and 74 KB: two blocks per SM, +5-13% over two warpgroups at N <=
+/// 4k). --mma-warps 4 / 8 force one / two. Keys per tile: 128; 64 at D =
+/// 256, where O alone takes 128 registers per thread (the masked kernel
+/// still spills 24 bytes: allowed and listed in test/GPU/bundle-ptxas.test;
+/// measured 1.23-1.59x FA2 against 0.91-1.17x for the mma.sync kernel, v10).
+static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
+  KernelSchedule k;
+  k.engine = Engine::Wgmma;
+  int64_t groups = s.headDim <= 64 ? 1 : 2;
+  if (s.mmaWarps)
+    groups = s.mmaWarps == 4 ? 1 : 2;
+  k.threads = groups * 128;
+  k.blockM = 64 * groups;
+  k.blockN = s.headDim > 128 ? 64 : 128;
+  k.gridDiv = k.blockM;
+  k.smemBytes = kernels::wgmmaForwardSmem(s, k);
+  return k;
+}
+
+/// Backward main, tensor cores: 8 warps, 128 keys per block, warp w owns
+/// keys 16w.. and all dK / dV columns in registers; query tiles of 64.
+/// D = 256: "column split", warps w and w + 4 share the 16 keys of a
+/// 64-key block and own 128 columns each (64 + 64 accumulator registers
+/// instead of 128 + 128). S^T / dP^T in passes of 32 queries at D = 128 (16
+/// x 32 live next to dK / dV), 64 at D = 64, where the warp's K / V A
+/// fragments also stay in registers. On sm_90a (wgmma requested, atomic
+/// dQ, no column split) every product runs on wgmma (v12).
+static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
+  KernelSchedule k;
+  k.colSplit = s.headDim > 128 ? 2 : 1;
+  k.engine = s.wgmma && k.colSplit == 1 && !s.deterministic ? Engine::Wgmma
+                                                             : Engine::MmaSync;
+  k.threads = 8 * kWarp;
+  k.blockM = 64;
+  k.blockN = 16 * (8 / k.colSplit);
+  k.gridDiv = k.blockN;
+  k.passQueries = s.headDim > 64 ? 32 : 64;
+  k.residentKV = s.headDim <= 64 && k.engine != Engine::Wgmma;
+  k.swizzle = swizzleTiles(s);
+  k.fragmentOrderDqAcc = fragmentOrderDqAcc(s);
+  k.smemBytes = kernels::mmaBackwardSmem(s, k);
+  return k;
+}
+
+/// Deterministic dQ, mma.sync (ptxas 13.0 -v; not yet measured on a GPU): 4
+/// warps x 16 query rows. D = 64: 64-key tiles, 210-224 registers, 54 KB of
+/// shared memory (2 blocks per SM); 32-key tiles would take ~160 registers.
+/// D = 128: 32-key tiles, 168 registers, 68 KB (3 blocks per SM on an
+/// H100); 64-key tiles take 249-252 registers and 102 KB. Q / dO fragments
+/// in registers at D = 64, re-read per k-step at D = 128.
+static KernelSchedule tcDqSchedule(const GpuKernelSpec &s) {
+  KernelSchedule k;
+  k.engine = Engine::MmaSync;
+  k.threads = 4 * kWarp;
+  k.blockM = 16 * 4;
+  k.blockN = s.headDim > 64 ? 32 : 64;
+  k.gridDiv = k.blockM;
+  k.qInRegisters = s.headDim <= 64;
+  k.swizzle = swizzleTiles(s);
+  k.smemBytes = kernels::mmaDqSmem(s, k);
+  return k;
+}
+
+/// bwd_pre / bwd_post: 128 threads, rowLanes lanes per row.
+static KernelSchedule rowKernel(GpuKernelKind kind, const GpuKernelSpec &s) {
+  KernelSchedule k;
+  k.threads = simt::kRowThreads;
+  k.rowLanes = simt::rowLanes(kind, s);
+  k.gridDiv = simt::kRowThreads / k.rowLanes;
+  k.fragmentOrderDqAcc = fragmentOrderDqAcc(s);
+  return k;
+}
+
+KernelSchedule mlir::attn::selectSchedule(GpuKernelKind kind,
+                                          const GpuKernelSpec &s) {
+  KernelSchedule k;
+  switch (kind) {
+  case GpuKernelKind::Fwd:
+    if (s.tensorCores && tcForward(s))
+      return s.wgmma ? wgmmaForward(s) : mmaForward(s);
+    k.threads = simt::kFwdWarps * kWarp;
+    k.blockM = simt::kFwdBlockM;
+    k.blockN = simt::kBlockN;
+    k.gridDiv = simt::kFwdBlockM;
+    k.smemBytes = simt::forwardSmem(s).total;
+    return k;
+  case GpuKernelKind::BwdPre:
+    return rowKernel(kind, s);
+  case GpuKernelKind::BwdMain:
+    if (s.tensorCores && tcBackward(s))
+      return tcBackwardMain(s);
+    k.threads = kWarp;
+    k.blockN = simt::kBlockN;
+    k.gridDiv = simt::kBlockN;
+    k.smemBytes = simt::backwardSmem(s).total;
+    return k;
+  case GpuKernelKind::BwdPost:
+    if (!s.deterministic)
+      return rowKernel(kind, s);
+    if (s.tensorCores && tcDq(s))
+      return tcDqSchedule(s);
+    k.threads = simt::kFwdWarps * kWarp;
+    k.blockM = simt::kFwdBlockM;
+    k.blockN = simt::kBlockN;
+    k.gridDiv = simt::kFwdBlockM;
+    k.smemBytes = simt::dqSmem(s).total;
+    return k;
+  }
+  return k;
+}
+
+bool mlir::attn::usesTensorCores(GpuKernelKind kind,
+                                 const GpuKernelSpec &spec) {
+  return selectSchedule(kind, spec).tensorCores();
+}
+
+bool mlir::attn::usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec) {
+  return selectSchedule(kind, spec).engine == Engine::Wgmma;
+}

@@ -1,0 +1,46 @@
+//===- Epilogue.cpp - the forward's output rows ---------------------------===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Epilogue.h"
+#include "MmaSync.h"
+#include "OnlineSoftmax.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+void epilogue::forwardRow(KernelBuilder &k, Value m, Value lPart,
+                          ArrayRef<Value> acc, int64_t OT,
+                          function_ref<Value()> rowOf, Value qRow, Value t,
+                          Value os, Value bi, Value h, Value nq) {
+  ImplicitLocOpBuilder &b = k.b;
+  detail::Codegen &cg = k.cg;
+  Value l = softmax::quadReduce(k, lPart, /*isMax=*/false);
+  Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
+  Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
+  Value row = rowOf();
+  for (int64_t n = 0; n < OT; ++n) {
+    Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
+    Value pair =
+        mma::pack(k, cg.fmul(acc[4 * n], inv), cg.fmul(acc[4 * n + 1], inv));
+    vector::StoreOp::create(b, pair, os, ValueRange{row, col}).setAlignment(4);
+  }
+  auto inRange = scf::IfOp::create(
+      b,
+      cg.andI(cg.cmp(arith::CmpIPredicate::slt, qRow, nq),
+              cg.cmp(arith::CmpIPredicate::eq, t, cg.idx(0))),
+      false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+  Value lse = cg.select(any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)),
+                        cg.negInf());
+  memref::StoreOp::create(b, lse, k.arg("lse"),
+                          ValueRange{k.atLse(bi, h, qRow)});
+}

@@ -1,0 +1,34 @@
+//===- Epilogue.h - the forward's output rows -------------------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Private to AttnToGPU: the end of a tensor-core forward: O = acc / l of one
+// fragment row into a shared-memory O tile (which then leaves in coalesced
+// 16-byte row pieces, copy::storeTile), and lse = (m + log2 l) ln 2. A row
+// that saw no key gets O = 0 and lse = -inf.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_EPILOGUE_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_EPILOGUE_H
+
+#include "KernelBuilder.h"
+
+namespace mlir {
+namespace attn {
+namespace epilogue {
+
+/// One row of a warp's m16 tile (`rowOf()`: the row in the block, query
+/// `qRow`): `m` the running max (log2 units), `lPart` this lane's sum,
+/// `acc` OT n8 tiles x 2 (element (n, e) at acc[4 n + e]). O goes to smem
+/// tile `os` by 4-byte stores of the lane's pairs; lse by quad lane t = 0
+/// for rows < Nq.
+void forwardRow(KernelBuilder &k, Value m, Value lPart, ArrayRef<Value> acc,
+                int64_t OT, function_ref<Value()> rowOf, Value qRow, Value t,
+                Value os, Value bi, Value h, Value nq);
+
+} // namespace epilogue
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_EPILOGUE_H

@@ -1,0 +1,110 @@
+//===- KernelBuilder.cpp - the state every kernel body is built on -------===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+KernelBuilder::KernelBuilder(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                             const GpuKernelInfo &info,
+                             const GpuKernelSpec &spec, int64_t threads)
+    : b(b), cg(b), spec(spec), et(spec.elementType), threads(threads) {
+  cg.nvptxApprox = true;
+  for (auto [i, a] : llvm::enumerate(info.args))
+    args[a.name] = func.getArgument(i);
+}
+
+Value KernelBuilder::arg(StringRef name) {
+  auto it = args.find(name);
+  assert(it != args.end() && "kernel argument not in the ABI");
+  return it->second;
+}
+
+Value KernelBuilder::i32(int64_t v) {
+  return arith::ConstantIntOp::create(b, b.getI32Type(), v);
+}
+
+Value KernelBuilder::rem(Value a, int64_t c) {
+  return arith::RemSIOp::create(b, a, cg.idx(c));
+}
+
+Value KernelBuilder::div(Value a, int64_t c) { return cg.divs(a, cg.idx(c)); }
+
+Value KernelBuilder::tid() {
+  return gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+}
+
+Value KernelBuilder::bid(gpu::Dimension d) {
+  return gpu::BlockIdOp::create(b, d);
+}
+
+void KernelBuilder::barrier() { gpu::BarrierOp::create(b); }
+
+LaneIds KernelBuilder::laneIds(Value tid) {
+  LaneIds l;
+  l.tid = tid;
+  l.warp = div(tid, kWarp);
+  l.lane = rem(tid, kWarp);
+  l.g = div(l.lane, 4);
+  l.t = rem(l.lane, 4);
+  l.l8 = rem(l.lane, 8);
+  l.l8b = rem(div(l.lane, 8), 2);
+  l.l16 = div(l.lane, 16);
+  return l;
+}
+
+Attribute KernelBuilder::workgroup() {
+  return gpu::AddressSpaceAttr::get(b.getContext(),
+                                    gpu::AddressSpace::Workgroup);
+}
+
+Value KernelBuilder::smemBase() {
+  if (!dynBase) {
+    auto i8 = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                              MemRefLayoutAttrInterface(), workgroup());
+    dynBase = gpu::DynamicSharedMemoryOp::create(b, i8);
+  }
+  return dynBase;
+}
+
+Value KernelBuilder::smem(int64_t offset, ArrayRef<int64_t> shape,
+                          Type type) {
+  smemBase();
+  auto t = MemRefType::get(shape, type ? type : et,
+                           MemRefLayoutAttrInterface(), workgroup());
+  Value at = cg.idx(offset);
+  if (smemShift)
+    at = cg.add(smemShift, at);
+  return memref::ViewOp::create(b, t, dynBase, at, ValueRange{});
+}
+
+Value KernelBuilder::at4(StringRef t, Value bi, Value h, Value n, Value d) {
+  Value i = cg.add(cg.mul(bi, arg((t + "_stride_b").str())),
+                   cg.mul(h, arg((t + "_stride_h").str())));
+  i = cg.add(i, cg.mul(n, arg((t + "_stride_n").str())));
+  return d ? cg.add(i, d) : i;
+}
+
+Value KernelBuilder::atLse(Value bi, Value h, Value n) {
+  return cg.add(
+      cg.add(cg.mul(bi, arg("lse_stride_b")), cg.mul(h, arg("lse_stride_h"))),
+      n);
+}
+
+Value mlir::attn::opaqueIndex(ImplicitLocOpBuilder &b, Value x) {
+  Value i = arith::IndexCastOp::create(b, b.getI32Type(), x);
+  auto mov = LLVM::InlineAsmOp::create(
+      b, b.getI32Type(), ValueRange{i}, "mov.b32 $0, $1;", "=r,r",
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
+      ArrayAttr());
+  return arith::IndexCastUIOp::create(b, b.getIndexType(), mov.getResult(0));
+}

@@ -1,0 +1,97 @@
+//===- KernelBuilder.h - the state every kernel body is built on -*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Private to AttnToGPU: what every kernel body needs before any primitive:
+// its arguments by ABI name, thread / block ids and the mma lane values,
+// views of the dynamic shared memory, and element addressing of the strided
+// global tensors. The primitives (files beside this one) and the kernels
+// (Kernels/) take a KernelBuilder and emit at its insertion point.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_KERNELBUILDER_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_KERNELBUILDER_H
+
+#include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
+#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include "llvm/ADT/StringMap.h"
+
+namespace mlir {
+namespace attn {
+
+inline constexpr int64_t kWarp = 32;
+inline constexpr double kLog2e = 1.4426950408889634;
+inline constexpr double kLn2 = 0.6931471805599453;
+
+/// Thread-id derived values: lane = 4 g + t (the mma fragment coordinates);
+/// l8 = lane % 8, l8b = lane / 8 % 2, l16 = lane / 16 select the ldmatrix
+/// row address each lane supplies.
+struct LaneIds {
+  Value tid, warp, lane, g, t, l8, l8b, l16;
+};
+
+/// The builder state of one kernel body.
+class KernelBuilder {
+public:
+  /// `threads`: threads of the block (tile copies are spread over them).
+  KernelBuilder(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                const GpuKernelInfo &info, const GpuKernelSpec &spec,
+                int64_t threads);
+
+  /// The kernel argument `name` of the ABI.
+  Value arg(StringRef name);
+  Value i32(int64_t v);
+  Value rem(Value a, int64_t c);
+  Value div(Value a, int64_t c);
+
+  Value tid();
+  Value bid(gpu::Dimension d);
+  void barrier();
+  LaneIds laneIds(Value tid);
+
+  Attribute workgroup();
+  /// The dynamic shared-memory base (an i8 memref), created on first use.
+  Value smemBase();
+  /// A view of `shape` x `type` (default: the element type) at `offset`
+  /// bytes into dynamic shared memory (+ smemShift when set).
+  Value smem(int64_t offset, ArrayRef<int64_t> shape, Type type = {});
+
+  /// Element index of [bi, h, n, d] in buffer `t` (strides from the ABI;
+  /// `d` null: the row's first element).
+  Value at4(StringRef t, Value bi, Value h, Value n, Value d);
+  /// Element index of lse[bi, h, n].
+  Value atLse(Value bi, Value h, Value n);
+
+  ImplicitLocOpBuilder &b;
+  detail::Codegen cg;
+  const GpuKernelSpec &spec;
+  Type et;         ///< the element type
+  int64_t threads; ///< threads of the block
+  llvm::StringMap<Value> args;
+  Value dynBase;
+  /// Bytes added to every smem() offset (null: none): a kernel that needs a
+  /// more aligned base than the dynamic shared memory's guaranteed 16 bytes
+  /// sets it (wgmma::alignSmem).
+  Value smemShift;
+};
+
+/// `x` through a side-effecting `mov`: LLVM can neither hoist it nor what is
+/// computed from it out of the loop it is emitted in. A tile loop re-derives
+/// its lane-dependent shared-memory addresses from such a copy of the thread
+/// id; otherwise LICM hoists ~100 loop-invariant 64-bit ldmatrix/staging
+/// addresses out of the loop (ldmatrix is an intrinsic: no address sinking)
+/// and they stay live next to the dK/dV accumulators (spills). The copy is
+/// 32-bit and zero-extended (`x` must fit in i32; it is a thread id), so
+/// LLVM still knows it is non-negative: divisions and remainders by
+/// constants stay shifts and masks.
+Value opaqueIndex(ImplicitLocOpBuilder &b, Value x);
+
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_KERNELBUILDER_H

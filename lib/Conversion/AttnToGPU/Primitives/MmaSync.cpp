@@ -1,0 +1,92 @@
+//===- MmaSync.cpp - mma.sync register-fragment operations ----------------===//
+//
+// Part of FlashMLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "MmaSync.h"
+#include "SharedTile.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+SmallVector<Value> mma::ldmatrix(KernelBuilder &k, Value mem, Value row,
+                                 Value col, bool trans) {
+  ImplicitLocOpBuilder &b = k.b;
+  auto vt = VectorType::get({4, 2}, k.et);
+  Value v = nvgpu::LdMatrixOp::create(
+      b, vt, mem, ValueRange{row, tile::swizzleCol(k, mem, row, col)}, trans,
+      4);
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < 4; ++i)
+    out.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{i}));
+  return out;
+}
+
+Value mma::pack(KernelBuilder &k, Value x, Value y) {
+  ImplicitLocOpBuilder &b = k.b;
+  x = arith::TruncFOp::create(b, k.et, x);
+  y = arith::TruncFOp::create(b, k.et, y);
+  return vector::FromElementsOp::create(b, VectorType::get({2}, k.et),
+                                        ValueRange{x, y});
+}
+
+SmallVector<Value> mma::mma(KernelBuilder &k, ArrayRef<Value> a,
+                            ArrayRef<Value> bf, ArrayRef<Value> c) {
+  ImplicitLocOpBuilder &b = k.b;
+  Type et = k.et;
+  Type f32 = b.getF32Type();
+  SmallVector<Value> out;
+  if (et.isF16()) {
+    auto stack = [&](ArrayRef<Value> rows, Type elt) {
+      auto vt = VectorType::get({int64_t(rows.size()), 2}, elt);
+      Value v = arith::ConstantOp::create(
+          b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(elt)));
+      for (auto [i, r] : llvm::enumerate(rows))
+        v = vector::InsertOp::create(b, r, v, ArrayRef<int64_t>{int64_t(i)});
+      return v;
+    };
+    Value c0 = vector::FromElementsOp::create(b, VectorType::get({2}, f32),
+                                              ValueRange{c[0], c[1]});
+    Value c1 = vector::FromElementsOp::create(b, VectorType::get({2}, f32),
+                                              ValueRange{c[2], c[3]});
+    Value d = nvgpu::MmaSyncOp::create(b, stack(a, et), stack(bf, et),
+                                       stack({c0, c1}, f32),
+                                       ArrayRef<int64_t>{16, 8, 16});
+    for (int64_t r = 0; r < 2; ++r) {
+      Value row = vector::ExtractOp::create(b, d, ArrayRef<int64_t>{r});
+      for (int64_t e = 0; e < 2; ++e)
+        out.push_back(vector::ExtractOp::create(b, row, ArrayRef<int64_t>{e}));
+    }
+    return out;
+  }
+  // bf16: nvvm.mma.sync on i32 registers.
+  auto asI32 = [&](Value pair) {
+    Value v = vector::BitCastOp::create(
+        b, VectorType::get({1}, b.getI32Type()), pair);
+    return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0}).getResult();
+  };
+  SmallVector<Value> ai, bi;
+  for (Value x : a)
+    ai.push_back(asI32(x));
+  for (Value x : bf)
+    bi.push_back(asI32(x));
+  auto st =
+      LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+  Value d = NVVM::MmaOp::create(
+      b, st, ai, bi, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+      std::nullopt,
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  for (int64_t i = 0; i < 4; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i}));
+  return out;
+}

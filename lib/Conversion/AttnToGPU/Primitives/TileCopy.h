@@ -1,0 +1,56 @@
+//===- TileCopy.h - global <-> shared tile copies ---------------*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// Private to AttnToGPU: 16-byte copies of row tiles between a strided global
+// tensor and a shared-memory tile (SharedTile.h), synchronous or by
+// cp.async. Global rows are addressed through KernelBuilder::at4 (the dense
+// [B, H, N, D] addressing with element strides of the ABI: the K / V
+// addressing policy of today's kernels); rows at or past the tensor's length
+// are clamped copies of its last row when read and never written.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_TILECOPY_H
+#define FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_TILECOPY_H
+
+#include "KernelBuilder.h"
+
+namespace mlir {
+namespace attn {
+namespace copy {
+
+/// Copies `rows` x `cols` of buffer `t` from row `row0` (rows clamped to
+/// `limit - 1`) into smem tile `dst` with 16-byte vectors; unrolled over
+/// the block's threads.
+void stageTile(KernelBuilder &k, StringRef t, Value bi, Value h, Value row0,
+               Value limit, int64_t rows, int64_t cols, Value dst, Value tid);
+
+/// The reverse of stageTile: rows of smem tile `src` go to buffer `t` from
+/// row `row0` with 16-byte vectors; rows at or past `limit` are not
+/// written.
+void storeTile(KernelBuilder &k, Value src, StringRef t, Value bi, Value h,
+               Value row0, Value limit, int64_t rows, int64_t cols,
+               Value tid);
+
+/// Same as stageTile with cp.async (16 bytes, L1 bypassed) and the tile's
+/// copies committed as one group; returns the group token. Every copy is
+/// unconditional (rows x cols/8 vectors must be a multiple of the
+/// threads). A tile entirely below `limit` takes a path without the row
+/// clamp. Its addresses are, with `rowStep`, one element offset per tile
+/// plus multiples of a row stride (for a loop whose thread id is opaque:
+/// nothing lane-dependent can be hoisted, and a 64-bit row product per
+/// copy would be recomputed every iteration), otherwise a row product per
+/// copy (LLVM hoists its lane-dependent part out of the loop).
+Value stageTileAsync(KernelBuilder &k, StringRef t, Value bi, Value h,
+                     Value row0, Value limit, int64_t rows, int64_t cols,
+                     Value dst, Value tid, bool rowStep = false);
+
+/// Waits until at most `pending` cp.async groups are in flight.
+void waitGroups(KernelBuilder &k, Value token, int32_t pending);
+
+} // namespace copy
+} // namespace attn
+} // namespace mlir
+
+#endif // FLASHMLIR_LIB_CONVERSION_ATTNTOGPU_PRIMITIVES_TILECOPY_H

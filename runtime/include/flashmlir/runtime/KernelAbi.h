@@ -1,0 +1,238 @@
+//===- KernelAbi.h - the attention kernels' ABI, one definition -*- C++ -*-===//
+//
+// Part of FlashMLIR.
+//
+// What the compiler (convert-attn-to-gpu, lib/Conversion/AttnToGPU), the
+// bundle writer (lib/Bundle) and the runtime (runtime/lib) must agree on,
+// written once: the kernel kinds and entry names, every kernel's argument
+// list (names, classes, order), the grid dimensions, the element type of
+// each buffer and the f32 workspaces of the backward. C++17, header-only, no
+// MLIR or LLVM: the runtime half builds without them.
+//
+// A buffer argument is a 1-D `memref<?xT>` (five PTX parameters: allocated
+// and aligned pointer, offset, size, stride); an i64 is an `index`, an f32 a
+// float. Tensors are addressed with element strides passed by name
+// (`q_stride_b`, `q_stride_h`, `q_stride_n`; `lse` has no `_stride_n`), so
+// one kernel serves every length, batch, head count and both [B,H,N,D] and
+// [B,N,H,D] layouts.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FLASHMLIR_RUNTIME_KERNELABI_H
+#define FLASHMLIR_RUNTIME_KERNELABI_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flashmlir {
+namespace abi {
+
+/// The four kernels of a configuration, in launch order for the backward:
+/// BwdPre (dr = rowsum(dO O), dqacc = 0), BwdMain (dK, dV; dQ atomics into
+/// dqacc), BwdPost (dq from dqacc, or, deterministic, dQ itself).
+enum class Kind { Fwd, BwdPre, BwdMain, BwdPost };
+
+/// "fwd", "bwd_pre", "bwd_main", "bwd_post" (the manifest's `kind`).
+inline const char *kindName(Kind k) {
+  switch (k) {
+  case Kind::Fwd:
+    return "fwd";
+  case Kind::BwdPre:
+    return "bwd_pre";
+  case Kind::BwdMain:
+    return "bwd_main";
+  case Kind::BwdPost:
+    return "bwd_post";
+  }
+  return "?";
+}
+
+/// How an argument is passed: a buffer (five parameters), an i64 or an f32.
+enum class ArgClass { Buffer, I64, F32 };
+
+struct Arg {
+  std::string name;
+  ArgClass cls;
+};
+
+/// The switches that change a configuration's argument lists.
+struct Variant {
+  /// Deterministic dQ: no dqacc_ws anywhere; BwdPost is `attn_bwd_dq`,
+  /// which computes dQ from q, k, v, do, lse and dr_ws.
+  bool deterministic = false;
+  /// BwdMain accumulates dQ unscaled (the tensor-core kernels' fragment
+  /// order): BwdPost multiplies by `scale` and takes it.
+  bool scaledDqAcc = false;
+};
+
+/// The tensors with `<name>_stride_{b,h,n}` arguments ([B, H, N, D]).
+inline const std::vector<std::string> &stridedTensors() {
+  static const std::vector<std::string> t = {"q",  "k",  "v",  "o",
+                                             "do", "dq", "dk", "dv"};
+  return t;
+}
+
+/// Buffers whose elements are f32 whatever the configuration's dtype; the
+/// others hold the element type.
+inline bool isF32Buffer(const std::string &name) {
+  return name == "lse" || name == "dr_ws" || name == "dqacc_ws";
+}
+
+/// The `.entry` name of a kernel.
+inline const char *entryName(Kind k, const Variant &v) {
+  switch (k) {
+  case Kind::Fwd:
+    return "attn_fwd";
+  case Kind::BwdPre:
+    return "attn_bwd_pre";
+  case Kind::BwdMain:
+    return "attn_bwd_main";
+  case Kind::BwdPost:
+    return v.deterministic ? "attn_bwd_dq" : "attn_bwd_post";
+  }
+  return "?";
+}
+
+/// The argument list of kernel `k`, in parameter order.
+inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
+  std::vector<Arg> a;
+  auto buf = [&](const char *n) { a.push_back({n, ArgClass::Buffer}); };
+  auto i64 = [&](const std::string &n) { a.push_back({n, ArgClass::I64}); };
+  auto f32 = [&](const char *n) { a.push_back({n, ArgClass::F32}); };
+  auto strides = [&](const std::string &t, bool rank3 = false) {
+    i64(t + "_stride_b");
+    i64(t + "_stride_h");
+    if (!rank3)
+      i64(t + "_stride_n");
+  };
+  // The attention-wide scalars: sizes before the strides, score parameters
+  // after them.
+  auto sizes = [&] {
+    for (const char *n : {"batch", "heads", "kv_heads", "seqlen_q", "seqlen_k"})
+      i64(n);
+  };
+  auto scoreParams = [&] {
+    f32("scale");
+    f32("softcap");
+    i64("window_left");
+    i64("window_right");
+  };
+  auto rowSizes = [&] {
+    for (const char *n : {"batch", "heads", "seqlen_q"})
+      i64(n);
+  };
+  switch (k) {
+  case Kind::Fwd:
+    for (const char *n : {"q", "k", "v", "o", "lse"})
+      buf(n);
+    sizes();
+    for (const char *t : {"q", "k", "v", "o"})
+      strides(t);
+    strides("lse", /*rank3=*/true);
+    scoreParams();
+    break;
+  case Kind::BwdPre:
+    for (const char *n : {"o", "do", "dr_ws", "dqacc_ws"})
+      if (!v.deterministic || std::string(n) != "dqacc_ws")
+        buf(n);
+    rowSizes();
+    strides("o");
+    strides("do");
+    break;
+  case Kind::BwdMain:
+    for (const char *n :
+         {"q", "k", "v", "do", "lse", "dr_ws", "dqacc_ws", "dk", "dv"})
+      if (!v.deterministic || std::string(n) != "dqacc_ws")
+        buf(n);
+    sizes();
+    for (const char *t : {"q", "k", "v", "do", "dk", "dv"})
+      strides(t);
+    strides("lse", /*rank3=*/true);
+    scoreParams();
+    break;
+  case Kind::BwdPost:
+    if (v.deterministic) { // dQ itself, query-parallel
+      for (const char *n : {"q", "k", "v", "do", "lse", "dr_ws", "dq"})
+        buf(n);
+      sizes();
+      for (const char *t : {"q", "k", "v", "do", "dq"})
+        strides(t);
+      strides("lse", /*rank3=*/true);
+      scoreParams();
+      break;
+    }
+    for (const char *n : {"dqacc_ws", "dq"})
+      buf(n);
+    rowSizes();
+    strides("dq");
+    if (v.scaledDqAcc)
+      f32("scale");
+    break;
+  }
+  return a;
+}
+
+/// The problem sizes a grid dimension may be derived from
+/// (grid = ceil(size / div)).
+inline const std::vector<std::string> &gridDimNames() {
+  static const std::vector<std::string> n = {
+      "batch", "heads", "kv_heads", "seqlen_q", "seqlen_k", "head_dim",
+      "head_dim_v"};
+  return n;
+}
+
+/// The sizes of the grid's x, y, z dimensions of kernel `k` (the divisor of
+/// x is the kernel's tile: query rows, keys, or rows per block).
+struct GridNames {
+  const char *x, *y, *z;
+};
+inline GridNames gridNames(Kind k) {
+  if (k == Kind::BwdMain) // key blocks x kv heads x batch
+    return {"seqlen_k", "kv_heads", "batch"};
+  return {"seqlen_q", "heads", "batch"}; // query blocks / rows x heads x batch
+}
+
+/// Every argument name any kernel may take, with its class (what the
+/// runtime provides), plus the sizes manifests may name (head_dim,
+/// head_dim_v). False for names outside the ABI.
+inline bool knownArg(const std::string &name, ArgClass *cls) {
+  struct Table {
+    std::vector<Arg> args;
+    Table() {
+      auto add = [&](const Arg &a) {
+        for (const Arg &b : args)
+          if (b.name == a.name)
+            return;
+        args.push_back(a);
+      };
+      for (Kind k : {Kind::Fwd, Kind::BwdPre, Kind::BwdMain, Kind::BwdPost})
+        for (bool det : {false, true})
+          for (const Arg &a : kernelArgs(k, {det, /*scaledDqAcc=*/true}))
+            add(a);
+      add({"head_dim", ArgClass::I64});
+      add({"head_dim_v", ArgClass::I64});
+      for (const std::string &t : stridedTensors())
+        for (const char *d : {"_stride_b", "_stride_h", "_stride_n"})
+          add({t + d, ArgClass::I64});
+    }
+  };
+  static const Table table;
+  for (const Arg &a : table.args)
+    if (a.name == name) {
+      if (cls)
+        *cls = a.cls;
+      return true;
+    }
+  return false;
+}
+
+/// The backward's f32 workspaces: dr_ws [B, Hq, Nq] and dqacc_ws [B, Hq,
+/// dqaccRows(Nq), D] (rows rounded up to 16 per head: the tensor-core
+/// kernels keep 16-row groups in mma fragment order).
+inline int64_t dqaccRows(int64_t nq) { return (nq + 15) / 16 * 16; }
+
+} // namespace abi
+} // namespace flashmlir
+
+#endif // FLASHMLIR_RUNTIME_KERNELABI_H
