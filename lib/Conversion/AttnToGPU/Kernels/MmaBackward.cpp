@@ -89,14 +89,11 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Kernels.h"
+#include "MmaBackward.h"
 
 #include "../Primitives/MmaSync.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
-#include "../Primitives/Wgmma.h"
-
-#include <optional>
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -104,33 +101,16 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
+using namespace mlir::attn::kernels::bwd;
 
-static constexpr int64_t kPad = 8; // elements of padding per smem row
-namespace {
-/// Byte offsets of the shared-memory tiles (all element type unless noted).
-struct BwdLayout {
-  int64_t k = 0;  ///< K   [BN keys][D + tilePad]
-  int64_t v = 0;  ///< V   [BN keys][Dv + tilePad]
-  int64_t q = 0;  ///< Q   [2 buffers][64 rows][D + tilePad]
-  int64_t dO = 0; ///< dO  [2][64 rows][Dv + tilePad]
-  int64_t qBytes = 0, dOBytes = 0; ///< one buffer
-  int64_t dS = 0;                  ///< dS^T [BN keys][64 rows + 8]
-  int64_t p = 0;   ///< P^T [BN keys][64 rows + 8] (column split only)
-  int64_t lse = 0; ///< f32 [2][64]: lse of the tile's rows
-  int64_t dr = 0;  ///< f32 [2][64]: dr of the tile's rows
-  int64_t total = 0;
-};
-} // namespace
-
-static BwdLayout layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
+Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   const int64_t eb = 2; // f16 / bf16
   const int64_t bn = sch.blockN, kBM = sch.blockM;
-  BwdLayout l;
+  Layout l;
   if (sch.engine == Engine::Wgmma) {
     // wgmma: every tile 128-byte swizzled ([cols / 64][rows][64]; dS^T
     // [BN keys][64 queries]) and 1024-byte aligned, + the shift to a
@@ -186,161 +166,191 @@ static Value smemView(KernelBuilder &k, Type t, Value offset,
   return memref::ViewOp::create(k.b, mt, k.dynBase, offset, ValueRange{});
 }
 
-namespace {
-/// The lane values (LaneIds) plus kg: the warp's key group (= warp;
-/// column split: w % 4), qw, qc: its dQ row group and column half.
-struct Lanes : LaneIds {
-  Value kg, qw, qc;
-  Value cs; ///< column split: the warp's dK / dV column half (w / 4)
-};
-} // namespace
+Lanes Kernel::lanesOf(Value tid) {
+  Lanes l;
+  static_cast<LaneIds &>(l) = k.laneIds(tid);
+  l.kg = CS > 1 ? k.rem(l.warp, KG) : l.warp;
+  if (CS > 1)
+    l.cs = k.div(l.warp, KG);
+  l.qw = k.rem(l.warp, 4);
+  l.qc = k.div(l.warp, 4);
+  return l;
+}
 
-void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {
-  ImplicitLocOpBuilder &b = k.b;
-  Codegen &cg = k.cg;
-  const GpuKernelSpec &s = k.spec;
-  const int64_t kBM = sch.blockM, kNW = sch.warps();
-  const int64_t D = s.headDim, Dv = s.headDimV;
-  const int64_t CS = sch.colSplit; // warps sharing a key group
-  const int64_t KG = kNW / CS;    // key groups of 16
-  const int64_t BN = 16 * KG;     // keys per block: 16 per key group
-  // Queries per pass of S^T / dP^T; column split: the warp's half of the
-  // tile in one pass (queries cs * QS..).
-  const int64_t QS = CS > 1 ? kBM / CS : sch.passQueries;
-  const int64_t NP = CS > 1 ? 1 : kBM / QS; // passes
-  const int64_t ST = QS / 8;                // n8 tiles of S^T / dP^T (queries)
-  const int64_t KW = D / CS;                // dK columns per warp
-  const int64_t VW = Dv / CS;               // dV columns per warp
-  const int64_t KT = KW / 8;                // n8 tiles of dK
-  const int64_t VT = VW / 8;                // n8 tiles of dV
-  const int64_t NK = BN / 16;               // k16 steps over the block's keys
-  const int64_t QW = D / 2; // dQ columns per warp (4 row groups x 2)
-  Type f32 = b.getF32Type();
-  Type et = s.elementType;
+void Kernel::fenceAsync() {
+  if (wg) // generic-proxy smem writes -> visible to wgmma (async proxy)
+    wge->emit("fence.proxy.async.shared::cta;");
+}
 
-  Value kb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  Value hk = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  auto lanesOf = [&](Value tid) {
-    Lanes l;
-    static_cast<LaneIds &>(l) = k.laneIds(tid);
-    l.kg = CS > 1 ? k.rem(l.warp, KG) : l.warp;
-    if (CS > 1)
-      l.cs = k.div(l.warp, KG);
-    l.qw = k.rem(l.warp, 4);
-    l.qc = k.div(l.warp, 4);
-    return l;
-  };
-  const Lanes top = lanesOf(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
-  Value nq = k.arg("seqlen_q"), nk = k.arg("seqlen_k");
-  Value heads = k.arg("heads");
-  Value group = cg.divs(heads, k.arg("kv_heads"));
-  Value off = cg.sub(nk, nq);
-  Value c0 = cg.idx(0), c1 = cg.idx(1);
-  Value k0 = cg.mul(kb, cg.idx(BN));
-  Value kLast = cg.sub(cg.min(cg.add(k0, cg.idx(BN)), nk), c1);
-  Value wl = s.masked ? k.arg("window_left") : Value();
-  Value wr = s.masked ? k.arg("window_right") : Value();
-  Value scale = k.arg("scale");
-  Value scale2 = cg.fmul(scale, cg.f32(kLog2e));
+SmallVector<int64_t> Kernel::tileShape(int64_t rows, int64_t cols) const {
+  if (wg)
+    return {cols / 64, rows, 64};
+  return {rows, cols + tp};
+}
 
-  const BwdLayout L = layoutOf(s, sch);
-  const int64_t tp = sch.swizzle ? 0 : kPad;
+// Q / dO buffer `buf` (0 or 1, run-time).
+Value Kernel::qView(Value buf) {
+  return smemView(k, et, cg.add(cg.idx(L.q), cg.mul(buf, cg.idx(L.qBytes))),
+                  tileShape(kBM, D));
+}
+Value Kernel::dOView(Value buf) {
+  return smemView(k, et, cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
+                  tileShape(kBM, Dv));
+}
+
+Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
+    : k(k), sch(sch), s(k.spec), b(k.b), cg(k.cg) {
+  kBM = sch.blockM;
+  kNW = sch.warps();
+  D = s.headDim;
+  Dv = s.headDimV;
+  CS = sch.colSplit;
+  KG = kNW / CS;
+  BN = 16 * KG;
+  QS = CS > 1 ? kBM / CS : sch.passQueries;
+  NP = CS > 1 ? 1 : kBM / QS;
+  ST = QS / 8;
+  KW = D / CS;
+  VW = Dv / CS;
+  KT = KW / 8;
+  VT = VW / 8;
+  NK = BN / 16;
+  QW = D / 2;
+  f32 = b.getF32Type();
+  et = s.elementType;
+
+  kb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  hk = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  top = lanesOf(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+  nq = k.arg("seqlen_q");
+  nk = k.arg("seqlen_k");
+  heads = k.arg("heads");
+  group = cg.divs(heads, k.arg("kv_heads"));
+  off = cg.sub(nk, nq);
+  c0 = cg.idx(0);
+  c1 = cg.idx(1);
+  k0 = cg.mul(kb, cg.idx(BN));
+  kLast = cg.sub(cg.min(cg.add(k0, cg.idx(BN)), nk), c1);
+  wl = s.masked ? k.arg("window_left") : Value();
+  wr = s.masked ? k.arg("window_right") : Value();
+  scale = k.arg("scale");
+  scale2 = cg.fmul(scale, cg.f32(kLog2e));
+
+  L = layoutOf(s, sch);
+  tp = sch.swizzle ? 0 : kPad;
   // wgmma (sm_90a): the products read K / V / Q / dO / dS^T from shared
-  // memory through matrix descriptors (WgmmaCodegen.h); tiles 128-byte
+  // memory through matrix descriptors (Primitives/Wgmma.h); tiles 128-byte
   // swizzled from a 1024-byte boundary.
-  const bool wg = sch.engine == Engine::Wgmma;
-  std::optional<wgmma::Descriptors> desc;
-  std::optional<wgmma::WgmmaEmitter> wge;
+  wg = sch.engine == Engine::Wgmma;
   if (wg) {
     desc.emplace(b, tile::alignSmem(k));
     wge.emplace(wgmma::WgmmaEmitter{b, et.isF16() ? "f16" : "bf16"});
   }
-  auto fenceAsync = [&] {
-    if (wg) // generic-proxy smem writes -> visible to wgmma (async proxy)
-      wge->emit("fence.proxy.async.shared::cta;");
-  };
-  auto tileShape = [&](int64_t rows, int64_t cols) -> SmallVector<int64_t> {
-    if (wg)
-      return {cols / 64, rows, 64};
-    return {rows, cols + tp};
-  };
-  Value ks = k.smem(L.k, tileShape(BN, D));
-  Value vs = k.smem(L.v, tileShape(BN, Dv));
-  Value dss = k.smem(L.dS, {BN, wg ? kBM : kBM + kPad});
-  Value pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
-  Value lseS = smemView(k, f32, cg.idx(L.lse), {2 * kBM});
-  Value drS = smemView(k, f32, cg.idx(L.dr), {2 * kBM});
-  // Q / dO buffer `buf` (0 or 1, run-time).
-  auto qView = [&](Value buf) {
-    return smemView(k, et, cg.add(cg.idx(L.q), cg.mul(buf, cg.idx(L.qBytes))),
-                    tileShape(kBM, D));
-  };
-  auto dOView = [&](Value buf) {
-    return smemView(k, et, cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
-                    tileShape(kBM, Dv));
-  };
+  ks = k.smem(L.k, tileShape(BN, D));
+  vs = k.smem(L.v, tileShape(BN, Dv));
+  dss = k.smem(L.dS, {BN, wg ? kBM : kBM + kPad});
+  pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
+  lseS = smemView(k, f32, cg.idx(L.lse), {2 * kBM});
+  drS = smemView(k, f32, cg.idx(L.dr), {2 * kBM});
 
   // The query rows that can see some key of the block (as the SIMT kernel),
   // in tiles of 64; the loop runs over (query head of the kv head, tile).
   Value qLo = c0, qHi = nq;
   if (s.masked)
     std::tie(qLo, qHi) = cg.visibleQueries(k0, kLast, off, nq, wl, wr);
-  Value qtLo = cg.divs(qLo, cg.idx(kBM));
+  qtLo = cg.divs(qLo, cg.idx(kBM));
   Value qtHi = cg.max(qtLo, cg.ceilDiv(qHi, cg.idx(kBM)));
-  Value nT = cg.sub(qtHi, qtLo);
-  Value total = cg.mul(nT, group);
-  // Iteration (hI, tI) = (query head hI of the kv head's group, tile tI of
-  // qtLo..qtHi), carried by the loop (no division per iteration): query
-  // head, first row, dr_ws / dqacc row base, lse base.
-  struct Iter {
-    Value h, q0, rowBase, rowBase16, lseBase;
-  };
-  Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
-  // (hI, tI) are i32 (two registers instead of four next to the
-  // accumulators).
-  Type i32 = b.getI32Type();
+  nT = cg.sub(qtHi, qtLo);
+  total = cg.mul(nT, group);
+  nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
+  resident = sch.residentKV;
+}
+
+// (hI, tI) are i32 (two registers instead of four next to the
+// accumulators), carried by the loop (no division per iteration).
+Iter Kernel::iterOf(Value hI32, Value tI32) {
   auto toIdx = [&](Value x) {
     return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult();
   };
-  auto iterOf = [&](Value hI32, Value tI32) {
-    Value hI = toIdx(hI32), tI = toIdx(tI32);
-    Iter r;
-    r.h = cg.add(cg.mul(hk, group), hI);
-    r.q0 = cg.mul(cg.add(qtLo, tI), cg.idx(kBM));
-    Value bh = cg.add(cg.mul(bi, heads), r.h);
-    r.rowBase = cg.mul(bh, nq);
-    r.rowBase16 = cg.mul(bh, nq16);
-    r.lseBase = cg.add(cg.mul(bi, k.arg("lse_stride_b")),
-                       cg.mul(r.h, k.arg("lse_stride_h")));
-    return r;
-  };
-  // Q, dO, lse and dr of iteration `it` into buffer `buf` by cp.async (rows
-  // >= Nq: clamped copies of row Nq - 1, masked out).
-  auto stage = [&](Value hI, Value tI, Value buf, Value tid) {
-    Iter r = iterOf(hI, tI);
-    (void)copy::stageTileAsync(k, "q", bi, r.h, r.q0, nq, kBM, D, qView(buf), tid,
-                           /*rowStep=*/true);
-    (void)copy::stageTileAsync(k, "do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf), tid,
-                           /*rowStep=*/true);
-    auto first = scf::IfOp::create(
-        b, cg.cmp(arith::CmpIPredicate::slt, tid, cg.idx(kBM)), false);
-    {
-      OpBuilder::InsertionGuard gi(b);
-      b.setInsertionPoint(first.thenBlock()->getTerminator());
-      Value qi = cg.min(cg.add(r.q0, tid), cg.sub(nq, c1));
-      Value dst = cg.add(cg.mul(buf, cg.idx(kBM)), tid);
-      nvgpu::DeviceAsyncCopyOp::create(b, lseS, ValueRange{dst}, k.arg("lse"),
-                                       ValueRange{cg.add(r.lseBase, qi)},
-                                       b.getIndexAttr(1), Value(), UnitAttr());
-      nvgpu::DeviceAsyncCopyOp::create(b, drS, ValueRange{dst}, k.arg("dr_ws"),
-                                       ValueRange{cg.add(r.rowBase, qi)},
-                                       b.getIndexAttr(1), Value(), UnitAttr());
-    }
-    return nvgpu::DeviceAsyncCreateGroupOp::create(
-        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
-  };
+  Value hI = toIdx(hI32), tI = toIdx(tI32);
+  Iter r;
+  r.h = cg.add(cg.mul(hk, group), hI);
+  r.q0 = cg.mul(cg.add(qtLo, tI), cg.idx(kBM));
+  Value bh = cg.add(cg.mul(bi, heads), r.h);
+  r.rowBase = cg.mul(bh, nq);
+  r.rowBase16 = cg.mul(bh, nq16);
+  r.lseBase = cg.add(cg.mul(bi, k.arg("lse_stride_b")),
+                     cg.mul(r.h, k.arg("lse_stride_h")));
+  return r;
+}
 
+// Q, dO, lse and dr of iteration (hI, tI) into buffer `buf` by cp.async
+// (rows >= Nq: clamped copies of row Nq - 1, masked out).
+Value Kernel::stage(Value hI, Value tI, Value buf, Value tid) {
+  Iter r = iterOf(hI, tI);
+  (void)copy::stageTileAsync(k, "q", bi, r.h, r.q0, nq, kBM, D, qView(buf),
+                             tid, /*rowStep=*/true);
+  (void)copy::stageTileAsync(k, "do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf),
+                             tid, /*rowStep=*/true);
+  auto first = scf::IfOp::create(
+      b, cg.cmp(arith::CmpIPredicate::slt, tid, cg.idx(kBM)), false);
+  {
+    OpBuilder::InsertionGuard gi(b);
+    b.setInsertionPoint(first.thenBlock()->getTerminator());
+    Value qi = cg.min(cg.add(r.q0, tid), cg.sub(nq, c1));
+    Value dst = cg.add(cg.mul(buf, cg.idx(kBM)), tid);
+    nvgpu::DeviceAsyncCopyOp::create(b, lseS, ValueRange{dst}, k.arg("lse"),
+                                     ValueRange{cg.add(r.lseBase, qi)},
+                                     b.getIndexAttr(1), Value(), UnitAttr());
+    nvgpu::DeviceAsyncCopyOp::create(b, drS, ValueRange{dst}, k.arg("dr_ws"),
+                                     ValueRange{cg.add(r.rowBase, qi)},
+                                     b.getIndexAttr(1), Value(), UnitAttr());
+  }
+  return nvgpu::DeviceAsyncCreateGroupOp::create(
+      b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
+}
+
+// A fragments of a warp's 16 keys (rows 16 kg + lane % 16, k16 step kk):
+// ldmatrix x4 matrices 0..3 = (rows 0-7, cols 0-7) a0, (rows 8-15, cols
+// 0-7) a1, (rows 0-7, cols 8-15) a2, (rows 8-15, cols 8-15) a3.
+SmallVector<Value> Kernel::aFrag(const Lanes &l, Value mem, int64_t kk) {
+  Value aRow = cg.add(cg.mul(l.kg, cg.idx(16)), k.rem(l.lane, 16));
+  return mma::ldmatrix(k, mem, aRow,
+                       cg.add(cg.idx(16 * kk), cg.mul(l.l16, cg.idx(8))),
+                       false);
+}
+
+// The two keys of this lane in the S^T / dK / dV fragments.
+Value Kernel::keyRowOf(const Lanes &l, int64_t r) {
+  return cg.add(cg.add(k0, cg.mul(l.kg, cg.idx(16))),
+                cg.add(l.g, cg.idx(8 * r)));
+}
+
+// Whether query tile q0 needs no element mask: keys < Nk, queries < Nq and
+// inside every window (bottom-right aligned, diag = query + Nk - Nq).
+Value Kernel::fullTile(Value q0) {
+  Value full =
+      cg.andI(cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(BN)), nk),
+              cg.cmp(arith::CmpIPredicate::sle, cg.add(q0, cg.idx(kBM)), nq));
+  if (s.masked) {
+    // left: every key >= every query's diag - wl <=> k0 >= (q0 + 63) +
+    // off - wl; right: k0 + BN - 1 <= q0 + off + wr.
+    Value leftOk = arith::OrIOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, wl, c0),
+        cg.cmp(arith::CmpIPredicate::sge, k0,
+               cg.sub(cg.add(cg.add(q0, cg.idx(kBM - 1)), off), wl)));
+    Value rightOk = arith::OrIOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, wr, c0),
+        cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(BN - 1)),
+               cg.add(cg.add(q0, off), wr)));
+    full = cg.andI(full, cg.andI(leftOk, rightOk));
+  }
+  return full;
+}
+
+void Kernel::build() {
+  Type i32 = b.getI32Type();
   // Iteration 0's copies first (under the K / V staging).
   {
     auto any = scf::IfOp::create(
@@ -350,35 +360,19 @@ void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {
     (void)stage(k.i32(0), k.i32(0), c0, top.tid);
   }
 
-  // K and V of the block (rows >= Nk are clamped copies of row Nk - 1: finite,
-  // their P and dS are masked to 0 and their dK/dV never stored).
+  // K and V of the block (rows >= Nk are clamped copies of row Nk - 1:
+  // finite, their P and dS are masked to 0 and their dK/dV never stored).
   copy::stageTile(k, "k", bi, hk, k0, nk, BN, D, ks, top.tid);
   copy::stageTile(k, "v", bi, hk, k0, nk, BN, Dv, vs, top.tid);
   fenceAsync();
   gpu::BarrierOp::create(b);
 
-  // A fragments of a warp's 16 keys (rows 16 kg + lane % 16, k16 step kk):
-  // ldmatrix x4 matrices 0..3 = (rows 0-7, cols 0-7) a0, (rows 8-15, cols
-  // 0-7) a1, (rows 0-7, cols 8-15) a2, (rows 8-15, cols 8-15) a3.
-  auto aFrag = [&](const Lanes &l, Value mem, int64_t kk) {
-    Value aRow = cg.add(cg.mul(l.kg, cg.idx(16)), k.rem(l.lane, 16));
-    return mma::ldmatrix(k, mem, aRow,
-                      cg.add(cg.idx(16 * kk), cg.mul(l.l16, cg.idx(8))), false);
-  };
-  SmallVector<SmallVector<Value>> kf, vf;
-  const bool resident = sch.residentKV;
   if (resident) {
     for (int64_t kk = 0; kk < D / 16; ++kk)
       kf.push_back(aFrag(top, ks, kk));
     for (int64_t kk = 0; kk < Dv / 16; ++kk)
       vf.push_back(aFrag(top, vs, kk));
   }
-
-  // The two keys of this lane in the S^T / dK / dV fragments.
-  auto keyRowOf = [&](const Lanes &l, int64_t r) {
-    return cg.add(cg.add(k0, cg.mul(l.kg, cg.idx(16))),
-                  cg.add(l.g, cg.idx(8 * r)));
-  };
 
   // Loop state: dK [KT][4] then dV [VT][4] (f32, unscaled), then (hI, tI).
   SmallVector<Value> init((KT + VT) * 4, cg.f32(0.0));
@@ -389,35 +383,37 @@ void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {
     OpBuilder::InsertionGuard guardT(b);
     b.setInsertionPointToStart(loop.getBody());
     Value it = loop.getInductionVar();
-    const Lanes ln = lanesOf(opaqueIndex(b, top.tid));
+    Step step;
+    step.ln = lanesOf(opaqueIndex(b, top.tid));
     // wgmma descriptors from an opaque copy of the base: recomputed in the
     // loop, not held across it next to dK / dV (they spilled).
-    std::optional<wgmma::Descriptors> ld;
     if (wg)
-      ld.emplace(desc->opaqueCopy());
-    Value tid = ln.tid, g = ln.g, t = ln.t, l8 = ln.l8, l8b = ln.l8b,
-          l16 = ln.l16;
-    Value keyRow[2] = {keyRowOf(ln, 0), keyRowOf(ln, 1)};
+      step.ld.emplace(desc->opaqueCopy());
+    Value tid = step.ln.tid;
+    step.keyRow[0] = keyRowOf(step.ln, 0);
+    step.keyRow[1] = keyRowOf(step.ln, 1);
     ValueRange st = loop.getRegionIterArgs();
     SmallVector<Value> dk(st.begin(), st.begin() + KT * 4);
     SmallVector<Value> dv(st.begin() + KT * 4, st.begin() + (KT + VT) * 4);
     Value hI = st[(KT + VT) * 4], tI = st[(KT + VT) * 4 + 1];
-    Iter cur = iterOf(hI, tI);
-    Value q0 = cur.q0;
+    step.cur = iterOf(hI, tI);
     Value buf = arith::AndIOp::create(b, it, c1); // it % 2
+    step.buf = buf;
     // The next iteration's (hI, tI).
     Value tNext = cg.add(tI, k.i32(1));
     Value wrap = cg.cmp(arith::CmpIPredicate::sge, tNext,
                         arith::IndexCastOp::create(b, i32, nT));
     Value hNext = cg.select(wrap, cg.add(hI, k.i32(1)), hI);
     tNext = cg.select(wrap, k.i32(0), tNext);
-    Value qs = qView(buf), dos = dOView(buf);
-    Value rowOff = cg.mul(buf, cg.idx(kBM)); // into lseS / drS
+    step.qs = qView(buf);
+    step.dos = dOView(buf);
+    step.rowOff = cg.mul(buf, cg.idx(kBM)); // into lseS / drS
 
     // ---- This iteration's copies landed (the only group in flight) and are
     // visible; every warp is done with iteration it - 1, so the other buffer
     // takes iteration it + 1 under this one's math.
-    copy::waitGroups(k, 
+    copy::waitGroups(
+        k,
         nvgpu::DeviceAsyncCreateGroupOp::create(
             b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{}),
         0);
@@ -433,424 +429,17 @@ void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {
     }
 
     // Element mask on tiles not entirely visible: keys >= Nk, queries >= Nq,
-    // window / causal (bottom-right aligned, diag = query + Nk - Nq).
-    Value full =
-        cg.andI(cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(BN)), nk),
-                cg.cmp(arith::CmpIPredicate::sle, cg.add(q0, cg.idx(kBM)), nq));
-    if (s.masked) {
-      // left: every key >= every query's diag - wl <=> k0 >= (q0 + 63) +
-      // off - wl; right: k0 + BN - 1 <= q0 + off + wr.
-      Value leftOk = arith::OrIOp::create(
-          b, cg.cmp(arith::CmpIPredicate::slt, wl, c0),
-          cg.cmp(arith::CmpIPredicate::sge, k0,
-                 cg.sub(cg.add(cg.add(q0, cg.idx(kBM - 1)), off), wl)));
-      Value rightOk = arith::OrIOp::create(
-          b, cg.cmp(arith::CmpIPredicate::slt, wr, c0),
-          cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(BN - 1)),
-                 cg.add(cg.add(q0, off), wr)));
-      full = cg.andI(full, cg.andI(leftOk, rightOk));
-    }
+    // window / causal.
+    step.full = fullTile(step.cur.q0);
 
     // The tile's queries in passes of QS: S^T, dP^T, dS^T of the warp's 16
     // keys x queries qb .. qb + QS - 1, then their share of dV and dK.
-    for (int64_t pass = 0; pass < NP; ++pass) {
-      Value qb = CS > 1 ? cg.mul(ln.cs, cg.idx(QS)) : cg.idx(pass * QS);
+    for (int64_t p = 0; p < NP; ++p)
+      pass(step, p, dk, dv);
 
-      // ---- S^T = K Q^T: B[k = d][n = query] = Q[query][d], Q stored [n][k] ->
-      // ldmatrix non-trans; matrices (queries 16p + 0-7, d 16kk + 0-7) b0 of
-      // tile 2p, (16p + 0-7, +8) b1, (16p + 8-15, +0) b0 and (+8, +8) b1 of
-      // tile 2p + 1.
-      SmallVector<SmallVector<Value>> sAcc(ST,
-                                           SmallVector<Value>(4, cg.f32(0.0)));
-      // wgmma: S^T = K Q^T and dP^T - dr = V dO^T - dr as two commit groups
-      // of m64nQSk16 (A: the warpgroup's 64 keys of K / V, B: the pass's
-      // queries of Q / dO, both K-major), one wait. The accumulator of warp
-      // w % 4 is the mma.sync fragment of warp w: element 4 j + 2 r + e at
-      // (key 16 w + g + 8 r, query qb + 8 j + 2 t + e).
-      SmallVector<SmallVector<Value>> dpAccW;
-      Value wgi = wg ? k.div(ln.warp, 4) : Value();
-      auto kMajorAt = [&](int64_t region, Value extra, int64_t rows,
-                          int64_t kk) {
-        return ld->plus(
-            ld->kMajor(),
-            cg.add(extra, cg.idx(region + (kk / 4) * rows * 128 +
-                                 (kk % 4) * 32)));
-      };
-      if (wg) {
-        SmallVector<Value> dpInit;
-        for (int64_t j = 0; j < ST; ++j)
-          for (int64_t i = 0; i < 4; ++i) {
-            Value q = cg.add(cg.add(qb, cg.idx(8 * j + i % 2)),
-                             cg.mul(t, cg.idx(2)));
-            Value dr =
-                memref::LoadOp::create(b, drS, ValueRange{cg.add(rowOff, q)});
-            dpInit.push_back(arith::NegFOp::create(b, dr));
-          }
-        Value keys = cg.mul(wgi, cg.idx(64 * 128));
-        Value qRows = cg.add(cg.mul(buf, cg.idx(L.qBytes)),
-                             cg.mul(qb, cg.idx(128)));
-        Value dORows = cg.add(cg.mul(buf, cg.idx(L.dOBytes)),
-                              cg.mul(qb, cg.idx(128)));
-        SmallVector<Value> kA, qB, vA, dOB;
-        for (int64_t kk = 0; kk < D / 16; ++kk) {
-          kA.push_back(kMajorAt(L.k, keys, BN, kk));
-          qB.push_back(kMajorAt(L.q, qRows, kBM, kk));
-        }
-        for (int64_t kk = 0; kk < Dv / 16; ++kk) {
-          vA.push_back(kMajorAt(L.v, keys, BN, kk));
-          dOB.push_back(kMajorAt(L.dO, dORows, kBM, kk));
-        }
-        SmallVector<Value> both = wge->issue(
-            {{QS, {}, kA, {}, qB, /*transB=*/false},
-             {QS, dpInit, vA, {}, dOB, /*transB=*/false}});
-        both = wge->wait(0, both);
-        dpAccW.resize(ST);
-        for (int64_t j = 0; j < ST; ++j)
-          for (int64_t i = 0; i < 4; ++i) {
-            sAcc[j][i] = both[j * 4 + i];
-            dpAccW[j].push_back(both[QS / 2 + j * 4 + i]);
-          }
-      }
-      for (int64_t kk = 0; kk < (wg ? 0 : D / 16); ++kk) {
-        SmallVector<Value> a = resident ? kf[kk] : aFrag(ln, ks, kk);
-        for (int64_t p = 0; p < ST / 2; ++p) {
-          Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
-                             cg.add(l8, cg.mul(l16, cg.idx(8))));
-          Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-          SmallVector<Value> bf = mma::ldmatrix(k, qs, row, col, false);
-          sAcc[2 * p] = mma::mma(k, a, {bf[0], bf[1]}, sAcc[2 * p]);
-          sAcc[2 * p + 1] = mma::mma(k, a, {bf[2], bf[3]}, sAcc[2 * p + 1]);
-        }
-      }
+    if (!s.deterministic)
+      dqStage(step);
 
-      // ---- P^T = exp2(S^T scale log2e - lse log2e), element [j * 4 + 2r + e]
-      // at (key 16 kg + g + 8r, query qb + 8j + 2t + e).
-      auto qCol = [&](int64_t j, int64_t e) {
-        return cg.add(cg.add(qb, cg.idx(8 * j + e)), cg.mul(t, cg.idx(2)));
-      };
-      SmallVector<Value> pv;
-      for (int64_t j = 0; j < ST; ++j)
-        for (int64_t i = 0; i < 4; ++i) {
-          Value lse = memref::LoadOp::create(
-              b, lseS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
-          Value negL = cg.fmul(lse, cg.f32(-kLog2e));
-          pv.push_back(
-              cg.exp2(LLVM::FMAOp::create(b, sAcc[j][i], scale2, negL)));
-        }
-      SmallVector<Type> types(pv.size(), f32);
-      auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
-      {
-        OpBuilder::InsertionGuard gm(b);
-        b.setInsertionPointToStart(maskIf.thenBlock());
-        scf::YieldOp::create(b, pv);
-        b.setInsertionPointToStart(maskIf.elseBlock());
-        // In i32 relative to the block / tile: kRel = 16 kg + g + 8r, qRel =
-        // qb + 8j + 2t + e; key valid iff kRel < Nk - k0, query iff qRel < Nq
-        // - q0; visible iff dLo <= kRel - qRel <= dHi with kRel - qRel = key -
-        // query - (k0 - q0) and key - query in [off - wl, off + wr].
-        Type i32 = b.getI32Type();
-        auto narrow = [&](Value x) { // clamped to i32
-          x = cg.max(cg.min(x, cg.idx(INT32_MAX - 1)), cg.idx(INT32_MIN + 1));
-          return arith::IndexCastOp::create(b, i32, x).getResult();
-        };
-        Value kLimit = narrow(cg.sub(nk, k0));
-        Value qLimit = narrow(cg.sub(nq, q0));
-        Value t2 = arith::IndexCastOp::create(b, i32,
-                                              cg.add(qb, cg.mul(t, cg.idx(2))));
-        Value dLo, dHi;
-        if (s.masked) {
-          Value rel = cg.sub(k0, q0);
-          dLo = narrow(cg.select(cg.cmp(arith::CmpIPredicate::slt, wl, c0),
-                                 cg.idx(INT32_MIN + 1),
-                                 cg.sub(cg.sub(off, wl), rel)));
-          dHi = narrow(cg.select(cg.cmp(arith::CmpIPredicate::slt, wr, c0),
-                                 cg.idx(INT32_MAX - 1),
-                                 cg.sub(cg.add(off, wr), rel)));
-        }
-        Value kRel[2], u[2];
-        for (int64_t r = 0; r < 2; ++r) {
-          kRel[r] = arith::IndexCastOp::create(b, i32, cg.sub(keyRow[r], k0));
-          u[r] = cg.sub(kRel[r], t2); // kRel - qRel = u - (8j + e)
-        }
-        SmallVector<Value> masked;
-        for (int64_t j = 0; j < ST; ++j)
-          for (int64_t r = 0; r < 2; ++r)
-            for (int64_t e = 0; e < 2; ++e) {
-              int64_t qc = 8 * j + e;
-              Value vis =
-                  cg.andI(cg.cmp(arith::CmpIPredicate::slt, kRel[r], kLimit),
-                          cg.cmp(arith::CmpIPredicate::slt,
-                                 cg.add(t2, k.i32(qc)), qLimit));
-              if (s.masked) {
-                Value dd = cg.sub(u[r], k.i32(qc));
-                vis = cg.andI(
-                    vis, cg.andI(cg.cmp(arith::CmpIPredicate::sge, dd, dLo),
-                                 cg.cmp(arith::CmpIPredicate::sle, dd, dHi)));
-              }
-              masked.push_back(
-                  cg.select(vis, pv[j * 4 + r * 2 + e], cg.f32(0.0)));
-            }
-        scf::YieldOp::create(b, masked);
-      }
-      pv.assign(maskIf.getResults().begin(), maskIf.getResults().end());
-
-      // ---- dP^T - dr = V dO^T - dr (B from dO exactly as from Q above): the
-      // accumulators start at -dr[query].
-      SmallVector<SmallVector<Value>> dpAcc(ST);
-      if (wg)
-        dpAcc = dpAccW;
-      for (int64_t j = 0; j < (wg ? 0 : ST); ++j)
-        for (int64_t i = 0; i < 4; ++i) {
-          Value dr = memref::LoadOp::create(
-              b, drS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
-          dpAcc[j].push_back(arith::NegFOp::create(b, dr));
-        }
-      for (int64_t kk = 0; kk < (wg ? 0 : Dv / 16); ++kk) {
-        SmallVector<Value> a = resident ? vf[kk] : aFrag(ln, vs, kk);
-        for (int64_t p = 0; p < ST / 2; ++p) {
-          Value row = cg.add(cg.add(qb, cg.idx(16 * p)),
-                             cg.add(l8, cg.mul(l16, cg.idx(8))));
-          Value col = cg.add(cg.idx(16 * kk), cg.mul(l8b, cg.idx(8)));
-          SmallVector<Value> bf = mma::ldmatrix(k, dos, row, col, false);
-          dpAcc[2 * p] = mma::mma(k, a, {bf[0], bf[1]}, dpAcc[2 * p]);
-          dpAcc[2 * p + 1] = mma::mma(k, a, {bf[2], bf[3]}, dpAcc[2 * p + 1]);
-        }
-      }
-
-      // ---- dS^T = P^T (dP^T - dr); A operands of P^T and dS^T per query k16
-      // step kk: {tile 2kk r0, tile 2kk r1, tile 2kk+1 r0, tile 2kk+1 r1} = a0
-      // (key g, queries 16kk + 2t, +1), a1 (key g + 8), a2 (queries + 8), a3.
-      SmallVector<Value> dsv(pv.size());
-      for (int64_t j = 0; j < ST; ++j)
-        for (int64_t i = 0; i < 4; ++i)
-          dsv[j * 4 + i] = cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
-      auto aOf = [&](ArrayRef<Value> x, int64_t kk) {
-        const Value *x0 = &x[(2 * kk) * 4], *x1 = &x[(2 * kk + 1) * 4];
-        return SmallVector<Value>{mma::pack(k, x0[0], x0[1]), mma::pack(k, x0[2], x0[3]),
-                                  mma::pack(k, x1[0], x1[1]), mma::pack(k, x1[2], x1[3])};
-      };
-      SmallVector<SmallVector<Value>> pA, dsA;
-      for (int64_t kk = 0; kk < QS / 16; ++kk) {
-        pA.push_back(aOf(pv, kk));
-        dsA.push_back(aOf(dsv, kk));
-      }
-
-      // ---- dS^T (column split: and P^T) -> shared memory (dQ reads dS^T
-      // after the pass loop's barrier; deterministic: dQ is attn_bwd_dq's, no
-      // dS^T kept unless the warp pair needs it): the lane's pair (key 16 kg
-      // + g + 8r, queries qb + 8j + 2t, +1) is xA[j / 2][2 (j % 2) + r];
-      // 4-byte stores, rows 36 words apart: banks 4g + t, conflict-free.
-      auto storeT = [&](Value mem, ArrayRef<SmallVector<Value>> xA) {
-        for (int64_t j = 0; j < ST; ++j)
-          for (int64_t r = 0; r < 2; ++r) {
-            Value row =
-                cg.add(cg.mul(ln.kg, cg.idx(16)), cg.add(g, cg.idx(8 * r)));
-            Value col = cg.add(cg.add(qb, cg.idx(8 * j)), cg.mul(t, cg.idx(2)));
-            if (wg) // [BN][64]: 128-byte rows, swizzled (tile::swizzleCol)
-              col = tile::swizzleCol(k, mem, row, col);
-            auto stv = vector::StoreOp::create(b, xA[j / 2][2 * (j % 2) + r],
-                                               mem, ValueRange{row, col});
-            stv.setAlignment(4);
-          }
-      };
-      if (CS > 1) {
-        // ---- Column split: dV / dK of the warp's column half need P^T /
-        // dS^T of all 64 queries; the pair's halves meet in shared memory
-        // (also when deterministic). dV += P^T dO, dK += dS^T Q with A by
-        // ldmatrix of P^T / dS^T (as aFrag of K), B by ldmatrix.trans of
-        // dO / Q rows 16kk.., columns cs * width + 16pn..; k16 steps outer
-        // (one A fragment live next to the 64 + 64 accumulators).
-        storeT(dss, dsA);
-        storeT(pss, pA);
-        pA.clear();
-        dsA.clear();
-        gpu::BarrierOp::create(b);
-        auto accumulateSplit = [&](SmallVector<Value> &acc, int64_t width,
-                                   Value mem, Value aMem) {
-          Value colBase = cg.mul(ln.cs, cg.idx(width));
-          for (int64_t kk = 0; kk < kBM / 16; ++kk) {
-            SmallVector<Value> a = aFrag(ln, aMem, kk);
-            for (int64_t pn = 0; pn < width / 16; ++pn) {
-              Value row =
-                  cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
-              Value col = cg.add(cg.add(colBase, cg.idx(16 * pn)),
-                                 cg.mul(l16, cg.idx(8)));
-              SmallVector<Value> bf = mma::ldmatrix(k, mem, row, col, true);
-              for (int64_t half = 0; half < 2; ++half) {
-                int64_t n = 2 * pn + half;
-                SmallVector<Value> c(acc.begin() + n * 4,
-                                     acc.begin() + n * 4 + 4);
-                c = mma::mma(k, a, {bf[2 * half], bf[2 * half + 1]}, c);
-                std::copy(c.begin(), c.end(), acc.begin() + n * 4);
-              }
-            }
-          }
-        };
-        accumulateSplit(dv, VW, dos, pss);
-        accumulateSplit(dk, KW, qs, dss);
-        continue;
-      }
-      if (!s.deterministic)
-        storeT(dss, dsA);
-
-      // ---- dV += P^T dO and dK += dS^T Q over the pass's queries, all
-      // columns: B[k = query][n = col] stored [k][n] -> ldmatrix.trans;
-      // matrices (queries qb + 16kk + 0-7, cols 16pn + 0-7) b0 of tile 2pn,
-      // (+8, +0) b1, (+0, +8) b0 and (+8, +8) b1 of tile 2pn + 1.
-      auto accumulate = [&](SmallVector<Value> &acc, int64_t width, Value mem,
-                            ArrayRef<SmallVector<Value>> a) {
-        for (int64_t pn = 0; pn < width / 16; ++pn) {
-          SmallVector<SmallVector<Value>> c(2);
-          for (int64_t half = 0; half < 2; ++half) {
-            int64_t n = 2 * pn + half;
-            c[half].assign(acc.begin() + n * 4, acc.begin() + n * 4 + 4);
-          }
-          for (int64_t kk = 0; kk < QS / 16; ++kk) {
-            Value row = cg.add(cg.add(qb, cg.idx(16 * kk)),
-                               cg.add(l8, cg.mul(l8b, cg.idx(8))));
-            Value col = cg.add(cg.idx(16 * pn), cg.mul(l16, cg.idx(8)));
-            SmallVector<Value> bf = mma::ldmatrix(k, mem, row, col, true);
-            for (int64_t half = 0; half < 2; ++half)
-              c[half] = mma::mma(k, a[kk], {bf[2 * half], bf[2 * half + 1]}, c[half]);
-          }
-          for (int64_t half = 0; half < 2; ++half) {
-            int64_t n = 2 * pn + half;
-            std::copy(c[half].begin(), c[half].end(), acc.begin() + n * 4);
-          }
-        }
-      };
-      if (wg) {
-        // dV += P^T dO and dK += dS^T Q: A from registers (P^T / dS^T of
-        // the pass, k16 steps over its queries), B = dO / Q rows of the
-        // pass, N-major (64-column blocks kBM * 128 bytes apart); two commit
-        // groups, one wait.
-        auto asI32 = [&](Value pair) {
-          Value v = vector::BitCastOp::create(
-              b, VectorType::get({1}, b.getI32Type()), pair);
-          return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0})
-              .getResult();
-        };
-        SmallVector<Value> pRegs, dsRegs, dOB, qB;
-        for (int64_t kk = 0; kk < QS / 16; ++kk) {
-          for (int64_t e = 0; e < 4; ++e) {
-            pRegs.push_back(asI32(pA[kk][e]));
-            dsRegs.push_back(asI32(dsA[kk][e]));
-          }
-          Value rows = cg.mul(cg.add(qb, cg.idx(16 * kk)), cg.idx(128));
-          dOB.push_back(ld->plus(
-              ld->mnMajor(kBM * 128),
-              cg.add(cg.add(cg.idx(L.dO), cg.mul(buf, cg.idx(L.dOBytes))),
-                     rows)));
-          qB.push_back(ld->plus(
-              ld->mnMajor(kBM * 128),
-              cg.add(cg.add(cg.idx(L.q), cg.mul(buf, cg.idx(L.qBytes))),
-                     rows)));
-        }
-        SmallVector<Value> acc =
-            wge->issue({{Dv, dv, {}, pRegs, dOB, /*transB=*/true},
-                        {D, dk, {}, dsRegs, qB, /*transB=*/true}});
-        acc = wge->wait(0, acc);
-        std::copy(acc.begin(), acc.begin() + Dv / 2, dv.begin());
-        std::copy(acc.begin() + Dv / 2, acc.end(), dk.begin());
-        continue;
-      }
-      accumulate(dv, Dv, dos, pA);
-      accumulate(dk, D, qs, dsA);
-    } // pass
-
-    if (!s.deterministic) {
-      if (CS == 1) { // column split: dS^T is complete since the pair exchange
-        fenceAsync();
-        gpu::BarrierOp::create(b);
-      }
-
-      // ---- dQ (rows 16 qw.. of the tile, columns qc * QW..) = dS K over the
-      // block's keys. A[m = query][k = key] = dS^T[key][query] ->
-      // ldmatrix.trans with matrices (keys 16kk + 0-7, queries 16 qw + 0-7)
-      // a0, (keys +0, queries +8) a1, (keys +8, queries +0) a2, (+8, +8) a3.
-      // B[k = key][n = d] = K[key][d] stored [k][n] -> .trans as for dV.
-      SmallVector<SmallVector<Value>> dsQ;
-      for (int64_t kk = 0; kk < (wg ? 0 : NK); ++kk) {
-        Value row = cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l16, cg.idx(8))));
-        Value col = cg.add(cg.mul(ln.qw, cg.idx(16)), cg.mul(l8b, cg.idx(8)));
-        dsQ.push_back(mma::ldmatrix(k, dss, row, col, true));
-      }
-      // dqacc in fragment order (fragmentOrderDqAcc): the warp's 16-row group
-      // starts at (rowBase16 + q0 + 16 qw) D; n8 tile n at + 128 n; element
-      // (r, e) of lane at + 32 (2r + e) + lane.
-      Value qRow[2], qOk[2];
-      Value dqCol = cg.mul(ln.qc, cg.idx(QW));
-      for (int64_t r = 0; r < 2; ++r) {
-        qRow[r] = cg.add(cg.add(q0, cg.mul(ln.qw, cg.idx(16))),
-                         cg.add(g, cg.idx(8 * r)));
-        qOk[r] = cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq);
-      }
-      Value dqBase = cg.add(
-          cg.mul(cg.add(cur.rowBase16, cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
-                 cg.idx(D)),
-          cg.add(cg.mul(ln.qc, cg.idx(QW / 8 * 128)), ln.lane));
-      if (wg) {
-        // wgmma: warpgroup qc computes dQ[64 queries][QW columns from qc QW]
-        // = dS K over the block's keys in one group of m64nQWk16: A = dS
-        // read M-major from dS^T [BN][64] (transposed by the descriptor), B
-        // = K rows 16 kk.., columns qc QW.., N-major. Its fragment (warp qw =
-        // w % 4: rows 16 qw + g + 8 r, n8 tile n) is the mma.sync one.
-        Value colOff = cg.add(
-            cg.mul(k.div(dqCol, 64), cg.idx(BN * 128)),
-            cg.mul(k.rem(dqCol, 64), cg.idx(2)));
-        SmallVector<Value> dsA2, kB;
-        for (int64_t kk = 0; kk < NK; ++kk) {
-          dsA2.push_back(ld->plus(ld->mnMajor(BN * 128),
-                                    cg.idx(L.dS + kk * 16 * 128)));
-          kB.push_back(ld->plus(
-              ld->mnMajor(BN * 128),
-              cg.add(colOff, cg.idx(L.k + kk * 16 * 128))));
-        }
-        wgmma::WgmmaEmitter::Group gr{QW, {}, dsA2, {}, kB, /*transB=*/true};
-        gr.transA = true;
-        SmallVector<Value> acc = wge->issue({gr});
-        acc = wge->wait(0, acc);
-        for (int64_t r = 0; r < 2; ++r) {
-          auto ok = scf::IfOp::create(b, qOk[r], false);
-          OpBuilder::InsertionGuard ga(b);
-          b.setInsertionPoint(ok.thenBlock()->getTerminator());
-          for (int64_t n = 0; n < QW / 8; ++n)
-            for (int64_t e = 0; e < 2; ++e)
-              memref::AtomicRMWOp::create(
-                  b, arith::AtomicRMWKind::addf, acc[n * 4 + 2 * r + e],
-                  k.arg("dqacc_ws"),
-                  ValueRange{cg.add(dqBase, cg.idx(128 * n + 32 * (2 * r + e)))});
-        }
-      }
-      for (int64_t pn = 0; pn < (wg ? 0 : QW / 16); ++pn) {
-        SmallVector<SmallVector<Value>> acc(2,
-                                            SmallVector<Value>(4, cg.f32(0.0)));
-        for (int64_t kk = 0; kk < NK; ++kk) {
-          Value row =
-              cg.add(cg.idx(16 * kk), cg.add(l8, cg.mul(l8b, cg.idx(8))));
-          Value col =
-              cg.add(cg.add(dqCol, cg.idx(16 * pn)), cg.mul(l16, cg.idx(8)));
-          SmallVector<Value> bf = mma::ldmatrix(k, ks, row, col, true);
-          for (int64_t half = 0; half < 2; ++half)
-            acc[half] =
-                mma::mma(k, dsQ[kk], {bf[2 * half], bf[2 * half + 1]}, acc[half]);
-        }
-        for (int64_t r = 0; r < 2; ++r) {
-          auto ok = scf::IfOp::create(b, qOk[r], false);
-          OpBuilder::InsertionGuard ga(b);
-          b.setInsertionPoint(ok.thenBlock()->getTerminator());
-          for (int64_t half = 0; half < 2; ++half)
-            for (int64_t e = 0; e < 2; ++e) {
-              int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
-              memref::AtomicRMWOp::create(
-                  b, arith::AtomicRMWKind::addf, acc[half][2 * r + e],
-                  k.arg("dqacc_ws"),
-                  ValueRange{cg.add(dqBase, cg.idx(at))});
-            }
-        }
-      }
-
-    } // !deterministic
 
     SmallVector<Value> yield(dk);
     yield.append(dv);
@@ -888,4 +477,9 @@ void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {
                                 ValueRange{k.at4("dv", bi, hk, keyRow, col)});
       }
   }
+}
+
+void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {
+  kernels::bwd::Kernel kernel(k, sch);
+  kernel.build();
 }
