@@ -24,6 +24,8 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/Regex.h"
+#include "llvm/Support/ThreadPool.h"
+#include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
@@ -41,13 +43,29 @@ flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
       auto add = [&](int64_t d, int64_t dv, bool masked, bool softcap) {
         out.push_back({dt, d, dv, masked, softcap, t});
       };
-      for (int64_t d : {8, 16, 32, 64, 96, 128, 256})
+      const bool tc = std::string(dt) != "f32";
+      // What users meet on tensor cores (f16 / bf16): the head dims of the
+      // models people run, each masked or not, with softcap or not, and
+      // MLA's 192 / 128; the small head dims and Dv != D of the tests.
+      // f32 stays SIMT: its tests' head dims and one of each feature.
+      std::vector<int64_t> dims =
+          tc ? std::vector<int64_t>{8,  16,  32,  40,  48,  64,  80,
+                                    96, 112, 128, 160, 192, 224, 256}
+             : std::vector<int64_t>{8, 16, 32, 64, 96, 128, 256};
+      for (int64_t d : dims)
         for (bool masked : {false, true})
-          add(d, d, masked, false);
+          for (bool softcap : {false, true})
+            if (tc ? d >= 32 || !softcap : !softcap)
+              add(d, d, masked, softcap);
       for (bool masked : {false, true}) {
         add(64, 32, masked, false); // Dv != D
-        add(64, 64, masked, true);  // softcap
-        add(128, 128, masked, true);
+        if (tc) {
+          add(192, 128, masked, false); // MLA
+          add(192, 128, masked, true);
+        } else {
+          add(64, 64, masked, true); // softcap
+          add(128, 128, masked, true);
+        }
       }
     }
   return out;
@@ -94,6 +112,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.mmaWarpRows = c.mmaWarpRows;
   spec.mmaBlockN = c.mmaBlockN;
   spec.deterministic = c.deterministic;
+  spec.fastTanh = c.fastTanh;
   int sm = 0;
   if (llvm::StringRef(c.target).starts_with("sm_"))
     llvm::StringRef(c.target).substr(3, 2).getAsInteger(10, sm);
@@ -132,7 +151,7 @@ bool flashmlir::compileKernelPtx(const BundleConfig &config,
   }
   DialectRegistry registry;
   registerAllDialects(registry);
-  MLIRContext ctx(registry);
+  MLIRContext ctx(registry, MLIRContext::Threading::DISABLED);
   ctx.loadAllAvailableDialects();
   std::string diagnostics;
   ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
@@ -258,11 +277,12 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
 /// Runs `ptxas -arch=<target> -v` on `path` and parses its report.
 static bool runPtxas(const std::string &ptxas, const std::string &path,
                      const std::string &target, llvm::json::Object &report,
-                     std::string &error) {
+                     std::string &error, const std::string &cubin = "") {
   SmallString<128> log;
   llvm::sys::fs::createTemporaryFile("ptxas", "log", log);
   std::string arch = "-arch=" + target;
-  SmallVector<StringRef> argv = {ptxas, arch, "-v", path, "-o", "/dev/null"};
+  StringRef outPath = cubin.empty() ? StringRef("/dev/null") : StringRef(cubin);
+  SmallVector<StringRef> argv = {ptxas, arch, "-v", path, "-o", outPath};
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
                                           StringRef(log)};
   std::string execErr;
@@ -313,29 +333,69 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
         return !j.group.empty();
       })) {
     error = "--autotune: no configuration has a tensor-core forward kernel "
-            "to tune (f16 or bf16, head dim 64 or 128, no softcap)";
+            "to tune (f16 or bf16)";
     return false;
   }
-  for (const BundleJob &job : jobs) {
-    const BundleConfig &c = job.config;
-    for (const char *kind : kKinds) {
-      if (!job.emits(kind))
-        continue;
-      std::string ptx;
-      if (!compileKernelPtx(c, kind, ptx, error))
-        return false;
-      std::string name = configName(c, kind) + job.suffix;
-      SmallString<256> path(options.outDir);
-      llvm::sys::path::append(path, name + ".ptx");
-      {
-        std::error_code ec;
-        llvm::raw_fd_ostream os(path, ec);
-        if (ec) {
-          error = "cannot write " + path.str().str() + ": " + ec.message();
-          return false;
-        }
-        os << ptx;
+  // Every kernel is compiled (and assembled by ptxas) on its own thread
+  // with a private context; the manifest is then written in job order.
+  struct Task {
+    const BundleJob *job;
+    const char *kind;
+    std::string name, path, error;
+    llvm::json::Object resources;
+    bool ok = false;
+    std::string cubinPath() const {
+      return path.substr(0, path.size() - 4) + ".cubin";
+    }
+  };
+  std::vector<Task> tasks;
+  for (const BundleJob &job : jobs)
+    for (const char *kind : kKinds)
+      if (job.emits(kind)) {
+        Task t;
+        t.job = &job;
+        t.kind = kind;
+        t.name = configName(job.config, kind) + job.suffix;
+        SmallString<256> path(options.outDir);
+        llvm::sys::path::append(path, t.name + ".ptx");
+        t.path = path.str().str();
+        tasks.push_back(std::move(t));
       }
+  {
+    llvm::DefaultThreadPool pool(llvm::hardware_concurrency());
+    for (Task &t : tasks)
+      pool.async([&options, &t] {
+        std::string ptx;
+        if (!compileKernelPtx(t.job->config, t.kind, ptx, t.error))
+          return;
+        std::error_code ec;
+        {
+          llvm::raw_fd_ostream os(t.path, ec);
+          if (ec) {
+            t.error = "cannot write " + t.path + ": " + ec.message();
+            return;
+          }
+          os << ptx;
+        }
+        if (!options.ptxas.empty() &&
+            !runPtxas(options.ptxas, t.path, t.job->config.target, t.resources,
+                      t.error, options.cubin ? t.cubinPath() : ""))
+          return;
+        t.ok = true;
+      });
+    pool.wait();
+  }
+  for (Task &t : tasks) {
+    if (!t.ok) {
+      error = t.error;
+      return false;
+    }
+    const BundleJob &job = *t.job;
+    const BundleConfig &c = job.config;
+    const char *kind = t.kind;
+    const std::string &name = t.name;
+    StringRef path = t.path;
+    {
       MLIRContext ctx;
       ctx.loadDialect<gpu::GPUDialect>();
       attn::GpuKernelInfo info =
@@ -345,11 +405,7 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
         args.push_back(llvm::json::Object{{"name", a.name}, {"kind", a.kind}});
       for (const attn::GpuGridDim &g : info.grid)
         grid.push_back(llvm::json::Object{{"dim", g.dim}, {"div", g.div}});
-      llvm::json::Object resources;
-      if (!options.ptxas.empty() &&
-          !runPtxas(options.ptxas, path.str().str(), c.target, resources,
-                    error))
-        return false;
+      llvm::json::Object resources = std::move(t.resources);
       kernels.push_back(llvm::json::Object{
           {"name", name},
           {"file", name + ".ptx"},
@@ -370,6 +426,8 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
           {"args", std::move(args)},
           {"resources", std::move(resources)},
       });
+      if (options.cubin && !options.ptxas.empty())
+        kernels.back().getAsObject()->try_emplace("cubin", name + ".cubin");
       // Deterministic backward: recorded only when on, on every kernel of
       // the configuration (bwd_pre / bwd_main / bwd_post all differ).
       if (c.deterministic)
@@ -402,6 +460,8 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
         } else if (spill > defaultSpills[job.group]) {
           kernels.pop_back();
           llvm::sys::fs::remove(path);
+          if (options.cubin)
+            llvm::sys::fs::remove(t.cubinPath());
           llvm::errs() << "fa-compile: autotune: left out " << name
                        << " (spills " << spill << " bytes; the default "
                        << defaultSpills[job.group] << ")\n";

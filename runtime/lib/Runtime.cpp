@@ -166,6 +166,18 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   std::string path = joinPath(rt->manifest.dir, k.file);
 
   auto mit = cs->modules.find(k.file);
+  // The kernel's SASS, where the bundle has it for this device: no JIT. A
+  // cubin the driver does not take (another architecture, a damaged file)
+  // falls back to the PTX.
+  if (mit == cs->modules.end() && !k.cubin.empty() &&
+      cubinRunsOn(k.config.target, cs->ccMajor, cs->ccMinor)) {
+    std::string image, err;
+    cu::Module mod = nullptr;
+    if (readFile(joinPath(rt->manifest.dir, k.cubin), &image, &err) &&
+        d.cuModuleLoadDataEx(&mod, image.data(), 0, nullptr, nullptr) ==
+            cu::SUCCESS)
+      mit = cs->modules.emplace(k.file, mod).first;
+  }
   if (mit == cs->modules.end()) {
     std::string ptx, err;
     if (!readFile(path, &ptx, &err))

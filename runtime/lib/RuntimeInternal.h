@@ -115,6 +115,10 @@ struct KernelArg {
 struct KernelDesc {
   std::string name;  ///< unique in the bundle
   std::string file;  ///< PTX file relative to the bundle directory
+  /// Optional ("cubin"): the kernel's SASS for config.target, relative to
+  /// the bundle directory; loaded instead of the PTX where it runs
+  /// (cubinRunsOn), the PTX being the fallback.
+  std::string cubin;
   std::string entry; ///< .entry name in the PTX
   KernelKind kind = KernelKind::Fwd;
   KernelConfig config;
@@ -165,6 +169,11 @@ bool checkKernelSignature(const KernelDesc &k, const std::vector<int> &sizes,
 /// Reads every PTX file of `m` (relative to m.dir) and checks each kernel's
 /// signature against its entry. False with *err naming the kernel.
 bool checkBundleSignatures(const Manifest &m, std::string *err);
+
+/// Whether SASS built for `target` ("sm_XY" or "sm_XYa") runs on a device
+/// of compute capability major.minor: same major and, for an "a" target,
+/// the same minor, else a minor no newer than the device's.
+bool cubinRunsOn(const std::string &target, int ccMajor, int ccMinor);
 
 /// Reads a whole file; false (with a message) if it cannot be read.
 bool readFile(const std::string &path, std::string *out, std::string *err);

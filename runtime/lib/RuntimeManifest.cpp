@@ -105,6 +105,19 @@ bool knownGridDimName(const std::string &name) {
   return false;
 }
 
+bool cubinRunsOn(const std::string &target, int ccMajor, int ccMinor) {
+  if (target.size() < 5 || target.compare(0, 3, "sm_") != 0)
+    return false;
+  bool arch = target.back() == 'a';
+  std::string digits = target.substr(3, target.size() - 3 - (arch ? 1 : 0));
+  if (digits.size() < 2 || digits.find_first_not_of("0123456789") !=
+                               std::string::npos)
+    return false;
+  int major = std::stoi(digits.substr(0, digits.size() - 1));
+  int minor = digits.back() - '0';
+  return major == ccMajor && (arch ? minor == ccMinor : minor <= ccMinor);
+}
+
 std::string joinPath(const std::string &dir, const std::string &file) {
   if (dir.empty() || (!file.empty() && file[0] == '/'))
     return file;
@@ -286,6 +299,11 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
   if (!r.str("file", &k->file) || !r.str("entry", &k->entry) ||
       !r.str("kind", &kind))
     return false;
+  if (const JsonValue *cubin = kv.get("cubin")) {
+    if (cubin->kind != JsonValue::Kind::String || cubin->string.empty())
+      return r.fail("\"cubin\" must be a non-empty string");
+    k->cubin = cubin->string;
+  }
   if (!parseKernelKind(kind, &k->kind))
     return r.fail("unknown kind '" + kind +
                   "' (expected fwd, bwd_pre, bwd_main or bwd_post)");

@@ -1,5 +1,7 @@
-// RUN: fa-opt %s --convert-attn-to-gpu --canonicalize --cse --split-input-file | FileCheck %s
+// RUN: fa-opt %s --pass-pipeline="builtin.module(convert-attn-to-gpu{tensor-cores=0},canonicalize,cse)" --split-input-file | FileCheck %s
 
+// The SIMT kernels (tensor-cores=0; f32 always takes them): the tensor-core
+// ones are in convert-attn-to-gpu-tensor-cores.mlir.
 // Host side: the forward becomes one launch over (query block, head, batch)
 // with 128 threads and dynamic shared memory; memrefs are flattened to 1-D
 // views and their element strides passed as scalars.

@@ -7,7 +7,7 @@
 //            [--softcap 0|1|both] [--tensor-cores 0|1] [--mma-async-copy 0|1]
 //            [--mma-warps 4|8] [--mma-warp-rows 16|32]
 //            [--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1]
-//            [--autotune] [--ptxas PATH] [-v]
+//            [--autotune] [--ptxas PATH [--cubin]] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
 // writes a bundle: one PTX file per kernel and manifest.json. --autotune
@@ -38,7 +38,12 @@ static int usage(const std::string &msg) {
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
          "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
          "[--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1] [--autotune]\n"
-         "       [--ptxas PATH] [-v]\n"
+         "       [--ptxas PATH [--cubin]] [-v]\n"
+         "  --softcap-tanh fast|precise  tensor-core softcap through\n"
+         "              tanh.approx.f32 (default) or ex2 + rcp\n"
+         "  --cubin     with --ptxas: also write each kernel's SASS for its\n"
+         "              target (<name>.cubin, listed in the manifest); the\n"
+         "              runtime loads it instead of JIT-compiling the PTX\n"
          "  --deterministic 1: bit-reproducible dQ (query-parallel dQ kernel\n"
          "              instead of f32 atomics in the backward)\n"
          "  --wgmma 0   on sm_90a targets, keep the mma.sync forward instead of\n"
@@ -81,7 +86,7 @@ int main(int argc, char **argv) {
   bool tensorCores = true, mmaAsyncCopy = true;
   int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
   std::string knobFlag; // the last --mma-* flag given (--autotune sets them)
-  bool deterministic = false, wgmma = true;
+  bool deterministic = false, wgmma = true, fastTanh = true;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -102,6 +107,12 @@ int main(int argc, char **argv) {
     } else if (a == "--out") {
       if (!value(options.outDir))
         return usage("--out needs a directory");
+    } else if (a == "--softcap-tanh") {
+      if (!value(v) || (v != "fast" && v != "precise"))
+        return usage("--softcap-tanh expects fast or precise");
+      fastTanh = v == "fast";
+    } else if (a == "--cubin") {
+      options.cubin = true;
     } else if (a == "--ptxas") {
       if (!value(options.ptxas))
         return usage("--ptxas needs a path");
@@ -180,6 +191,8 @@ int main(int argc, char **argv) {
     return usage("--autotune tunes the tensor-core forward kernel; it cannot "
                  "be combined with --tensor-cores 0");
 
+  if (options.cubin && options.ptxas.empty())
+    return usage("--cubin needs --ptxas (the cubins are ptxas output)");
   std::vector<BundleConfig> configs;
   if (useDefault) {
     configs = defaultBundleConfigs(targets);
@@ -194,7 +207,8 @@ int main(int argc, char **argv) {
   for (BundleConfig &c : configs)
     c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy,
     c.mmaWarps = mmaWarps, c.mmaWarpRows = mmaWarpRows,
-    c.mmaBlockN = mmaBlockN, c.deterministic = deterministic, c.wgmma = wgmma;
+    c.mmaBlockN = mmaBlockN, c.deterministic = deterministic, c.wgmma = wgmma,
+    c.fastTanh = fastTanh;
   std::string error;
   int64_t kernels = 0;
   if (!writeBundle(configs, options, error, &kernels)) {

@@ -42,6 +42,8 @@ struct BundleConfig {
   /// On sm_90a targets, the Hopper (wgmma) forward where it supports the
   /// configuration; recorded in the manifest when used.
   bool wgmma = true;
+  /// Tensor-core softcap through tanh.approx.f32 (else ex2 + rcp).
+  bool fastTanh = true;
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks
@@ -56,6 +58,10 @@ struct BundleOptions {
   /// the resource report (registers, shared memory, spill bytes) is stored
   /// in the manifest.
   std::string ptxas;
+  /// With `ptxas`: also keep each kernel's SASS for its target
+  /// (<name>.cubin, the manifest's "cubin"): the runtime loads it instead of
+  /// JIT-compiling the PTX on a device of that architecture.
+  bool cubin = false;
   bool verbose = false;
   /// An autotune bundle (fa-compile --autotune): each configuration with a
   /// tensor-core forward kernel also gets the autotuneCandidates as

@@ -25,29 +25,47 @@ static bool halfPrecision(const GpuKernelSpec &s) {
   return s.elementType && (s.elementType.isF16() || s.elementType.isBF16());
 }
 
-/// The tensor-core forward (mma.sync, and wgmma on sm_90a). The code
-/// handles any D, Dv that are multiples of 16 up to 256; only the head dims
-/// verified on an H100 (test/GPU/attn-mma-check.py) are enabled.
+static int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/// Head dims the tensor-core kernels take: multiples of 8 in [8, 256] (the
+/// MMA tiles are padded inside the kernels: KernelSchedule::dk, dvk).
+static bool tcHeadDims(const GpuKernelSpec &s) {
+  for (int64_t d : {s.headDim, s.headDimV})
+    if (d < 8 || d > 256 || d % 8 != 0)
+      return false;
+  return true;
+}
+
+/// The most dynamic shared memory a block of the target may have: 227 KB
+/// on sm_90, 163 KB on sm_80 (sm_86 / sm_89 allow 99 KB: a bundle for them
+/// would need their own target).
+static int64_t smemLimit(const GpuKernelSpec &s) {
+  return s.smVersion == 80 ? 166912 : 232448;
+}
+
+/// The tensor-core forward (mma.sync, and wgmma on sm_90a): every head dim
+/// and softcap.
 static bool tcForward(const GpuKernelSpec &s) {
-  return halfPrecision(s) && !s.softcap && s.headDim == s.headDimV &&
-         (s.headDim == 64 || s.headDim == 128 || s.headDim == 256);
+  return halfPrecision(s) && tcHeadDims(s);
 }
 
-/// The tensor-core backward main kernel. D = 256 (column split) takes ~211
-/// KB of shared memory: sm_90 only (sm_80 allows 163 KB; it keeps the SIMT
-/// kernel).
+/// The tensor-core backward main kernel: every head dim and softcap, where
+/// its tiles fit the target's shared memory (D = Dv = 256 takes 211 KB:
+/// sm_90 only; sm_80 keeps the SIMT kernel there).
+static KernelSchedule tcBackwardMain(const GpuKernelSpec &s);
 static bool tcBackward(const GpuKernelSpec &s) {
-  if (!halfPrecision(s) || s.softcap || s.headDim != s.headDimV)
-    return false;
-  if (s.headDim == 64 || s.headDim == 128)
-    return true;
-  return s.headDim == 256 && s.smVersion != 80;
+  return halfPrecision(s) && tcHeadDims(s) &&
+         tcBackwardMain(s).smemBytes <= smemLimit(s);
 }
 
-/// The tensor-core deterministic dQ kernel.
+/// The tensor-core deterministic dQ kernel, up to head dims of 128: its
+/// 16-row warps hold dQ in registers (dk / 2 per thread), and from 160 on
+/// they spill 12-170 bytes (ptxas 13.0); wider heads keep the SIMT kernel.
+static KernelSchedule tcDqSchedule(const GpuKernelSpec &s);
 static bool tcDq(const GpuKernelSpec &s) {
-  return halfPrecision(s) && !s.softcap && s.headDim == s.headDimV &&
-         (s.headDim == 64 || s.headDim == 128);
+  return halfPrecision(s) && tcHeadDims(s) &&
+         std::max(s.headDim, s.headDimV) <= 128 &&
+         tcDqSchedule(s).smemBytes <= smemLimit(s);
 }
 
 /// Whether the tensor-core kernels store their cp.async-staged tiles
@@ -94,18 +112,30 @@ flashmlir::abi::Variant mlir::attn::abiVariant(const GpuKernelSpec &s) {
 static KernelSchedule mmaForward(const GpuKernelSpec &s) {
   KernelSchedule k;
   k.engine = Engine::MmaSync;
-  const int64_t D = s.headDim;
-  int64_t warps = D > 128 ? 8 : (D >= 128 && !s.masked ? 8 : 4);
+  k.dk = roundUp(s.headDim, 16);
+  k.dvk = roundUp(s.headDimV, 16);
+  k.fastTanh = s.fastTanh;
+  const int64_t D = k.dk, widest = std::max(k.dk, k.dvk);
+  const bool sm80 = s.smVersion == 80;
+  // One m16 tile per warp (8 warps) for the wide head dims; on sm_80 also
+  // at 112, whose two-tile warps spill 40-100 bytes at any key tile.
+  const bool big = widest > 128 || (sm80 && widest == 112);
+  int64_t warps = big ? 8 : (D >= 128 && !s.masked ? 8 : 4);
   if (s.mmaWarps)
     warps = s.mmaWarps == 8 ? 8 : 4;
   k.threads = warps * kWarp;
-  // Keys per tile: sm_80 code of the masked D = 128 kernel spills ~220
-  // bytes with 64-key tiles and none with 32 (ptxas 13.0); on sm_90 64 keys
-  // spill nothing there and measured 3-10% faster than 32.
-  k.blockN = s.smVersion == 80 && s.masked && D >= 128 ? 32 : 64;
+  // Keys per tile: sm_80 code spills with 64-key tiles where it is spill-
+  // free with 32 (ptxas 13.0): 4-warp kernels from D = 80 (masked D = 128:
+  // ~220 bytes; D = 80 / 96: 100-240) and D = 224 (100-150); the masked
+  // kernels from D = 128 keep 32 keys. On sm_90 64 keys spill nothing there
+  // and measured 3-10% faster than 32 (masked D = 128).
+  k.blockN = sm80 && ((warps == 4 && widest > 64) || widest == 224 ||
+                      (s.masked && widest >= 128))
+                 ? 32
+                 : 64;
   if (s.mmaBlockN)
     k.blockN = s.mmaBlockN == 32 ? 32 : 64;
-  k.warpTiles = D > 128 ? 1 : 2;
+  k.warpTiles = big ? 1 : 2;
   if (s.mmaWarpRows)
     k.warpTiles = s.mmaWarpRows == 16 ? 1 : 2;
   k.blockM = 16 * k.warpTiles * warps;
@@ -115,8 +145,10 @@ static KernelSchedule mmaForward(const GpuKernelSpec &s) {
   // ideal shared-memory wavefronts) measured +2-10% over padded rows (v10).
   // Padded rows where the swizzled addresses (four per ldmatrix operand)
   // cost spills: the masked D = 64 and D = 128 kernels (20-100 bytes on
-  // sm_90; the D = 128 one also measured 2% slower) and sm_80 code.
-  k.swizzle = swizzleTiles(s) && (!s.masked || D > 128);
+  // sm_90; the D = 128 one also measured 2% slower) and sm_80 code; and
+  // rows that are not a multiple of 64 elements (the swizzle's 128 bytes).
+  k.swizzle = swizzleTiles(s) && (!s.masked || big) && k.dk % 64 == 0 &&
+              k.dvk % 64 == 0;
   // Q stays in registers as A fragments unless that would cost too many
   // registers (two m16 tiles per warp and D > 64); then its fragments are
   // re-read from shared memory at every k-step, as FlashAttention-2 does.
@@ -138,14 +170,23 @@ static KernelSchedule mmaForward(const GpuKernelSpec &s) {
 static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
   KernelSchedule k;
   k.engine = Engine::Wgmma;
-  int64_t groups = s.headDim <= 64 ? 1 : 2;
+  k.dk = roundUp(s.headDim, 16);
+  k.dvk = roundUp(s.headDimV, 16);
+  k.fastTanh = s.fastTanh;
+  int64_t groups = k.dk <= 64 && k.dvk <= 64 ? 1 : 2;
   if (s.mmaWarps)
     groups = s.mmaWarps == 4 ? 1 : 2;
   k.threads = groups * 128;
   k.blockM = 64 * groups;
-  k.blockN = s.headDim > 128 ? 64 : 128;
+  k.blockN = k.dvk > 128 ? 64 : 128;
+  if (s.mmaBlockN) // --mma-block-n: 32 / 64 / 128 keys
+    k.blockN = s.mmaBlockN == 32 ? 32 : s.mmaBlockN == 64 ? 64 : 128;
   k.gridDiv = k.blockM;
   k.smemBytes = kernels::wgmmaForwardSmem(s, k);
+  if (k.smemBytes > smemLimit(s) && k.blockN > 64) { // e.g. D 256 / Dv 128
+    k.blockN = 64;
+    k.smemBytes = kernels::wgmmaForwardSmem(s, k);
+  }
   return k;
 }
 
@@ -159,17 +200,22 @@ static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
 /// dQ, no column split) every product runs on wgmma (v12).
 static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
   KernelSchedule k;
-  k.colSplit = s.headDim > 128 ? 2 : 1;
+  k.dk = roundUp(s.headDim, 32);
+  k.dvk = roundUp(s.headDimV, 32);
+  k.fastTanh = s.fastTanh;
+  // dK / dV accumulators per thread: (dk + dvk) / 2 registers, 128 at most.
+  k.colSplit = k.dk + k.dvk > 256 ? 2 : 1;
   k.engine = s.wgmma && k.colSplit == 1 && !s.deterministic ? Engine::Wgmma
                                                              : Engine::MmaSync;
   k.threads = 8 * kWarp;
   k.blockM = 64;
   k.blockN = 16 * (8 / k.colSplit);
   k.gridDiv = k.blockN;
-  k.passQueries = s.headDim > 64 ? 32 : 64;
-  k.residentKV = s.headDim <= 64 && k.engine != Engine::Wgmma;
-  k.swizzle = swizzleTiles(s);
-  k.fragmentOrderDqAcc = fragmentOrderDqAcc(s);
+  k.passQueries = k.dk + k.dvk > 128 ? 32 : 64;
+  k.residentKV =
+      k.dk <= 64 && k.dvk <= 64 && k.engine != Engine::Wgmma;
+  k.swizzle = swizzleTiles(s) && k.dk % 64 == 0 && k.dvk % 64 == 0;
+  k.fragmentOrderDqAcc = s.tensorCores && !s.deterministic;
   k.smemBytes = kernels::mmaBackwardSmem(s, k);
   return k;
 }
@@ -183,12 +229,16 @@ static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
 static KernelSchedule tcDqSchedule(const GpuKernelSpec &s) {
   KernelSchedule k;
   k.engine = Engine::MmaSync;
+  k.dk = roundUp(s.headDim, 16);
+  k.dvk = roundUp(s.headDimV, 16);
+  k.fastTanh = s.fastTanh;
+  const int64_t widest = std::max(k.dk, k.dvk);
   k.threads = 4 * kWarp;
   k.blockM = 16 * 4;
-  k.blockN = s.headDim > 64 ? 32 : 64;
+  k.blockN = widest > 64 ? 32 : 64;
   k.gridDiv = k.blockM;
-  k.qInRegisters = s.headDim <= 64;
-  k.swizzle = swizzleTiles(s);
+  k.qInRegisters = widest <= 64;
+  k.swizzle = swizzleTiles(s) && k.dk % 64 == 0 && k.dvk % 64 == 0;
   k.smemBytes = kernels::mmaDqSmem(s, k);
   return k;
 }

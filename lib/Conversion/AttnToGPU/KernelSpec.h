@@ -41,6 +41,14 @@ struct KernelSchedule {
   int64_t gridDiv = 1;
   int64_t smemBytes = 0; ///< dynamic shared memory
 
+  /// The head dims the tensor-core kernels compute with: D and Dv rounded up
+  /// to the MMA shape (16; 32 in the backward, whose dQ and column-split
+  /// stages halve them). The padding columns are zero in the Q / K / V / dO
+  /// tiles and never written out.
+  int64_t dk = 0, dvk = 0;
+  /// Softcap through tanh.approx.f32 (else ex2 + rcp: Primitives/Score.h).
+  bool fastTanh = true;
+
   // Tensor-core staging and tiles.
   /// XOR-swizzled shared-memory tiles (16-byte chunk c of row r at c ^ (r %
   /// 8)); otherwise rows padded by 8 elements.

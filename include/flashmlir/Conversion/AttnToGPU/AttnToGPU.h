@@ -37,9 +37,9 @@ struct GpuKernelSpec {
   int64_t headDimV = 0; ///< Dv
   bool masked = false;  ///< causal or window (bounds are run-time scalars)
   bool softcap = false; ///< softcap (value is a run-time scalar)
-  /// Use the mma.sync (sm_80+) forward / backward-main kernels where they
-  /// support the spec (f16/bf16, D = Dv = 64 or 128, no softcap); same entry
-  /// and arguments as the SIMT kernels, their own block/grid divisor/smem.
+  /// Use the tensor-core (mma.sync sm_80+, wgmma sm_90a) kernels where they
+  /// support the spec (f16/bf16; KernelSelect.cpp); same entry and arguments
+  /// as the SIMT kernels, their own block/grid divisor/smem.
   bool tensorCores = true;
   /// Tensor-core forward: K/V tiles through cp.async (K_{j+1} and V_j in
   /// flight under the math) instead of synchronous 16-byte loads.
@@ -55,13 +55,18 @@ struct GpuKernelSpec {
   /// query-parallel, each row's sum in a fixed order; attn_bwd_pre only
   /// writes dr_ws.
   bool deterministic = false;
-  /// Hopper forward: `attn_fwd` on wgmma.mma_async (FlashAttention-3 style,
-  /// AttnGPUKernelsWgmma.cpp) where it supports the spec. The PTX then needs
-  /// sm_90a; set only for sm_90a targets.
+  /// Hopper: `attn_fwd` and `attn_bwd_main` on wgmma.mma_async
+  /// (FlashAttention-3 style, Kernels/WgmmaForward.cpp, MmaBackward.cpp)
+  /// where they support the spec. The PTX then needs sm_90a; set only for
+  /// sm_90a targets.
   bool wgmma = false;
   /// Compute capability the kernel is built for (80, 90, ...), for the tile
   /// model; 0 = unknown (tuned for sm_90).
   int64_t smVersion = 0;
+  /// Tensor-core softcap: tanh.approx.f32 (FlashAttention-2's choice) or, if
+  /// false, a tanh from ex2 and rcp (absolute error ~1e-7, one more MUFU op
+  /// per score).
+  bool fastTanh = true;
 };
 
 /// The kernel kinds of the ABI. The launch order of the backward is BwdPre,

@@ -107,6 +107,22 @@ using namespace mlir::attn;
 using namespace mlir::attn::detail;
 using namespace mlir::attn::kernels::bwd;
 
+/// wgmma: the dQ columns per warpgroup: dk / 2, or, where the second half
+/// would start inside a 64-column block of the K tile and leave it (dk =
+/// 96, 160, ...), 64-column aligned halves (MmaBackwardDq.cpp).
+static int64_t wgDqCols(const KernelSchedule &sch) {
+  const int64_t qw = sch.dk / 2;
+  return qw > 32 && qw % 64 != 0 ? (qw + 63) / 64 * 64 : qw;
+}
+
+/// wgmma: the K tile's width: dk in 64-column blocks, and the two dQ halves.
+static int64_t kCols(const KernelSchedule &sch) {
+  return std::max((sch.dk + 63) / 64 * 64, 2 * wgDqCols(sch));
+}
+
+int64_t Kernel::wgmmaDqCols() const { return wgDqCols(sch); }
+int64_t Kernel::kTileCols() const { return wg ? kCols(sch) : D; }
+
 Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   const int64_t eb = 2; // f16 / bf16
   const int64_t bn = sch.blockN, kBM = sch.blockM;
@@ -116,11 +132,12 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
     // [BN keys][64 queries]) and 1024-byte aligned, + the shift to a
     // 1024-byte boundary.
     using tile::alignUp;
+    const int64_t W = (sch.dk + 63) / 64 * 64, Wv = (sch.dvk + 63) / 64 * 64;
     l.k = 0;
-    l.v = alignUp(bn * s.headDim * eb);
-    l.qBytes = alignUp(kBM * s.headDim * eb);
-    l.dOBytes = alignUp(kBM * s.headDimV * eb);
-    l.q = l.v + alignUp(bn * s.headDimV * eb);
+    l.v = alignUp(bn * kCols(sch) * eb);
+    l.qBytes = alignUp(kBM * W * eb);
+    l.dOBytes = alignUp(kBM * Wv * eb);
+    l.q = l.v + alignUp(bn * Wv * eb);
     l.dO = l.q + 2 * l.qBytes;
     l.dS = l.dO + 2 * l.dOBytes;
     l.lse = l.dS + alignUp(bn * kBM * eb);
@@ -133,10 +150,10 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
   // on sm_90, padded on sm_80 (schedule.swizzle); dS^T / P^T (4-byte
   // stores from registers): padded rows.
   const int64_t tp = sch.swizzle ? 0 : kPad;
-  l.k = m.add(bn * (s.headDim + tp) * eb);
-  l.v = m.add(bn * (s.headDimV + tp) * eb);
-  l.qBytes = kBM * (s.headDim + tp) * eb;
-  l.dOBytes = kBM * (s.headDimV + tp) * eb;
+  l.k = m.add(bn * (sch.dk + tp) * eb);
+  l.v = m.add(bn * (sch.dvk + tp) * eb);
+  l.qBytes = kBM * (sch.dk + tp) * eb;
+  l.dOBytes = kBM * (sch.dvk + tp) * eb;
   l.q = m.add(2 * l.qBytes);
   l.dO = m.add(2 * l.dOBytes);
   l.dS = m.add(bn * (kBM + kPad) * eb);
@@ -184,7 +201,7 @@ void Kernel::fenceAsync() {
 
 SmallVector<int64_t> Kernel::tileShape(int64_t rows, int64_t cols) const {
   if (wg)
-    return {cols / 64, rows, 64};
+    return {(cols + 63) / 64, rows, 64};
   return {rows, cols + tp};
 }
 
@@ -202,8 +219,10 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
     : k(k), sch(sch), s(k.spec), b(k.b), cg(k.cg) {
   kBM = sch.blockM;
   kNW = sch.warps();
-  D = s.headDim;
-  Dv = s.headDimV;
+  D = sch.dk;
+  Dv = sch.dvk;
+  realD = s.headDim;
+  realDv = s.headDimV;
   CS = sch.colSplit;
   KG = kNW / CS;
   BN = 16 * KG;
@@ -235,7 +254,13 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
   wl = s.masked ? k.arg("window_left") : Value();
   wr = s.masked ? k.arg("window_right") : Value();
   scale = k.arg("scale");
-  scale2 = cg.fmul(scale, cg.f32(kLog2e));
+  if (s.softcap) {
+    Value c = k.arg("softcap");
+    capMul = cg.fdiv(scale, c);
+    scale2 = cg.fmul(c, cg.f32(kLog2e));
+  } else {
+    scale2 = cg.fmul(scale, cg.f32(kLog2e));
+  }
 
   L = layoutOf(s, sch);
   tp = sch.swizzle ? 0 : kPad;
@@ -247,7 +272,7 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
     desc.emplace(b, tile::alignSmem(k));
     wge.emplace(wgmma::WgmmaEmitter{b, et.isF16() ? "f16" : "bf16"});
   }
-  ks = k.smem(L.k, tileShape(BN, D));
+  ks = k.smem(L.k, tileShape(BN, kTileCols()));
   vs = k.smem(L.v, tileShape(BN, Dv));
   dss = k.smem(L.dS, {BN, wg ? kBM : kBM + kPad});
   pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
@@ -290,9 +315,9 @@ Iter Kernel::iterOf(Value hI32, Value tI32) {
 Value Kernel::stage(Value hI, Value tI, Value buf, Value tid) {
   Iter r = iterOf(hI, tI);
   (void)copy::stageTileAsync(k, "q", bi, r.h, r.q0, nq, kBM, D, qView(buf),
-                             tid, /*rowStep=*/true);
+                             tid, /*rowStep=*/true, realD);
   (void)copy::stageTileAsync(k, "do", bi, r.h, r.q0, nq, kBM, Dv, dOView(buf),
-                             tid, /*rowStep=*/true);
+                             tid, /*rowStep=*/true, realDv);
   auto first = scf::IfOp::create(
       b, cg.cmp(arith::CmpIPredicate::slt, tid, cg.idx(kBM)), false);
   {
@@ -362,8 +387,9 @@ void Kernel::build() {
 
   // K and V of the block (rows >= Nk are clamped copies of row Nk - 1:
   // finite, their P and dS are masked to 0 and their dK/dV never stored).
-  copy::stageTile(k, "k", bi, hk, k0, nk, BN, D, ks, top.tid);
-  copy::stageTile(k, "v", bi, hk, k0, nk, BN, Dv, vs, top.tid);
+  copy::stageTile(k, "k", bi, hk, k0, nk, BN, kTileCols(), ks, top.tid,
+                  realD);
+  copy::stageTile(k, "v", bi, hk, k0, nk, BN, Dv, vs, top.tid, realDv);
   fenceAsync();
   gpu::BarrierOp::create(b);
 
@@ -448,34 +474,51 @@ void Kernel::build() {
     scf::YieldOp::create(b, yield);
   }
 
-  // Epilogue: dK * scale and dV of this lane's keys (< Nk).
+  // Epilogue: dK * scale and dV of this lane's keys (< Nk), columns below
+  // the real head dims (n8 tiles of padding are skipped: statically, or
+  // under a warp-uniform branch where the column half is the warp's).
   ValueRange res = loop.getResults();
   Value t = top.t;
+  // Stores the lane's pairs of n8 tiles [0, T) of accumulator `acc0` (width
+  // W per warp, `real` columns) to `name`, each element through `convert`.
+  auto storeRows = [&](int64_t r, Value keyRow, StringRef name, int64_t acc0,
+                       int64_t T, int64_t W, int64_t real,
+                       function_ref<Value(Value)> convert) {
+    for (int64_t n = 0; n < T; ++n) {
+      if ((CS > 1 ? 0 : 8 * n) >= real)
+        continue; // padding for every warp
+      OpBuilder::InsertionGuard gc(b);
+      if (CS > 1 && (CS - 1) * W + 8 * n + 8 > real) { // padding in some half
+        auto in = scf::IfOp::create(
+            b,
+            cg.cmp(arith::CmpIPredicate::slt,
+                   cg.add(cg.mul(top.cs, cg.idx(W)), cg.idx(8 * n)),
+                   cg.idx(real)),
+            false);
+        b.setInsertionPoint(in.thenBlock()->getTerminator());
+      }
+      for (int64_t e = 0; e < 2; ++e) {
+        Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
+        if (CS > 1)
+          col = cg.add(cg.mul(top.cs, cg.idx(W)), col);
+        Value x = convert(res[(acc0 + n) * 4 + 2 * r + e]);
+        memref::StoreOp::create(b, x, k.arg(name),
+                                ValueRange{k.at4(name, bi, hk, keyRow, col)});
+      }
+    }
+  };
   for (int64_t r = 0; r < 2; ++r) {
     Value keyRow = keyRowOf(top, r);
     auto ok = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, keyRow, nk), false);
     OpBuilder::InsertionGuard ge(b);
     b.setInsertionPoint(ok.thenBlock()->getTerminator());
-    for (int64_t n = 0; n < KT; ++n)
-      for (int64_t e = 0; e < 2; ++e) {
-        Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
-        if (CS > 1)
-          col = cg.add(cg.mul(top.cs, cg.idx(KW)), col);
-        Value x = arith::TruncFOp::create(
-            b, et, cg.fmul(res[n * 4 + 2 * r + e], scale));
-        memref::StoreOp::create(b, x, k.arg("dk"),
-                                ValueRange{k.at4("dk", bi, hk, keyRow, col)});
-      }
-    for (int64_t n = 0; n < VT; ++n)
-      for (int64_t e = 0; e < 2; ++e) {
-        Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
-        if (CS > 1)
-          col = cg.add(cg.mul(top.cs, cg.idx(VW)), col);
-        Value x = arith::TruncFOp::create(b, et, res[(KT + n) * 4 + 2 * r + e]);
-        memref::StoreOp::create(b, x, k.arg("dv"),
-                                ValueRange{k.at4("dv", bi, hk, keyRow, col)});
-      }
+    storeRows(r, keyRow, "dk", 0, KT, KW, realD, [&](Value x) -> Value {
+      return arith::TruncFOp::create(b, et, cg.fmul(x, scale));
+    });
+    storeRows(r, keyRow, "dv", KT, VT, VW, realDv, [&](Value x) -> Value {
+      return arith::TruncFOp::create(b, et, x);
+    });
   }
 }
 

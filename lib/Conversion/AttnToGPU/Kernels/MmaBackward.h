@@ -83,6 +83,10 @@ struct Kernel {
   SmallVector<int64_t> tileShape(int64_t rows, int64_t cols) const;
   SmallVector<Value> aFrag(const Lanes &l, Value mem, int64_t kk);
   Value keyRowOf(const Lanes &l, int64_t r);
+  /// wgmma: the dQ columns per warpgroup and the K tile's width
+  /// (MmaBackwardDq.cpp).
+  int64_t wgmmaDqCols() const;
+  int64_t kTileCols() const;
   Value fullTile(Value q0);
   // MmaBackwardPass.cpp: pass `pass` of the tile's queries; updates dk, dv.
   void pass(Step &st, int64_t pass, SmallVector<Value> &dk,
@@ -96,7 +100,10 @@ struct Kernel {
   ImplicitLocOpBuilder &b;
   detail::Codegen &cg;
 
-  int64_t kBM, kNW, D, Dv;
+  int64_t kBM, kNW;
+  /// The padded head dims the MMAs use (schedule dk / dvk: columns >= the
+  /// real realD / realDv are zero in the tiles and never written out).
+  int64_t D, Dv, realD, realDv;
   int64_t CS; ///< warps sharing a key group
   int64_t KG; ///< key groups of 16
   int64_t BN; ///< keys per block: 16 per key group
@@ -120,6 +127,7 @@ struct Kernel {
   Value kb, hk, bi;
   Lanes top;
   Value nq, nk, heads, group, off, c0, c1, k0, kLast, wl, wr, scale, scale2;
+  Value capMul; ///< softcap: scale / c (scale2 is then c log2(e))
   std::optional<wgmma::Descriptors> desc;
   std::optional<wgmma::WgmmaEmitter> wge;
   Value ks, vs, dss, pss, lseS, drS;

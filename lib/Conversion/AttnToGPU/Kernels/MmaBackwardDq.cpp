@@ -20,6 +20,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -59,28 +60,56 @@ void Kernel::dqStage(Step &st) {
                      cg.add(g, cg.idx(8 * r)));
     qOk[r] = cg.cmp(arith::CmpIPredicate::slt, qRow[r], nq);
   }
+  // (The workspace rows have the real head dim; n8 tiles of padding
+  // columns, >= realD, are not added.)
   Value dqBase = cg.add(
       cg.mul(cg.add(cur.rowBase16, cg.add(q0, cg.mul(ln.qw, cg.idx(16)))),
-             cg.idx(D)),
+             cg.idx(realD)),
       cg.add(cg.mul(ln.qc, cg.idx(QW / 8 * 128)), ln.lane));
+  // Runs `body` for the n8 tile starting at column `col` (colConst: its
+  // value when static) unless it is padding (>= realD): statically, or
+  // under a warp-uniform branch.
+  auto unlessPadding = [&](function_ref<Value()> col,
+                           std::optional<int64_t> colConst, int64_t colMax,
+                           function_ref<void()> body) {
+    if (colConst ? *colConst >= realD : false)
+      return;
+    if (colConst || colMax + 8 <= realD) {
+      body();
+      return;
+    }
+    auto in = scf::IfOp::create(
+        b, cg.cmp(arith::CmpIPredicate::slt, col(), cg.idx(realD)), false);
+    OpBuilder::InsertionGuard gi(b);
+    b.setInsertionPoint(in.thenBlock()->getTerminator());
+    body();
+  };
   if (wg) {
-    // wgmma: warpgroup qc computes dQ[64 queries][QW columns from qc QW]
-    // = dS K over the block's keys in one group of m64nQWk16: A = dS
-    // read M-major from dS^T [BN][64] (transposed by the descriptor), B
-    // = K rows 16 kk.., columns qc QW.., N-major. Its fragment (warp qw =
-    // w % 4: rows 16 qw + g + 8 r, n8 tile n) is the mma.sync one.
-    Value colOff = cg.add(
-        cg.mul(k.div(dqCol, 64), cg.idx(BN * 128)),
-        cg.mul(k.rem(dqCol, 64), cg.idx(2)));
+    // wgmma: warpgroup qc computes dQ[64 queries][QWg columns from qc QWg]
+    // = dS K over the block's keys in one group of m64nQWgk16: A = dS read
+    // M-major from dS^T [BN][64] (transposed by the descriptor), B = K rows
+    // 16 kk.., the warpgroup's columns, N-major. Its fragment (warp qw = w %
+    // 4: rows 16 qw + g + 8 r, n8 tile n) is the mma.sync one. A descriptor's
+    // N range may start inside a 64-column block of the swizzled K tile only
+    // if it ends there: where dk / 2 would cross one (dk = 96, 160), QWg is
+    // rounded up to 64 columns and the K tile is zero-padded to 2 QWg
+    // (wgmmaDqCols); the extra columns are computed and never added.
+    const int64_t QWg = wgmmaDqCols();
+    Value col0 = cg.mul(ln.qc, cg.idx(QWg));
+    Value base = QWg == QW ? dqBase
+                           : cg.add(cg.sub(dqBase, cg.mul(ln.qc,
+                                                          cg.idx(QW / 8 * 128))),
+                                    cg.mul(ln.qc, cg.idx(QWg / 8 * 128)));
+    Value colOff = cg.add(cg.mul(k.div(col0, 64), cg.idx(BN * 128)),
+                          cg.mul(k.rem(col0, 64), cg.idx(2)));
     SmallVector<Value> dsA2, kB;
     for (int64_t kk = 0; kk < NK; ++kk) {
-      dsA2.push_back(ld->plus(ld->mnMajor(BN * 128),
-                                cg.idx(L.dS + kk * 16 * 128)));
-      kB.push_back(ld->plus(
-          ld->mnMajor(BN * 128),
-          cg.add(colOff, cg.idx(L.k + kk * 16 * 128))));
+      dsA2.push_back(
+          ld->plus(ld->mnMajor(BN * 128), cg.idx(L.dS + kk * 16 * 128)));
+      kB.push_back(ld->plus(ld->mnMajor(BN * 128),
+                            cg.add(colOff, cg.idx(L.k + kk * 16 * 128))));
     }
-    wgmma::WgmmaEmitter::Group gr{QW, {}, dsA2, {}, kB, /*transB=*/true};
+    wgmma::WgmmaEmitter::Group gr{QWg, {}, dsA2, {}, kB, /*transB=*/true};
     gr.transA = true;
     SmallVector<Value> acc = wge->issue({gr});
     acc = wge->wait(0, acc);
@@ -88,12 +117,17 @@ void Kernel::dqStage(Step &st) {
       auto ok = scf::IfOp::create(b, qOk[r], false);
       OpBuilder::InsertionGuard ga(b);
       b.setInsertionPoint(ok.thenBlock()->getTerminator());
-      for (int64_t n = 0; n < QW / 8; ++n)
-        for (int64_t e = 0; e < 2; ++e)
-          memref::AtomicRMWOp::create(
-              b, arith::AtomicRMWKind::addf, acc[n * 4 + 2 * r + e],
-              k.arg("dqacc_ws"),
-              ValueRange{cg.add(dqBase, cg.idx(128 * n + 32 * (2 * r + e)))});
+      for (int64_t n = 0; n < QWg / 8; ++n)
+        unlessPadding(
+            [&] { return cg.add(col0, cg.idx(8 * n)); }, std::nullopt,
+            QWg + 8 * n, [&] {
+              for (int64_t e = 0; e < 2; ++e)
+                memref::AtomicRMWOp::create(
+                    b, arith::AtomicRMWKind::addf, acc[n * 4 + 2 * r + e],
+                    k.arg("dqacc_ws"),
+                    ValueRange{
+                        cg.add(base, cg.idx(128 * n + 32 * (2 * r + e)))});
+            });
     }
   }
   for (int64_t pn = 0; pn < (wg ? 0 : QW / 16); ++pn) {
@@ -113,14 +147,21 @@ void Kernel::dqStage(Step &st) {
       auto ok = scf::IfOp::create(b, qOk[r], false);
       OpBuilder::InsertionGuard ga(b);
       b.setInsertionPoint(ok.thenBlock()->getTerminator());
-      for (int64_t half = 0; half < 2; ++half)
-        for (int64_t e = 0; e < 2; ++e) {
-          int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
-          memref::AtomicRMWOp::create(
-              b, arith::AtomicRMWKind::addf, acc[half][2 * r + e],
-              k.arg("dqacc_ws"),
-              ValueRange{cg.add(dqBase, cg.idx(at))});
-        }
+      for (int64_t half = 0; half < 2; ++half) {
+        auto atomics = [&] {
+          for (int64_t e = 0; e < 2; ++e) {
+            int64_t at = 128 * (2 * pn + half) + 32 * (2 * r + e);
+            memref::AtomicRMWOp::create(
+                b, arith::AtomicRMWKind::addf, acc[half][2 * r + e],
+                k.arg("dqacc_ws"), ValueRange{cg.add(dqBase, cg.idx(at))});
+          }
+        };
+        if (D == realD)
+          atomics();
+        else
+          unlessPadding([&] { return cg.add(dqCol, cg.idx(16 * pn + 8 * half)); },
+                        std::nullopt, QW + 16 * pn + 8 * half, atomics);
+      }
     }
   }
 

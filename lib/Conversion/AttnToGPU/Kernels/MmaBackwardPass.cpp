@@ -12,6 +12,7 @@
 #include "MmaBackward.h"
 
 #include "../Primitives/MmaSync.h"
+#include "../Primitives/Score.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
 
@@ -91,6 +92,11 @@ void Kernel::pass(Step &st, int64_t pass, SmallVector<Value> &dk,
       for (int64_t i = 0; i < 4; ++i) {
         sAcc[j][i] = both[j * 4 + i];
         dpAccW[j].push_back(both[QS / 2 + j * 4 + i]);
+        if (s.softcap) { // dP^T is here already: fold 1 - tanh^2 into it
+          Value d;
+          sAcc[j][i] = score::softcap(k, sAcc[j][i], capMul, sch.fastTanh, &d);
+          dpAccW[j][i] = cg.fmul(dpAccW[j][i], d);
+        }
       }
   }
   for (int64_t kk = 0; kk < (wg ? 0 : D / 16); ++kk) {
@@ -110,14 +116,21 @@ void Kernel::pass(Step &st, int64_t pass, SmallVector<Value> &dk,
   auto qCol = [&](int64_t j, int64_t e) {
     return cg.add(cg.add(qb, cg.idx(8 * j + e)), cg.mul(t, cg.idx(2)));
   };
-  SmallVector<Value> pv;
+  // Softcap: S^T -> tanh(S^T scale / c) (Primitives/Score.h); its 1 -
+  // tanh^2 multiplies dS^T below (wgmma: done above, into dP^T).
+  SmallVector<Value> pv, sech2;
   for (int64_t j = 0; j < ST; ++j)
     for (int64_t i = 0; i < 4; ++i) {
       Value lse = memref::LoadOp::create(
           b, lseS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
       Value negL = cg.fmul(lse, cg.f32(-kLog2e));
-      pv.push_back(
-          cg.exp2(LLVM::FMAOp::create(b, sAcc[j][i], scale2, negL)));
+      Value x = sAcc[j][i];
+      if (s.softcap && !wg) {
+        Value d;
+        x = score::softcap(k, x, capMul, sch.fastTanh, &d);
+        sech2.push_back(d);
+      }
+      pv.push_back(cg.exp2(LLVM::FMAOp::create(b, x, scale2, negL)));
     }
   SmallVector<Type> types(pv.size(), f32);
   auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
@@ -205,7 +218,10 @@ void Kernel::pass(Step &st, int64_t pass, SmallVector<Value> &dk,
   SmallVector<Value> dsv(pv.size());
   for (int64_t j = 0; j < ST; ++j)
     for (int64_t i = 0; i < 4; ++i)
-      dsv[j * 4 + i] = cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
+      dsv[j * 4 + i] = s.softcap && !wg
+                           ? cg.fmul(cg.fmul(pv[j * 4 + i], dpAcc[j][i]),
+                                           sech2[j * 4 + i])
+                                 : cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
   auto aOf = [&](ArrayRef<Value> x, int64_t kk) {
     const Value *x0 = &x[(2 * kk) * 4], *x1 = &x[(2 * kk + 1) * 4];
     return SmallVector<Value>{mma::pack(k, x0[0], x0[1]), mma::pack(k, x0[2], x0[3]),

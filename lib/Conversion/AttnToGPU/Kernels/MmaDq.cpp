@@ -45,6 +45,7 @@
 
 #include "../Primitives/Mask.h"
 #include "../Primitives/MmaSync.h"
+#include "../Primitives/Score.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
 
@@ -81,10 +82,10 @@ static DqLayout layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   // Rows of D elements, XOR-swizzled (tile::swizzleCol) on sm_90, padded
   // on sm_80 (schedule.swizzle).
   const int64_t tp = sch.swizzle ? 0 : 8;
-  l.q = m.add(bm * (s.headDim + tp) * eb);
-  l.dO = m.add(bm * (s.headDimV + tp) * eb);
-  l.kBytes = tile::align16(bn * (s.headDim + tp) * eb);
-  l.vBytes = tile::align16(bn * (s.headDimV + tp) * eb);
+  l.q = m.add(bm * (sch.dk + tp) * eb);
+  l.dO = m.add(bm * (sch.dvk + tp) * eb);
+  l.kBytes = tile::align16(bn * (sch.dk + tp) * eb);
+  l.vBytes = tile::align16(bn * (sch.dvk + tp) * eb);
   l.k = m.add(2 * l.kBytes);
   l.v = m.add(2 * l.vBytes);
   l.total = m.total;
@@ -99,7 +100,10 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
   ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
   const GpuKernelSpec &s = k.spec;
-  const int64_t D = s.headDim, Dv = s.headDimV;
+  // The padded head dims the MMAs use (columns >= the real ones are zero
+  // in the tiles and never written out).
+  const int64_t D = sch.dk, Dv = sch.dvk;
+  const int64_t realD = s.headDim, realDv = s.headDimV;
   const int64_t BM = sch.blockM, BN = sch.blockN;
   const int64_t NT = BN / 8; // n8 tiles of S / dP / dS
   const int64_t QT = D / 8;  // n8 tiles of dQ
@@ -130,7 +134,16 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
   Value wl = s.masked ? k.arg("window_left") : Value();
   Value wr = s.masked ? k.arg("window_right") : Value();
   Value scale = k.arg("scale");
-  Value scale2 = cg.fmul(scale, cg.f32(kLog2e));
+  // Softcap c: scores tanh(S scale / c) in units of c log2(e)
+  // (Primitives/Score.h); dS also takes their 1 - tanh^2.
+  Value scale2, capMul;
+  if (s.softcap) {
+    Value c = k.arg("softcap");
+    capMul = cg.fdiv(scale, c);
+    scale2 = cg.fmul(c, cg.f32(kLog2e));
+  } else {
+    scale2 = cg.fmul(scale, cg.f32(kLog2e));
+  }
 
   const DqLayout L = layoutOf(s, sch);
   const int64_t tp = sch.swizzle ? 0 : 8;
@@ -174,12 +187,16 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
   // K and V tile `kbi` into buffer `buf` (one commit group).
   auto stageKV = [&](Value kbi, Value buf) {
     Value k0 = cg.mul(kbi, bn);
-    (void)copy::stageTileAsync(k, "k", bi, hk, k0, nk, BN, D, kView(buf), tid);
-    (void)copy::stageTileAsync(k, "v", bi, hk, k0, nk, BN, Dv, vView(buf), tid);
+    (void)copy::stageTileAsync(k, "k", bi, hk, k0, nk, BN, D, kView(buf), tid,
+                               /*rowStep=*/false, realD);
+    (void)copy::stageTileAsync(k, "v", bi, hk, k0, nk, BN, Dv, vView(buf), tid,
+                               /*rowStep=*/false, realDv);
   };
   // Prologue: Q, dO and the first K / V tile in flight together.
-  (void)copy::stageTileAsync(k, "q", bi, h, q0, nq, BM, D, qs, tid);
-  (void)copy::stageTileAsync(k, "do", bi, h, q0, nq, BM, Dv, dos, tid);
+  (void)copy::stageTileAsync(k, "q", bi, h, q0, nq, BM, D, qs, tid,
+                             /*rowStep=*/false, realD);
+  (void)copy::stageTileAsync(k, "do", bi, h, q0, nq, BM, Dv, dos, tid,
+                             /*rowStep=*/false, realDv);
   {
     auto hasKeys = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
@@ -253,11 +270,15 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
     SmallVector<SmallVector<Value>> sAcc = product(
         qf, qs, ks, D,
         SmallVector<SmallVector<Value>>(NT, SmallVector<Value>(4, cg.f32(0.0))));
-    SmallVector<Value> pv;
+    SmallVector<Value> pv, sech2;
     for (int64_t j = 0; j < NT; ++j)
       for (int64_t i = 0; i < 4; ++i)
-        pv.push_back(
-            cg.exp2(LLVM::FMAOp::create(b, sAcc[j][i], scale2, nlse2[i / 2])));
+        pv.push_back(cg.exp2(LLVM::FMAOp::create(
+            b,
+            s.softcap ? score::softcap(k, sAcc[j][i], capMul, sch.fastTanh,
+                                       &sech2.emplace_back())
+                      : sAcc[j][i],
+            scale2, nlse2[i / 2])));
 
     // Element mask on tiles not entirely visible to every row of the tile
     // (and keys >= Nk): P = 0 there.
@@ -308,7 +329,10 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
     SmallVector<Value> dsv(pv.size());
     for (int64_t j = 0; j < NT; ++j)
       for (int64_t i = 0; i < 4; ++i)
-        dsv[j * 4 + i] = cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
+        dsv[j * 4 + i] =
+            s.softcap ? cg.fmul(cg.fmul(pv[j * 4 + i], dpAcc[j][i]),
+                                sech2[j * 4 + i])
+                      : cg.fmul(pv[j * 4 + i], dpAcc[j][i]);
 
     // ---- dQ += dS K: A of keys 16kk.. = dS tiles 2kk and 2kk + 1; B[k =
     // key][n = d] = K[key][d] stored [k][n] -> ldmatrix.trans.
@@ -350,5 +374,5 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
     }
   }
   gpu::BarrierOp::create(b);
-  copy::storeTile(k, qs, "dq", bi, h, q0, nq, BM, D, tid);
+  copy::storeTile(k, qs, "dq", bi, h, q0, nq, BM, realD, tid);
 }

@@ -32,6 +32,11 @@
 //    applied only to blocks not entirely visible.
 //  * f16 uses nvgpu.mma.sync; bf16 uses nvvm.mma.sync with bf16 operand types
 //    (nvgpu.mma.sync cannot lower bf16 on MLIR 22).
+//  * Any head dims D, Dv (multiples of 8 up to 256): the MMAs run on
+//    dk / dvk = D / Dv rounded up to 16, the padding columns of the Q / K / V
+//    tiles are zero (copied with source size 0) and O's are never stored.
+//  * Softcap: S' -> tanh(S' |scale| / c) before the mask, scores in log2
+//    units x * c log2(e) (Primitives/Score.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,6 +46,7 @@
 #include "../Primitives/Mask.h"
 #include "../Primitives/MmaSync.h"
 #include "../Primitives/OnlineSoftmax.h"
+#include "../Primitives/Score.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
 
@@ -57,7 +63,7 @@ using namespace mlir::attn::detail;
 
 static constexpr int64_t kPad = 8; // elements of padding per smem row
 
-// Q / K / V tiles: rows of D (Dv) elements, XOR-swizzled
+// Q / K / V tiles: rows of dk (dvk) elements, XOR-swizzled
 // (tile::swizzleCol), or padded rows where the schedule says so; the O tile
 // of the epilogue (4-byte stores): padded rows.
 namespace {
@@ -71,10 +77,10 @@ struct FwdLayout {
 static FwdLayout layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   FwdLayout l;
   const int64_t pad = sch.swizzle ? 0 : kPad;
-  l.rowQ = s.headDim + pad;
-  l.rowD = s.headDim + pad;
-  l.rowDv = s.headDimV + pad;
-  l.rowO = s.headDimV + kPad;
+  l.rowQ = sch.dk + pad;
+  l.rowD = sch.dk + pad;
+  l.rowDv = sch.dvk + pad;
+  l.rowO = sch.dvk + kPad;
   // Q shares the bytes of the K tile when it lives in registers (it is read
   // only before the key loop); otherwise it has its own region. With
   // cp.async, Q has its own region too: it is loaded together with the
@@ -101,7 +107,10 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   Codegen &cg = k.cg;
   const GpuKernelSpec &s = k.spec;
   const FwdLayout lay = layoutOf(s, sch);
-  const int64_t D = s.headDim, Dv = s.headDimV;
+  // The padded head dims the MMAs use (columns >= the real ones are zero
+  // in the Q / K / V tiles and never written out).
+  const int64_t D = sch.dk, Dv = sch.dvk;
+  const int64_t realD = s.headDim, realDv = s.headDimV;
   const int64_t kBlockN = sch.blockN;
   const int64_t NT = kBlockN / 8;  // n8 tiles of S
   const int64_t OT = Dv / 8;       // n8 tiles of O
@@ -160,17 +169,19 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     // Q and the first visible K tile in flight together (two groups); wait
     // for Q only. Without visible keys Q is never read (and the wait after
     // the loop drains it).
-    copy::stageTileAsync(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid);
+    copy::stageTileAsync(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid,
+                         /*rowStep=*/false, realD);
     auto hasKeys = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(hasKeys.thenBlock()->getTerminator());
-      copy::stageTileAsync(k, "k", bi, hk, cg.mul(kbLo, bn), nk, kBlockN, D, ks, tid);
+      copy::stageTileAsync(k, "k", bi, hk, cg.mul(kbLo, bn), nk, kBlockN, D,
+                           ks, tid, /*rowStep=*/false, realD);
       NVVM::CpAsyncWaitGroupOp::create(b, 1);
     }
   } else {
-    copy::stageTile(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid);
+    copy::stageTile(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid, realD);
   }
   gpu::BarrierOp::create(b);
   // With scale < 0 the kernel computes S' = (-Q) K^T (exact: a sign-bit
@@ -231,11 +242,21 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   for (int64_t mt = 0; mt < MT; ++mt)
     for (int64_t r = 0; r < 2; ++r)
       qRow[mt][r] = cg.add(cg.add(q0, tileRow(mt)), cg.add(g, cg.idx(8 * r)));
-  // |scale| log2(e), kept away from 0 so that -inf * scale2 stays -inf.
-  Value scale2 = cg.fmax(
-      cg.fmul(cg.select(negScale, arith::NegFOp::create(b, scale), scale),
-              cg.f32(kLog2e)),
-      cg.f32(1e-30));
+  // |scale| log2(e), kept away from 0 so that -inf * scale2 stays -inf;
+  // with softcap c: c log2(e), the scores being tanh(S' |scale| / c)
+  // (Primitives/Score.h).
+  Value scale2, capMul;
+  if (s.softcap) {
+    Value c = k.arg("softcap");
+    capMul = cg.fdiv(cg.select(negScale, arith::NegFOp::create(b, scale), scale),
+                     c);
+    scale2 = cg.fmul(c, cg.f32(kLog2e));
+  } else {
+    scale2 = cg.fmax(
+        cg.fmul(cg.select(negScale, arith::NegFOp::create(b, scale), scale),
+                cg.f32(kLog2e)),
+        cg.f32(1e-30));
+  }
 
   // Loop state: per m16 tile m[2], l[2] (per-lane partial sums), then per
   // m16 tile O[OT][4].
@@ -260,11 +281,12 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       // with P V_{j-1}, so V_j can be issued (it lands under S = Q K_j).
       NVVM::CpAsyncWaitGroupOp::create(b, 0);
       gpu::BarrierOp::create(b);
-      copy::stageTileAsync(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
+      copy::stageTileAsync(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid,
+                           /*rowStep=*/false, realDv);
     } else {
       gpu::BarrierOp::create(b); // Q / previous tiles no longer read
-      copy::stageTile(k, "k", bi, hk, k0, nk, kBlockN, D, ks, tid);
-      copy::stageTile(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid);
+      copy::stageTile(k, "k", bi, hk, k0, nk, kBlockN, D, ks, tid, realD);
+      copy::stageTile(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid, realDv);
       gpu::BarrierOp::create(b);
     }
 
@@ -295,15 +317,18 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       NVVM::CpAsyncWaitGroupOp::create(b, 0);
       gpu::BarrierOp::create(b);
       Value next = cg.mul(cg.min(cg.add(loop.getInductionVar(), c1), kbLast), bn);
-      copy::stageTileAsync(k, "k", bi, hk, next, nk, kBlockN, D, ks, tid);
+      copy::stageTileAsync(k, "k", bi, hk, next, nk, kBlockN, D, ks, tid,
+                           /*rowStep=*/false, realD);
     }
     // sv[mt][j * 4 + 2r + e]: raw scores (scores in log2 units are
-    // sv * scale2, scale2 > 0).
+    // sv * scale2, scale2 > 0), softcapped: tanh(S' |scale| / c).
     SmallVector<SmallVector<Value>> sv(MT);
     for (int64_t mt = 0; mt < MT; ++mt)
       for (int64_t j = 0; j < NT; ++j)
         for (int64_t e = 0; e < 4; ++e)
-          sv[mt].push_back(sAcc[mt][j][e]);
+          sv[mt].push_back(
+              s.softcap ? score::softcap(k, sAcc[mt][j][e], capMul, sch.fastTanh)
+                        : sAcc[mt][j][e]);
 
     // Element mask on blocks not entirely visible to every row of the block.
     Value full =
@@ -414,5 +439,5 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
           qRow[mt][r], t, os, bi, h, nq);
     }
   gpu::BarrierOp::create(b);
-  copy::storeTile(k, os, "o", bi, h, q0, nq, kBlockM, Dv, tid);
+  copy::storeTile(k, os, "o", bi, h, q0, nq, kBlockM, realDv, tid);
 }

@@ -5,7 +5,7 @@
 // FlashAttention-3 style forward on Hopper's warpgroup MMA
 // (wgmma.mma_async, sm_90a). A block of 1 or 2 warpgroups (the schedule,
 // KernelSelect.cpp) owns 64 query rows per warpgroup; keys come in tiles of
-// blockN (128; 64 at D = 256).
+// blockN (128; 64 when Dv > 128).
 //
 //  * S = Q K_j^T: m64n128k16 with both operands read by the tensor cores
 //    from shared memory through matrix descriptors (Q and K K-major).
@@ -40,6 +40,7 @@
 #include "../Primitives/Mask.h"
 #include "../Primitives/MmaSync.h"
 #include "../Primitives/OnlineSoftmax.h"
+#include "../Primitives/Score.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
 #include "../Primitives/Wgmma.h"
@@ -75,12 +76,15 @@ static Layout layout(const GpuKernelSpec &s, const KernelSchedule &sch) {
   const int64_t M = sch.blockM, N = sch.blockN;
   Layout l;
   l.q = 0;
-  l.kStage = alignUp(N * s.headDim * 2);
-  l.k = alignUp(M * s.headDim * 2);
-  l.vStage = alignUp(N * s.headDimV * 2);
+  // Rows of the padded head dims rounded up to the 64-element blocks of the
+  // swizzle; only the dk / dvk columns the MMAs read are staged.
+  const int64_t W = (sch.dk + 63) / 64 * 64, Wv = (sch.dvk + 63) / 64 * 64;
+  l.kStage = alignUp(N * W * 2);
+  l.k = alignUp(M * W * 2);
+  l.vStage = alignUp(N * Wv * 2);
   l.v = l.k + 2 * l.kStage;
   // + the worst-case shift to a 1024-byte boundary (tile::alignSmem).
-  l.total = std::max(l.v + 2 * l.vStage, M * (s.headDimV + kPad) * 2) +
+  l.total = std::max(l.v + 2 * l.vStage, M * (sch.dvk + kPad) * 2) +
             tile::kSmemSlack;
   return l;
 }
@@ -97,7 +101,11 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   const GpuKernelSpec &s = k.spec;
   const int64_t WG = sch.threads / kWarpGroup;
   wgmma::WgmmaEmitter w{b, s.elementType.isF16() ? "f16" : "bf16"};
-  const int64_t D = s.headDim, Dv = s.headDimV;
+  // The padded head dims the MMAs use (columns >= the real ones are zero
+  // in the Q / K / V tiles and never written out), and the tiles' widths.
+  const int64_t D = sch.dk, Dv = sch.dvk;
+  const int64_t realD = s.headDim, realDv = s.headDimV;
+  const int64_t W = (D + 63) / 64 * 64, Wv = (Dv + 63) / 64 * 64;
   const int64_t M = sch.blockM, N = sch.blockN;
   const int64_t NT = N / 8;  // n8 tiles of S
   const int64_t OT = Dv / 8; // n8 tiles of O
@@ -140,9 +148,9 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   // Shared-memory tiles ([cols / 64][rows][64], tile::indices),
   // from the first 1024-byte boundary of the dynamic shared memory.
   wgmma::Descriptors desc(b, tile::alignSmem(k));
-  Value qs = k.smem(lay.q, {D / 64, M, 64});
-  Value kAll = k.smem(lay.k, {2, D / 64, N, 64});
-  Value vAll = k.smem(lay.v, {2, Dv / 64, N, 64});
+  Value qs = k.smem(lay.q, {W / 64, M, 64});
+  Value kAll = k.smem(lay.k, {2, W / 64, N, 64});
+  Value vAll = k.smem(lay.v, {2, Wv / 64, N, 64});
   auto stage = [&](Value all, Value buf) -> Value {
     auto t = cast<MemRefType>(all.getType());
     SmallVector<OpFoldResult> offs = {buf, b.getIndexAttr(0),
@@ -212,10 +220,20 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   // (once, in shared memory) and the kernel uses |scale|.
   Value scale = k.arg("scale");
   Value negScale = cg.fcmp(arith::CmpFPredicate::OLT, scale, cg.f32(0.0));
-  Value scale2 = cg.fmax(
-      cg.fmul(cg.select(negScale, arith::NegFOp::create(b, scale), scale),
-              cg.f32(kLog2e)),
-      cg.f32(1e-30));
+  // With softcap c, the scores are tanh(S' |scale| / c) in units of c
+  // log2(e) (Primitives/Score.h).
+  Value scale2, capMul;
+  if (s.softcap) {
+    Value c = k.arg("softcap");
+    capMul = cg.fdiv(cg.select(negScale, arith::NegFOp::create(b, scale), scale),
+                     c);
+    scale2 = cg.fmul(c, cg.f32(kLog2e));
+  } else {
+    scale2 = cg.fmax(
+        cg.fmul(cg.select(negScale, arith::NegFOp::create(b, scale), scale),
+                cg.f32(kLog2e)),
+        cg.f32(1e-30));
+  }
 
   // Online softmax of the raw scores `sv` (index j * 4 + 2 r + e: n8 tile
   // j, row g + 8 r, column 2 t + e) of key tile k0 against the running
@@ -227,6 +245,9 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   };
   auto softmax = [&](Value k0, SmallVector<Value> sv,
                      std::array<Value, 2> m, std::array<Value, 2> l) {
+    if (s.softcap)
+      for (Value &x : sv)
+        x = score::softcap(k, x, capMul, sch.fastTanh);
     SmallVector<Type> types(NT * 4, f32);
     auto maskIf = scf::IfOp::create(
         b, types, mask::tileFullyVisible(k, k0, q0, M, N, nk, off, wl, wr), true);
@@ -284,11 +305,12 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
         scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, j, kbHi), false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(visible.thenBlock()->getTerminator());
-    copy::stageTileAsync(k, "k", bi, hk, cg.mul(j, bn), nk, N, D, stage(kAll, buf),
-                     tid);
+    copy::stageTileAsync(k, "k", bi, hk, cg.mul(j, bn), nk, N, D,
+                         stage(kAll, buf), tid, /*rowStep=*/false, realD);
   };
   // Q and the first visible K tile in flight together.
-  copy::stageTileAsync(k, "q", bi, h, q0, nq, M, D, qs, tid);
+  copy::stageTileAsync(k, "q", bi, h, q0, nq, M, D, qs, tid,
+                       /*rowStep=*/false, realD);
   stageK(kbLo, c0);
 
   // State: m[2], l[2] (per-lane partial sums), O[OT * 4].
@@ -310,7 +332,7 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       auto neg = scf::IfOp::create(b, negScale, false);
       OpBuilder::InsertionGuard g2(b);
       b.setInsertionPoint(neg.thenBlock()->getTerminator());
-      const int64_t words = M * D / 2; // 32-bit words of the Q tile
+      const int64_t words = M * W / 2; // 32-bit words of the Q tile
       const int64_t threads = WG * kWarpGroup;
       assert(words % (4 * threads) == 0 && "partial Q flip");
       auto v4 = VectorType::get({4}, b.getI32Type());
@@ -338,7 +360,7 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       Value nbuf = cg.sub(c1, buf);
       stageK(cg.add(j, c1), nbuf);
       copy::stageTileAsync(k, "v", bi, hk, cg.mul(j, bn), nk, N, Dv,
-                       stage(vAll, buf), tid);
+                           stage(vAll, buf), tid, /*rowStep=*/false, realDv);
       return buf;
     };
     Value buf0 = issueLoads(kbLo);
@@ -413,5 +435,5 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
         OT, [&] { return cg.add(rowBase, cg.add(g, cg.idx(8 * r))); }, qRow[r],
         t, os, bi, h, nq);
   gpu::BarrierOp::create(b);
-  copy::storeTile(k, os, "o", bi, h, q0, nq, M, Dv, tid);
+  copy::storeTile(k, os, "o", bi, h, q0, nq, M, realDv, tid);
 }

@@ -21,7 +21,7 @@ void epilogue::forwardRow(KernelBuilder &k, Value m, Value lPart,
                           function_ref<Value()> rowOf, Value qRow, Value t,
                           Value os, Value bi, Value h, Value nq) {
   ImplicitLocOpBuilder &b = k.b;
-  detail::Codegen &cg = k.cg;
+  attn::detail::Codegen &cg = k.cg;
   Value l = softmax::quadReduce(k, lPart, /*isMax=*/false);
   Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
   Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));

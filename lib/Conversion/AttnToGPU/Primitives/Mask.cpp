@@ -14,7 +14,7 @@ using namespace mlir::attn;
 mask::RowBounds mask::rowBounds(KernelBuilder &k, Value qRow, Value colBase,
                                 Value lastCol, Value off, Value wl, Value wr) {
   ImplicitLocOpBuilder &b = k.b;
-  detail::Codegen &cg = k.cg;
+  attn::detail::Codegen &cg = k.cg;
   Type i32 = b.getI32Type();
   auto toI32 = [&](Value x) {
     return arith::IndexCastOp::create(b, i32, x).getResult();
@@ -33,7 +33,7 @@ mask::RowBounds mask::rowBounds(KernelBuilder &k, Value qRow, Value colBase,
 
 Value mask::element(KernelBuilder &k, const RowBounds &bd, int64_t c, Value x,
                     bool negInf) {
-  detail::Codegen &cg = k.cg;
+  attn::detail::Codegen &cg = k.cg;
   Value ci = k.i32(c);
   Value vis = cg.cmp(arith::CmpIPredicate::sle, ci, bd.hi);
   if (bd.lo)
@@ -45,7 +45,7 @@ Value mask::tileFullyVisible(KernelBuilder &k, Value k0, Value q0, int64_t M,
                              int64_t N, Value nk, Value off, Value wl,
                              Value wr) {
   ImplicitLocOpBuilder &b = k.b;
-  detail::Codegen &cg = k.cg;
+  attn::detail::Codegen &cg = k.cg;
   Value full = cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, cg.idx(N)), nk);
   if (!wl)
     return full;

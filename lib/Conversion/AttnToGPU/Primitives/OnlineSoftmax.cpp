@@ -25,7 +25,7 @@ Value softmax::quadReduce(KernelBuilder &k, Value x, bool isMax) {
 softmax::Row softmax::update(KernelBuilder &k, ArrayRef<Value> x, Value m,
                              Value l, Value scale2) {
   ImplicitLocOpBuilder &b = k.b;
-  detail::Codegen &cg = k.cg;
+  attn::detail::Codegen &cg = k.cg;
   Row out;
   Value mx;
   for (Value v : x)

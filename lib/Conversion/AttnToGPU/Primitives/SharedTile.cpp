@@ -39,7 +39,7 @@ SmallVector<Value> tile::indices(KernelBuilder &k, Value mem, Value row,
   if (cast<MemRefType>(mem.getType()).getRank() == 2)
     return {row, swizzleCol(k, mem, row, col)};
   ImplicitLocOpBuilder &b = k.b;
-  detail::Codegen &cg = k.cg;
+  attn::detail::Codegen &cg = k.cg;
   Value blk = arith::ShRUIOp::create(b, col, cg.idx(6));
   Value in = arith::AndIOp::create(b, col, cg.idx(63));
   Value s = arith::ShLIOp::create(
@@ -51,7 +51,7 @@ Value tile::swizzleCol(KernelBuilder &k, Value mem, Value row, Value col) {
   if (!swizzled(mem))
     return col;
   ImplicitLocOpBuilder &b = k.b;
-  detail::Codegen &cg = k.cg;
+  attn::detail::Codegen &cg = k.cg;
   std::function<std::pair<int64_t, Value>(Value)> split =
       [&](Value v) -> std::pair<int64_t, Value> {
     if (auto c = getConstantIntValue(v))

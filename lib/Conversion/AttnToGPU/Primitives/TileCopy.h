@@ -22,9 +22,12 @@ namespace copy {
 
 /// Copies `rows` x `cols` of buffer `t` from row `row0` (rows clamped to
 /// `limit - 1`) into smem tile `dst` with 16-byte vectors; unrolled over
-/// the block's threads.
+/// the block's threads. Columns at or past `validCols` (default: cols; a
+/// multiple of 8) are the tile's zero padding: written as zeros, never read
+/// from `t` (head dims padded to the MMA shape).
 void stageTile(KernelBuilder &k, StringRef t, Value bi, Value h, Value row0,
-               Value limit, int64_t rows, int64_t cols, Value dst, Value tid);
+               Value limit, int64_t rows, int64_t cols, Value dst, Value tid,
+               int64_t validCols = -1);
 
 /// The reverse of stageTile: rows of smem tile `src` go to buffer `t` from
 /// row `row0` with 16-byte vectors; rows at or past `limit` are not
@@ -34,17 +37,21 @@ void storeTile(KernelBuilder &k, Value src, StringRef t, Value bi, Value h,
                Value tid);
 
 /// Same as stageTile with cp.async (16 bytes, L1 bypassed) and the tile's
-/// copies committed as one group; returns the group token. Every copy is
-/// unconditional (rows x cols/8 vectors must be a multiple of the
-/// threads). A tile entirely below `limit` takes a path without the row
-/// clamp. Its addresses are, with `rowStep`, one element offset per tile
+/// copies committed as one group; returns the group token. A tile entirely
+/// below `limit` takes a path without the row clamp. When every thread
+/// copies the same column chunk in every row step (rows x cols/8 a multiple
+/// of the threads, the threads a multiple of cols/8) and no column is
+/// padding, its addresses are, with `rowStep`, one element offset per tile
 /// plus multiples of a row stride (for a loop whose thread id is opaque:
 /// nothing lane-dependent can be hoisted, and a 64-bit row product per
 /// copy would be recomputed every iteration), otherwise a row product per
-/// copy (LLVM hoists its lane-dependent part out of the loop).
+/// copy (LLVM hoists its lane-dependent part out of the loop). Other shapes
+/// take each copy's (row, chunk) from its flat index; padding chunks
+/// (columns >= validCols) are zero-filled by cp.async (source size 0).
 Value stageTileAsync(KernelBuilder &k, StringRef t, Value bi, Value h,
                      Value row0, Value limit, int64_t rows, int64_t cols,
-                     Value dst, Value tid, bool rowStep = false);
+                     Value dst, Value tid, bool rowStep = false,
+                     int64_t validCols = -1);
 
 /// Waits until at most `pending` cp.async groups are in flight.
 void waitGroups(KernelBuilder &k, Value token, int32_t pending);
