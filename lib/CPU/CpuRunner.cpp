@@ -415,6 +415,13 @@ compileModule(const KernelConfig &cfg, const std::string &source,
 struct CompiledKernel {
   std::unique_ptr<mlir::ExecutionEngine> engine;
   void *entry = nullptr;
+
+  ~CompiledKernel() {
+    // A worker may still be finishing one of this kernel's async tasks (the
+    // coroutine's epilogue after it signalled completion): free the code
+    // only when none runs.
+    cpu::waitForAsyncTasks();
+  }
 };
 
 /// compileModule through a process-wide cache: the kernels of a

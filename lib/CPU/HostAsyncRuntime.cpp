@@ -82,9 +82,16 @@ public:
         return false;
       t = queue.front();
       queue.pop_front();
+      ++running;
     }
-    t.second(t.first);
+    run(t);
     return true;
+  }
+
+  /// Blocks until no task is queued or running.
+  void waitIdle() {
+    std::unique_lock<std::mutex> lock(mu);
+    idle.wait(lock, [&] { return queue.empty() && running == 0; });
   }
 
 private:
@@ -96,14 +103,23 @@ private:
         cv.wait(lock, [&] { return !queue.empty(); });
         t = queue.front();
         queue.pop_front();
+        ++running;
       }
-      t.second(t.first);
+      run(t);
     }
   }
 
+  void run(std::pair<CoroHandle, CoroResume> t) {
+    t.second(t.first);
+    std::lock_guard<std::mutex> lock(mu);
+    if (--running == 0 && queue.empty())
+      idle.notify_all();
+  }
+
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv, idle;
   std::deque<std::pair<CoroHandle, CoroResume>> queue;
+  int64_t running = 0; ///< tasks being run (guarded by mu)
 };
 
 /// Never destroyed: its detached workers may outlive static destruction.
@@ -277,6 +293,8 @@ int64_t numWorkerThreads() { return pool().threads; }
 } // namespace
 
 int64_t flashmlir::cpu::asyncRuntimeThreads() { return pool().threads; }
+
+void flashmlir::cpu::waitForAsyncTasks() { pool().waitIdle(); }
 
 std::vector<std::pair<const char *, void *>>
 flashmlir::cpu::asyncRuntimeSymbols() {

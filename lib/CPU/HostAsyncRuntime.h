@@ -34,6 +34,12 @@ namespace cpu {
 /// The runtime's threads (the caller included).
 int64_t asyncRuntimeThreads();
 
+/// Blocks until no task is queued or running. A task may still be running
+/// JIT-compiled code (the end of a coroutine: dropping references, freeing
+/// its frame) after the kernel call that waited for it has returned; the
+/// code of a kernel must not be freed before this returns.
+void waitForAsyncTasks();
+
 /// (name, address) of every mlirAsyncRuntime* function, for the JIT.
 std::vector<std::pair<const char *, void *>> asyncRuntimeSymbols();
 

@@ -117,6 +117,7 @@ def main():
                 med = {name: statistics.median(ts) for name, ts in times.items()}
                 flops = 4.0 * 8 * n * n * d * (0.5 if causal else 1.0)
                 row = {"n": n, "d": d, "causal": causal, "first_call_s": first,
+                       "loadavg_1min": os.getloadavg()[0],
                        "flashmlir_fwd_ms": med["fa_fwd"] * 1e3,
                        "torch_fwd_ms": med["t_fwd"] * 1e3,
                        "flashmlir_fwdbwd_ms": med["fa_fb"] * 1e3,
@@ -147,7 +148,7 @@ def main():
                         f"   fwd+bwd: flashmlir {row['flashmlir_fwdbwd_ms']:9.2f} ms "
                         f"({row['flashmlir_fwdbwd_gflops']:5.0f} GF/s)  torch "
                         f"{row['torch_fwdbwd_ms']:9.2f} ms  x{med['t_fb'] / med['fa_fb']:.2f}"
-                        f"   first call {first:.2f} s")
+                        f"   first call {first:.2f} s   load {os.getloadavg()[0]:.1f}")
                 if "old_fwd_ms" in row:
                     line += (f"   old {row['old_fwd_ms']:.0f} / "
                              f"{row['old_fwdbwd_ms']:.0f} ms")

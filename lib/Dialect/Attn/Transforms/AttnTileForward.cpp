@@ -214,7 +214,7 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       // Online softmax, a vector of queries at a time: new row max, rescale
       // factor, P = exp2(S - m), row sums.
       auto nnan = arith::FastMathFlags::nnan;
-      SmallVector<Value> mOld, mInit;
+      SmallVector<Value> mOld;
       col = 0;
       for (int64_t w : qChunks) {
         mOld.push_back(vc.load(mRow, {cg.idx(col)}, w));
