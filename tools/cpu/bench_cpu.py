@@ -52,6 +52,12 @@ def main():
     ap.add_argument("--peak-gflops", type=float, default=None,
                     help="the machine's f32 peak (tools/cpu/fma_peak.c) for "
                          "the markdown table's %% of peak")
+    ap.add_argument("--probe", default=None,
+                    help="a command printing the machine's GFLOP/s right now "
+                         "(e.g. a compiled tools/cpu/fma_peak.c with the thread "
+                         "count), run before and after each configuration: on "
+                         "a shared machine it shows which rows ran while other "
+                         "work was using the cores")
     ap.add_argument("--markdown", action="store_true",
                     help="end with the rows as a markdown table")
     args = ap.parse_args()
@@ -71,10 +77,19 @@ def main():
                 old_times[(int(f[0]), int(f[1]), f[2] != "nc")] = (
                     float(f[3]), float(f[3]) + float(f[4]))
     sdpa = torch.nn.functional.scaled_dot_product_attention
+    def probe():
+        if not args.probe:
+            return None
+        out = subprocess.run(args.probe, shell=True, capture_output=True,
+                             text=True).stdout.split()
+        nums = [float(x) for x in out if x.replace(".", "", 1).isdigit()]
+        return nums[-1] if nums else None
+
     rows = []
     for n in [int(x) for x in args.n.split(",")]:
         for d in [int(x) for x in args.d.split(",")]:
             for causal in [bool(int(x)) for x in args.causal.split(",")]:
+                probe_before = probe()
                 g = torch.Generator().manual_seed(n * 1000 + d + causal)
                 q, k, v, do = [torch.randn(1, 8, n, d, generator=g)
                                for _ in range(4)]
@@ -118,6 +133,7 @@ def main():
                 flops = 4.0 * 8 * n * n * d * (0.5 if causal else 1.0)
                 row = {"n": n, "d": d, "causal": causal, "first_call_s": first,
                        "loadavg_1min": os.getloadavg()[0],
+                       "probe_gflops": (probe_before, probe()),
                        "flashmlir_fwd_ms": med["fa_fwd"] * 1e3,
                        "torch_fwd_ms": med["t_fwd"] * 1e3,
                        "flashmlir_fwdbwd_ms": med["fa_fb"] * 1e3,
@@ -148,7 +164,8 @@ def main():
                         f"   fwd+bwd: flashmlir {row['flashmlir_fwdbwd_ms']:9.2f} ms "
                         f"({row['flashmlir_fwdbwd_gflops']:5.0f} GF/s)  torch "
                         f"{row['torch_fwdbwd_ms']:9.2f} ms  x{med['t_fb'] / med['fa_fb']:.2f}"
-                        f"   first call {first:.2f} s   load {os.getloadavg()[0]:.1f}")
+                        f"   first call {first:.2f} s   load {os.getloadavg()[0]:.1f}"
+                        f"   probe {row['probe_gflops']}")
                 if "old_fwd_ms" in row:
                     line += (f"   old {row['old_fwd_ms']:.0f} / "
                              f"{row['old_fwdbwd_ms']:.0f} ms")
