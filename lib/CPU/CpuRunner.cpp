@@ -6,9 +6,12 @@
 //
 // One CpuKernels object holds two JIT-compiled kernels, @attn_fwd and
 // @attn_bwd, each built as MLIR text from the KernelConfig, lowered by
-// buildAttnCpuPipeline and compiled by the MLIR ExecutionEngine. The forward
-// is compiled by compile(); the backward by compileBackward() or on its first
-// use, so forward-only users do not pay for it.
+// buildAttnCpuPipeline (tile vectors of the host's width, parallel loops on
+// the thread pool of HostAsyncRuntime.cpp) and compiled by the MLIR
+// ExecutionEngine. The forward is compiled by compile(); the backward by
+// compileBackward() or on its first use, so forward-only users do not pay
+// for it. Compiled kernels are shared process-wide between the CpuKernels of
+// one configuration (compileCached).
 //
 // The kernels allocate their scratch memory through the generic memref
 // allocation functions (finalize-memref-to-llvm{use-generic-functions=true});
@@ -19,6 +22,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "flashmlir/CPU/CpuRunner.h"
+
+#include "HostAsyncRuntime.h"
 
 #include "flashmlir/InitAll.h"
 #include "flashmlir/Pipelines/Pipelines.h"
@@ -49,6 +54,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 
 using namespace flashmlir;
@@ -170,6 +177,10 @@ llvm::orc::SymbolMap runtimeSymbols(llvm::orc::MangleAndInterner interner) {
 #endif
   add("__gnu_h2f_ieee", &flashmlirGnuH2F);
   add("__gnu_f2h_ieee", &flashmlirGnuF2H);
+  // The async runtime API that attn-cpu-pipeline{parallel=1} calls.
+  for (auto [name, fn] : cpu::asyncRuntimeSymbols())
+    map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(fn),
+                           llvm::JITSymbolFlags::Exported};
   return map;
 }
 
@@ -292,6 +303,23 @@ llvm::Expected<std::unique_ptr<llvm::TargetMachine>> makeTargetMachine() {
   return builder->createTargetMachine();
 }
 
+/// f32 lanes of the host's widest vectors: 16 with AVX-512, 8 with AVX, else
+/// 4 (SSE, NEON; also under FLASHMLIR_JIT_CPU, which targets a baseline
+/// CPU). FLASHMLIR_VECTOR_WIDTH=<n> overrides it (tests).
+int64_t hostVectorWidth() {
+  if (const char *w = std::getenv("FLASHMLIR_VECTOR_WIDTH"); w && *w)
+    if (long n = std::strtol(w, nullptr, 10); n >= 1)
+      return n;
+  if (const char *cpu = std::getenv("FLASHMLIR_JIT_CPU"); cpu && *cpu)
+    return 4;
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  if (features.lookup("avx512f"))
+    return 16;
+  if (features.lookup("avx"))
+    return 8;
+  return 4;
+}
+
 /// Parses `source`, lowers it with the CPU pipeline and JIT-compiles it.
 /// Returns the engine and the address of `_mlir_ciface_<func>`.
 std::unique_ptr<mlir::ExecutionEngine>
@@ -344,6 +372,7 @@ compileModule(const KernelConfig &cfg, const std::string &source,
   opts.unfused = cfg.unfused;
   opts.blockM = cfg.blockM;
   opts.blockN = cfg.blockN;
+  opts.vectorWidth = hostVectorWidth();
   buildAttnCpuPipeline(pm, opts);
   if (mlir::failed(pm.run(*module))) {
     err = std::string("the CPU pipeline failed on @") + func + ":\n" + diags;
@@ -380,6 +409,46 @@ compileModule(const KernelConfig &cfg, const std::string &source,
   }
   *entry = *sym;
   return std::move(*engine);
+}
+
+/// A JIT-compiled kernel; shared by every CpuKernels of its configuration.
+struct CompiledKernel {
+  std::unique_ptr<mlir::ExecutionEngine> engine;
+  void *entry = nullptr;
+
+  ~CompiledKernel() {
+    // A worker may still be finishing one of this kernel's async tasks (the
+    // coroutine's epilogue after it signalled completion): free the code
+    // only when none runs.
+    cpu::waitForAsyncTasks();
+  }
+};
+
+/// compileModule through a process-wide cache: the kernels of a
+/// configuration are compiled once and shared while some CpuKernels holds
+/// them (the key is everything the compilation depends on).
+std::shared_ptr<CompiledKernel> compileCached(const KernelConfig &cfg,
+                                              const std::string &source,
+                                              const char *func,
+                                              std::string &err) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<CompiledKernel>> cache;
+  const char *jitCpu = std::getenv("FLASHMLIR_JIT_CPU");
+  std::string key = std::string(func) + "|" + source + "|" +
+                    std::to_string(cfg.unfused) + "|" +
+                    std::to_string(hostVectorWidth()) + "|" +
+                    (jitCpu ? jitCpu : "");
+  // One compilation at a time: a second caller of the same configuration
+  // waits and then finds it.
+  std::lock_guard<std::mutex> lock(mu);
+  if (std::shared_ptr<CompiledKernel> hit = cache[key].lock())
+    return hit;
+  auto compiled = std::make_shared<CompiledKernel>();
+  compiled->engine = compileModule(cfg, source, func, &compiled->entry, err);
+  if (!compiled->engine)
+    return nullptr;
+  cache[key] = compiled;
+  return compiled;
 }
 
 //===----------------------------------------------------------------------===//
@@ -516,7 +585,7 @@ bool checkSameShape(const TensorArg &t, const char *name, const TensorArg &like,
 struct CpuKernels::Impl {
   KernelConfig cfg;
   std::string fwdSource, bwdSource, allSource;
-  std::unique_ptr<mlir::ExecutionEngine> fwdEngine, bwdEngine;
+  std::shared_ptr<CompiledKernel> fwdKernel, bwdKernel;
   ForwardFn fwd = nullptr;
   BackwardFn bwd = nullptr;
   std::mutex bwdMutex;
@@ -559,12 +628,10 @@ std::unique_ptr<CpuKernels> CpuKernels::compile(const KernelConfig &cfg,
   impl->fwdSource = forwardModule(cfg);
   impl->bwdSource = backwardModule(cfg);
   impl->allSource = impl->fwdSource + impl->bwdSource;
-  void *entry = nullptr;
-  impl->fwdEngine =
-      compileModule(cfg, impl->fwdSource, "attn_fwd", &entry, err);
-  if (!impl->fwdEngine)
+  impl->fwdKernel = compileCached(cfg, impl->fwdSource, "attn_fwd", err);
+  if (!impl->fwdKernel)
     return nullptr;
-  impl->fwd = reinterpret_cast<ForwardFn>(entry);
+  impl->fwd = reinterpret_cast<ForwardFn>(impl->fwdKernel->entry);
   return std::unique_ptr<CpuKernels>(new CpuKernels(std::move(impl)));
 }
 
@@ -586,11 +653,10 @@ bool CpuKernels::compileBackward(std::string &err) {
   if (impl->bwd)
     return true;
   if (impl->bwdError.empty()) {
-    void *entry = nullptr;
-    impl->bwdEngine = compileModule(impl->cfg, impl->bwdSource, "attn_bwd",
-                                    &entry, impl->bwdError);
-    if (impl->bwdEngine) {
-      impl->bwd = reinterpret_cast<BackwardFn>(entry);
+    impl->bwdKernel = compileCached(impl->cfg, impl->bwdSource, "attn_bwd",
+                                    impl->bwdError);
+    if (impl->bwdKernel) {
+      impl->bwd = reinterpret_cast<BackwardFn>(impl->bwdKernel->entry);
       return true;
     }
   }

@@ -10,6 +10,7 @@
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Async/Passes.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -25,9 +26,9 @@ void flashmlir::buildAttnToLoops(OpPassManager &pm,
     pm.addPass(attn::createAttnLowerUnfusedPass());
   } else {
     pm.addPass(attn::createAttnTileForwardPass(
-        {options.blockM, options.blockN}));
+        {options.blockM, options.blockN, options.vectorWidth}));
     pm.addPass(attn::createAttnTileBackwardPass(
-        {options.blockM, options.blockN}));
+        {options.blockM, options.blockN, options.vectorWidth}));
   }
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -36,8 +37,24 @@ void flashmlir::buildAttnToLoops(OpPassManager &pm,
 void flashmlir::buildAttnCpuPipeline(OpPassManager &pm,
                                      const CpuPipelineOptions &options) {
   buildAttnToLoops(pm, options);
-  // scf.parallel runs sequentially on the host (SCF-to-CF lowers it to
-  // nested loops).
+  if (options.parallel) {
+    // scf.parallel -> async.execute tasks over blocks of iterations (16 per
+    // worker thread at 2 workers, fewer per thread with more) -> coroutines
+    // and mlirAsyncRuntime* calls. The first block runs on the calling
+    // thread, which then waits for the others.
+    AsyncParallelForPassOptions par;
+    par.asyncDispatch = false;
+    par.numWorkerThreads = -1; // asked from the runtime
+    par.minTaskSize = 1;
+    pm.addPass(createAsyncParallelForPass(par));
+    pm.addPass(createAsyncToAsyncRuntimePass());
+    pm.addPass(createAsyncRuntimeRefCountingPass());
+    pm.addPass(createAsyncRuntimeRefCountingOptPass());
+    pm.addPass(createConvertAsyncToLLVMPass());
+    pm.addPass(createCanonicalizerPass());
+  }
+  // Without `parallel` scf.parallel runs sequentially (SCF-to-CF lowers it
+  // to nested loops).
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
@@ -46,6 +63,7 @@ void flashmlir::buildAttnCpuPipeline(OpPassManager &pm,
   memrefOpts.useGenericFunctions = true;
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOpts));
   pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createConvertIndexToLLVMPass());

@@ -117,10 +117,30 @@ def _cuda_run(kind, q, code, D, Dv, opts, fn):
 # --- implementations ------------------------------------------------------------
 
 
+def _pad8(d):
+    """The head dim the GPU kernels take: d rounded up to a multiple of 8."""
+    return (d + 7) // 8 * 8
+
+
+def _padded(t, d):
+    """t [B, H, N, *] with its head dim zero-padded to d (t itself when it has
+    d already)."""
+    return t if t.size(-1) == d else torch.nn.functional.pad(t, (0, d - t.size(-1)))
+
+
 def _forward_impl(q, k, v, causal, scale, window_left, window_right, softcap, bshd):
     check_tensors([("q", q), ("k", k), ("v", v)], "flashmlir::attention_fwd")
     B, Hq, Hkv, Nq, Nk, D, Dv = check_shapes(q.shape, k.shape, v.shape, "bhsd",
                                              "flashmlir::attention_fwd")
+    if q.device.type == "cuda" and (D % 8 or Dv % 8) and B * Hq * Nq and Nk:
+        # The GPU kernels take head dims that are multiples of 8: zero-pad
+        # (as FlashAttention-2 does; the scale is the true head dim's).
+        Dp, Dvp = _pad8(D), _pad8(Dv)
+        o, lse = _forward_impl(_padded(q, Dp), _padded(k, Dp), _padded(v, Dvp), causal,
+                               scale, window_left, window_right, softcap, False)
+        out = _alloc(q, (B, Hq, Nq, Dv), bshd)
+        out.copy_(o[..., :Dv])
+        return out, lse
     o = _alloc(q, (B, Hq, Nq, Dv), bshd)
     lse = q.new_empty((B, Hq, Nq), dtype=torch.float32)
     if B * Hq * Nq == 0:
@@ -153,6 +173,19 @@ def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right
     dims = check_shapes(q.shape, k.shape, v.shape, "bhsd", where)
     B, Hq, Hkv, Nq, Nk, D, Dv = dims
     check_backward_shapes(dims, o.shape, lse.shape, do.shape, "bhsd", where)
+    if q.device.type == "cuda" and (D % 8 or Dv % 8) and B * Hq * Nq and Nk:
+        # Zero-padded to multiples of 8 as in the forward; the padding
+        # columns' gradients are dropped.
+        Dp, Dvp = _pad8(D), _pad8(Dv)
+        pq, pk, pv = _padded(q, Dp), _padded(k, Dp), _padded(v, Dvp)
+        dq, dk, dv = _backward_impl(_padded(do, Dvp), pq, pk, pv, _padded(o, Dvp), lse,
+                                    causal, scale, window_left, window_right, softcap,
+                                    False)
+        outs = (_alloc(q, (B, Hq, Nq, D), bshd), _alloc(k, (B, Hkv, Nk, D), bshd),
+                _alloc(v, (B, Hkv, Nk, Dv), bshd))
+        for out, g, d in zip(outs, (dq, dk, dv), (D, D, Dv)):
+            out.copy_(g[..., :d])
+        return outs
     dq = _alloc(q, (B, Hq, Nq, D), bshd)
     dk = _alloc(k, (B, Hkv, Nk, D), bshd)
     dv = _alloc(v, (B, Hkv, Nk, Dv), bshd)

@@ -32,10 +32,25 @@ struct CpuPipelineOptions
   Option<int64_t> blockN{*this, "block-n",
                          llvm::cl::desc("Key rows per block"),
                          llvm::cl::init(64)};
+  Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("f32 lanes per vector of the tiled lowerings (16: "
+                     "AVX-512, 8: AVX2, 4: SSE/NEON)"),
+      llvm::cl::init(8)};
+  Option<bool> parallel{
+      *this, "parallel",
+      llvm::cl::desc("Run scf.parallel loops on worker threads (MLIR's async "
+                     "lowering; the host needs the mlirAsyncRuntime* "
+                     "functions, which the CPU runner provides)"),
+      llvm::cl::init(true)};
 };
 
 /// attn ops on memrefs -> loops (tiled or unfused) -> the LLVM dialect for the
-/// host. Functions marked `llvm.emit_c_interface` keep their C wrappers;
+/// host. With `parallel`, every scf.parallel becomes async tasks
+/// (async-parallel-for, blocks of iterations sized from the run-time worker
+/// count) lowered to calls of MLIR's async runtime API (mlirAsyncRuntime*);
+/// the CPU runner implements it with its own thread pool.
+/// Functions marked `llvm.emit_c_interface` keep their C wrappers;
 /// memref.alloc/dealloc become calls of `_mlir_memref_to_llvm_alloc`,
 /// `_mlir_memref_to_llvm_aligned_alloc` and `_mlir_memref_to_llvm_free`, so a
 /// runner can account for the memory the attention allocates.

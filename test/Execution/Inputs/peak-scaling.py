@@ -9,18 +9,25 @@ and head dims only) and the tiled backward at most O(N) (the f32 dq
 accumulator and the row statistics), never an N x N matrix. The unfused
 pipeline does allocate N x N scores, which shows the counter measures what it
 should.
+
+The kernels run their parallel loops on FLASHMLIR_NUM_THREADS threads, each
+with its own tiles: the exact checks run on one thread, and a last check
+bounds the peak on two threads by twice that.
 """
 import json
+import os
 import subprocess
 import sys
 
 fa_run = sys.argv[1]
 
 
-def peak(n, *extra):
+def peak(n, *extra, threads=1):
     args = [fa_run, "--batch", "1", "--heads", "1", "--seqlen-q", str(n),
             "--head-dim", "16", "--json"] + list(extra)
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
+    env = dict(os.environ, FLASHMLIR_NUM_THREADS=str(threads))
+    out = subprocess.run(args, check=True, capture_output=True, text=True,
+                         env=env)
     return json.loads(out.stdout.splitlines()[-1])["peak_bytes"]
 
 
@@ -54,6 +61,14 @@ expect(b_large < nxn // 8,
 u_large = peak(large, "--pipeline", "unfused")
 expect(u_large >= nxn,
        "unfused forward holds N x N scores (%d >= %d)" % (u_large, nxn))
+
+f_two, b_two = peak(large, threads=2), peak(large, "--backward", threads=2)
+expect(f_two <= 2 * f_small,
+       "two threads: forward peak %d <= 2 x one thread's tiles (%d)"
+       % (f_two, 2 * f_small))
+expect(b_two <= 2 * b_large,
+       "two threads: backward peak %d <= 2 x one thread's (%d)"
+       % (b_two, 2 * b_large))
 
 print("FAIL" if failed else "PASS")
 sys.exit(1 if failed else 0)

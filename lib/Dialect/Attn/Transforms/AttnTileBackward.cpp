@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "flashmlir/Dialect/Attn/Transforms/VectorCodegen.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Transforms.h"
@@ -16,6 +17,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir {
@@ -33,15 +35,19 @@ static constexpr double kLog2e = 1.4426950408889634;
 
 LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                                 AttentionBackwardOp op,
-                                                TileSizes sizes) {
+                                                TileSizes sizes,
+                                                int64_t vectorWidth) {
   if (failed(checkLowerable(op, "attn-tile-backward")))
     return failure();
   if (sizes.blockM <= 0 || sizes.blockN <= 0)
     return op.emitOpError("block sizes must be positive");
+  if (vectorWidth <= 0)
+    return op.emitOpError("vector width must be positive");
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   Codegen cg(b);
+  VecCodegen vc(cg, vectorWidth);
   Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
         o = op.getOutput(), dO = op.getGradOutput(), lse = op.getLse(),
         dq = op.getGradQuery(), dk = op.getGradKey(), dv = op.getGradValue();
@@ -54,6 +60,25 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
   const int64_t BM = sizes.blockM, BN = sizes.blockN;
   Value bm = cg.idx(BM), bn = cg.idx(BN), c0 = cg.idx(0), c1 = cg.idx(1);
   Value dIdx = cg.idx(sh.D), dvIdx = cg.idx(sh.Dv);
+  // Keys run along the vectors of S, P and dS; head dims along those of
+  // dK, dV and dQ.
+  SmallVector<int64_t> kChunks = vc.chunks(BN), dChunks = vc.chunks(sh.D),
+                       dvChunks = vc.chunks(sh.Dv);
+  // K^T is packed pre-scaled: Q K^T is then the score in the log2 domain, or
+  // the argument of tanh with softcap.
+  double kScale = softcap ? scale / *softcap : scale * kLog2e;
+  Type i32 = b.getI32Type();
+  auto toI32 = [&](Value x) {
+    return arith::IndexCastOp::create(b, i32, x).getResult();
+  };
+  auto forChunks = [&](ArrayRef<int64_t> chunks,
+                       function_ref<void(Value col, int64_t w)> body) {
+    int64_t col = 0;
+    for (int64_t w : chunks) {
+      body(cg.idx(col), w);
+      col += w;
+    }
+  };
 
   // Pre-pass: Dr = rowsum(dO * O), and the f32 dQ accumulator, both O(N).
   Value dr = cg.alloc({ShapedType::kDynamic, ShapedType::kDynamic,
@@ -65,17 +90,19 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
   cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {
     Value d = cg.dot(dO, ivs, o, ivs, sh.Dv);
     memref::StoreOp::create(b, d, dr, ivs);
-    cg.forLoop(c0, dIdx, [&](Value x) {
-      memref::StoreOp::create(b, cg.f32(0.0), dqAcc,
-                              ValueRange{ivs[0], ivs[1], ivs[2], x});
+    forChunks(dChunks, [&](Value col, int64_t w) {
+      vector::StoreOp::create(b, vc.splat(0.0, w), dqAcc,
+                              ValueRange{ivs[0], ivs[1], ivs[2], col});
     });
   });
 
   Value numKBlocks = cg.ceilDiv(sh.Nk, bn);
   cg.parallel({sh.B, sh.Hkv}, [&](ValueRange ivs) {
     Value bi = ivs[0], hk = ivs[1];
-    Value pTile = cg.alloc({BM, BN});  // P
-    Value dsTile = cg.alloc({BM, BN}); // dS
+    Value kt = cg.alloc({sh.D, BN});     // K^T * kScale
+    Value vt = cg.alloc({sh.Dv, BN});    // V^T
+    Value pTile = cg.alloc({BM, BN});    // P
+    Value dsTile = cg.alloc({BM, BN});   // dP, then dS
     Value dkTile = cg.alloc({BN, sh.D});
     Value dvTile = cg.alloc({BN, sh.Dv});
 
@@ -83,8 +110,30 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
       Value k0 = cg.mul(kb, bn);
       Value cols = cg.min(bn, cg.sub(sh.Nk, k0));
       Value kLast = cg.sub(cg.add(k0, cols), c1);
-      cg.fill(dkTile, {bn, dIdx}, cg.f32(0.0));
-      cg.fill(dvTile, {bn, dvIdx}, cg.f32(0.0));
+
+      // K^T and V^T of the block, zero past the last key; dK = dV = 0.
+      cg.forLoop(c0, bn, [&](Value j) {
+        Value valid = cg.cmp(arith::CmpIPredicate::slt, j, cols);
+        Value kj = cg.min(cg.add(k0, j), cg.sub(sh.Nk, c1));
+        cg.forLoop(c0, dIdx, [&](Value d) {
+          Value x = cg.fmul(cg.load(k, {bi, hk, kj, d}), cg.f32(kScale));
+          memref::StoreOp::create(b, cg.select(valid, x, cg.f32(0.0)), kt,
+                                  ValueRange{d, j});
+        });
+        cg.forLoop(c0, dvIdx, [&](Value d) {
+          Value x = cg.load(v, {bi, hk, kj, d});
+          memref::StoreOp::create(b, cg.select(valid, x, cg.f32(0.0)), vt,
+                                  ValueRange{d, j});
+        });
+        forChunks(dChunks, [&](Value col, int64_t w) {
+          vector::StoreOp::create(b, vc.splat(0.0, w), dkTile,
+                                  ValueRange{j, col});
+        });
+        forChunks(dvChunks, [&](Value col, int64_t w) {
+          vector::StoreOp::create(b, vc.splat(0.0, w), dvTile,
+                                  ValueRange{j, col});
+        });
+      });
 
       // The query rows that can see some key of this block: [qLo, qHi).
       // Row i sees key j iff i + off - left <= j <= i + off + right.
@@ -116,7 +165,28 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                   cg.add(cg.add(q0, sh.off),
                                          cg.idx(mask.right))));
 
-          // Recompute P = exp(S - lse) and dS = P (dP - Dr) for the tile.
+          // S = Q K^T (scaled) into pTile, dP = dO V^T into dsTile.
+          auto product = [&](Value lhsMem, int64_t depth, Value rhsT,
+                             Value out) {
+            vc.outerProduct(OuterProduct{
+                rows, kChunks, c0, cg.idx(depth),
+                [&](Value i, Value d) {
+                  return cg.load(lhsMem, {bi, h, cg.add(q0, i), d});
+                },
+                [&](Value d, int64_t col, int64_t w) {
+                  return vc.load(rhsT, {d, cg.idx(col)}, w);
+                },
+                nullptr,
+                [&](Value i, int64_t col, Value x) {
+                  vector::StoreOp::create(b, x, out,
+                                          ValueRange{i, cg.idx(col)});
+                }});
+          };
+          product(q, sh.D, kt, pTile);
+          product(dO, sh.Dv, vt, dsTile);
+
+          // P = exp2(S log2(e) - lse log2(e)), dS = P (dP - Dr), keys along
+          // the vectors; boundary blocks zero the keys a row cannot see.
           auto emitP = [&](bool masked) {
             cg.forLoop(c0, rows, [&](Value i) {
               Value qi = cg.add(q0, i);
@@ -124,93 +194,116 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                        b, lse, ValueRange{bi, h, qi}),
                                    cg.f32(kLog2e));
               Value dri = memref::LoadOp::create(b, dr, ValueRange{bi, h, qi});
-              cg.forLoop(c0, cols, [&](Value j) {
-                Value kj = cg.add(k0, j);
-                Value qk = cg.dot(q, {bi, h, qi}, k, {bi, hk, kj}, sh.D);
-                Value t;
-                Value s2 = emitScore(cg, qk, scale, softcap, &t, kLog2e);
-                Value p = cg.exp2(cg.fsub(s2, lse2));
-                if (masked)
-                  p = cg.select(cg.visible(mask, qi, kj, sh.off), p,
-                                cg.f32(0.0));
-                Value dp = cg.dot(dO, {bi, h, qi}, v, {bi, hk, kj}, sh.Dv);
-                Value ds = cg.fmul(p, cg.fsub(dp, dri));
-                if (softcap) // t = d(c tanh(s/c))/ds = 1 - tanh^2
-                  ds = cg.fmul(ds, t);
-                memref::StoreOp::create(b, p, pTile, ValueRange{i, j});
-                memref::StoreOp::create(b, ds, dsTile, ValueRange{i, j});
+              Value diag = cg.add(qi, sh.off);
+              forChunks(kChunks, [&](Value col, int64_t w) {
+                Value s = vc.load(pTile, {i, col}, w);
+                Value sech2;
+                if (softcap)
+                  s = arith::MulFOp::create(b, vc.tanh(s, &sech2),
+                                            vc.splat(*softcap * kLog2e, w));
+                Value p = vc.exp2(
+                    arith::SubFOp::create(b, s, vc.broadcast(lse2, w)));
+                if (masked) {
+                  Value kj = arith::AddIOp::create(
+                      b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
+                  Value vis = arith::CmpIOp::create(
+                      b, arith::CmpIPredicate::slt, kj,
+                      vc.broadcast(toI32(sh.Nk), w));
+                  if (mask.left >= 0)
+                    vis = arith::AndIOp::create(
+                        b, vis,
+                        arith::CmpIOp::create(
+                            b, arith::CmpIPredicate::sge, kj,
+                            vc.broadcast(
+                                toI32(cg.sub(diag, cg.idx(mask.left))), w)));
+                  if (mask.right >= 0)
+                    vis = arith::AndIOp::create(
+                        b, vis,
+                        arith::CmpIOp::create(
+                            b, arith::CmpIPredicate::sle, kj,
+                            vc.broadcast(
+                                toI32(cg.add(diag, cg.idx(mask.right))), w)));
+                  p = arith::SelectOp::create(b, vis, p, vc.splat(0.0, w));
+                }
+                Value dp = vc.load(dsTile, {i, col}, w);
+                Value ds = arith::MulFOp::create(
+                    b, p, arith::SubFOp::create(b, dp, vc.broadcast(dri, w)));
+                if (softcap) // d(c tanh(s/c))/ds = 1 - tanh^2
+                  ds = arith::MulFOp::create(b, ds, sech2);
+                vector::StoreOp::create(b, p, pTile, ValueRange{i, col});
+                vector::StoreOp::create(b, ds, dsTile, ValueRange{i, col});
               });
             });
           };
           cg.ifElse(full, [&] { emitP(false); }, [&] { emitP(true); });
 
-          // dV += P^T dO;  dK += scale dS^T Q.
-          cg.forLoop(c0, cols, [&](Value j) {
-            cg.forLoop(c0, dvIdx, [&](Value d) {
-              Value a0 = memref::LoadOp::create(b, dvTile, ValueRange{j, d});
-              Value a = cg.reduce(c0, rows, a0, [&](Value i, Value a) {
-                Value p = memref::LoadOp::create(b, pTile, ValueRange{i, j});
-                Value g = cg.load(dO, {bi, h, cg.add(q0, i), d});
-                return cg.fadd(a, cg.fmul(p, g));
-              });
-              memref::StoreOp::create(b, a, dvTile, ValueRange{j, d});
-            });
-            cg.forLoop(c0, dIdx, [&](Value d) {
-              Value a0 = memref::LoadOp::create(b, dkTile, ValueRange{j, d});
-              Value sum = cg.reduce(c0, rows, cg.f32(0.0), [&](Value i,
-                                                                Value a) {
-                Value ds = memref::LoadOp::create(b, dsTile, ValueRange{i, j});
-                Value qv = cg.load(q, {bi, h, cg.add(q0, i), d});
-                return cg.fadd(a, cg.fmul(ds, qv));
-              });
-              memref::StoreOp::create(b, cg.fadd(a0, cg.fmul(sum,
-                                                            cg.f32(scale))),
-                                      dkTile, ValueRange{j, d});
-            });
-          });
+          // dV += P^T dO;  dK += dS^T Q (scaled when stored).
+          auto accumulateKeys = [&](Value tile, Value rhsMem, Value acc,
+                                    ArrayRef<int64_t> chunks) {
+            vc.outerProduct(OuterProduct{
+                bn, chunks, c0, rows,
+                [&](Value j, Value i) {
+                  return memref::LoadOp::create(b, tile, ValueRange{i, j})
+                      .getResult();
+                },
+                [&](Value i, int64_t col, int64_t w) {
+                  return vc.load(rhsMem, {bi, h, cg.add(q0, i), cg.idx(col)},
+                                 w);
+                },
+                [&](Value j, int64_t col, int64_t w) {
+                  return vc.load(acc, {j, cg.idx(col)}, w);
+                },
+                [&](Value j, int64_t col, Value x) {
+                  vector::StoreOp::create(b, x, acc,
+                                          ValueRange{j, cg.idx(col)});
+                }});
+          };
+          accumulateKeys(pTile, dO, dvTile, dvChunks);
+          accumulateKeys(dsTile, q, dkTile, dChunks);
 
-          // dQacc += scale dS K.
-          cg.forLoop(c0, rows, [&](Value i) {
-            Value qi = cg.add(q0, i);
-            cg.forLoop(c0, dIdx, [&](Value d) {
-              Value sum = cg.reduce(c0, cols, cg.f32(0.0), [&](Value j,
-                                                                Value a) {
-                Value ds = memref::LoadOp::create(b, dsTile, ValueRange{i, j});
-                Value kv = cg.load(k, {bi, hk, cg.add(k0, j), d});
-                return cg.fadd(a, cg.fmul(ds, kv));
-              });
-              Value a0 = memref::LoadOp::create(b, dqAcc,
-                                                ValueRange{bi, h, qi, d});
-              memref::StoreOp::create(
-                  b, cg.fadd(a0, cg.fmul(sum, cg.f32(scale))), dqAcc,
-                  ValueRange{bi, h, qi, d});
-            });
-          });
+          // dQacc[rows] += dS K (scaled when converted).
+          vc.outerProduct(OuterProduct{
+              rows, dChunks, c0, cols,
+              [&](Value i, Value j) {
+                return memref::LoadOp::create(b, dsTile, ValueRange{i, j})
+                    .getResult();
+              },
+              [&](Value j, int64_t col, int64_t w) {
+                return vc.load(k, {bi, hk, cg.add(k0, j), cg.idx(col)}, w);
+              },
+              [&](Value i, int64_t col, int64_t w) {
+                return vc.load(dqAcc, {bi, h, cg.add(q0, i), cg.idx(col)}, w);
+              },
+              [&](Value i, int64_t col, Value x) {
+                vector::StoreOp::create(
+                    b, x, dqAcc, ValueRange{bi, h, cg.add(q0, i), cg.idx(col)});
+              }});
         });
       });
 
       // Store the key block's gradients (summed over the group's heads).
       cg.forLoop(c0, cols, [&](Value j) {
         Value kj = cg.add(k0, j);
-        cg.forLoop(c0, dIdx, [&](Value d) {
-          cg.store(memref::LoadOp::create(b, dkTile, ValueRange{j, d}), dk,
-                   {bi, hk, kj, d});
+        forChunks(dChunks, [&](Value col, int64_t w) {
+          Value x = vc.load(dkTile, {j, col}, w);
+          vc.store(arith::MulFOp::create(b, x, vc.splat(scale, w)), dk,
+                   {bi, hk, kj, col});
         });
-        cg.forLoop(c0, dvIdx, [&](Value d) {
-          cg.store(memref::LoadOp::create(b, dvTile, ValueRange{j, d}), dv,
-                   {bi, hk, kj, d});
+        forChunks(dvChunks, [&](Value col, int64_t w) {
+          vc.store(vc.load(dvTile, {j, col}, w), dv, {bi, hk, kj, col});
         });
       });
     });
-    for (Value buf : {pTile, dsTile, dkTile, dvTile})
+    for (Value buf : {kt, vt, pTile, dsTile, dkTile, dvTile})
       memref::DeallocOp::create(b, buf);
   });
 
-  // dQ = dQacc, converted to the element type.
+  // dQ = scale * dQacc, converted to the element type.
   cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {
-    cg.forLoop(c0, dIdx, [&](Value d) {
-      SmallVector<Value> ix{ivs[0], ivs[1], ivs[2], d};
-      cg.store(memref::LoadOp::create(b, dqAcc, ix), dq, ix);
+    forChunks(dChunks, [&](Value col, int64_t w) {
+      SmallVector<Value> ix{ivs[0], ivs[1], ivs[2], col};
+      Value x = vc.load(dqAcc, ix, w);
+      vc.store(arith::MulFOp::create(b, x, vc.splat(scale, w)), dq, ix);
     });
   });
   memref::DeallocOp::create(b, dr);
@@ -231,7 +324,7 @@ struct AttnTileBackwardPass final
     IRRewriter rewriter(&getContext());
     for (AttentionBackwardOp op : ops) {
       TileSizes sizes = getTileSizes(op, {blockM, blockN});
-      if (failed(tileAttentionBackward(rewriter, op, sizes)))
+      if (failed(tileAttentionBackward(rewriter, op, sizes, vectorWidth)))
         return signalPassFailure();
     }
   }

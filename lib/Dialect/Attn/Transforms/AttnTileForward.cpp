@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "flashmlir/Dialect/Attn/Transforms/VectorCodegen.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Transforms.h"
@@ -16,6 +17,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir {
@@ -41,15 +43,19 @@ TileSizes mlir::attn::getTileSizes(Operation *op, TileSizes defaults) {
 
 LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
                                                AttentionOp op,
-                                               TileSizes sizes) {
+                                               TileSizes sizes,
+                                               int64_t vectorWidth) {
   if (failed(checkLowerable(op, "attn-tile-forward")))
     return failure();
   if (sizes.blockM <= 0 || sizes.blockN <= 0)
     return op.emitOpError("block sizes must be positive");
+  if (vectorWidth <= 0)
+    return op.emitOpError("vector width must be positive");
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   Codegen cg(b);
+  VecCodegen vc(cg, vectorWidth);
   Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
         o = op.getOutput(), lse = op.getLse();
   AttnShape sh = getShape(cg, q, k, v);
@@ -61,6 +67,17 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
   const int64_t BM = sizes.blockM, BN = sizes.blockN;
   Value bm = cg.idx(BM), bn = cg.idx(BN), c0 = cg.idx(0), c1 = cg.idx(1);
   Value numQBlocks = cg.ceilDiv(sh.Nq, bm);
+  // Queries run along the vectors of S^T, the value columns along those of
+  // the accumulator.
+  SmallVector<int64_t> qChunks = vc.chunks(BM), vChunks = vc.chunks(sh.Dv);
+  // Q^T is packed pre-scaled: S^T = K Q^T is then the score in the log2
+  // domain, or its argument of tanh with softcap.
+  double qScale = softcap ? scale / *softcap : scale * kLog2e;
+  Value kMax = cg.sub(sh.Nk, c1);
+  Type i32 = b.getI32Type();
+  auto toI32 = [&](Value x) {
+    return arith::IndexCastOp::create(b, i32, x).getResult();
+  };
 
   cg.parallel({sh.B, sh.Hq, numQBlocks}, [&](ValueRange ivs) {
     Value bi = ivs[0], h = ivs[1], qb = ivs[2];
@@ -69,14 +86,39 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
     Value rows = cg.min(bm, cg.sub(sh.Nq, q0));
     Value qLast = cg.sub(cg.add(q0, rows), c1);
 
-    // Per-block state: scores/probabilities, accumulator, row max and sum.
-    Value sTile = cg.alloc({BM, BN});
+    // Per-block state: Q^T, scores/probabilities S^T (keys x queries), the
+    // accumulator, row max, sum and rescale factor.
+    Value qt = cg.alloc({sh.D, BM});
+    Value st = cg.alloc({BN, BM});
     Value acc = cg.alloc({BM, sh.Dv});
     Value mRow = cg.alloc({BM});
     Value lRow = cg.alloc({BM});
-    cg.fill(mRow, {bm}, cg.negInf());
-    cg.fill(lRow, {bm}, cg.f32(0.0));
-    cg.fill(acc, {bm, cg.idx(sh.Dv)}, cg.f32(0.0));
+    Value aRow = cg.alloc({BM});
+
+    // Q^T, zero in the columns past the last row.
+    cg.forLoop(c0, bm, [&](Value i) {
+      Value valid = cg.cmp(arith::CmpIPredicate::slt, i, rows);
+      Value qi = cg.min(cg.add(q0, i), cg.sub(sh.Nq, c1));
+      cg.forLoop(c0, cg.idx(sh.D), [&](Value d) {
+        Value x = cg.fmul(cg.load(q, {bi, h, qi, d}), cg.f32(qScale));
+        memref::StoreOp::create(b, cg.select(valid, x, cg.f32(0.0)), qt,
+                                ValueRange{d, i});
+      });
+    });
+    int64_t col = 0;
+    for (int64_t w : qChunks) {
+      vector::StoreOp::create(b, vc.splat(-INFINITY, w), mRow, cg.idx(col));
+      vector::StoreOp::create(b, vc.splat(0.0, w), lRow, cg.idx(col));
+      col += w;
+    }
+    cg.forLoop(c0, bm, [&](Value i) {
+      int64_t col = 0;
+      for (int64_t w : vChunks) {
+        vector::StoreOp::create(b, vc.splat(0.0, w), acc,
+                                ValueRange{i, cg.idx(col)});
+        col += w;
+      }
+    });
 
     // The keys any row of the block can see: [kLo, kHi).
     Value kLo = c0, kHi = sh.Nk;
@@ -106,63 +148,144 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
                                     cg.add(k0, cg.idx(BN - 1)), lastVisible));
       }
 
-      // S = Q K^T * scale (softcap) * log2(e), masked only when needed.
-      auto emitScores = [&](bool masked) {
-        cg.forLoop(c0, rows, [&](Value i) {
-          Value qi = cg.add(q0, i);
-          cg.forLoop(c0, cols, [&](Value j) {
-            Value kj = cg.add(k0, j);
-            Value qk = cg.dot(q, {bi, h, qi}, k, {bi, hk, kj}, sh.D);
-            Value s = emitScore(cg, qk, scale, softcap, nullptr, kLog2e);
-            if (masked)
-              s = cg.select(cg.visible(mask, qi, kj, sh.off), s, cg.negInf());
-            memref::StoreOp::create(b, s, sTile, ValueRange{i, j});
-          });
+      // S^T = K Q^T (rows past the last key read the last key; masked).
+      vc.outerProduct(OuterProduct{
+          bn, qChunks, c0, cg.idx(sh.D),
+          [&](Value j, Value d) {
+            return cg.load(k, {bi, hk, cg.min(cg.add(k0, j), kMax), d});
+          },
+          [&](Value d, int64_t col, int64_t w) {
+            return vc.load(qt, {d, cg.idx(col)}, w);
+          },
+          nullptr,
+          [&](Value j, int64_t col, Value s) {
+            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
+          }});
+
+      // Softcap: S = c tanh(s / c), in the log2 domain.
+      if (softcap)
+        cg.forLoop(c0, bn, [&](Value j) {
+          int64_t col = 0;
+          for (int64_t w : qChunks) {
+            Value s = vc.load(st, {j, cg.idx(col)}, w);
+            s = arith::MulFOp::create(b, vc.tanh(s),
+                                      vc.splat(*softcap * kLog2e, w));
+            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
+            col += w;
+          }
+        });
+
+      // Boundary blocks: -inf where key j is past the end or not visible to
+      // query i (i runs along the vectors).
+      auto maskScores = [&] {
+        cg.forLoop(c0, bn, [&](Value j) {
+          Value kj = cg.add(k0, j);
+          Value inRange = cg.cmp(arith::CmpIPredicate::slt, kj, sh.Nk);
+          Value base = cg.sub(kj, sh.off); // the query on kj's diagonal
+          int64_t col = 0;
+          for (int64_t w : qChunks) {
+            Value qi = arith::AddIOp::create(
+                b, vc.broadcast(toI32(cg.add(q0, cg.idx(col))), w),
+                vc.iota(w));
+            Value vis = vc.broadcast(inRange, w);
+            if (mask.right >= 0) // kj <= qi + off + right
+              vis = arith::AndIOp::create(
+                  b, vis,
+                  arith::CmpIOp::create(
+                      b, arith::CmpIPredicate::sge, qi,
+                      vc.broadcast(toI32(cg.sub(base, cg.idx(mask.right))),
+                                   w)));
+            if (mask.left >= 0) // kj >= qi + off - left
+              vis = arith::AndIOp::create(
+                  b, vis,
+                  arith::CmpIOp::create(
+                      b, arith::CmpIPredicate::sle, qi,
+                      vc.broadcast(toI32(cg.add(base, cg.idx(mask.left))),
+                                   w)));
+            Value s = vc.load(st, {j, cg.idx(col)}, w);
+            s = arith::SelectOp::create(b, vis, s, vc.splat(-INFINITY, w));
+            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
+            col += w;
+          }
         });
       };
-      cg.ifElse(full, [&] { emitScores(false); }, [&] { emitScores(true); });
+      cg.ifElse(full, [] {}, maskScores);
 
-      // Online softmax: new row max, rescale the running sum and accumulator.
-      cg.forLoop(c0, rows, [&](Value i) {
-        Value mOld = memref::LoadOp::create(b, mRow, i);
-        Value mNew = cg.reduce(c0, cols, mOld, [&](Value j, Value m) {
-          return cg.fmax(m, memref::LoadOp::create(b, sTile,
-                                                   ValueRange{i, j}));
-        });
+      // Online softmax, a vector of queries at a time: new row max, rescale
+      // factor, P = exp2(S - m), row sums.
+      auto nnan = arith::FastMathFlags::nnan;
+      SmallVector<Value> mOld;
+      col = 0;
+      for (int64_t w : qChunks) {
+        mOld.push_back(vc.load(mRow, {cg.idx(col)}, w));
+        col += w;
+      }
+      SmallVector<Value> mNew =
+          vc.loop(c0, bn, mOld, [&](Value j, ValueRange m) {
+            SmallVector<Value> next;
+            int64_t col = 0;
+            for (auto [c, w] : llvm::enumerate(qChunks)) {
+              next.push_back(arith::MaxNumFOp::create(
+                  b, m[c], vc.load(st, {j, cg.idx(col)}, w), nnan));
+              col += w;
+            }
+            return next;
+          });
+      SmallVector<Value> mUse, zeros;
+      col = 0;
+      for (auto [c, w] : llvm::enumerate(qChunks)) {
         // A row that has seen no key yet keeps m = -inf; subtract 0 then so
         // that exp2(-inf - -inf) never makes a NaN.
-        Value mUse = cg.select(
-            cg.fcmp(arith::CmpFPredicate::OEQ, mNew, cg.negInf()),
-            cg.f32(0.0), mNew);
-        Value alpha = cg.exp2(cg.fsub(mOld, mUse));
-        Value rowSum = cg.reduce(c0, cols, cg.f32(0.0), [&](Value j, Value l) {
-          Value p = cg.exp2(cg.fsub(
-              memref::LoadOp::create(b, sTile, ValueRange{i, j}), mUse));
-          memref::StoreOp::create(b, p, sTile, ValueRange{i, j});
-          return cg.fadd(l, p);
-        });
-        Value lOld = memref::LoadOp::create(b, lRow, i);
-        memref::StoreOp::create(b, cg.fadd(cg.fmul(lOld, alpha), rowSum), lRow,
-                                i);
-        memref::StoreOp::create(b, mNew, mRow, i);
-        cg.forLoop(c0, cg.idx(sh.Dv), [&](Value d) {
-          Value a = memref::LoadOp::create(b, acc, ValueRange{i, d});
-          memref::StoreOp::create(b, cg.fmul(a, alpha), acc, ValueRange{i, d});
-        });
-      });
-
-      // acc += P V.
-      cg.forLoop(c0, rows, [&](Value i) {
-        cg.forLoop(c0, cg.idx(sh.Dv), [&](Value d) {
-          Value a0 = memref::LoadOp::create(b, acc, ValueRange{i, d});
-          Value a = cg.reduce(c0, cols, a0, [&](Value j, Value a) {
-            Value p = memref::LoadOp::create(b, sTile, ValueRange{i, j});
-            Value vv = cg.load(v, {bi, hk, cg.add(k0, j), d});
-            return cg.fadd(a, cg.fmul(p, vv));
+        Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
+                                              mNew[c], vc.splat(-INFINITY, w));
+        mUse.push_back(arith::SelectOp::create(b, isEmpty, vc.splat(0.0, w),
+                                               mNew[c]));
+        Value alpha = vc.exp2(arith::SubFOp::create(b, mOld[c], mUse[c]));
+        vector::StoreOp::create(b, alpha, aRow, cg.idx(col));
+        vector::StoreOp::create(b, mNew[c], mRow, cg.idx(col));
+        zeros.push_back(vc.splat(0.0, w));
+        col += w;
+      }
+      SmallVector<Value> rowSum =
+          vc.loop(c0, bn, zeros, [&](Value j, ValueRange l) {
+            SmallVector<Value> next;
+            int64_t col = 0;
+            for (auto [c, w] : llvm::enumerate(qChunks)) {
+              Value s = vc.load(st, {j, cg.idx(col)}, w);
+              Value p = vc.exp2(arith::SubFOp::create(b, s, mUse[c]));
+              vector::StoreOp::create(b, p, st, ValueRange{j, cg.idx(col)});
+              next.push_back(arith::AddFOp::create(b, l[c], p));
+              col += w;
+            }
+            return next;
           });
-          memref::StoreOp::create(b, a, acc, ValueRange{i, d});
-        });
-      });
+      col = 0;
+      for (auto [c, w] : llvm::enumerate(qChunks)) {
+        Value alpha = vc.load(aRow, {cg.idx(col)}, w);
+        Value l = vc.load(lRow, {cg.idx(col)}, w);
+        vector::StoreOp::create(b, vc.fma(l, alpha, rowSum[c]), lRow,
+                                cg.idx(col));
+        col += w;
+      }
+
+      // acc = alpha acc + P V (P read from S^T, a scalar per query and key).
+      vc.outerProduct(OuterProduct{
+          bm, vChunks, c0, cols,
+          [&](Value i, Value j) {
+            return memref::LoadOp::create(b, st, ValueRange{j, i}).getResult();
+          },
+          [&](Value j, int64_t col, int64_t w) {
+            return vc.load(v, {bi, hk, cg.add(k0, j), cg.idx(col)}, w);
+          },
+          [&](Value i, int64_t col, int64_t w) {
+            Value alpha = memref::LoadOp::create(b, aRow, i);
+            return arith::MulFOp::create(b, vc.load(acc, {i, cg.idx(col)}, w),
+                                         vc.broadcast(alpha, w))
+                .getResult();
+          },
+          [&](Value i, int64_t col, Value a) {
+            vector::StoreOp::create(b, a, acc, ValueRange{i, cg.idx(col)});
+          }});
     });
 
     // Epilogue: O = acc / l, lse = (m + log2 l) ln 2; empty rows: 0, -inf.
@@ -171,17 +294,20 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       Value l = memref::LoadOp::create(b, lRow, i);
       Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
       Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
-      cg.forLoop(c0, cg.idx(sh.Dv), [&](Value d) {
-        Value a = memref::LoadOp::create(b, acc, ValueRange{i, d});
-        cg.store(cg.fmul(a, inv), o, {bi, h, qi, d});
-      });
+      int64_t col = 0;
+      for (int64_t w : vChunks) {
+        Value a = vc.load(acc, {i, cg.idx(col)}, w);
+        vc.store(arith::MulFOp::create(b, a, vc.broadcast(inv, w)), o,
+                 {bi, h, qi, cg.idx(col)});
+        col += w;
+      }
       if (lse) {
         Value m = memref::LoadOp::create(b, mRow, i);
         Value val = cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2));
         cg.store(cg.select(any, val, cg.negInf()), lse, {bi, h, qi});
       }
     });
-    for (Value buf : {sTile, acc, mRow, lRow})
+    for (Value buf : {qt, st, acc, mRow, lRow, aRow})
       memref::DeallocOp::create(b, buf);
   });
 
@@ -200,7 +326,7 @@ struct AttnTileForwardPass final
     IRRewriter rewriter(&getContext());
     for (AttentionOp op : ops) {
       TileSizes sizes = getTileSizes(op, {blockM, blockN});
-      if (failed(tileAttentionForward(rewriter, op, sizes)))
+      if (failed(tileAttentionForward(rewriter, op, sizes, vectorWidth)))
         return signalPassFailure();
     }
   }

@@ -12,6 +12,8 @@ include "mlir/Pass/PassBase.td"
 defvar Attn_LoweredDialects = [
   "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
   "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect"];
+defvar Attn_TiledDialects = !listconcat(Attn_LoweredDialects,
+                                        ["::mlir::vector::VectorDialect"]);
 
 def AttnTileForwardPass : Pass<"attn-tile-forward"> {
   let summary = "Tile attn.attention into loops with online softmax";
@@ -34,17 +36,39 @@ def AttnTileForwardPass : Pass<"attn-tile-forward"> {
     visited; blocks that every query sees fully are computed without mask
     arithmetic; only boundary blocks (including the ragged last block) are
     masked element-wise. Sequence lengths need not be multiples of the block
-    sizes. The only buffers are per-block tiles (`BM x BN` scores,
-    `BM x Dv` accumulator, `BM` row max and sum), so memory does not grow with
-    N. Block sizes come from the op's `block_sizes` attribute when present,
-    else from the options.
+    sizes. Block sizes come from the op's `block_sizes` attribute when
+    present, else from the options.
+
+    The tiles are f32 `vector` code of `vector-width` lanes (the CPU runner
+    picks 16 for AVX-512, 8 for AVX2), whatever the element type (f16/bf16
+    are extended on load and truncated on store):
+
+    * `Q^T` (`D x BM`) is packed once per query block, pre-multiplied by
+      `scale * log2(e)` (by `scale / softcap` with softcap);
+    * `S^T = K Q^T` (`BN x BM`, keys x queries) and `acc = alpha acc + P V`
+      are register-blocked outer products: a block of R rows x G vectors of
+      accumulators (6 x 4 at 16 lanes) stays in registers for the whole
+      reduction, each step one vector load per column vector, one
+      broadcast scalar per row and R x G `vector.fma`s;
+    * with queries along the vectors of `S^T`, the online softmax needs no
+      horizontal reduction: row max and row sum are element-wise over the
+      `BN` rows, and `exp2` is a polynomial on vectors (2^round(x) from the
+      exponent bits times a degree-6 polynomial, relative error ~1.5e-7).
+
+    The buffers are per-block tiles (`D x BM` Q^T, `BN x BM` scores,
+    `BM x Dv` accumulator, `BM` row max, sum and rescale factor), so memory
+    does not grow with N; with `attn-cpu-pipeline{parallel=1}` each worker
+    thread holds one set.
   }];
-  let dependentDialects = Attn_LoweredDialects;
+  let dependentDialects = Attn_TiledDialects;
   let options = [
     Option<"blockM", "block-m", "int64_t", /*default=*/"64",
            "Query rows per block (BM)">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"64",
            "Key rows per block (BN)">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"8",
+           "f32 lanes per vector (16: AVX-512, 8: AVX2, 4: SSE/NEON); the "
+           "CPU runner picks it from the host">,
   ];
 }
 
@@ -74,15 +98,28 @@ def AttnTileBackwardPass : Pass<"attn-tile-backward"> {
     dQ is accumulated in an f32 workspace of `[B, Hq, Nq, D]` (O(N)); the
     loop over key blocks is sequential per (batch, kv head), and every query
     head belongs to one kv head, so the accumulation has no races and is
-    deterministic: the same inputs give bit-identical gradients. No
-    `Nq x Nk` buffer exists.
+    deterministic: the same inputs give bit-identical gradients, whatever the
+    number of threads running the `scf.parallel`. No `Nq x Nk` buffer
+    exists.
+
+    As in the forward, the tiles are f32 `vector` code of `vector-width`
+    lanes. `K^T` (pre-scaled by `scale * log2(e)`, or `scale / softcap`) and
+    `V^T` are packed once per key block; `S = Q K^T` and `dP = dO V^T`
+    (queries x keys, keys along the vectors) and the three gradient products
+    `dV += P^T dO`, `dK += dS^T Q`, `dQacc += dS K` are register-blocked
+    outer products (see attn-tile-forward); `scale` is applied once, when dK
+    and dQ are stored. Per (batch, kv head): `D x BN` K^T, `Dv x BN` V^T,
+    two `BM x BN` tiles (P, dS), `BN x D` dK and `BN x Dv` dV.
   }];
-  let dependentDialects = Attn_LoweredDialects;
+  let dependentDialects = Attn_TiledDialects;
   let options = [
     Option<"blockM", "block-m", "int64_t", /*default=*/"64",
            "Query rows per block (BM)">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"64",
            "Key rows per block (BN)">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"8",
+           "f32 lanes per vector (16: AVX-512, 8: AVX2, 4: SSE/NEON); the "
+           "CPU runner picks it from the host">,
   ];
 }
 

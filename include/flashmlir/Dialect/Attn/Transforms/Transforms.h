@@ -29,16 +29,20 @@ TileSizes getTileSizes(Operation *op, TileSizes defaults);
 
 /// Rewrites a memref `attn.attention` into tiled loops with online softmax:
 /// scf.parallel over (batch, query head, query block), scf.for over the key
-/// blocks a query block can see, running max/sum and an f32 accumulator.
+/// blocks a query block can see, running max/sum and an f32 accumulator. The
+/// tile products and the softmax are f32 vector code with `vectorWidth`
+/// lanes (VectorCodegen.h).
 LogicalResult tileAttentionForward(RewriterBase &rewriter, AttentionOp op,
-                                   TileSizes sizes);
+                                   TileSizes sizes, int64_t vectorWidth = 8);
 
 /// Rewrites a memref `attn.attention_backward` into tiled loops that
 /// recompute P from the saved lse: a rowsum(dO*O) pre-pass, then
 /// scf.parallel over (batch, kv head), scf.for over key blocks, and inside over
 /// the group's query heads and query blocks; dQ accumulates in an f32 buffer.
+/// f32 vector code with `vectorWidth` lanes, as the forward.
 LogicalResult tileAttentionBackward(RewriterBase &rewriter,
-                                    AttentionBackwardOp op, TileSizes sizes);
+                                    AttentionBackwardOp op, TileSizes sizes,
+                                    int64_t vectorWidth = 8);
 
 /// The unfused reference lowering of the forward: the full [B, Hq, Nq, Nk]
 /// score matrix, row softmax, then P*V (three loop nests).
