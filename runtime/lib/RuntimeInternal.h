@@ -314,6 +314,23 @@ enum : int { // CUdevice_attribute
   DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
   DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97,
 };
+/// CUDA_MEMCPY2D (cuMemcpy2DAsync_v2), device to device only.
+enum : int { MEMORYTYPE_DEVICE = 2 };
+struct Memcpy2D {
+  size_t srcXInBytes = 0, srcY = 0;
+  int srcMemoryType = MEMORYTYPE_DEVICE;
+  const void *srcHost = nullptr;
+  DevicePtr srcDevice = 0;
+  void *srcArray = nullptr;
+  size_t srcPitch = 0;
+  size_t dstXInBytes = 0, dstY = 0;
+  int dstMemoryType = MEMORYTYPE_DEVICE;
+  void *dstHost = nullptr;
+  DevicePtr dstDevice = 0;
+  void *dstArray = nullptr;
+  size_t dstPitch = 0;
+  size_t WidthInBytes = 0, Height = 0;
+};
 enum : int { // CUfunction_attribute
   FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
 };
@@ -347,6 +364,7 @@ struct CudaDriver {
   cu::Result (*cuMemcpyDtoH)(void *, cu::DevicePtr, size_t) = nullptr;
   cu::Result (*cuMemsetD32Async)(cu::DevicePtr, unsigned, size_t,
                                  cu::Stream) = nullptr;
+  cu::Result (*cuMemcpy2DAsync)(const cu::Memcpy2D *, cu::Stream) = nullptr;
   cu::Result (*cuStreamSynchronize)(cu::Stream) = nullptr;
   cu::Result (*cuGetErrorString)(cu::Result, const char **) = nullptr;
   cu::Result (*cuGetErrorName)(cu::Result, const char **) = nullptr;

@@ -165,6 +165,38 @@ EXPORT CUresult cuMemcpyDtoH_v2(void *dst, unsigned long long src,
   memcpy(dst, (const void *)(uintptr_t)src, bytes);
   return OK;
 }
+typedef struct {
+  size_t srcXInBytes, srcY;
+  int srcMemoryType;
+  const void *srcHost;
+  unsigned long long srcDevice;
+  void *srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes, dstY;
+  int dstMemoryType;
+  void *dstHost;
+  unsigned long long dstDevice;
+  void *dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes, Height;
+} Memcpy2D;
+
+/* Device-to-device 2-D copies (fake device memory is host memory). */
+EXPORT CUresult cuMemcpy2DAsync_v2(const Memcpy2D *c, void *stream) {
+  (void)stream;
+  if (!c || c->srcMemoryType != 2 || c->dstMemoryType != 2 ||
+      (c->Height > 1 && (c->srcPitch < c->WidthInBytes ||
+                         c->dstPitch < c->WidthInBytes)))
+    return INVALID_VALUE;
+  for (size_t y = 0; y < c->Height; ++y)
+    memmove((char *)(uintptr_t)c->dstDevice + (c->dstY + y) * c->dstPitch +
+                c->dstXInBytes,
+            (const char *)(uintptr_t)c->srcDevice + (c->srcY + y) * c->srcPitch +
+                c->srcXInBytes,
+            c->WidthInBytes);
+  return OK;
+}
+
 EXPORT CUresult cuMemsetD32Async(unsigned long long dst, unsigned value,
                                  size_t n, void *stream) {
   unsigned *p = (unsigned *)(uintptr_t)dst;
