@@ -156,9 +156,10 @@ fa_status currentContext(fa_runtime *rt, ContextState **out) {
   return FA_OK;
 }
 
-/// The CUfunction of kernel `idx` in the current context, loading its PTX
-/// module (once per context and file) and raising its dynamic shared memory
-/// limit when it needs more than 48 KiB.
+/// The CUfunction of kernel `idx` in the current context: checks its
+/// signature against its PTX, loads its module (once per context and file:
+/// the cubin where it runs on the device, else the PTX) and raises its
+/// dynamic shared memory limit when it needs more than 48 KiB.
 fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
                       cu::Function *out) {
   auto fit = cs->functions.find(idx);
@@ -170,6 +171,17 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   const KernelDesc &k = rt->manifest.kernels[idx];
   std::string path = joinPath(rt->manifest.dir, k.file);
 
+  // The manifest's argument list against the PTX's .entry, once per kernel
+  // and context, when it is first used (loadBundle reads no PTX, so that
+  // creating a runtime over a large bundle stays cheap).
+  std::string ptx;
+  {
+    std::string err;
+    if (!readFile(path, &ptx, &err))
+      return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': " + err);
+    if (!checkKernelPtx(rt->manifest, k, ptx, &err))
+      return fail(rt, FA_ERR_BUNDLE, err);
+  }
   auto mit = cs->modules.find(k.file);
   // The kernel's SASS, where the bundle has it for this device: no JIT. A
   // cubin the driver does not take (another architecture, a damaged file)
@@ -184,9 +196,6 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
       mit = cs->modules.emplace(k.file, mod).first;
   }
   if (mit == cs->modules.end()) {
-    std::string ptx, err;
-    if (!readFile(path, &ptx, &err))
-      return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': " + err);
     static constexpr size_t kLogSize = 16384;
     std::string errorLog(kLogSize, '\0'), infoLog(kLogSize, '\0');
     int options[] = {cu::JIT_ERROR_LOG_BUFFER,

@@ -146,9 +146,17 @@ struct Manifest {
 bool parseManifest(const std::string &text, const std::string &dir,
                    bool checkFiles, Manifest *out, std::string *err);
 
-/// Reads `dir`/manifest.json, parses it (with checkFiles) and checks the
-/// kernel signatures against the PTX (checkBundleSignatures).
+/// Reads `dir`/manifest.json and parses it (with checkFiles). The PTX files
+/// are not read here: a kernel's signature is checked against its PTX when
+/// the kernel is first loaded (checkKernelPtx), so that creating a runtime
+/// over a bundle of hundreds of kernels costs no more than its manifest
+/// (cold start, docs/bundle.md). checkBundleSignatures checks them all.
 bool loadBundle(const std::string &dir, Manifest *out, std::string *err);
+
+/// Checks kernel `k` of `m` against the `.entry` of its PTX text `ptx`.
+/// False with *err ("bundle DIR: kernel 'NAME' (FILE): ...") on a mismatch.
+bool checkKernelPtx(const Manifest &m, const KernelDesc &k,
+                    const std::string &ptx, std::string *err);
 
 /// Every `.entry` of PTX text with the sizes in bytes of its parameters.
 /// False with *err on a parameter list it cannot read.

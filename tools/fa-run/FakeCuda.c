@@ -18,6 +18,10 @@
  *   FA_FAKE_CUDA_MEM=BYTES     device memory; allocations beyond it fail
  *                              with CUDA_ERROR_OUT_OF_MEMORY
  *   FA_FAKE_CUDA_REJECT_PTX=1  cuModuleLoadDataEx fails (INVALID_PTX, log)
+ *   FA_FAKE_CUDA_REJECT_CUBIN=1  cuModuleLoadDataEx fails on ELF images
+ *                              (cubins) with NO_BINARY_FOR_GPU
+ *   FA_FAKE_CUDA_LOG_MODULES=1 print each module load to stderr: "cubin"
+ *                              (an ELF image) or "ptx <.target>"
  *   FA_FAKE_CUDA_FAULT=1       cuCtxSynchronize reports an illegal address
  *   FA_FAKE_CUDA_LOG=1         print each launch to stderr
  *
@@ -35,6 +39,7 @@ enum {
   OK = 0,
   INVALID_VALUE = 1,
   OUT_OF_MEMORY = 2,
+  NO_BINARY_FOR_GPU = 209,
   INVALID_PTX = 218,
   ILLEGAL_ADDRESS = 700,
 };
@@ -107,6 +112,26 @@ EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int dev) { return OK; }
 EXPORT CUresult cuModuleLoadDataEx(void **mod, const void *image,
                                    unsigned n, int *options, void **values) {
   static int module;
+  int elf = memcmp(image, "\x7f" "ELF", 4) == 0;
+  if (envInt("FA_FAKE_CUDA_LOG_MODULES", 0)) {
+    if (elf) {
+      fprintf(stderr, "fake-cuda: load cubin\n");
+    } else {
+      /* The PTX's ".target sm_XY" line names what the JIT would build for. */
+      const char *t = strstr((const char *)image, ".target ");
+      int len = 0;
+      if (t)
+        while (t[8 + len] && t[8 + len] != '\n' && t[8 + len] != ',' && len < 16)
+          ++len;
+      fprintf(stderr, "fake-cuda: load ptx %.*s\n", len, t ? t + 8 : "?");
+    }
+  }
+  if (elf && envInt("FA_FAKE_CUDA_REJECT_CUBIN", 0))
+    return NO_BINARY_FOR_GPU;
+  if (elf) {
+    *mod = &module;
+    return OK;
+  }
   if (envInt("FA_FAKE_CUDA_REJECT_PTX", 0)) {
     for (unsigned i = 0; i < n; ++i)
       if (options[i] == 5) /* CU_JIT_ERROR_LOG_BUFFER */
