@@ -5,6 +5,10 @@
 #   ./fa.sh test    install what is missing, build everything, run every test
 #   ./fa.sh build   install what is missing and build (no run)
 #   ./fa.sh python  build, install the Python package (python/) into a venv, run its tests
+#   ./fa.sh wheel   build, then a wheel of the Python package with the GPU runtime and the
+#                   default bundle inside (build/dist/runtime/); FLASHMLIR_WHEEL_COMPILER=1
+#                   also puts in the compiler (build/dist/compiler/)
+#   ./fa.sh wheel-test  both wheels, each installed into a fresh venv and checked
 #
 # Environment: BUILD_DIR (default build), JOBS (default nproc).
 set -euo pipefail
@@ -60,9 +64,15 @@ build() {
 py_setup() {
   local lib="$ROOT/python/flashmlir/_lib" venv="$BUILD_DIR/pyenv"
   rm -rf "$lib" && mkdir -p "$lib" || return 1
+  # pip builds in the source tree: a build/ left by an interrupted install
+  # makes the next one fail ("File exists: ...dist-info").
+  rm -rf "$ROOT/python/build" "$ROOT/python/flashmlir.egg-info"
   cp "$BUILD_DIR/lib/libflashmlir_c.so" "$BUILD_DIR/lib/libflashmlir_rt.so" "$lib/" || return 1
   if [ -f "$BUILD_DIR/bundle/manifest.json" ]; then
     cp -r "$BUILD_DIR/bundle" "$lib/bundle" || return 1
+  fi
+  if [ -f "$BUILD_DIR/bundle-deterministic/manifest.json" ]; then
+    cp -r "$BUILD_DIR/bundle-deterministic" "$lib/bundle-deterministic" || return 1
   fi
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" || return 1
@@ -83,6 +93,55 @@ py_test() {
   (cd "$BUILD_DIR" && "$BUILD_DIR/pyenv/bin/python" -m pytest "$ROOT/python/tests" -q -p no:cacheprovider)
 }
 
+# A wheel of python/ with the native libraries and the default bundle inside,
+# from a `cmake --install` of the build (libraries with $ORIGIN run paths):
+# build/dist/runtime/ (libflashmlir_rt + bundle: GPU attention, no MLIR at
+# run time) or, with FLASHMLIR_WHEEL_COMPILER=1, build/dist/compiler/ (also
+# libflashmlir_c and the libMLIR / libLLVM it links: the CPU path and
+# flashmlir.compile; needs the system libraries libLLVM needs, as on Debian 12).
+wheel() {
+  local variant=runtime
+  [ "${FLASHMLIR_WHEEL_COMPILER:-0}" = 1 ] && variant=compiler
+  local stage="$BUILD_DIR/wheel-$variant" venv="$BUILD_DIR/wheelenv"
+  local prefix="$BUILD_DIR/wheel-prefix" out="$BUILD_DIR/dist/$variant"
+  rm -rf "$stage" "$prefix" "$out" && mkdir -p "$stage" "$out" || return 1
+  cmake --install "$BUILD_DIR" --prefix "$prefix" > /dev/null || return 1
+  cp -r python/flashmlir python/pyproject.toml python/README.md "$stage/" || return 1
+  rm -rf "$stage/flashmlir/_lib" && find "$stage" -name __pycache__ -prune -exec rm -rf {} +
+  mkdir -p "$stage/flashmlir/_lib"
+  cp "$prefix/lib/libflashmlir_rt.so" "$stage/flashmlir/_lib/" || return 1
+  cp -r "$prefix/share/flashmlir/bundle" "$stage/flashmlir/_lib/bundle" || return 1
+  cp -r "$prefix/share/flashmlir/bundle-deterministic" "$stage/flashmlir/_lib/bundle-deterministic" || return 1
+  if [ "$variant" = compiler ]; then
+    cp "$prefix/lib/libflashmlir_c.so" "$stage/flashmlir/_lib/" || return 1
+    cp -L "$LLVM/lib/libMLIR.so.22.1" "$LLVM/lib/libLLVM.so.22.1" "$stage/flashmlir/_lib/" || return 1
+  fi
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" || return 1
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check setuptools wheel || return 1
+  "$venv/bin/pip" wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
+    -w "$out" "$stage" || return 1
+  # Native libraries inside: a platform wheel, not py3-none-any.
+  "$venv/bin/python" -m wheel tags --remove --platform-tag "linux_$(uname -m)" "$out"/*.whl > /dev/null || return 1
+  rm -rf "$stage" "$prefix"
+  ls "$out"/*.whl
+}
+
+# Installs a wheel from `wheel` into a fresh venv and checks it from outside
+# the source tree (python/tests/check_wheel.py).
+wheel_check() {
+  local variant="$1" venv="$BUILD_DIR/wheel-venv-$1"
+  rm -rf "$venv" && python3 -m venv "$venv" || return 1
+  if [ "$variant" = compiler ]; then
+    "$venv/bin/pip" install -q --disable-pip-version-check numpy || return 1
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "$BUILD_DIR/dist/$variant"/*.whl || return 1
+  (cd / && env -u FLASHMLIR_LIB_DIR -u FLASHMLIR_BUNDLE -u PYTHONPATH \
+     "$venv/bin/python" "$ROOT/python/tests/check_wheel.py" "$variant") || return 1
+  rm -rf "$venv"
+}
+
 run_tests() {
   build
   cmake --build "$BUILD_DIR" -j "$JOBS" --target mlir-doc >/dev/null
@@ -95,6 +154,11 @@ run_tests() {
   pylog=$(mktemp)
   py_test 2>&1 | tee "$pylog"
   local pyrc=${PIPESTATUS[0]}
+  # The runtime wheel, installed into a fresh venv and checked.
+  local whlog
+  whlog=$(mktemp)
+  { wheel && wheel_check runtime; } 2>&1 | tee "$whlog"
+  local whrc=${PIPESTATUS[0]}
   set -e
   # One plain summary line, read by CI as well as by people.
   local passed failed
@@ -108,9 +172,14 @@ run_tests() {
   pyfailed=$(tail -1 "$pylog" | { grep -oE '[0-9]+ (failed|errors?)' || true; } |
              { grep -oE '[0-9]+' || true; } | awk '{s += $1} END {print s + 0}')
   if [ "$pyrc" != 0 ] && [ "${pyfailed:-0}" = 0 ]; then pyfailed=1; fi  # setup failed
-  rm -f "$log" "$pylog"
-  echo "$(( ${passed:-0} + ${pypassed:-0} )) passed, $(( ${failed:-0} + ${pyfailed:-0} )) failed"
+  local whpassed whfailed
+  whpassed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$whlog" | tail -1)
+  whfailed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$whlog" | tail -1)
+  if [ "$whrc" != 0 ] && [ "${whfailed:-0}" = 0 ]; then whfailed=1; fi  # wheel not built
+  rm -f "$log" "$pylog" "$whlog"
+  echo "$(( ${passed:-0} + ${pypassed:-0} + ${whpassed:-0} )) passed, $(( ${failed:-0} + ${pyfailed:-0} + ${whfailed:-0} )) failed"
   [ "$rc" = 0 ] && rc=$pyrc
+  [ "$rc" = 0 ] && rc=$whrc
   return "$rc"
 }
 
@@ -129,6 +198,9 @@ case "${1:-}" in
   test) run_tests ;;
   build) build ;;
   python) build; py_test ;;
+  wheel) build; wheel ;;
+  wheel-test) build; wheel && wheel_check runtime &&
+              FLASHMLIR_WHEEL_COMPILER=1 wheel && wheel_check compiler ;;
   deps) deps ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

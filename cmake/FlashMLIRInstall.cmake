@@ -14,6 +14,7 @@
 #                                            file, FlashMLIRTargets.cmake
 #   bin/fa-opt fa-compile fa-run fa-tune     the tools
 #   share/flashmlir/bundle                   the default kernel bundle
+#   share/flashmlir/bundle-deterministic     its deterministic-backward part
 #
 # A consumer writes `find_package(FlashMLIR REQUIRED CONFIG)` (with
 # -DFlashMLIR_DIR=P/lib/cmake/flashmlir or P in CMAKE_PREFIX_PATH) and links
@@ -51,12 +52,19 @@ if(FLASHMLIR_ENABLE_COMPILER)
 endif()
 
 # Installed shared libraries and tools find each other through $ORIGIN and
-# libMLIR/libLLVM where they were linked from.
+# libMLIR/libLLVM where they were linked from. The libraries look in their
+# own directory first: the wheel (fa.sh wheel) puts libMLIR and libLLVM
+# beside libflashmlir_c.
 set(_flashmlir_tools fa-run fa-tune)
 if(FLASHMLIR_ENABLE_COMPILER)
   list(APPEND _flashmlir_tools fa-opt fa-compile)
 endif()
-foreach(t ${_flashmlir_exported} ${_flashmlir_tools})
+foreach(t ${_flashmlir_exported})
+  set_target_properties(${t} PROPERTIES
+    INSTALL_RPATH "$ORIGIN:$ORIGIN/../${CMAKE_INSTALL_LIBDIR}"
+    INSTALL_RPATH_USE_LINK_PATH ON)
+endforeach()
+foreach(t ${_flashmlir_tools})
   set_target_properties(${t} PROPERTIES
     INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}"
     INSTALL_RPATH_USE_LINK_PATH ON)
@@ -83,6 +91,8 @@ if(FLASHMLIR_ENABLE_COMPILER)
   install(DIRECTORY ${FLASHMLIR_BUNDLE_DIR}/
     DESTINATION ${CMAKE_INSTALL_DATADIR}/flashmlir/bundle
     PATTERN "ptxas-report.json" EXCLUDE)
+  install(DIRECTORY ${FLASHMLIR_DET_BUNDLE_DIR}/
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/flashmlir/bundle-deterministic)
 endif()
 
 configure_package_config_file(

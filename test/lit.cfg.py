@@ -27,6 +27,14 @@ tool_dirs = [config.flashmlir_tools_dir, config.llvm_tools_dir]
 tools = ["fa-opt", "fa-run", "fa-compile", "fa-tune", "fa-reference-test", "fa-runtime-test", "fa-tune-test", "flashmlir-capi-test"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
+# MLIR's own JIT runner and its runtime libraries (mlir-22-tools), for tests
+# that run whole modules (Execution/raise-linalg-e2e.test).
+mlir_runner = os.path.join(config.llvm_tools_dir, "mlir-runner")
+if os.path.exists(mlir_runner):
+    config.available_features.add("mlir-runner")
+    config.substitutions.append(("%mlir_runner", mlir_runner))
+    config.substitutions.append(("%mlir_lib_dir", config.llvm_lib_dir))
+
 # Tests that pin the JIT to a baseline x86-64 CPU need an x86-64 host.
 import platform
 

@@ -25,6 +25,7 @@
 #include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Async/IR/Async.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
@@ -36,6 +37,9 @@
 #include "mlir/Dialect/Index/IR/IndexDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/AllInterfaces.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -59,7 +63,8 @@ void flashmlir::registerAllDialects(mlir::DialectRegistry &registry) {
                   async::AsyncDialect,
                   bufferization::BufferizationDialect, cf::ControlFlowDialect,
                   func::FuncDialect, gpu::GPUDialect, index::IndexDialect,
-                  LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
+                  linalg::LinalgDialect, LLVM::LLVMDialect, math::MathDialect,
+                  memref::MemRefDialect,
                   NVVM::NVVMDialect, nvgpu::NVGPUDialect, scf::SCFDialect,
                   tensor::TensorDialect, ub::UBDialect, vector::VectorDialect>();
 
@@ -68,6 +73,11 @@ void flashmlir::registerAllDialects(mlir::DialectRegistry &registry) {
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
       registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  // linalg on tensors: what attn-raise-linalg reads (models from torch-mlir
+  // or StableHLO), and what the rest of such a model lowers through
+  // (one-shot-bufferize, convert-linalg-to-loops).
+  linalg::registerAllDialectInterfaceImplementations(registry);
+  arith::registerBufferizableOpInterfaceExternalModels(registry);
 
   // The to-LLVM conversion interfaces: the generic lowerings
   // (convert-gpu-to-nvvm, convert-to-llvm) pick up patterns through them.
@@ -102,4 +112,5 @@ void flashmlir::registerAllPasses() {
   mlir::bufferization::registerBufferizationPasses();
   mlir::memref::registerMemRefPasses();
   mlir::registerGPUPasses();
+  mlir::registerLinalgPasses();
 }

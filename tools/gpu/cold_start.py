@@ -30,6 +30,7 @@ Needs torch with CUDA and the flashmlir package (installed, or
 ``PYTHONPATH=python`` with the libraries in ``--lib-dir``/``build/lib``).
 """
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -106,7 +107,9 @@ def run_child(cfg, env):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bundle", default=os.path.join(REPO, "build", "bundle"))
+    ap.add_argument("--bundle", default=None,
+                    help="default: the bundle the flashmlir package finds (an installed "
+                         "wheel's), else build/bundle")
     ap.add_argument("--lib-dir", default=None,
                     help="FLASHMLIR_LIB_DIR for the children (default: as found)")
     ap.add_argument("--modes", default="cubin,ptx-nocache,ptx-cache")
@@ -115,7 +118,15 @@ def main():
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
-    bundle = os.path.abspath(a.bundle)
+    bundle = a.bundle
+    if bundle is None:
+        try:
+            import flashmlir
+            bundle = flashmlir.available()["bundle"]
+        except Exception:
+            bundle = None
+        bundle = bundle or os.path.join(REPO, "build", "bundle")
+    bundle = os.path.abspath(bundle)
     with open(os.path.join(bundle, "manifest.json")) as f:
         ncubin = sum("cubin" in k for k in json.load(f)["kernels"])
     print(f"bundle {bundle}: {ncubin} kernels with a cubin")
@@ -124,7 +135,9 @@ def main():
     base.pop("FLASHMLIR_BUNDLE", None)
     if a.lib_dir:
         base["FLASHMLIR_LIB_DIR"] = os.path.abspath(a.lib_dir)
-    base.setdefault("PYTHONPATH", os.path.join(REPO, "python"))
+    # An installed flashmlir (a wheel) is used as it is; else the repository's.
+    if importlib.util.find_spec("flashmlir") is None:
+        base.setdefault("PYTHONPATH", os.path.join(REPO, "python"))
     ptx = ptx_only_copy(bundle, os.path.join(tmp, "ptx-bundle"))
     rows, failed = [], False
     try:

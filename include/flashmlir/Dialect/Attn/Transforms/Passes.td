@@ -135,4 +135,72 @@ def AttnLowerUnfusedPass : Pass<"attn-lower-unfused"> {
   let dependentDialects = Attn_LoweredDialects;
 }
 
+def AttnRaiseLinalgPass : Pass<"attn-raise-linalg"> {
+  let summary = "Raise naive attention in linalg on tensors to attn.attention";
+  let description = [{
+    Finds attention written out as separate linalg ops on tensors, as
+    torch-mlir and StableHLO's linalg lowering emit `softmax(Q K^T * s + M) V`,
+    and replaces it with one `attn.attention` (which the CPU and GPU
+    pipelines turn into FlashAttention). Matched from the final contraction
+    backwards:
+
+    ```
+    S = contract(Q, K)            // linalg.batch_matmul or a linalg.generic
+                                  // mul/add contraction over D, zero init
+    S = S * c  |  S / c           // scale (constant scalar; also on Q or K)
+    S = S + M                     // optional additive mask, a constant
+    P = softmax(S, last dim)      // linalg.softmax, or decomposed:
+                                  //   m = max(S), e = exp(S - m) (or exp(S)),
+                                  //   z = sum(e), P = e / z
+    O = contract(P, V)            // as for S
+    ```
+
+    * Layouts: `[B, H, N, D]` (4-D, two batch dims) or `[B*H, N, D]` (3-D,
+      `linalg.batch_matmul`); transposes feeding the contractions
+      (`linalg.transpose` or a permuting copy `linalg.generic`, e.g. the
+      `K^T` of `q @ k.transpose(-2, -1)`) are looked through, other
+      operand orders get a `linalg.transpose`, and the result is put back
+      into the order of the original output.
+    * Grouped-query attention: K and V of `Hkv` heads repeated to `Hq` by
+      broadcast + collapse with each kv head repeated `G` times in a row
+      (torch's `repeat_interleave`, transformers' `repeat_kv`) become the
+      `Hkv`-head operands of the op. Repeating whole head blocks (`.repeat`:
+      query head `h` reads kv head `h % Hkv`, not `h / G`) is not the op's
+      grouping: the op then reads the repeated tensors as they are.
+    * Masks: a constant additive mask whose entries are 0 (visible) or
+      -inf / at most -1e30 (masked), broadcast over the batch dims, is
+      proved equal, entry by entry, to the op's mask for some causal /
+      `window = [left, right]` and a key-padding length `L` (keys `>= L`
+      masked in every row: K and V are sliced to `L` keys); every row must
+      see at least one key (a fully masked row is NaN or a uniform average
+      in the naive form, 0 in the op). Masks computed at run time (a
+      function argument) and biases (any other value) are not raised. The
+      mask may be added before or after the scaling.
+    * The scale is the product of the constants (multiplied or divided) on
+      S, Q and K; it must be positive.
+
+    Anything else -- dynamic shapes, a body that is not exactly the
+    operation named (e.g. an f32 accumulation of bf16 inputs), a reduction
+    init that is not 0 (sum) or -inf / the lowest finite value (max), a
+    softmax over another dimension, values of the chain used elsewhere -- is
+    left untouched. The rewrite is `raiseNaiveAttention`
+    (`Transforms.h`), applied by `populateAttnRaiseLinalgPatterns`.
+
+    Example (`test/Transforms/attn-raise-linalg.mlir`):
+
+    ```mlir
+    %s = linalg.batch_matmul ins(%q, %kt : ...) outs(%zero : tensor<8x128x128xf32>)
+    %d = linalg.generic ... { arith.divf %x, %c8 }    // / sqrt(64)
+    %p = linalg.softmax dimension(2) ins(%d : ...) outs(%e : ...)
+    %o = linalg.batch_matmul ins(%p, %v : ...) outs(%zero2 : ...)
+    ```
+
+    becomes `attn.attention` on `[1, 8, 128, 64]` views with
+    `scale = 0.125`.
+  }];
+  let dependentDialects = ["::mlir::attn::AttnDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // FLASHMLIR_DIALECT_ATTN_TRANSFORMS_PASSES_TD

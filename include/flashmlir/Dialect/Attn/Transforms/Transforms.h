@@ -12,8 +12,11 @@
 
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 
+#include <string>
+
 namespace mlir {
 class RewriterBase;
+class RewritePatternSet;
 
 namespace attn {
 
@@ -52,6 +55,19 @@ LogicalResult lowerAttentionUnfused(RewriterBase &rewriter, AttentionOp op);
 /// dS buffers.
 LogicalResult lowerAttentionBackwardUnfused(RewriterBase &rewriter,
                                             AttentionBackwardOp op);
+
+/// attn-raise-linalg: when `pv` is the final contraction O = P V of naive
+/// attention in linalg on tensors (softmax(mask + scale * Q K^T) V, see the
+/// pass description), replaces it with an attn.attention (and the layout
+/// changes around it) and returns the new op; the naive ops are left dead.
+/// Fails, changing nothing, when the pattern cannot be proved equivalent;
+/// `why` (optional) says which part did not match.
+FailureOr<AttentionOp> raiseNaiveAttention(RewriterBase &rewriter,
+                                           Operation *pv,
+                                           std::string *why = nullptr);
+
+/// The pattern applying raiseNaiveAttention to every linalg op.
+void populateAttnRaiseLinalgPatterns(RewritePatternSet &patterns);
 
 } // namespace attn
 } // namespace mlir
