@@ -64,6 +64,8 @@ def compare(model, ids, with_sdpa, floor):
         bound = floor
         if with_sdpa:
             bound = max(bound, 2 * max_err(run(model, "sdpa", ids)[i], eager[i]))
+        # Printed for the GPU script's log (pytest -s): the numbers.
+        print(f"\n{model.config.model_type} {what}: FlashMLIR {err:.3g} from eager, bound {bound:.3g}")
         assert err <= bound, f"{what}: FlashMLIR {err:.3g} from eager, bound {bound:.3g}"
 
 

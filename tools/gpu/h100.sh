@@ -30,13 +30,17 @@
 #                              (with FlashAttention's 2x rule), sanitizer sample,
 #                              head-dim sweep vs FA2 / cuDNN (tools/gpu/headdims.py);
 #                              GEN_PRECISE, GEN_AB, GEN_F16_LENS: see gen()
+#   tools/gpu/h100.sh embed    the wheel (carried as $WHEEL_DIR/*.whl, default .dist; ./fa.sh wheel)
+#                              installed into a fresh venv: the package's CUDA tests from
+#                              outside the tree (transformers Llama / Gemma 2 numbers printed),
+#                              then tools/gpu/cold_start.py on its bundle (bar: first call < 50 ms)
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
 BUNDLE=${BUNDLE:-build/bundle}
 export PYTHONUNBUFFERED=1
-[ "${1:-all}" = tune ] || [ "${1:-all}" = ab ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
+[ "${1:-all}" = tune ] || [ "${1:-all}" = ab ] || [ "${1:-all}" = embed ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 
 cmake -S . -B build-rt -G Ninja -DFLASHMLIR_ENABLE_COMPILER=OFF -DCMAKE_BUILD_TYPE=Release > "$OUT/cmake.log" 2>&1 &&
@@ -216,6 +220,25 @@ gen() {
   done
 }
 
+embed() {
+  local whl venv=/tmp/flashmlir-wheel-venv repo=$PWD
+  whl=$(ls "${WHEEL_DIR:-.dist}"/*.whl 2>/dev/null | head -1)
+  [ -n "$whl" ] || { echo "h100.sh: no wheel in ${WHEEL_DIR:-.dist} (./fa.sh wheel; copy build/dist/runtime/*.whl)"; status=2; return; }
+  step "wheel $(basename "$whl"): fresh venv (system torch / transformers / pytest visible), pip install"
+  rm -rf "$venv" && python3 -m venv --system-site-packages "$venv" &&
+    "$venv/bin/pip" install -q --no-deps --no-index --disable-pip-version-check "$whl" > "$OUT/wheel-install.log" 2>&1; rc=$?
+  echo "pip install rc=$rc"; status=$((status|rc)); [ "$rc" = 0 ] || { tail -5 "$OUT/wheel-install.log"; return; }
+  # Nothing from the source tree or the build: only what the wheel installed.
+  local clean=(env -u PYTHONPATH -u FLASHMLIR_BUNDLE -u FLASHMLIR_RT_LIB -u FLASHMLIR_LIB_DIR -u FLASHMLIR_BUNDLE_DETERMINISTIC)
+  step "installed package checks (python/tests/check_wheel.py runtime)"
+  (cd /tmp && "${clean[@]}" "$venv/bin/python" "$repo/python/tests/check_wheel.py" runtime) 2>&1 | tee "$OUT/check_wheel.log" | tail -9; status=$((status|${PIPESTATUS[0]}))
+  step "the package's tests (CUDA included) against the installed wheel"
+  (cd /tmp && "${clean[@]}" "$venv/bin/python" -m pytest "$repo/python/tests" -q -s -p no:cacheprovider) > "$OUT/wheel-pytest.log" 2>&1; rc=$?
+  grep -E "FAILED|^(llama|gemma2) " "$OUT/wheel-pytest.log" | head -20; tail -1 "$OUT/wheel-pytest.log"; status=$((status|rc))
+  step "cold start from the wheel's bundle (fresh processes)"
+  (cd /tmp && "${clean[@]}" "$venv/bin/python" "$repo/tools/gpu/cold_start.py" --json "$OUT/cold_start.json") 2>&1 | tee "$OUT/cold_start.log" | tail -16; status=$((status|${PIPESTATUS[0]}))
+}
+
 case "${1:-all}" in
   check) check ;;
   python) python_pkg ;;
@@ -226,6 +249,7 @@ case "${1:-all}" in
   det) det ;;
   ab) ab ;;
   gen) gen ;;
+  embed) embed ;;
   all) check; python_pkg; bench; [ -n "${DET_BUNDLE:-}" ] && det ;;
 esac
 echo "h100.sh: status $status"
