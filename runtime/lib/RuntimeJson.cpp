@@ -56,6 +56,7 @@ public:
   explicit Parser(const std::string &text) : s(text) {}
 
   bool parseDocument(JsonValue *out) {
+    *out = JsonValue();
     skipSpace();
     if (!parseValue(out, 0))
       return false;
@@ -110,8 +111,7 @@ private:
     if (pos >= s.size())
       return fail("unexpected end of input, expected a value");
     char c = s[pos];
-    *out = JsonValue();
-    switch (c) {
+    switch (c) { // *out is a fresh (null) value
     case '{':
       return parseObject(out, depth);
     case '[':
@@ -149,6 +149,7 @@ private:
       ++pos;
       return true;
     }
+    out->object.reserve(8); // fewer moves of the (large) values as it grows
     for (;;) {
       skipSpace();
       if (pos >= s.size() || s[pos] != '"')
@@ -166,7 +167,7 @@ private:
         return fail("expected ':' after key");
       ++pos;
       skipSpace();
-      out->object.emplace_back(key, JsonValue());
+      out->object.emplace_back(std::move(key), JsonValue());
       if (!parseValue(&out->object.back().second, depth + 1))
         return false;
       skipSpace();
@@ -190,6 +191,7 @@ private:
       ++pos;
       return true;
     }
+    out->array.reserve(4);
     for (;;) {
       skipSpace();
       out->array.emplace_back();
@@ -261,8 +263,13 @@ private:
       if (c < 0x20)
         return fail("control character in string");
       if (c != '\\') {
-        out->push_back(static_cast<char>(c));
-        ++pos;
+        // A run of plain characters at once (manifests are mostly these).
+        size_t end = pos + 1;
+        while (end < s.size() && s[end] != '"' && s[end] != '\\' &&
+               static_cast<unsigned char>(s[end]) >= 0x20)
+          ++end;
+        out->append(s, pos, end - pos);
+        pos = end;
         continue;
       }
       ++pos; // backslash

@@ -32,6 +32,8 @@
 #include <set>
 #include <tuple>
 
+#include <unistd.h>
+
 namespace flashmlir::rt {
 
 bool parseKernelKind(const std::string &s, KernelKind *out) {
@@ -79,7 +81,11 @@ namespace {
 bool isBackwardOnlyName(const std::string &name) {
   if (name == "head_dim" || name == "head_dim_v")
     return false;
-  for (const abi::Arg &a : abi::kernelArgs(abi::Kind::Fwd, {}))
+  // The forward's names, listed once (asked for every argument of every
+  // forward kernel while a manifest loads).
+  static const std::vector<abi::Arg> fwdArgs =
+      abi::kernelArgs(abi::Kind::Fwd, {});
+  for (const abi::Arg &a : fwdArgs)
     if (a.name == name)
       return false;
   return abi::knownArg(name, nullptr);
@@ -372,17 +378,35 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
     return false;
   for (size_t i = 0; i < args->array.size(); ++i) {
     const JsonValue &a = args->array[i];
-    std::string aw = where + ", args[" + std::to_string(i) + "]";
+    // Messages (built only on failure: a bundle has ~30 arguments a kernel).
+    auto argsWhere = [&] { return where + ", args[" + std::to_string(i) + "]"; };
     if (a.kind != JsonValue::Kind::Object) {
-      *err = aw + ": must be an object {\"name\", \"kind\"}";
+      *err = argsWhere() + ": must be an object {\"name\", \"kind\"}";
       return false;
     }
-    FieldReader ar(a, aw, err);
     KernelArg arg;
     std::string akind;
-    if (!ar.str("name", &arg.name) || !ar.str("kind", &akind))
-      return false;
-    ar.where = where + ", arg '" + arg.name + "'";
+    const JsonValue *nameV = a.get("name"), *kindV = a.get("kind");
+    bool plain = nameV && nameV->kind == JsonValue::Kind::String &&
+                 !nameV->string.empty() && kindV &&
+                 kindV->kind == JsonValue::Kind::String &&
+                 !kindV->string.empty();
+    if (plain) {
+      arg.name = nameV->string;
+      akind = kindV->string;
+    } else {
+      FieldReader ar(a, argsWhere(), err);
+      if (!ar.str("name", &arg.name) || !ar.str("kind", &akind))
+        return false;
+    }
+    struct {
+      const std::string &where, &name;
+      std::string *err;
+      bool fail(const std::string &what) const {
+        *err = where + ", arg '" + name + "': " + what;
+        return false;
+      }
+    } ar{where, arg.name, err};
     if (!parseArgKind(akind, &arg.kind))
       return ar.fail("unknown arg kind '" + akind +
                      "' (expected buffer, i64, i32 or f32)");
@@ -409,20 +433,17 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
     return false;
 
   if (checkFiles) {
+    // access(): one system call a file (a bundle has two files a kernel).
     std::string path = joinPath(dir, k->file);
-    std::FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f)
+    if (::access(path.c_str(), R_OK) != 0)
       return r.fail("file '" + k->file + "' not found (" + path + ")");
-    std::fclose(f);
     // A cubin the manifest names must be there: a bundle that lost it (a
     // packaging glob that missed *.cubin) would otherwise fall back to the
     // PTX JIT without a word, seconds per kernel.
     if (!k->cubin.empty()) {
       path = joinPath(dir, k->cubin);
-      f = std::fopen(path.c_str(), "rb");
-      if (!f)
+      if (::access(path.c_str(), R_OK) != 0)
         return r.fail("cubin '" + k->cubin + "' not found (" + path + ")");
-      std::fclose(f);
     }
   }
   return true;
