@@ -225,7 +225,12 @@ embed() {
   whl=$(ls "${WHEEL_DIR:-.dist}"/*.whl 2>/dev/null | head -1)
   [ -n "$whl" ] || { echo "h100.sh: no wheel in ${WHEEL_DIR:-.dist} (./fa.sh wheel; copy build/dist/runtime/*.whl)"; status=2; return; }
   step "wheel $(basename "$whl"): fresh venv (system torch / transformers / pytest visible), pip install"
-  rm -rf "$venv" && python3 -m venv --system-site-packages "$venv" &&
+  rm -rf "$venv" && python3 -m venv "$venv" &&
+    # torch, transformers and pytest of the machine's python3 (which may
+    # itself be a venv, so --system-site-packages would not see them) after
+    # the venv's own site-packages: flashmlir comes from the wheel only.
+    python3 -c "import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))" \
+      > "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine-packages.pth" &&
     "$venv/bin/pip" install -q --no-deps --no-index --disable-pip-version-check "$whl" > "$OUT/wheel-install.log" 2>&1; rc=$?
   echo "pip install rc=$rc"; status=$((status|rc)); [ "$rc" = 0 ] || { tail -5 "$OUT/wheel-install.log"; return; }
   # Nothing from the source tree or the build: only what the wheel installed.
