@@ -10,6 +10,7 @@
 #include "flashmlir/CPU/CpuRunner.h"
 #include "flashmlir/Dialect/Attn/IR/AttnDialect.h"
 #include "flashmlir/InitAll.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "mlir/CAPI/IR.h"
 #include "mlir/CAPI/Registration.h"
@@ -18,9 +19,12 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 MLIR_DEFINE_CAPI_DIALECT_REGISTRATION(Attn, attn, mlir::attn::AttnDialect)
 
@@ -35,6 +39,79 @@ struct flashmlir_cpu_kernels {
 };
 
 namespace {
+
+/// The live kernel handles and the calls running on each: a call on a
+/// handle that is not live (destroyed, or never created) is refused instead
+/// of touching freed memory, and flashmlir_cpu_destroy waits until the calls
+/// that already started on the handle have returned.
+class HandleRegistry {
+public:
+  void add(const flashmlir_cpu_kernels *h) {
+    std::lock_guard<std::mutex> lock(mu);
+    handles[h] = State();
+  }
+
+  /// Starts a call on `h`; false when `h` is not live.
+  bool enter(const flashmlir_cpu_kernels *h) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = handles.find(h);
+    if (it == handles.end() || it->second.closing)
+      return false;
+    ++it->second.calls;
+    return true;
+  }
+
+  void leave(const flashmlir_cpu_kernels *h) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = handles.find(h);
+    if (it != handles.end() && --it->second.calls == 0)
+      idle.notify_all();
+  }
+
+  /// Refuses new calls on `h`, waits for the running ones and forgets it;
+  /// false when `h` is not live (or another thread is destroying it).
+  bool remove(const flashmlir_cpu_kernels *h) {
+    std::unique_lock<std::mutex> lock(mu);
+    auto it = handles.find(h);
+    if (it == handles.end() || it->second.closing)
+      return false;
+    it->second.closing = true;
+    idle.wait(lock, [&] { return handles[h].calls == 0; });
+    handles.erase(h);
+    return true;
+  }
+
+private:
+  struct State {
+    int64_t calls = 0;
+    bool closing = false;
+  };
+  std::mutex mu;
+  std::condition_variable idle;
+  std::unordered_map<const flashmlir_cpu_kernels *, State> handles;
+};
+
+HandleRegistry &registry() {
+  static HandleRegistry *r = new HandleRegistry(); // outlives static dtors
+  return *r;
+}
+
+/// One call on a handle: registered while it runs.
+class HandleCall {
+public:
+  explicit HandleCall(const flashmlir_cpu_kernels *h)
+      : h(h), live(h && registry().enter(h)) {}
+  ~HandleCall() {
+    if (live)
+      registry().leave(h);
+  }
+  bool ok() const { return live; }
+
+private:
+  const flashmlir_cpu_kernels *h;
+  bool live;
+};
+
 int fail(char *err, size_t errlen, const std::string &msg) {
   if (err && errlen) {
     size_t n = std::min(errlen - 1, msg.size());
@@ -81,8 +158,20 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
   }
   k.D = c->head_dim;
   k.Dv = c->head_dim_v ? c->head_dim_v : c->head_dim;
-  if (k.D <= 0 || k.Dv <= 0)
-    return fail(err, errlen, "head dims must be positive");
+  // Ranges: flashmlir/runtime/Limits.h (CpuKernels::compile checks the
+  // rest: scale, softcap, windows, the environment).
+  namespace lim = flashmlir::limits;
+  for (const std::string &msg :
+       {lim::checkHeadDim("head_dim", k.D),
+        lim::checkHeadDim("head_dim_v", k.Dv),
+        std::isnan(c->scale) ? std::string("scale = nan is not a number")
+                             : std::string(),
+        lim::checkRange("causal", c->causal, 0, 1),
+        lim::checkRange("unfused", c->unfused, 0, 1),
+        lim::checkRange("block_m (0: default)", c->block_m, 0, lim::kMaxBlock),
+        lim::checkRange("block_n (0: default)", c->block_n, 0, lim::kMaxBlock)})
+    if (!msg.empty())
+      return fail(err, errlen, "flashmlir_cpu_compile: " + msg);
   k.scale = c->scale > 0 ? c->scale : 1.0 / std::sqrt(double(k.D));
   k.causal = c->causal != 0;
   k.windowLeft = c->window_left;
@@ -97,12 +186,23 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
   std::unique_ptr<flashmlir::CpuKernels> impl =
       flashmlir::CpuKernels::compile(k, msg);
   if (!impl)
-    return fail(err, errlen, msg);
-  *out = new flashmlir_cpu_kernels{std::move(impl)};
+    return fail(err, errlen, "flashmlir_cpu_compile: " + msg);
+  auto *h = new flashmlir_cpu_kernels{std::move(impl)};
+  registry().add(h);
+  *out = h;
   return 0;
 }
 
-void flashmlir_cpu_destroy(flashmlir_cpu_kernels *kernels) { delete kernels; }
+void flashmlir_cpu_destroy(flashmlir_cpu_kernels *kernels) {
+  // Not live (null, destroyed, or being destroyed by another thread):
+  // nothing to free.
+  if (kernels && registry().remove(kernels))
+    delete kernels;
+}
+
+static const char *kDeadHandle =
+    ": the kernels handle is not live (destroyed, or not made by "
+    "flashmlir_cpu_compile)";
 
 int flashmlir_cpu_forward(flashmlir_cpu_kernels *kernels,
                           const flashmlir_tensor *q, const flashmlir_tensor *k,
@@ -110,6 +210,9 @@ int flashmlir_cpu_forward(flashmlir_cpu_kernels *kernels,
                           flashmlir_tensor *lse, char *err, size_t errlen) {
   if (!kernels || !q || !k || !v || !o || !lse)
     return fail(err, errlen, "flashmlir_cpu_forward: null argument");
+  HandleCall call(kernels);
+  if (!call.ok())
+    return fail(err, errlen, std::string("flashmlir_cpu_forward") + kDeadHandle);
   std::string msg;
   if (!kernels->impl->forward(arg(q), arg(k), arg(v), arg(o), arg(lse), msg))
     return fail(err, errlen, msg);
@@ -125,6 +228,10 @@ int flashmlir_cpu_backward(flashmlir_cpu_kernels *kernels,
                            char *err, size_t errlen) {
   if (!kernels || !q || !k || !v || !o || !dout || !lse || !dq || !dk || !dv)
     return fail(err, errlen, "flashmlir_cpu_backward: null argument");
+  HandleCall call(kernels);
+  if (!call.ok())
+    return fail(err, errlen,
+                std::string("flashmlir_cpu_backward") + kDeadHandle);
   std::string msg;
   if (!kernels->impl->backward(arg(q), arg(k), arg(v), arg(o), arg(dout),
                                arg(lse), arg(dq), arg(dk), arg(dv), msg))
@@ -143,6 +250,14 @@ int flashmlir_compile_bundle(const char *outDir, const char *dtypes,
                              char *err, size_t errlen) {
   if (!outDir || !dtypes || !headDims || !targets)
     return fail(err, errlen, "flashmlir_compile_bundle: null argument");
+  namespace lim = flashmlir::limits;
+  for (const std::string &msg :
+       {lim::checkRange("masked (0, 1 or 2 = both)", masked, 0, 2),
+        lim::checkRange("softcap (0, 1 or 2 = both)", softcap, 0, 2),
+        lim::checkRange("head_dim_v (0: the head dim)", headDimV, 0,
+                        lim::kMaxHeadDim)})
+    if (!msg.empty())
+      return fail(err, errlen, "flashmlir_compile_bundle: " + msg);
   auto split = [](llvm::StringRef s) {
     llvm::SmallVector<llvm::StringRef> parts;
     s.split(parts, ',', -1, /*KeepEmpty=*/false);

@@ -163,7 +163,11 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   }
   const CudaDriver &d = *rt->drv;
   const KernelDesc &k = rt->manifest.kernels[idx];
-  std::string path = joinPath(rt->manifest.dir, k.file);
+  // Bundle files are read from inside the bundle directory only (resolved
+  // again here: the directory may have changed since it was loaded).
+  std::string path, perr;
+  if (!resolveBundleFile(rt->manifest.dir, k.file, &path, &perr))
+    return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': file " + perr);
 
   auto mit = cs->modules.find(k.file);
   // The kernel's SASS, where the bundle has it for this device: no JIT. A
@@ -171,9 +175,11 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   // falls back to the PTX.
   if (mit == cs->modules.end() && !k.cubin.empty() &&
       cubinRunsOn(k.config.target, cs->ccMajor, cs->ccMinor)) {
-    std::string image, err;
+    std::string image, err, cubinPath;
     cu::Module mod = nullptr;
-    if (readFile(joinPath(rt->manifest.dir, k.cubin), &image, &err) &&
+    if (!resolveBundleFile(rt->manifest.dir, k.cubin, &cubinPath, &err))
+      return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': cubin " + err);
+    if (readFile(cubinPath, &image, &err) &&
         d.cuModuleLoadDataEx(&mod, image.data(), 0, nullptr, nullptr) ==
             cu::SUCCESS)
       mit = cs->modules.emplace(k.file, mod).first;

@@ -181,6 +181,18 @@ bool readFile(const std::string &path, std::string *out, std::string *err);
 /// "dir/file" (file as is when absolute or dir empty).
 std::string joinPath(const std::string &dir, const std::string &file);
 
+/// Checks the name of a file a manifest lists ("file", "cubin"): a
+/// relative path without "." or ".." components, empty components or NUL
+/// bytes. "" when it is one, else the message.
+std::string checkBundleFileName(const std::string &file);
+
+/// The path of bundle file `file` inside bundle directory `dir`, resolved
+/// (symbolic links followed): false, with a message, when `file` is not a
+/// valid name (checkBundleFileName), does not exist, or resolves to a
+/// place outside `dir`. Every read of a bundle file goes through it.
+bool resolveBundleFile(const std::string &dir, const std::string &file,
+                       std::string *path, std::string *err);
+
 //===----------------------------------------------------------------------===//
 // Problems, selection, grids, packing (RuntimeLaunch.cpp)
 //===----------------------------------------------------------------------===//
