@@ -38,6 +38,21 @@ MLIR_CAPI_EXPORTED void flashmlirRegisterAllPasses(void);
  * pipelines use into `registry`. */
 MLIR_CAPI_EXPORTED void flashmlirRegisterAllDialects(MlirDialectRegistry registry);
 
+/* Parses `ir` (MLIR assembly: a module holding attn ops), runs the textual
+ * pass pipeline `pipeline`, anchored on the module, on it (e.g.
+ * "builtin.module(attn-cpu-pipeline)" or "builtin.module(attn-to-loops)",
+ * "builtin.module(func.func(cse))"; every FlashMLIR and upstream pass that
+ * flashmlirRegisterAllPasses registers, which this registers when they are
+ * not yet) and returns the result as text in *out (free it with
+ * flashmlir_free). Needs no MLIR C API: the whole compiler from plain C. */
+MLIR_CAPI_EXPORTED int flashmlir_run_pass_pipeline(const char *ir,
+                                                   const char *pipeline,
+                                                   char **out, char *err,
+                                                   size_t errlen);
+
+/* Frees memory returned by this API (flashmlir_run_pass_pipeline's text). */
+MLIR_CAPI_EXPORTED void flashmlir_free(void *p);
+
 /* --- 2. Kernels ----------------------------------------------------------- */
 
 typedef enum { FLASHMLIR_F32 = 0, FLASHMLIR_F16 = 1, FLASHMLIR_BF16 = 2 } flashmlir_dtype;
@@ -99,6 +114,24 @@ MLIR_CAPI_EXPORTED int flashmlir_compile_bundle(
     const char *out_dir, const char *dtypes, const char *head_dims,
     int64_t head_dim_v, int masked, int softcap, const char *targets,
     char *err, size_t errlen);
+
+/* Options of flashmlir_compile_bundle_with_options (zero-initialise for the
+ * defaults of flashmlir_compile_bundle). */
+typedef struct {
+  int deterministic;  /* 1: bit-reproducible dQ kernels (fa-compile
+                         --deterministic 1) */
+  const char *ptxas;  /* NULL or "": none; else a ptxas path: each kernel is
+                         assembled for its target and its resource report
+                         recorded in the manifest */
+  int cubin;          /* with ptxas: also keep each kernel's SASS
+                         (<name>.cubin), loaded instead of the PTX */
+} flashmlir_bundle_options;
+
+/* flashmlir_compile_bundle with options (NULL = the defaults). */
+MLIR_CAPI_EXPORTED int flashmlir_compile_bundle_with_options(
+    const char *out_dir, const char *dtypes, const char *head_dims,
+    int64_t head_dim_v, int masked, int softcap, const char *targets,
+    const flashmlir_bundle_options *options, char *err, size_t errlen);
 
 /* "FlashMLIR <version>" */
 MLIR_CAPI_EXPORTED const char *flashmlir_version(void);

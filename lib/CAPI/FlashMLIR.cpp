@@ -14,12 +14,19 @@
 
 #include "mlir/CAPI/IR.h"
 #include "mlir/CAPI/Registration.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -33,6 +40,66 @@ void flashmlirRegisterAllPasses(void) { flashmlir::registerAllPasses(); }
 void flashmlirRegisterAllDialects(MlirDialectRegistry registry) {
   flashmlir::registerAllDialects(*unwrap(registry));
 }
+
+namespace {
+int fail(char *err, size_t errlen, const std::string &msg);
+} // namespace
+
+int flashmlir_run_pass_pipeline(const char *ir, const char *pipeline,
+                                char **out, char *err, size_t errlen) {
+  if (!ir || !pipeline || !out)
+    return fail(err, errlen, "flashmlir_run_pass_pipeline: null argument");
+  *out = nullptr;
+  // Once per process, unless the embedder registered them already (a second
+  // registration of a named pipeline is a fatal error in MLIR).
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (!mlir::PassPipelineInfo::lookup("attn-cpu-pipeline"))
+      flashmlir::registerAllPasses();
+  });
+  mlir::DialectRegistry registry;
+  flashmlir::registerAllDialects(registry);
+  mlir::MLIRContext context(registry);
+  std::string diagnostics;
+  llvm::raw_string_ostream os(diagnostics);
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
+    os << d.getLocation() << ": " << d << "\n";
+    return mlir::success();
+  });
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceString<mlir::ModuleOp>(ir, &context);
+  if (!module)
+    return fail(err, errlen, "cannot parse the module: " + diagnostics);
+  // "builtin.module(...)": parsed with its anchor, then run on the module
+  // itself (a PassManager given the text would nest it under its own anchor
+  // and run it on modules inside this one).
+  std::string pipelineErrors;
+  llvm::raw_string_ostream pos(pipelineErrors);
+  mlir::FailureOr<mlir::OpPassManager> parsed =
+      mlir::parsePassPipeline(pipeline, pos);
+  if (mlir::failed(parsed))
+    return fail(err, errlen, "bad pass pipeline '" + std::string(pipeline) +
+                                 "': " + pipelineErrors);
+  if (parsed->getOpAnchorName() != mlir::ModuleOp::getOperationName())
+    return fail(err, errlen,
+                "the pass pipeline must be anchored on the module: "
+                "\"builtin.module(...)\", got '" +
+                    std::string(pipeline) + "'");
+  mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
+  static_cast<mlir::OpPassManager &>(pm) = *parsed;
+  if (mlir::failed(pm.run(*module)))
+    return fail(err, errlen, "the pipeline failed: " + diagnostics);
+  std::string text;
+  llvm::raw_string_ostream ts(text);
+  module->print(ts);
+  *out = static_cast<char *>(std::malloc(text.size() + 1));
+  if (!*out)
+    return fail(err, errlen, "out of memory");
+  std::memcpy(*out, text.c_str(), text.size() + 1);
+  return 0;
+}
+
+void flashmlir_free(void *p) { std::free(p); }
 
 struct flashmlir_cpu_kernels {
   std::unique_ptr<flashmlir::CpuKernels> impl;
@@ -248,6 +315,21 @@ int flashmlir_compile_bundle(const char *outDir, const char *dtypes,
                              const char *headDims, int64_t headDimV,
                              int masked, int softcap, const char *targets,
                              char *err, size_t errlen) {
+  return flashmlir_compile_bundle_with_options(outDir, dtypes, headDims,
+                                               headDimV, masked, softcap,
+                                               targets, nullptr, err, errlen);
+}
+
+int flashmlir_compile_bundle_with_options(
+    const char *outDir, const char *dtypes, const char *headDims,
+    int64_t headDimV, int masked, int softcap, const char *targets,
+    const flashmlir_bundle_options *bundleOptions, char *err, size_t errlen) {
+  flashmlir_bundle_options defaults = {};
+  const flashmlir_bundle_options &bo = bundleOptions ? *bundleOptions : defaults;
+  if (bo.cubin && (!bo.ptxas || !*bo.ptxas))
+    return fail(err, errlen,
+                "flashmlir_compile_bundle: cubin needs a ptxas path (the "
+                "cubins are ptxas output)");
   if (!outDir || !dtypes || !headDims || !targets)
     return fail(err, errlen, "flashmlir_compile_bundle: null argument");
   namespace lim = flashmlir::limits;
@@ -277,11 +359,16 @@ int flashmlir_compile_bundle(const char *outDir, const char *dtypes,
           for (bool s : choices(softcap))
             configs.push_back({dt.trim().str(), dim, headDimV ? headDimV : dim,
                                m, s, t.trim().str()});
+  for (flashmlir::BundleConfig &c : configs)
+    c.deterministic = bo.deterministic != 0;
       }
   if (configs.empty())
     return fail(err, errlen, "no configuration to compile");
   flashmlir::BundleOptions options;
   options.outDir = outDir;
+  if (bo.ptxas)
+    options.ptxas = bo.ptxas;
+  options.cubin = bo.cubin != 0;
   std::string msg;
   if (!flashmlir::writeBundle(configs, options, msg))
     return fail(err, errlen, msg);

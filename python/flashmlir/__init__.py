@@ -4,6 +4,8 @@ PyTorch tensors (CPU and CUDA).
     import flashmlir
     o = flashmlir.attention(q, k, v, causal=True)          # [B, H, N, D]
     o = flashmlir.sdpa(q, k, v, is_causal=True)            # like torch's SDPA
+    o = flashmlir.flash_attn_func(q, k, v, causal=True)    # like flash_attn's, [B, N, H, D]
+    name = flashmlir.register_transformers()               # attn_implementation=name
     kern = flashmlir.compile("f32", 64, device="cpu")      # a CPU kernel object
     path = flashmlir.compile("bf16", 128, device="cuda")   # a GPU kernel bundle
 
@@ -20,12 +22,15 @@ import sys
 
 from ._cpu import CpuKernel
 from ._errors import FlashMLIRError, LibraryNotFoundError
+from ._flash_attn import flash_attn_func, flash_attn_kvpacked_func, flash_attn_qkvpacked_func
+from ._transformers import register_transformers
 from ._options import check_options, check_shapes, dtype_name, parse_dtype
 from ._version import __version__
 
 __all__ = ["attention", "attention_backward", "sdpa", "compile", "available", "add_bundle",
            "CpuKernel", "FlashMLIRError", "LibraryNotFoundError", "native_version",
-           "cpu_peak_bytes", "__version__"]
+           "cpu_peak_bytes", "flash_attn_func", "flash_attn_kvpacked_func",
+           "flash_attn_qkvpacked_func", "register_transformers", "__version__"]
 
 
 def _kind(x, where, name="q"):

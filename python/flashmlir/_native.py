@@ -98,6 +98,12 @@ class FaParams(ctypes.Structure):
 F32, F16, BF16 = 0, 1, 2
 DTYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16"}
 
+class BundleOptions(ctypes.Structure):
+    """flashmlir_bundle_options (include/flashmlir-c/FlashMLIR.h)."""
+    _fields_ = [("deterministic", ctypes.c_int), ("ptxas", ctypes.c_char_p),
+                ("cubin", ctypes.c_int)]
+
+
 RUNTIME_STATUS = ["FA_OK", "FA_ERR_NO_DRIVER", "FA_ERR_NO_DEVICE", "FA_ERR_BUNDLE",
                   "FA_ERR_NO_KERNEL", "FA_ERR_PTX", "FA_ERR_LAUNCH", "FA_ERR_OOM",
                   "FA_ERR_INVALID"]
@@ -165,6 +171,11 @@ def _declare_compiler(lib):
     lib.flashmlir_compile_bundle.argtypes = [err, err, err, ctypes.c_int64, ctypes.c_int,
                                              ctypes.c_int, err, err, n]
     lib.flashmlir_compile_bundle.restype = ctypes.c_int
+    if hasattr(lib, "flashmlir_compile_bundle_with_options"):  # (older libraries lack it)
+        lib.flashmlir_compile_bundle_with_options.argtypes = [
+            err, err, err, ctypes.c_int64, ctypes.c_int, ctypes.c_int, err,
+            ctypes.POINTER(BundleOptions), err, n]
+        lib.flashmlir_compile_bundle_with_options.restype = ctypes.c_int
     lib.flashmlir_version.argtypes = []
     lib.flashmlir_version.restype = ctypes.c_char_p
 

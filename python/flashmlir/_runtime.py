@@ -156,6 +156,32 @@ def default_bundle():
     return None
 
 
+def deterministic_bundle():
+    """The bundle of bit-reproducible backward kernels (``fa-compile
+    --deterministic 1``): ``$FLASHMLIR_BUNDLE_DETERMINISTIC``, else
+    ``bundle-deterministic`` beside the main bundle; None when there is none
+    (such configurations are then compiled on demand)."""
+    env = os.environ.get("FLASHMLIR_BUNDLE_DETERMINISTIC")
+    if env:
+        return env
+    main = default_bundle()
+    if main is not None:
+        d = os.path.join(os.path.dirname(os.path.abspath(main)), "bundle-deterministic")
+        if _has_manifest(d):
+            return d
+    return None
+
+
+def is_deterministic_bundle(d):
+    """Whether every backward kernel of the bundle at d is a deterministic one
+    (its manifest config says ``"deterministic": true``)."""
+    import json
+    with open(os.path.join(d, "manifest.json")) as f:
+        kernels = json.load(f).get("kernels", [])
+    bwd = [k for k in kernels if str(k.get("kind", "")).startswith("bwd")]
+    return bool(bwd) and all(k.get("config", {}).get("deterministic") is True for k in bwd)
+
+
 def cache_dir():
     d = os.environ.get("FLASHMLIR_CACHE_DIR")
     if not d:
@@ -171,19 +197,41 @@ def target_for(cc_major, cc_minor):
     return "sm_90a" if cc_major == 9 else "sm_80"
 
 
-def config_dirname(code, D, Dv, masked, softcap, target):
+def config_dirname(code, D, Dv, masked, softcap, target, deterministic=False):
     return (f"{_native.DTYPE_NAMES[code]}_d{D}_dv{Dv}" + ("_masked" if masked else "")
-            + ("_softcap" if softcap else "") + f"_{target}")
+            + ("_softcap" if softcap else "") + ("_deterministic" if deterministic else "")
+            + f"_{target}")
+
+
+def find_ptxas():
+    """A ptxas for cubins of on-demand bundles: ``$FLASHMLIR_PTXAS`` (empty:
+    none), else ptxas on PATH, else the CUDA toolkit's; None without one."""
+    env = os.environ.get("FLASHMLIR_PTXAS")
+    if env is not None:
+        return env or None
+    p = shutil.which("ptxas")
+    if p is None and os.access("/usr/local/cuda/bin/ptxas", os.X_OK):
+        p = "/usr/local/cuda/bin/ptxas"
+    return p
 
 
 def compile_bundle(out_dir, dtypes, head_dims, head_dim_v=0, masked=2, softcap=2,
-                   targets="sm_80,sm_90a"):
-    """flashmlir_compile_bundle into out_dir (created by the compiler)."""
+                   targets="sm_80,sm_90a", deterministic=False, ptxas=None):
+    """flashmlir_compile_bundle into out_dir (created by the compiler). With
+    ``ptxas`` the bundle also carries each kernel's cubin (no JIT on the first
+    call); ``deterministic``: the bit-reproducible dQ kernels."""
     lib = _native.compiler()
+    if not hasattr(lib, "flashmlir_compile_bundle_with_options"):
+        raise FlashMLIRError("the compiler library is older than this package (no "
+                             "flashmlir_compile_bundle_with_options); reinstall both together")
     err = _native.error_buffer()
-    rc = lib.flashmlir_compile_bundle(os.fsencode(out_dir), dtypes.encode(), head_dims.encode(),
-                                      int(head_dim_v), int(masked), int(softcap),
-                                      targets.encode(), err, len(err))
+    opts = _native.BundleOptions()
+    opts.deterministic = int(bool(deterministic))
+    opts.ptxas = os.fsencode(ptxas) if ptxas else None
+    opts.cubin = int(bool(ptxas))
+    rc = lib.flashmlir_compile_bundle_with_options(
+        os.fsencode(out_dir), dtypes.encode(), head_dims.encode(), int(head_dim_v),
+        int(masked), int(softcap), targets.encode(), ctypes.byref(opts), err, len(err))
     if rc != 0:
         raise FlashMLIRError("bundle compilation failed: " + _native.decode(err))
     if not _has_manifest(out_dir):
@@ -191,18 +239,20 @@ def compile_bundle(out_dir, dtypes, head_dims, head_dim_v=0, masked=2, softcap=2
     return out_dir
 
 
-def compile_into_cache(code, D, Dv, masked, softcap, target):
+def compile_into_cache(code, D, Dv, masked, softcap, target, deterministic=False):
     """Compiles one configuration into the cache (atomically: a temporary
-    directory renamed into place) and returns its directory."""
+    directory renamed into place) and returns its directory. Where a ptxas
+    is found (:func:`find_ptxas`) the bundle carries cubins."""
     root = os.path.join(cache_dir(), "bundles", PACKAGE_VERSION)
-    final = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target))
+    final = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target,
+                                              deterministic))
     if _has_manifest(final):
         return final
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
     try:
         compile_bundle(tmp, _native.DTYPE_NAMES[code], str(D), Dv, int(masked), int(softcap),
-                       target)
+                       target, deterministic=deterministic, ptxas=find_ptxas())
         if os.path.isdir(final) and not _has_manifest(final):
             shutil.rmtree(final, ignore_errors=True)  # a broken leftover
         try:
@@ -230,6 +280,8 @@ class Dispatcher:
         self._extra = []      # RuntimeHandles from add_bundle, in order
         self._cached = {}     # cache dir -> RuntimeHandle
         self._routes = {}     # key -> RuntimeHandle
+        self._det = None      # the deterministic bundle's RuntimeHandle
+        self._det_loaded = False
 
     def main(self):
         with self._lock:
@@ -239,6 +291,20 @@ class Dispatcher:
                     self._main = RuntimeHandle(d)  # raises (and is retried) on failure
                 self._main_loaded = True
             return self._main
+
+    def deterministic(self):
+        with self._lock:
+            if not self._det_loaded:
+                d = deterministic_bundle()
+                if d is not None:
+                    if not is_deterministic_bundle(d):
+                        raise FlashMLIRError(
+                            f"{d} is not a deterministic bundle (its backward kernels lack "
+                            f"\"deterministic\": true; build it with fa-compile "
+                            f"--deterministic 1)")
+                    self._det = RuntimeHandle(d)
+                self._det_loaded = True
+            return self._det
 
     def add_bundle(self, bundle_dir):
         h = RuntimeHandle(os.fspath(bundle_dir))
@@ -251,18 +317,27 @@ class Dispatcher:
         with self._lock:
             self._main, self._main_loaded = None, False
             self._extra, self._cached, self._routes = [], {}, {}
+            self._det, self._det_loaded = None, False
 
-    def run(self, kind, code, D, Dv, masked, softcap, cc, call):
-        """call(handle) -> fa_status; raises FlashMLIRError on failure."""
-        key = (kind, code, D, Dv, masked, softcap, cc)
+    def run(self, kind, code, D, Dv, masked, softcap, cc, call, deterministic=False):
+        """call(handle) -> fa_status; raises FlashMLIRError on failure.
+        ``deterministic`` (backward only): the bit-reproducible kernels, from
+        the deterministic bundle or compiled on demand, never the others."""
+        deterministic = bool(deterministic) and kind == "bwd"
+        key = (kind, code, D, Dv, masked, softcap, cc, deterministic)
         h = self._routes.get(key)
         if h is not None:
             h.check(call(h))
             return
         with self._lock:
             tried = []
-            main = self.main()
-            for h in ([main] if main is not None else []) + list(self._extra):
+            if deterministic:
+                det = self.deterministic()
+                handles = [det] if det is not None else []
+            else:
+                main = self.main()
+                handles = ([main] if main is not None else []) + list(self._extra)
+            for h in handles:
                 st = call(h)
                 if st == 0:
                     self._routes[key] = h
@@ -270,13 +345,14 @@ class Dispatcher:
                 if st != _native.FA_ERR_NO_KERNEL:
                     raise h.error(st)
                 tried.append(h.message())
-            h = self._on_demand(code, D, Dv, masked, softcap, cc, tried)
+            h = self._on_demand(code, D, Dv, masked, softcap, cc, tried, deterministic)
             h.check(call(h))
             self._routes[key] = h
 
-    def _on_demand(self, code, D, Dv, masked, softcap, cc, tried):
+    def _on_demand(self, code, D, Dv, masked, softcap, cc, tried, deterministic=False):
         what = (f"{_native.DTYPE_NAMES[code]} head_dim={D} head_dim_v={Dv}"
-                f"{' masked' if masked else ''}{' softcap' if softcap else ''}")
+                f"{' masked' if masked else ''}{' softcap' if softcap else ''}"
+                f"{' deterministic' if deterministic else ''}")
         if cc[0] < 8:
             raise FlashMLIRError(
                 f"no kernel for {what}: FlashMLIR's GPU kernels need compute capability "
@@ -285,7 +361,8 @@ class Dispatcher:
                 "FA_ERR_NO_KERNEL")
         target = target_for(*cc)
         root = os.path.join(cache_dir(), "bundles", PACKAGE_VERSION)
-        d = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target))
+        d = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target,
+                                              deterministic))
         if not _has_manifest(d):
             if not _native.has_compiler():
                 where = "; ".join(tried) if tried else (
@@ -298,7 +375,7 @@ class Dispatcher:
                     f"installed (flashmlir.compile(..., device='cuda') or fa-compile) and "
                     f"point FLASHMLIR_BUNDLE at it (or call flashmlir.add_bundle).",
                     _native.FA_ERR_NO_KERNEL, "FA_ERR_NO_KERNEL")
-            d = compile_into_cache(code, D, Dv, masked, softcap, target)
+            d = compile_into_cache(code, D, Dv, masked, softcap, target, deterministic)
         h = self._cached.get(d)
         if h is None:
             h = RuntimeHandle(d)

@@ -3,7 +3,11 @@
 * ``torch.ops.flashmlir.attention_fwd(q, k, v, causal, scale, window_left,
   window_right, softcap, bshd) -> (o, lse)``
 * ``torch.ops.flashmlir.attention_bwd(do, q, k, v, o, lse, causal, scale,
-  window_left, window_right, softcap, bshd) -> (dq, dk, dv)``
+  window_left, window_right, softcap, bshd, deterministic=False) -> (dq, dk, dv)``
+
+``attention_fwd`` also takes ``deterministic=False``: its autograd backward
+then runs the bit-reproducible dQ kernels on CUDA (the CPU backward is
+deterministic anyway).
 
 q, k, v are logical [B, H, N, D] tensors (a [B, N, H, D] buffer is passed as
 its transpose(1, 2) view; ``bshd`` then makes o and the gradients [B, N, H, D]
@@ -93,7 +97,7 @@ _CAPABILITY = {}  # device index -> (major, minor)
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
-def _cuda_run(kind, q, code, D, Dv, opts, fn):
+def _cuda_run(kind, q, code, D, Dv, opts, fn, deterministic=False):
     idx = q.device.index
     current = torch.cuda.current_device()
     if idx is None:
@@ -106,7 +110,7 @@ def _cuda_run(kind, q, code, D, Dv, opts, fn):
         stream = (_raw_stream(idx) if _raw_stream is not None
                   else torch.cuda.current_stream(idx).cuda_stream)
         _runtime.dispatcher().run(kind, code, D, Dv, opts.masked, opts.softcap > 0, cc,
-                                  lambda h: fn(h, stream))
+                                  lambda h: fn(h, stream), deterministic)
     if idx == current:  # the runtime launches in the current CUDA context
         run()
     else:
@@ -164,7 +168,7 @@ def _forward_impl(q, k, v, causal, scale, window_left, window_right, softcap, bs
 
 
 def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right, softcap,
-                   bshd):
+                   bshd, deterministic=False):
     where = "flashmlir::attention_bwd"
     check_tensors([("q", q), ("k", k), ("v", v), ("o", o), ("do", do)], where)
     if not isinstance(lse, torch.Tensor) or lse.dtype != torch.float32 or lse.device != q.device:
@@ -180,7 +184,7 @@ def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right
         pq, pk, pv = _padded(q, Dp), _padded(k, Dp), _padded(v, Dvp)
         dq, dk, dv = _backward_impl(_padded(do, Dvp), pq, pk, pv, _padded(o, Dvp), lse,
                                     causal, scale, window_left, window_right, softcap,
-                                    False)
+                                    False, deterministic)
         outs = (_alloc(q, (B, Hq, Nq, D), bshd), _alloc(k, (B, Hkv, Nk, D), bshd),
                 _alloc(v, (B, Hkv, Nk, Dv), bshd))
         for out, g, d in zip(outs, (dq, dk, dv), (D, D, Dv)):
@@ -201,7 +205,8 @@ def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right
     else:
         p = _runtime.params(code, opts, scale)
         ts = [_dev(t) for t in (q, k, v, o, do, lse, dq, dk, dv)]
-        _cuda_run("bwd", q, code, D, Dv, opts, lambda h, s: h.backward(p, *ts, s))
+        _cuda_run("bwd", q, code, D, Dv, opts, lambda h, s: h.backward(p, *ts, s),
+                  deterministic)
     return dq, dk, dv
 
 
@@ -211,12 +216,13 @@ def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right
 @torch.library.custom_op("flashmlir::attention_fwd", mutates_args=())
 def attention_fwd(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float,
                   window_left: int, window_right: int, softcap: float,
-                  bshd: bool) -> tuple[Tensor, Tensor]:
+                  bshd: bool, deterministic: bool = False) -> tuple[Tensor, Tensor]:
     return _forward_impl(q, k, v, causal, scale, window_left, window_right, softcap, bshd)
 
 
 @attention_fwd.register_fake
-def _attention_fwd_fake(q, k, v, causal, scale, window_left, window_right, softcap, bshd):
+def _attention_fwd_fake(q, k, v, causal, scale, window_left, window_right, softcap, bshd,
+                        deterministic=False):
     B, Hq, Nq, _ = q.shape
     Dv = v.shape[3]
     return (_alloc(q, (B, Hq, Nq, Dv), bshd),
@@ -226,23 +232,25 @@ def _attention_fwd_fake(q, k, v, causal, scale, window_left, window_right, softc
 @torch.library.custom_op("flashmlir::attention_bwd", mutates_args=())
 def attention_bwd(do: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor,
                   causal: bool, scale: float, window_left: int, window_right: int,
-                  softcap: float, bshd: bool) -> tuple[Tensor, Tensor, Tensor]:
+                  softcap: float, bshd: bool,
+                  deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     return _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right,
-                          softcap, bshd)
+                          softcap, bshd, deterministic)
 
 
 @attention_bwd.register_fake
 def _attention_bwd_fake(do, q, k, v, o, lse, causal, scale, window_left, window_right,
-                        softcap, bshd):
+                        softcap, bshd, deterministic=False):
     return (_alloc(q, tuple(q.shape), bshd), _alloc(k, tuple(k.shape), bshd),
             _alloc(v, tuple(v.shape), bshd))
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, causal, scale, window_left, window_right, softcap, bshd = inputs
+    q, k, v, causal, scale, window_left, window_right, softcap, bshd = inputs[:9]
+    deterministic = inputs[9] if len(inputs) > 9 else False
     o, lse = output
     ctx.save_for_backward(q, k, v, o, lse)
-    ctx.args = (causal, scale, window_left, window_right, softcap, bshd)
+    ctx.args = (causal, scale, window_left, window_right, softcap, bshd, deterministic)
     ctx.mark_non_differentiable(lse)
 
 
@@ -251,7 +259,7 @@ def _backward(ctx, do, dlse):
     if do is None:
         do = torch.zeros_like(o)
     dq, dk, dv = torch.ops.flashmlir.attention_bwd(do, q, k, v, o, lse, *ctx.args)
-    return dq, dk, dv, None, None, None, None, None, None
+    return dq, dk, dv, None, None, None, None, None, None, None
 
 
 attention_fwd.register_autograd(_backward, setup_context=_setup_context)

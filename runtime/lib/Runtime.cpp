@@ -17,6 +17,7 @@
 #include "RuntimeInternal.h"
 
 #include <cstring>
+#include <cmath>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -42,6 +43,10 @@ struct ContextState {
       selected;
   cu::DevicePtr workspace = 0;
   size_t workspaceBytes = 0;
+  /// Zero-padded copies of the tensors of a call whose head dims are not
+  /// multiples of 8 (paddedCall).
+  cu::DevicePtr padScratch = 0;
+  size_t padScratchBytes = 0;
 };
 
 /// One kernel launch, fully prepared (nothing can fail but the launch).
@@ -151,9 +156,10 @@ fa_status currentContext(fa_runtime *rt, ContextState **out) {
   return FA_OK;
 }
 
-/// The CUfunction of kernel `idx` in the current context, loading its PTX
-/// module (once per context and file) and raising its dynamic shared memory
-/// limit when it needs more than 48 KiB.
+/// The CUfunction of kernel `idx` in the current context: checks its
+/// signature against its PTX, loads its module (once per context and file:
+/// the cubin where it runs on the device, else the PTX) and raises its
+/// dynamic shared memory limit when it needs more than 48 KiB.
 fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
                       cu::Function *out) {
   auto fit = cs->functions.find(idx);
@@ -169,6 +175,17 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   if (!resolveBundleFile(rt->manifest.dir, k.file, &path, &perr))
     return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': file " + perr);
 
+  // The manifest's argument list against the PTX's .entry, once per kernel
+  // and context, when it is first used (loadBundle reads no PTX, so that
+  // creating a runtime over a large bundle stays cheap).
+  std::string ptx;
+  {
+    std::string err;
+    if (!readFile(path, &ptx, &err))
+      return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': " + err);
+    if (!checkKernelPtx(rt->manifest, k, ptx, &err))
+      return fail(rt, FA_ERR_BUNDLE, err);
+  }
   auto mit = cs->modules.find(k.file);
   // The kernel's SASS, where the bundle has it for this device: no JIT. A
   // cubin the driver does not take (another architecture, a damaged file)
@@ -185,9 +202,6 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
       mit = cs->modules.emplace(k.file, mod).first;
   }
   if (mit == cs->modules.end()) {
-    std::string ptx, err;
-    if (!readFile(path, &ptx, &err))
-      return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': " + err);
     static constexpr size_t kLogSize = 16384;
     std::string errorLog(kLogSize, '\0'), infoLog(kLogSize, '\0');
     int options[] = {cu::JIT_ERROR_LOG_BUFFER,
@@ -452,10 +466,12 @@ const char *fa_runtime_last_error(const fa_runtime *rt) {
   return rt->lastError.c_str();
 }
 
-fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
-                     const fa_tensor *q, const fa_tensor *k, const fa_tensor *v,
-                     fa_tensor *o, fa_tensor *lse, void *stream) {
-  FA_BEGIN(rt)
+namespace {
+
+fa_status forwardLocked(fa_runtime *rt, const fa_attn_params *params,
+                        const fa_tensor *q, const fa_tensor *k,
+                        const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
+                        void *stream) {
   Problem p;
   std::string err;
   if (buildForwardProblem(params, q, k, v, o, lse, &p, &err) != FA_OK)
@@ -466,16 +482,14 @@ fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
   FA_TRY(selectAndLoad(rt, cs, KernelKind::Fwd, p, &fwd));
   FA_TRY(pack(rt, p, &fwd));
   return launch(rt, fwd, static_cast<cu::Stream>(stream));
-  FA_END(rt)
 }
 
-fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
-                      const fa_tensor *q, const fa_tensor *k,
-                      const fa_tensor *v, const fa_tensor *o,
-                      const fa_tensor *dout, const fa_tensor *lse,
-                      fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
-                      void *stream) {
-  FA_BEGIN(rt)
+fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
+                         const fa_tensor *q, const fa_tensor *k,
+                         const fa_tensor *v, const fa_tensor *o,
+                         const fa_tensor *dout, const fa_tensor *lse,
+                         fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
+                         void *stream) {
   Problem p;
   std::string err;
   if (buildBackwardProblem(params, q, k, v, o, dout, lse, dq, dk, dv, &p,
@@ -527,6 +541,194 @@ fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
   }
   for (Prepared &s : stages)
     FA_TRY(launch(rt, s, st));
+  return FA_OK;
+}
+
+/// Head dims that are not multiples of 8 (the GPU kernels' 16-byte rows):
+/// FlashAttention-2's way. The call runs on zero-padded contiguous copies
+/// ([B, H, N, roundUp(D, 8)]) in a per-context scratch buffer, made and
+/// read back with 2-D copies on the call's stream (so, like the backward
+/// workspace, one scratch per context: calls on different streams of one
+/// context must not overlap). The scale is the caller's (the true head
+/// dim's); the padding columns add nothing to the scores, and only the true
+/// columns of O (and dQ, dK, dV) are copied back.
+struct PaddedCall {
+  fa_runtime *rt;
+  ContextState *cs;
+  cu::Stream stream;
+  int64_t eb;
+  cu::DevicePtr next = 0;
+
+  static int64_t pad8(int64_t d) { return (d + 7) / 8 * 8; }
+  static int64_t elems(const fa_tensor *t, int64_t d) {
+    return t->sizes[0] * t->sizes[1] * t->sizes[2] * d;
+  }
+  /// Reserves the padded copy of `t` (head dim `dp`); returns its tensor.
+  fa_tensor reserve(const fa_tensor *t, int64_t dp) {
+    fa_tensor r{};
+    r.data = reinterpret_cast<void *>(next);
+    for (int i = 0; i < 3; ++i)
+      r.sizes[i] = t->sizes[i];
+    r.sizes[3] = dp;
+    r.strides[3] = 1;
+    r.strides[2] = dp;
+    r.strides[1] = dp * t->sizes[2];
+    r.strides[0] = r.strides[1] * t->sizes[1];
+    next += static_cast<cu::DevicePtr>((elems(t, dp) * eb + 255) / 256 * 256);
+    return r;
+  }
+  /// Copies the first `cols` columns of every row between `from` and `to`
+  /// (any strides, innermost 1), one 2-D copy per (batch, head).
+  fa_status copyRows(const fa_tensor *from, const fa_tensor *to,
+                     int64_t cols) {
+    for (int64_t b = 0; b < from->sizes[0]; ++b)
+      for (int64_t h = 0; h < from->sizes[1]; ++h) {
+        cu::Memcpy2D c;
+        c.srcDevice = reinterpret_cast<cu::DevicePtr>(from->data) +
+                      (b * from->strides[0] + h * from->strides[1]) * eb;
+        c.dstDevice = reinterpret_cast<cu::DevicePtr>(to->data) +
+                      (b * to->strides[0] + h * to->strides[1]) * eb;
+        c.WidthInBytes = static_cast<size_t>(cols * eb);
+        c.srcPitch = std::max<size_t>(from->strides[2] * eb, c.WidthInBytes);
+        c.dstPitch = std::max<size_t>(to->strides[2] * eb, c.WidthInBytes);
+        c.Height = static_cast<size_t>(from->sizes[2]);
+        cu::Result r = rt->drv->cuMemcpy2DAsync(&c, stream);
+        if (r != cu::SUCCESS)
+          return driverFail(rt, r, FA_ERR_LAUNCH,
+                            "cuMemcpy2DAsync (head dim padding)");
+      }
+    return FA_OK;
+  }
+  /// Makes room for `bytes` of padded tensors and zeroes it.
+  fa_status begin(size_t bytes) {
+    if (bytes > cs->padScratchBytes) {
+      const CudaDriver &d = *rt->drv;
+      if (cs->padScratch) {
+        cu::Result r = d.cuCtxSynchronize();
+        if (r != cu::SUCCESS)
+          return driverFail(rt, r, FA_ERR_LAUNCH,
+                            "cuCtxSynchronize (before growing the padding "
+                            "scratch)");
+        d.cuMemFree(cs->padScratch);
+        cs->padScratch = 0;
+        cs->padScratchBytes = 0;
+      }
+      cu::DevicePtr ptr = 0;
+      cu::Result r = d.cuMemAlloc(&ptr, bytes);
+      if (r != cu::SUCCESS)
+        return driverFail(rt, r, FA_ERR_LAUNCH,
+                          "cuMemAlloc of a " + std::to_string(bytes) +
+                              "-byte head-dim padding scratch");
+      cs->padScratch = ptr;
+      cs->padScratchBytes = bytes;
+    }
+    next = cs->padScratch;
+    cu::Result r = rt->drv->cuMemsetD32Async(cs->padScratch, 0, bytes / 4,
+                                             stream);
+    if (r != cu::SUCCESS)
+      return driverFail(rt, r, FA_ERR_LAUNCH,
+                        "cuMemsetD32Async (head dim padding)");
+    return FA_OK;
+  }
+};
+
+/// True when a call needs PaddedCall: rank-4 q / v whose head dims are not
+/// multiples of 8 (sizes are validated by the problem builders first).
+bool needsPadding(const fa_tensor *q, const fa_tensor *v) {
+  return q && v && q->data && v->data &&
+         (q->sizes[3] % 8 != 0 || v->sizes[3] % 8 != 0);
+}
+
+int64_t dtypeBytes(const fa_attn_params *params) {
+  return params->dtype == FA_F32 ? 4 : 2;
+}
+
+} // namespace
+
+fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
+                     const fa_tensor *q, const fa_tensor *k, const fa_tensor *v,
+                     fa_tensor *o, fa_tensor *lse, void *stream) {
+  FA_BEGIN(rt)
+  if (!needsPadding(q, v))
+    return forwardLocked(rt, params, q, k, v, o, lse, stream);
+  {
+    Problem p; // the shapes, strides and parameters as given
+    std::string err;
+    if (buildForwardProblem(params, q, k, v, o, lse, &p, &err) != FA_OK)
+      return fail(rt, FA_ERR_INVALID, "fa_forward: " + err);
+    if (p.B * p.Hq * p.Nq == 0 || p.Nk == 0)
+      return forwardLocked(rt, params, q, k, v, o, lse, stream);
+  }
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  PaddedCall pc{rt, cs, static_cast<cu::Stream>(stream), dtypeBytes(params)};
+  const int64_t dp = PaddedCall::pad8(q->sizes[3]),
+                dvp = PaddedCall::pad8(v->sizes[3]);
+  size_t bytes = 0;
+  for (auto [t, d] : {std::pair{q, dp}, {k, dp}, {v, dvp}, {static_cast<const fa_tensor *>(o), dvp}})
+    bytes += (PaddedCall::elems(t, d) * pc.eb + 255) / 256 * 256;
+  FA_TRY(pc.begin(bytes));
+  fa_tensor pq = pc.reserve(q, dp), pk = pc.reserve(k, dp),
+            pv = pc.reserve(v, dvp), po = pc.reserve(o, dvp);
+  FA_TRY(pc.copyRows(q, &pq, q->sizes[3]));
+  FA_TRY(pc.copyRows(k, &pk, k->sizes[3]));
+  FA_TRY(pc.copyRows(v, &pv, v->sizes[3]));
+  fa_attn_params pp = *params; // the default scale of the true head dim
+  if (!(pp.scale > 0))
+    pp.scale = static_cast<float>(1.0 / std::sqrt(double(q->sizes[3])));
+  FA_TRY(forwardLocked(rt, &pp, &pq, &pk, &pv, &po, lse, stream));
+  return pc.copyRows(&po, o, o->sizes[3]);
+  FA_END(rt)
+}
+
+fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
+                      const fa_tensor *q, const fa_tensor *k,
+                      const fa_tensor *v, const fa_tensor *o,
+                      const fa_tensor *dout, const fa_tensor *lse,
+                      fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
+                      void *stream) {
+  FA_BEGIN(rt)
+  if (!needsPadding(q, v))
+    return backwardLocked(rt, params, q, k, v, o, dout, lse, dq, dk, dv,
+                          stream);
+  {
+    Problem p;
+    std::string err;
+    if (buildBackwardProblem(params, q, k, v, o, dout, lse, dq, dk, dv, &p,
+                             &err) != FA_OK)
+      return fail(rt, FA_ERR_INVALID, "fa_backward: " + err);
+    if (p.B * p.Hq * p.Nq == 0 || p.Nk == 0)
+      return backwardLocked(rt, params, q, k, v, o, dout, lse, dq, dk, dv,
+                            stream);
+  }
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  PaddedCall pc{rt, cs, static_cast<cu::Stream>(stream), dtypeBytes(params)};
+  const int64_t dp = PaddedCall::pad8(q->sizes[3]),
+                dvp = PaddedCall::pad8(v->sizes[3]);
+  const fa_tensor *ins[5] = {q, k, v, o, dout};
+  const fa_tensor *outs[3] = {dq, dk, dv};
+  const int64_t inDims[5] = {dp, dp, dvp, dvp, dvp}, outDims[3] = {dp, dp, dvp};
+  size_t bytes = 0;
+  for (int i = 0; i < 5; ++i)
+    bytes += (PaddedCall::elems(ins[i], inDims[i]) * pc.eb + 255) / 256 * 256;
+  for (int i = 0; i < 3; ++i)
+    bytes += (PaddedCall::elems(outs[i], outDims[i]) * pc.eb + 255) / 256 * 256;
+  FA_TRY(pc.begin(bytes));
+  fa_tensor pin[5], pout[3];
+  for (int i = 0; i < 5; ++i) {
+    pin[i] = pc.reserve(ins[i], inDims[i]);
+    FA_TRY(pc.copyRows(ins[i], &pin[i], ins[i]->sizes[3]));
+  }
+  for (int i = 0; i < 3; ++i)
+    pout[i] = pc.reserve(outs[i], outDims[i]);
+  fa_attn_params pp = *params; // the default scale of the true head dim
+  if (!(pp.scale > 0))
+    pp.scale = static_cast<float>(1.0 / std::sqrt(double(q->sizes[3])));
+  FA_TRY(backwardLocked(rt, &pp, &pin[0], &pin[1], &pin[2], &pin[3], &pin[4],
+                        lse, &pout[0], &pout[1], &pout[2], stream));
+  for (int i = 0; i < 3; ++i)
+    FA_TRY(pc.copyRows(&pout[i], outs[i], outs[i]->sizes[3]));
   return FA_OK;
   FA_END(rt)
 }

@@ -120,6 +120,7 @@ bool loadCudaDriver(const std::string &path, CudaDriver *out,
   resolve(&d.cuMemcpyHtoD, "cuMemcpyHtoD_v2");
   resolve(&d.cuMemcpyDtoH, "cuMemcpyDtoH_v2");
   resolve(&d.cuMemsetD32Async, "cuMemsetD32Async");
+  resolve(&d.cuMemcpy2DAsync, "cuMemcpy2DAsync_v2");
   resolve(&d.cuStreamSynchronize, "cuStreamSynchronize");
   resolve(&d.cuGetErrorString, "cuGetErrorString");
   resolve(&d.cuGetErrorName, "cuGetErrorName");

@@ -146,9 +146,17 @@ struct Manifest {
 bool parseManifest(const std::string &text, const std::string &dir,
                    bool checkFiles, Manifest *out, std::string *err);
 
-/// Reads `dir`/manifest.json, parses it (with checkFiles) and checks the
-/// kernel signatures against the PTX (checkBundleSignatures).
+/// Reads `dir`/manifest.json and parses it (with checkFiles). The PTX files
+/// are not read here: a kernel's signature is checked against its PTX when
+/// the kernel is first loaded (checkKernelPtx), so that creating a runtime
+/// over a bundle of hundreds of kernels costs no more than its manifest
+/// (cold start, docs/bundle.md). checkBundleSignatures checks them all.
 bool loadBundle(const std::string &dir, Manifest *out, std::string *err);
+
+/// Checks kernel `k` of `m` against the `.entry` of its PTX text `ptx`.
+/// False with *err ("bundle DIR: kernel 'NAME' (FILE): ...") on a mismatch.
+bool checkKernelPtx(const Manifest &m, const KernelDesc &k,
+                    const std::string &ptx, std::string *err);
 
 /// Every `.entry` of PTX text with the sizes in bytes of its parameters.
 /// False with *err on a parameter list it cannot read.
@@ -326,6 +334,23 @@ enum : int { // CUdevice_attribute
   DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
   DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97,
 };
+/// CUDA_MEMCPY2D (cuMemcpy2DAsync_v2), device to device only.
+enum : int { MEMORYTYPE_DEVICE = 2 };
+struct Memcpy2D {
+  size_t srcXInBytes = 0, srcY = 0;
+  int srcMemoryType = MEMORYTYPE_DEVICE;
+  const void *srcHost = nullptr;
+  DevicePtr srcDevice = 0;
+  void *srcArray = nullptr;
+  size_t srcPitch = 0;
+  size_t dstXInBytes = 0, dstY = 0;
+  int dstMemoryType = MEMORYTYPE_DEVICE;
+  void *dstHost = nullptr;
+  DevicePtr dstDevice = 0;
+  void *dstArray = nullptr;
+  size_t dstPitch = 0;
+  size_t WidthInBytes = 0, Height = 0;
+};
 enum : int { // CUfunction_attribute
   FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
 };
@@ -359,6 +384,7 @@ struct CudaDriver {
   cu::Result (*cuMemcpyDtoH)(void *, cu::DevicePtr, size_t) = nullptr;
   cu::Result (*cuMemsetD32Async)(cu::DevicePtr, unsigned, size_t,
                                  cu::Stream) = nullptr;
+  cu::Result (*cuMemcpy2DAsync)(const cu::Memcpy2D *, cu::Stream) = nullptr;
   cu::Result (*cuStreamSynchronize)(cu::Stream) = nullptr;
   cu::Result (*cuGetErrorString)(cu::Result, const char **) = nullptr;
   cu::Result (*cuGetErrorName)(cu::Result, const char **) = nullptr;

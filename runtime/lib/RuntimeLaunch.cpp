@@ -436,13 +436,6 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
     msg += ")";
   }
   msg += " in bundle " + (m.dir.empty() ? std::string("<memory>") : m.dir);
-  if (p.D % 8 != 0 || p.Dv % 8 != 0)
-    msg += "; the GPU kernels take head dims that are multiples of 8: pad q and "
-           "k (v) with zero columns to " +
-           std::to_string((p.D + 7) / 8 * 8) + " (" +
-           std::to_string((p.Dv + 7) / 8 * 8) +
-           ") and pass the scale of the true head dim (flashmlir's Python "
-           "front end does this)";
   std::vector<std::string> same;
   std::set<std::string> others;
   for (const KernelDesc &k : m.kernels) {

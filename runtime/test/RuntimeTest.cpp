@@ -229,6 +229,10 @@ void testManifest() {
       {R"({"name": "q", "kind": "buffer"})", R"({"name": "dq", "kind": "buffer"})", "arg 'dq': is a backward argument"},
       {R"({"name": "q", "kind": "buffer"})", R"({"kind": "buffer"})", "args[0]: missing field 'name'"},
       {R"("config": {)", R"("konfig": {)", "missing field 'config'"},
+      {R"("kind": "fwd",)", R"("kind": "fwd", "cubin": 7,)", "\"cubin\" must be a non-empty string"},
+      {R"("kind": "fwd",)", R"("kind": "fwd", "cubin": "",)", "\"cubin\" must be a non-empty string"},
+      {R"("kind": "fwd",)", R"("kind": "fwd", "cubin": ["a.cubin"],)", "\"cubin\" must be a non-empty string"},
+      {R"("kind": "fwd",)", R"("kind": "fwd", "cubin": "a.ptx",)", "\"cubin\" names the PTX file 'a.ptx'"},
   };
   for (const Case &c : cases) {
     Manifest m;
@@ -265,6 +269,19 @@ void testManifest() {
     bool failed = !parseManifest(t.text, "", false, &m, &err);
     checkMessage(std::string("manifest: ") + t.expect, failed, err,
                  {t.expect});
+  }
+  // "cubin" is optional: absent = PTX only; present = the SASS file.
+  {
+    Manifest m;
+    std::string err;
+    bool ok = parseManifest(manifestOf(kKernel), "", false, &m, &err);
+    check(ok && m.kernels[0].cubin.empty(), "manifest: no \"cubin\" = PTX only",
+          err);
+    ok = parseManifest(manifestOf(replaceOnce(kKernel, R"("kind": "fwd",)",
+                                              R"("kind": "fwd", "cubin": "a.cubin",)")),
+                       "", false, &m, &err);
+    check(ok && m.kernels[0].cubin == "a.cubin", "manifest: \"cubin\" parsed",
+          err);
   }
   // Same config on another target is fine.
   {
@@ -410,15 +427,47 @@ void testBundles() {
        "no .entry 'attn_bwd'"},
       {"tiny_file", R"("file": "a.ptx")", R"("file": "b.ptx")",
        "file 'b.ptx' not found"},
+      {"tiny_cubin", R"("file": "a.ptx")", R"("file": "a.ptx", "cubin": "a.cubin")",
+       "cubin 'a.cubin' not found"},
   };
   for (const Case &c : cases) {
     std::string dir = makeBundle(c.name, manifestOf(replaceOnce(k, c.from, c.to)),
                                  {{"a.ptx", kTinyPtx}});
     Manifest m;
     std::string err;
-    bool failed = !loadBundle(dir, &m, &err);
+    // Missing files fail the load; signatures fail the full check (the
+    // runtime checks each kernel's when it first loads it).
+    bool failed = !loadBundle(dir, &m, &err) || !checkBundleSignatures(m, &err);
     checkMessage(std::string("bundle: ") + c.expect, failed, err,
                  {c.expect, "'k1'"});
+  }
+  // Loading reads no PTX: a signature mismatch loads, and checkKernelPtx
+  // (what the runtime runs on a kernel's first use) reports it.
+  {
+    std::string dir = makeBundle(
+        "tiny_lazy",
+        manifestOf(replaceOnce(k, R"({"name": "batch", "kind": "i64"},)", "")),
+        {{"a.ptx", kTinyPtx}});
+    Manifest m;
+    std::string err;
+    bool loaded = loadBundle(dir, &m, &err);
+    check(loaded, "bundle: loading does not read the PTX", err);
+    if (loaded) {
+      bool failed = !checkKernelPtx(m, m.kernels[0], kTinyPtx, &err);
+      checkMessage("bundle: checkKernelPtx reports the mismatch", failed, err,
+                   {"kernel 'k1' (a.ptx)", "has 8 parameters in the PTX"});
+    }
+  }
+  {
+    std::string dir = makeBundle(
+        "tiny_with_cubin",
+        manifestOf(replaceOnce(k, R"("file": "a.ptx")",
+                               R"("file": "a.ptx", "cubin": "a.cubin")")),
+        {{"a.ptx", kTinyPtx}, {"a.cubin", "\x7f" "ELF"}});
+    Manifest m;
+    std::string err;
+    check(loadBundle(dir, &m, &err) && m.kernels[0].cubin == "a.cubin",
+          "bundle: a kernel with its cubin loads", err);
   }
   {
     Manifest m;
@@ -736,6 +785,29 @@ void testSelection() {
             std::vector<std::string>({"sm_100", "sm_80"}),
         "select: targets for cc 10.0");
   check(targetsForDevice(7, 5).empty(), "select: no targets below cc 8.0");
+
+  // Which device runs a cubin built for a target: SASS is binary-compatible
+  // within a major version, towards newer minors; "a" targets only on their
+  // own compute capability.
+  struct Runs {
+    const char *target;
+    int major, minor;
+    bool runs;
+  } runs[] = {
+      {"sm_80", 8, 0, true},   {"sm_80", 8, 6, true},   {"sm_80", 8, 9, true},
+      {"sm_86", 8, 0, false},  {"sm_86", 8, 6, true},   {"sm_80", 9, 0, false},
+      {"sm_90", 9, 0, true},   {"sm_90a", 9, 0, true},  {"sm_90a", 9, 1, false},
+      {"sm_90a", 8, 0, false}, {"sm_80", 10, 0, false}, {"sm_80", 12, 0, false},
+      {"sm_100", 10, 0, true}, {"sm_100a", 10, 0, true}, {"sm_100", 10, 3, true},
+      {"sm_100a", 10, 3, false}, {"sm_120", 12, 0, true}, {"sm_90", 10, 0, false},
+      {"sm_8", 8, 0, false},   {"sm_", 8, 0, false},    {"sm_x0", 8, 0, false},
+      {"compute_80", 8, 0, false}, {"sm_80b", 8, 0, false}, {"", 8, 0, false},
+  };
+  for (const Runs &r : runs)
+    check(cubinRunsOn(r.target, r.major, r.minor) == r.runs,
+          std::string("cubin: ") + (*r.target ? r.target : "\"\"") +
+              (r.runs ? " runs on " : " does not run on ") +
+              std::to_string(r.major) + "." + std::to_string(r.minor));
 
   std::string ks = kernelWith("c90", "fwd", "bf16", 128, true, false, "sm_90") +
                    "," +

@@ -2,8 +2,8 @@
 //
 // Part of FlashMLIR.
 //
-// mlir-opt with the attn dialect, the upstream dialects FlashMLIR uses, and
-// every FlashMLIR pass and named pipeline.
+// mlir-opt with the attn dialect, the upstream dialects FlashMLIR uses,
+// every FlashMLIR pass and named pipeline, and the test passes (test/lib).
 //
 // One difference from mlir-opt: an error diagnostic makes the run fail even
 // when the pass that emitted it did not signal failure (some upstream
@@ -63,9 +63,14 @@ struct FailOnReportedErrorPass final
 
 } // namespace
 
+namespace flashmlir::test {
+void registerTestAttnGPUPrimitivesPass();
+} // namespace flashmlir::test
+
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
   flashmlir::registerAllPasses();
+  flashmlir::test::registerTestAttnGPUPrimitivesPass();
   DialectRegistry registry;
   flashmlir::registerAllDialects(registry);
 

@@ -18,6 +18,10 @@
  *   FA_FAKE_CUDA_MEM=BYTES     device memory; allocations beyond it fail
  *                              with CUDA_ERROR_OUT_OF_MEMORY
  *   FA_FAKE_CUDA_REJECT_PTX=1  cuModuleLoadDataEx fails (INVALID_PTX, log)
+ *   FA_FAKE_CUDA_REJECT_CUBIN=1  cuModuleLoadDataEx fails on ELF images
+ *                              (cubins) with NO_BINARY_FOR_GPU
+ *   FA_FAKE_CUDA_LOG_MODULES=1 print each module load to stderr: "cubin"
+ *                              (an ELF image) or "ptx <.target>"
  *   FA_FAKE_CUDA_FAULT=1       cuCtxSynchronize reports an illegal address
  *   FA_FAKE_CUDA_LOG=1         print each launch to stderr
  *
@@ -35,6 +39,7 @@ enum {
   OK = 0,
   INVALID_VALUE = 1,
   OUT_OF_MEMORY = 2,
+  NO_BINARY_FOR_GPU = 209,
   INVALID_PTX = 218,
   ILLEGAL_ADDRESS = 700,
 };
@@ -107,6 +112,26 @@ EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int dev) { return OK; }
 EXPORT CUresult cuModuleLoadDataEx(void **mod, const void *image,
                                    unsigned n, int *options, void **values) {
   static int module;
+  int elf = memcmp(image, "\x7f" "ELF", 4) == 0;
+  if (envInt("FA_FAKE_CUDA_LOG_MODULES", 0)) {
+    if (elf) {
+      fprintf(stderr, "fake-cuda: load cubin\n");
+    } else {
+      /* The PTX's ".target sm_XY" line names what the JIT would build for. */
+      const char *t = strstr((const char *)image, ".target ");
+      int len = 0;
+      if (t)
+        while (t[8 + len] && t[8 + len] != '\n' && t[8 + len] != ',' && len < 16)
+          ++len;
+      fprintf(stderr, "fake-cuda: load ptx %.*s\n", len, t ? t + 8 : "?");
+    }
+  }
+  if (elf && envInt("FA_FAKE_CUDA_REJECT_CUBIN", 0))
+    return NO_BINARY_FOR_GPU;
+  if (elf) {
+    *mod = &module;
+    return OK;
+  }
   if (envInt("FA_FAKE_CUDA_REJECT_PTX", 0)) {
     for (unsigned i = 0; i < n; ++i)
       if (options[i] == 5) /* CU_JIT_ERROR_LOG_BUFFER */
@@ -165,6 +190,38 @@ EXPORT CUresult cuMemcpyDtoH_v2(void *dst, unsigned long long src,
   memcpy(dst, (const void *)(uintptr_t)src, bytes);
   return OK;
 }
+typedef struct {
+  size_t srcXInBytes, srcY;
+  int srcMemoryType;
+  const void *srcHost;
+  unsigned long long srcDevice;
+  void *srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes, dstY;
+  int dstMemoryType;
+  void *dstHost;
+  unsigned long long dstDevice;
+  void *dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes, Height;
+} Memcpy2D;
+
+/* Device-to-device 2-D copies (fake device memory is host memory). */
+EXPORT CUresult cuMemcpy2DAsync_v2(const Memcpy2D *c, void *stream) {
+  (void)stream;
+  if (!c || c->srcMemoryType != 2 || c->dstMemoryType != 2 ||
+      (c->Height > 1 && (c->srcPitch < c->WidthInBytes ||
+                         c->dstPitch < c->WidthInBytes)))
+    return INVALID_VALUE;
+  for (size_t y = 0; y < c->Height; ++y)
+    memmove((char *)(uintptr_t)c->dstDevice + (c->dstY + y) * c->dstPitch +
+                c->dstXInBytes,
+            (const char *)(uintptr_t)c->srcDevice + (c->srcY + y) * c->srcPitch +
+                c->srcXInBytes,
+            c->WidthInBytes);
+  return OK;
+}
+
 EXPORT CUresult cuMemsetD32Async(unsigned long long dst, unsigned value,
                                  size_t n, void *stream) {
   unsigned *p = (unsigned *)(uintptr_t)dst;

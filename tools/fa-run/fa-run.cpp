@@ -1212,10 +1212,15 @@ private:
 #if FLASHMLIR_HAVE_COMPILER
   enum class Stage { Given, Cached, Compiled };
 
+  /// The head dims of the kernels: the runtime zero-pads the others to
+  /// multiples of 8.
+  static int64_t kernelDim(int64_t d) { return (d + 7) / 8 * 8; }
+
   /// "f16_d64_dv64_masked_softcap": what a bundle config is named after.
   std::string configName() const {
     return std::string(rt::dtypeName(o.dtype)) + "_d" +
-           std::to_string(o.headDim) + "_dv" + std::to_string(o.headDimV) +
+           std::to_string(kernelDim(o.headDim)) + "_dv" +
+           std::to_string(kernelDim(o.headDimV)) +
            (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "");
   }
 
@@ -1274,8 +1279,8 @@ private:
     for (const char *target : {"sm_80", "sm_90a"}) {
       BundleConfig c;
       c.dtype = rt::dtypeName(o.dtype);
-      c.headDim = o.headDim;
-      c.headDimV = o.headDimV;
+      c.headDim = kernelDim(o.headDim);
+      c.headDimV = kernelDim(o.headDimV);
       c.masked = masked();
       c.softcap = o.softcap > 0;
       c.target = target;

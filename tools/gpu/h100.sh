@@ -169,6 +169,10 @@ ab() {
 }
 
 gen() {
+  # Each step's time limit is also cut to what is left of GEN_DEADLINE
+  # seconds (the device tool's one call); a step with no time left is
+  # skipped.
+  t() { local left=$(( ${GEN_DEADLINE:-100000} - SECONDS - 15 )); [ $left -lt $1 ] && echo $left || echo $1; }
   # The code-generator issue's run: every head dim on tensor cores.
   # GEN_PRECISE: a bundle of the softcap kernels with the precise tanh
   # (fa-compile --softcap-tanh precise); GEN_AB: NAME=DIR bundles timed
@@ -176,40 +180,40 @@ gen() {
   step "runtime self-test on the GPU"
   build-rt/bin/fa-runtime-test > "$OUT/runtime-test.log" 2>&1; rc=$?; tail -1 "$OUT/runtime-test.log"; status=$((status|rc))
   step "correctness matrix (float64 PyTorch reference, every head dim, FlashAttention's 2x rule)"
-  timeout 300 python3 tools/gpu/check_gpu.py "$BUNDLE" ${GEN_QUICK:+--quick} --json "$OUT/check_gpu.json" > "$OUT/check_gpu.log" 2>&1; rc=$?
+  timeout $(t 300) python3 tools/gpu/check_gpu.py "$BUNDLE" ${GEN_QUICK:+--quick} --json "$OUT/check_gpu.json" > "$OUT/check_gpu.log" 2>&1; rc=$?
   grep -E "^FAIL" "$OUT/check_gpu.log" | cut -c1-300 | head -30; tail -1 "$OUT/check_gpu.log"; status=$((status|rc))
   if [ -n "${GEN_PRECISE:-}" ]; then
     step "softcap with the precise tanh ($GEN_PRECISE)"
-    timeout 120 python3 tools/gpu/check_gpu.py "$GEN_PRECISE" --quick --filter '^(?=.*softcap)(?=.*D=(64|128|256) )' > "$OUT/check_precise.log" 2>&1
+    timeout $(t 120) python3 tools/gpu/check_gpu.py "$GEN_PRECISE" --quick --filter '^(?=.*softcap)(?=.*D=(64|128|256) )' > "$OUT/check_precise.log" 2>&1
     grep -E "softcap" "$OUT/check_precise.log" | sed -E 's/^(PASS|FAIL) .*D=([0-9]+) Dv=[0-9]+ dtype=([a-z0-9]+).*: (fwd=.*)/\1 d\2 \3 \4/' | cut -c1-200; tail -1 "$OUT/check_precise.log"
     grep -E "softcap" "$OUT/check_gpu.log" | grep -E "D=(64|128|256) " | sed -E 's/^(PASS|FAIL) .*D=([0-9]+) Dv=[0-9]+ dtype=([a-z0-9]+).*: (fwd=.*)/fast \1 d\2 \3 \4/' | cut -c1-200
   fi
+  [ -n "${GEN_NOSWEEP:-}" ] && return
+  step "head-dim sweep (bf16, B=4, H=16): FlashMLIR vs SDPA flash (FA2) / cuDNN, one process"
+  timeout $(t 420) python3 tools/gpu/headdims.py "$BUNDLE" --lens "${GEN_LENS:-4096,16384}" --json "$OUT/headdims.json" --md "$OUT/headdims.md" --plot "$OUT/headdims.png" 2>&1 | grep -v Warning > "$OUT/headdims.log"
+  grep -E "^ROW|^softcap|^A/B" "$OUT/headdims.log" | tail -80
+  if [ -n "${GEN_F16_LENS:-}" ]; then
+    step "head-dim sweep, f16"
+    timeout $(t 300) python3 tools/gpu/headdims.py "$BUNDLE" --dtypes f16 --softcap "" --lens "$GEN_F16_LENS" --json "$OUT/headdims-f16.json" 2>&1 | grep -v Warning > "$OUT/headdims-f16.log"
+    grep -E "^\| " "$OUT/headdims-f16.log" | tail -30
+  fi
+  if [ -n "${GEN_AB:-}" ]; then
+    step "A/B: $GEN_AB against $BUNDLE at ${GEN_AB_DIMS:-224,256}"
+    timeout $(t 200) python3 tools/gpu/headdims.py "base=$BUNDLE" $GEN_AB --dims "${GEN_AB_DIMS:-224,256}" --softcap "" --no-peers --lens "${GEN_LENS:-4096,16384}" 2>&1 | grep -v Warning > "$OUT/headdims-ab.log"
+    grep -E "^A/B|^\{" "$OUT/headdims-ab.log" | cut -c1-220 | tail -20
+  fi
   step "compute-sanitizer memcheck / racecheck on a sample of the new kernels"
-  for tool in memcheck racecheck; do
+  for tool in ${GEN_SANITIZERS:-memcheck racecheck}; do
     for args in "--dtype bf16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 80 --causal" \
                 "--dtype f16 --heads 2 --seqlen-q 65 --head-dim 40 --softcap 20 --window 16,4" \
                 "--dtype bf16 --heads 2 --seqlen-q 70 --head-dim 192 --head-dim-v 128 --causal" \
                 "--dtype f16 --heads 2 --seqlen-q 90 --head-dim 96 --softcap 30"; do
-      timeout 120 compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --batch 1 $args --backward --check \
+      timeout $(t ${GEN_SAN_TIMEOUT:-60}) compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --batch 1 $args --backward --check \
         > "$OUT/sanitizer-$tool.log" 2>&1; rc=$?
       echo "$tool $args -> rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-$tool.log" | head -2 | tr '\n' ' ')"
       status=$((status|rc))
     done
   done
-  [ -n "${GEN_NOSWEEP:-}" ] && return
-  step "head-dim sweep (bf16, B=4, H=16): FlashMLIR vs SDPA flash (FA2) / cuDNN, one process"
-  timeout 420 python3 tools/gpu/headdims.py "$BUNDLE" --lens "${GEN_LENS:-4096,16384}" --json "$OUT/headdims.json" --md "$OUT/headdims.md" --plot "$OUT/headdims.png" 2>&1 | grep -v Warning > "$OUT/headdims.log"
-  grep -E "^\| |^softcap|^A/B" "$OUT/headdims.log" | tail -70
-  if [ -n "${GEN_F16_LENS:-}" ]; then
-    step "head-dim sweep, f16"
-    timeout 300 python3 tools/gpu/headdims.py "$BUNDLE" --dtypes f16 --softcap "" --lens "$GEN_F16_LENS" --json "$OUT/headdims-f16.json" 2>&1 | grep -v Warning > "$OUT/headdims-f16.log"
-    grep -E "^\| " "$OUT/headdims-f16.log" | tail -30
-  fi
-  if [ -n "${GEN_AB:-}" ]; then
-    step "A/B: $GEN_AB against $BUNDLE at ${GEN_AB_DIMS:-224,256}"
-    timeout 200 python3 tools/gpu/headdims.py "base=$BUNDLE" $GEN_AB --dims "${GEN_AB_DIMS:-224,256}" --softcap "" --no-peers --lens "${GEN_LENS:-4096,16384}" 2>&1 | grep -v Warning > "$OUT/headdims-ab.log"
-    grep -E "^A/B|^\{" "$OUT/headdims-ab.log" | cut -c1-220 | tail -20
-  fi
 }
 
 case "${1:-all}" in

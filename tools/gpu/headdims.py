@@ -105,6 +105,10 @@ for dtn in a.dtypes.split(","):
                             except Exception as e:
                                 row[pn + "_fwd"] = "error: " + str(e).splitlines()[0][:100]
                     print(json.dumps(row), flush=True)
+                    r_ = lambda k: row.get(k) if isinstance(row.get(k), (int, float)) else "-"
+                    print(f"ROW {dtn} d{d}/{dv} N={N} c={int(causal)} sc={cap:g}: "
+                          + " ".join(f"{n}={r_(n + '_fwd')}/{r_(n + '_fwdbwd')}"
+                                     for n in [b[0] for b in bundles] + ["fa2", "cudnn"]), flush=True)
                     rows.append(row)
                 del q, k, v, g
                 torch.cuda.empty_cache()

@@ -1,0 +1,147 @@
+"""FlashAttention-2's Python functions (``flash_attn.flash_attn_interface``)
+on FlashMLIR: same signatures, layouts and semantics, so that code written
+against ``flash_attn`` runs by changing its import.
+
+* ``flash_attn_func(q, k, v, ...)``: q ``[B, Nq, Hq, D]``, k ``[B, Nk, Hkv, D]``,
+  v ``[B, Nk, Hkv, Dv]`` (Hq a multiple of Hkv: GQA/MQA).
+* ``flash_attn_kvpacked_func(q, kv, ...)``: kv ``[B, Nk, 2, Hkv, D]``.
+* ``flash_attn_qkvpacked_func(qkv, ...)``: qkv ``[B, N, 3, H, D]``.
+
+Each returns ``out`` ``[B, Nq, Hq, Dv]`` (q's dtype), or with
+``return_attn_probs=True`` the triple ``(out, softmax_lse, S_dmask)``:
+``softmax_lse`` float32 ``[B, Hq, Nq]`` (natural log of each row's softmax
+normaliser; ``+inf`` for rows that see no key, as FlashAttention-2 returns
+them) and ``S_dmask`` None (FlashAttention-2 returns probabilities only with
+dropout, which FlashMLIR does not have).
+
+Semantics as FlashAttention-2's: ``softmax_scale`` defaults to
+``1/sqrt(D)``; ``causal`` is aligned to the bottom-right corner;
+``window_size=(left, right)`` keeps keys in
+``[i + Nk - Nq - left, i + Nk - Nq + right]``, -1 = unbounded; with causal
+the right side is 0; ``softcap > 0`` applies ``softcap * tanh(s / softcap)``
+to the scaled scores (``<= 0``: off); rows that see no key give 0. Inputs
+are torch tensors (CPU or CUDA; float16, bfloat16 and also float32),
+differentiable through ``torch.ops.flashmlir.attention_fwd``.
+
+Differences, raised rather than computed differently:
+
+* ``dropout_p`` must be 0.0 (ValueError): FlashMLIR has no attention dropout.
+* ``alibi_slopes`` must be None (NotImplementedError): ALiBi comes with
+  issue 15 (score and position modifications).
+* ``deterministic=True`` runs the backward on the bit-reproducible dQ
+  kernels on CUDA (a deterministic bundle, else compiled on demand); the CPU
+  backward is deterministic anyway.
+"""
+
+import math
+import numbers
+import sys
+
+ALIBI_ISSUE = "issue 15 (score and position modifications: ALiBi, RoPE, sinks)"
+
+
+def _torch_inputs(where, named):
+    torch = sys.modules.get("torch")
+    for name, t in named:
+        if torch is None or not isinstance(t, torch.Tensor):
+            raise TypeError(f"{where}: {name} must be a torch.Tensor (as in flash_attn), "
+                            f"got {type(t).__name__}")
+
+
+def _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
+                  alibi_slopes, deterministic, return_attn_probs):
+    """Validates FlashAttention-2's keyword arguments; returns the options of
+    flashmlir.attention as (causal, scale, window, softcap)."""
+    from ._options import check_options
+    if not isinstance(dropout_p, numbers.Real) or isinstance(dropout_p, bool):
+        raise TypeError(f"{where}: dropout_p must be a float, got {dropout_p!r}")
+    if dropout_p != 0.0:
+        raise ValueError(f"{where}: dropout_p must be 0.0: FlashMLIR has no attention "
+                         f"dropout (got {dropout_p!r}); pass 0.0, as flash_attn expects "
+                         f"during evaluation")
+    if alibi_slopes is not None:
+        raise NotImplementedError(f"{where}: alibi_slopes is not supported yet; ALiBi comes "
+                                  f"with {ALIBI_ISSUE}. Pass alibi_slopes=None.")
+    for name, flag in (("causal", causal), ("deterministic", deterministic),
+                       ("return_attn_probs", return_attn_probs)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{where}: {name} must be a bool, got {flag!r}")
+    if (isinstance(window_size, (str, bytes)) or not hasattr(window_size, "__len__")
+            or len(window_size) != 2):
+        raise ValueError(f"{where}: window_size must be a pair (left, right) of ints, -1 = "
+                         f"unbounded, got {window_size!r}")
+    wl, wr = window_size
+    for w in (wl, wr):
+        if not isinstance(w, numbers.Integral) or isinstance(w, bool):
+            raise TypeError(f"{where}: window_size must be a pair of ints, got {window_size!r}")
+    window = None if (int(wl), int(wr)) == (-1, -1) else (int(wl), int(wr))
+    if not isinstance(softcap, numbers.Real) or isinstance(softcap, bool):
+        raise TypeError(f"{where}: softcap must be a float (0.0 = off), got {softcap!r}")
+    cap = float(softcap) if softcap > 0 else None
+    opts = check_options(causal, softmax_scale, window, cap, "bshd", where)
+    return opts
+
+
+def _run(where, q, k, v, opts, deterministic, return_attn_probs):
+    """out (and lse) of attention on [B, N, H, D] tensors."""
+    import torch
+
+    from . import _torch
+    from ._options import check_shapes
+    _torch.check_tensors([("q", q), ("k", k), ("v", v)], where)
+    dims = check_shapes(q.shape, k.shape, v.shape, "bshd", where)
+    scale = opts.resolve_scale(dims[5])
+    o, lse = torch.ops.flashmlir.attention_fwd(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), opts.causal, scale,
+        opts.window_left, opts.window_right, opts.softcap, True, deterministic)
+    o = o.transpose(1, 2)
+    if not return_attn_probs:
+        return o
+    # FlashAttention-2 reports rows that see no key with lse = +inf (so that
+    # exp(s - lse) is 0 in its backward); FlashMLIR's own convention is -inf.
+    lse = torch.where(lse == -math.inf, math.inf, lse)
+    return o, lse, None
+
+
+def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
+                    window_size=(-1, -1), softcap=0.0, alibi_slopes=None, deterministic=False,
+                    return_attn_probs=False):
+    """FlashAttention-2's ``flash_attn_func``: q ``[B, Nq, Hq, D]``, k
+    ``[B, Nk, Hkv, D]``, v ``[B, Nk, Hkv, Dv]`` -> out ``[B, Nq, Hq, Dv]``
+    (see the module docstring for the semantics and the differences)."""
+    where = "flash_attn_func"
+    _torch_inputs(where, [("q", q), ("k", k), ("v", v)])
+    opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
+                         alibi_slopes, deterministic, return_attn_probs)
+    return _run(where, q, k, v, opts, deterministic, return_attn_probs)
+
+
+def flash_attn_kvpacked_func(q, kv, dropout_p=0.0, softmax_scale=None, causal=False,
+                             window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
+                             deterministic=False, return_attn_probs=False):
+    """FlashAttention-2's ``flash_attn_kvpacked_func``: q ``[B, Nq, Hq, D]``,
+    kv ``[B, Nk, 2, Hkv, D]`` -> out ``[B, Nq, Hq, D]``."""
+    where = "flash_attn_kvpacked_func"
+    _torch_inputs(where, [("q", q), ("kv", kv)])
+    if kv.dim() != 5 or kv.shape[2] != 2:
+        raise ValueError(f"{where}: kv must have shape [batch, seqlen_k, 2, nheads_k, headdim], "
+                         f"got {tuple(kv.shape)}")
+    opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
+                         alibi_slopes, deterministic, return_attn_probs)
+    return _run(where, q, kv[:, :, 0], kv[:, :, 1], opts, deterministic, return_attn_probs)
+
+
+def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=False,
+                              window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
+                              deterministic=False, return_attn_probs=False):
+    """FlashAttention-2's ``flash_attn_qkvpacked_func``: qkv
+    ``[B, N, 3, H, D]`` -> out ``[B, N, H, D]``."""
+    where = "flash_attn_qkvpacked_func"
+    _torch_inputs(where, [("qkv", qkv)])
+    if qkv.dim() != 5 or qkv.shape[2] != 3:
+        raise ValueError(f"{where}: qkv must have shape [batch, seqlen, 3, nheads, headdim], "
+                         f"got {tuple(qkv.shape)}")
+    opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
+                         alibi_slopes, deterministic, return_attn_probs)
+    return _run(where, qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], opts, deterministic,
+                return_attn_probs)
