@@ -10,6 +10,8 @@
 #include "flashmlir/CPU/CpuRunner.h"
 #include "flashmlir/Dialect/Attn/IR/AttnDialect.h"
 #include "flashmlir/InitAll.h"
+#include "flashmlir/Support/InputChecks.h"
+#include "flashmlir/runtime/HandleRegistry.h"
 #include "flashmlir/runtime/Limits.h"
 
 #include "mlir/CAPI/IR.h"
@@ -25,13 +27,11 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <cmath>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 
 MLIR_DEFINE_CAPI_DIALECT_REGISTRATION(Attn, attn, mlir::attn::AttnDialect)
 
@@ -66,6 +66,9 @@ int flashmlir_run_pass_pipeline(const char *ir, const char *pipeline,
     os << d.getLocation() << ": " << d << "\n";
     return mlir::success();
   });
+  // Input the MLIR parser would crash on (InputChecks.h).
+  if (std::string msg = flashmlir::checkParserHazards(ir); !msg.empty())
+    return fail(err, errlen, "cannot parse the module: " + msg);
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::parseSourceString<mlir::ModuleOp>(ir, &context);
   if (!module)
@@ -111,73 +114,10 @@ namespace {
 /// handle that is not live (destroyed, or never created) is refused instead
 /// of touching freed memory, and flashmlir_cpu_destroy waits until the calls
 /// that already started on the handle have returned.
-class HandleRegistry {
-public:
-  void add(const flashmlir_cpu_kernels *h) {
-    std::lock_guard<std::mutex> lock(mu);
-    handles[h] = State();
-  }
-
-  /// Starts a call on `h`; false when `h` is not live.
-  bool enter(const flashmlir_cpu_kernels *h) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = handles.find(h);
-    if (it == handles.end() || it->second.closing)
-      return false;
-    ++it->second.calls;
-    return true;
-  }
-
-  void leave(const flashmlir_cpu_kernels *h) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = handles.find(h);
-    if (it != handles.end() && --it->second.calls == 0)
-      idle.notify_all();
-  }
-
-  /// Refuses new calls on `h`, waits for the running ones and forgets it;
-  /// false when `h` is not live (or another thread is destroying it).
-  bool remove(const flashmlir_cpu_kernels *h) {
-    std::unique_lock<std::mutex> lock(mu);
-    auto it = handles.find(h);
-    if (it == handles.end() || it->second.closing)
-      return false;
-    it->second.closing = true;
-    idle.wait(lock, [&] { return handles[h].calls == 0; });
-    handles.erase(h);
-    return true;
-  }
-
-private:
-  struct State {
-    int64_t calls = 0;
-    bool closing = false;
-  };
-  std::mutex mu;
-  std::condition_variable idle;
-  std::unordered_map<const flashmlir_cpu_kernels *, State> handles;
-};
-
-HandleRegistry &registry() {
-  static HandleRegistry *r = new HandleRegistry(); // outlives static dtors
+flashmlir::HandleRegistry &registry() {
+  static auto *r = new flashmlir::HandleRegistry(); // outlives static dtors
   return *r;
 }
-
-/// One call on a handle: registered while it runs.
-class HandleCall {
-public:
-  explicit HandleCall(const flashmlir_cpu_kernels *h)
-      : h(h), live(h && registry().enter(h)) {}
-  ~HandleCall() {
-    if (live)
-      registry().leave(h);
-  }
-  bool ok() const { return live; }
-
-private:
-  const flashmlir_cpu_kernels *h;
-  bool live;
-};
 
 int fail(char *err, size_t errlen, const std::string &msg) {
   if (err && errlen) {
@@ -209,7 +149,12 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
     return fail(err, errlen, "flashmlir_cpu_compile: null argument");
   *out = nullptr;
   flashmlir::KernelConfig k;
-  switch (c->dtype) {
+  // The int the caller stored (any int is valid C; reading an out-of-range
+  // value through the C++ enum type would be undefined behavior).
+  int dtype = 0;
+  static_assert(sizeof(c->dtype) == sizeof(int), "flashmlir_dtype is an int");
+  std::memcpy(&dtype, &c->dtype, sizeof(dtype));
+  switch (dtype) {
   case FLASHMLIR_F32:
     k.dtype = flashmlir::rt::DType::F32;
     break;
@@ -220,7 +165,7 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
     k.dtype = flashmlir::rt::DType::BF16;
     break;
   default:
-    return fail(err, errlen, "unsupported dtype " + std::to_string(c->dtype) +
+    return fail(err, errlen, "unsupported dtype " + std::to_string(dtype) +
                                  " (expected f32, f16 or bf16)");
   }
   k.D = c->head_dim;
@@ -277,7 +222,7 @@ int flashmlir_cpu_forward(flashmlir_cpu_kernels *kernels,
                           flashmlir_tensor *lse, char *err, size_t errlen) {
   if (!kernels || !q || !k || !v || !o || !lse)
     return fail(err, errlen, "flashmlir_cpu_forward: null argument");
-  HandleCall call(kernels);
+  flashmlir::HandleCall call(registry(), kernels);
   if (!call.ok())
     return fail(err, errlen, std::string("flashmlir_cpu_forward") + kDeadHandle);
   std::string msg;
@@ -295,7 +240,7 @@ int flashmlir_cpu_backward(flashmlir_cpu_kernels *kernels,
                            char *err, size_t errlen) {
   if (!kernels || !q || !k || !v || !o || !dout || !lse || !dq || !dk || !dv)
     return fail(err, errlen, "flashmlir_cpu_backward: null argument");
-  HandleCall call(kernels);
+  flashmlir::HandleCall call(registry(), kernels);
   if (!call.ok())
     return fail(err, errlen,
                 std::string("flashmlir_cpu_backward") + kDeadHandle);

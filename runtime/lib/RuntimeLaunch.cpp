@@ -162,9 +162,8 @@ public:
       return fail("params is null");
     if (!q || !k || !v)
       return fail(std::string(!q ? "q" : !k ? "k" : "v") + " is null");
-    if (!dtypeFromC(static_cast<int>(params->dtype), &p->dtype))
-      return fail("unknown dtype " +
-                  std::to_string(static_cast<int>(params->dtype)) +
+    if (!dtypeFromC(rawDtype(params), &p->dtype))
+      return fail("unknown dtype " + std::to_string(rawDtype(params)) +
                   " (expected FA_F32, FA_F16 or FA_BF16)");
     p->B = q->sizes[0];
     p->Hq = q->sizes[1];
