@@ -282,7 +282,9 @@ int flashmlir_compile_bundle_with_options(
        {lim::checkRange("masked (0, 1 or 2 = both)", masked, 0, 2),
         lim::checkRange("softcap (0, 1 or 2 = both)", softcap, 0, 2),
         lim::checkRange("head_dim_v (0: the head dim)", headDimV, 0,
-                        lim::kMaxHeadDim)})
+                        lim::kMaxHeadDim),
+        lim::checkRange("options.deterministic", bo.deterministic, 0, 1),
+        lim::checkRange("options.cubin", bo.cubin, 0, 1)})
     if (!msg.empty())
       return fail(err, errlen, "flashmlir_compile_bundle: " + msg);
   auto split = [](llvm::StringRef s) {

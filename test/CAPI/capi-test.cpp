@@ -125,6 +125,29 @@ int main() {
   rc = flashmlir_cpu_compile(&badCfg, &none, err, sizeof(err));
   check(rc != 0 && !none, std::string("bad dtype rejected: ") + err);
   check(std::strncmp(flashmlir_version(), "FlashMLIR", 9) == 0, "version");
+  // Bundle options and flags out of range: errors naming the value and range.
+  {
+    flashmlir_bundle_options bo{};
+    bo.deterministic = 2;
+    rc = flashmlir_compile_bundle_with_options("/nonexistent", "f16", "64", 0, 1,
+                                               0, "sm_80", &bo, err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "options.deterministic = 2 is out of range: it must be in [0, 1]"),
+          std::string("bundle options: deterministic = 2 rejected: ") + err);
+    rc = flashmlir_compile_bundle("/nonexistent", "f16", "64", 4096, 1, 0, "sm_80",
+                                  err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "head_dim_v (0: the head dim) = 4096 is out of range: it must be in [0, 256]"),
+          std::string("bundle: head_dim_v = 4096 rejected: ") + err);
+    rc = flashmlir_compile_bundle("/nonexistent", "f16", "64", 0, 7, 0, "sm_80",
+                                  err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "masked (0, 1 or 2 = both) = 7 is out of range"),
+          std::string("bundle: masked = 7 rejected: ") + err);
+    flashmlir_cpu_config big = cfg;
+    big.block_m = int64_t(1) << 40;
+    flashmlir_cpu_kernels *none2 = nullptr;
+    rc = flashmlir_cpu_compile(&big, &none2, err, sizeof(err));
+    check(rc != 0 && !none2 && std::strstr(err, "block_m (0: default) = 1099511627776 is out of range: it must be in [0, 1024]"),
+          std::string("cpu: block_m = 2^40 rejected: ") + err);
+  }
 
   // One handle shared by 4 threads while the main thread destroys it: each
   // call either runs to the end (bit-identical output) or is refused ("not
