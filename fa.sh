@@ -10,7 +10,9 @@
 #                   also puts in the compiler (build/dist/compiler/)
 #   ./fa.sh wheel-test  both wheels, each installed into a fresh venv and checked
 #
-# Environment: BUILD_DIR (default build), JOBS (default nproc).
+# Environment: BUILD_DIR (default build), JOBS (default nproc);
+# FA_FUZZ_SECONDS (default 150) / FA_FUZZ_SEED: the fa-opt fuzzer's budget
+# in `test` (test/Fuzz); FA_SANITIZERS=0 skips the ASan/UBSan build.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -142,8 +144,27 @@ wheel_check() {
   rm -rf "$venv"
 }
 
+# The runtime half (C++17: bundle loader, launcher, C API, reference, fa-run,
+# fa-tune and their C++ tests) again with AddressSanitizer + UBSan in
+# $BUILD_DIR/asan (about 2.5 minutes on 2 cores the first time, incremental
+# after); test/Sanitizers runs its tests and a sample of fa-run there.
+# FA_SANITIZERS=0 skips it (those tests are then UNSUPPORTED).
+sanitizer_build() {
+  [ "${FA_SANITIZERS:-1}" = 0 ] && return 0
+  local dir="$BUILD_DIR/asan"
+  local san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1"
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -G Ninja -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=None -DFLASHMLIR_ENABLE_COMPILER=OFF \
+      -DCMAKE_CXX_FLAGS="$san" -DCMAKE_C_FLAGS="$san" \
+      -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+      -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+  fi
+  cmake --build "$dir" -j "$JOBS"
+}
+
 run_tests() {
   build
+  sanitizer_build
   cmake --build "$BUILD_DIR" -j "$JOBS" --target mlir-doc >/dev/null
   local log
   log=$(mktemp)

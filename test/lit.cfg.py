@@ -69,3 +69,15 @@ try:
     config.available_features.add("cuda-driver")
 except OSError:
     pass
+
+# The fa-opt fuzzer's budget (test/Fuzz/fuzz.test): FA_FUZZ_SECONDS (default
+# 150) and FA_FUZZ_SEED (default 18).
+config.substitutions.append(("%{fuzz_seconds}", os.environ.get("FA_FUZZ_SECONDS", "150")))
+config.substitutions.append(("%{fuzz_seed}", os.environ.get("FA_FUZZ_SEED", "18")))
+
+# The runtime half built again under AddressSanitizer + UBSan (fa.sh test
+# builds it into <build>/asan): test/Sanitizers runs its tests there.
+asan_bin = os.path.join(config.flashmlir_obj_root, "asan", "bin")
+if os.path.exists(os.path.join(asan_bin, "fa-runtime-test")):
+    config.available_features.add("asan-build")
+    config.substitutions.append(("%asan_bin", asan_bin))

@@ -9,6 +9,7 @@
 #include "flashmlir/Conversion/AttnToGPU/AttnToGPU.h"
 #include "flashmlir/InitAll.h"
 #include "flashmlir/Pipelines/Pipelines.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -128,15 +129,12 @@ static std::string validate(const BundleConfig &c) {
     if (d < 8 || d > 256 || d % 8 != 0)
       return "head dim " + std::to_string(d) +
              " is not a multiple of 8 in [8, 256]";
-  StringRef t(c.target);
-  unsigned sm = 0;
-  if (!t.consume_front("sm_") || t.consumeInteger(10, sm) ||
-      !(t.empty() || t == "a"))
-    return "target '" + c.target + "' is not an sm_XX name";
-  // The kernels are emitted as PTX ISA 8.0, which targets up to sm_90a.
-  if (sm < 80 || sm > 90)
+  // The kernels need sm_80 and are emitted as PTX ISA 8.0, which targets up
+  // to sm_90a: the targets of flashmlir/runtime/Limits.h.
+  if (!flashmlir::limits::findGpuTarget(c.target))
     return "target '" + c.target +
-           "' is not supported (FlashMLIR's kernels need sm_80 to sm_90a)";
+           "' is not supported; FlashMLIR's GPU kernels are compiled for " +
+           flashmlir::limits::gpuTargetList();
   return "";
 }
 
@@ -154,11 +152,25 @@ bool flashmlir::compileKernelPtx(const BundleConfig &config,
   MLIRContext ctx(registry, MLIRContext::Threading::DISABLED);
   ctx.loadAllAvailableDialects();
   std::string diagnostics;
+  bool reportedError = false;
   ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
     llvm::raw_string_ostream os(diagnostics);
     os << d << "\n";
+    reportedError |= d.getSeverity() == DiagnosticSeverity::Error;
     return success();
   });
+
+  // The target's shared memory bounds every kernel's.
+  attn::GpuKernelSpec spec = specOf(ctx, config);
+  attn::GpuKernelInfo info = attn::getGpuKernelInfo(kindOf(kind), spec);
+  const flashmlir::limits::GpuTarget *target = flashmlir::limits::findGpuTarget(config.target);
+  if (info.dynamicSharedMemory > target->maxDynamicSmem) {
+    error = configName(config, kind) + ": kernel " + info.entry + " needs " +
+            std::to_string(info.dynamicSharedMemory) +
+            " bytes of dynamic shared memory; " + config.target +
+            " allows at most " + std::to_string(target->maxDynamicSmem);
+    return false;
+  }
 
   OpBuilder b(&ctx);
   Location loc = b.getUnknownLoc();
@@ -167,13 +179,18 @@ bool flashmlir::compileKernelPtx(const BundleConfig &config,
                      b.getUnitAttr());
   b.setInsertionPointToEnd(module->getBody());
   auto gm = gpu::GPUModuleOp::create(b, loc, "kernels");
-  attn::buildGpuKernel(b, gm, kindOf(kind), specOf(ctx, config));
+  attn::buildGpuKernel(b, gm, kindOf(kind), spec);
 
   PassManager pm(&ctx);
   GpuPipelineOptions options;
   options.chip = config.target;
+  if (std::string msg = validateGpuPipelineOptions(options); !msg.empty()) {
+    error = configName(config, kind) + ": " + msg;
+    return false;
+  }
   buildGpuModulesToBinary(pm, options);
-  if (failed(pm.run(*module))) {
+  // An error counts even when the pass that reported it did not fail.
+  if (failed(pm.run(*module)) || reportedError) {
     error = "compiling " + configName(config, kind) + " failed:\n" + diagnostics;
     return false;
   }

@@ -10,6 +10,9 @@
 #include "flashmlir/CPU/CpuRunner.h"
 #include "flashmlir/Dialect/Attn/IR/AttnDialect.h"
 #include "flashmlir/InitAll.h"
+#include "flashmlir/Support/InputChecks.h"
+#include "flashmlir/runtime/HandleRegistry.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "mlir/CAPI/IR.h"
 #include "mlir/CAPI/Registration.h"
@@ -25,9 +28,9 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <mutex>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 
 MLIR_DEFINE_CAPI_DIALECT_REGISTRATION(Attn, attn, mlir::attn::AttnDialect)
@@ -63,6 +66,9 @@ int flashmlir_run_pass_pipeline(const char *ir, const char *pipeline,
     os << d.getLocation() << ": " << d << "\n";
     return mlir::success();
   });
+  // Input the MLIR parser would crash on (InputChecks.h).
+  if (std::string msg = flashmlir::checkParserHazards(ir); !msg.empty())
+    return fail(err, errlen, "cannot parse the module: " + msg);
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::parseSourceString<mlir::ModuleOp>(ir, &context);
   if (!module)
@@ -103,6 +109,16 @@ struct flashmlir_cpu_kernels {
 };
 
 namespace {
+
+/// The live kernel handles and the calls running on each: a call on a
+/// handle that is not live (destroyed, or never created) is refused instead
+/// of touching freed memory, and flashmlir_cpu_destroy waits until the calls
+/// that already started on the handle have returned.
+flashmlir::HandleRegistry &registry() {
+  static auto *r = new flashmlir::HandleRegistry(); // outlives static dtors
+  return *r;
+}
+
 int fail(char *err, size_t errlen, const std::string &msg) {
   if (err && errlen) {
     size_t n = std::min(errlen - 1, msg.size());
@@ -133,7 +149,12 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
     return fail(err, errlen, "flashmlir_cpu_compile: null argument");
   *out = nullptr;
   flashmlir::KernelConfig k;
-  switch (c->dtype) {
+  // The int the caller stored (any int is valid C; reading an out-of-range
+  // value through the C++ enum type would be undefined behavior).
+  int dtype = 0;
+  static_assert(sizeof(c->dtype) == sizeof(int), "flashmlir_dtype is an int");
+  std::memcpy(&dtype, &c->dtype, sizeof(dtype));
+  switch (dtype) {
   case FLASHMLIR_F32:
     k.dtype = flashmlir::rt::DType::F32;
     break;
@@ -144,13 +165,25 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
     k.dtype = flashmlir::rt::DType::BF16;
     break;
   default:
-    return fail(err, errlen, "unsupported dtype " + std::to_string(c->dtype) +
+    return fail(err, errlen, "unsupported dtype " + std::to_string(dtype) +
                                  " (expected f32, f16 or bf16)");
   }
   k.D = c->head_dim;
   k.Dv = c->head_dim_v ? c->head_dim_v : c->head_dim;
-  if (k.D <= 0 || k.Dv <= 0)
-    return fail(err, errlen, "head dims must be positive");
+  // Ranges: flashmlir/runtime/Limits.h (CpuKernels::compile checks the
+  // rest: scale, softcap, windows, the environment).
+  namespace lim = flashmlir::limits;
+  for (const std::string &msg :
+       {lim::checkHeadDim("head_dim", k.D),
+        lim::checkHeadDim("head_dim_v", k.Dv),
+        std::isnan(c->scale) ? std::string("scale = nan is not a number")
+                             : std::string(),
+        lim::checkRange("causal", c->causal, 0, 1),
+        lim::checkRange("unfused", c->unfused, 0, 1),
+        lim::checkRange("block_m (0: default)", c->block_m, 0, lim::kMaxBlock),
+        lim::checkRange("block_n (0: default)", c->block_n, 0, lim::kMaxBlock)})
+    if (!msg.empty())
+      return fail(err, errlen, "flashmlir_cpu_compile: " + msg);
   k.scale = c->scale > 0 ? c->scale : 1.0 / std::sqrt(double(k.D));
   k.causal = c->causal != 0;
   k.windowLeft = c->window_left;
@@ -165,12 +198,23 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
   std::unique_ptr<flashmlir::CpuKernels> impl =
       flashmlir::CpuKernels::compile(k, msg);
   if (!impl)
-    return fail(err, errlen, msg);
-  *out = new flashmlir_cpu_kernels{std::move(impl)};
+    return fail(err, errlen, "flashmlir_cpu_compile: " + msg);
+  auto *h = new flashmlir_cpu_kernels{std::move(impl)};
+  registry().add(h);
+  *out = h;
   return 0;
 }
 
-void flashmlir_cpu_destroy(flashmlir_cpu_kernels *kernels) { delete kernels; }
+void flashmlir_cpu_destroy(flashmlir_cpu_kernels *kernels) {
+  // Not live (null, destroyed, or being destroyed by another thread):
+  // nothing to free.
+  if (kernels && registry().remove(kernels))
+    delete kernels;
+}
+
+static const char *kDeadHandle =
+    ": the kernels handle is not live (destroyed, or not made by "
+    "flashmlir_cpu_compile)";
 
 int flashmlir_cpu_forward(flashmlir_cpu_kernels *kernels,
                           const flashmlir_tensor *q, const flashmlir_tensor *k,
@@ -178,6 +222,9 @@ int flashmlir_cpu_forward(flashmlir_cpu_kernels *kernels,
                           flashmlir_tensor *lse, char *err, size_t errlen) {
   if (!kernels || !q || !k || !v || !o || !lse)
     return fail(err, errlen, "flashmlir_cpu_forward: null argument");
+  flashmlir::HandleCall call(registry(), kernels);
+  if (!call.ok())
+    return fail(err, errlen, std::string("flashmlir_cpu_forward") + kDeadHandle);
   std::string msg;
   if (!kernels->impl->forward(arg(q), arg(k), arg(v), arg(o), arg(lse), msg))
     return fail(err, errlen, msg);
@@ -193,6 +240,10 @@ int flashmlir_cpu_backward(flashmlir_cpu_kernels *kernels,
                            char *err, size_t errlen) {
   if (!kernels || !q || !k || !v || !o || !dout || !lse || !dq || !dk || !dv)
     return fail(err, errlen, "flashmlir_cpu_backward: null argument");
+  flashmlir::HandleCall call(registry(), kernels);
+  if (!call.ok())
+    return fail(err, errlen,
+                std::string("flashmlir_cpu_backward") + kDeadHandle);
   std::string msg;
   if (!kernels->impl->backward(arg(q), arg(k), arg(v), arg(o), arg(dout),
                                arg(lse), arg(dq), arg(dk), arg(dv), msg))
@@ -226,6 +277,16 @@ int flashmlir_compile_bundle_with_options(
                 "cubins are ptxas output)");
   if (!outDir || !dtypes || !headDims || !targets)
     return fail(err, errlen, "flashmlir_compile_bundle: null argument");
+  namespace lim = flashmlir::limits;
+  for (const std::string &msg :
+       {lim::checkRange("masked (0, 1 or 2 = both)", masked, 0, 2),
+        lim::checkRange("softcap (0, 1 or 2 = both)", softcap, 0, 2),
+        lim::checkRange("head_dim_v (0: the head dim)", headDimV, 0,
+                        lim::kMaxHeadDim),
+        lim::checkRange("options.deterministic", bo.deterministic, 0, 1),
+        lim::checkRange("options.cubin", bo.cubin, 0, 1)})
+    if (!msg.empty())
+      return fail(err, errlen, "flashmlir_compile_bundle: " + msg);
   auto split = [](llvm::StringRef s) {
     llvm::SmallVector<llvm::StringRef> parts;
     s.split(parts, ',', -1, /*KeepEmpty=*/false);

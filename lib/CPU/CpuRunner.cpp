@@ -27,6 +27,7 @@
 
 #include "flashmlir/InitAll.h"
 #include "flashmlir/Pipelines/Pipelines.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -49,6 +50,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -68,6 +71,17 @@ namespace {
 
 std::atomic<int64_t> gLiveBytes{0};
 std::atomic<int64_t> gPeakBytes{0};
+/// Allocations the kernels asked for and did not get (malloc failed or the
+/// size overflowed), and the size of the last one. The kernels skip the code
+/// that needs such a buffer (attn-guard-allocs); a call during which this
+/// count grows reports an error.
+std::atomic<uint64_t> gAllocFailures{0};
+std::atomic<uint64_t> gLastFailedBytes{0};
+
+void noteAllocFailure(uint64_t size) {
+  gLastFailedBytes.store(size);
+  gAllocFailures.fetch_add(1);
+}
 
 /// Lives in the 16 bytes just before every block handed to a kernel.
 struct AllocHeader {
@@ -90,11 +104,15 @@ void *flashmlirCountingAlignedAlloc(uint64_t alignment, uint64_t size) {
     align <<= 1;
   // Room for the header before the block and for aligning its start.
   uint64_t total = size + align + sizeof(AllocHeader);
-  if (total < size)
-    return nullptr; // overflow
-  char *raw = static_cast<char *>(std::malloc(total));
-  if (!raw)
+  if (total < size || size > uint64_t(INT64_MAX)) { // overflow
+    noteAllocFailure(size);
     return nullptr;
+  }
+  char *raw = static_cast<char *>(std::malloc(total));
+  if (!raw) {
+    noteAllocFailure(size);
+    return nullptr;
+  }
   uintptr_t start = reinterpret_cast<uintptr_t>(raw) + sizeof(AllocHeader);
   start = (start + align - 1) & ~static_cast<uintptr_t>(align - 1);
   char *block = reinterpret_cast<char *>(start);
@@ -307,9 +325,14 @@ llvm::Expected<std::unique_ptr<llvm::TargetMachine>> makeTargetMachine() {
 /// 4 (SSE, NEON; also under FLASHMLIR_JIT_CPU, which targets a baseline
 /// CPU). FLASHMLIR_VECTOR_WIDTH=<n> overrides it (tests).
 int64_t hostVectorWidth() {
-  if (const char *w = std::getenv("FLASHMLIR_VECTOR_WIDTH"); w && *w)
-    if (long n = std::strtol(w, nullptr, 10); n >= 1)
+  if (const char *w = std::getenv("FLASHMLIR_VECTOR_WIDTH"); w && *w) {
+    errno = 0;
+    char *end = nullptr;
+    long long n = std::strtoll(w, &end, 10);
+    // Out of range: vectorWidthEnvError() reports it (compile() fails).
+    if (errno == 0 && *end == '\0' && limits::checkVectorWidth("", n).empty())
       return n;
+  }
   if (const char *cpu = std::getenv("FLASHMLIR_JIT_CPU"); cpu && *cpu)
     return 4;
   llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
@@ -318,6 +341,22 @@ int64_t hostVectorWidth() {
   if (features.lookup("avx"))
     return 8;
   return 4;
+}
+
+/// "" when FLASHMLIR_VECTOR_WIDTH is unset or an integer in [1,
+/// limits::kMaxVectorWidth], else the message.
+std::string vectorWidthEnvError() {
+  const char *w = std::getenv("FLASHMLIR_VECTOR_WIDTH");
+  if (!w || !*w)
+    return "";
+  errno = 0;
+  char *end = nullptr;
+  long long n = std::strtoll(w, &end, 10);
+  if (errno == 0 && *end == '\0' && limits::checkVectorWidth("", n).empty())
+    return "";
+  return std::string("FLASHMLIR_VECTOR_WIDTH = '") + w +
+         "' is not an integer in [1, " +
+         std::to_string(limits::kMaxVectorWidth) + "]";
 }
 
 /// Parses `source`, lowers it with the CPU pipeline and JIT-compiles it.
@@ -335,11 +374,13 @@ compileModule(const KernelConfig &cfg, const std::string &source,
 
   // Collect every diagnostic into the error text.
   std::string diags;
+  bool reportedError = false;
   mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
     llvm::raw_string_ostream os(diags);
     os << d.getLocation() << ": ";
     switch (d.getSeverity()) {
     case mlir::DiagnosticSeverity::Error:
+      reportedError = true;
       os << "error: ";
       break;
     case mlir::DiagnosticSeverity::Warning:
@@ -373,8 +414,13 @@ compileModule(const KernelConfig &cfg, const std::string &source,
   opts.blockM = cfg.blockM;
   opts.blockN = cfg.blockN;
   opts.vectorWidth = hostVectorWidth();
+  if (std::string msg = validateCpuPipelineOptions(opts); !msg.empty()) {
+    err = "invalid CPU pipeline options: " + msg;
+    return nullptr;
+  }
   buildAttnCpuPipeline(pm, opts);
-  if (mlir::failed(pm.run(*module))) {
+  // An error counts even when the pass that reported it did not fail.
+  if (mlir::failed(pm.run(*module)) || reportedError) {
     err = std::string("the CPU pipeline failed on @") + func + ":\n" + diags;
     return nullptr;
   }
@@ -511,7 +557,62 @@ bool checkArg(const TensorArg &t, const char *name, int rank,
           std::to_string(t.strides[rank - 1]);
     return false;
   }
+  // Sequence lengths (dim 2) within limits::kMaxSeqLen; the elements the
+  // view addresses, 1 + sum((size - 1) * stride), and its element count
+  // must fit in int64 (the kernel's index and size arithmetic).
+  if (std::string msg = limits::checkSeqLen(
+          std::string("'") + name + "' sequence length (dim 2)", t.sizes[2]);
+      !msg.empty()) {
+    err = msg;
+    return false;
+  }
+  int64_t extent = 1, numel = 1;
+  for (int i = 0; i < rank; ++i) {
+    int64_t term;
+    if (!limits::mulChecked(t.sizes[i] - 1, t.strides[i], &term) ||
+        __builtin_add_overflow(extent, term, &extent) ||
+        !limits::mulChecked(numel, t.sizes[i], &numel)) {
+      err = std::string("'") + name +
+            "' is too large: its sizes and strides overflow a 64-bit "
+            "element index";
+      return false;
+    }
+  }
   return true;
+}
+
+/// The largest buffer the kernel allocates must have a size that fits in
+/// int64 bytes (the generated code computes it without overflow checks):
+/// per (batch, query head, query row) an f32 row of max(Nk, D, Dv) (the
+/// unfused score matrices; the backward's dQ accumulator), times 4 bytes
+/// and the two such buffers of the unfused backward.
+bool checkWorkspace(const KernelConfig &cfg, const TensorArg &q,
+                    const TensorArg &k, std::string &err) {
+  int64_t rows = 0, bytes = 0;
+  int64_t cols = std::max({k.sizes[2], cfg.D, cfg.Dv});
+  if (limits::mulChecked(q.sizes[0], q.sizes[1], &rows) &&
+      limits::mulChecked(rows, q.sizes[2], &rows) &&
+      limits::mulChecked(rows, cols, &bytes) &&
+      limits::mulChecked(bytes, 8, &bytes))
+    return true;
+  err = "the kernel's workspace for batch " + std::to_string(q.sizes[0]) +
+        " x heads " + std::to_string(q.sizes[1]) + " x query length " +
+        std::to_string(q.sizes[2]) + " x " + std::to_string(cols) +
+        " f32 values overflows a 64-bit size";
+  return false;
+}
+
+/// Reports an allocation the kernel could not make during a call (the
+/// failure count moved from `before`).
+bool checkNoAllocFailure(uint64_t before, const char *what,
+                         std::string &err) {
+  if (gAllocFailures.load() == before)
+    return true;
+  err = std::string(what) + ": out of memory: the kernel could not allocate " +
+        std::to_string(gLastFailedBytes.load()) +
+        " bytes of workspace, so its outputs are incomplete (a call running "
+        "at the same time in another thread may report this too)";
+  return false;
 }
 
 /// Checks that dim `dim` of `t` equals `expected` (named `what`).
@@ -599,29 +700,29 @@ const std::string &CpuKernels::moduleSource() const { return impl->allSource; }
 
 std::unique_ptr<CpuKernels> CpuKernels::compile(const KernelConfig &cfg,
                                                 std::string &err) {
-  // What the verifier would also reject, said in terms of the config.
-  if (cfg.D < 1 || cfg.Dv < 1) {
-    err = "head dims must be >= 1, got D = " + std::to_string(cfg.D) +
-          ", Dv = " + std::to_string(cfg.Dv);
-    return nullptr;
-  }
-  if (!std::isfinite(cfg.scale)) {
-    err = "scale must be finite";
-    return nullptr;
-  }
-  if (!(std::isfinite(cfg.softcap) && cfg.softcap >= 0)) {
-    err = "softcap must be finite and >= 0 (0 = off)";
-    return nullptr;
-  }
-  if (cfg.windowLeft < -1 || cfg.windowRight < -1) {
-    err = "window values must be >= -1 (-1 = unbounded)";
-    return nullptr;
-  }
-  if (cfg.blockM < 1 || cfg.blockN < 1) {
-    err = "block sizes must be >= 1, got " + std::to_string(cfg.blockM) + "x" +
-          std::to_string(cfg.blockN);
-    return nullptr;
-  }
+  // What the verifier would also reject, said in terms of the config (the
+  // ranges of flashmlir/runtime/Limits.h), and the environment.
+  for (const std::string &msg :
+       {limits::checkHeadDim("head dim D", cfg.D),
+        limits::checkHeadDim("head dim Dv", cfg.Dv),
+        limits::checkScale("scale", cfg.scale),
+        limits::checkSoftcapOrOff("softcap", cfg.softcap),
+        limits::checkWindow("window left", cfg.windowLeft),
+        limits::checkWindow("window right", cfg.windowRight),
+        limits::checkBlock("block_m", cfg.blockM),
+        limits::checkBlock("block_n", cfg.blockN), vectorWidthEnvError(),
+        cpu::threadsEnvError()})
+    if (!msg.empty()) {
+      err = msg;
+      return nullptr;
+    }
+  if (!cfg.unfused)
+    if (std::string msg = limits::checkTileVectors(
+            cfg.blockM, cfg.blockN, cfg.D, cfg.Dv, hostVectorWidth());
+        !msg.empty()) {
+      err = msg;
+      return nullptr;
+    }
 
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
@@ -637,15 +738,17 @@ std::unique_ptr<CpuKernels> CpuKernels::compile(const KernelConfig &cfg,
 
 bool CpuKernels::forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                          TensorArg lse, std::string &err) {
-  if (!checkShapes(impl->cfg, q, k, v, o, lse, "o", err)) {
+  if (!checkShapes(impl->cfg, q, k, v, o, lse, "o", err) ||
+      !checkWorkspace(impl->cfg, q, k, err)) {
     err = "forward: " + err;
     return false;
   }
   D4 dq = descriptorOf<4>(q), dk = descriptorOf<4>(k), dv = descriptorOf<4>(v),
      dout = descriptorOf<4>(o);
   D3 dl = descriptorOf<3>(lse);
+  const uint64_t failures = gAllocFailures.load();
   impl->fwd(&dq, &dk, &dv, &dout, &dl);
-  return true;
+  return checkNoAllocFailure(failures, "forward", err);
 }
 
 bool CpuKernels::compileBackward(std::string &err) {
@@ -671,7 +774,8 @@ bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
       !checkSameShape(dO, "dO", o, "o", err) ||
       !checkSameShape(dq, "dq", q, "q", err) ||
       !checkSameShape(dk, "dk", k, "k", err) ||
-      !checkSameShape(dv, "dv", v, "v", err)) {
+      !checkSameShape(dv, "dv", v, "v", err) ||
+      !checkWorkspace(impl->cfg, q, k, err)) {
     err = "backward: " + err;
     return false;
   }
@@ -682,8 +786,9 @@ bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
      mdq = descriptorOf<4>(dq), mdk = descriptorOf<4>(dk),
      mdv = descriptorOf<4>(dv);
   D3 ml = descriptorOf<3>(lse);
+  const uint64_t failures = gAllocFailures.load();
   impl->bwd(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv);
-  return true;
+  return checkNoAllocFailure(failures, "backward", err);
 }
 
 void CpuKernels::resetPeak() { gPeakBytes.store(gLiveBytes.load()); }

@@ -17,6 +17,10 @@
 
 #include "HostAsyncRuntime.h"
 
+#include "flashmlir/runtime/Limits.h"
+
+#include <cerrno>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -41,12 +45,26 @@ using CoroResume = void (*)(void *);
 // Thread pool
 //===----------------------------------------------------------------------===//
 
+/// FLASHMLIR_NUM_THREADS as a thread count; false when it is not set or
+/// not an integer in [1, flashmlir::limits::kMaxThreads] (threadsEnvError says so).
+bool envThreads(int64_t *out) {
+  const char *env = std::getenv("FLASHMLIR_NUM_THREADS");
+  if (!env || !*env)
+    return false;
+  errno = 0;
+  char *end = nullptr;
+  long long n = std::strtoll(env, &end, 10);
+  if (errno != 0 || *end != '\0' || n < 1 || n > flashmlir::limits::kMaxThreads)
+    return false;
+  *out = n;
+  return true;
+}
+
 int64_t defaultThreads() {
-  if (const char *env = std::getenv("FLASHMLIR_NUM_THREADS"); env && *env) {
-    long n = std::strtol(env, nullptr, 10);
-    if (n >= 1)
-      return n;
-  }
+  // An invalid FLASHMLIR_NUM_THREADS is reported by CpuKernels::compile
+  // (threadsEnvError) before any task runs; here it falls back to the CPUs.
+  if (int64_t n = 0; envThreads(&n))
+    return n;
 #ifdef __linux__
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
@@ -293,6 +311,16 @@ int64_t numWorkerThreads() { return pool().threads; }
 } // namespace
 
 int64_t flashmlir::cpu::asyncRuntimeThreads() { return pool().threads; }
+
+std::string flashmlir::cpu::threadsEnvError() {
+  const char *env = std::getenv("FLASHMLIR_NUM_THREADS");
+  int64_t n = 0;
+  if (!env || !*env || envThreads(&n))
+    return "";
+  return std::string("FLASHMLIR_NUM_THREADS = '") + env +
+         "' is not an integer in [1, " + std::to_string(flashmlir::limits::kMaxThreads) +
+         "]";
+}
 
 void flashmlir::cpu::waitForAsyncTasks() { pool().waitIdle(); }
 

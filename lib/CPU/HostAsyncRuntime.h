@@ -25,6 +25,7 @@
 #define FLASHMLIR_LIB_CPU_HOSTASYNCRUNTIME_H
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,10 @@ namespace cpu {
 
 /// The runtime's threads (the caller included).
 int64_t asyncRuntimeThreads();
+
+/// "" when FLASHMLIR_NUM_THREADS is unset or an integer in [1,
+/// limits::kMaxThreads], else the message (the pool then uses every CPU).
+std::string threadsEnvError();
 
 /// Blocks until no task is queued or running. A task may still be running
 /// JIT-compiled code (the end of a coroutine: dropping references, freeing

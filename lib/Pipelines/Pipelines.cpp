@@ -8,6 +8,7 @@
 
 #include "flashmlir/Conversion/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Async/Passes.h"
@@ -18,7 +19,52 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/Support/FileSystem.h"
+
 using namespace mlir;
+
+std::string
+flashmlir::validateCpuPipelineOptions(const CpuPipelineOptions &options) {
+  namespace lim = limits;
+  for (const std::string &msg :
+       {lim::checkBlock("block-m", options.blockM),
+        lim::checkBlock("block-n", options.blockN),
+        lim::checkVectorWidth("vector-width", options.vectorWidth)})
+    if (!msg.empty())
+      return msg;
+  return "";
+}
+
+std::string
+flashmlir::validateGpuPipelineOptions(const GpuPipelineOptions &options) {
+  const std::string chip = options.chip;
+  if (!limits::findGpuTarget(chip))
+    return "chip = '" + chip +
+           "' is not a target the GPU pipeline can emit; valid values: " +
+           limits::gpuTargetList();
+  const std::string features = options.features;
+  if (!limits::validPtxFeature(features))
+    return "features = '" + features +
+           "' is not a PTX ISA version the GPU pipeline emits; valid values: " +
+           limits::ptxFeatureList();
+  if (options.optLevel > 3)
+    return "opt-level = " + std::to_string(options.optLevel) +
+           " is out of range: it must be in [0, 3]";
+  const std::string format = options.format;
+  if (format != "isa" && format != "bin" && format != "fatbin")
+    return "format = '" + format +
+           "' is not a format the GPU pipeline emits; valid values: isa "
+           "(PTX), bin, fatbin";
+  const std::string toolkit = options.toolkit;
+  if (!toolkit.empty() && !llvm::sys::fs::is_directory(toolkit))
+    return "toolkit = '" + toolkit +
+           "' is not a directory (a CUDA toolkit, or empty for none)";
+  if (!toolkit.empty() &&
+      !llvm::sys::fs::exists(toolkit + "/nvvm/libdevice/libdevice.10.bc"))
+    return "toolkit = '" + toolkit +
+           "' is not a CUDA toolkit (it has no nvvm/libdevice/libdevice.10.bc)";
+  return "";
+}
 
 void flashmlir::buildAttnToLoops(OpPassManager &pm,
                                  const CpuPipelineOptions &options) {
@@ -37,6 +83,9 @@ void flashmlir::buildAttnToLoops(OpPassManager &pm,
 void flashmlir::buildAttnCpuPipeline(OpPassManager &pm,
                                      const CpuPipelineOptions &options) {
   buildAttnToLoops(pm, options);
+  // A failed allocation skips the code that needs the buffer (the runner
+  // reports it) instead of writing through a null pointer.
+  pm.addPass(attn::createAttnGuardAllocsPass());
   if (options.parallel) {
     // scf.parallel -> async.execute tasks over blocks of iterations (16 per
     // worker thread at 2 workers, fewer per thread with more) -> coroutines
@@ -105,23 +154,50 @@ void flashmlir::buildAttnGpuPipeline(OpPassManager &pm,
   buildGpuModulesToBinary(pm, options);
 }
 
+namespace {
+/// Registers `name` with options `Options`, validated by `validate` when
+/// parsed: a bad value is a pipeline parse error naming the option.
+template <typename Options>
+void registerValidatedPipeline(
+    StringRef name, StringRef description,
+    std::string (*validate)(const Options &),
+    void (*build)(OpPassManager &, const Options &)) {
+  std::string pipeline = name.str();
+  registerPassPipeline(
+      name, description,
+      [=](OpPassManager &pm, StringRef optionsStr,
+          function_ref<LogicalResult(const Twine &)> errorHandler) {
+        Options options;
+        if (failed(options.parseFromString(optionsStr)))
+          return failure();
+        if (std::string msg = validate(options); !msg.empty())
+          return errorHandler(pipeline + ": " + msg);
+        build(pm, options);
+        return success();
+      },
+      [](function_ref<void(const detail::PassOptions &)> optHandler) {
+        optHandler(Options());
+      });
+}
+} // namespace
+
 void flashmlir::registerPipelines() {
-  PassPipelineRegistration<CpuPipelineOptions>(
+  registerValidatedPipeline<CpuPipelineOptions>(
       "attn-cpu-pipeline",
       "Lower attn ops to tiled (or unfused) loops and then to the LLVM "
       "dialect for the host CPU",
-      buildAttnCpuPipeline);
-  PassPipelineRegistration<CpuPipelineOptions>(
+      validateCpuPipelineOptions, buildAttnCpuPipeline);
+  registerValidatedPipeline<CpuPipelineOptions>(
       "attn-to-loops",
       "Lower attn ops to tiled (or unfused) scf/memref loops only",
-      buildAttnToLoops);
-  PassPipelineRegistration<GpuPipelineOptions>(
+      validateCpuPipelineOptions, buildAttnToLoops);
+  registerValidatedPipeline<GpuPipelineOptions>(
       "attn-gpu-pipeline",
       "Convert attn ops into GPU kernels and compile them to PTX "
       "(gpu -> nvvm -> NVPTX)",
-      buildAttnGpuPipeline);
-  PassPipelineRegistration<GpuPipelineOptions>(
+      validateGpuPipelineOptions, buildAttnGpuPipeline);
+  registerValidatedPipeline<GpuPipelineOptions>(
       "attn-gpu-to-binary",
       "Compile the gpu.modules of a module to PTX (gpu -> nvvm -> NVPTX)",
-      buildGpuModulesToBinary);
+      validateGpuPipelineOptions, buildGpuModulesToBinary);
 }

@@ -24,6 +24,7 @@ from ._cpu import CpuKernel
 from ._errors import FlashMLIRError, LibraryNotFoundError
 from ._flash_attn import flash_attn_func, flash_attn_kvpacked_func, flash_attn_qkvpacked_func
 from ._transformers import register_transformers
+from . import _options
 from ._options import check_options, check_shapes, dtype_name, parse_dtype
 from ._version import __version__
 
@@ -155,7 +156,7 @@ def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scal
 
 # Targets the bundle compiler accepts (its PTX ISA version covers up to sm_90a;
 # others would make LLVM abort the process, so they are refused here).
-_TARGETS = ("sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a")
+_TARGETS = tuple(_options.GPU_TARGETS)
 
 
 def _flag(value, name):
@@ -212,6 +213,9 @@ def compile(dtype, head_dim, head_dim_v=None, masked=True, softcap=False,
     for d in dims + ([head_dim_v] if head_dim_v is not None else []):
         if not isinstance(d, numbers.Integral) or isinstance(d, bool) or d < 1:
             raise ValueError(f"compile: head dims must be ints >= 1, got {d!r}")
+        if d > _options.MAX_HEAD_DIM:
+            raise ValueError(f"compile: head dim {d} is out of range: it must be in "
+                             f"[1, {_options.MAX_HEAD_DIM}]")
     tlist = targets.split(",") if isinstance(targets, str) else list(targets)
     tlist = [t.strip() for t in tlist]
     for t in tlist:

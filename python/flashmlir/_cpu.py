@@ -7,7 +7,8 @@ import threading
 
 from . import _native
 from ._errors import FlashMLIRError
-from ._options import check_options, dtype_name, parse_dtype
+from ._options import (MAX_BLOCK, check_head_dim, check_int_range, check_options,
+                       dtype_name, parse_dtype)
 
 __all__ = ["CpuKernel", "get_kernel", "clear_cache", "host_tensor"]
 
@@ -40,15 +41,16 @@ class CpuKernel:
 
     def __init__(self, dtype, head_dim, head_dim_v=None, *, scale=None, causal=False,
                  window=None, softcap=None, unfused=False, block_m=0, block_n=0):
-        self._h = None
+        self._guard = None
         self._code = parse_dtype(dtype, "CpuKernel")
         self.dtype = dtype_name(self._code)
-        if not (isinstance(head_dim, numbers.Integral) and head_dim >= 1):
-            raise ValueError(f"CpuKernel: head_dim must be an int >= 1, got {head_dim!r}")
+        check_head_dim(head_dim, "head_dim", "CpuKernel")
         if head_dim_v is None:
             head_dim_v = head_dim
-        if not (isinstance(head_dim_v, numbers.Integral) and head_dim_v >= 1):
-            raise ValueError(f"CpuKernel: head_dim_v must be an int >= 1, got {head_dim_v!r}")
+        check_head_dim(head_dim_v, "head_dim_v", "CpuKernel")
+        # 0: the pipeline's default tile size.
+        block_m = check_int_range(block_m, 0, MAX_BLOCK, "block_m (0: default)", "CpuKernel")
+        block_n = check_int_range(block_n, 0, MAX_BLOCK, "block_n (0: default)", "CpuKernel")
         opts = check_options(causal, scale, window, softcap, "bhsd", "CpuKernel")
         self.head_dim, self.head_dim_v = int(head_dim), int(head_dim_v)
         self.scale = opts.resolve_scale(head_dim)
@@ -71,7 +73,9 @@ class CpuKernel:
         err = _native.error_buffer()
         if lib.flashmlir_cpu_compile(ctypes.byref(cfg), ctypes.byref(h), err, len(err)) != 0:
             raise FlashMLIRError("CPU kernel compilation failed: " + _native.decode(err))
-        self._h = h
+        # Shared between threads: close() waits for the calls in flight, and
+        # calls after it raise.
+        self._guard = _native.HandleGuard(h, "this CpuKernel has been closed")
 
     def __repr__(self):
         return (f"CpuKernel(dtype={self.dtype!r}, head_dim={self.head_dim}, "
@@ -79,7 +83,10 @@ class CpuKernel:
                 f"window={self.window}, softcap={self.softcap or None})")
 
     def close(self):
-        h, self._h = getattr(self, "_h", None), None
+        """Frees the compiled code; waits for calls running in other threads.
+        Later calls raise FlashMLIRError."""
+        guard = getattr(self, "_guard", None)
+        h = guard.close() if guard is not None else None
         if h is not None and h.value:
             self._lib.flashmlir_cpu_destroy(h)
 
@@ -89,26 +96,28 @@ class CpuKernel:
         except Exception:
             pass
 
-    def _handle(self):
-        if self._h is None:
+    def _call(self):
+        if self._guard is None:
             raise FlashMLIRError("this CpuKernel has been closed")
-        return self._h
+        return self._guard.call()
 
     # Raw calls on flashmlir_tensor descriptors (the caller keeps the memory alive).
     def _forward_raw(self, q, k, v, o, lse):
         err = _native.error_buffer()
-        rc = self._lib.flashmlir_cpu_forward(self._handle(), ctypes.byref(q), ctypes.byref(k),
-                                             ctypes.byref(v), ctypes.byref(o),
-                                             ctypes.byref(lse), err, len(err))
+        with self._call() as h:
+            rc = self._lib.flashmlir_cpu_forward(h, ctypes.byref(q), ctypes.byref(k),
+                                                 ctypes.byref(v), ctypes.byref(o),
+                                                 ctypes.byref(lse), err, len(err))
         if rc != 0:
             raise FlashMLIRError(_native.decode(err))
 
     def _backward_raw(self, q, k, v, o, do, lse, dq, dk, dv):
         err = _native.error_buffer()
-        rc = self._lib.flashmlir_cpu_backward(
-            self._handle(), ctypes.byref(q), ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
-            ctypes.byref(do), ctypes.byref(lse), ctypes.byref(dq), ctypes.byref(dk),
-            ctypes.byref(dv), err, len(err))
+        with self._call() as h:
+            rc = self._lib.flashmlir_cpu_backward(
+                h, ctypes.byref(q), ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+                ctypes.byref(do), ctypes.byref(lse), ctypes.byref(dq), ctypes.byref(dk),
+                ctypes.byref(dv), err, len(err))
         if rc != 0:
             raise FlashMLIRError(_native.decode(err))
 

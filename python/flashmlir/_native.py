@@ -235,3 +235,59 @@ def decode(b):
     if isinstance(b, (bytes, bytearray)):
         return bytes(b).split(b"\0", 1)[0].decode("utf-8", errors="replace")
     return b.value.decode("utf-8", errors="replace")
+
+
+class HandleGuard:
+    """Calls in flight on one native handle, for objects shared between
+    threads: ``with guard.call() as h:`` runs with the live handle (raising
+    ``closed_error()`` once closed); ``guard.close()`` refuses new calls,
+    waits for the running ones and returns the handle for the caller to
+    free exactly once (None when it was closed already)."""
+
+    def __init__(self, handle, closed_message):
+        self._cv = threading.Condition()
+        self._h = handle
+        self._calls = 0
+        self._closed_message = closed_message
+
+    def call(self):
+        return _GuardedCall(self)
+
+    def _enter(self):
+        from ._errors import FlashMLIRError
+        with self._cv:
+            if self._h is None:
+                raise FlashMLIRError(self._closed_message)
+            self._calls += 1
+            return self._h
+
+    def _leave(self):
+        with self._cv:
+            self._calls -= 1
+            if self._calls == 0:
+                self._cv.notify_all()
+
+    def close(self):
+        with self._cv:
+            h, self._h = self._h, None
+            while self._calls:
+                self._cv.wait()
+        return h
+
+    @property
+    def closed(self):
+        return self._h is None
+
+
+class _GuardedCall:
+    __slots__ = ("_g",)
+
+    def __init__(self, g):
+        self._g = g
+
+    def __enter__(self):
+        return self._g._enter()
+
+    def __exit__(self, *exc):
+        self._g._leave()
+        return False

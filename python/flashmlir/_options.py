@@ -5,6 +5,37 @@ import numbers
 
 LAYOUTS = ("bhsd", "bshd")
 
+# The ranges every number is checked against: the same values as the C++
+# side's one place, runtime/include/flashmlir/runtime/Limits.h
+# (python/tests/test_limits.py keeps them equal).
+MAX_HEAD_DIM = 256          # kMaxHeadDim: head dims D, Dv in [1, 256]
+MAX_SEQ_LEN = 2 ** 30       # kMaxSeqLen: sequence lengths in [0, 2^30]
+MAX_WINDOW = MAX_SEQ_LEN    # kMaxWindow: window sides -1 or [0, 2^30]
+MAX_BLOCK = 1024            # kMaxBlock: CPU tile sizes block_m, block_n
+MAX_VECTOR_WIDTH = 64       # kMaxVectorWidth
+MAX_THREADS = 4096          # kMaxThreads
+MAX_SCALE = 1e18            # kMaxScale: |scale| <= 1e18
+MIN_SOFTCAP = 1e-18         # kMinSoftcap
+MAX_SOFTCAP = 1e18          # kMaxSoftcap
+# gpuTargets(): the targets the GPU pipeline emits, with their dynamic shared
+# memory per block (bytes).
+GPU_TARGETS = {"sm_80": 166912, "sm_86": 101376, "sm_87": 166912,
+               "sm_89": 101376, "sm_90": 232448, "sm_90a": 232448}
+
+
+def check_int_range(value, lo, hi, what, where):
+    """An int in [lo, hi] (bools are not ints here); returns int(value)."""
+    if not _is_int(value):
+        raise TypeError(f"{where}: {what} must be an int in [{lo}, {hi}], got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{where}: {what} = {value} is out of range: it must be in "
+                         f"[{lo}, {hi}]")
+    return int(value)
+
+
+def check_head_dim(value, what, where):
+    return check_int_range(value, 1, MAX_HEAD_DIM, what, where)
+
 
 class Options:
     """Validated attention options. ``window`` is (left, right), -1 = unbounded;
@@ -65,27 +96,36 @@ def check_options(causal=False, scale=None, window=None, softcap=None, layout="b
             raise TypeError(f"{where}: window must be a pair (left, right) of ints >= -1, "
                             f"got {window!r}")
         wl, wr = int(wl), int(wr)
-        if wl < -1 or wr < -1:
-            raise ValueError(f"{where}: window values must be >= -1 (-1 = unbounded), "
-                             f"got {window!r}")
+        for side, w in (("left", wl), ("right", wr)):
+            if not -1 <= w <= MAX_WINDOW:
+                raise ValueError(f"{where}: window {side} = {w} is out of range: it must be "
+                                 f"-1 (unbounded) or in [0, {MAX_WINDOW}] (got window "
+                                 f"{window!r})")
 
     if softcap is None:
         cap = 0.0
     else:
         if not _is_real(softcap):
             raise TypeError(f"{where}: softcap must be a positive number or None, got {softcap!r}")
-        cap = float(softcap)
-        if not (math.isfinite(cap) and cap > 0):
-            raise ValueError(f"{where}: softcap must be finite and > 0 (None = off), "
-                             f"got {softcap!r}")
+        try:
+            cap = float(softcap)
+        except OverflowError:
+            cap = math.inf
+        if not (math.isfinite(cap) and MIN_SOFTCAP <= cap <= MAX_SOFTCAP):
+            raise ValueError(f"{where}: softcap = {softcap!r} is out of range: it must be in "
+                             f"[{MIN_SOFTCAP:g}, {MAX_SOFTCAP:g}] (None = off)")
 
     if scale is not None:
         if not _is_real(scale):
             raise TypeError(f"{where}: scale must be a positive number or None, got {scale!r}")
-        scale = float(scale)
-        if not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"{where}: scale must be finite and > 0 (None = 1/sqrt(head_dim)), "
-                             f"got {scale!r}")
+        try:
+            scale_f = float(scale)
+        except OverflowError:
+            scale_f = math.inf
+        if not (math.isfinite(scale_f) and 0 < scale_f <= MAX_SCALE):
+            raise ValueError(f"{where}: scale = {scale!r} is out of range: it must be finite, "
+                             f"> 0 and <= {MAX_SCALE:g} (None = 1/sqrt(head_dim))")
+        scale = scale_f
 
     # Canonical masks: causal already bounds the right side at the diagonal.
     if causal:
@@ -122,6 +162,14 @@ def check_shapes(qs, ks, vs, layout, where="attention"):
                          f"(shapes {tuple(qs)}, {tuple(ks)})")
     if D < 1 or Dv < 1:
         raise ValueError(f"{where}: head dims must be >= 1, got D = {D}, Dv = {Dv}")
+    for what, d in (("head dim D", D), ("head dim Dv", Dv)):
+        if d > MAX_HEAD_DIM:
+            raise ValueError(f"{where}: {what} = {d} is out of range: it must be in "
+                             f"[1, {MAX_HEAD_DIM}] (shapes {tuple(qs)}, {tuple(vs)})")
+    for what, n in (("query sequence length", Nq), ("key sequence length", Nk)):
+        if n > MAX_SEQ_LEN:
+            raise ValueError(f"{where}: {what} = {n} is out of range: it must be in "
+                             f"[0, {MAX_SEQ_LEN}]")
     if Hq < 1 or Hkv < 1:
         raise ValueError(f"{where}: head counts must be >= 1, got {Hq} query heads and "
                          f"{Hkv} key/value heads")

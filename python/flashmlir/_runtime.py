@@ -39,23 +39,34 @@ def _status_name(status):
 
 
 class RuntimeHandle:
-    """One fa_runtime handle: a loaded bundle (or none, for device queries)."""
+    """One fa_runtime handle: a loaded bundle (or none, for device queries).
+    Shared between threads: calls are serialized by the runtime, close()
+    waits for the calls in flight, and calls after it raise."""
 
     def __init__(self, bundle_dir):
         self._lib = _native.runtime()
-        self._h = ctypes.c_void_p()
+        self._guard = None
         self.bundle_dir = bundle_dir
+        h = ctypes.c_void_p()
         arg = os.fsencode(bundle_dir) if bundle_dir is not None else None
-        status = self._lib.fa_runtime_create(arg, ctypes.byref(self._h))
+        status = self._lib.fa_runtime_create(arg, ctypes.byref(h))
+        self._guard = _native.HandleGuard(h, "this runtime handle has been closed")
         if status != 0:
             msg = self.message()
             self.close()
             raise FlashMLIRError(msg or "fa_runtime_create failed", status, _status_name(status))
 
     def message(self):
-        if not self._h.value:
+        g = self._guard
+        if g is None or g.closed:
             return ""
-        m = self._lib.fa_runtime_last_error(self._h)
+        try:
+            with g.call() as h:
+                if not h.value:
+                    return ""
+                m = self._lib.fa_runtime_last_error(h)
+        except FlashMLIRError:
+            return ""
         return m.decode("utf-8", errors="replace") if m else ""
 
     def error(self, status):
@@ -66,10 +77,11 @@ class RuntimeHandle:
             raise self.error(status)
 
     def close(self):
-        h = getattr(self, "_h", None)
+        """Destroys the handle; waits for calls running in other threads."""
+        g = getattr(self, "_guard", None)
+        h = g.close() if g is not None else None
         if h is not None and h.value:
             self._lib.fa_runtime_destroy(h)
-            self._h = ctypes.c_void_p()
 
     def __del__(self):
         try:
@@ -77,30 +89,42 @@ class RuntimeHandle:
         except Exception:
             pass
 
+    def _call(self):
+        if self._guard is None:
+            raise FlashMLIRError("this runtime handle has been closed")
+        return self._guard.call()
+
     def forward(self, params, q, k, v, o, lse, stream):
         """Raw call: returns the fa_status."""
-        return self._lib.fa_forward(self._h, ctypes.byref(params), ctypes.byref(q),
-                                    ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
-                                    ctypes.byref(lse), ctypes.c_void_p(stream))
+        with self._call() as h:
+            return self._lib.fa_forward(h, ctypes.byref(params), ctypes.byref(q),
+                                        ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+                                        ctypes.byref(lse), ctypes.c_void_p(stream))
 
     def backward(self, params, q, k, v, o, do, lse, dq, dk, dv, stream):
-        return self._lib.fa_backward(self._h, ctypes.byref(params), ctypes.byref(q),
-                                     ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
-                                     ctypes.byref(do), ctypes.byref(lse), ctypes.byref(dq),
-                                     ctypes.byref(dk), ctypes.byref(dv),
-                                     ctypes.c_void_p(stream))
+        with self._call() as h:
+            return self._lib.fa_backward(h, ctypes.byref(params), ctypes.byref(q),
+                                         ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+                                         ctypes.byref(do), ctypes.byref(lse), ctypes.byref(dq),
+                                         ctypes.byref(dk), ctypes.byref(dv),
+                                         ctypes.c_void_p(stream))
 
     def device_info(self):
         """(cc_major, cc_minor, num_sms) of the current CUDA context's device."""
         v = [ctypes.c_int() for _ in range(3)]
-        self.check(self._lib.fa_device_info(self._h, *[ctypes.byref(x) for x in v]))
+        with self._call() as h:
+            st = self._lib.fa_device_info(h, *[ctypes.byref(x) for x in v])
+        self.check(st)
         return tuple(x.value for x in v)
 
     def synchronize(self):
-        self.check(self._lib.fa_synchronize(self._h))
+        with self._call() as h:
+            st = self._lib.fa_synchronize(h)
+        self.check(st)
 
     def workspace_bytes(self):
-        return int(self._lib.fa_workspace_bytes(self._h))
+        with self._call() as h:
+            return int(self._lib.fa_workspace_bytes(h))
 
 
 def device_tensor(ptr, sizes, strides):

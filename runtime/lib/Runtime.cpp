@@ -16,6 +16,8 @@
 
 #include "RuntimeInternal.h"
 
+#include "flashmlir/runtime/HandleRegistry.h"
+
 #include <cstring>
 #include <cmath>
 #include <exception>
@@ -169,7 +171,11 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   }
   const CudaDriver &d = *rt->drv;
   const KernelDesc &k = rt->manifest.kernels[idx];
-  std::string path = joinPath(rt->manifest.dir, k.file);
+  // Bundle files are read from inside the bundle directory only (resolved
+  // again here: the directory may have changed since it was loaded).
+  std::string path, perr;
+  if (!resolveBundleFile(rt->manifest.dir, k.file, &path, &perr))
+    return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': file " + perr);
 
   // The manifest's argument list against the PTX's .entry, once per kernel
   // and context, when it is first used (loadBundle reads no PTX, so that
@@ -188,9 +194,11 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   // falls back to the PTX.
   if (mit == cs->modules.end() && !k.cubin.empty() &&
       cubinRunsOn(k.config.target, cs->ccMajor, cs->ccMinor)) {
-    std::string image, err;
+    std::string image, err, cubinPath;
     cu::Module mod = nullptr;
-    if (readFile(joinPath(rt->manifest.dir, k.cubin), &image, &err) &&
+    if (!resolveBundleFile(rt->manifest.dir, k.cubin, &cubinPath, &err))
+      return fail(rt, FA_ERR_BUNDLE, "kernel '" + k.name + "': cubin " + err);
+    if (readFile(cubinPath, &image, &err) &&
         d.cuModuleLoadDataEx(&mod, image.data(), 0, nullptr, nullptr) ==
             cu::SUCCESS)
       mit = cs->modules.emplace(k.file, mod).first;
@@ -333,9 +341,20 @@ bool kernelTakes(const KernelDesc &k, const char *name) {
   return false;
 }
 
+/// The live fa_runtime handles and the calls running on each
+/// (HandleRegistry.h): a call on a destroyed handle is refused
+/// (FA_ERR_INVALID), and fa_runtime_destroy waits for the calls in flight.
+flashmlir::HandleRegistry &liveRuntimes() {
+  static auto *r = new flashmlir::HandleRegistry(); // outlives static dtors
+  return *r;
+}
+
 /// Common prologue of the entry points that use the GPU.
 #define FA_BEGIN(rt)                                                           \
   if (!(rt))                                                                   \
+    return FA_ERR_INVALID;                                                     \
+  flashmlir::HandleCall call_(liveRuntimes(), rt);                             \
+  if (!call_.ok())                                                             \
     return FA_ERR_INVALID;                                                     \
   std::lock_guard<std::mutex> lock_((rt)->mu);                                 \
   try {                                                                        \
@@ -395,6 +414,7 @@ fa_status fa_runtime_create(const char *bundle_dir, fa_runtime **out) {
   fa_runtime *rt = new (std::nothrow) fa_runtime();
   if (!rt)
     return FA_ERR_OOM;
+  liveRuntimes().add(rt);
   *out = rt;
   auto failInit = [rt](fa_status st, const std::string &msg) {
     rt->initStatus = st;
@@ -423,7 +443,10 @@ fa_status fa_runtime_create(const char *bundle_dir, fa_runtime **out) {
 }
 
 void fa_runtime_destroy(fa_runtime *rt) {
-  if (!rt)
+  // Not live (destroyed, or being destroyed by another thread): nothing to
+  // free. Otherwise new calls are refused from here on and the running ones
+  // are waited for.
+  if (!rt || !liveRuntimes().remove(rt))
     return;
   {
     std::lock_guard<std::mutex> lock(rt->mu);
@@ -438,10 +461,14 @@ void fa_runtime_destroy(fa_runtime *rt) {
         ContextState &cs = entry.second;
         if (d->cuCtxSetCurrent(entry.first) != cu::SUCCESS)
           continue;
-        if (cs.workspace) {
+        if (cs.workspace || cs.padScratch)
           d->cuCtxSynchronize();
+        if (cs.workspace)
           d->cuMemFree(cs.workspace);
-        }
+        // The head-dim padding scratch (PaddedCall) too (LeakSanitizer,
+        // test/Sanitizers/fa-run-asan.test).
+        if (cs.padScratch)
+          d->cuMemFree(cs.padScratch);
         for (auto &m : cs.modules)
           d->cuModuleUnload(m.second);
       }
@@ -457,6 +484,9 @@ void fa_runtime_destroy(fa_runtime *rt) {
 const char *fa_runtime_last_error(const fa_runtime *rt) {
   if (!rt)
     return "invalid runtime handle (NULL)";
+  if (!liveRuntimes().live(rt))
+    return "invalid runtime handle (destroyed, or not made by "
+           "fa_runtime_create)";
   return rt->lastError.c_str();
 }
 
@@ -634,7 +664,7 @@ bool needsPadding(const fa_tensor *q, const fa_tensor *v) {
 }
 
 int64_t dtypeBytes(const fa_attn_params *params) {
-  return params->dtype == FA_F32 ? 4 : 2;
+  return rawDtype(params) == FA_F32 ? 4 : 2;
 }
 
 } // namespace
@@ -821,6 +851,9 @@ fa_status fa_synchronize(fa_runtime *rt) {
 
 int64_t fa_workspace_bytes(const fa_runtime *rt) {
   if (!rt)
+    return 0;
+  flashmlir::HandleCall call(liveRuntimes(), rt);
+  if (!call.ok())
     return 0;
   std::lock_guard<std::mutex> lock(rt->mu);
   int64_t total = 0;

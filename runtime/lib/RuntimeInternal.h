@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -188,6 +189,28 @@ bool readFile(const std::string &path, std::string *out, std::string *err);
 
 /// "dir/file" (file as is when absolute or dir empty).
 std::string joinPath(const std::string &dir, const std::string &file);
+
+/// params->dtype as the int the caller stored: a C caller may store any int
+/// in the enum (reading an out-of-range value through the C++ enum type is
+/// undefined behavior, UBSan: test/Sanitizers).
+inline int rawDtype(const fa_attn_params *params) {
+  int raw = 0;
+  static_assert(sizeof(params->dtype) == sizeof(int), "fa_dtype is an int");
+  std::memcpy(&raw, &params->dtype, sizeof(raw));
+  return raw;
+}
+
+/// Checks the name of a file a manifest lists ("file", "cubin"): a
+/// relative path without "." or ".." components, empty components or NUL
+/// bytes. "" when it is one, else the message.
+std::string checkBundleFileName(const std::string &file);
+
+/// The path of bundle file `file` inside bundle directory `dir`, resolved
+/// (symbolic links followed): false, with a message, when `file` is not a
+/// valid name (checkBundleFileName), does not exist, or resolves to a
+/// place outside `dir`. Every read of a bundle file goes through it.
+bool resolveBundleFile(const std::string &dir, const std::string &file,
+                       std::string *path, std::string *err);
 
 //===----------------------------------------------------------------------===//
 // Problems, selection, grids, packing (RuntimeLaunch.cpp)

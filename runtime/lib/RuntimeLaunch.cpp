@@ -16,6 +16,8 @@
 
 #include "RuntimeInternal.h"
 
+#include "flashmlir/runtime/Limits.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -160,9 +162,8 @@ public:
       return fail("params is null");
     if (!q || !k || !v)
       return fail(std::string(!q ? "q" : !k ? "k" : "v") + " is null");
-    if (!dtypeFromC(static_cast<int>(params->dtype), &p->dtype))
-      return fail("unknown dtype " +
-                  std::to_string(static_cast<int>(params->dtype)) +
+    if (!dtypeFromC(rawDtype(params), &p->dtype))
+      return fail("unknown dtype " + std::to_string(rawDtype(params)) +
                   " (expected FA_F32, FA_F16 or FA_BF16)");
     p->B = q->sizes[0];
     p->Hq = q->sizes[1];
@@ -184,12 +185,34 @@ public:
       return fail("q has " + std::to_string(p->Hq) +
                   " heads, not a multiple of the " + std::to_string(p->Hkv) +
                   " heads of k and v");
+    // Ranges (flashmlir/runtime/Limits.h): the kernels hold mask bounds in
+    // i32 and fold scale / softcap into f32 constants.
+    namespace lim = flashmlir::limits;
+    for (const std::string &msg :
+         {lim::checkHeadDim("head dim D (q dim 3)", p->D),
+          lim::checkHeadDim("head dim Dv (v dim 3)", p->Dv),
+          lim::checkRange("seqlen_q (q dim 2)", p->Nq, 0, lim::kMaxSeqLen),
+          lim::checkRange("seqlen_k (k dim 2)", p->Nk, 0, lim::kMaxSeqLen)})
+      if (!msg.empty())
+        return fail(msg);
 
     // Scalars.
     if (!std::isfinite(params->scale))
       return fail("scale is not finite");
     if (!std::isfinite(params->softcap) || params->softcap < 0)
       return fail("softcap must be >= 0 (0 = off)");
+    for (const std::string &msg :
+         {lim::checkScale("scale", params->scale),
+          lim::checkSoftcapOrOff("softcap", params->softcap),
+          // Any negative value is unbounded.
+          params->window_left < 0
+              ? std::string()
+              : lim::checkWindow("window_left", params->window_left),
+          params->window_right < 0
+              ? std::string()
+              : lim::checkWindow("window_right", params->window_right)})
+      if (!msg.empty())
+        return fail(msg);
     p->scale = params->scale > 0
                    ? params->scale
                    : static_cast<float>(1.0 / std::sqrt(double(p->D)));
@@ -272,6 +295,18 @@ fa_status buildBackwardProblem(const fa_attn_params *params,
   if (!b.tensor("do", dout, os, 4) || !b.tensor("dq", dq, qs, 4) ||
       !b.tensor("dk", dk, ks, 4) || !b.tensor("dv", dv, vs, 4))
     return FA_ERR_INVALID;
+  // The workspace size must be computable (workspaceLayout does not check).
+  int64_t rows = 0, elems = 0;
+  namespace lim = flashmlir::limits;
+  if (!lim::mulChecked(p.B, p.Hq, &rows) ||
+      !lim::mulChecked(rows, abi::dqaccRows(p.Nq), &rows) ||
+      !lim::mulChecked(rows, p.D + 1, &elems) || elems > (int64_t(1) << 60)) {
+    *err = "the backward workspace for batch " + std::to_string(p.B) +
+           " x heads " + std::to_string(p.Hq) + " x seqlen_q " +
+           std::to_string(p.Nq) + " x head dim " + std::to_string(p.D) +
+           " is too large (over 2^60 f32 values)";
+    return FA_ERR_INVALID;
+  }
   *out = std::move(p);
   return FA_OK;
 }

@@ -28,10 +28,14 @@
 
 #include "RuntimeInternal.h"
 
+#include "flashmlir/runtime/Limits.h"
+
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <tuple>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace flashmlir::rt {
@@ -132,6 +136,91 @@ std::string joinPath(const std::string &dir, const std::string &file) {
   return dir + "/" + file;
 }
 
+std::string checkBundleFileName(const std::string &file) {
+  if (file.empty())
+    return "is empty";
+  if (file.find('\0') != std::string::npos)
+    return "contains a NUL byte";
+  if (file[0] == '/')
+    return "is an absolute path; bundle files are named relative to the "
+           "bundle directory";
+  size_t start = 0;
+  for (;;) {
+    size_t slash = file.find('/', start);
+    std::string part = file.substr(start, slash - start);
+    if (part.empty() || part == "." || part == "..")
+      return "has a '" + part +
+             "' path component; bundle files are named relative to the "
+             "bundle directory, inside it";
+    if (slash == std::string::npos)
+      return "";
+    start = slash + 1;
+  }
+}
+
+bool resolveBundleFile(const std::string &dir, const std::string &file,
+                       std::string *path, std::string *err) {
+  if (std::string why = checkBundleFileName(file); !why.empty()) {
+    *err = "'" + file + "' " + why;
+    return false;
+  }
+  const std::string joined = joinPath(dir.empty() ? "." : dir, file);
+  char *realDir = ::realpath(dir.empty() ? "." : dir.c_str(), nullptr);
+  if (!realDir) {
+    *err = "cannot resolve the bundle directory " + dir;
+    return false;
+  }
+  std::string root = realDir;
+  std::free(realDir);
+  char *real = ::realpath(joined.c_str(), nullptr);
+  if (!real) {
+    *err = "'" + file + "' not found (" + joined + ")";
+    return false;
+  }
+  std::string resolved = real;
+  std::free(real);
+  if (root != "/")
+    root += "/";
+  if (resolved.compare(0, root.size(), root) != 0 || resolved == root) {
+    *err = "'" + file + "' resolves to " + resolved +
+           ", outside the bundle directory " + root;
+    return false;
+  }
+  *path = resolved;
+  return true;
+}
+
+namespace {
+/// resolveBundleFile for the load-time check of every kernel's files, at one
+/// system call a file in the common case: a plain name (no '/') that lstat
+/// finds to be a regular file lies in the bundle directory itself, whatever
+/// that directory resolves to. Anything else (links, subdirectories) takes
+/// the full resolution. Readability is checked too.
+bool checkBundleFileFast(const std::string &dir, const std::string &file,
+                         std::string *path, std::string *err) {
+  if (file.find('/') == std::string::npos &&
+      checkBundleFileName(file).empty()) {
+    std::string joined = joinPath(dir.empty() ? "." : dir, file);
+    struct stat st;
+    if (::lstat(joined.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(joined.c_str(), R_OK) != 0) {
+        *err = "'" + file + "' cannot be opened (" + joined + ")";
+        return false;
+      }
+      *path = joined;
+      return true;
+    }
+  }
+  if (!resolveBundleFile(dir, file, path, err))
+    return false;
+  if (::access(path->c_str(), R_OK) != 0) {
+    *err = "'" + file + "' cannot be opened (" + *path + ")";
+    return false;
+  }
+  return true;
+}
+} // namespace
+
 bool readFile(const std::string &path, std::string *out, std::string *err) {
   std::FILE *f = std::fopen(path.c_str(), "rb");
   if (!f) {
@@ -231,6 +320,11 @@ bool parseConfig(const JsonValue &v, const std::string &where,
       !r.integer("head_dim_v", 1, &cfg->headDimV) ||
       !r.boolean("softcap", &cfg->softcap) || !r.str("target", &cfg->target))
     return false;
+  for (const std::string &msg :
+       {flashmlir::limits::checkHeadDim("field 'head_dim'", cfg->headDim),
+        flashmlir::limits::checkHeadDim("field 'head_dim_v'", cfg->headDimV)})
+    if (!msg.empty())
+      return r.fail(msg);
   // Mask flags: "causal" + "window", or the single "masked" (a kernel that
   // applies window_left/right at run time, i.e. causal = false, window = true).
   if (v.get("causal") || v.get("window") || !v.get("masked")) {
@@ -305,12 +399,16 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
   if (!r.str("file", &k->file) || !r.str("entry", &k->entry) ||
       !r.str("kind", &kind))
     return false;
+  if (std::string why = checkBundleFileName(k->file); !why.empty())
+    return r.fail("field 'file' ('" + k->file + "') " + why);
   if (const JsonValue *cubin = kv.get("cubin")) {
     if (cubin->kind != JsonValue::Kind::String || cubin->string.empty())
       return r.fail("\"cubin\" must be a non-empty string");
     if (cubin->string == k->file)
       return r.fail("\"cubin\" names the PTX file '" + k->file + "'");
     k->cubin = cubin->string;
+    if (std::string why = checkBundleFileName(k->cubin); !why.empty())
+      return r.fail("field 'cubin' ('" + k->cubin + "') " + why);
   }
   if (!parseKernelKind(kind, &k->kind))
     return r.fail("unknown kind '" + kind +
@@ -341,6 +439,10 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
 
   if (!r.integer("dynamic_smem", 0, &k->dynamicSmem))
     return false;
+  if (k->dynamicSmem > flashmlir::limits::maxDynamicSmem())
+    return r.fail("field 'dynamic_smem' is " + std::to_string(k->dynamicSmem) +
+                  " bytes; no target allows more than " +
+                  std::to_string(flashmlir::limits::maxDynamicSmem()));
 
   const JsonValue *grid = r.field("grid", JsonValue::Kind::Array);
   if (!grid)
@@ -366,6 +468,9 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
       if (g.get("div")) {
         if (!gr.integer("div", 1, &spec.div))
           return false;
+        if (spec.div > 0x7fffffff)
+          return gr.fail("field 'div' must be in [1, 2147483647], got " +
+                         std::to_string(spec.div));
       }
     } else {
       return r.fail(gw + " must be an object {\"dim\", \"div\"}");
@@ -433,17 +538,16 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
     return false;
 
   if (checkFiles) {
-    // access(): one system call a file (a bundle has two files a kernel).
-    std::string path = joinPath(dir, k->file);
-    if (::access(path.c_str(), R_OK) != 0)
-      return r.fail("file '" + k->file + "' not found (" + path + ")");
-    // A cubin the manifest names must be there: a bundle that lost it (a
-    // packaging glob that missed *.cubin) would otherwise fall back to the
-    // PTX JIT without a word, seconds per kernel.
+    // Inside the bundle directory (symbolic links resolved), and readable.
+    std::string path, perr;
+    if (!checkBundleFileFast(dir, k->file, &path, &perr))
+      return r.fail("file " + perr);
+    // A cubin the manifest names must be there (and inside the bundle): a
+    // bundle that lost it (a packaging glob that missed *.cubin) would
+    // otherwise fall back to the PTX JIT without a word, seconds per kernel.
     if (!k->cubin.empty()) {
-      path = joinPath(dir, k->cubin);
-      if (::access(path.c_str(), R_OK) != 0)
-        return r.fail("cubin '" + k->cubin + "' not found (" + path + ")");
+      if (!checkBundleFileFast(dir, k->cubin, &path, &perr))
+        return r.fail("cubin " + perr);
     }
   }
   return true;
@@ -699,9 +803,10 @@ bool checkBundleSignatures(const Manifest &m, std::string *err) {
                         k.file + "): ";
     auto it = files.find(k.file);
     if (it == files.end()) {
-      std::string text, rerr;
+      std::string text, rerr, path;
       std::map<std::string, std::vector<int>> entries;
-      if (!readFile(joinPath(m.dir, k.file), &text, &rerr) ||
+      if (!resolveBundleFile(m.dir, k.file, &path, &rerr) ||
+          !readFile(path, &text, &rerr) ||
           !ptxEntries(text, &entries, &rerr)) {
         *err = where + rerr;
         return false;

@@ -252,8 +252,8 @@ bool recordTuneResults(const std::string &manifestText,
 }
 
 bool manifestSelecting(const std::string &manifestText,
-                       const std::string &kernel, const std::string &bundleDir,
-                       std::string *out, std::string *err) {
+                       const std::string &kernel, std::string *out,
+                       std::vector<std::string> *files, std::string *err) {
   JsonValue root;
   Manifest m;
   if (!parseBoth(manifestText, &root, &m, err))
@@ -268,11 +268,21 @@ bool manifestSelecting(const std::string &manifestText,
   }
   markSelected(root, group, kernel);
   removeMember(root, "autotune");
-  for (auto &member : root.object)
-    if (member.first == "kernels")
-      for (JsonValue &k : member.second.array)
-        setMember(k, "file", jString(joinPath(bundleDir,
-                                              stringMember(k, "file"))));
+  files->clear();
+  for (auto &member : root.object) {
+    if (member.first != "kernels")
+      continue;
+    std::vector<JsonValue> kept;
+    for (JsonValue &k : member.second.array) {
+      if (stringMember(k, "candidate_group") != group)
+        continue;
+      for (const char *f : {"file", "cubin"})
+        if (std::string name = stringMember(k, f); !name.empty())
+          files->push_back(name);
+      kept.push_back(std::move(k));
+    }
+    member.second.array = std::move(kept);
+  }
   *out = writeJson(root);
   return true;
 }

@@ -78,13 +78,14 @@ bool recordTuneResults(const std::string &manifestText,
                        const std::vector<TuneGroupResult> &results,
                        std::string *out, std::string *err);
 
-/// Manifest text in which `kernel` is the selected candidate of its group,
-/// every "file" is made absolute against `bundleDir` and the "autotune"
-/// records are dropped: the one-candidate bundle fa-tune loads to launch
-/// that candidate through the C API.
+/// Manifest text of `kernel`'s candidate group alone, `kernel` selected and
+/// the "autotune" records dropped: the one-candidate bundle fa-tune loads to
+/// launch that candidate through the C API. Its "file" / "cubin" names stay
+/// relative (a runtime reads bundle files from inside the bundle directory
+/// only); *files lists them, for the caller to place beside the manifest.
 bool manifestSelecting(const std::string &manifestText,
-                       const std::string &kernel, const std::string &bundleDir,
-                       std::string *out, std::string *err);
+                       const std::string &kernel, std::string *out,
+                       std::vector<std::string> *files, std::string *err);
 
 /// Writes `text` to `path` through `path`.tmp and rename(2), so that a
 /// reader sees the old or the new file, never a partial one.

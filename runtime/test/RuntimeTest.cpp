@@ -28,7 +28,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace flashmlir::rt;
@@ -475,6 +478,152 @@ void testBundles() {
     bool failed = !loadBundle(gTmp + "/does-not-exist", &m, &err);
     checkMessage("bundle: missing directory", failed, err,
                  {"cannot open", "manifest.json"});
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Bundle files stay inside the bundle directory
+//===----------------------------------------------------------------------===//
+
+void testBundleConfinement() {
+  std::string k = replaceOnce(kKernel, R"("dynamic_smem": 36864)",
+                              R"("dynamic_smem": 0)");
+  // A file outside every bundle directory that a bad manifest points at.
+  writeFile(gTmp + "/secret.ptx", kTinyPtx);
+  struct Case {
+    const char *name, *file, *cubin, *expect;
+  } cases[] = {
+      {"esc_dotdot", "../secret.ptx", nullptr, "has a '..' path component"},
+      {"esc_deep", "sub/../../secret.ptx", nullptr, "has a '..' path component"},
+      {"esc_abs", "/etc/passwd", nullptr, "is an absolute path"},
+      {"esc_dot", "./a.ptx", nullptr, "has a '.' path component"},
+      {"esc_empty_part", "sub//a.ptx", nullptr, "has a '' path component"},
+      {"esc_cubin", "a.ptx", "../secret.ptx", "field 'cubin' ('../secret.ptx')"},
+      {"esc_cubin_abs", "a.ptx", "/tmp/x.cubin", "is an absolute path"},
+  };
+  for (const Case &c : cases) {
+    std::string kernel = replaceOnce(
+        k, R"("file": "a.ptx")",
+        std::string("\"file\": \"") + c.file + "\"" +
+            (c.cubin ? std::string(", \"cubin\": \"") + c.cubin + "\"" : ""));
+    std::string dir =
+        makeBundle(c.name, manifestOf(kernel), {{"a.ptx", kTinyPtx}});
+    Manifest m;
+    std::string err;
+    bool failed = !loadBundle(dir, &m, &err);
+    checkMessage(std::string("bundle files: ") + c.file +
+                     (c.cubin ? std::string(" + cubin ") + c.cubin : "") +
+                     " is refused",
+                 failed, err, {c.expect, "'k1'"});
+    // The C API says FA_ERR_BUNDLE.
+    fa_runtime *rt = nullptr;
+    fa_status st = fa_runtime_create(dir.c_str(), &rt);
+    check(st == FA_ERR_BUNDLE && rt && contains(fa_runtime_last_error(rt), c.expect),
+          std::string("bundle files: fa_runtime_create refuses ") + c.file,
+          rt ? fa_runtime_last_error(rt) : "no handle");
+    fa_runtime_destroy(rt);
+  }
+  // Symbolic links: one that leaves the directory is refused (a file, and a
+  // subdirectory link), one inside it is followed, and a bundle directory
+  // that is itself a link loads.
+  {
+    std::string dir = makeBundle("esc_link", manifestOf(k));
+    int rc = symlink((gTmp + "/secret.ptx").c_str(), (dir + "/a.ptx").c_str());
+    Manifest m;
+    std::string err;
+    bool failed = rc == 0 && !loadBundle(dir, &m, &err);
+    checkMessage("bundle files: a symlink out of the bundle is refused", failed,
+                 err, {"resolves to", "outside the bundle directory"});
+  }
+  {
+    std::string kernel =
+        replaceOnce(k, R"("file": "a.ptx")", R"("file": "sub/a.ptx")");
+    std::string dir = makeBundle("esc_dirlink", manifestOf(kernel));
+    int rc = symlink(gTmp.c_str(), (dir + "/sub").c_str());
+    writeFile(gTmp + "/a.ptx", kTinyPtx);
+    Manifest m;
+    std::string err;
+    bool failed = rc == 0 && !loadBundle(dir, &m, &err);
+    checkMessage("bundle files: a directory symlink out of the bundle is refused",
+                 failed, err, {"outside the bundle directory"});
+  }
+  {
+    std::string dir = makeBundle("in_link", manifestOf(k), {{"real.ptx", kTinyPtx}});
+    int rc = symlink("real.ptx", (dir + "/a.ptx").c_str());
+    Manifest m;
+    std::string err;
+    check(rc == 0 && loadBundle(dir, &m, &err) && checkBundleSignatures(m, &err),
+          "bundle files: a symlink inside the bundle is followed", err);
+    std::string link = gTmp + "/bundle_link";
+    rc = symlink(dir.c_str(), link.c_str());
+    check(rc == 0 && loadBundle(link, &m, &err) && checkBundleSignatures(m, &err),
+          "bundle files: a bundle directory reached through a symlink loads", err);
+  }
+  // A file swapped for a link out of the bundle after loading: the read
+  // (checkBundleSignatures, what getFunction does) resolves it again.
+  {
+    std::string dir = makeBundle("esc_late", manifestOf(k), {{"a.ptx", kTinyPtx}});
+    Manifest m;
+    std::string err;
+    bool loaded = loadBundle(dir, &m, &err);
+    bool swapped = std::remove((dir + "/a.ptx").c_str()) == 0 &&
+                   symlink((gTmp + "/secret.ptx").c_str(), (dir + "/a.ptx").c_str()) == 0;
+    bool failed = loaded && swapped && !checkBundleSignatures(m, &err);
+    checkMessage("bundle files: a file swapped for a link out after loading is refused",
+                 failed, err, {"outside the bundle directory"});
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Handles used from several threads
+//===----------------------------------------------------------------------===//
+
+/// Threads call into one handle while the main thread destroys it: every
+/// call either runs (the handle alive) or is refused with FA_ERR_INVALID;
+/// none touches freed memory (ASan: test/Sanitizers), and calls after the
+/// destroy are refused.
+void testHandleThreads() {
+  for (int round = 0; round < 20; ++round) {
+    fa_runtime *rt = nullptr;
+    fa_runtime_create(nullptr, &rt); // no driver here: calls fail cleanly
+    if (!rt) {
+      check(false, "threads: a runtime handle");
+      return;
+    }
+    std::atomic<bool> go{false};
+    std::atomic<int> bad{0}, refused{0}, ran{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&] {
+        while (!go.load()) {
+        }
+        for (int i = 0; i < 200; ++i) {
+          fa_status st = fa_synchronize(rt);
+          (void)fa_workspace_bytes(rt);
+          if (st == FA_ERR_INVALID)
+            ++refused;
+          else if (st == FA_OK || st == FA_ERR_NO_DRIVER || st == FA_ERR_NO_DEVICE ||
+                   st == FA_ERR_LAUNCH)
+            ++ran;
+          else
+            ++bad;
+        }
+      });
+    go.store(true);
+    std::this_thread::sleep_for(std::chrono::microseconds(50 * round));
+    fa_runtime_destroy(rt);
+    for (std::thread &t : threads)
+      t.join();
+    if (round == 0 || round == 19)
+      check(bad.load() == 0 && ran.load() + refused.load() == 800,
+            "threads: calls racing fa_runtime_destroy run or are refused (round " +
+                std::to_string(round) + ": " + std::to_string(ran.load()) +
+                " ran, " + std::to_string(refused.load()) + " refused)");
+    check(fa_synchronize(rt) == FA_ERR_INVALID &&
+              contains(fa_runtime_last_error(rt), "destroyed") &&
+              fa_workspace_bytes(rt) == 0,
+          "threads: a destroyed handle is refused", fa_runtime_last_error(rt));
+    fa_runtime_destroy(rt); // a second destroy is a no-op
   }
 }
 
@@ -1262,9 +1411,11 @@ int main(int argc, char **argv) {
   testJson();
   testManifest();
   testBundles();
+  testBundleConfinement();
   testProblems();
   testSelection();
   testApiErrors();
+  testHandleThreads();
   testWithDriver();
 
   std::string cleanup = "rm -rf '" + gTmp + "'";

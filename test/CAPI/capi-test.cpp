@@ -11,10 +11,13 @@
 #include "flashmlir/runtime/Half.h"
 #include "flashmlir/runtime/Reference.h"
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace flashmlir::rt;
@@ -122,6 +125,81 @@ int main() {
   rc = flashmlir_cpu_compile(&badCfg, &none, err, sizeof(err));
   check(rc != 0 && !none, std::string("bad dtype rejected: ") + err);
   check(std::strncmp(flashmlir_version(), "FlashMLIR", 9) == 0, "version");
+  // Bundle options and flags out of range: errors naming the value and range.
+  {
+    flashmlir_bundle_options bo{};
+    bo.deterministic = 2;
+    rc = flashmlir_compile_bundle_with_options("/nonexistent", "f16", "64", 0, 1,
+                                               0, "sm_80", &bo, err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "options.deterministic = 2 is out of range: it must be in [0, 1]"),
+          std::string("bundle options: deterministic = 2 rejected: ") + err);
+    rc = flashmlir_compile_bundle("/nonexistent", "f16", "64", 4096, 1, 0, "sm_80",
+                                  err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "head_dim_v (0: the head dim) = 4096 is out of range: it must be in [0, 256]"),
+          std::string("bundle: head_dim_v = 4096 rejected: ") + err);
+    rc = flashmlir_compile_bundle("/nonexistent", "f16", "64", 0, 7, 0, "sm_80",
+                                  err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "masked (0, 1 or 2 = both) = 7 is out of range"),
+          std::string("bundle: masked = 7 rejected: ") + err);
+    flashmlir_cpu_config big = cfg;
+    big.block_m = int64_t(1) << 40;
+    flashmlir_cpu_kernels *none2 = nullptr;
+    rc = flashmlir_cpu_compile(&big, &none2, err, sizeof(err));
+    check(rc != 0 && !none2 && std::strstr(err, "block_m (0: default) = 1099511627776 is out of range: it must be in [0, 1024]"),
+          std::string("cpu: block_m = 2^40 rejected: ") + err);
+  }
+
+  // One handle shared by 4 threads while the main thread destroys it: each
+  // call either runs to the end (bit-identical output) or is refused ("not
+  // live"); the destroy waits for the calls in flight; a later call is
+  // refused. The second compile of the configuration is a cache hit.
+  {
+    flashmlir_cpu_kernels *shared = nullptr;
+    rc = flashmlir_cpu_compile(&cfg, &shared, err, sizeof(err));
+    check(rc == 0 && shared, std::string("threads: compile again: ") + (rc ? err : "ok"));
+    std::atomic<bool> go{false};
+    std::atomic<int> ran{0}, refused{0}, other{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&] {
+        std::vector<uint16_t> o(no, 0x7e00);
+        std::vector<float> l(nl, NAN);
+        flashmlir_tensor to2 = tensor(o.data(), B, Hq, Nq, Dv),
+                         tl2 = tensor(l.data(), B, Hq, Nq, 0);
+        char e[512];
+        while (!go.load()) {
+        }
+        for (int i = 0; i < 25; ++i) {
+          int r = flashmlir_cpu_forward(shared, &tq, &tk, &tv, &to2, &tl2, e,
+                                        sizeof(e));
+          if (r == 0 && o == ho)
+            ++ran;
+          else if (r != 0 && std::strstr(e, "not live"))
+            ++refused;
+          else
+            ++other;
+        }
+      });
+    go.store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    flashmlir_cpu_destroy(shared);
+    for (std::thread &t : threads)
+      t.join();
+    char buf2[200];
+    std::snprintf(buf2, sizeof(buf2),
+                  "threads: calls racing flashmlir_cpu_destroy run or are "
+                  "refused (%d ran, %d refused, %d other)",
+                  ran.load(), refused.load(), other.load());
+    check(other.load() == 0 && ran.load() + refused.load() == 100, buf2);
+    rc = flashmlir_cpu_forward(shared, &tq, &tk, &tv, &to, &tl, err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "not live"),
+          std::string("threads: a destroyed handle is refused: ") + err);
+    flashmlir_cpu_destroy(shared); // a second destroy is a no-op
+  }
+  // The first handle still works after the second was destroyed (the
+  // compiled code is shared through the cache).
+  rc = flashmlir_cpu_forward(kernels, &tq, &tk, &tv, &to, &tl, err, sizeof(err));
+  check(rc == 0, std::string("threads: the other handle still runs: ") + (rc ? err : "ok"));
   flashmlir_cpu_destroy(kernels);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

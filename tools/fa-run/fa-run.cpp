@@ -27,6 +27,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "flashmlir/runtime/Half.h"
+#include "flashmlir/runtime/Limits.h"
 #include "flashmlir/runtime/Reference.h"
 #include "flashmlir/runtime/fa_runtime.h"
 
@@ -85,14 +86,17 @@ it against a float64 reference and times it.
   --batch B               batch size (required)
   --heads HQ              query heads (required)
   --kv-heads HKV          key/value heads; HQ must be a multiple (default HQ)
-  --seqlen-q NQ           query length (required)
-  --seqlen-k NK           key length (default NQ)
-  --head-dim D            head dim of q and k (required)
-  --head-dim-v DV         head dim of v and o (default D)
+  --seqlen-q NQ           query length, 1 to 2^30 (required)
+  --seqlen-k NK           key length, 1 to 2^30 (default NQ)
+  --head-dim D            head dim of q and k, 1 to 256 (required)
+  --head-dim-v DV         head dim of v and o, 1 to 256 (default D)
   --causal                bottom-right aligned causal mask
-  --window L,R            sliding window, -1 = unbounded side (default none)
-  --softcap C             tanh soft-capping, 0 = off (default 0)
-  --scale S               softmax scale (default 1/sqrt(D); cuda: S > 0)
+  --window L,R            sliding window, -1 = unbounded side, else 0 to 2^30
+                          (default none)
+  --softcap C             tanh soft-capping, 0 = off, else 1e-18 to 1e18
+                          (default 0)
+  --scale S               softmax scale, |S| <= 1e18 (default 1/sqrt(D);
+                          cuda: S > 0)
   --backward              also run the backward pass
   --check                 compare with the float64 reference; exit 1 on failure
   --bench                 time forward (and backward): median of --reps runs
@@ -102,9 +106,10 @@ it against a float64 reference and times it.
   --json                  print one JSON object as the last line of stdout
   --layout bhsd|bshd      memory layout of the 4-d buffers (default bhsd)
   --pipeline tiled|unfused  lowering to use (default tiled; unfused: cpu only)
-  --block-m N             query rows per tile (default 64; cpu only)
-  --block-n N             key rows per tile (default 64; cpu only)
-  --reps N                timed runs per kernel with --bench (default 5)
+  --block-m N             query rows per tile (1 to 1024, default 64; cpu only)
+  --block-n N             key rows per tile (1 to 1024, default 64; cpu only)
+  --reps N                timed runs per kernel with --bench, 1 to 10^6
+                          (default 5)
   --help                  print this help
 
 peak_bytes is the memory the attention itself allocates: on cpu the peak of
@@ -117,6 +122,9 @@ Values may also be given as --flag=value. Exit status: 0 success, 1 check or
 run failure (including every error of the CUDA runtime: no driver, no device,
 no kernel, PTX rejected, out of memory), 2 bad command line.
 )";
+
+/// --reps at most (a timing loop, not a soak test).
+constexpr int64_t kMaxReps = 1000000;
 
 struct Options {
   std::string device = "cpu";
@@ -265,6 +273,15 @@ int parseArgs(int argc, char **argv, Options &o) {
       }
       return true;
     };
+    // Integers in [1, hi] (the ranges of flashmlir/runtime/Limits.h).
+    auto bounded = [&](int64_t *out, int64_t hi) {
+      if (!parseInt(value, out) || *out < 1 || *out > hi) {
+        usageError("--%s expects an integer in [1, %" PRId64 "], got '%s'",
+                   flag, hi, value.c_str());
+        return false;
+      }
+      return true;
+    };
 
     switch (spec->flag) {
     case FHelp:
@@ -295,31 +312,31 @@ int parseArgs(int argc, char **argv, Options &o) {
         return 2;
       break;
     case FSeqQ:
-      if (!positive(&o.seqlenQ))
+      if (!bounded(&o.seqlenQ, limits::kMaxSeqLen))
         return 2;
       break;
     case FSeqK:
-      if (!positive(&o.seqlenK))
+      if (!bounded(&o.seqlenK, limits::kMaxSeqLen))
         return 2;
       break;
     case FHeadDim:
-      if (!positive(&o.headDim))
+      if (!bounded(&o.headDim, limits::kMaxHeadDim))
         return 2;
       break;
     case FHeadDimV:
-      if (!positive(&o.headDimV))
+      if (!bounded(&o.headDimV, limits::kMaxHeadDim))
         return 2;
       break;
     case FBlockM:
-      if (!positive(&o.blockM))
+      if (!bounded(&o.blockM, limits::kMaxBlock))
         return 2;
       break;
     case FBlockN:
-      if (!positive(&o.blockN))
+      if (!bounded(&o.blockN, limits::kMaxBlock))
         return 2;
       break;
     case FReps:
-      if (!positive(&o.reps))
+      if (!bounded(&o.reps, kMaxReps))
         return 2;
       break;
     case FCausal:
@@ -341,23 +358,30 @@ int parseArgs(int argc, char **argv, Options &o) {
       size_t comma = value.find(',');
       int64_t l = 0, r = 0;
       if (comma == std::string::npos || !parseInt(value.substr(0, comma), &l) ||
-          !parseInt(value.substr(comma + 1), &r) || l < -1 || r < -1)
-        return usageError("--window expects L,R with values >= -1, got '%s'",
-                          value.c_str());
+          !parseInt(value.substr(comma + 1), &r) ||
+          !limits::checkWindow("L", l).empty() ||
+          !limits::checkWindow("R", r).empty())
+        return usageError("--window expects L,R with values -1 (unbounded) "
+                          "or in [0, %" PRId64 "], got '%s'",
+                          limits::kMaxWindow, value.c_str());
       o.windowLeft = l;
       o.windowRight = r;
       break;
     }
     case FSoftcap:
-      if (!parseDouble(value, &o.softcap) || o.softcap < 0)
-        return usageError(
-            "--softcap expects a finite number >= 0 (0 = off), got '%s'",
-            value.c_str());
+      if (!parseDouble(value, &o.softcap) ||
+          !limits::checkSoftcapOrOff("C", o.softcap).empty())
+        return usageError("--softcap expects 0 (off) or a number in [%g, %g], "
+                          "got '%s'",
+                          limits::kMinSoftcap, limits::kMaxSoftcap,
+                          value.c_str());
       break;
     case FScale:
-      if (!parseDouble(value, &o.scale))
-        return usageError("--scale expects a finite number, got '%s'",
-                          value.c_str());
+      if (!parseDouble(value, &o.scale) ||
+          !limits::checkScale("S", o.scale).empty())
+        return usageError("--scale expects a finite number with |S| <= %g, "
+                          "got '%s'",
+                          limits::kMaxScale, value.c_str());
       o.hasScale = true;
       break;
     case FSeed: {
@@ -489,11 +513,17 @@ struct HostTensor {
     return t;
   }
 
+  /// Leaves `mem` null (reported as out of memory) when the size
+  /// overflows.
   void allocate() {
     numel = 1;
+    size_t bytes = 0;
     for (int i = 0; i < rank; ++i)
-      numel *= static_cast<size_t>(sizes[i]);
-    size_t bytes = numel * rt::dtypeBytes(dtype);
+      if (__builtin_mul_overflow(numel, static_cast<size_t>(sizes[i]), &numel))
+        return;
+    if (__builtin_mul_overflow(numel, rt::dtypeBytes(dtype), &bytes) ||
+        bytes > SIZE_MAX - 64)
+      return;
     bytes = (bytes + 63) / 64 * 64; // aligned_alloc wants a multiple
     mem.reset(std::aligned_alloc(64, bytes ? bytes : 64));
   }
@@ -1386,8 +1416,10 @@ int run(int argc, char **argv) {
   // Refuse what cannot fit in host memory before allocating it: with memory
   // overcommit the allocations would succeed and the process be killed when
   // it touches them.
+  // (Also when the machine's memory is unknown: sizes whose byte counts
+  // pass 2^62 would overflow the buffers' 64-bit index arithmetic.)
   if (double need = hostBytesNeeded(o), have = physicalMemoryBytes();
-      have > 0 && need > have) {
+      (have > 0 && need > have) || need > 0x1p62) {
     char buf[200];
     std::snprintf(buf, sizeof(buf),
                   "out of host memory: the buffers of this configuration "

@@ -24,13 +24,17 @@
 //===----------------------------------------------------------------------===//
 
 #include "RuntimeTune.h"
+#include "flashmlir/runtime/Limits.h"
 #include "flashmlir/runtime/fa_runtime.h"
+
+#include <sys/stat.h>
 
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <climits>
@@ -68,13 +72,37 @@ int usage(const std::string &msg) {
   return 2;
 }
 
-bool parseInt(const char *s, int64_t lo, int64_t *out) {
+/// An integer in [lo, hi] (out-of-range text, e.g. 2^64, is rejected).
+bool parseInt(const char *s, int64_t lo, int64_t hi, int64_t *out) {
   char *end = nullptr;
+  errno = 0;
   long long v = std::strtoll(s, &end, 10);
-  if (!*s || *end || v < lo)
+  if (!*s || *end || errno != 0 || v < lo || v > hi)
     return false;
   *out = v;
   return true;
+}
+
+/// Copies bundle file `name` (resolved inside `bundleDir`) to `dir`/`name`,
+/// creating its parent directories: a hard link when possible.
+bool placeBundleFile(const std::string &bundleDir, const std::string &name,
+                     const std::string &dir, std::string *err) {
+  std::string src;
+  if (!resolveBundleFile(bundleDir, name, &src, err))
+    return false;
+  std::string dst = dir + "/" + name;
+  for (size_t slash = name.find('/'); slash != std::string::npos;
+       slash = name.find('/', slash + 1)) {
+    std::string sub = dir + "/" + name.substr(0, slash);
+    if (mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST) {
+      *err = "cannot create " + sub;
+      return false;
+    }
+  }
+  if (link(src.c_str(), dst.c_str()) == 0)
+    return true;
+  std::string data;
+  return readFile(src, &data, err) && writeFileAtomic(dst, data, err);
 }
 
 /// "NVIDIA H100 80GB HBM3 (cc 9.0, 132 SMs)"; the name through the driver
@@ -216,8 +244,19 @@ private:
 
 bool Tuner::alloc(TuneProblem &p) {
   size_t eb = dtypeBytes(p.dtype);
-  size_t rows = static_cast<size_t>(p.B * p.H * p.N);
-  size_t qkBytes = rows * p.D * eb, vBytes = rows * p.Dv * eb;
+  int64_t rows64 = 0, qk64 = 0, v64 = 0;
+  namespace lim = flashmlir::limits;
+  if (!lim::mulChecked(p.B, p.H, &rows64) ||
+      !lim::mulChecked(rows64, p.N, &rows64) ||
+      !lim::mulChecked(rows64, std::max(p.D, p.Dv) * 8, &qk64)) {
+    err = "the problem B=" + std::to_string(p.B) + " H=" + std::to_string(p.H) +
+          " N=" + std::to_string(p.N) + " is too large";
+    return false;
+  }
+  size_t rows = static_cast<size_t>(rows64);
+  qk64 = rows64 * p.D * static_cast<int64_t>(eb);
+  v64 = rows64 * p.Dv * static_cast<int64_t>(eb);
+  size_t qkBytes = static_cast<size_t>(qk64), vBytes = static_cast<size_t>(v64);
   p.oBytes = vBytes;
   p.lseBytes = rows * 4;
   struct {
@@ -340,11 +379,17 @@ bool Tuner::tuneGroup(const std::string &group, const std::vector<int> &members,
     Runner &r = runners[i];
     r.kernel = members[i];
     r.result.kernel = m.kernels[r.kernel].name;
+    // The candidate's group, its files beside the manifest (a runtime
+    // reads bundle files from inside its bundle directory only).
     std::string cdir = tmp + "/" + std::to_string(i), mtext, merr;
-    std::string mk = "mkdir -p '" + cdir + "'";
-    if (std::system(mk.c_str()) != 0 ||
-        !manifestSelecting(text, r.result.kernel, dir, &mtext, &merr) ||
-        !writeFileAtomic(cdir + "/manifest.json", mtext, &merr)) {
+    std::vector<std::string> files;
+    bool prepared =
+        (mkdir(cdir.c_str(), 0700) == 0 || errno == EEXIST) &&
+        manifestSelecting(text, r.result.kernel, &mtext, &files, &merr) &&
+        writeFileAtomic(cdir + "/manifest.json", mtext, &merr);
+    for (size_t f = 0; prepared && f < files.size(); ++f)
+      prepared = placeBundleFile(dir, files[f], cdir, &merr);
+    if (!prepared) {
       r.result.error = "cannot prepare its manifest: " + merr;
       continue;
     }
@@ -443,25 +488,27 @@ int main(int argc, char **argv) {
   Options opt;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto intArg = [&](int64_t lo, int64_t *out) {
-      return i + 1 < argc && parseInt(argv[++i], lo, out);
+    auto intArg = [&](int64_t lo, int64_t hi, int64_t *out) {
+      return i + 1 < argc && parseInt(argv[++i], lo, hi, out);
     };
     int64_t v = 0;
+    // Batch and heads are grid dimensions (at most 65535 blocks).
     if (a == "--seqlen") {
-      if (!intArg(1, &opt.seqlen))
-        return usage("--seqlen expects an integer >= 1");
+      if (!intArg(1, flashmlir::limits::kMaxSeqLen, &opt.seqlen))
+        return usage("--seqlen expects an integer in [1, " +
+                     std::to_string(flashmlir::limits::kMaxSeqLen) + "]");
     } else if (a == "--batch") {
-      if (!intArg(1, &opt.batch))
-        return usage("--batch expects an integer >= 1");
+      if (!intArg(1, 65535, &opt.batch))
+        return usage("--batch expects an integer in [1, 65535]");
     } else if (a == "--heads") {
-      if (!intArg(1, &opt.heads))
-        return usage("--heads expects an integer >= 1");
+      if (!intArg(1, 65535, &opt.heads))
+        return usage("--heads expects an integer in [1, 65535]");
     } else if (a == "--reps") {
-      if (!intArg(1, &v) || v > 100000)
+      if (!intArg(1, 100000, &v))
         return usage("--reps expects an integer in [1, 100000]");
       opt.reps = static_cast<int>(v);
     } else if (a == "--warmup") {
-      if (!intArg(0, &v) || v > 100000)
+      if (!intArg(0, 100000, &v))
         return usage("--warmup expects an integer in [0, 100000]");
       opt.warmup = static_cast<int>(v);
     } else if (a == "--dry-run") {

@@ -34,13 +34,24 @@
 #                              installed into a fresh venv: the package's CUDA tests from
 #                              outside the tree (transformers Llama / Gemma 2 numbers printed),
 #                              then tools/gpu/cold_start.py on its bundle (bar: first call < 50 ms)
+#   tools/gpu/h100.sh sanitize compute-sanitizer sweep (issue 18, docs/hardening.md):
+#                              memcheck, racecheck, synccheck and initcheck over a
+#                              sample of every kernel family: forward/backward x
+#                              wgmma ($BUNDLE on sm_90a) / mma.sync ($SAN_MMA_BUNDLE,
+#                              default .san/mma: fa-compile --default --target sm_80)
+#                              / SIMT (f32) x unmasked/causal/window/softcap/GQA/MLA
+#                              dims/padded dims, and the deterministic backward
+#                              ($DET_BUNDLE, default .san/det); one line per run,
+#                              "SANITIZE <tool> <family> <case> errors=N rc=R", and
+#                              "sanitize: N runs, E with errors or hazards, M missing"
+#                              (SAN_TOOLS, SAN_TIMEOUT, SAN_FILTER: see sanitize())
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
 BUNDLE=${BUNDLE:-build/bundle}
 export PYTHONUNBUFFERED=1
-[ "${1:-all}" = tune ] || [ "${1:-all}" = ab ] || [ "${1:-all}" = embed ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
+[ "${1:-all}" = tune ] || [ "${1:-all}" = ab ] || [ "${1:-all}" = embed ] || [ "${1:-all}" = sanitize ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 
 cmake -S . -B build-rt -G Ninja -DFLASHMLIR_ENABLE_COMPILER=OFF -DCMAKE_BUILD_TYPE=Release > "$OUT/cmake.log" 2>&1 &&
@@ -206,8 +217,8 @@ gen() {
     timeout $(t 200) python3 tools/gpu/headdims.py "base=$BUNDLE" $GEN_AB --dims "${GEN_AB_DIMS:-224,256}" --softcap "" --no-peers --lens "${GEN_LENS:-4096,16384}" 2>&1 | grep -v Warning > "$OUT/headdims-ab.log"
     grep -E "^A/B|^\{" "$OUT/headdims-ab.log" | cut -c1-220 | tail -20
   fi
-  step "compute-sanitizer memcheck / racecheck on a sample of the new kernels"
-  for tool in ${GEN_SANITIZERS:-memcheck racecheck}; do
+  step "compute-sanitizer (${GEN_SANITIZERS:-memcheck racecheck synccheck initcheck}) on a sample of the new kernels (every family: tools/gpu/h100.sh sanitize)"
+  for tool in ${GEN_SANITIZERS:-memcheck racecheck synccheck initcheck}; do
     for args in "--dtype bf16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 80 --causal" \
                 "--dtype f16 --heads 2 --seqlen-q 65 --head-dim 40 --softcap 20 --window 16,4" \
                 "--dtype bf16 --heads 2 --seqlen-q 70 --head-dim 192 --head-dim-v 128 --causal" \
@@ -244,6 +255,71 @@ embed() {
   (cd /tmp && "${clean[@]}" "$venv/bin/python" "$repo/tools/gpu/cold_start.py" --json "$OUT/cold_start.json") 2>&1 | tee "$OUT/cold_start.log" | tail -16; status=$((status|${PIPESTATUS[0]}))
 }
 
+# The compute-sanitizer sweep (issue 18; rerun whenever kernels change; the
+# expected output is in docs/hardening.md). Every tool over a sample of every
+# kernel family, forward and backward (fa-run --backward --check: fwd, bwd
+# pre, main and post kernels). Families come from three bundles built on the
+# compiler machine and carried:
+#   $BUNDLE          fa-compile --default (sm_90a: wgmma forward for f16/bf16,
+#                    SIMT for f32)
+#   $SAN_MMA_BUNDLE  fa-compile --default --target sm_80 --out .san/mma
+#                    (mma.sync forward and backward; sm_80 PTX runs on the H100)
+#   $DET_BUNDLE      fa-compile --default --deterministic 1 --out .san/det
+#                    (the deterministic backward's query-parallel dQ kernel)
+# A missing bundle is reported as "missing" and counts against the status.
+# SAN_TOOLS (default "memcheck racecheck synccheck initcheck"), SAN_TIMEOUT
+# (seconds per run, default 300), SAN_FILTER (a grep -E on "<family> <case>").
+sanitize() {
+  local mma=${SAN_MMA_BUNDLE:-.san/mma} det=${DET_BUNDLE:-.san/det}
+  local runs=0 bad=0 missing=0
+  # family|bundle|fa-run arguments (B=1; small lengths that are not multiples
+  # of the tiles, so every boundary path runs)
+  local cases=(
+    "wgmma|$BUNDLE|--dtype bf16 --heads 2 --seqlen-q 70 --head-dim 64"
+    "wgmma|$BUNDLE|--dtype f16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 128 --causal"
+    "wgmma|$BUNDLE|--dtype bf16 --heads 2 --seqlen-q 65 --head-dim 40 --window 16,4 --softcap 20"
+    "wgmma|$BUNDLE|--dtype bf16 --heads 2 --seqlen-q 70 --head-dim 192 --head-dim-v 128 --causal"
+    "wgmma|$BUNDLE|--dtype f16 --heads 2 --seqlen-q 33 --head-dim 256 --softcap 30 --layout bshd"
+    "wgmma|$BUNDLE|--dtype f16 --heads 2 --seqlen-q 40 --head-dim 36"
+    "mma.sync|$mma|--dtype bf16 --heads 2 --seqlen-q 70 --head-dim 64"
+    "mma.sync|$mma|--dtype f16 --heads 4 --kv-heads 1 --seqlen-q 70 --seqlen-k 130 --head-dim 128 --causal"
+    "mma.sync|$mma|--dtype f16 --heads 2 --seqlen-q 65 --head-dim 96 --window 16,4 --softcap 20"
+    "mma.sync|$mma|--dtype bf16 --heads 2 --seqlen-q 70 --head-dim 192 --head-dim-v 128 --causal"
+    "mma.sync|$mma|--dtype bf16 --heads 2 --seqlen-q 33 --head-dim 256 --layout bshd"
+    "simt|$BUNDLE|--dtype f32 --heads 2 --seqlen-q 70 --head-dim 64"
+    "simt|$BUNDLE|--dtype f32 --heads 4 --kv-heads 2 --seqlen-q 65 --seqlen-k 100 --head-dim 128 --causal --softcap 10"
+    "simt|$BUNDLE|--dtype f32 --heads 2 --seqlen-q 33 --head-dim 32 --window 8,2"
+    "deterministic|$det|--dtype bf16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 128 --causal"
+    "deterministic|$det|--dtype f16 --heads 2 --seqlen-q 65 --head-dim 64 --window 16,4 --softcap 20"
+    "deterministic|$det|--dtype f32 --heads 2 --seqlen-q 33 --head-dim 64"
+  )
+  step "compute-sanitizer sweep: ${SAN_TOOLS:-memcheck racecheck synccheck initcheck} x ${#cases[@]} cases (fwd+bwd each)"
+  local tool c family b args log n rc
+  for tool in ${SAN_TOOLS:-memcheck racecheck synccheck initcheck}; do
+    for c in "${cases[@]}"; do
+      family=${c%%|*}; b=${c#*|}; args=${b#*|}; b=${b%%|*}
+      if [ -n "${SAN_FILTER:-}" ] && ! echo "$family $args" | grep -qE "$SAN_FILTER"; then continue; fi
+      if [ ! -f "$b/manifest.json" ]; then
+        echo "SANITIZE $tool $family $args missing (no bundle at $b)"; missing=$((missing+1)); continue
+      fi
+      log="$OUT/sanitize-$tool-$runs.log"
+      # racecheck: every shared-memory hazard report (hazards and analysis).
+      local extra=""
+      [ "$tool" = racecheck ] && extra="--racecheck-report all"
+      timeout "${SAN_TIMEOUT:-300}" compute-sanitizer --tool "$tool" $extra --error-exitcode 99 --print-limit 20 \
+        $FARUN --device cuda --bundle "$b" --batch 1 $args --backward --check > "$log" 2>&1; rc=$?
+      # "ERROR SUMMARY: N errors" (memcheck, synccheck, initcheck) or
+      # "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)".
+      n=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | grep -oE "[0-9]+ (errors?|hazards?)" | grep -oE "^[0-9]+" | awk '{s+=$1} END {print s+0}')
+      echo "SANITIZE $tool $family $args errors=$n rc=$rc"
+      runs=$((runs+1))
+      if [ "$rc" != 0 ] || [ "$n" != 0 ]; then bad=$((bad+1)); grep -E "^=+ +(Invalid|Race|Barrier|Uninitialized|Error)" "$log" | head -5; fi
+    done
+  done
+  echo "sanitize: $runs runs, $bad with errors or hazards, $missing missing"
+  [ "$bad" = 0 ] && [ "$missing" = 0 ] || status=1
+}
+
 case "${1:-all}" in
   check) check ;;
   python) python_pkg ;;
@@ -255,6 +331,7 @@ case "${1:-all}" in
   ab) ab ;;
   gen) gen ;;
   embed) embed ;;
+  sanitize) sanitize ;;
   all) check; python_pkg; bench; [ -n "${DET_BUNDLE:-}" ] && det ;;
 esac
 echo "h100.sh: status $status"

@@ -45,7 +45,14 @@ struct CpuPipelineOptions
       llvm::cl::init(true)};
 };
 
-/// attn ops on memrefs -> loops (tiled or unfused) -> the LLVM dialect for the
+/// Checks the options against flashmlir/runtime/Limits.h (block sizes,
+/// vector width). Returns "" when they are valid, else a message naming the
+/// option, its value and the valid range. The registered pipeline runs it
+/// when its options are parsed; C++ callers run it before build*.
+std::string validateCpuPipelineOptions(const CpuPipelineOptions &options);
+
+/// attn ops on memrefs -> loops (tiled or unfused) -> every allocation
+/// guarded against failure (attn-guard-allocs) -> the LLVM dialect for the
 /// host. With `parallel`, every scf.parallel becomes async tasks
 /// (async-parallel-for, blocks of iterations sized from the run-time worker
 /// count) lowered to calls of MLIR's async runtime API (mlirAsyncRuntime*);
@@ -94,6 +101,13 @@ struct GpuPipelineOptions
                                              "kernels)"),
                               llvm::cl::init("")};
 };
+
+/// Checks the options against what the pipeline can emit: `chip` one of
+/// the targets of flashmlir/runtime/Limits.h (sm_80 ... sm_90a), `features`
+/// a PTX ISA version it may use, `opt-level` in [0, 3], `format` isa, bin
+/// or fatbin, `toolkit` empty or an existing directory. Returns "" or the
+/// message (with the valid values).
+std::string validateGpuPipelineOptions(const GpuPipelineOptions &options);
 
 /// gpu.modules (with kernels built by convert-attn-to-gpu) -> NVVM -> PTX
 /// through LLVM's NVPTX backend: each gpu.module becomes a gpu.binary whose

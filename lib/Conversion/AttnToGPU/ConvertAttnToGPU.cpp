@@ -155,6 +155,26 @@ static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
   return spec;
 }
 
+/// Entry-point validation: every kernel `op` launches must fit the shared
+/// memory of the target (the pass has no chip: the largest any target
+/// allows; fa-compile checks each bundle target's own limit).
+static LogicalResult checkKernelLimits(Operation *op,
+                                       ArrayRef<GpuKernelKind> kinds,
+                                       const GpuKernelSpec &spec) {
+  const int64_t limit = gpuSmemLimit(spec.smVersion);
+  for (GpuKernelKind kind : kinds) {
+    GpuKernelInfo info = getGpuKernelInfo(kind, spec);
+    if (info.dynamicSharedMemory > limit)
+      return op->emitOpError()
+             << "convert-attn-to-gpu: kernel " << info.entry << " for head dims "
+             << spec.headDim << " / " << spec.headDimV << " needs "
+             << info.dynamicSharedMemory
+             << " bytes of dynamic shared memory; a block may have at most "
+             << limit;
+  }
+  return success();
+}
+
 /// Sizes, scale, softcap and mask bounds shared by every launch.
 template <typename OpTy>
 static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
@@ -201,6 +221,10 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   ModuleOp top = op->getParentOfType<ModuleOp>();
   HostArgs host;
   opts.deterministic = false;
+  if (failed(checkKernelLimits(
+          op, {GpuKernelKind::Fwd},
+          specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), opts))))
+    return failure();
   GpuKernelSpec spec = addCommonArgs(cg, op, opts, host);
   Value lse = op.getLse(), tmp;
   if (!lse) {
@@ -232,6 +256,12 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   Codegen cg(b);
   ModuleOp top = op->getParentOfType<ModuleOp>();
   HostArgs host;
+  if (failed(checkKernelLimits(
+          op,
+          {GpuKernelKind::BwdPre, GpuKernelKind::BwdMain,
+           GpuKernelKind::BwdPost},
+          specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), opts))))
+    return failure();
   GpuKernelSpec spec = addCommonArgs(cg, op, opts, host);
   const bool deterministic = opts.deterministic;
   host.addTensor(cg, "do", op.getGradOutput());

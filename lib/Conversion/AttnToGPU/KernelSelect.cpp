@@ -14,12 +14,23 @@
 #include "Kernels/Kernels.h"
 #include "Kernels/Simt.h"
 
+#include "flashmlir/runtime/Limits.h"
+
 using namespace mlir;
 using namespace mlir::attn;
 
 //===----------------------------------------------------------------------===//
 // Capabilities
 //===----------------------------------------------------------------------===//
+
+int64_t mlir::attn::gpuSmemLimit(int64_t smVersion) {
+  int n = 0;
+  const flashmlir::limits::GpuTarget *t = flashmlir::limits::gpuTargets(&n);
+  for (int i = 0; i < n; ++i)
+    if (t[i].sm == smVersion)
+      return t[i].maxDynamicSmem;
+  return flashmlir::limits::maxDynamicSmem();
+}
 
 static bool halfPrecision(const GpuKernelSpec &s) {
   return s.elementType && (s.elementType.isF16() || s.elementType.isBF16());
@@ -36,11 +47,11 @@ static bool tcHeadDims(const GpuKernelSpec &s) {
   return true;
 }
 
-/// The most dynamic shared memory a block of the target may have: 227 KB
-/// on sm_90, 163 KB on sm_80 (sm_86 / sm_89 allow 99 KB: a bundle for them
-/// would need their own target).
+/// The most dynamic shared memory a block of the target may have
+/// (flashmlir/runtime/Limits.h): 227 KB on sm_90, 163 KB on sm_80 / sm_87,
+/// 99 KB on sm_86 / sm_89; an unknown target (0) is taken as sm_90.
 static int64_t smemLimit(const GpuKernelSpec &s) {
-  return s.smVersion == 80 ? 166912 : 232448;
+  return gpuSmemLimit(s.smVersion);
 }
 
 /// The tensor-core forward (mma.sync, and wgmma on sm_90a): every head dim

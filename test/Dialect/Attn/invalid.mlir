@@ -301,3 +301,73 @@ func.func @bwd_window(%q: memref<2x4x16x8xf16>, %o: memref<2x4x16x8xf16>, %l: me
   attn.attention_backward ins(%q, %q, %q, %o, %o, %l : memref<2x4x16x8xf16>, memref<2x4x16x8xf16>, memref<2x4x16x8xf16>, memref<2x4x16x8xf16>, memref<2x4x16x8xf16>, memref<2x4x16xf32>) outs(%q, %q, %q : memref<2x4x16x8xf16>, memref<2x4x16x8xf16>, memref<2x4x16x8xf16>) {window = array<i64: 4, -3>}
   return
 }
+
+// -----
+
+// Limits (flashmlir/runtime/Limits.h): head dims in [1, 256].
+func.func @head_dim_v_limit(%q: memref<1x1x16x64xf16>, %v: memref<1x1x16x1024xf16>) {
+  // expected-error @+1 {{'value' head dim = 1024 is out of range: it must be in [1, 256]}}
+  attn.attention ins(%q, %q, %v : memref<1x1x16x64xf16>, memref<1x1x16x64xf16>, memref<1x1x16x1024xf16>) outs(%v : memref<1x1x16x1024xf16>)
+  return
+}
+
+// -----
+
+func.func @head_dim_limit_huge(%q: tensor<1x1x16x9223372036854775807xf32>, %v: tensor<1x1x16x8xf32>) {
+  // expected-error @+1 {{'query' head dim = 9223372036854775807 is out of range: it must be in [1, 256]}}
+  %r = attn.attention ins(%q, %q, %v : tensor<1x1x16x9223372036854775807xf32>, tensor<1x1x16x9223372036854775807xf32>, tensor<1x1x16x8xf32>) outs(%v : tensor<1x1x16x8xf32>) -> tensor<1x1x16x8xf32>
+  return
+}
+
+// -----
+
+// Sequence lengths in [0, 2^30].
+func.func @seq_limit(%q: tensor<1x1x16x8xf32>, %k: tensor<1x1x2147483648x8xf32>) {
+  // expected-error @+1 {{'key' sequence length = 2147483648 is out of range: it must be in [0, 1073741824]}}
+  %r = attn.attention ins(%q, %k, %k : tensor<1x1x16x8xf32>, tensor<1x1x2147483648x8xf32>, tensor<1x1x2147483648x8xf32>) outs(%q : tensor<1x1x16x8xf32>) -> tensor<1x1x16x8xf32>
+  return
+}
+
+// -----
+
+// |scale| <= 1e18: scale * log2(e) must be finite in f32.
+func.func @scale_limit(%q: tensor<2x4x16x8xf32>) {
+  // expected-error @+1 {{'scale' = 1e+39 is out of range: it must be finite with |scale| <= 1e+18}}
+  %r = attn.attention ins(%q, %q, %q : tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) outs(%q : tensor<2x4x16x8xf32>) {scale = 1.0e39 : f64} -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+// Window sides: -1 or [0, 2^30].
+func.func @window_limit(%q: tensor<2x4x16x8xf32>) {
+  // expected-error @+1 {{'window' left = 9223372036854775807 is out of range: it must be -1 (unbounded) or in [0, 1073741824]}}
+  %r = attn.attention ins(%q, %q, %q : tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) outs(%q : tensor<2x4x16x8xf32>) {window = array<i64: 9223372036854775807, 0>} -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+// softcap in [1e-18, 1e18].
+func.func @softcap_limit(%q: tensor<2x4x16x8xf32>) {
+  // expected-error @+1 {{'softcap' = 1e+300 is out of range: it must be in [1e-18, 1e+18]}}
+  %r = attn.attention ins(%q, %q, %q : tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) outs(%q : tensor<2x4x16x8xf32>) {softcap = 1.0e300 : f64} -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+// block_sizes in [1, 1024].
+func.func @block_limit(%q: tensor<2x4x16x8xf32>) {
+  // expected-error @+1 {{'block_sizes' BM = 1000000000000 is out of range: it must be in [1, 1024]}}
+  %r = attn.attention ins(%q, %q, %q : tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) outs(%q : tensor<2x4x16x8xf32>) {block_sizes = array<i64: 1000000000000, 64>} -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @bwd_head_dim_limit(%q: memref<1x1x16x512xf32>, %l: memref<1x1x16xf32>) {
+  // expected-error @+1 {{'query' head dim = 512 is out of range: it must be in [1, 256]}}
+  attn.attention_backward ins(%q, %q, %q, %q, %q, %l : memref<1x1x16x512xf32>, memref<1x1x16x512xf32>, memref<1x1x16x512xf32>, memref<1x1x16x512xf32>, memref<1x1x16x512xf32>, memref<1x1x16xf32>) outs(%q, %q, %q : memref<1x1x16x512xf32>, memref<1x1x16x512xf32>, memref<1x1x16x512xf32>)
+  return
+}

@@ -108,6 +108,11 @@ bool usesTensorCores(GpuKernelKind kind, const GpuKernelSpec &spec);
 /// `spec` (spec.wgmma is set and the variant supports the spec).
 bool usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec);
 
+/// The most dynamic shared memory one block may use on compute capability
+/// `smVersion` (80, 86, 87, 89, 90: flashmlir/runtime/Limits.h); for 0 (an
+/// unknown target) or any other value, the largest any target allows.
+int64_t gpuSmemLimit(int64_t smVersion);
+
 /// Builds the kernel into `module` (which must contain no symbol of the same
 /// name) and returns it. Also declares the module's dynamic shared-memory
 /// base once.

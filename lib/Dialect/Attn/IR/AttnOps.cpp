@@ -10,6 +10,8 @@
 
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 
+#include "flashmlir/runtime/Limits.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/OpImplementation.h"
@@ -150,13 +152,42 @@ public:
     return success();
   }
 
+  /// Static head dims (dim 3) and sequence lengths (dim 2) of 4-d operands
+  /// must be within the limits every lowering supports
+  /// (flashmlir/runtime/Limits.h).
+  LogicalResult checkSizeLimits(ArrayRef<NamedOperand> operands) {
+    namespace lim = flashmlir::limits;
+    for (const NamedOperand &o : operands) {
+      ShapedType t = type(o.value);
+      if (t.getRank() != 4)
+        continue;
+      int64_t d = t.getDimSize(3), n = t.getDimSize(2);
+      if (!ShapedType::isDynamic(d))
+        if (std::string msg = lim::checkHeadDim(
+                "'" + o.name.str() + "' head dim", d);
+            !msg.empty())
+          return op->emitOpError() << msg;
+      if (!ShapedType::isDynamic(n))
+        if (std::string msg = lim::checkRange(
+                "'" + o.name.str() + "' sequence length", n, 0,
+                lim::kMaxSeqLen);
+            !msg.empty())
+          return op->emitOpError() << msg;
+    }
+    return success();
+  }
+
   LogicalResult checkAttributes(std::optional<double> scale,
                                 std::optional<ArrayRef<int64_t>> window,
                                 std::optional<double> softcap,
                                 std::optional<ArrayRef<int64_t>> blockSizes,
                                 const NamedOperand &query) {
+    namespace lim = flashmlir::limits;
     if (scale && !std::isfinite(*scale))
       return op->emitOpError() << "'scale' must be finite, got " << *scale;
+    if (scale)
+      if (std::string msg = lim::checkScale("'scale'", *scale); !msg.empty())
+        return op->emitOpError() << msg;
     if (!scale && ShapedType::isDynamic(type(query.value).getDimSize(3)))
       return op->emitOpError()
              << "requires an explicit 'scale' when the head dim of '"
@@ -171,10 +202,19 @@ public:
           return op->emitOpError()
                  << "'window' values must be >= -1 (-1 = unbounded), got ["
                  << (*window)[0] << ", " << (*window)[1] << "]";
+      static const char *sides[] = {"'window' left", "'window' right"};
+      for (int i = 0; i < 2; ++i)
+        if (std::string msg = lim::checkWindow(sides[i], (*window)[i]);
+            !msg.empty())
+          return op->emitOpError() << msg;
     }
     if (softcap && !(std::isfinite(*softcap) && *softcap > 0))
       return op->emitOpError()
              << "'softcap' must be a finite value > 0, got " << *softcap;
+    if (softcap)
+      if (std::string msg = lim::checkSoftcap("'softcap'", *softcap);
+          !msg.empty())
+        return op->emitOpError() << msg;
     if (blockSizes) {
       if (blockSizes->size() != 2)
         return op->emitOpError()
@@ -185,6 +225,11 @@ public:
           return op->emitOpError()
                  << "'block_sizes' values must be positive, got ["
                  << (*blockSizes)[0] << ", " << (*blockSizes)[1] << "]";
+      static const char *names[] = {"'block_sizes' BM", "'block_sizes' BN"};
+      for (int i = 0; i < 2; ++i)
+        if (std::string msg = lim::checkBlock(names[i], (*blockSizes)[i]);
+            !msg.empty())
+          return op->emitOpError() << msg;
     }
     return success();
   }
@@ -262,6 +307,7 @@ LogicalResult AttentionOp::verify() {
   if ((lse && failed(v.checkLse(*lse))) ||
       failed(v.checkElementTypes(q, {k, val, o})) ||
       failed(verifyShapes(v, q, k, val, o, lse ? &*lse : nullptr)) ||
+      failed(v.checkSizeLimits({q, k, val, o})) ||
       failed(v.checkAttributes(toDouble(getScale()), getWindow(),
                                toDouble(getSoftcap()),
                                getBlockSizes(), q)))
@@ -352,6 +398,7 @@ LogicalResult AttentionBackwardOp::verify() {
       failed(verifyShapes(v, q, k, val, o, &lse)) ||
       failed(v.checkSameShape(dO, o)) || failed(v.checkSameShape(dq, q)) ||
       failed(v.checkSameShape(dk, k)) || failed(v.checkSameShape(dv, val)) ||
+      failed(v.checkSizeLimits({q, k, val, o, dO, dq, dk, dv})) ||
       failed(v.checkAttributes(toDouble(getScale()), getWindow(),
                                toDouble(getSoftcap()),
                                getBlockSizes(), q)))

@@ -9,6 +9,7 @@
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 #include "flashmlir/Dialect/Attn/Transforms/VectorCodegen.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Transforms.h"
@@ -39,10 +40,16 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                                 int64_t vectorWidth) {
   if (failed(checkLowerable(op, "attn-tile-backward")))
     return failure();
-  if (sizes.blockM <= 0 || sizes.blockN <= 0)
-    return op.emitOpError("block sizes must be positive");
-  if (vectorWidth <= 0)
-    return op.emitOpError("vector width must be positive");
+  if (failed(checkTiling(op, "attn-tile-backward", "", sizes.blockM, sizes.blockN,
+                         vectorWidth)))
+    return failure();
+  if (std::string msg = flashmlir::limits::checkTileVectors(
+          sizes.blockM, sizes.blockN,
+          cast<MemRefType>(op.getQuery().getType()).getDimSize(3),
+          cast<MemRefType>(op.getValue().getType()).getDimSize(3),
+          vectorWidth);
+      !msg.empty())
+    return op.emitOpError() << "attn-tile-backward: " << msg;
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
@@ -319,6 +326,9 @@ struct AttnTileBackwardPass final
   using Base::Base;
 
   void runOnOperation() override {
+    if (failed(checkTiling(getOperation(), "attn-tile-backward", "option ", blockM,
+                           blockN, vectorWidth)))
+      return signalPassFailure();
     SmallVector<AttentionBackwardOp> ops;
     getOperation()->walk([&](AttentionBackwardOp op) { ops.push_back(op); });
     IRRewriter rewriter(&getContext());

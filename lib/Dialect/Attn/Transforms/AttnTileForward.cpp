@@ -9,6 +9,7 @@
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 #include "flashmlir/Dialect/Attn/Transforms/VectorCodegen.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Transforms.h"
@@ -47,10 +48,16 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
                                                int64_t vectorWidth) {
   if (failed(checkLowerable(op, "attn-tile-forward")))
     return failure();
-  if (sizes.blockM <= 0 || sizes.blockN <= 0)
-    return op.emitOpError("block sizes must be positive");
-  if (vectorWidth <= 0)
-    return op.emitOpError("vector width must be positive");
+  if (failed(checkTiling(op, "attn-tile-forward", "", sizes.blockM, sizes.blockN,
+                         vectorWidth)))
+    return failure();
+  if (std::string msg = flashmlir::limits::checkTileVectors(
+          sizes.blockM, sizes.blockN,
+          cast<MemRefType>(op.getQuery().getType()).getDimSize(3),
+          cast<MemRefType>(op.getValue().getType()).getDimSize(3),
+          vectorWidth);
+      !msg.empty())
+    return op.emitOpError() << "attn-tile-forward: " << msg;
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
@@ -321,6 +328,9 @@ struct AttnTileForwardPass final
   using Base::Base;
 
   void runOnOperation() override {
+    if (failed(checkTiling(getOperation(), "attn-tile-forward", "option ", blockM,
+                           blockN, vectorWidth)))
+      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     getOperation()->walk([&](AttentionOp op) { ops.push_back(op); });
     IRRewriter rewriter(&getContext());

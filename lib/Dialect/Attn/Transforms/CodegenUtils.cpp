@@ -6,6 +6,8 @@
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
+#include "flashmlir/runtime/Limits.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -277,5 +279,21 @@ LogicalResult mlir::attn::detail::checkLowerable(Operation *op,
     return op->emitOpError()
            << "needs static head dims for " << passName
            << " (kernels are specialised per head dim)";
+  return success();
+}
+
+LogicalResult mlir::attn::detail::checkTiling(Operation *op,
+                                              StringRef passName,
+                                              StringRef what, int64_t blockM,
+                                              int64_t blockN,
+                                              int64_t vectorWidth) {
+  namespace lim = flashmlir::limits;
+  std::string w = what.str();
+  for (const std::string &msg :
+       {lim::checkBlock(w + "block-m", blockM),
+        lim::checkBlock(w + "block-n", blockN),
+        lim::checkVectorWidth(w + "vector-width", vectorWidth)})
+    if (!msg.empty())
+      return op->emitError() << passName << ": " << msg;
   return success();
 }

@@ -133,6 +133,13 @@ AttnShape getShape(Codegen &cg, Value q, Value k, Value v);
 /// head dims. Emits an error naming `passName` on failure.
 LogicalResult checkLowerable(Operation *op, StringRef passName);
 
+/// Checks tile sizes and the vector width against flashmlir/runtime/Limits.h
+/// (block sizes in [1, kMaxBlock], vector width in [1, kMaxVectorWidth]).
+/// `what` prefixes the names in the message ("option " for pass options).
+/// Emits an error at `op` naming `passName` on failure.
+LogicalResult checkTiling(Operation *op, StringRef passName, StringRef what,
+                          int64_t blockM, int64_t blockN, int64_t vectorWidth);
+
 } // namespace detail
 } // namespace attn
 } // namespace mlir

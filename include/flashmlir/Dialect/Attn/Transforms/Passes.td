@@ -203,4 +203,36 @@ def AttnRaiseLinalgPass : Pass<"attn-raise-linalg"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def AttnGuardAllocsPass : Pass<"attn-guard-allocs"> {
+  let summary = "Skip the code that would use a buffer whose allocation failed";
+  let description = [{
+    Makes every `memref.alloc` checked: the operations after it in its block
+    (up to the terminator) move into an `scf.if` that runs them only when
+    the allocation returned a non-null pointer
+    (`memref.extract_aligned_pointer_as_index` is not 0). `memref.dealloc`s
+    of buffers allocated outside the guarded code stay after the `scf.if`,
+    so a failure leaks nothing. Allocations nest: a failure skips exactly
+    the code that needs the buffer.
+
+    ```
+    %a = memref.alloc(%n) : memref<?xf32>        %a = memref.alloc(%n) : memref<?xf32>
+    use(%a)                               -->    %p = memref.extract_aligned_pointer_as_index %a
+    memref.dealloc %a                            %ok = arith.cmpi ne, %p, %c0 : index
+                                                 scf.if %ok { use(%a) }
+                                                 memref.dealloc %a
+    ```
+
+    The CPU pipeline runs it on the lowered attention (`attn-cpu-pipeline`),
+    whose allocations go through the runner's allocator: it counts the
+    failures, and the runner reports a call during which one happened as an
+    error ("could not allocate ..."); the outputs are then incomplete, never
+    written through a null pointer. Blocks whose terminator uses a value
+    computed after the allocation cannot be guarded this way: the pass
+    fails on them.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 #endif // FLASHMLIR_DIALECT_ATTN_TRANSFORMS_PASSES_TD
