@@ -164,6 +164,14 @@ def _declare_compiler(lib):
     lib.flashmlir_cpu_forward.restype = ctypes.c_int
     lib.flashmlir_cpu_backward.argtypes = [vp, T, T, T, T, T, T, T, T, T, err, n]
     lib.flashmlir_cpu_backward.restype = ctypes.c_int
+    i64 = ctypes.c_int64
+    if hasattr(lib, "flashmlir_cpu_forward_varlen"):
+        lib.flashmlir_cpu_forward_varlen.argtypes = [vp, T, T, T, T, T, vp, vp, i64, i64, i64,
+                                                     err, n]
+        lib.flashmlir_cpu_forward_varlen.restype = ctypes.c_int
+        lib.flashmlir_cpu_backward_varlen.argtypes = [vp, T, T, T, T, T, T, T, T, T, vp, vp,
+                                                      i64, i64, i64, err, n]
+        lib.flashmlir_cpu_backward_varlen.restype = ctypes.c_int
     lib.flashmlir_cpu_peak_bytes.argtypes = []
     lib.flashmlir_cpu_peak_bytes.restype = ctypes.c_int64
     lib.flashmlir_cpu_reset_peak.argtypes = []

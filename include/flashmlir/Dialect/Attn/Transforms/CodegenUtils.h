@@ -129,9 +129,22 @@ struct AttnShape {
 };
 AttnShape getShape(Codegen &cg, Value q, Value k, Value v);
 
+/// The variable-length form, seen through the dense layout: a packed operand
+/// `[T, H, D]` (lse `[H, T]`) as a batch-1 strided view `[1, H, T, D]`
+/// (`[1, H, T]`) of the same memory, without a copy.
+Value packedAsDense(Codegen &cg, Value packed);
+/// Sequence `b`'s rows of such a view: `[1, H, len, D]` (`[1, H, len]`)
+/// starting at row `start`.
+Value sequenceRows(Codegen &cg, Value dense, Value start, Value len);
+/// The start and the length of sequence `b` from the offsets `cu` (i32):
+/// `cu[b]` and `cu[b+1] - cu[b]`, as index values.
+std::pair<Value, Value> sequenceRange(Codegen &cg, Value cu, Value b);
+
 /// Checks the preconditions every lowering needs: memref operands and static
-/// head dims. Emits an error naming `passName` on failure.
-LogicalResult checkLowerable(Operation *op, StringRef passName);
+/// head dims; the variable-length form only where `varlenSupported`. Emits
+/// an error naming `passName` on failure.
+LogicalResult checkLowerable(Operation *op, StringRef passName,
+                             bool varlenSupported = false);
 
 } // namespace detail
 } // namespace attn
