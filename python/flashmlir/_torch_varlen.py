@@ -1,6 +1,7 @@
 """The PyTorch custom ops of the variable-length form (see _varlen.py)."""
 
 import math
+import os
 
 import torch
 from torch import Tensor
@@ -57,7 +58,11 @@ def _forward_impl(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, wl, wr, soft
         _varlen.cpu_forward_raw(kern, h(q), h(k), h(v), h(o), h(lse), hq.data_ptr(),
                                 hk.data_ptr(), batch, int(max_q), int(max_k))
         return o, lse
-    # CUDA: each sequence through the dense kernels ([1, H, n, D] views).
+    # CUDA: the varlen kernels of the bundle where it has them; otherwise
+    # each sequence through the dense kernels ([1, H, n, D] views).
+    if _cuda_varlen_forward(q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k, causal, scale,
+                            wl, wr, softcap):
+        return o, lse
     cq, ck = hq.tolist(), hk.tolist()
     for b in range(batch):
         q0, q1, k0, k1 = cq[b], cq[b + 1], ck[b], ck[b + 1]
@@ -69,6 +74,33 @@ def _forward_impl(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, wl, wr, soft
         o[q0:q1] = ob.transpose(1, 2)[0]
         lse[:, q0:q1] = lb[0]
     return o, lse
+
+
+def _cuda_varlen_forward(q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k, causal, scale, wl,
+                         wr, softcap):
+    """fa_forward_varlen through the bundles' varlen kernels; False (nothing
+    written) where none serves the call (then the caller falls back)."""
+    from . import _native, _runtime
+    if os.environ.get("FLASHMLIR_VARLEN_FALLBACK") == "1":
+        return False
+    D, Dv = q.shape[2], v.shape[2]
+    if D % 8 or Dv % 8 or not hasattr(_native.runtime(), "fa_forward_varlen"):
+        return False
+    q, k, v = _usable(q), _usable(k), _usable(v)
+    cu_q, cu_k = cu_q.contiguous(), cu_k.contiguous()
+    p = _runtime.params(DTYPES[q.dtype], _opts(causal, scale, wl, wr, softcap), scale)
+    ts = [_torch._dev(t) for t in (q, k, v, o, lse)]
+    idx = q.device.index if q.device.index is not None else torch.cuda.current_device()
+    with torch.cuda.device(idx):
+        stream = torch.cuda.current_stream(idx).cuda_stream
+        for h in _runtime.dispatcher().varlen_handles():
+            st = h.forward_varlen(p, *ts, cu_q.data_ptr(), cu_k.data_ptr(), batch, max_q,
+                                  max_k, stream)
+            if st == 0:
+                return True
+            if st != _native.FA_ERR_NO_KERNEL:
+                raise h.error(st)
+    return False
 
 
 def _backward_impl(do, q, k, v, o, lse, cu_q, cu_k, max_q, max_k, causal, scale, wl, wr,

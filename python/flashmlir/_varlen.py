@@ -7,9 +7,14 @@ aligned to each sequence's bottom-right corner. lse is float32 ``[Hq, total_q]``
 * CPU (NumPy arrays and torch tensors): the attn dialect's variable-length form
   (``attn.attention ... varlen(...)``) compiled for the host: one kernel for the
   whole batch.
-* CUDA (torch tensors): until the GPU varlen kernels land (issue 14), each
-  sequence runs through the dense GPU kernels in turn (correct, not fast: one
-  launch per sequence, and the offsets are read on the host).
+* CUDA (torch tensors): the forward runs the bundle's varlen kernels
+  (``fa_forward_varlen``: tensor-core kernels that take each sequence's rows
+  from the offsets; the default bundle has f16 / bf16, head dims 64 and 128,
+  masked or not). Configurations without one, and the backward (no GPU
+  varlen backward kernels yet, issue 14), run each sequence through the
+  dense GPU kernels in turn (correct, not fast: one launch per sequence).
+  ``FLASHMLIR_VARLEN_FALLBACK=1`` forces that path. The offsets are read on
+  the host for validation.
 
 Torch custom ops (differentiable with respect to q, k, v):
 

@@ -79,7 +79,9 @@ namespace {
 bool isBackwardOnlyName(const std::string &name) {
   if (name == "head_dim" || name == "head_dim_v")
     return false;
-  for (const abi::Arg &a : abi::kernelArgs(abi::Kind::Fwd, {}))
+  // The forward's arguments in every variant (varlen: the offsets too).
+  for (const abi::Arg &a : abi::kernelArgs(
+           abi::Kind::Fwd, {false, false, /*varlen=*/true}))
     if (a.name == name)
       return false;
   return abi::knownArg(name, nullptr);
@@ -237,6 +239,8 @@ bool parseConfig(const JsonValue &v, const std::string &where,
     cfg->causal = false;
     cfg->window = masked;
   }
+  if (v.get("varlen") && !r.boolean("varlen", &cfg->varlen))
+    return false;
   if (cfg->target.compare(0, 3, "sm_") != 0 || cfg->target.size() < 5)
     return r.fail("target '" + cfg->target +
                   "' is not of the form sm_XY (e.g. sm_90, sm_80)");
@@ -595,7 +599,7 @@ bool parseManifest(const std::string &text, const std::string &dir,
   m.dir = dir;
   std::map<std::string, size_t> names;
   using Key = std::tuple<int, int, int64_t, int64_t, bool, bool, bool,
-                         std::string>;
+                         std::string, bool>;
   std::map<Key, size_t> keys;
   std::map<std::string, std::pair<Key, size_t>> groupKeys;
   for (size_t i = 0; i < kernels->array.size(); ++i) {
@@ -613,7 +617,7 @@ bool parseManifest(const std::string &text, const std::string &dir,
     }
     const KernelConfig &c = k.config;
     Key key{static_cast<int>(k.kind), static_cast<int>(c.dtype), c.headDim,
-            c.headDimV, c.causal, c.window, c.softcap, c.target};
+            c.headDimV, c.causal, c.window, c.softcap, c.target, c.varlen};
     auto [kit, kfresh] = keys.emplace(key, i);
     const KernelDesc &first = kfresh ? k : m.kernels[kit->second];
     if (!kfresh && (k.group.empty() || k.group != first.group)) {

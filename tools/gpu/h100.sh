@@ -34,6 +34,11 @@
 #                              installed into a fresh venv: the package's CUDA tests from
 #                              outside the tree (transformers Llama / Gemma 2 numbers printed),
 #                              then tools/gpu/cold_start.py on its bundle (bar: first call < 50 ms)
+#   tools/gpu/h100.sh varlen   variable-length batches: flash_attn_varlen_func on CUDA against a
+#                              float64 per-sequence reference (tools/gpu/check_varlen.py: empty and
+#                              length-1 sequences, GQA, causal, window, softcap, fwd + bwd), then
+#                              16k packed tokens of mixed lengths vs the dense kernel and FA2's
+#                              varlen (or SDPA per sequence) (tools/gpu/varlen_bench.py)
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -239,8 +244,19 @@ embed() {
   (cd /tmp && "${clean[@]}" "$venv/bin/python" "$repo/tools/gpu/cold_start.py" --json "$OUT/cold_start.json") 2>&1 | tee "$OUT/cold_start.log" | tail -16; status=$((status|${PIPESTATUS[0]}))
 }
 
+varlen() {
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$PWD/$BUNDLE
+  step "varlen: flash_attn_varlen_func on CUDA vs a float64 per-sequence reference"
+  python3 tools/gpu/check_varlen.py --json "$OUT/check_varlen.json" > "$OUT/check_varlen.log" 2>&1; rc=$?
+  grep -E "^FAIL|Traceback|Error" "$OUT/check_varlen.log" | head -20; tail -1 "$OUT/check_varlen.log"; status=$((status|rc))
+  step "varlen: 16k packed tokens (64..4096) vs the dense kernel and FA2 varlen / SDPA per sequence"
+  python3 tools/gpu/varlen_bench.py --json "$OUT/varlen_bench.json" 2>&1 | grep -v Warning | tee "$OUT/varlen_bench.log" | tail -6
+  status=$((status|${PIPESTATUS[0]}))
+}
+
 case "${1:-all}" in
   check) check ;;
+  varlen) varlen ;;
   python) python_pkg ;;
   bench) bench ;;
   tc) tc ;;
