@@ -105,11 +105,12 @@ it against a float64 reference and times it.
   --block-m N             query rows per tile (default 64; cpu only)
   --block-n N             key rows per tile (default 64; cpu only)
   --reps N                timed runs per kernel with --bench (default 5)
-  --varlen L1,L2,...      a variable-length batch (cpu only): sequences of
+  --varlen L1,L2,...      a variable-length batch: sequences of
                           these query lengths (>= 0) packed into
                           [total, heads, dim] with cu_seqlens offsets, masks
                           aligned per sequence; replaces --batch and
-                          --seqlen-q (and --layout: packed is bshd)
+                          --seqlen-q (and --layout: packed is bshd); cuda:
+                          forward only (fa_forward_varlen)
   --varlen-k K1,K2,...    the key lengths of the --varlen sequences (default:
                           the query lengths); replaces --seqlen-k
   --help                  print this help
@@ -440,9 +441,9 @@ int parseArgs(int argc, char **argv, Options &o) {
     if (o.varlenK.size() != o.varlenQ.size())
       return usageError("--varlen-k has %zu lengths, --varlen %zu",
                         o.varlenK.size(), o.varlenQ.size());
-    if (o.cuda())
-      return usageError("--varlen is only available with --device cpu (the "
-                        "GPU varlen kernels are not built yet)");
+    if (o.cuda() && o.backward)
+      return usageError("--varlen --backward is only available with --device "
+                        "cpu (the GPU varlen kernels are forward only so far)");
     if (o.pipeline == "unfused")
       return usageError("--varlen needs --pipeline tiled");
     o.cuQ = {0};
@@ -1115,10 +1116,55 @@ public:
     if (o.backward && (!upload(t->dO, DO, err) || !upload(t->dq, DQ, err) ||
                        !upload(t->dk, DK, err) || !upload(t->dv, DV, err)))
       return false;
+    if (o.varlen) // the offsets, in device memory
+      for (int i = 0; i < 2; ++i) {
+        const std::vector<int32_t> &cu = i ? o.cuK : o.cuQ;
+        size_t bytes = cu.size() * sizeof(int32_t);
+        if (fa_status st = fa_malloc(rt, bytes, &cuDev[i]); st != FA_OK)
+          return fail(rt, st, err);
+        allocations.push_back(cuDev[i]);
+        if (fa_status st = fa_memcpy_htod(rt, cuDev[i], cu.data(), bytes);
+            st != FA_OK)
+          return fail(rt, st, err);
+      }
     return true;
   }
 
   bool forward(std::string &err) override {
+    if (o.varlen) {
+      // Packed views of the batch-1 bshd buffers: [T, H, D], lse [Hq, Tq].
+      auto packed = [](const fa_tensor &d) {
+        fa_tensor p{};
+        p.data = d.data;
+        p.sizes[0] = d.sizes[2];
+        p.sizes[1] = d.sizes[1];
+        p.sizes[2] = d.sizes[3];
+        p.sizes[3] = 1;
+        p.strides[0] = d.strides[2];
+        p.strides[1] = d.strides[1];
+        p.strides[2] = 1;
+        p.strides[3] = 1;
+        return p;
+      };
+      fa_tensor pq = packed(dev[Q]), pk = packed(dev[K]), pv = packed(dev[V]),
+                po = packed(dev[O]);
+      fa_tensor pl{};
+      pl.data = dev[LSE].data;
+      pl.sizes[0] = dev[LSE].sizes[1];
+      pl.sizes[1] = dev[LSE].sizes[2];
+      pl.strides[0] = dev[LSE].strides[1];
+      pl.strides[1] = 1;
+      return call(
+          [&](fa_runtime *rt) {
+            return fa_forward_varlen(
+                rt, &params, &pq, &pk, &pv, &po, &pl,
+                static_cast<const int32_t *>(cuDev[0]),
+                static_cast<const int32_t *>(cuDev[1]),
+                static_cast<int64_t>(o.varlenQ.size()), o.maxQ, o.maxK,
+                nullptr);
+          },
+          err);
+    }
     return call(
         [&](fa_runtime *rt) {
           return fa_forward(rt, &params, &dev[Q], &dev[K], &dev[V], &dev[O],
@@ -1315,7 +1361,8 @@ private:
     return std::string(rt::dtypeName(o.dtype)) + "_d" +
            std::to_string(kernelDim(o.headDim)) + "_dv" +
            std::to_string(kernelDim(o.headDimV)) +
-           (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "");
+           (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "") +
+           (o.varlen ? "_varlen" : "");
   }
 
   /// $FLASHMLIR_CACHE_DIR, else $HOME/.cache/flashmlir; empty if neither.
@@ -1377,6 +1424,7 @@ private:
       c.headDimV = kernelDim(o.headDimV);
       c.masked = masked();
       c.softcap = o.softcap > 0;
+      c.varlen = o.varlen;
       c.target = target;
       configs.push_back(c);
     }
@@ -1418,6 +1466,7 @@ private:
   std::vector<void *> allocations;
   std::vector<fs::path> tempDirs;
   fa_tensor dev[NumSlots] = {};
+  void *cuDev[2] = {nullptr, nullptr}; ///< --varlen: cu_seqlens_q / _k
   fa_attn_params params = {};
   int ccMajor = 0;
 };

@@ -18,7 +18,8 @@ per-sequence one in both. The kernel path is also called directly on
 NaN-poisoned o / lse ("poison=ok": every row of every sequence written, and
 nothing else), and must have run ("kernel=yes") for head dims 64 / 128.
 
-usage: check_varlen.py [--quick] [--json OUT]   (PYTHONPATH=python,
+usage: check_varlen.py [--quick] [--json OUT] [--device cpu]  (cpu: the
+script's own check, through the CPU kernels; no kernel / poison runs)   (PYTHONPATH=python,
 FLASHMLIR_BUNDLE=bundle as tools/gpu/h100.sh sets them)
 """
 import argparse, json, math, os, sys, time
@@ -117,8 +118,7 @@ def poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rl
 
 
 def run_case(name, dt, Hq, Hkv, D, lq, lk, causal=False, window=(-1, -1), softcap=0.0,
-             extra_rows=0, seed=0, fallback=False):
-    dev = "cuda"
+             extra_rows=0, seed=0, fallback=False, dev="cuda"):
     if fallback:
         os.environ["FLASHMLIR_VARLEN_FALLBACK"] = "1"
     else:
@@ -141,7 +141,8 @@ def run_case(name, dt, Hq, Hkv, D, lq, lk, causal=False, window=(-1, -1), softca
         q, k, v, cq, ck, max(lq), max(lk), causal=causal, window_size=window,
         softcap=softcap, return_attn_probs=True)
     o.backward(do)
-    torch.cuda.synchronize()
+    if dev == "cuda":
+        torch.cuda.synchronize()
     ms = (time.time() - t0) * 1e3
     ro, rlse, rdq, rdk, rdv = reference(q, k, v, do, cu_q, cu_k, causal, window, softcap, scale)
     ft, gt = THRESH[dt]
@@ -152,7 +153,7 @@ def run_case(name, dt, Hq, Hkv, D, lq, lk, causal=False, window=(-1, -1), softca
     if extra_rows:  # rows outside every sequence: 0
         ok &= bool((o[n:] == 0).all())
     extra = ""
-    if not fallback:
+    if not fallback and dev == "cuda":
         ran, pok = poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rlse)
         ok &= pok and (ran or D not in (64, 128) or softcap > 0)
         extra = f" kernel={'yes' if ran else 'no'} poison={'ok' if pok else 'FAIL'}"
@@ -168,6 +169,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--device", default="cuda")
     a = ap.parse_args()
     torch.manual_seed(0)
     rng = torch.Generator().manual_seed(1)
@@ -186,10 +188,11 @@ def main():
     if a.quick:
         cases = cases[:3]
     results = []
-    for fallback in (False, True):
+    for fallback in ((False, True) if a.device == "cuda" else (False,)):
         for dt in (torch.bfloat16, torch.float16):
             for i, (name, kw) in enumerate(cases):
-                results.append(run_case(name, dt, seed=i, fallback=fallback, **kw))
+                results.append(run_case(name, dt, seed=i, fallback=fallback, dev=a.device,
+                                        **kw))
     bad = sum(not r["ok"] for r in results)
     print(f"{len(results) - bad} passed, {bad} failed")
     if a.json:

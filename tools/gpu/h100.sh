@@ -246,6 +246,13 @@ embed() {
 
 varlen() {
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$PWD/$BUNDLE
+  step "varlen: fa-run --device cuda --varlen (fa_forward_varlen, poisoned outputs, float64 reference)"
+  for args in "--dtype bf16 --heads 8 --kv-heads 2 --head-dim 128 --varlen 1,0,300,77,1024 --varlen-k 1,5,300,90,1024 --causal" \
+              "--dtype f16 --heads 4 --head-dim 64 --varlen 65,0,1,400 --varlen-k 20,9,1,420 --window 32,8" \
+              "--dtype bf16 --heads 4 --kv-heads 1 --head-dim 64 --varlen 4096,64,2000,3"; do
+    $FARUN --device cuda --bundle "$BUNDLE" $args --check --json > "$OUT/farun-varlen.log" 2>&1; rc=$?
+    echo "fa-run $args -> rc=$rc $(tail -1 "$OUT/farun-varlen.log" | cut -c1-200)"; status=$((status|rc))
+  done
   step "varlen: flash_attn_varlen_func on CUDA vs a float64 per-sequence reference"
   python3 tools/gpu/check_varlen.py --json "$OUT/check_varlen.json" > "$OUT/check_varlen.log" 2>&1; rc=$?
   grep -E "^FAIL|Traceback|Error" "$OUT/check_varlen.log" | head -20; tail -1 "$OUT/check_varlen.log"; status=$((status|rc))
