@@ -102,6 +102,26 @@ MLIR_CAPI_EXPORTED int flashmlir_cpu_backward(
     const flashmlir_tensor *lse, flashmlir_tensor *dq, flashmlir_tensor *dk,
     flashmlir_tensor *dv, char *err, size_t errlen);
 
+/* Variable-length (packed) batches: q, k, v, o (dout, dq, dk, dv) are rank 3
+ * [total, heads, dim], lse rank 2 [heads, total_q]; cu_seqlens_q/k are
+ * `batch + 1` int32 offsets in host memory (start at 0, non-decreasing,
+ * within the packed rows) and max_seqlen_q/k bound the sequences' lengths.
+ * Masks are aligned per sequence. Bad offsets or lengths are errors. */
+MLIR_CAPI_EXPORTED int flashmlir_cpu_forward_varlen(
+    flashmlir_cpu_kernels *kernels, const flashmlir_tensor *q,
+    const flashmlir_tensor *k, const flashmlir_tensor *v, flashmlir_tensor *o,
+    flashmlir_tensor *lse, const int32_t *cu_seqlens_q,
+    const int32_t *cu_seqlens_k, int64_t batch, int64_t max_seqlen_q,
+    int64_t max_seqlen_k, char *err, size_t errlen);
+MLIR_CAPI_EXPORTED int flashmlir_cpu_backward_varlen(
+    flashmlir_cpu_kernels *kernels, const flashmlir_tensor *q,
+    const flashmlir_tensor *k, const flashmlir_tensor *v,
+    const flashmlir_tensor *o, const flashmlir_tensor *dout,
+    const flashmlir_tensor *lse, flashmlir_tensor *dq, flashmlir_tensor *dk,
+    flashmlir_tensor *dv, const int32_t *cu_seqlens_q,
+    const int32_t *cu_seqlens_k, int64_t batch, int64_t max_seqlen_q,
+    int64_t max_seqlen_k, char *err, size_t errlen);
+
 /* Peak bytes of workspace the CPU kernels allocated since the last reset. */
 MLIR_CAPI_EXPORTED int64_t flashmlir_cpu_peak_bytes(void);
 MLIR_CAPI_EXPORTED void flashmlir_cpu_reset_peak(void);

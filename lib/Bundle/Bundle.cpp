@@ -63,6 +63,12 @@ flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
         if (tc) {
           add(192, 128, masked, false); // MLA
           add(192, 128, masked, true);
+          // Variable-length batches (forward): the head dims of the models
+          // that serve padded batches.
+          for (int64_t d : {64, 128}) {
+            add(d, d, masked, false);
+            out.back().varlen = true;
+          }
         } else {
           add(64, 64, masked, true); // softcap
           add(128, 128, masked, true);
@@ -75,7 +81,8 @@ flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
 static std::string configName(const BundleConfig &c, StringRef kind) {
   return (kind + "_" + c.dtype + "_d" + std::to_string(c.headDim) + "_dv" +
           std::to_string(c.headDimV) + (c.masked ? "_masked" : "") +
-          (c.softcap ? "_softcap" : "") + "_" + c.target)
+          (c.softcap ? "_softcap" : "") + (c.varlen ? "_varlen" : "") + "_" +
+          c.target)
       .str();
 }
 
@@ -114,6 +121,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.mmaBlockN = c.mmaBlockN;
   spec.deterministic = c.deterministic;
   spec.fastTanh = c.fastTanh;
+  spec.varlen = c.varlen;
   int sm = 0;
   if (llvm::StringRef(c.target).starts_with("sm_"))
     llvm::StringRef(c.target).substr(3, 2).getAsInteger(10, sm);
@@ -230,6 +238,8 @@ struct BundleJob {
   std::string suffix;  ///< appended to the kernel name
   MmaVariant variant;  ///< the resolved tile setting (group members)
   bool emits(StringRef kind) const {
+    if (config.varlen) // the variable-length form has a forward kernel only
+      return kind == "fwd" && (group.empty() || isDefault);
     return group.empty() || isDefault || kind == "fwd";
   }
 };
@@ -450,6 +460,9 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
       if (c.deterministic)
         kernels.back().getAsObject()->getObject("config")->try_emplace(
             "deterministic", true);
+      if (c.varlen)
+        kernels.back().getAsObject()->getObject("config")->try_emplace(
+            "varlen", true);
       // Tensor-core variant: recorded only when on (default manifests unchanged).
       if (attn::usesTensorCores(kindOf(kind), specOf(ctx, c))) {
         llvm::json::Object *config =

@@ -251,6 +251,61 @@ int flashmlir_cpu_backward(flashmlir_cpu_kernels *kernels,
   return 0;
 }
 
+static flashmlir::VarlenArgs varlenArgs(const int32_t *cuQ, const int32_t *cuK,
+                                        int64_t batch, int64_t maxQ,
+                                        int64_t maxK) {
+  flashmlir::VarlenArgs a;
+  a.cuSeqlensQ = cuQ;
+  a.cuSeqlensK = cuK;
+  a.batch = batch;
+  a.maxSeqlenQ = maxQ;
+  a.maxSeqlenK = maxK;
+  return a;
+}
+
+int flashmlir_cpu_forward_varlen(flashmlir_cpu_kernels *kernels,
+                                 const flashmlir_tensor *q,
+                                 const flashmlir_tensor *k,
+                                 const flashmlir_tensor *v, flashmlir_tensor *o,
+                                 flashmlir_tensor *lse, const int32_t *cuQ,
+                                 const int32_t *cuK, int64_t batch,
+                                 int64_t maxQ, int64_t maxK, char *err,
+                                 size_t errlen) {
+  if (!kernels || !q || !k || !v || !o || !lse || !cuQ || !cuK)
+    return fail(err, errlen, "flashmlir_cpu_forward_varlen: null argument");
+  flashmlir::HandleCall call(registry(), kernels);
+  if (!call.ok())
+    return fail(err, errlen, std::string("flashmlir_cpu_forward_varlen") + kDeadHandle);
+  std::string msg;
+  if (!kernels->impl->varlenForward(arg(q), arg(k), arg(v), arg(o), arg(lse),
+                                    varlenArgs(cuQ, cuK, batch, maxQ, maxK),
+                                    msg))
+    return fail(err, errlen, msg);
+  return 0;
+}
+
+int flashmlir_cpu_backward_varlen(
+    flashmlir_cpu_kernels *kernels, const flashmlir_tensor *q,
+    const flashmlir_tensor *k, const flashmlir_tensor *v,
+    const flashmlir_tensor *o, const flashmlir_tensor *dout,
+    const flashmlir_tensor *lse, flashmlir_tensor *dq, flashmlir_tensor *dk,
+    flashmlir_tensor *dv, const int32_t *cuQ, const int32_t *cuK,
+    int64_t batch, int64_t maxQ, int64_t maxK, char *err, size_t errlen) {
+  if (!kernels || !q || !k || !v || !o || !dout || !lse || !dq || !dk || !dv ||
+      !cuQ || !cuK)
+    return fail(err, errlen, "flashmlir_cpu_backward_varlen: null argument");
+  flashmlir::HandleCall call(registry(), kernels);
+  if (!call.ok())
+    return fail(err, errlen, std::string("flashmlir_cpu_backward_varlen") + kDeadHandle);
+  std::string msg;
+  if (!kernels->impl->varlenBackward(arg(q), arg(k), arg(v), arg(o), arg(dout),
+                                     arg(lse), arg(dq), arg(dk), arg(dv),
+                                     varlenArgs(cuQ, cuK, batch, maxQ, maxK),
+                                     msg))
+    return fail(err, errlen, msg);
+  return 0;
+}
+
 int64_t flashmlir_cpu_peak_bytes(void) {
   return flashmlir::CpuKernels::peakBytes();
 }

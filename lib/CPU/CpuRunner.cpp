@@ -286,6 +286,56 @@ std::string backwardModule(const KernelConfig &cfg) {
   return s;
 }
 
+/// The variable-length kernels: packed [T, H, D] operands (rank 3), lse
+/// [Hq, Tq], the int32 offsets and the max lengths.
+std::string packedType(int64_t headDim, const char *elem) {
+  return "memref<?x?x" + std::to_string(headDim) + "x" + elem +
+         ", strided<[?, ?, 1], offset: ?>>";
+}
+const char *kPackedLseType = "memref<?x?xf32, strided<[?, 1], offset: ?>>";
+const char *kCuType = "memref<?xi32, strided<[?], offset: ?>>";
+
+std::string varlenOperands() {
+  return std::string(" varlen(%cuq, %cuk, %mq, %mk : ") + kCuType + ", " +
+         kCuType + ")";
+}
+std::string varlenParams() {
+  return std::string(", %cuq: ") + kCuType + ", %cuk: " + kCuType +
+         ", %mq: index, %mk: index";
+}
+
+std::string forwardVarlenModule(const KernelConfig &cfg) {
+  const char *et = elemTypeName(cfg.dtype);
+  const std::string qk = packedType(cfg.D, et), vo = packedType(cfg.Dv, et);
+  std::string s;
+  s += "module {\n";
+  s += "  func.func @attn_fwd_varlen(%q: " + qk + ", %k: " + qk + ", %v: " +
+       vo + ", %o: " + vo + ", %lse: " + kPackedLseType + varlenParams() +
+       ") attributes {llvm.emit_c_interface} {\n";
+  s += "    attn.attention ins(%q, %k, %v : " + qk + ", " + qk + ", " + vo +
+       ")" + varlenOperands() + " outs(%o : " + vo + ") lse(%lse : " +
+       kPackedLseType + ") " + opAttributes(cfg) + "\n";
+  s += "    return\n  }\n}\n";
+  return s;
+}
+
+std::string backwardVarlenModule(const KernelConfig &cfg) {
+  const char *et = elemTypeName(cfg.dtype);
+  const std::string qk = packedType(cfg.D, et), vo = packedType(cfg.Dv, et);
+  std::string s;
+  s += "module {\n";
+  s += "  func.func @attn_bwd_varlen(%q: " + qk + ", %k: " + qk + ", %v: " +
+       vo + ", %o: " + vo + ", %do: " + vo + ", %lse: " + kPackedLseType +
+       ", %dq: " + qk + ", %dk: " + qk + ", %dv: " + vo + varlenParams() +
+       ") attributes {llvm.emit_c_interface} {\n";
+  s += "    attn.attention_backward ins(%q, %k, %v, %o, %do, %lse : " + qk +
+       ", " + qk + ", " + vo + ", " + vo + ", " + vo + ", " + kPackedLseType +
+       ")" + varlenOperands() + " outs(%dq, %dk, %dv : " + qk + ", " + qk +
+       ", " + vo + ") " + opAttributes(cfg) + "\n";
+  s += "    return\n  }\n}\n";
+  return s;
+}
+
 //===----------------------------------------------------------------------===//
 // Compilation
 //===----------------------------------------------------------------------===//
@@ -523,6 +573,21 @@ template <int N> MemRefDescriptor<N> descriptorOf(const TensorArg &t) {
 
 using D4 = MemRefDescriptor<4>;
 using D3 = MemRefDescriptor<3>;
+using D2 = MemRefDescriptor<2>;
+using D1 = MemRefDescriptor<1>;
+using ForwardVarlenFn = void (*)(D3 *, D3 *, D3 *, D3 *, D2 *, D1 *, D1 *,
+                                 int64_t, int64_t);
+using BackwardVarlenFn = void (*)(D3 *, D3 *, D3 *, D3 *, D3 *, D2 *, D3 *,
+                                  D3 *, D3 *, D1 *, D1 *, int64_t, int64_t);
+
+D1 offsetsDescriptor(const int32_t *cu, int64_t n) {
+  D1 d;
+  d.allocated = d.aligned = const_cast<int32_t *>(cu);
+  d.offset = 0;
+  d.sizes[0] = n;
+  d.strides[0] = 1;
+  return d;
+}
 using ForwardFn = void (*)(D4 *, D4 *, D4 *, D4 *, D3 *);
 using BackwardFn = void (*)(D4 *, D4 *, D4 *, D4 *, D4 *, D3 *, D4 *, D4 *,
                             D4 *);
@@ -557,11 +622,17 @@ bool checkArg(const TensorArg &t, const char *name, int rank,
           std::to_string(t.strides[rank - 1]);
     return false;
   }
-  // Sequence lengths (dim 2) within limits::kMaxSeqLen; the elements the
-  // view addresses, 1 + sum((size - 1) * stride), and its element count
-  // must fit in int64 (the kernel's index and size arithmetic).
-  if (std::string msg = limits::checkSeqLen(
-          std::string("'") + name + "' sequence length (dim 2)", t.sizes[2]);
+  // Sequence lengths (dim 2 of the dense [B, H, N, D] buffers and of lse
+  // [B, H, N]; packed varlen buffers have none: their lengths are the
+  // offsets') within limits::kMaxSeqLen; the elements the view addresses,
+  // 1 + sum((size - 1) * stride), and its element count must fit in int64
+  // (the kernel's index and size arithmetic).
+  bool dense = rank == 4 || (rank == 3 && std::string(name) == "lse");
+  if (std::string msg = dense ? limits::checkSeqLen(
+                                    std::string("'") + name +
+                                        "' sequence length (dim 2)",
+                                    t.sizes[2])
+                              : std::string();
       !msg.empty()) {
     err = msg;
     return false;
@@ -677,6 +748,82 @@ bool checkSameShape(const TensorArg &t, const char *name, const TensorArg &like,
   return true;
 }
 
+/// Checks one offsets array: batch + 1 entries from 0, non-decreasing,
+/// ending within the `total` packed rows, no length above `maxLen`.
+bool checkOffsets(const int32_t *cu, int64_t batch, int64_t total,
+                  int64_t maxLen, const char *name, const char *maxName,
+                  std::string &err) {
+  if (!cu) {
+    err = std::string("'") + name + "' is null";
+    return false;
+  }
+  if (cu[0] != 0) {
+    err = std::string("'") + name + "' must start at 0, got " +
+          std::to_string(cu[0]);
+    return false;
+  }
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t len = int64_t(cu[b + 1]) - cu[b];
+    if (len < 0) {
+      err = std::string("'") + name + "' must be non-decreasing, but " + name +
+            "[" + std::to_string(b + 1) + "] = " + std::to_string(cu[b + 1]) +
+            " < " + name + "[" + std::to_string(b) +
+            "] = " + std::to_string(cu[b]);
+      return false;
+    }
+    if (len > maxLen) {
+      err = "sequence " + std::to_string(b) + " has " + std::to_string(len) +
+            " rows, more than " + maxName + " = " + std::to_string(maxLen);
+      return false;
+    }
+  }
+  if (cu[batch] > total) {
+    err = std::string("'") + name + "'[" + std::to_string(batch) +
+          "] = " + std::to_string(cu[batch]) + " is past the " +
+          std::to_string(total) + " packed rows";
+    return false;
+  }
+  return true;
+}
+
+/// Shapes of the variable-length form: q [Tq,Hq,D], k [Tk,Hkv,D],
+/// v [Tk,Hkv,Dv], o [Tq,Hq,Dv], lse [Hq,Tq]; and the offsets.
+bool checkVarlenShapes(const KernelConfig &cfg, const TensorArg &q,
+                       const TensorArg &k, const TensorArg &v,
+                       const TensorArg &o, const TensorArg &lse,
+                       const VarlenArgs &seqs, std::string &err) {
+  if (!checkArg(q, "q", 3, err) || !checkArg(k, "k", 3, err) ||
+      !checkArg(v, "v", 3, err) || !checkArg(o, "o", 3, err) ||
+      !checkArg(lse, "lse", 2, err))
+    return false;
+  const int64_t Tq = q.sizes[0], Hq = q.sizes[1], Tk = k.sizes[0],
+                Hkv = k.sizes[1];
+  if (!checkDim(q, "q", 2, cfg.D, "head dim D", err) ||
+      !checkDim(k, "k", 2, cfg.D, "head dim D", err) ||
+      !checkDim(v, "v", 0, Tk, "key rows", err) ||
+      !checkDim(v, "v", 1, Hkv, "kv heads", err) ||
+      !checkDim(v, "v", 2, cfg.Dv, "head dim Dv", err) ||
+      !checkDim(o, "o", 0, Tq, "query rows", err) ||
+      !checkDim(o, "o", 1, Hq, "query heads", err) ||
+      !checkDim(o, "o", 2, cfg.Dv, "head dim Dv", err) ||
+      !checkDim(lse, "lse", 0, Hq, "query heads", err) ||
+      !checkDim(lse, "lse", 1, Tq, "query rows", err))
+    return false;
+  if (Hq % Hkv != 0) {
+    err = "query heads (" + std::to_string(Hq) +
+          ") must be a multiple of kv heads (" + std::to_string(Hkv) + ")";
+    return false;
+  }
+  if (seqs.batch < 0 || seqs.maxSeqlenQ < 0 || seqs.maxSeqlenK < 0) {
+    err = "batch and max lengths must be >= 0";
+    return false;
+  }
+  return checkOffsets(seqs.cuSeqlensQ, seqs.batch, Tq, seqs.maxSeqlenQ,
+                      "cu_seqlens_q", "max_seqlen_q", err) &&
+         checkOffsets(seqs.cuSeqlensK, seqs.batch, Tk, seqs.maxSeqlenK,
+                      "cu_seqlens_k", "max_seqlen_k", err);
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -691,6 +838,25 @@ struct CpuKernels::Impl {
   BackwardFn bwd = nullptr;
   std::mutex bwdMutex;
   std::string bwdError; // sticky: a failed compilation is not retried
+  // The variable-length kernels, compiled on first use (same rules).
+  std::shared_ptr<CompiledKernel> fwdVarlenKernel, bwdVarlenKernel;
+  std::string fwdVarlenError, bwdVarlenError;
+
+  /// The entry of `kernel` (source built by `module`), compiled on first use.
+  void *lazy(std::shared_ptr<CompiledKernel> &kernel, std::string &stickyErr,
+             std::string (*module)(const KernelConfig &), const char *func,
+             std::string &err) {
+    std::lock_guard<std::mutex> lock(bwdMutex);
+    if (kernel)
+      return kernel->entry;
+    if (stickyErr.empty()) {
+      kernel = compileCached(cfg, module(cfg), func, stickyErr);
+      if (kernel)
+        return kernel->entry;
+    }
+    err = stickyErr;
+    return nullptr;
+  }
 };
 
 CpuKernels::CpuKernels(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
@@ -789,6 +955,56 @@ bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
   const uint64_t failures = gAllocFailures.load();
   impl->bwd(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv);
   return checkNoAllocFailure(failures, "backward", err);
+}
+
+bool CpuKernels::varlenForward(TensorArg q, TensorArg k, TensorArg v,
+                               TensorArg o, TensorArg lse,
+                               const VarlenArgs &seqs, std::string &err) {
+  if (!checkVarlenShapes(impl->cfg, q, k, v, o, lse, seqs, err)) {
+    err = "varlen forward: " + err;
+    return false;
+  }
+  auto fn = reinterpret_cast<ForwardVarlenFn>(
+      impl->lazy(impl->fwdVarlenKernel, impl->fwdVarlenError,
+                 forwardVarlenModule, "attn_fwd_varlen", err));
+  if (!fn)
+    return false;
+  D3 mq = descriptorOf<3>(q), mk = descriptorOf<3>(k), mv = descriptorOf<3>(v),
+     mo = descriptorOf<3>(o);
+  D2 ml = descriptorOf<2>(lse);
+  D1 cq = offsetsDescriptor(seqs.cuSeqlensQ, seqs.batch + 1),
+     ck = offsetsDescriptor(seqs.cuSeqlensK, seqs.batch + 1);
+  fn(&mq, &mk, &mv, &mo, &ml, &cq, &ck, seqs.maxSeqlenQ, seqs.maxSeqlenK);
+  return true;
+}
+
+bool CpuKernels::varlenBackward(TensorArg q, TensorArg k, TensorArg v,
+                                TensorArg o, TensorArg dO, TensorArg lse,
+                                TensorArg dq, TensorArg dk, TensorArg dv,
+                                const VarlenArgs &seqs, std::string &err) {
+  if (!checkVarlenShapes(impl->cfg, q, k, v, o, lse, seqs, err) ||
+      !checkSameShape(dO, "dO", o, "o", err) ||
+      !checkSameShape(dq, "dq", q, "q", err) ||
+      !checkSameShape(dk, "dk", k, "k", err) ||
+      !checkSameShape(dv, "dv", v, "v", err)) {
+    err = "varlen backward: " + err;
+    return false;
+  }
+  auto fn = reinterpret_cast<BackwardVarlenFn>(
+      impl->lazy(impl->bwdVarlenKernel, impl->bwdVarlenError,
+                 backwardVarlenModule, "attn_bwd_varlen", err));
+  if (!fn)
+    return false;
+  D3 mq = descriptorOf<3>(q), mk = descriptorOf<3>(k), mv = descriptorOf<3>(v),
+     mo = descriptorOf<3>(o), mdo = descriptorOf<3>(dO),
+     mdq = descriptorOf<3>(dq), mdk = descriptorOf<3>(dk),
+     mdv = descriptorOf<3>(dv);
+  D2 ml = descriptorOf<2>(lse);
+  D1 cq = offsetsDescriptor(seqs.cuSeqlensQ, seqs.batch + 1),
+     ck = offsetsDescriptor(seqs.cuSeqlensK, seqs.batch + 1);
+  fn(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv, &cq, &ck,
+     seqs.maxSeqlenQ, seqs.maxSeqlenK);
+  return true;
 }
 
 void CpuKernels::resetPeak() { gPeakBytes.store(gLiveBytes.load()); }

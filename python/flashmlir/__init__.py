@@ -22,7 +22,9 @@ import sys
 
 from ._cpu import CpuKernel
 from ._errors import FlashMLIRError, LibraryNotFoundError
-from ._flash_attn import flash_attn_func, flash_attn_kvpacked_func, flash_attn_qkvpacked_func
+from ._flash_attn import (flash_attn_func, flash_attn_kvpacked_func, flash_attn_qkvpacked_func,
+                          flash_attn_varlen_func, flash_attn_varlen_kvpacked_func,
+                          flash_attn_varlen_qkvpacked_func)
 from ._transformers import register_transformers
 from . import _options
 from ._options import check_options, check_shapes, dtype_name, parse_dtype
@@ -31,7 +33,9 @@ from ._version import __version__
 __all__ = ["attention", "attention_backward", "sdpa", "compile", "available", "add_bundle",
            "CpuKernel", "FlashMLIRError", "LibraryNotFoundError", "native_version",
            "cpu_peak_bytes", "flash_attn_func", "flash_attn_kvpacked_func",
-           "flash_attn_qkvpacked_func", "register_transformers", "__version__"]
+           "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
+           "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func",
+           "register_transformers", "__version__"]
 
 
 def _kind(x, where, name="q"):

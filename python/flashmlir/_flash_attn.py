@@ -145,3 +145,99 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
                          alibi_slopes, deterministic, return_attn_probs)
     return _run(where, qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], opts, deterministic,
                 return_attn_probs)
+
+
+# --- variable-length batches ------------------------------------------------------
+
+PAGED_ISSUE = "issue 14 (the paged KV cache)"
+
+
+def _run_varlen(where, q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, opts,
+                deterministic, return_attn_probs, block_table):
+    if block_table is not None:
+        raise NotImplementedError(f"{where}: block_table (a paged KV cache) is not supported "
+                                  f"yet; it comes with {PAGED_ISSUE}. Pass block_table=None.")
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(q, np.ndarray):
+        # NumPy on the CPU (no autograd).
+        from . import _varlen
+        for name, t in (("k", k), ("v", v)):
+            if not isinstance(t, np.ndarray):
+                raise TypeError(f"{where}: {name} must be a numpy.ndarray like q, got "
+                                f"{type(t).__name__}")
+        o, lse = _varlen.numpy_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                                       max_seqlen_k, opts, where)
+        if not return_attn_probs:
+            return o
+        return o, np.where(lse == -np.inf, np.inf, lse).astype(np.float32), None
+    _torch_inputs(where, [("q", q), ("k", k), ("v", v)])
+    import torch
+
+    from . import _torch_varlen  # noqa: F401  (registers the custom ops)
+    if q.dim() != 3:
+        raise ValueError(f"{where}: q must be packed [total_q, nheads, headdim], got shape "
+                         f"{tuple(q.shape)}")
+    scale = opts.resolve_scale(q.shape[2])
+    for name, m in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
+        if not isinstance(m, numbers.Integral) or isinstance(m, bool):
+            raise TypeError(f"{where}: {name} must be an int, got {m!r}")
+    o, lse = torch.ops.flashmlir.varlen_fwd(
+        q, k, v, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q), int(max_seqlen_k), opts.causal,
+        scale, opts.window_left, opts.window_right, opts.softcap, deterministic)
+    if not return_attn_probs:
+        return o
+    lse = torch.where(lse == -math.inf, math.inf, lse)
+    return o, lse, None
+
+
+def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                           dropout_p=0.0, softmax_scale=None, causal=False,
+                           window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
+                           deterministic=False, return_attn_probs=False, block_table=None):
+    """FlashAttention-2's ``flash_attn_varlen_func``: q ``[total_q, Hq, D]``,
+    k ``[total_k, Hkv, D]``, v ``[total_k, Hkv, Dv]`` packed along the tokens,
+    ``cu_seqlens_q`` / ``cu_seqlens_k`` int32 ``[batch + 1]`` offsets of the
+    sequences, ``max_seqlen_q`` / ``max_seqlen_k`` ints bounding their lengths
+    -> out ``[total_q, Hq, Dv]`` (with ``return_attn_probs``: ``(out,
+    softmax_lse [Hq, total_q], None)``, lse ``+inf`` on rows that see no key).
+    Masks are aligned to each sequence's bottom-right corner. torch tensors
+    (CPU or CUDA, differentiable) or NumPy arrays (CPU; the offsets then int32
+    arrays). ``block_table`` (paged KV) must be None."""
+    where = "flash_attn_varlen_func"
+    opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
+                         alibi_slopes, deterministic, return_attn_probs)
+    return _run_varlen(where, q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                       opts, deterministic, return_attn_probs, block_table)
+
+
+def flash_attn_varlen_kvpacked_func(q, kv, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                                    max_seqlen_k, dropout_p=0.0, softmax_scale=None,
+                                    causal=False, window_size=(-1, -1), softcap=0.0,
+                                    alibi_slopes=None, deterministic=False,
+                                    return_attn_probs=False):
+    """FlashAttention-2's ``flash_attn_varlen_kvpacked_func``: kv
+    ``[total_k, 2, Hkv, D]``."""
+    where = "flash_attn_varlen_kvpacked_func"
+    if len(kv.shape) != 4 or kv.shape[1] != 2:
+        raise ValueError(f"{where}: kv must have shape [total_k, 2, nheads_k, headdim], got "
+                         f"{tuple(kv.shape)}")
+    opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
+                         alibi_slopes, deterministic, return_attn_probs)
+    return _run_varlen(where, q, kv[:, 0], kv[:, 1], cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                       max_seqlen_k, opts, deterministic, return_attn_probs, None)
+
+
+def flash_attn_varlen_qkvpacked_func(qkv, cu_seqlens, max_seqlen, dropout_p=0.0,
+                                     softmax_scale=None, causal=False, window_size=(-1, -1),
+                                     softcap=0.0, alibi_slopes=None, deterministic=False,
+                                     return_attn_probs=False):
+    """FlashAttention-2's ``flash_attn_varlen_qkvpacked_func``: qkv
+    ``[total, 3, H, D]``, one set of offsets for queries and keys."""
+    where = "flash_attn_varlen_qkvpacked_func"
+    if len(qkv.shape) != 4 or qkv.shape[1] != 3:
+        raise ValueError(f"{where}: qkv must have shape [total, 3, nheads, headdim], got "
+                         f"{tuple(qkv.shape)}")
+    opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
+                         alibi_slopes, deterministic, return_attn_probs)
+    return _run_varlen(where, qkv[:, 0], qkv[:, 1], qkv[:, 2], cu_seqlens, cu_seqlens,
+                       max_seqlen, max_seqlen, opts, deterministic, return_attn_probs, None)

@@ -164,6 +164,14 @@ def _declare_compiler(lib):
     lib.flashmlir_cpu_forward.restype = ctypes.c_int
     lib.flashmlir_cpu_backward.argtypes = [vp, T, T, T, T, T, T, T, T, T, err, n]
     lib.flashmlir_cpu_backward.restype = ctypes.c_int
+    i64 = ctypes.c_int64
+    if hasattr(lib, "flashmlir_cpu_forward_varlen"):
+        lib.flashmlir_cpu_forward_varlen.argtypes = [vp, T, T, T, T, T, vp, vp, i64, i64, i64,
+                                                     err, n]
+        lib.flashmlir_cpu_forward_varlen.restype = ctypes.c_int
+        lib.flashmlir_cpu_backward_varlen.argtypes = [vp, T, T, T, T, T, T, T, T, T, vp, vp,
+                                                      i64, i64, i64, err, n]
+        lib.flashmlir_cpu_backward_varlen.restype = ctypes.c_int
     lib.flashmlir_cpu_peak_bytes.argtypes = []
     lib.flashmlir_cpu_peak_bytes.restype = ctypes.c_int64
     lib.flashmlir_cpu_reset_peak.argtypes = []
@@ -201,6 +209,9 @@ def _declare_runtime(lib):
     lib.fa_status_name.restype = ctypes.c_char_p
     lib.fa_forward.argtypes = [vp, P, T, T, T, T, T, vp]
     lib.fa_backward.argtypes = [vp, P, T, T, T, T, T, T, T, T, T, vp]
+    if hasattr(lib, "fa_forward_varlen"):
+        i64 = ctypes.c_int64
+        lib.fa_forward_varlen.argtypes = [vp, P, T, T, T, T, T, vp, vp, i64, i64, i64, vp]
     lib.fa_device_info.argtypes = [vp] + [ctypes.POINTER(ctypes.c_int)] * 3
     lib.fa_synchronize.argtypes = [vp]
     lib.fa_workspace_bytes.argtypes = [vp]

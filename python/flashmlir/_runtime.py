@@ -101,6 +101,14 @@ class RuntimeHandle:
                                         ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
                                         ctypes.byref(lse), ctypes.c_void_p(stream))
 
+    def forward_varlen(self, params, q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k,
+                       stream):
+        """Raw call of fa_forward_varlen (cu_q / cu_k: device pointers)."""
+        return self._lib.fa_forward_varlen(
+            self._h, ctypes.byref(params), ctypes.byref(q), ctypes.byref(k), ctypes.byref(v),
+            ctypes.byref(o), ctypes.byref(lse), ctypes.c_void_p(cu_q), ctypes.c_void_p(cu_k),
+            int(batch), int(max_q), int(max_k), ctypes.c_void_p(stream))
+
     def backward(self, params, q, k, v, o, do, lse, dq, dk, dv, stream):
         with self._call() as h:
             return self._lib.fa_backward(h, ctypes.byref(params), ctypes.byref(q),
@@ -336,6 +344,13 @@ class Dispatcher:
             self._extra.append(h)
             self._routes.clear()
         return h
+
+    def varlen_handles(self):
+        """The handles that may have varlen kernels (the main bundle, then
+        those of add_bundle); varlen kernels are not compiled on demand."""
+        with self._lock:
+            main = self.main()
+            return ([main] if main is not None else []) + list(self._extra)
 
     def reset(self):
         with self._lock:

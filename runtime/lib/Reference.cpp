@@ -264,3 +264,91 @@ std::string flashmlir::rt::validateConfig(const AttnConfig &c) {
       return msg;
   return "";
 }
+
+//===----------------------------------------------------------------------===//
+// Variable-length batches
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Rows [r0, r0 + n) of every head of a batch-1 [H, T, W] array, gathered
+/// into a dense [H, n, W] one (and back).
+std::vector<double> gatherRows(const double *x, int64_t H, int64_t T,
+                               int64_t W, int64_t r0, int64_t n) {
+  std::vector<double> out(static_cast<size_t>(H * n * W));
+  for (int64_t h = 0; h < H; ++h)
+    std::copy(x + (h * T + r0) * W, x + (h * T + r0 + n) * W,
+              out.begin() + h * n * W);
+  return out;
+}
+
+void scatterRows(const std::vector<double> &src, double *x, int64_t H,
+                 int64_t T, int64_t W, int64_t r0, int64_t n) {
+  for (int64_t h = 0; h < H; ++h)
+    std::copy(src.begin() + h * n * W, src.begin() + (h + 1) * n * W,
+              x + (h * T + r0) * W);
+}
+
+/// The dense problem of sequence b.
+AttnConfig sequenceConfig(const AttnConfig &cfg, int64_t nq, int64_t nk) {
+  AttnConfig c = cfg;
+  c.B = 1;
+  c.Nq = nq;
+  c.Nk = nk;
+  return c;
+}
+
+} // namespace
+
+void flashmlir::rt::referenceVarlenForward(const AttnConfig &cfg,
+                                           const int32_t *cuQ,
+                                           const int32_t *cuK, int64_t batch,
+                                           const double *q, const double *k,
+                                           const double *v, double *o,
+                                           double *lse) {
+  const int64_t Tq = cfg.Nq, Tk = cfg.Nk;
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t q0 = cuQ[b], nq = cuQ[b + 1] - cuQ[b];
+    const int64_t k0 = cuK[b], nk = cuK[b + 1] - cuK[b];
+    if (nq <= 0)
+      continue;
+    std::vector<double> os(static_cast<size_t>(cfg.Hq * nq * cfg.Dv), 0.0),
+        ls(static_cast<size_t>(cfg.Hq * nq), -kInf);
+    if (nk > 0) {
+      std::vector<double> qs = gatherRows(q, cfg.Hq, Tq, cfg.D, q0, nq);
+      std::vector<double> ks = gatherRows(k, cfg.Hkv, Tk, cfg.D, k0, nk);
+      std::vector<double> vs = gatherRows(v, cfg.Hkv, Tk, cfg.Dv, k0, nk);
+      referenceForward(sequenceConfig(cfg, nq, nk), qs.data(), ks.data(),
+                       vs.data(), os.data(), ls.data());
+    }
+    scatterRows(os, o, cfg.Hq, Tq, cfg.Dv, q0, nq);
+    if (lse)
+      scatterRows(ls, lse, cfg.Hq, Tq, 1, q0, nq);
+  }
+}
+
+void flashmlir::rt::referenceVarlenBackward(
+    const AttnConfig &cfg, const int32_t *cuQ, const int32_t *cuK,
+    int64_t batch, const double *q, const double *k, const double *v,
+    const double *dO, double *dq, double *dk, double *dv) {
+  const int64_t Tq = cfg.Nq, Tk = cfg.Nk;
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t q0 = cuQ[b], nq = cuQ[b + 1] - cuQ[b];
+    const int64_t k0 = cuK[b], nk = cuK[b + 1] - cuK[b];
+    std::vector<double> dqs(static_cast<size_t>(cfg.Hq * nq * cfg.D), 0.0),
+        dks(static_cast<size_t>(cfg.Hkv * nk * cfg.D), 0.0),
+        dvs(static_cast<size_t>(cfg.Hkv * nk * cfg.Dv), 0.0);
+    if (nq > 0 && nk > 0) {
+      std::vector<double> qs = gatherRows(q, cfg.Hq, Tq, cfg.D, q0, nq);
+      std::vector<double> ks = gatherRows(k, cfg.Hkv, Tk, cfg.D, k0, nk);
+      std::vector<double> vs = gatherRows(v, cfg.Hkv, Tk, cfg.Dv, k0, nk);
+      std::vector<double> dos = gatherRows(dO, cfg.Hq, Tq, cfg.Dv, q0, nq);
+      referenceBackward(sequenceConfig(cfg, nq, nk), qs.data(), ks.data(),
+                        vs.data(), dos.data(), dqs.data(), dks.data(),
+                        dvs.data());
+    }
+    scatterRows(dqs, dq, cfg.Hq, Tq, cfg.D, q0, nq);
+    scatterRows(dks, dk, cfg.Hkv, Tk, cfg.D, k0, nk);
+    scatterRows(dvs, dv, cfg.Hkv, Tk, cfg.Dv, k0, nk);
+  }
+}

@@ -40,7 +40,7 @@ struct ContextState {
   std::map<int, cu::Function> functions;     ///< by kernel index
   /// Selection results: (kind, dtype, D, Dv, causal, window, softcap,
   /// window_left >= 0, window_right == 0) -> kernel index.
-  std::map<std::tuple<int, int, int64_t, int64_t, bool, bool, bool, bool, bool>,
+  std::map<std::tuple<int, int, int64_t, int64_t, bool, bool, bool, bool, bool, bool>,
            int>
       selected;
   cu::DevicePtr workspace = 0;
@@ -261,7 +261,7 @@ fa_status selectAndLoad(fa_runtime *rt, ContextState *cs, KernelKind kind,
                 "this runtime was created without a kernel bundle");
   auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
                              p.D, p.Dv, p.causal, p.window, p.softcap,
-                             p.windowLeft >= 0, p.windowRight == 0);
+                             p.windowLeft >= 0, p.windowRight == 0, p.varlen);
   auto it = cs->selected.find(key);
   int idx;
   if (it != cs->selected.end()) {
@@ -508,6 +508,81 @@ fa_status forwardLocked(fa_runtime *rt, const fa_attn_params *params,
   return launch(rt, fwd, static_cast<cu::Stream>(stream));
 }
 
+/// The variable-length forward: packed q/k/v/o [T, H, D] (sizes[0..2]) and
+/// lse [Hq, Tq] seen as batch-1 [1, H, T, D] / [1, Hq, Tq] views; the
+/// kernels take the sequences from cu_seqlens_q/k.
+fa_status forwardVarlenLocked(fa_runtime *rt, const fa_attn_params *params,
+                              const fa_tensor *q, const fa_tensor *k,
+                              const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
+                              const int32_t *cuQ, const int32_t *cuK,
+                              int64_t batch, int64_t maxQ, int64_t maxK,
+                              void *stream) {
+  const char *where = "fa_forward_varlen: ";
+  if (!q || !k || !v || !o || !lse || !cuQ || !cuK)
+    return fail(rt, FA_ERR_INVALID,
+                std::string(where) + "null tensor or offsets pointer");
+  if (batch < 0 || maxQ < 0 || maxK < 0)
+    return fail(rt, FA_ERR_INVALID,
+                std::string(where) + "batch and max lengths must be >= 0");
+  if (q->sizes[2] % 8 || v->sizes[2] % 8)
+    return fail(rt, FA_ERR_INVALID,
+                std::string(where) +
+                    "head dims must be multiples of 8 (got " +
+                    std::to_string(q->sizes[2]) + ", " +
+                    std::to_string(v->sizes[2]) + ")");
+  auto view4 = [](const fa_tensor *t) {
+    fa_tensor d{};
+    d.data = t->data;
+    d.sizes[0] = 1;
+    d.sizes[1] = t->sizes[1];
+    d.sizes[2] = t->sizes[0];
+    d.sizes[3] = t->sizes[2];
+    d.strides[0] = 0;
+    d.strides[1] = t->strides[1];
+    d.strides[2] = t->strides[0];
+    d.strides[3] = t->strides[2];
+    return d;
+  };
+  fa_tensor q4 = view4(q), k4 = view4(k), v4 = view4(v), o4 = view4(o);
+  fa_tensor l3{};
+  l3.data = lse->data;
+  l3.sizes[0] = 1;
+  l3.sizes[1] = lse->sizes[0];
+  l3.sizes[2] = lse->sizes[1];
+  l3.strides[0] = 0;
+  l3.strides[1] = lse->strides[0];
+  l3.strides[2] = lse->strides[1];
+  Problem p;
+  std::string err;
+  if (buildForwardProblem(params, &q4, &k4, &v4, &o4, &l3, &p, &err) != FA_OK)
+    return fail(rt, FA_ERR_INVALID, where + err);
+  p.varlen = true;
+  auto integer = [&](const char *name, int64_t value) {
+    ArgValue a;
+    a.kind = ArgKind::I64;
+    a.i = value;
+    p.args[name] = a;
+  };
+  integer("batch", batch);
+  integer("seqlen_q", maxQ);
+  integer("seqlen_k", maxK);
+  for (auto [name, ptr] : {std::pair{"cu_seqlens_q", cuQ}, {"cu_seqlens_k", cuK}}) {
+    ArgValue a;
+    a.kind = ArgKind::Buffer;
+    a.ptr = reinterpret_cast<uint64_t>(ptr);
+    a.extent = batch + 1;
+    p.args[name] = a;
+  }
+  if (batch == 0 || maxQ == 0)
+    return FA_OK;
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  Prepared fwd;
+  FA_TRY(selectAndLoad(rt, cs, KernelKind::Fwd, p, &fwd));
+  FA_TRY(pack(rt, p, &fwd));
+  return launch(rt, fwd, static_cast<cu::Stream>(stream));
+}
+
 fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
                          const fa_tensor *q, const fa_tensor *k,
                          const fa_tensor *v, const fa_tensor *o,
@@ -702,6 +777,20 @@ fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
     pp.scale = static_cast<float>(1.0 / std::sqrt(double(q->sizes[3])));
   FA_TRY(forwardLocked(rt, &pp, &pq, &pk, &pv, &po, lse, stream));
   return pc.copyRows(&po, o, o->sizes[3]);
+  FA_END(rt)
+}
+
+fa_status fa_forward_varlen(fa_runtime *rt, const fa_attn_params *params,
+                            const fa_tensor *q, const fa_tensor *k,
+                            const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
+                            const int32_t *cu_seqlens_q,
+                            const int32_t *cu_seqlens_k, int64_t batch,
+                            int64_t max_seqlen_q, int64_t max_seqlen_k,
+                            void *stream) {
+  FA_BEGIN(rt)
+  return forwardVarlenLocked(rt, params, q, k, v, o, lse, cu_seqlens_q,
+                             cu_seqlens_k, batch, max_seqlen_q, max_seqlen_k,
+                             stream);
   FA_END(rt)
 }
 

@@ -99,6 +99,8 @@ struct KernelConfig {
   int64_t headDim = 0, headDimV = 0;
   bool causal = false, window = false, softcap = false;
   std::string target; ///< "sm_90", "sm_80", ...
+  /// Variable-length (packed) kernel (the manifest's optional "varlen").
+  bool varlen = false;
 };
 
 /// grid[i] = ceil(value(dim) / div), or `constant` when dim is empty.
@@ -234,6 +236,8 @@ struct Problem {
   /// Selection flags in canonical form: with causal the window's right side
   /// is implied (dropped); window = a side that is still >= 0.
   bool causal = false, window = false, softcap = false;
+  /// A variable-length (packed) call: only varlen kernels serve it.
+  bool varlen = false;
   /// Values passed to the kernels (window_right = 0 when causal).
   int64_t windowLeft = -1, windowRight = -1;
   float scale = 0, softcapValue = 0;

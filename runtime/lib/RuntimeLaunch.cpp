@@ -407,7 +407,7 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
         if (k.kind == kind && c.dtype == p.dtype && c.headDim == p.D &&
             c.headDimV == p.Dv && c.softcap == p.softcap &&
             c.causal == mask.first && c.window == mask.second &&
-            c.target == target) {
+            c.target == target && c.varlen == p.varlen) {
           int rank = k.selected ? 2 : k.group.empty() || k.isDefault ? 1 : 0;
           if (best < 0 || rank > bestRank)
             best = static_cast<int>(i), bestRank = rank;
@@ -424,7 +424,8 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
                     " " + dtypeName(p.dtype) +
                     " head_dim=" + std::to_string(p.D) +
                     " head_dim_v=" + std::to_string(p.Dv) + " " +
-                    flagsString(p.causal, p.window, p.softcap) + " on sm_" +
+                    flagsString(p.causal, p.window, p.softcap) +
+                    (p.varlen ? " varlen" : "") + " on sm_" +
                     std::to_string(ccMajor) + std::to_string(ccMinor);
   if (targets.empty())
     msg += " (devices below sm_80 are not supported)";

@@ -38,12 +38,15 @@ static int usage(const std::string &msg) {
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
          "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
          "[--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1] [--autotune]\n"
+         "       [--varlen 0|1|both]\n"
          "       [--ptxas PATH [--cubin]] [-v]\n"
          "  --softcap-tanh fast|precise  tensor-core softcap through\n"
          "              tanh.approx.f32 (default) or ex2 + rcp\n"
          "  --cubin     with --ptxas: also write each kernel's SASS for its\n"
          "              target (<name>.cubin, listed in the manifest); the\n"
          "              runtime loads it instead of JIT-compiling the PTX\n"
+         "  --varlen 1|both: also (both) or only (1) the variable-length\n"
+         "              (packed, cu_seqlens) forward kernels of the configs\n"
          "  --deterministic 1: bit-reproducible dQ (query-parallel dQ kernel\n"
          "              instead of f32 atomics in the backward)\n"
          "  --wgmma 0   on sm_90a targets, keep the mma.sync forward instead of\n"
@@ -87,6 +90,7 @@ int main(int argc, char **argv) {
   int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
   std::string knobFlag; // the last --mma-* flag given (--autotune sets them)
   bool deterministic = false, wgmma = true, fastTanh = true;
+  std::vector<bool> varlens = {false};
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -171,6 +175,9 @@ int main(int argc, char **argv) {
       if (!value(v) || !parseBools(v, wg) || wg.size() != 1)
         return usage("--wgmma expects 0 or 1");
       wgmma = wg[0];
+    } else if (a == "--varlen") {
+      if (!value(v) || !parseBools(v, varlens))
+        return usage("--varlen expects 0, 1 or both");
     } else if (a == "--deterministic") {
       std::vector<bool> det;
       if (!value(v) || !parseBools(v, det) || det.size() != 1)
@@ -202,7 +209,10 @@ int main(int argc, char **argv) {
         for (int64_t d : headDims)
           for (bool m : masked)
             for (bool s : softcap)
-              configs.push_back({dt, d, headDimV ? headDimV : d, m, s, t});
+              for (bool vl : varlens) {
+                configs.push_back({dt, d, headDimV ? headDimV : d, m, s, t});
+                configs.back().varlen = vl;
+              }
   }
   for (BundleConfig &c : configs)
     c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy,

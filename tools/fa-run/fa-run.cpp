@@ -110,6 +110,14 @@ it against a float64 reference and times it.
   --block-n N             key rows per tile (1 to 1024, default 64; cpu only)
   --reps N                timed runs per kernel with --bench, 1 to 10^6
                           (default 5)
+  --varlen L1,L2,...      a variable-length batch: sequences of
+                          these query lengths (>= 0) packed into
+                          [total, heads, dim] with cu_seqlens offsets, masks
+                          aligned per sequence; replaces --batch and
+                          --seqlen-q (and --layout: packed is bshd); cuda:
+                          forward only (fa_forward_varlen)
+  --varlen-k K1,K2,...    the key lengths of the --varlen sequences (default:
+                          the query lengths); replaces --seqlen-k
   --help                  print this help
 
 peak_bytes is the memory the attention itself allocates: on cpu the peak of
@@ -142,6 +150,13 @@ struct Options {
   int64_t blockM = 64, blockN = 64, reps = 5;
   std::string bundle; ///< --bundle; empty = the default
   bool hasBundle = false;
+  /// --varlen / --varlen-k: per-sequence lengths and their offsets
+  /// (cu_seqlens); batch is then 1 and seqlenQ / seqlenK the totals of the
+  /// packed rows.
+  bool varlen = false;
+  std::vector<int64_t> varlenQ, varlenK;
+  std::vector<int32_t> cuQ, cuK;
+  int64_t maxQ = 0, maxK = 0;
 
   bool cuda() const { return device == "cuda"; }
   bool hasWindow() const { return windowLeft != -1 || windowRight != -1; }
@@ -211,6 +226,8 @@ int parseArgs(int argc, char **argv, Options &o) {
     FBlockN,
     FReps,
     FBundle,
+    FVarlen,
+    FVarlenK,
     FHelp
   };
   struct Spec {
@@ -231,6 +248,7 @@ int parseArgs(int argc, char **argv, Options &o) {
       {"layout", FLayout, true},       {"pipeline", FPipeline, true},
       {"block-m", FBlockM, true},      {"block-n", FBlockN, true},
       {"reps", FReps, true},           {"bundle", FBundle, true},
+      {"varlen", FVarlen, true},       {"varlen-k", FVarlenK, true},
       {"help", FHelp, false},
   };
 
@@ -410,7 +428,64 @@ int parseArgs(int argc, char **argv, Options &o) {
       o.bundle = value;
       o.hasBundle = true;
       break;
+    case FVarlen:
+    case FVarlenK: {
+      std::vector<int64_t> &lens =
+          spec->flag == FVarlen ? o.varlenQ : o.varlenK;
+      lens.clear();
+      size_t pos = 0;
+      for (;;) {
+        size_t comma = value.find(',', pos);
+        int64_t n = 0;
+        if (!parseInt(value.substr(pos, comma - pos), &n) || n < 0 ||
+            n > (int64_t(1) << 30))
+          return usageError("--%s expects a list of lengths >= 0 "
+                            "(L1,L2,...), got '%s'",
+                            flag, value.c_str());
+        lens.push_back(n);
+        if (comma == std::string::npos)
+          break;
+        pos = comma + 1;
+      }
+      o.varlen = true;
+      break;
     }
+    }
+  }
+
+  if (o.varlen) {
+    if (o.varlenQ.empty())
+      return usageError("--varlen-k needs --varlen (the query lengths)");
+    for (Flag f : {FBatch, FSeqQ, FSeqK, FLayout})
+      if (seen[f])
+        return usageError("--varlen replaces --batch, --seqlen-q, --seqlen-k "
+                          "and --layout (the packed layout is bshd)");
+    if (o.varlenK.empty())
+      o.varlenK = o.varlenQ;
+    if (o.varlenK.size() != o.varlenQ.size())
+      return usageError("--varlen-k has %zu lengths, --varlen %zu",
+                        o.varlenK.size(), o.varlenQ.size());
+    if (o.cuda() && o.backward)
+      return usageError("--varlen --backward is only available with --device "
+                        "cpu (the GPU varlen kernels are forward only so far)");
+    if (o.pipeline == "unfused")
+      return usageError("--varlen needs --pipeline tiled");
+    o.cuQ = {0};
+    o.cuK = {0};
+    for (size_t b = 0; b < o.varlenQ.size(); ++b) {
+      o.cuQ.push_back(int32_t(o.cuQ.back() + o.varlenQ[b]));
+      o.cuK.push_back(int32_t(o.cuK.back() + o.varlenK[b]));
+      o.maxQ = std::max(o.maxQ, o.varlenQ[b]);
+      o.maxK = std::max(o.maxK, o.varlenK[b]);
+    }
+    if (o.cuQ.back() < 1 || o.cuK.back() < 1)
+      return usageError("--varlen needs at least one query row and one key "
+                        "row in all");
+    o.batch = 1;
+    o.seqlenQ = o.cuQ.back();
+    o.seqlenK = o.cuK.back();
+    o.layout = "bshd";
+    seen[FBatch] = seen[FSeqQ] = true;
   }
 
   struct Required {
@@ -774,6 +849,16 @@ void printConfig(const Options &o, const std::string &bundle) {
               "%s%s\n",
               o.causal ? "yes" : "no", window.c_str(), o.softcap, o.scale,
               o.layout.c_str(), kernels.c_str(), o.backward ? " backward" : "");
+  if (o.varlen) {
+    std::string q, k;
+    for (size_t b = 0; b < o.varlenQ.size(); ++b) {
+      q += (b ? "," : "") + std::to_string(o.varlenQ[b]);
+      k += (b ? "," : "") + std::to_string(o.varlenK[b]);
+    }
+    std::printf("        varlen: %zu sequences, q lengths %s, k lengths %s "
+                "(packed: %" PRId64 " query rows, %" PRId64 " key rows)\n",
+                o.varlenQ.size(), q.c_str(), k.c_str(), o.seqlenQ, o.seqlenK);
+  }
 }
 
 /// Compares `err` (already computed) with `limit`; records a failure.
@@ -883,8 +968,11 @@ public:
 
   bool forward(std::string &err) override {
     std::string e;
-    if (kernels->forward(t->q.arg(), t->k.arg(), t->v.arg(), t->out.arg(),
-                         t->lse.arg(), e))
+    if (o.varlen ? kernels->varlenForward(packed(t->q), packed(t->k),
+                                          packed(t->v), packed(t->out),
+                                          packed(t->lse), seqs(), e)
+                 : kernels->forward(t->q.arg(), t->k.arg(), t->v.arg(),
+                                    t->out.arg(), t->lse.arg(), e))
       return true;
     err = "forward failed: " + e;
     return false;
@@ -892,9 +980,14 @@ public:
 
   bool backward(std::string &err) override {
     std::string e;
-    if (kernels->backward(t->q.arg(), t->k.arg(), t->v.arg(), t->out.arg(),
-                          t->dO.arg(), t->lse.arg(), t->dq.arg(), t->dk.arg(),
-                          t->dv.arg(), e))
+    if (o.varlen
+            ? kernels->varlenBackward(packed(t->q), packed(t->k), packed(t->v),
+                                      packed(t->out), packed(t->dO),
+                                      packed(t->lse), packed(t->dq),
+                                      packed(t->dk), packed(t->dv), seqs(), e)
+            : kernels->backward(t->q.arg(), t->k.arg(), t->v.arg(),
+                                t->out.arg(), t->dO.arg(), t->lse.arg(),
+                                t->dq.arg(), t->dk.arg(), t->dv.arg(), e))
       return true;
     err = "backward failed: " + e;
     return false;
@@ -914,6 +1007,38 @@ public:
   bool fetch(Tensors &, std::string &) override { return true; }
 
 private:
+  /// The packed view of a batch-1 bshd buffer: [N, H, D] (lse: [H, N]).
+  static TensorArg packed(const HostTensor &h) {
+    TensorArg a;
+    a.data = h.mem.get();
+    if (h.rank == 4) {
+      a.rank = 3;
+      a.sizes[0] = h.sizes[2];
+      a.sizes[1] = h.sizes[1];
+      a.sizes[2] = h.sizes[3];
+      a.strides[0] = h.strides[2];
+      a.strides[1] = h.strides[1];
+      a.strides[2] = h.strides[3];
+    } else {
+      a.rank = 2;
+      a.sizes[0] = h.sizes[1];
+      a.sizes[1] = h.sizes[2];
+      a.strides[0] = h.strides[1];
+      a.strides[1] = h.strides[2];
+    }
+    return a;
+  }
+
+  VarlenArgs seqs() const {
+    VarlenArgs s;
+    s.cuSeqlensQ = o.cuQ.data();
+    s.cuSeqlensK = o.cuK.data();
+    s.batch = static_cast<int64_t>(o.varlenQ.size());
+    s.maxSeqlenQ = o.maxQ;
+    s.maxSeqlenK = o.maxK;
+    return s;
+  }
+
   const Options &o;
   Tensors *t = nullptr;
   std::unique_ptr<CpuKernels> kernels;
@@ -1021,10 +1146,55 @@ public:
     if (o.backward && (!upload(t->dO, DO, err) || !upload(t->dq, DQ, err) ||
                        !upload(t->dk, DK, err) || !upload(t->dv, DV, err)))
       return false;
+    if (o.varlen) // the offsets, in device memory
+      for (int i = 0; i < 2; ++i) {
+        const std::vector<int32_t> &cu = i ? o.cuK : o.cuQ;
+        size_t bytes = cu.size() * sizeof(int32_t);
+        if (fa_status st = fa_malloc(rt, bytes, &cuDev[i]); st != FA_OK)
+          return fail(rt, st, err);
+        allocations.push_back(cuDev[i]);
+        if (fa_status st = fa_memcpy_htod(rt, cuDev[i], cu.data(), bytes);
+            st != FA_OK)
+          return fail(rt, st, err);
+      }
     return true;
   }
 
   bool forward(std::string &err) override {
+    if (o.varlen) {
+      // Packed views of the batch-1 bshd buffers: [T, H, D], lse [Hq, Tq].
+      auto packed = [](const fa_tensor &d) {
+        fa_tensor p{};
+        p.data = d.data;
+        p.sizes[0] = d.sizes[2];
+        p.sizes[1] = d.sizes[1];
+        p.sizes[2] = d.sizes[3];
+        p.sizes[3] = 1;
+        p.strides[0] = d.strides[2];
+        p.strides[1] = d.strides[1];
+        p.strides[2] = 1;
+        p.strides[3] = 1;
+        return p;
+      };
+      fa_tensor pq = packed(dev[Q]), pk = packed(dev[K]), pv = packed(dev[V]),
+                po = packed(dev[O]);
+      fa_tensor pl{};
+      pl.data = dev[LSE].data;
+      pl.sizes[0] = dev[LSE].sizes[1];
+      pl.sizes[1] = dev[LSE].sizes[2];
+      pl.strides[0] = dev[LSE].strides[1];
+      pl.strides[1] = 1;
+      return call(
+          [&](fa_runtime *rt) {
+            return fa_forward_varlen(
+                rt, &params, &pq, &pk, &pv, &po, &pl,
+                static_cast<const int32_t *>(cuDev[0]),
+                static_cast<const int32_t *>(cuDev[1]),
+                static_cast<int64_t>(o.varlenQ.size()), o.maxQ, o.maxK,
+                nullptr);
+          },
+          err);
+    }
     return call(
         [&](fa_runtime *rt) {
           return fa_forward(rt, &params, &dev[Q], &dev[K], &dev[V], &dev[O],
@@ -1221,7 +1391,8 @@ private:
     return std::string(rt::dtypeName(o.dtype)) + "_d" +
            std::to_string(kernelDim(o.headDim)) + "_dv" +
            std::to_string(kernelDim(o.headDimV)) +
-           (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "");
+           (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "") +
+           (o.varlen ? "_varlen" : "");
   }
 
   /// $FLASHMLIR_CACHE_DIR, else $HOME/.cache/flashmlir; empty if neither.
@@ -1283,6 +1454,7 @@ private:
       c.headDimV = kernelDim(o.headDimV);
       c.masked = masked();
       c.softcap = o.softcap > 0;
+      c.varlen = o.varlen;
       c.target = target;
       configs.push_back(c);
     }
@@ -1324,6 +1496,7 @@ private:
   std::vector<void *> allocations;
   std::vector<fs::path> tempDirs;
   fa_tensor dev[NumSlots] = {};
+  void *cuDev[2] = {nullptr, nullptr}; ///< --varlen: cu_seqlens_q / _k
   fa_attn_params params = {};
   int ccMajor = 0;
 };
@@ -1493,8 +1666,14 @@ int run(int argc, char **argv) {
     double outLimit = 0, gradLimit = 0;
     thresholds(dt, &outLimit, &gradLimit);
     std::vector<double> oRef(t.out.numel), lseRef(t.lse.numel);
-    rt::referenceForward(cfg, qd.data(), kd.data(), vd.data(), oRef.data(),
-                         lseRef.data());
+    const int64_t nSeq = static_cast<int64_t>(o.varlenQ.size());
+    if (o.varlen)
+      rt::referenceVarlenForward(cfg, o.cuQ.data(), o.cuK.data(), nSeq,
+                                 qd.data(), kd.data(), vd.data(), oRef.data(),
+                                 lseRef.data());
+    else
+      rt::referenceForward(cfg, qd.data(), kd.data(), vd.data(), oRef.data(),
+                           lseRef.data());
     std::vector<double> oGot = t.out.load(), lseGot = t.lse.load();
     r.fwdErr.set(rt::relativeError(oGot.data(), oRef.data(), oRef.size()));
     r.lseErr.set(
@@ -1504,8 +1683,15 @@ int run(int argc, char **argv) {
     if (o.backward) {
       std::vector<double> dqRef(t.dq.numel), dkRef(t.dk.numel),
           dvRef(t.dv.numel);
-      rt::referenceBackward(cfg, qd.data(), kd.data(), vd.data(), dOd.data(),
-                            dqRef.data(), dkRef.data(), dvRef.data());
+      if (o.varlen)
+        rt::referenceVarlenBackward(cfg, o.cuQ.data(), o.cuK.data(), nSeq,
+                                    qd.data(), kd.data(), vd.data(),
+                                    dOd.data(), dqRef.data(), dkRef.data(),
+                                    dvRef.data());
+      else
+        rt::referenceBackward(cfg, qd.data(), kd.data(), vd.data(),
+                              dOd.data(), dqRef.data(), dkRef.data(),
+                              dvRef.data());
       std::vector<double> dqGot = t.dq.load(), dkGot = t.dk.load(),
                           dvGot = t.dv.load();
       r.dqErr.set(rt::relativeError(dqGot.data(), dqRef.data(), dqRef.size()));
@@ -1533,6 +1719,12 @@ int run(int argc, char **argv) {
     // forward + backward counts 3.5x the forward.
     double flops = 2.0 * o.batch * o.heads * o.seqlenQ * o.seqlenK *
                    static_cast<double>(o.headDim + o.headDimV);
+    if (o.varlen) { // per sequence
+      flops = 0;
+      for (size_t b = 0; b < o.varlenQ.size(); ++b)
+        flops += 2.0 * o.heads * o.varlenQ[b] * o.varlenK[b] *
+                 static_cast<double>(o.headDim + o.headDimV);
+    }
     if (o.causal)
       flops /= 2;
     // Each run is synchronous (cuda: launch + fa_synchronize), so host wall

@@ -45,6 +45,11 @@
 #                              "SANITIZE <tool> <family> <case> errors=N rc=R", and
 #                              "sanitize: N runs, E with errors or hazards, M missing"
 #                              (SAN_TOOLS, SAN_TIMEOUT, SAN_FILTER: see sanitize())
+#   tools/gpu/h100.sh varlen   variable-length batches: flash_attn_varlen_func on CUDA against a
+#                              float64 per-sequence reference (tools/gpu/check_varlen.py: empty and
+#                              length-1 sequences, GQA, causal, window, softcap, fwd + bwd), then
+#                              16k packed tokens of mixed lengths vs the dense kernel and FA2's
+#                              varlen (or SDPA per sequence) (tools/gpu/varlen_bench.py)
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -320,8 +325,26 @@ sanitize() {
   [ "$bad" = 0 ] && [ "$missing" = 0 ] || status=1
 }
 
+varlen() {
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$PWD/$BUNDLE
+  step "varlen: fa-run --device cuda --varlen (fa_forward_varlen, poisoned outputs, float64 reference)"
+  for args in "--dtype bf16 --heads 8 --kv-heads 2 --head-dim 128 --varlen 1,0,300,77,1024 --varlen-k 1,5,300,90,1024 --causal" \
+              "--dtype f16 --heads 4 --head-dim 64 --varlen 65,0,1,400 --varlen-k 20,9,1,420 --window 32,8" \
+              "--dtype bf16 --heads 4 --kv-heads 1 --head-dim 64 --varlen 4096,64,2000,3"; do
+    $FARUN --device cuda --bundle "$BUNDLE" $args --check --json > "$OUT/farun-varlen.log" 2>&1; rc=$?
+    echo "fa-run $args -> rc=$rc $(tail -1 "$OUT/farun-varlen.log" | cut -c1-200)"; status=$((status|rc))
+  done
+  step "varlen: flash_attn_varlen_func on CUDA vs a float64 per-sequence reference"
+  python3 tools/gpu/check_varlen.py --json "$OUT/check_varlen.json" > "$OUT/check_varlen.log" 2>&1; rc=$?
+  grep -E "^FAIL|Traceback|Error" "$OUT/check_varlen.log" | head -20; tail -1 "$OUT/check_varlen.log"; status=$((status|rc))
+  step "varlen: 16k packed tokens (64..4096) vs the dense kernel and FA2 varlen / SDPA per sequence"
+  python3 tools/gpu/varlen_bench.py --json "$OUT/varlen_bench.json" 2>&1 | grep -v Warning | tee "$OUT/varlen_bench.log" | tail -6
+  status=$((status|${PIPESTATUS[0]}))
+}
+
 case "${1:-all}" in
   check) check ;;
+  varlen) varlen ;;
   python) python_pkg ;;
   bench) bench ;;
   tc) tc ;;

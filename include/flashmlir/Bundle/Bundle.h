@@ -44,6 +44,9 @@ struct BundleConfig {
   bool wgmma = true;
   /// Tensor-core softcap through tanh.approx.f32 (else ex2 + rcp).
   bool fastTanh = true;
+  /// Variable-length (packed) batches: only the forward kernel, recorded in
+  /// the manifest ("varlen": true) and named with a "_varlen" suffix.
+  bool varlen = false;
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks

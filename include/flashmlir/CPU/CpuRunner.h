@@ -61,6 +61,14 @@ struct TensorArg {
   int64_t strides[4] = {0, 0, 0, 0};
 };
 
+/// The sequences of a variable-length (packed) call: `batch + 1` int32
+/// offsets into the packed query and key rows (host memory; start at 0,
+/// non-decreasing) and upper bounds of the sequences' lengths.
+struct VarlenArgs {
+  const int32_t *cuSeqlensQ = nullptr, *cuSeqlensK = nullptr;
+  int64_t batch = 0, maxSeqlenQ = 0, maxSeqlenK = 0;
+};
+
 /// The forward and backward kernels of one KernelConfig, JIT-compiled for the
 /// host. Calls are synchronous; distinct CpuKernels may be used from distinct
 /// threads.
@@ -91,6 +99,18 @@ public:
   bool backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                 TensorArg dO, TensorArg lse, TensorArg dq, TensorArg dk,
                 TensorArg dv, std::string &err);
+
+  /// The variable-length form (attn.attention with `varlen(...)`): q, k, v,
+  /// o (and dO, dq, dk, dv) packed `[total, heads, dim]` (rank 3), lse
+  /// `[Hq, total_q]` (rank 2). The offsets and lengths are checked first
+  /// (start at 0, non-decreasing, within the packed rows, lengths at most
+  /// the max); rows outside every sequence are not written. The varlen
+  /// kernels are compiled on first use.
+  bool varlenForward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                     TensorArg lse, const VarlenArgs &seqs, std::string &err);
+  bool varlenBackward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                      TensorArg dO, TensorArg lse, TensorArg dq, TensorArg dk,
+                      TensorArg dv, const VarlenArgs &seqs, std::string &err);
 
   /// The text of the kernel module before the pipeline ran (for debugging).
   const std::string &moduleSource() const;

@@ -13,6 +13,7 @@
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -90,7 +91,7 @@ static std::string moduleName(const GpuKernelSpec &spec) {
   os << spec.elementType;
   return ("attn_kernels_" + et + "_d" + std::to_string(spec.headDim) + "_dv" +
           std::to_string(spec.headDimV) + (spec.masked ? "_masked" : "") +
-          (spec.softcap ? "_softcap" : ""));
+          (spec.softcap ? "_softcap" : "") + (spec.varlen ? "_varlen" : ""));
 }
 
 /// Returns the kernel `kind` of `spec`, building its gpu.module on first use.
@@ -147,9 +148,12 @@ static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
   spec.deterministic = opts.deterministic;
   spec.wgmma = opts.wgmma;
   auto q = cast<MemRefType>(op->getOperand(0).getType());
+  auto v = cast<MemRefType>(op->getOperand(2).getType());
   spec.elementType = q.getElementType();
-  spec.headDim = q.getDimSize(3);
-  spec.headDimV = cast<MemRefType>(op->getOperand(2).getType()).getDimSize(3);
+  spec.headDim = q.getDimSize(q.getRank() - 1);
+  spec.headDimV = v.getDimSize(v.getRank() - 1);
+  if (auto fwd = dyn_cast<AttentionOp>(op))
+    spec.varlen = fwd.isVarlen();
   spec.masked = mask.isMasked();
   spec.softcap = softcap;
   return spec;
@@ -177,14 +181,24 @@ static LogicalResult checkKernelLimits(Operation *op,
 
 /// Sizes, scale, softcap and mask bounds shared by every launch.
 template <typename OpTy>
-static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
+static void addScalars(Codegen &cg, OpTy op, Value q, Value k, Value v,
+                       HostArgs &host) {
   ImplicitLocOpBuilder &b = cg.builder();
-  AttnShape sh = getShape(cg, op.getQuery(), op.getKey(), op.getValue());
+  AttnShape sh = getShape(cg, q, k, v);
   host.values["batch"] = sh.B;
   host.values["heads"] = sh.Hq;
   host.values["kv_heads"] = sh.Hkv;
   host.values["seqlen_q"] = sh.Nq;
   host.values["seqlen_k"] = sh.Nk;
+  if (op.isVarlen()) {
+    // The sequences, and their max lengths for the grid.
+    host.values["batch"] =
+        cg.sub(cg.dim(op.getCuSeqlensQ(), 0), cg.idx(1));
+    host.values["seqlen_q"] = op.getMaxSeqlenQ();
+    host.values["seqlen_k"] = op.getMaxSeqlenK();
+    host.addTensor(cg, "cu_seqlens_q", op.getCuSeqlensQ());
+    host.addTensor(cg, "cu_seqlens_k", op.getCuSeqlensK());
+  }
   host.values["scale"] = cg.f32(op.getScaleValue());
   double softcap = 0.0;
   if (std::optional<APFloat> c = op.getSoftcap())
@@ -197,23 +211,31 @@ static void addScalars(Codegen &cg, OpTy op, HostArgs &host) {
 }
 
 /// The kernel spec of `op` and the launch arguments both directions share:
-/// sizes, scalars, q, k, v, o.
+/// sizes, scalars, q, k, v, o. The variable-length form's packed [T, H, D]
+/// operands are passed as batch-1 views [1, H, T, D] (packedAsDense: their
+/// head and row strides; the batch stride is unused).
 template <typename OpTy>
 static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op,
                                    const KernelOptions &opts, HostArgs &host) {
   GpuKernelSpec spec =
       specOf(op, op.getMaskSpec(), bool(op.getSoftcap()), opts);
-  addScalars(cg, op, host);
-  host.addTensor(cg, "q", op.getQuery());
-  host.addTensor(cg, "k", op.getKey());
-  host.addTensor(cg, "v", op.getValue());
-  host.addTensor(cg, "o", op.getOutput());
+  auto view = [&](Value x) {
+    return op.isVarlen() ? packedAsDense(cg, x) : x;
+  };
+  Value q = view(op.getQuery()), k = view(op.getKey()),
+        v = view(op.getValue());
+  addScalars(cg, op, q, k, v, host);
+  host.addTensor(cg, "q", q);
+  host.addTensor(cg, "k", k);
+  host.addTensor(cg, "v", v);
+  host.addTensor(cg, "o", view(op.getOutput()));
   return spec;
 }
 
 static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
                                     KernelOptions opts) {
-  if (failed(checkLowerable(op, "convert-attn-to-gpu")))
+  if (failed(checkLowerable(op, "convert-attn-to-gpu",
+                            /*varlenSupported=*/true)))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
@@ -228,16 +250,22 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   GpuKernelSpec spec = addCommonArgs(cg, op, opts, host);
   Value lse = op.getLse(), tmp;
   if (!lse) {
-    // The kernel always writes lse; without one, into a temporary.
-    AttnShape sh = getShape(cg, op.getQuery(), op.getKey(), op.getValue());
-    auto t = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
-                              ShapedType::kDynamic},
-                             b.getF32Type());
-    tmp = gpu::AllocOp::create(b, t, Type(), ValueRange{},
-                               ValueRange{sh.B, sh.Hq, sh.Nq}, ValueRange{})
+    // The kernel always writes lse; without one, into a temporary ([B, Hq,
+    // Nq]; varlen: [Hq, Tq]).
+    SmallVector<Value> sizes;
+    if (op.isVarlen())
+      sizes = {cg.dim(op.getQuery(), 1), cg.dim(op.getQuery(), 0)};
+    else
+      sizes = {cg.dim(op.getQuery(), 0), cg.dim(op.getQuery(), 1),
+               cg.dim(op.getQuery(), 2)};
+    SmallVector<int64_t> shape(sizes.size(), ShapedType::kDynamic);
+    auto t = MemRefType::get(shape, b.getF32Type());
+    tmp = gpu::AllocOp::create(b, t, Type(), ValueRange{}, sizes, ValueRange{})
               .getMemref();
     lse = tmp;
   }
+  if (op.isVarlen())
+    lse = packedAsDense(cg, lse);
   host.addTensor(cg, "lse", lse);
   launch(cg, top, GpuKernelKind::Fwd, spec, host);
   if (tmp)

@@ -77,8 +77,9 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
   for (const GpuKernelArg &a : info.args) {
     if (a.kind == "buffer")
       argTypes.push_back(bufferType(
-          ctx, abi::isF32Buffer(a.name) ? builder.getF32Type()
-                                        : spec.elementType));
+          ctx, abi::isF32Buffer(a.name)   ? builder.getF32Type()
+               : abi::isI32Buffer(a.name) ? Type(builder.getI32Type())
+                                          : spec.elementType));
     else if (a.kind == "f32")
       argTypes.push_back(builder.getF32Type());
     else

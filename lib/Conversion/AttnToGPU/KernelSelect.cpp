@@ -102,6 +102,7 @@ flashmlir::abi::Variant mlir::attn::abiVariant(const GpuKernelSpec &s) {
   flashmlir::abi::Variant v;
   v.deterministic = s.deterministic;
   v.scaledDqAcc = fragmentOrderDqAcc(s);
+  v.varlen = s.varlen;
   return v;
 }
 

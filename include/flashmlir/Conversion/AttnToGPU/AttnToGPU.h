@@ -67,6 +67,12 @@ struct GpuKernelSpec {
   /// false, a tanh from ex2 and rcp (absolute error ~1e-7, one more MUFU op
   /// per score).
   bool fastTanh = true;
+  /// Variable-length (packed) batches: the kernels read each sequence's row
+  /// offsets from the `cu_seqlens_q` / `cu_seqlens_k` buffers (grid z = the
+  /// sequences, x = query blocks of `max_seqlen_q`, passed as `seqlen_q`)
+  /// and address q/k/v/o/lse rows from them (KernelBuilder::beginSequence).
+  /// Tensor-core forward kernels only, so far.
+  bool varlen = false;
 };
 
 /// The kernel kinds of the ABI. The launch order of the backward is BwdPre,

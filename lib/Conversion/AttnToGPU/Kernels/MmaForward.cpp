@@ -128,6 +128,7 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
                 cg.idx(1));
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  k.beginSequence(bi); // varlen: the sequence's rows and lengths
   // Lane-derived values. (Re-deriving them inside the key loop from an opaque
   // copy of the thread id, as the backward kernel does, removes the small
   // ptxas spills at D = 128 but measured 4-6% slower on the H100.)
@@ -143,6 +144,8 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   Value off = cg.sub(nk, nq);
   Value c0 = cg.idx(0), c1 = cg.idx(1), bn = cg.idx(kBlockN);
   Value q0 = cg.mul(qb, cg.idx(kBlockM));
+  if (s.varlen) // query blocks past the sequence's end: nothing to do
+    k.exitUnless(cg.cmp(arith::CmpIPredicate::slt, q0, nq));
   Value qLast = cg.sub(cg.min(cg.add(q0, cg.idx(kBlockM)), nq), c1);
   Value wl = s.masked ? k.arg("window_left") : Value();
   Value wr = s.masked ? k.arg("window_right") : Value();

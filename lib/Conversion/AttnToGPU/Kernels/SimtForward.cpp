@@ -34,6 +34,7 @@ void kernels::buildSimtForward(KernelBuilder &k) {
 
   Value qb = k.bid(gpu::Dimension::x), h = k.bid(gpu::Dimension::y),
         bi = k.bid(gpu::Dimension::z);
+  k.beginSequence(bi); // varlen: the sequence's rows and lengths
   Value tid = k.tid();
   Value warp = cg.divs(tid, cg.idx(kWarp));
   Value lane = arith::RemSIOp::create(b, tid, cg.idx(kWarp));
@@ -43,6 +44,8 @@ void kernels::buildSimtForward(KernelBuilder &k) {
   Value off = cg.sub(nk, nq);
   Value c0 = cg.idx(0), c1 = cg.idx(1), bn = cg.idx(kBlockN);
   Value q0 = cg.mul(qb, cg.idx(kFwdBlockM));
+  if (s.varlen) // query blocks past the sequence's end: nothing to do
+    k.exitUnless(cg.cmp(arith::CmpIPredicate::slt, q0, nq));
   Value qLast = cg.sub(cg.min(cg.add(q0, cg.idx(kFwdBlockM)), nq), c1);
 
   SmemLayout layout = forwardSmem(s);

@@ -119,6 +119,7 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
                 cg.idx(1));
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  k.beginSequence(bi); // varlen: the sequence's rows and lengths
   const LaneIds li =
       k.laneIds(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
   Value tid = li.tid, g = li.g, t = li.t;
@@ -132,6 +133,8 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   Value off = cg.sub(nk, nq);
   Value c0 = cg.idx(0), c1 = cg.idx(1), bn = cg.idx(N);
   Value q0 = cg.mul(qb, cg.idx(M));
+  if (s.varlen) // query blocks past the sequence's end: nothing to do
+    k.exitUnless(cg.cmp(arith::CmpIPredicate::slt, q0, nq));
   Value qLast = cg.sub(cg.min(cg.add(q0, cg.idx(M)), nq), c1);
   Value wl = s.masked ? k.arg("window_left") : Value();
   Value wr = s.masked ? k.arg("window_right") : Value();

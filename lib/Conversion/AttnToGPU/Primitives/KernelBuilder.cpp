@@ -7,6 +7,7 @@
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
@@ -23,6 +24,10 @@ KernelBuilder::KernelBuilder(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
 }
 
 Value KernelBuilder::arg(StringRef name) {
+  if (seqNq && name == "seqlen_q")
+    return seqNq;
+  if (seqNk && name == "seqlen_k")
+    return seqNk;
   auto it = args.find(name);
   assert(it != args.end() && "kernel argument not in the ABI");
   return it->second;
@@ -86,7 +91,45 @@ Value KernelBuilder::smem(int64_t offset, ArrayRef<int64_t> shape,
   return memref::ViewOp::create(b, t, dynBase, at, ValueRange{});
 }
 
+void KernelBuilder::beginSequence(Value bi) {
+  if (!spec.varlen)
+    return;
+  auto at = [&](StringRef cu, Value i) {
+    Value x = memref::LoadOp::create(b, arg(cu), ValueRange{i});
+    return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult();
+  };
+  Value next = cg.add(bi, cg.idx(1));
+  seqQ0 = at("cu_seqlens_q", bi);
+  seqK0 = at("cu_seqlens_k", bi);
+  seqNq = cg.sub(at("cu_seqlens_q", next), seqQ0);
+  seqNk = cg.sub(at("cu_seqlens_k", next), seqK0);
+}
+
+void KernelBuilder::exitUnless(Value cond) {
+  Block *cur = b.getInsertionBlock();
+  Region *region = cur->getParent();
+  assert(isa<gpu::GPUFuncOp>(region->getParentOp()) &&
+         "exitUnless at the kernel's top level only");
+  Block *rest = new Block();
+  region->push_back(rest);
+  Block *exit = new Block();
+  region->push_back(exit);
+  b.setInsertionPointToEnd(exit);
+  gpu::ReturnOp::create(b);
+  b.setInsertionPointToEnd(cur);
+  cf::CondBranchOp::create(b, cond, rest, exit);
+  b.setInsertionPointToStart(rest);
+}
+
 Value KernelBuilder::at4(StringRef t, Value bi, Value h, Value n, Value d) {
+  if (seqQ0) {
+    // Packed rows: the sequence's first row plus n.
+    bool qRows = t == "q" || t == "o" || t == "do" || t == "dq";
+    Value row = cg.add(qRows ? seqQ0 : seqK0, n);
+    Value i = cg.add(cg.mul(h, arg((t + "_stride_h").str())),
+                     cg.mul(row, arg((t + "_stride_n").str())));
+    return d ? cg.add(i, d) : i;
+  }
   Value i = cg.add(cg.mul(bi, arg((t + "_stride_b").str())),
                    cg.mul(h, arg((t + "_stride_h").str())));
   i = cg.add(i, cg.mul(n, arg((t + "_stride_n").str())));
@@ -94,6 +137,8 @@ Value KernelBuilder::at4(StringRef t, Value bi, Value h, Value n, Value d) {
 }
 
 Value KernelBuilder::atLse(Value bi, Value h, Value n) {
+  if (seqQ0) // lse [Hq, Tq]
+    return cg.add(cg.mul(h, arg("lse_stride_h")), cg.add(seqQ0, n));
   return cg.add(
       cg.add(cg.mul(bi, arg("lse_stride_b")), cg.mul(h, arg("lse_stride_h"))),
       n);

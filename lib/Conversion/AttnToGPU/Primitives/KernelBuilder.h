@@ -67,6 +67,25 @@ public:
   /// Element index of lse[bi, h, n].
   Value atLse(Value bi, Value h, Value n);
 
+  /// The row-addressing policy of the variable-length form (spec.varlen):
+  /// called once the block's sequence `bi` is known, it loads the
+  /// sequence's first rows and lengths from `cu_seqlens_q` / `cu_seqlens_k`.
+  /// From then on arg("seqlen_q") / arg("seqlen_k") are the sequence's own
+  /// lengths, and at4 / atLse address row n of the sequence in the packed
+  /// tensors (q, o, do, dq from its first query row; k, v, dk, dv from its
+  /// first key row; lse [Hq, Tq]); `bi` is ignored there. A no-op for
+  /// dense kernels.
+  void beginSequence(Value bi);
+  /// Ends the kernel for the threads where `cond` (uniform over the block)
+  /// is false: a conditional branch to a `gpu.return` block; the rest of the
+  /// body is built in the block it branches to otherwise. Only at the
+  /// function's top level.
+  void exitUnless(Value cond);
+  /// The sequence's first query / key row (null when dense).
+  Value seqQ0, seqK0;
+  /// The sequence's lengths (null when dense).
+  Value seqNq, seqNk;
+
   ImplicitLocOpBuilder &b;
   detail::Codegen cg;
   const GpuKernelSpec &spec;

@@ -103,8 +103,9 @@ public:
     return success();
   }
 
-  LogicalResult checkLse(const NamedOperand &lse) {
-    if (failed(checkRank(lse, 3, "[batch, heads, seq]")))
+  LogicalResult checkLse(const NamedOperand &lse, int64_t rank,
+                         StringRef layout) {
+    if (failed(checkRank(lse, rank, layout)))
       return failure();
     Type lt = type(lse.value).getElementType();
     if (!lt.isF32())
@@ -113,6 +114,33 @@ public:
     return success();
   }
 
+  /// The variable-length operands: all four or none; the offsets rank-1
+  /// i32 `[batch + 1]`, of one length.
+  LogicalResult checkVarlen(Value cuQ, Value cuK, Value maxQ, Value maxK) {
+    int given = int(bool(cuQ)) + int(bool(cuK)) + int(bool(maxQ)) +
+                int(bool(maxK));
+    if (given != 0 && given != 4)
+      return op->emitOpError(
+          "the varlen operands 'cu_seqlens_q', 'cu_seqlens_k', "
+          "'max_seqlen_q', 'max_seqlen_k' must be given together");
+    if (!given)
+      return success();
+    for (NamedOperand cu : {NamedOperand{cuQ, "cu_seqlens_q"},
+                            NamedOperand{cuK, "cu_seqlens_k"}}) {
+      ShapedType t = type(cu.value);
+      if (t.getRank() != 1 || !t.getElementType().isInteger(32))
+        return op->emitOpError()
+               << "expects '" << cu.name
+               << "' to be a rank-1 i32 [batch + 1] of offsets, got "
+               << cu.value.getType();
+      if (!t.isDynamicDim(0) && t.getDimSize(0) < 1)
+        return op->emitOpError()
+               << "'" << cu.name
+               << "' must have at least one element (batch + 1)";
+    }
+    return checkDim({cuQ, "cu_seqlens_q"}, 0, {cuK, "cu_seqlens_k"}, 0,
+                    "batch + 1");
+  }
   /// Static dims `a[ai]` and `b[bi]` must agree (dynamic dims always do).
   LogicalResult checkDim(const NamedOperand &a, unsigned ai,
                          const NamedOperand &b, unsigned bi, StringRef what) {
@@ -125,11 +153,12 @@ public:
 
   /// `grad` must have the shape of `primal`, dim by dim.
   LogicalResult checkSameShape(const NamedOperand &grad,
-                               const NamedOperand &primal) {
-    static const char *dims[] = {"batch", "head count", "sequence length",
-                                 "head dim"};
-    for (unsigned i = 0; i < 4; ++i)
-      if (failed(checkDim(grad, i, primal, i, dims[i])))
+                               const NamedOperand &primal, bool varlen) {
+    static const char *dense[] = {"batch", "head count", "sequence length",
+                                  "head dim"};
+    static const char *packed[] = {"total tokens", "head count", "head dim"};
+    for (unsigned i = 0, e = varlen ? 3 : 4; i < e; ++i)
+      if (failed(checkDim(grad, i, primal, i, varlen ? packed[i] : dense[i])))
         return failure();
     return success();
   }
@@ -159,9 +188,12 @@ public:
     namespace lim = flashmlir::limits;
     for (const NamedOperand &o : operands) {
       ShapedType t = type(o.value);
-      if (t.getRank() != 4)
+      // [B, H, N, D], or packed [total, H, D] (varlen: the sequence
+      // lengths are the offsets', checked with max_seqlen).
+      if (t.getRank() != 4 && t.getRank() != 3)
         continue;
-      int64_t d = t.getDimSize(3), n = t.getDimSize(2);
+      int64_t d = t.getDimSize(t.getRank() - 1);
+      int64_t n = t.getRank() == 4 ? t.getDimSize(2) : ShapedType::kDynamic;
       if (!ShapedType::isDynamic(d))
         if (std::string msg = lim::checkHeadDim(
                 "'" + o.name.str() + "' head dim", d);
@@ -183,12 +215,14 @@ public:
                                 std::optional<ArrayRef<int64_t>> blockSizes,
                                 const NamedOperand &query) {
     namespace lim = flashmlir::limits;
+    int64_t headDim = type(query.value).getRank() - 1;
     if (scale && !std::isfinite(*scale))
       return op->emitOpError() << "'scale' must be finite, got " << *scale;
     if (scale)
       if (std::string msg = lim::checkScale("'scale'", *scale); !msg.empty())
         return op->emitOpError() << msg;
-    if (!scale && ShapedType::isDynamic(type(query.value).getDimSize(3)))
+    if (!scale &&
+        ShapedType::isDynamic(type(query.value).getDimSize(headDim)))
       return op->emitOpError()
              << "requires an explicit 'scale' when the head dim of '"
              << query.name << "' is dynamic (the default is 1/sqrt(D))";
@@ -260,34 +294,60 @@ private:
 };
 } // namespace
 
-static LogicalResult verifyShapes(AttentionVerifier &v, const NamedOperand &q,
+/// Shape agreement of q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv],
+/// o [B, Hq, Nq, Dv] and lse [B, Hq, Nq]; in the variable-length form
+/// q [Tq, Hq, D], k [Tk, Hkv, D], v [Tk, Hkv, Dv], o [Tq, Hq, Dv] and
+/// lse [Hq, Tq].
+static LogicalResult verifyShapes(AttentionVerifier &v, bool varlen,
+                                  const NamedOperand &q,
                                   const NamedOperand &k,
                                   const NamedOperand &val,
                                   const NamedOperand &o,
                                   const NamedOperand *lse) {
-  for (const NamedOperand *x : {&k, &val, &o})
-    if (failed(v.checkDim(q, 0, *x, 0, "batch")))
-      return failure();
-  if (failed(v.checkDim(k, 1, val, 1, "key/value head count")) ||
+  const unsigned S = varlen ? 0 : 2, H = 1, Dd = varlen ? 2 : 3;
+  if (!varlen)
+    for (const NamedOperand *x : {&k, &val, &o})
+      if (failed(v.checkDim(q, 0, *x, 0, "batch")))
+        return failure();
+  StringRef kvLen = varlen ? "key/value total tokens"
+                           : "key/value sequence length";
+  StringRef qLen = varlen ? "query total tokens" : "query sequence length";
+  if (failed(v.checkDim(k, H, val, H, "key/value head count")) ||
       failed(v.checkHeads(q, k)) ||
-      failed(v.checkDim(q, 1, o, 1, "query head count")) ||
-      failed(v.checkDim(k, 2, val, 2, "key/value sequence length")) ||
-      failed(v.checkDim(q, 2, o, 2, "query sequence length")) ||
-      failed(v.checkDim(q, 3, k, 3, "query/key head dim")) ||
-      failed(v.checkDim(val, 3, o, 3, "value/output head dim")))
+      failed(v.checkDim(q, H, o, H, "query head count")) ||
+      failed(v.checkDim(k, S, val, S, kvLen)) ||
+      failed(v.checkDim(q, S, o, S, qLen)) ||
+      failed(v.checkDim(q, Dd, k, Dd, "query/key head dim")) ||
+      failed(v.checkDim(val, Dd, o, Dd, "value/output head dim")))
     return failure();
-  if (lse && (failed(v.checkDim(q, 0, *lse, 0, "batch")) ||
-              failed(v.checkDim(q, 1, *lse, 1, "query head count")) ||
-              failed(v.checkDim(q, 2, *lse, 2, "query sequence length"))))
+  if (!lse)
+    return success();
+  if (varlen)
+    return failure(failed(v.checkDim(q, H, *lse, 0, "query head count")) ||
+                   failed(v.checkDim(q, S, *lse, 1, qLen)));
+  if (failed(v.checkDim(q, 0, *lse, 0, "batch")) ||
+      failed(v.checkDim(q, 1, *lse, 1, "query head count")) ||
+      failed(v.checkDim(q, 2, *lse, 2, "query sequence length")))
     return failure();
   return success();
+}
+
+static constexpr StringLiteral kLayout4 = "[batch, heads, seq, dim]";
+static constexpr StringLiteral kLayout3 = "[total_tokens, heads, dim]";
+static constexpr StringLiteral kLseLayout = "[batch, heads, seq]";
+static constexpr StringLiteral kLseLayoutVarlen = "[heads, total_q]";
+
+/// The scale of an op whose query is `q` (the attribute or 1/sqrt(D)).
+static double scaleValue(std::optional<APFloat> attr, Value q) {
+  if (std::optional<double> s = toDouble(attr))
+    return *s;
+  auto t = cast<ShapedType>(q.getType());
+  return 1.0 / std::sqrt(double(t.getDimSize(t.getRank() - 1)));
 }
 
 //===----------------------------------------------------------------------===//
 // AttentionOp
 //===----------------------------------------------------------------------===//
-
-static constexpr StringLiteral kLayout4 = "[batch, heads, seq, dim]";
 
 LogicalResult AttentionOp::verify() {
   AttentionVerifier v(getOperation());
@@ -299,14 +359,22 @@ LogicalResult AttentionOp::verify() {
   SmallVector<NamedOperand> all = {q, k, val, o};
   if (lse)
     all.push_back(*lse);
-  if (failed(v.checkKinds(all)))
+  for (NamedOperand cu : {NamedOperand{getCuSeqlensQ(), "cu_seqlens_q"},
+                          NamedOperand{getCuSeqlensK(), "cu_seqlens_k"}})
+    if (cu.value)
+      all.push_back(cu);
+  if (failed(v.checkKinds(all)) ||
+      failed(v.checkVarlen(getCuSeqlensQ(), getCuSeqlensK(), getMaxSeqlenQ(),
+                           getMaxSeqlenK())))
     return failure();
+  bool varlen = isVarlen();
   for (const NamedOperand &x : {q, k, val, o})
-    if (failed(v.checkRank(x, 4, kLayout4)))
+    if (failed(v.checkRank(x, varlen ? 3 : 4, varlen ? kLayout3 : kLayout4)))
       return failure();
-  if ((lse && failed(v.checkLse(*lse))) ||
+  if ((lse && failed(v.checkLse(*lse, varlen ? 2 : 3,
+                                varlen ? kLseLayoutVarlen : kLseLayout))) ||
       failed(v.checkElementTypes(q, {k, val, o})) ||
-      failed(verifyShapes(v, q, k, val, o, lse ? &*lse : nullptr)) ||
+      failed(verifyShapes(v, varlen, q, k, val, o, lse ? &*lse : nullptr)) ||
       failed(v.checkSizeLimits({q, k, val, o})) ||
       failed(v.checkAttributes(toDouble(getScale()), getWindow(),
                                toDouble(getSoftcap()),
@@ -319,10 +387,7 @@ LogicalResult AttentionOp::verify() {
 }
 
 double AttentionOp::getScaleValue() {
-  if (std::optional<double> s = toDouble(getScale()))
-    return *s;
-  return 1.0 / std::sqrt(double(
-      cast<ShapedType>(getQuery().getType()).getDimSize(3)));
+  return scaleValue(getScale(), getQuery());
 }
 
 MaskSpec AttentionOp::getMaskSpec() {
@@ -388,16 +453,27 @@ LogicalResult AttentionBackwardOp::verify() {
       dO{getGradOutput(), "grad_output"}, lse{getLse(), "lse"},
       dq{getGradQuery(), "grad_query"}, dk{getGradKey(), "grad_key"},
       dv{getGradValue(), "grad_value"};
-  if (failed(v.checkKinds({q, k, val, o, dO, lse, dq, dk, dv})))
+  SmallVector<NamedOperand> all = {q, k, val, o, dO, lse, dq, dk, dv};
+  for (NamedOperand cu : {NamedOperand{getCuSeqlensQ(), "cu_seqlens_q"},
+                          NamedOperand{getCuSeqlensK(), "cu_seqlens_k"}})
+    if (cu.value)
+      all.push_back(cu);
+  if (failed(v.checkKinds(all)) ||
+      failed(v.checkVarlen(getCuSeqlensQ(), getCuSeqlensK(), getMaxSeqlenQ(),
+                           getMaxSeqlenK())))
     return failure();
+  bool varlen = isVarlen();
   for (const NamedOperand &x : {q, k, val, o, dO, dq, dk, dv})
-    if (failed(v.checkRank(x, 4, kLayout4)))
+    if (failed(v.checkRank(x, varlen ? 3 : 4, varlen ? kLayout3 : kLayout4)))
       return failure();
-  if (failed(v.checkLse(lse)) ||
+  if (failed(v.checkLse(lse, varlen ? 2 : 3,
+                        varlen ? kLseLayoutVarlen : kLseLayout)) ||
       failed(v.checkElementTypes(q, {k, val, o, dO, dq, dk, dv})) ||
-      failed(verifyShapes(v, q, k, val, o, &lse)) ||
-      failed(v.checkSameShape(dO, o)) || failed(v.checkSameShape(dq, q)) ||
-      failed(v.checkSameShape(dk, k)) || failed(v.checkSameShape(dv, val)) ||
+      failed(verifyShapes(v, varlen, q, k, val, o, &lse)) ||
+      failed(v.checkSameShape(dO, o, varlen)) ||
+      failed(v.checkSameShape(dq, q, varlen)) ||
+      failed(v.checkSameShape(dk, k, varlen)) ||
+      failed(v.checkSameShape(dv, val, varlen)) ||
       failed(v.checkSizeLimits({q, k, val, o, dO, dq, dk, dv})) ||
       failed(v.checkAttributes(toDouble(getScale()), getWindow(),
                                toDouble(getSoftcap()),
@@ -407,10 +483,7 @@ LogicalResult AttentionBackwardOp::verify() {
 }
 
 double AttentionBackwardOp::getScaleValue() {
-  if (std::optional<double> s = toDouble(getScale()))
-    return *s;
-  return 1.0 / std::sqrt(double(
-      cast<ShapedType>(getQuery().getType()).getDimSize(3)));
+  return scaleValue(getScale(), getQuery());
 }
 
 MaskSpec AttentionBackwardOp::getMaskSpec() {

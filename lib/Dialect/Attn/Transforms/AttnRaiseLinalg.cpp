@@ -107,6 +107,8 @@ FailureOr<AttentionOp> mlir::attn::raiseNaiveAttention(RewriterBase &rewriter,
     window = rewriter.getDenseI64ArrayAttr({na.windowLeft, na.windowRight});
   auto attention = AttentionOp::create(
       rewriter, loc, TypeRange{init.getType()}, q, k, v, init, Value(),
+      /*cu_seqlens_q=*/Value(), /*cu_seqlens_k=*/Value(),
+      /*max_seqlen_q=*/Value(), /*max_seqlen_k=*/Value(),
       rewriter.getF64FloatAttr(na.scale),
       na.causal ? rewriter.getUnitAttr() : UnitAttr(), window, FloatAttr(),
       DenseI64ArrayAttr());

@@ -38,15 +38,15 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                                 AttentionBackwardOp op,
                                                 TileSizes sizes,
                                                 int64_t vectorWidth) {
-  if (failed(checkLowerable(op, "attn-tile-backward")))
+  if (failed(
+          checkLowerable(op, "attn-tile-backward", /*varlenSupported=*/true)))
     return failure();
   if (failed(checkTiling(op, "attn-tile-backward", "", sizes.blockM, sizes.blockN,
                          vectorWidth)))
     return failure();
   if (std::string msg = flashmlir::limits::checkTileVectors(
           sizes.blockM, sizes.blockN,
-          cast<MemRefType>(op.getQuery().getType()).getDimSize(3),
-          cast<MemRefType>(op.getValue().getType()).getDimSize(3),
+          detail::headDimOf(op.getQuery()), detail::headDimOf(op.getValue()),
           vectorWidth);
       !msg.empty())
     return op.emitOpError() << "attn-tile-backward: " << msg;
@@ -55,9 +55,16 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
   b.setInsertionPoint(op);
   Codegen cg(b);
   VecCodegen vc(cg, vectorWidth);
-  Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
-        o = op.getOutput(), dO = op.getGradOutput(), lse = op.getLse(),
-        dq = op.getGradQuery(), dk = op.getGradKey(), dv = op.getGradValue();
+  // The variable-length form runs on batch-1 views of the packed operands:
+  // the pre- and post-passes over all their rows, the main loop over each
+  // sequence's slice of rows (below).
+  const bool varlen = op.isVarlen();
+  auto view = [&](Value x) { return varlen ? packedAsDense(cg, x) : x; };
+  Value q = view(op.getQuery()), k = view(op.getKey()),
+        v = view(op.getValue()), o = view(op.getOutput()),
+        dO = view(op.getGradOutput()), lse = view(op.getLse()),
+        dq = view(op.getGradQuery()), dk = view(op.getGradKey()),
+        dv = view(op.getGradValue());
   AttnShape sh = getShape(cg, q, k, v);
   MaskSpec mask = op.getMaskSpec();
   std::optional<double> softcap;
@@ -103,9 +110,11 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
     });
   });
 
-  Value numKBlocks = cg.ceilDiv(sh.Nk, bn);
-  cg.parallel({sh.B, sh.Hkv}, [&](ValueRange ivs) {
-    Value bi = ivs[0], hk = ivs[1];
+  // One (sequence, kv head) with its operands and shape.
+  auto emitKvHead = [&](Value bi, Value hk, const AttnShape &sh, Value q,
+                        Value k, Value v, Value dO, Value lse, Value dk,
+                        Value dv, Value dr, Value dqAcc) {
+    Value numKBlocks = cg.ceilDiv(sh.Nk, bn);
     Value kt = cg.alloc({sh.D, BN});     // K^T * kScale
     Value vt = cg.alloc({sh.Dv, BN});    // V^T
     Value pTile = cg.alloc({BM, BN});    // P
@@ -303,7 +312,34 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
     });
     for (Value buf : {kt, vt, pTile, dsTile, dkTile, dvTile})
       memref::DeallocOp::create(b, buf);
-  });
+  };
+  cg.parallel({varlen ? cg.sub(cg.dim(op.getCuSeqlensQ(), 0), c1) : sh.B,
+               sh.Hkv},
+              [&](ValueRange ivs) {
+                Value bi = ivs[0], hk = ivs[1];
+                if (!varlen)
+                  return emitKvHead(bi, hk, sh, q, k, v, dO, lse, dk, dv, dr,
+                                    dqAcc);
+                // Sequence bi: its rows, lengths and diagonal offset; batch
+                // index 0 of the slices.
+                auto [qStart, qLen] =
+                    sequenceRange(cg, op.getCuSeqlensQ(), bi);
+                auto [kStart, kLen] =
+                    sequenceRange(cg, op.getCuSeqlensK(), bi);
+                AttnShape seq = sh;
+                seq.Nq = qLen;
+                seq.Nk = kLen;
+                seq.off = cg.sub(kLen, qLen);
+                auto rowsQ = [&, qStart = qStart, qLen = qLen](Value x) {
+                  return sequenceRows(cg, x, qStart, qLen);
+                };
+                auto rowsK = [&, kStart = kStart, kLen = kLen](Value x) {
+                  return sequenceRows(cg, x, kStart, kLen);
+                };
+                emitKvHead(c0, hk, seq, rowsQ(q), rowsK(k), rowsK(v),
+                           rowsQ(dO), rowsQ(lse), rowsK(dk), rowsK(dv),
+                           rowsQ(dr), rowsQ(dqAcc));
+              });
 
   // dQ = scale * dQacc, converted to the element type.
   cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {

@@ -46,15 +46,14 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
                                                AttentionOp op,
                                                TileSizes sizes,
                                                int64_t vectorWidth) {
-  if (failed(checkLowerable(op, "attn-tile-forward")))
+  if (failed(checkLowerable(op, "attn-tile-forward", /*varlenSupported=*/true)))
     return failure();
   if (failed(checkTiling(op, "attn-tile-forward", "", sizes.blockM, sizes.blockN,
                          vectorWidth)))
     return failure();
   if (std::string msg = flashmlir::limits::checkTileVectors(
           sizes.blockM, sizes.blockN,
-          cast<MemRefType>(op.getQuery().getType()).getDimSize(3),
-          cast<MemRefType>(op.getValue().getType()).getDimSize(3),
+          detail::headDimOf(op.getQuery()), detail::headDimOf(op.getValue()),
           vectorWidth);
       !msg.empty())
     return op.emitOpError() << "attn-tile-forward: " << msg;
@@ -63,9 +62,16 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
   b.setInsertionPoint(op);
   Codegen cg(b);
   VecCodegen vc(cg, vectorWidth);
-  Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
-        o = op.getOutput(), lse = op.getLse();
-  AttnShape sh = getShape(cg, q, k, v);
+  // The variable-length form runs on batch-1 views of the packed operands;
+  // each sequence is a slice of their rows (below).
+  const bool varlen = op.isVarlen();
+  auto view = [&](Value x) {
+    return varlen && x ? packedAsDense(cg, x) : x;
+  };
+  Value qAll = view(op.getQuery()), kAll = view(op.getKey()),
+        vAll = view(op.getValue()), oAll = view(op.getOutput()),
+        lseAll = view(op.getLse());
+  AttnShape shAll = getShape(cg, qAll, kAll, vAll);
   MaskSpec mask = op.getMaskSpec();
   std::optional<double> softcap;
   if (std::optional<APFloat> c = op.getSoftcap())
@@ -73,22 +79,29 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
   double scale = op.getScaleValue();
   const int64_t BM = sizes.blockM, BN = sizes.blockN;
   Value bm = cg.idx(BM), bn = cg.idx(BN), c0 = cg.idx(0), c1 = cg.idx(1);
-  Value numQBlocks = cg.ceilDiv(sh.Nq, bm);
+  Value numQBlocks = cg.ceilDiv(shAll.Nq, bm);
+  if (varlen) {
+    shAll.B = cg.sub(cg.dim(op.getCuSeqlensQ(), 0), c1);
+    numQBlocks = cg.ceilDiv(op.getMaxSeqlenQ(), bm);
+  }
   // Queries run along the vectors of S^T, the value columns along those of
   // the accumulator.
-  SmallVector<int64_t> qChunks = vc.chunks(BM), vChunks = vc.chunks(sh.Dv);
+  SmallVector<int64_t> qChunks = vc.chunks(BM),
+                       vChunks = vc.chunks(shAll.Dv);
   // Q^T is packed pre-scaled: S^T = K Q^T is then the score in the log2
   // domain, or its argument of tanh with softcap.
   double qScale = softcap ? scale / *softcap : scale * kLog2e;
-  Value kMax = cg.sub(sh.Nk, c1);
   Type i32 = b.getI32Type();
   auto toI32 = [&](Value x) {
     return arith::IndexCastOp::create(b, i32, x).getResult();
   };
 
-  cg.parallel({sh.B, sh.Hq, numQBlocks}, [&](ValueRange ivs) {
-    Value bi = ivs[0], h = ivs[1], qb = ivs[2];
+  // One (sequence, query head, query block) with its operands and shape.
+  auto emitBlock = [&](Value bi, Value h, Value qb, const AttnShape &sh,
+                       Value q, Value k, Value v, Value o, Value lse) {
     Value hk = cg.divs(h, sh.group);
+    Value kMax = cg.sub(sh.Nk, c1);
+
     Value q0 = cg.mul(qb, bm);
     Value rows = cg.min(bm, cg.sub(sh.Nq, q0));
     Value qLast = cg.sub(cg.add(q0, rows), c1);
@@ -316,6 +329,33 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
     });
     for (Value buf : {qt, st, acc, mRow, lRow, aRow})
       memref::DeallocOp::create(b, buf);
+  };
+
+  cg.parallel({shAll.B, shAll.Hq, numQBlocks}, [&](ValueRange ivs) {
+    Value bi = ivs[0], h = ivs[1], qb = ivs[2];
+    AttnShape sh = shAll;
+    Value q = qAll, k = kAll, v = vAll, o = oAll, lse = lseAll;
+    if (varlen) {
+      // Sequence bi: its rows, lengths and diagonal offset; batch index 0
+      // of the slices.
+      auto [qStart, qLen] = sequenceRange(cg, op.getCuSeqlensQ(), bi);
+      auto [kStart, kLen] = sequenceRange(cg, op.getCuSeqlensK(), bi);
+      q = sequenceRows(cg, qAll, qStart, qLen);
+      o = sequenceRows(cg, oAll, qStart, qLen);
+      if (lse)
+        lse = sequenceRows(cg, lseAll, qStart, qLen);
+      k = sequenceRows(cg, kAll, kStart, kLen);
+      v = sequenceRows(cg, vAll, kStart, kLen);
+      sh.Nq = qLen;
+      sh.Nk = kLen;
+      sh.off = cg.sub(kLen, qLen);
+      bi = c0;
+      // Query blocks past the sequence's end have nothing to do.
+      cg.ifElse(cg.cmp(arith::CmpIPredicate::slt, cg.mul(qb, bm), qLen),
+                [&] { emitBlock(bi, h, qb, sh, q, k, v, o, lse); }, [] {});
+    } else {
+      emitBlock(bi, h, qb, sh, q, k, v, o, lse);
+    }
   });
 
   rewriter.eraseOp(op);

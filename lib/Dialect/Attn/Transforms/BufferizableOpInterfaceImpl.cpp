@@ -33,6 +33,11 @@ struct AttnOpInterface
     auto dps = cast<DestinationStyleOpInterface>(op);
     SmallVector<Value> operands, inits;
     for (OpOperand &operand : op->getOpOperands()) {
+      // Scalars (the varlen form's max lengths) are kept as they are.
+      if (!isa<TensorType>(operand.get().getType())) {
+        operands.push_back(operand.get());
+        continue;
+      }
       FailureOr<Value> buffer =
           getBuffer(rewriter, operand.get(), options, state);
       if (failed(buffer))

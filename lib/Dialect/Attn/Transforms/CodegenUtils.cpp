@@ -266,15 +266,92 @@ AttnShape mlir::attn::detail::getShape(Codegen &cg, Value q, Value k,
   return s;
 }
 
+Value mlir::attn::detail::packedAsDense(Codegen &cg, Value packed) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  auto t = cast<MemRefType>(packed.getType());
+  auto md = memref::ExtractStridedMetadataOp::create(b, packed);
+  int64_t rank = t.getRank(); // 3: [T, H, D]; 2 (lse): [H, T]
+  const int64_t dyn = ShapedType::kDynamic;
+  SmallVector<OpFoldResult> sizes{b.getIndexAttr(1)}, strides{
+                                                          b.getIndexAttr(0)};
+  SmallVector<int64_t> shape{1}, staticStrides{0};
+  if (rank == 3) {
+    // [T, H, D] strides [sT, sH, sD] -> [1, H, T, D] strides [0, sH, sT, sD].
+    Value T = md.getSizes()[0], H = md.getSizes()[1];
+    sizes.append({H, T});
+    strides.append({md.getStrides()[1], md.getStrides()[0]});
+    shape.append({dyn, dyn});
+    staticStrides.append({dyn, dyn});
+    int64_t D = t.getDimSize(2);
+    sizes.push_back(ShapedType::isDynamic(D) ? OpFoldResult(md.getSizes()[2])
+                                             : OpFoldResult(b.getIndexAttr(D)));
+    strides.push_back(md.getStrides()[2]);
+    shape.push_back(D);
+    staticStrides.push_back(dyn);
+  } else {
+    // lse [H, T] strides [sH, sT] -> [1, H, T] strides [0, sH, sT].
+    sizes.append({md.getSizes()[0], md.getSizes()[1]});
+    strides.append({md.getStrides()[0], md.getStrides()[1]});
+    shape.append({dyn, dyn});
+    staticStrides.append({dyn, dyn});
+  }
+  auto layout = StridedLayoutAttr::get(b.getContext(), dyn, staticStrides);
+  auto type = MemRefType::get(shape, t.getElementType(), layout,
+                              t.getMemorySpace());
+  return memref::ReinterpretCastOp::create(b, type, md.getBaseBuffer(),
+                                           OpFoldResult(md.getOffset()), sizes,
+                                           strides);
+}
+
+Value mlir::attn::detail::sequenceRows(Codegen &cg, Value dense, Value start,
+                                       Value len) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  auto t = cast<MemRefType>(dense.getType());
+  SmallVector<OpFoldResult> offsets{b.getIndexAttr(0), b.getIndexAttr(0),
+                                    start};
+  SmallVector<OpFoldResult> sizes{b.getIndexAttr(1), cg.dim(dense, 1), len};
+  SmallVector<OpFoldResult> strides(t.getRank(), b.getIndexAttr(1));
+  if (t.getRank() == 4) {
+    offsets.push_back(b.getIndexAttr(0));
+    int64_t D = t.getDimSize(3);
+    sizes.push_back(ShapedType::isDynamic(D) ? OpFoldResult(cg.dim(dense, 3))
+                                             : OpFoldResult(b.getIndexAttr(D)));
+  }
+  return memref::SubViewOp::create(b, dense, offsets, sizes, strides);
+}
+
+std::pair<Value, Value> mlir::attn::detail::sequenceRange(Codegen &cg,
+                                                          Value cu, Value bi) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  auto at = [&](Value i) {
+    Value x = memref::LoadOp::create(b, cu, ValueRange{i});
+    return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult();
+  };
+  Value start = at(bi), end = at(cg.add(bi, cg.idx(1)));
+  return {start, cg.sub(end, start)};
+}
+
 LogicalResult mlir::attn::detail::checkLowerable(Operation *op,
-                                                 StringRef passName) {
+                                                 StringRef passName,
+                                                 bool varlenSupported) {
   for (Value v : op->getOperands())
-    if (!isa<MemRefType>(v.getType()))
+    if (!isa<MemRefType>(v.getType()) && !v.getType().isIndex())
       return op->emitOpError()
              << "must be on memrefs for " << passName
              << " (bufferize first, e.g. with one-shot-bufferize)";
-  int64_t d = cast<MemRefType>(op->getOperand(0).getType()).getDimSize(3);
-  int64_t dv = cast<MemRefType>(op->getOperand(2).getType()).getDimSize(3);
+  bool varlen = false;
+  if (auto fwd = dyn_cast<AttentionOp>(op))
+    varlen = fwd.isVarlen();
+  else if (auto bwd = dyn_cast<AttentionBackwardOp>(op))
+    varlen = bwd.isVarlen();
+  if (varlen && !varlenSupported)
+    return op->emitOpError()
+           << "in the variable-length form is not supported by " << passName
+           << " yet";
+  auto q = cast<MemRefType>(op->getOperand(0).getType());
+  auto v = cast<MemRefType>(op->getOperand(2).getType());
+  int64_t d = q.getDimSize(q.getRank() - 1);
+  int64_t dv = v.getDimSize(v.getRank() - 1);
   if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv))
     return op->emitOpError()
            << "needs static head dims for " << passName

@@ -64,6 +64,12 @@ struct Variant {
   /// BwdMain accumulates dQ unscaled (the tensor-core kernels' fragment
   /// order): BwdPost multiplies by `scale` and takes it.
   bool scaledDqAcc = false;
+  /// Variable-length (packed) batches: the kernels also take the int32
+  /// offsets `cu_seqlens_q` / `cu_seqlens_k` ([batch + 1]); `batch` is the
+  /// number of sequences, `seqlen_q` / `seqlen_k` their maximum lengths (the
+  /// grid), the tensors packed [T, H, D] (their `_stride_b` unused; lse
+  /// [Hq, Tq], `lse_stride_b` unused). Forward only, so far.
+  bool varlen = false;
 };
 
 /// The tensors with `<name>_stride_{b,h,n}` arguments ([B, H, N, D]).
@@ -77,6 +83,11 @@ inline const std::vector<std::string> &stridedTensors() {
 /// others hold the element type.
 inline bool isF32Buffer(const std::string &name) {
   return name == "lse" || name == "dr_ws" || name == "dqacc_ws";
+}
+
+/// Buffers of int32 elements (the varlen offsets).
+inline bool isI32Buffer(const std::string &name) {
+  return name == "cu_seqlens_q" || name == "cu_seqlens_k";
 }
 
 /// The `.entry` name of a kernel.
@@ -126,6 +137,10 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
   case Kind::Fwd:
     for (const char *n : {"q", "k", "v", "o", "lse"})
       buf(n);
+    if (v.varlen) {
+      buf("cu_seqlens_q");
+      buf("cu_seqlens_k");
+    }
     sizes();
     for (const char *t : {"q", "k", "v", "o"})
       strides(t);
@@ -208,7 +223,8 @@ inline bool knownArg(const std::string &name, ArgClass *cls) {
       };
       for (Kind k : {Kind::Fwd, Kind::BwdPre, Kind::BwdMain, Kind::BwdPost})
         for (bool det : {false, true})
-          for (const Arg &a : kernelArgs(k, {det, /*scaledDqAcc=*/true}))
+          for (const Arg &a :
+               kernelArgs(k, {det, /*scaledDqAcc=*/true, /*varlen=*/true}))
             add(a);
       add({"head_dim", ArgClass::I64});
       add({"head_dim_v", ArgClass::I64});

@@ -55,6 +55,26 @@ void referenceBackward(const AttnConfig &cfg, const double *q, const double *k,
                        const double *v, const double *dO, double *dq,
                        double *dk, double *dv);
 
+/// Variable-length batches: `batch` sequences packed along the token dim;
+/// sequence b owns query rows [cuQ[b], cuQ[b+1]) and key rows
+/// [cuK[b], cuK[b+1]). The packed tensors are given as batch-1 dense arrays
+/// of their rows: q [Hq,Tq,D], k [Hkv,Tk,D], v [Hkv,Tk,Dv], o, dO
+/// [Hq,Tq,Dv], lse [Hq,Tq] (cfg.B = 1, cfg.Nq = Tq, cfg.Nk = Tk; the
+/// offsets must lie within them). Each sequence is computed as its own dense
+/// problem by referenceForward / referenceBackward (masks aligned to its own
+/// bottom-right corner); a sequence without keys gives O = 0, lse = -inf,
+/// dq = 0, one without queries dk = dv = 0. Rows outside every sequence are
+/// left as they are. `lse` may be null.
+void referenceVarlenForward(const AttnConfig &cfg, const int32_t *cuQ,
+                            const int32_t *cuK, int64_t batch, const double *q,
+                            const double *k, const double *v, double *o,
+                            double *lse);
+void referenceVarlenBackward(const AttnConfig &cfg, const int32_t *cuQ,
+                             const int32_t *cuK, int64_t batch,
+                             const double *q, const double *k, const double *v,
+                             const double *dO, double *dq, double *dk,
+                             double *dv);
+
 /// ||x - ref||_2 / ||ref||_2 in float64; ||x - ref||_2 when ||ref|| == 0.
 /// Equal infinities (e.g. -inf lse of empty rows) count as equal and are
 /// skipped; an infinity matched by anything else, or a NaN in x or ref,

@@ -112,6 +112,24 @@ FA_API fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
  * (then that kernel must zero it); when no kernel takes dqacc_ws (a
  * deterministic bundle, whose bwd_post kernel computes dq itself) only dr_ws
  * is allocated. dq, dk and dv are overwritten, not accumulated into. */
+/* Variable-length (packed) batches, forward: q [total_q, Hq, D], k / v
+ * [total_k, Hkv, D / Dv], o [total_q, Hq, Dv] (sizes[0..2], strides[0..2],
+ * innermost 1) and lse [Hq, total_q] (sizes[0..1]); sequence b owns query
+ * rows cu_seqlens_q[b] .. cu_seqlens_q[b+1] and key rows likewise
+ * (cu_seqlens_q / _k: `batch + 1` int32 offsets in device memory, from 0,
+ * non-decreasing; max_seqlen_q / _k bound the lengths: the grid). Masks
+ * are aligned per sequence. Needs a bundle with varlen kernels (the
+ * manifest's "varlen": true; the default bundle has f16 / bf16, head dims
+ * 64 and 128, masked or not); head dims multiples of 8. The offsets are
+ * not read on the host: the caller checks them (flash_attn's contract). */
+FA_API fa_status fa_forward_varlen(fa_runtime *rt, const fa_attn_params *params,
+                                   const fa_tensor *q, const fa_tensor *k,
+                                   const fa_tensor *v, fa_tensor *o,
+                                   fa_tensor *lse, const int32_t *cu_seqlens_q,
+                                   const int32_t *cu_seqlens_k, int64_t batch,
+                                   int64_t max_seqlen_q, int64_t max_seqlen_k,
+                                   void *stream);
+
 FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
                              const fa_tensor *q, const fa_tensor *k,
                              const fa_tensor *v, const fa_tensor *o,

@@ -56,10 +56,47 @@ defvar Attn_SemanticsDoc = [{
       must agree.
     * `block_sizes = [BM, BN]` optionally fixes the tile sizes the tiling
       passes use for this op (query rows and key rows per block).
+
+    Variable-length batches (FlashAttention-2's `flash_attn_varlen_func`):
+    with the four operands `varlen(cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+    max_seqlen_k)` the batch is packed. q/k/v/o (and the gradients) are
+    `[total_tokens, heads, dim]`, lse is `[Hq, total_q]` (FlashAttention-2's
+    varlen lse layout), and sequence `b` of the batch is made of query rows
+    `[cu_seqlens_q[b], cu_seqlens_q[b+1])` and key/value rows
+    `[cu_seqlens_k[b], cu_seqlens_k[b+1])`:
+
+    * `cu_seqlens_q`, `cu_seqlens_k`: i32, rank 1, `[batch + 1]`, both of the
+      same length, starting at 0 and non-decreasing (the caller's contract,
+      checked by the front ends: the op reads them at run time).
+    * `max_seqlen_q`, `max_seqlen_k` (index): upper bounds of the
+      sequences' lengths, `cu[b+1] - cu[b] <= max_seqlen`; the kernels size
+      their grids by them. A sequence longer than its bound is undefined
+      behaviour (as in FlashAttention-2); the front ends reject it.
+    * Everything above applies per sequence with `Nq`, `Nk` the sequence's
+      own lengths: masks are aligned to each sequence's bottom-right corner
+      (`off = Nk_b - Nq_b`), GQA, softcap and the empty-row rule included.
+      A sequence with no query rows writes nothing; one with no keys gives
+      `O = 0` and `lse = -inf` on its rows (dQ = 0), and keys no query sees
+      get `dK = dV = 0`.
+    * Rows past `cu_seqlens_q[batch]` (`cu_seqlens_k[batch]`) belong to no
+      sequence: their outputs (and gradients) are unspecified.
+}];
+
+// The optional operands of the variable-length form (all four or none).
+defvar Attn_VarlenOperands = (ins
+  Optional<Attn_ShapedOperand>:$cu_seqlens_q,
+  Optional<Attn_ShapedOperand>:$cu_seqlens_k,
+  Optional<Index>:$max_seqlen_q,
+  Optional<Index>:$max_seqlen_k
+);
+
+defvar Attn_VarlenFormat = [{
+    (`varlen` `(` $cu_seqlens_q^ `,` $cu_seqlens_k `,` $max_seqlen_q `,`
+        $max_seqlen_k `:` type($cu_seqlens_q) `,` type($cu_seqlens_k) `)`)?
 }];
 
 def Attn_AttentionOp : Attn_Op<"attention", [
-    DestinationStyleOpInterface,
+    DestinationStyleOpInterface, AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
   let summary = "Scaled dot-product attention (forward)";
   let description = !strconcat([{
@@ -92,6 +129,23 @@ def Attn_AttentionOp : Attn_Op<"attention", [
         {causal, scale = 0.125 : f64}
         -> tensor<2x8x128x64xf16>, tensor<2x8x128xf32>
     ```
+
+    Variable-length form (three sequences packed into 300 query and key
+    rows, lengths at most 160):
+
+    ```mlir
+    attn.attention
+        ins(%q, %k, %v : memref<300x8x64xbf16>, memref<300x2x64xbf16>,
+                         memref<300x2x64xbf16>)
+        varlen(%cu_q, %cu_k, %max_q, %max_k : memref<4xi32>, memref<4xi32>)
+        outs(%o : memref<300x8x64xbf16>) lse(%lse : memref<8x300xf32>)
+        {causal}
+    ```
+
+    Lowering of the variable-length form: the same loops over (sequence,
+    query head, query block) up to `max_seqlen_q`; each reads its rows'
+    offsets and lengths from `cu_seqlens_q` / `cu_seqlens_k` and skips the
+    blocks past its sequence's end.
   }]);
 
   let arguments = !con((ins
@@ -99,16 +153,17 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     Attn_ShapedOperand:$key,
     Attn_ShapedOperand:$value,
     Attn_ShapedOperand:$output,
-    Optional<Attn_ShapedOperand>:$lse), Attn_CommonAttrs);
+    Optional<Attn_ShapedOperand>:$lse), Attn_VarlenOperands, Attn_CommonAttrs);
   let results = (outs Variadic<AnyRankedTensor>:$results);
 
-  let assemblyFormat = [{
+  let assemblyFormat = !strconcat([{
     `ins` `(` $query `,` $key `,` $value `:`
         type($query) `,` type($key) `,` type($value) `)`
+  }], Attn_VarlenFormat, [{
     `outs` `(` $output `:` type($output) `)`
     (`lse` `(` $lse^ `:` type($lse) `)`)?
     attr-dict (`->` type($results)^)?
-  }];
+  }]);
 
   let extraClassDeclaration = [{
     /// The inits, in order: output and, when present, lse.
@@ -120,6 +175,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     double getScaleValue();
     /// The mask of this op (causal and window combined).
     ::mlir::attn::MaskSpec getMaskSpec();
+    /// True for the variable-length (packed) form.
+    bool isVarlen() { return getCuSeqlensQ() != nullptr; }
   }];
 
   let hasVerifier = 1;
@@ -127,7 +184,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [
 }
 
 def Attn_AttentionBackwardOp : Attn_Op<"attention_backward", [
-    DestinationStyleOpInterface,
+    DestinationStyleOpInterface, AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
   let summary = "Gradients of scaled dot-product attention";
   let description = !strconcat([{
@@ -181,17 +238,18 @@ def Attn_AttentionBackwardOp : Attn_Op<"attention_backward", [
     Attn_ShapedOperand:$lse,
     Attn_ShapedOperand:$grad_query,
     Attn_ShapedOperand:$grad_key,
-    Attn_ShapedOperand:$grad_value), Attn_CommonAttrs);
+    Attn_ShapedOperand:$grad_value), Attn_VarlenOperands, Attn_CommonAttrs);
   let results = (outs Variadic<AnyRankedTensor>:$results);
 
-  let assemblyFormat = [{
+  let assemblyFormat = !strconcat([{
     `ins` `(` $query `,` $key `,` $value `,` $output `,` $grad_output `,` $lse
         `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
         type($grad_output) `,` type($lse) `)`
+  }], Attn_VarlenFormat, [{
     `outs` `(` $grad_query `,` $grad_key `,` $grad_value `:`
         type($grad_query) `,` type($grad_key) `,` type($grad_value) `)`
     attr-dict (`->` type($results)^)?
-  }];
+  }]);
 
   let extraClassDeclaration = [{
     /// The inits, in order: grad_query, grad_key, grad_value.
@@ -200,6 +258,8 @@ def Attn_AttentionBackwardOp : Attn_Op<"attention_backward", [
     }
     double getScaleValue();
     ::mlir::attn::MaskSpec getMaskSpec();
+    /// True for the variable-length (packed) form.
+    bool isVarlen() { return getCuSeqlensQ() != nullptr; }
   }];
 
   let hasVerifier = 1;

@@ -129,9 +129,22 @@ struct AttnShape {
 };
 AttnShape getShape(Codegen &cg, Value q, Value k, Value v);
 
+/// The variable-length form, seen through the dense layout: a packed operand
+/// `[T, H, D]` (lse `[H, T]`) as a batch-1 strided view `[1, H, T, D]`
+/// (`[1, H, T]`) of the same memory, without a copy.
+Value packedAsDense(Codegen &cg, Value packed);
+/// Sequence `b`'s rows of such a view: `[1, H, len, D]` (`[1, H, len]`)
+/// starting at row `start`.
+Value sequenceRows(Codegen &cg, Value dense, Value start, Value len);
+/// The start and the length of sequence `b` from the offsets `cu` (i32):
+/// `cu[b]` and `cu[b+1] - cu[b]`, as index values.
+std::pair<Value, Value> sequenceRange(Codegen &cg, Value cu, Value b);
+
 /// Checks the preconditions every lowering needs: memref operands and static
-/// head dims. Emits an error naming `passName` on failure.
-LogicalResult checkLowerable(Operation *op, StringRef passName);
+/// head dims; the variable-length form only where `varlenSupported`. Emits
+/// an error naming `passName` on failure.
+LogicalResult checkLowerable(Operation *op, StringRef passName,
+                             bool varlenSupported = false);
 
 /// Checks tile sizes and the vector width against flashmlir/runtime/Limits.h
 /// (block sizes in [1, kMaxBlock], vector width in [1, kMaxVectorWidth]).
@@ -139,6 +152,13 @@ LogicalResult checkLowerable(Operation *op, StringRef passName);
 /// Emits an error at `op` naming `passName` on failure.
 LogicalResult checkTiling(Operation *op, StringRef passName, StringRef what,
                           int64_t blockM, int64_t blockN, int64_t vectorWidth);
+
+/// The head dim (innermost size) of a q/k/v/o buffer: [B, H, N, D] or packed
+/// varlen [T, H, D].
+inline int64_t headDimOf(Value buffer) {
+  auto t = cast<ShapedType>(buffer.getType());
+  return t.getDimSize(t.getRank() - 1);
+}
 
 } // namespace detail
 } // namespace attn
