@@ -11,7 +11,7 @@
 #   ./fa.sh wheel-test  both wheels, each installed into a fresh venv and checked
 #
 # Environment: BUILD_DIR (default build), JOBS (default nproc);
-# FA_FUZZ_SECONDS (default 150) / FA_FUZZ_SEED: the fa-opt fuzzer's budget
+# FA_FUZZ_EXECS (default 4000) / FA_FUZZ_SECONDS / FA_FUZZ_SEED: the fa-opt fuzzer's budget
 # in `test` (test/Fuzz); FA_SANITIZERS=0 skips the ASan/UBSan build.
 set -euo pipefail
 cd "$(dirname "$0")"
