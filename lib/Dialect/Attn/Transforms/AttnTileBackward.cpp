@@ -9,7 +9,6 @@
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
 #include "flashmlir/Dialect/Attn/Transforms/VectorCodegen.h"
-#include "flashmlir/runtime/Limits.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
 #include "flashmlir/Dialect/Attn/Transforms/Transforms.h"
@@ -41,15 +40,9 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
   if (failed(
           checkLowerable(op, "attn-tile-backward", /*varlenSupported=*/true)))
     return failure();
-  if (failed(checkTiling(op, "attn-tile-backward", "", sizes.blockM, sizes.blockN,
-                         vectorWidth)))
+  if (failed(checkOpTiling(op, "attn-tile-backward", op.getQuery(), op.getValue(),
+                           sizes.blockM, sizes.blockN, vectorWidth)))
     return failure();
-  if (std::string msg = flashmlir::limits::checkTileVectors(
-          sizes.blockM, sizes.blockN,
-          detail::headDimOf(op.getQuery()), detail::headDimOf(op.getValue()),
-          vectorWidth);
-      !msg.empty())
-    return op.emitOpError() << "attn-tile-backward: " << msg;
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);

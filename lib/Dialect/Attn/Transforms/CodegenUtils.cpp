@@ -374,3 +374,17 @@ LogicalResult mlir::attn::detail::checkTiling(Operation *op,
       return op->emitError() << passName << ": " << msg;
   return success();
 }
+
+LogicalResult mlir::attn::detail::checkOpTiling(Operation *op,
+                                                StringRef passName,
+                                                Value query, Value value,
+                                                int64_t blockM, int64_t blockN,
+                                                int64_t vectorWidth) {
+  if (failed(checkTiling(op, passName, "", blockM, blockN, vectorWidth)))
+    return failure();
+  if (std::string msg = flashmlir::limits::checkTileVectors(
+          blockM, blockN, headDimOf(query), headDimOf(value), vectorWidth);
+      !msg.empty())
+    return op->emitOpError() << passName << ": " << msg;
+  return success();
+}

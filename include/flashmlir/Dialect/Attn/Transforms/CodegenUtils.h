@@ -153,6 +153,13 @@ LogicalResult checkLowerable(Operation *op, StringRef passName,
 LogicalResult checkTiling(Operation *op, StringRef passName, StringRef what,
                           int64_t blockM, int64_t blockN, int64_t vectorWidth);
 
+/// checkTiling, then the vectors a tile row spans for this op's head dims
+/// (q's and v's innermost sizes; Limits.h checkTileVectors): what the CPU
+/// tiling passes check before rewriting `op`.
+LogicalResult checkOpTiling(Operation *op, StringRef passName, Value query,
+                            Value value, int64_t blockM, int64_t blockN,
+                            int64_t vectorWidth);
+
 /// The head dim (innermost size) of a q/k/v/o buffer: [B, H, N, D] or packed
 /// varlen [T, H, D].
 inline int64_t headDimOf(Value buffer) {
