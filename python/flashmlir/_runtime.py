@@ -104,10 +104,11 @@ class RuntimeHandle:
     def forward_varlen(self, params, q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k,
                        stream):
         """Raw call of fa_forward_varlen (cu_q / cu_k: device pointers)."""
-        return self._lib.fa_forward_varlen(
-            self._h, ctypes.byref(params), ctypes.byref(q), ctypes.byref(k), ctypes.byref(v),
-            ctypes.byref(o), ctypes.byref(lse), ctypes.c_void_p(cu_q), ctypes.c_void_p(cu_k),
-            int(batch), int(max_q), int(max_k), ctypes.c_void_p(stream))
+        with self._call() as h:
+            return self._lib.fa_forward_varlen(
+                h, ctypes.byref(params), ctypes.byref(q), ctypes.byref(k), ctypes.byref(v),
+                ctypes.byref(o), ctypes.byref(lse), ctypes.c_void_p(cu_q), ctypes.c_void_p(cu_k),
+                int(batch), int(max_q), int(max_k), ctypes.c_void_p(stream))
 
     def backward(self, params, q, k, v, o, do, lse, dq, dk, dv, stream):
         with self._call() as h:

@@ -292,3 +292,33 @@ def test_runtime_handle_close_while_other_threads_call():
     assert seen["status"] + seen["closed"] == 800
     with pytest.raises(FlashMLIRError, match="closed"):
         h.synchronize()
+
+
+def test_runtime_handle_raw_calls_use_the_guard():
+    """Every raw call of the GPU runtime handle goes through its guard (no
+    GPU needed): on a live handle it returns a status (here an error: no
+    driver, or null tensors), after close() it raises 'closed'."""
+    if not flashmlir.available()["runtime"]:
+        pytest.skip("libflashmlir_rt not found")
+    import ctypes
+    from flashmlir import _native, _runtime
+    h = object.__new__(_runtime.RuntimeHandle)
+    h._lib = _native.runtime()
+    h.bundle_dir = None
+    raw = ctypes.c_void_p()
+    h._lib.fa_runtime_create(None, ctypes.byref(raw))
+    assert raw.value
+    h._guard = _native.HandleGuard(raw, "this runtime handle has been closed")
+    p = _native.FaParams()
+    t = _native.FaTensor()
+    calls = {
+        "forward": lambda: h.forward(p, t, t, t, t, t, 0),
+        "forward_varlen": lambda: h.forward_varlen(p, t, t, t, t, t, 0, 0, 1, 1, 1, 0),
+        "backward": lambda: h.backward(p, t, t, t, t, t, t, t, t, t, 0),
+    }
+    for name, call in calls.items():
+        assert call() != 0, name
+    h.close()
+    for name, call in calls.items():
+        with pytest.raises(FlashMLIRError, match="closed"):
+            call()

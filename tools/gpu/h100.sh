@@ -55,6 +55,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
 BUNDLE=${BUNDLE:-build/bundle}
+case $BUNDLE in /*) ;; *) BUNDLE=$PWD/$BUNDLE ;; esac
 export PYTHONUNBUFFERED=1
 [ "${1:-all}" = tune ] || [ "${1:-all}" = ab ] || [ "${1:-all}" = embed ] || [ "${1:-all}" = sanitize ] || [ -f "$BUNDLE/manifest.json" ] || { echo "h100.sh: no bundle at $BUNDLE (carry build/bundle)"; exit 2; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
@@ -99,7 +100,7 @@ check() {
 
 python_pkg() {
   step "Python package: pytest (CUDA tests; opcheck, torch.compile, gradients) and the GPT example"
-  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$PWD/$BUNDLE
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q --no-index --find-links .whl pytest > /dev/null 2>&1
   python3 -m pytest python/tests -q -p no:cacheprovider > "$OUT/pytest.log" 2>&1; rc=$?
   grep -E "FAILED|Error" "$OUT/pytest.log" | head -10; tail -1 "$OUT/pytest.log"; status=$((status|rc))
@@ -297,6 +298,8 @@ sanitize() {
     "deterministic|$det|--dtype bf16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 128 --causal"
     "deterministic|$det|--dtype f16 --heads 2 --seqlen-q 65 --head-dim 64 --window 16,4 --softcap 20"
     "deterministic|$det|--dtype f32 --heads 2 --seqlen-q 33 --head-dim 64"
+    "varlen|$BUNDLE|--dtype bf16 --heads 4 --kv-heads 2 --head-dim 128 --varlen 70,0,1,33 --varlen-k 70,5,1,100 --causal"
+    "varlen|$BUNDLE|--dtype f16 --heads 2 --head-dim 64 --varlen 65,3 --window 16,4"
   )
   step "compute-sanitizer sweep: ${SAN_TOOLS:-memcheck racecheck synccheck initcheck} x ${#cases[@]} cases (fwd+bwd each)"
   local tool c family b args log n rc
@@ -309,10 +312,11 @@ sanitize() {
       fi
       log="$OUT/sanitize-$tool-$runs.log"
       # racecheck: every shared-memory hazard report (hazards and analysis).
-      local extra=""
+      local extra="" bw="--batch 1 --backward"
+      [ "$family" = varlen ] && bw="" # fa-run --varlen on cuda: forward only
       [ "$tool" = racecheck ] && extra="--racecheck-report all"
       timeout "${SAN_TIMEOUT:-300}" compute-sanitizer --tool "$tool" $extra --error-exitcode 99 --print-limit 20 \
-        $FARUN --device cuda --bundle "$b" --batch 1 $args --backward --check > "$log" 2>&1; rc=$?
+        $FARUN --device cuda --bundle "$b" $bw $args --check > "$log" 2>&1; rc=$?
       # "ERROR SUMMARY: N errors" (memcheck, synccheck, initcheck) or
       # "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)".
       n=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | grep -oE "[0-9]+ (errors?|hazards?)" | grep -oE "^[0-9]+" | awk '{s+=$1} END {print s+0}')
@@ -326,7 +330,7 @@ sanitize() {
 }
 
 varlen() {
-  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$PWD/$BUNDLE
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   step "varlen: fa-run --device cuda --varlen (fa_forward_varlen, poisoned outputs, float64 reference)"
   for args in "--dtype bf16 --heads 8 --kv-heads 2 --head-dim 128 --varlen 1,0,300,77,1024 --varlen-k 1,5,300,90,1024 --causal" \
               "--dtype f16 --heads 4 --head-dim 64 --varlen 65,0,1,400 --varlen-k 20,9,1,420 --window 32,8" \
