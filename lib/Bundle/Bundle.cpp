@@ -34,7 +34,8 @@
 using namespace mlir;
 using namespace flashmlir;
 
-static const char *const kKinds[] = {"fwd", "bwd_pre", "bwd_main", "bwd_post"};
+static const char *const kKinds[] = {"fwd",      "bwd_pre",  "bwd_main",
+                                     "bwd_post", "fwd_split", "fwd_combine"};
 
 std::vector<BundleConfig>
 flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
@@ -93,6 +94,10 @@ static attn::GpuKernelKind kindOf(StringRef kind) {
     return attn::GpuKernelKind::BwdPre;
   if (kind == "bwd_main")
     return attn::GpuKernelKind::BwdMain;
+  if (kind == "fwd_split")
+    return attn::GpuKernelKind::FwdSplit;
+  if (kind == "fwd_combine")
+    return attn::GpuKernelKind::FwdCombine;
   return attn::GpuKernelKind::BwdPost;
 }
 
@@ -237,7 +242,10 @@ struct BundleJob {
   bool isDefault = false;
   std::string suffix;  ///< appended to the kernel name
   MmaVariant variant;  ///< the resolved tile setting (group members)
+  bool split = false;  ///< emits the split-KV forward
   bool emits(StringRef kind) const {
+    if (kind == "fwd_split" || kind == "fwd_combine")
+      return split && (group.empty() || isDefault);
     if (config.varlen) // the variable-length form has a forward kernel only
       return kind == "fwd" && (group.empty() || isDefault);
     return group.empty() || isDefault || kind == "fwd";
@@ -268,6 +276,9 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
   for (const BundleConfig &c : configs) {
     BundleJob job;
     job.config = c;
+    // Every target: the same mma.sync kernels, but an sm_80 cubin does not
+    // run on sm_90 (the driver would JIT the PTX at the first decode step).
+    job.split = c.splitKv && attn::hasSplitForward(specOf(ctx, c));
     if (!autotune || !attn::usesTensorCores(attn::GpuKernelKind::Fwd,
                                             specOf(ctx, c))) {
       jobs.push_back(job);

@@ -149,14 +149,12 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
 
 # --- variable-length batches ------------------------------------------------------
 
-PAGED_ISSUE = "issue 14 (the paged KV cache)"
-
-
 def _run_varlen(where, q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, opts,
                 deterministic, return_attn_probs, block_table):
     if block_table is not None:
         raise NotImplementedError(f"{where}: block_table (a paged KV cache) is not supported "
-                                  f"yet; it comes with {PAGED_ISSUE}. Pass block_table=None.")
+                                  f"with packed (varlen) queries yet; flash_attn_with_kvcache "
+                                  f"takes a paged cache. Pass block_table=None.")
     np = sys.modules.get("numpy")
     if np is not None and isinstance(q, np.ndarray):
         # NumPy on the CPU (no autograd).

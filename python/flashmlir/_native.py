@@ -212,6 +212,10 @@ def _declare_runtime(lib):
     if hasattr(lib, "fa_forward_varlen"):
         i64 = ctypes.c_int64
         lib.fa_forward_varlen.argtypes = [vp, P, T, T, T, T, T, vp, vp, i64, i64, i64, vp]
+    if hasattr(lib, "fa_forward_kvcache"):
+        i64 = ctypes.c_int64
+        lib.fa_forward_kvcache.argtypes = [vp, P, T, T, T, T, T, vp, vp, i64, i64, i64, vp]
+        lib.fa_forward_kvcache.restype = st
     lib.fa_device_info.argtypes = [vp] + [ctypes.POINTER(ctypes.c_int)] * 3
     lib.fa_synchronize.argtypes = [vp]
     lib.fa_workspace_bytes.argtypes = [vp]

@@ -110,6 +110,18 @@ class RuntimeHandle:
                 ctypes.byref(o), ctypes.byref(lse), ctypes.c_void_p(cu_q), ctypes.c_void_p(cu_k),
                 int(batch), int(max_q), int(max_k), ctypes.c_void_p(stream))
 
+    def forward_kvcache(self, params, q, k_cache, v_cache, o, lse, cache_seqlens,
+                        block_table, block_table_stride, max_blocks, num_splits, stream):
+        """Raw call of fa_forward_kvcache (cache_seqlens / block_table: device
+        pointers or 0)."""
+        with self._call() as h:
+            return self._lib.fa_forward_kvcache(
+                h, ctypes.byref(params), ctypes.byref(q), ctypes.byref(k_cache),
+                ctypes.byref(v_cache), ctypes.byref(o), ctypes.byref(lse),
+                ctypes.c_void_p(cache_seqlens or None), ctypes.c_void_p(block_table or None),
+                int(block_table_stride), int(max_blocks), int(num_splits),
+                ctypes.c_void_p(stream))
+
     def backward(self, params, q, k, v, o, do, lse, dq, dk, dv, stream):
         with self._call() as h:
             return self._lib.fa_backward(h, ctypes.byref(params), ctypes.byref(q),

@@ -7,16 +7,14 @@ aligned to each sequence's bottom-right corner. lse is float32 ``[Hq, total_q]``
 * CPU (NumPy arrays and torch tensors): the attn dialect's variable-length form
   (``attn.attention ... varlen(...)``) compiled for the host: one kernel for the
   whole batch.
-* CUDA (torch tensors): each sequence runs through the dense GPU kernels
-  in turn (correct, not fast: one launch per sequence), forward and
-  backward (no GPU varlen backward kernels yet, issue 14). With
-  ``FLASHMLIR_VARLEN_KERNELS=1`` the forward runs the bundle's varlen kernels
-  instead (``fa_forward_varlen``: tensor-core kernels that take each
-  sequence's rows from the offsets; the default bundle has f16 / bf16, head
-  dims 64 and 128, masked or not): opt-in until they have passed
-  tools/gpu/check_varlen.py on a GPU (built and launch-tested against the
-  fake driver, not yet run on hardware). The offsets are read on
-  the host for validation.
+* CUDA (torch tensors): the forward runs the bundle's varlen kernels
+  (``fa_forward_varlen``: tensor-core kernels that take each sequence's rows
+  from the offsets; the default bundle has f16 / bf16, head dims 64 and 128,
+  masked or not; checked on the H100 by tools/gpu/check_varlen.py); other
+  configurations, and ``FLASHMLIR_VARLEN_KERNELS=0``, run each sequence
+  through the dense GPU kernels in turn. The backward runs sequence by
+  sequence on the dense kernels (no GPU varlen backward kernels yet). The
+  offsets are read on the host for validation.
 
 Torch custom ops (differentiable with respect to q, k, v):
 

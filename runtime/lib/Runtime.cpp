@@ -253,28 +253,50 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
   return FA_OK;
 }
 
+/// The kernel of `kind` for `p` (cached per context), or -1 with the
+/// reason in *err.
+int lookupKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
+                 const Problem &p, std::string *err) {
+  auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
+                             p.D, p.Dv, p.causal, p.window, p.softcap,
+                             p.windowLeft >= 0, p.windowRight == 0, p.varlen);
+  auto it = cs->selected.find(key);
+  if (it != cs->selected.end() && it->second >= 0)
+    return it->second;
+  int idx = selectKernel(rt->manifest, kind, p, cs->ccMajor, cs->ccMinor, err);
+  cs->selected[key] = idx;
+  return idx;
+}
+
 /// Selects the kernel of `kind` for `p` and loads it.
 fa_status selectAndLoad(fa_runtime *rt, ContextState *cs, KernelKind kind,
                         const Problem &p, Prepared *out) {
   if (!rt->hasBundle)
     return fail(rt, FA_ERR_NO_KERNEL,
                 "this runtime was created without a kernel bundle");
-  auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
-                             p.D, p.Dv, p.causal, p.window, p.softcap,
-                             p.windowLeft >= 0, p.windowRight == 0, p.varlen);
-  auto it = cs->selected.find(key);
-  int idx;
-  if (it != cs->selected.end()) {
-    idx = it->second;
-  } else {
-    std::string err;
-    idx = selectKernel(rt->manifest, kind, p, cs->ccMajor, cs->ccMinor, &err);
-    if (idx < 0)
-      return fail(rt, FA_ERR_NO_KERNEL, err);
-    cs->selected.emplace(key, idx);
-  }
+  std::string err;
+  int idx = lookupKernel(rt, cs, kind, p, &err);
+  if (idx < 0)
+    return fail(rt, FA_ERR_NO_KERNEL, err);
   out->kernel = idx;
   return getFunction(rt, cs, idx, &out->fn);
+}
+
+/// Whether the bundle has the split-KV forward (fwd_split + fwd_combine)
+/// for `p` (no error recorded when not).
+bool hasSplitKernels(fa_runtime *rt, ContextState *cs, const Problem &p) {
+  auto known = [&](KernelKind kind) {
+    auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
+                               p.D, p.Dv, p.causal, p.window, p.softcap,
+                               p.windowLeft >= 0, p.windowRight == 0, p.varlen);
+    auto it = cs->selected.find(key);
+    if (it != cs->selected.end())
+      return it->second >= 0;
+    std::string err;
+    return lookupKernel(rt, cs, kind, p, &err) >= 0;
+  };
+  return rt->hasBundle && known(KernelKind::FwdSplit) &&
+         known(KernelKind::FwdCombine);
 }
 
 /// Grid and parameters of a selected kernel (after all values are known).
@@ -492,16 +514,49 @@ const char *fa_runtime_last_error(const fa_runtime *rt) {
 
 namespace {
 
+/// The split-KV forward (decode) of `p` with `splits` key ranges:
+/// fwd_split writes the partials to the context's workspace, fwd_combine
+/// merges them into o and lse.
+fa_status forwardSplit(fa_runtime *rt, ContextState *cs, Problem &p,
+                       int64_t splits, cu::Stream stream) {
+  Prepared part, combine;
+  FA_TRY(selectAndLoad(rt, cs, KernelKind::FwdSplit, p, &part));
+  FA_TRY(selectAndLoad(rt, cs, KernelKind::FwdCombine, p, &combine));
+  FA_TRY(ensureWorkspace(rt, cs, splitWorkspaceBytes(p, splits)));
+  addSplitArgs(&p, splits, cs->workspace);
+  FA_TRY(pack(rt, p, &part));
+  FA_TRY(pack(rt, p, &combine));
+  FA_TRY(launch(rt, part, stream));
+  return launch(rt, combine, stream);
+}
+
+/// `numSplits`: 0 = the runtime's choice (the split-KV forward where the
+/// bundle has it and a KV head's query rows, times its query heads, fit
+/// one block, abi::kSplitRows, with its key ranges by splitKvHeuristic;
+/// unless that is one range without GQA rows to pack), 1 = the one-pass
+/// forward kernel, n > 1 = the split-KV forward with n ranges (at most
+/// abi::kMaxSplits) where it applies.
 fa_status forwardLocked(fa_runtime *rt, const fa_attn_params *params,
                         const fa_tensor *q, const fa_tensor *k,
                         const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
-                        void *stream) {
+                        void *stream, int64_t numSplits = 0) {
   Problem p;
   std::string err;
   if (buildForwardProblem(params, q, k, v, o, lse, &p, &err) != FA_OK)
     return fail(rt, FA_ERR_INVALID, "fa_forward: " + err);
   ContextState *cs;
   FA_TRY(currentContext(rt, &cs));
+  if (numSplits != 1 && !p.varlen && p.Hkv > 0 && p.Hq % p.Hkv == 0 &&
+      p.Nq * (p.Hq / p.Hkv) <= flashmlir::abi::kSplitRows && p.B * p.Hq * p.Nq > 0 &&
+      p.Nk > 0 && hasSplitKernels(rt, cs, p)) {
+    int64_t splits = numSplits > 1
+                         ? std::min<int64_t>(numSplits, flashmlir::abi::kMaxSplits)
+                         : splitKvHeuristic(p, cs->numSms);
+    // One range and no GQA group to pack: the one-pass kernel (on sm_90a
+    // the wgmma one) does the same work.
+    if (splits > 1 || p.Hq > p.Hkv)
+      return forwardSplit(rt, cs, p, splits, static_cast<cu::Stream>(stream));
+  }
   Prepared fwd;
   FA_TRY(selectAndLoad(rt, cs, KernelKind::Fwd, p, &fwd));
   FA_TRY(pack(rt, p, &fwd));
@@ -581,6 +636,107 @@ fa_status forwardVarlenLocked(fa_runtime *rt, const fa_attn_params *params,
   FA_TRY(selectAndLoad(rt, cs, KernelKind::Fwd, p, &fwd));
   FA_TRY(pack(rt, p, &fwd));
   return launch(rt, fwd, static_cast<cu::Stream>(stream));
+}
+
+fa_status forwardKvcacheLocked(fa_runtime *rt, const fa_attn_params *params,
+                               const fa_tensor *q, const fa_tensor *kc,
+                               const fa_tensor *vc, fa_tensor *o, fa_tensor *lse,
+                               const int32_t *cacheSeqlens,
+                               const int32_t *blockTable, int64_t btStride,
+                               int64_t maxBlocks, int64_t numSplits,
+                               void *stream) {
+  namespace abi = flashmlir::abi;
+  const std::string where = "fa_forward_kvcache: ";
+  if (!q || !kc || !vc || !o)
+    return fail(rt, FA_ERR_INVALID,
+                where + (!q ? "q" : !kc ? "k_cache" : !vc ? "v_cache" : "o") +
+                    " is null");
+  const bool paged = blockTable != nullptr;
+  if (paged && !cacheSeqlens)
+    return fail(rt, FA_ERR_INVALID,
+                where + "a block table needs cache_seqlens");
+  if (paged && (maxBlocks < 1 || btStride < maxBlocks))
+    return fail(rt, FA_ERR_INVALID,
+                where + "max_blocks must be >= 1 and block_table_stride >= "
+                        "max_blocks (got " +
+                    std::to_string(maxBlocks) + ", " +
+                    std::to_string(btStride) + ")");
+  if (numSplits < 0 || numSplits > abi::kMaxSplits)
+    return fail(rt, FA_ERR_INVALID,
+                where + "num_splits must be 0 (automatic) to " +
+                    std::to_string(abi::kMaxSplits) + ", got " +
+                    std::to_string(numSplits));
+  const int64_t blockSize = kc->sizes[2];
+  int64_t capacity = blockSize;
+  if (paged && __builtin_mul_overflow(maxBlocks, blockSize, &capacity))
+    return fail(rt, FA_ERR_INVALID, where + "max_blocks x block_size overflows");
+  // The call as a dense one of `capacity` keys per sequence (views of the
+  // cache with q's batch), then the cache tensors themselves.
+  fa_tensor kv = *kc, vv = *vc;
+  kv.sizes[0] = vv.sizes[0] = q->sizes[0];
+  kv.sizes[2] = vv.sizes[2] = capacity;
+  kv.strides[0] = vv.strides[0] = 0;
+  kv.strides[2] = vv.strides[2] = 0;
+  Problem p;
+  std::string err;
+  if (buildForwardProblem(params, q, &kv, &vv, o, lse, &p, &err) != FA_OK ||
+      addCacheTensors(&p, kc, vc, &err) != FA_OK)
+    return fail(rt, FA_ERR_INVALID, where + err);
+  if (!paged && kc->sizes[0] != p.B)
+    return fail(rt, FA_ERR_INVALID,
+                where + "k_cache has " + std::to_string(kc->sizes[0]) +
+                    " sequences, q " + std::to_string(p.B) +
+                    " (without a block table the cache is [batch, kv_heads, "
+                    "capacity, head_dim])");
+  if (p.D % 8 || p.Dv % 8)
+    return fail(rt, FA_ERR_INVALID,
+                where + "head dims must be multiples of 8 (got " +
+                    std::to_string(p.D) + ", " + std::to_string(p.Dv) + ")");
+  if (p.Nq * (p.Hq / p.Hkv) > abi::kSplitRows)
+    return fail(rt, FA_ERR_INVALID,
+                where + "seqlen_q x (heads / kv_heads) = " +
+                    std::to_string(p.Nq * (p.Hq / p.Hkv)) +
+                    " query rows per KV head; the split-KV kernels take at "
+                    "most " +
+                    std::to_string(abi::kSplitRows));
+  auto integer = [&](const char *name, int64_t value) {
+    ArgValue a;
+    a.kind = ArgKind::I64;
+    a.i = value;
+    p.args[name] = a;
+  };
+  auto buffer = [&](const char *name, const int32_t *ptr, int64_t extent) {
+    ArgValue a;
+    a.kind = ArgKind::Buffer;
+    a.ptr = reinterpret_cast<uint64_t>(ptr);
+    a.extent = ptr ? extent : 0;
+    p.args[name] = a;
+  };
+  integer("kv_mode", paged ? abi::kKvPaged
+                     : cacheSeqlens ? abi::kKvCacheLens
+                                    : abi::kKvDense);
+  integer("block_size", blockSize);
+  integer("block_shift", (blockSize & (blockSize - 1)) == 0
+                             ? static_cast<int64_t>(__builtin_ctzll(
+                                   static_cast<unsigned long long>(blockSize)))
+                             : -1);
+  integer("block_table_stride", paged ? btStride : 0);
+  buffer("cache_seqlens", cacheSeqlens, p.B);
+  buffer("block_table", blockTable, p.B * btStride);
+  if (p.B * p.Hq * p.Nq == 0)
+    return FA_OK;
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  if (!hasSplitKernels(rt, cs, p))
+    return fail(rt, FA_ERR_NO_KERNEL,
+                where + "the bundle has no split-KV kernels (fwd_split / "
+                        "fwd_combine) for " +
+                    std::string(dtypeName(p.dtype)) +
+                    " head_dim=" + std::to_string(p.D) +
+                    " head_dim_v=" + std::to_string(p.Dv) +
+                    " (f16 / bf16 only; fa-compile --split-kv 1)");
+  int64_t splits = numSplits > 0 ? numSplits : splitKvHeuristic(p, cs->numSms);
+  return forwardSplit(rt, cs, p, splits, static_cast<cu::Stream>(stream));
 }
 
 fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
@@ -747,16 +903,28 @@ int64_t dtypeBytes(const fa_attn_params *params) {
 fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
                      const fa_tensor *q, const fa_tensor *k, const fa_tensor *v,
                      fa_tensor *o, fa_tensor *lse, void *stream) {
+  return fa_forward_splitkv(rt, params, q, k, v, o, lse, 0, stream);
+}
+
+fa_status fa_forward_splitkv(fa_runtime *rt, const fa_attn_params *params,
+                             const fa_tensor *q, const fa_tensor *k,
+                             const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
+                             int64_t num_splits, void *stream) {
   FA_BEGIN(rt)
+  if (num_splits < 0 || num_splits > flashmlir::abi::kMaxSplits)
+    return fail(rt, FA_ERR_INVALID,
+                "fa_forward_splitkv: num_splits must be 0 (automatic) to " +
+                    std::to_string(flashmlir::abi::kMaxSplits) + ", got " +
+                    std::to_string(num_splits));
   if (!needsPadding(q, v))
-    return forwardLocked(rt, params, q, k, v, o, lse, stream);
+    return forwardLocked(rt, params, q, k, v, o, lse, stream, num_splits);
   {
     Problem p; // the shapes, strides and parameters as given
     std::string err;
     if (buildForwardProblem(params, q, k, v, o, lse, &p, &err) != FA_OK)
       return fail(rt, FA_ERR_INVALID, "fa_forward: " + err);
     if (p.B * p.Hq * p.Nq == 0 || p.Nk == 0)
-      return forwardLocked(rt, params, q, k, v, o, lse, stream);
+      return forwardLocked(rt, params, q, k, v, o, lse, stream, num_splits);
   }
   ContextState *cs;
   FA_TRY(currentContext(rt, &cs));
@@ -775,7 +943,7 @@ fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
   fa_attn_params pp = *params; // the default scale of the true head dim
   if (!(pp.scale > 0))
     pp.scale = static_cast<float>(1.0 / std::sqrt(double(q->sizes[3])));
-  FA_TRY(forwardLocked(rt, &pp, &pq, &pk, &pv, &po, lse, stream));
+  FA_TRY(forwardLocked(rt, &pp, &pq, &pk, &pv, &po, lse, stream, num_splits));
   return pc.copyRows(&po, o, o->sizes[3]);
   FA_END(rt)
 }
@@ -791,6 +959,20 @@ fa_status fa_forward_varlen(fa_runtime *rt, const fa_attn_params *params,
   return forwardVarlenLocked(rt, params, q, k, v, o, lse, cu_seqlens_q,
                              cu_seqlens_k, batch, max_seqlen_q, max_seqlen_k,
                              stream);
+  FA_END(rt)
+}
+
+fa_status fa_forward_kvcache(fa_runtime *rt, const fa_attn_params *params,
+                             const fa_tensor *q, const fa_tensor *k_cache,
+                             const fa_tensor *v_cache, fa_tensor *o,
+                             fa_tensor *lse, const int32_t *cache_seqlens,
+                             const int32_t *block_table,
+                             int64_t block_table_stride, int64_t max_blocks,
+                             int64_t num_splits, void *stream) {
+  FA_BEGIN(rt)
+  return forwardKvcacheLocked(rt, params, q, k_cache, v_cache, o, lse,
+                              cache_seqlens, block_table, block_table_stride,
+                              max_blocks, num_splits, stream);
   FA_END(rt)
 }
 

@@ -252,6 +252,12 @@ fa_status buildForwardProblem(const fa_attn_params *params, const fa_tensor *q,
                               const fa_tensor *o, const fa_tensor *lse,
                               Problem *out, std::string *err);
 
+/// The KV cache tensors of fa_forward_kvcache (after buildForwardProblem
+/// on views of them): k / v [blocks, Hkv, block_size, D / Dv] with p's
+/// heads and head dims; replaces p->args' k / v and their strides.
+fa_status addCacheTensors(Problem *p, const fa_tensor *kc, const fa_tensor *vc,
+                          std::string *err);
+
 /// Same for the backward call (no workspace values yet; see
 /// addWorkspaceArgs).
 fa_status buildBackwardProblem(const fa_attn_params *params,
@@ -271,6 +277,18 @@ struct WorkspaceLayout {
 WorkspaceLayout workspaceLayout(const Problem &p);
 /// Adds dr_ws / dqacc_ws (contiguous) at `base` to p->args.
 void addWorkspaceArgs(Problem *p, uint64_t base);
+
+/// The split-KV forward's key ranges for `p` on a device of `numSms` SMs
+/// (FlashAttention-2's rule): 1 when its blocks (batch x KV heads) already
+/// fill ~80% of two waves; otherwise the fewest ranges, at most kMaxSplits
+/// and one per 128-key tile, whose waves are >= 85% as full as the best
+/// count's.
+int64_t splitKvHeuristic(const Problem &p, int numSms);
+/// Bytes of the split-KV workspaces of `p` with `splits` ranges, and their
+/// arguments (oacc_ws, then lseacc_ws at a 256-byte boundary, at `base`;
+/// num_splits) added to p->args.
+size_t splitWorkspaceBytes(const Problem &p, int64_t splits);
+void addSplitArgs(Problem *p, int64_t splits, uint64_t base);
 
 /// Targets tried on a device of compute capability major.minor, best first:
 /// 9.x: sm_9Xa, sm_9X, sm_90, sm_80; 8.x: sm_8X, sm_80; >= 10: sm_XY, sm_80;

@@ -311,6 +311,23 @@ fa_status buildBackwardProblem(const fa_attn_params *params,
   return FA_OK;
 }
 
+fa_status addCacheTensors(Problem *p, const fa_tensor *kc, const fa_tensor *vc,
+                          std::string *err) {
+  Builder b(p, err);
+  if (!kc || !vc)
+    return b.fail(std::string(!kc ? "k_cache" : "v_cache") + " is null"),
+           FA_ERR_INVALID;
+  int64_t ks[4] = {kc->sizes[0], p->Hkv, kc->sizes[2], p->D};
+  int64_t vs[4] = {kc->sizes[0], p->Hkv, kc->sizes[2], p->Dv};
+  if (kc->sizes[0] < 1 || kc->sizes[2] < 1)
+    return b.fail("k_cache has sizes " + sizesString(kc->sizes, 4) +
+                  " (blocks and block size must be >= 1)"),
+           FA_ERR_INVALID;
+  if (!b.tensor("k", kc, ks, 4) || !b.tensor("v", vc, vs, 4))
+    return FA_ERR_INVALID;
+  return FA_OK;
+}
+
 WorkspaceLayout workspaceLayout(const Problem &p) {
   WorkspaceLayout w;
   w.drElems = p.B * p.Hq * p.Nq;
@@ -334,6 +351,81 @@ void addWorkspaceArgs(Problem *p, uint64_t base) {
   acc.extent = w.dqaccElems;
   p->args["dr_ws"] = dr;
   p->args["dqacc_ws"] = acc;
+}
+
+int64_t splitKvHeuristic(const Problem &p, int numSms) {
+  const int64_t blocks = p.B * p.Hkv;
+  const int64_t slots = 2 * std::max(numSms, 1); // blocks per wave
+  if (blocks * 10 >= slots * 8)
+    return 1;
+  const int64_t tiles = (p.Nk + 127) / 128; // fwd_split's keys per tile
+  const int64_t most = std::min<int64_t>({abi::kMaxSplits, slots, tiles});
+  auto efficiency = [&](int64_t s) {
+    double waves = double(blocks * s) / double(slots);
+    return waves / std::ceil(waves);
+  };
+  // A count is only worth its ranges when it shortens the longest one.
+  auto eligible = [&](int64_t s) {
+    return s == 1 || (tiles + s - 1) / s != (tiles + s - 2) / (s - 1);
+  };
+  double best = 0;
+  for (int64_t s = 1; s <= most; ++s)
+    if (eligible(s))
+      best = std::max(best, efficiency(s));
+  for (int64_t s = 1; s <= most; ++s)
+    if (eligible(s) && efficiency(s) >= 0.85 * best)
+      return s;
+  return 1;
+}
+
+namespace {
+struct SplitLayout {
+  int64_t oaccElems, lseElems;
+  size_t lseOffset, totalBytes;
+};
+SplitLayout splitLayout(const Problem &p, int64_t splits) {
+  SplitLayout l;
+  l.oaccElems = abi::splitOaccElems(splits, p.B, p.Hq, p.Nq, p.Dv);
+  l.lseElems = abi::splitLseElems(splits, p.B, p.Hq, p.Nq);
+  l.lseOffset = (static_cast<size_t>(l.oaccElems) * 4 + 255) & ~size_t(255);
+  l.totalBytes = l.lseOffset + static_cast<size_t>(l.lseElems) * 4;
+  return l;
+}
+} // namespace
+
+size_t splitWorkspaceBytes(const Problem &p, int64_t splits) {
+  return splitLayout(p, splits).totalBytes;
+}
+
+void addSplitArgs(Problem *p, int64_t splits, uint64_t base) {
+  SplitLayout l = splitLayout(*p, splits);
+  ArgValue o, lse, n;
+  o.kind = lse.kind = ArgKind::Buffer;
+  o.ptr = base;
+  o.extent = l.oaccElems;
+  lse.ptr = base + l.lseOffset;
+  lse.extent = l.lseElems;
+  n.kind = ArgKind::I64;
+  n.i = splits;
+  p->args["oacc_ws"] = o;
+  p->args["lseacc_ws"] = lse;
+  p->args["num_splits"] = n;
+  // A dense call: no KV cache (fa_forward_kvcache sets these first).
+  if (!p->args.count("kv_mode")) {
+    ArgValue none, i;
+    none.kind = ArgKind::Buffer;
+    i.kind = ArgKind::I64;
+    p->args["cache_seqlens"] = none;
+    p->args["block_table"] = none;
+    i.i = abi::kKvDense;
+    p->args["kv_mode"] = i;
+    i.i = std::max<int64_t>(p->Nk, 1);
+    p->args["block_size"] = i;
+    i.i = -1;
+    p->args["block_shift"] = i;
+    i.i = 0;
+    p->args["block_table_stride"] = i;
+  }
 }
 
 //===----------------------------------------------------------------------===//

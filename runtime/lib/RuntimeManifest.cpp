@@ -41,8 +41,9 @@
 namespace flashmlir::rt {
 
 bool parseKernelKind(const std::string &s, KernelKind *out) {
-  static const KernelKind all[] = {KernelKind::Fwd, KernelKind::BwdPre,
-                                   KernelKind::BwdMain, KernelKind::BwdPost};
+  static const KernelKind all[] = {KernelKind::Fwd,      KernelKind::BwdPre,
+                                   KernelKind::BwdMain,  KernelKind::BwdPost,
+                                   KernelKind::FwdSplit, KernelKind::FwdCombine};
   for (KernelKind k : all) {
     if (s == kernelKindName(k)) {
       *out = k;
@@ -415,7 +416,8 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
   }
   if (!parseKernelKind(kind, &k->kind))
     return r.fail("unknown kind '" + kind +
-                  "' (expected fwd, bwd_pre, bwd_main or bwd_post)");
+                  "' (expected fwd, bwd_pre, bwd_main, bwd_post, fwd_split or "
+                  "fwd_combine)");
 
   const JsonValue *cfg = r.field("config", JsonValue::Kind::Object);
   if (!cfg || !parseConfig(*cfg, where, &k->config, err))

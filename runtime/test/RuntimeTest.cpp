@@ -922,6 +922,80 @@ Problem problemFor(fa_dtype dt, int64_t d, int causal, int64_t wl, int64_t wr,
   return p;
 }
 
+/// The split-KV forward's host side: the split count, the workspace layout
+/// and the grid of its kernels (the launches themselves run in testGpu's
+/// GPU checks and tools/gpu/h100.sh decode).
+void testSplit() {
+  // B = 2, Hq = 4, Hkv = 2, Nq = 1, Nk = 256 (2 tiles of 128 keys), d = 128.
+  Problem p = problemFor(FA_BF16, 128, 0, -1, -1, 0, /*nq=*/1);
+  check(splitKvHeuristic(p, 132) == 2,
+        "split: few blocks take one range per 128-key tile",
+        std::to_string(splitKvHeuristic(p, 132)));
+  Problem big = p;
+  big.B = 64;
+  big.Hkv = 8;
+  check(splitKvHeuristic(big, 132) == 1,
+        "split: 512 blocks fill two waves of 132 SMs: no split");
+  Problem longCtx = p;
+  longCtx.B = 1;
+  longCtx.Hkv = 8;
+  longCtx.Nk = 131072;
+  // 8 blocks on 264 slots, 1024 tiles: the best eligible count is 32 (256
+  // blocks, 97% of a wave; 33 would not shorten the longest range); 28 is
+  // the fewest within 85% of it.
+  check(splitKvHeuristic(longCtx, 132) == 28,
+        "split: batch 1, 128k keys, 132 SMs -> 28 ranges",
+        std::to_string(splitKvHeuristic(longCtx, 132)));
+  check(splitKvHeuristic(longCtx, 8) == 2,
+        "split: 8 blocks on a 8-SM device -> 2 ranges (one full wave)",
+        std::to_string(splitKvHeuristic(longCtx, 8)));
+  Problem one = longCtx;
+  one.Nk = 10;
+  check(splitKvHeuristic(one, 132) == 1, "split: one key tile, one range");
+
+  // Workspace: oacc [S, B, Hq, Nq, Dv] then lseacc [S, B, Hq, Nq] at a
+  // 256-byte boundary.
+  Problem w = p;
+  addSplitArgs(&w, 3, 0x100000);
+  const ArgValue &o = w.args["oacc_ws"], &l = w.args["lseacc_ws"];
+  check(o.kind == ArgKind::Buffer && o.ptr == 0x100000 &&
+            o.extent == 3 * 2 * 4 * 1 * 128 && l.ptr == 0x100000 + 12288 &&
+            l.extent == 3 * 2 * 4 && w.args["num_splits"].i == 3 &&
+            splitWorkspaceBytes(p, 3) == 12288 + 96,
+        "split: workspace layout");
+  KernelDesc k;
+  k.name = "s";
+  k.grid = {{"num_splits", 1, 1}, {"kv_heads", 1, 1}, {"batch", 1, 1}};
+  unsigned grid[3];
+  bool empty = true;
+  std::string err;
+  check(computeGrid(k, w, grid, &empty, &err) && grid[0] == 3 &&
+            grid[1] == 2 && grid[2] == 2 && !empty,
+        "split: fwd_split grid = ranges x KV heads x batch", err);
+  k.grid = {{"seqlen_q", 4, 1}, {"heads", 1, 1}, {"batch", 1, 1}};
+  check(computeGrid(k, w, grid, &empty, &err) && grid[0] == 1 &&
+            grid[1] == 4 && grid[2] == 2,
+        "split: fwd_combine grid = row groups x heads x batch", err);
+
+  // The kinds parse and select like the others.
+  std::string ks =
+      kernelWith("s80", "fwd_split", "bf16", 128, false, false, "sm_80") +
+      "," +
+      kernelWith("c80", "fwd_combine", "bf16", 128, false, false, "sm_80");
+  Manifest m;
+  bool ok = parseManifest(manifestOf(ks), "/bundles/x", false, &m, &err);
+  check(ok && m.kernels.size() == 2 &&
+            m.kernels[0].kind == KernelKind::FwdSplit &&
+            m.kernels[1].kind == KernelKind::FwdCombine,
+        "split: fwd_split / fwd_combine kinds parse", err);
+  if (ok) {
+    check(selectKernel(m, KernelKind::FwdSplit, p, 9, 0, &err) == 0 &&
+              selectKernel(m, KernelKind::FwdCombine, p, 9, 0, &err) == 1 &&
+              selectKernel(m, KernelKind::Fwd, p, 9, 0, &err) < 0,
+          "split: selected by kind");
+  }
+}
+
 void testSelection() {
   check(targetsForDevice(9, 0) ==
             std::vector<std::string>({"sm_90a", "sm_90", "sm_80"}),
@@ -1414,6 +1488,7 @@ int main(int argc, char **argv) {
   testBundleConfinement();
   testProblems();
   testSelection();
+  testSplit();
   testApiErrors();
   testHandleThreads();
   testWithDriver();

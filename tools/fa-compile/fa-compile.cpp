@@ -7,7 +7,7 @@
 //            [--softcap 0|1|both] [--tensor-cores 0|1] [--mma-async-copy 0|1]
 //            [--mma-warps 4|8] [--mma-warp-rows 16|32]
 //            [--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1]
-//            [--autotune] [--ptxas PATH [--cubin]] [-v]
+//            [--split-kv 0|1] [--autotune] [--ptxas PATH [--cubin]] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
 // writes a bundle: one PTX file per kernel and manifest.json. --autotune
@@ -38,7 +38,7 @@ static int usage(const std::string &msg) {
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
          "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
          "[--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1] [--autotune]\n"
-         "       [--varlen 0|1|both]\n"
+         "       [--varlen 0|1|both] [--split-kv 0|1]\n"
          "       [--ptxas PATH [--cubin]] [-v]\n"
          "  --softcap-tanh fast|precise  tensor-core softcap through\n"
          "              tanh.approx.f32 (default) or ex2 + rcp\n"
@@ -47,6 +47,9 @@ static int usage(const std::string &msg) {
          "              runtime loads it instead of JIT-compiling the PTX\n"
          "  --varlen 1|both: also (both) or only (1) the variable-length\n"
          "              (packed, cu_seqlens) forward kernels of the configs\n"
+         "  --split-kv 0  leave out the split-KV (decode) forward kernels,\n"
+         "              fwd_split + fwd_combine (default 1: f16 / bf16\n"
+         "              tensor-core configurations)\n"
          "  --deterministic 1: bit-reproducible dQ (query-parallel dQ kernel\n"
          "              instead of f32 atomics in the backward)\n"
          "  --wgmma 0   on sm_90a targets, keep the mma.sync forward instead of\n"
@@ -89,7 +92,7 @@ int main(int argc, char **argv) {
   bool tensorCores = true, mmaAsyncCopy = true;
   int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
   std::string knobFlag; // the last --mma-* flag given (--autotune sets them)
-  bool deterministic = false, wgmma = true, fastTanh = true;
+  bool deterministic = false, wgmma = true, fastTanh = true, splitKv = true;
   std::vector<bool> varlens = {false};
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
@@ -178,6 +181,11 @@ int main(int argc, char **argv) {
     } else if (a == "--varlen") {
       if (!value(v) || !parseBools(v, varlens))
         return usage("--varlen expects 0, 1 or both");
+    } else if (a == "--split-kv") {
+      std::vector<bool> sk;
+      if (!value(v) || !parseBools(v, sk) || sk.size() != 1)
+        return usage("--split-kv expects 0 or 1");
+      splitKv = sk[0];
     } else if (a == "--deterministic") {
       std::vector<bool> det;
       if (!value(v) || !parseBools(v, det) || det.size() != 1)
@@ -218,7 +226,7 @@ int main(int argc, char **argv) {
     c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy,
     c.mmaWarps = mmaWarps, c.mmaWarpRows = mmaWarpRows,
     c.mmaBlockN = mmaBlockN, c.deterministic = deterministic, c.wgmma = wgmma,
-    c.fastTanh = fastTanh;
+    c.fastTanh = fastTanh, c.splitKv = splitKv;
   std::string error;
   int64_t kernels = 0;
   if (!writeBundle(configs, options, error, &kernels)) {

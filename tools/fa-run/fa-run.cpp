@@ -118,6 +118,9 @@ it against a float64 reference and times it.
                           forward only (fa_forward_varlen)
   --varlen-k K1,K2,...    the key lengths of the --varlen sequences (default:
                           the query lengths); replaces --seqlen-k
+  --num-splits N          cuda forward: the split-KV (decode) forward's key
+                          ranges, 0 = the runtime's choice (default), 1 = the
+                          one-pass kernel, 2 to 128 (fa_forward_splitkv)
   --help                  print this help
 
 peak_bytes is the memory the attention itself allocates: on cpu the peak of
@@ -157,6 +160,9 @@ struct Options {
   std::vector<int64_t> varlenQ, varlenK;
   std::vector<int32_t> cuQ, cuK;
   int64_t maxQ = 0, maxK = 0;
+  /// --num-splits: the split-KV forward's key ranges (fa_forward_splitkv;
+  /// 0 = the runtime's choice).
+  int64_t numSplits = 0;
 
   bool cuda() const { return device == "cuda"; }
   bool hasWindow() const { return windowLeft != -1 || windowRight != -1; }
@@ -228,6 +234,7 @@ int parseArgs(int argc, char **argv, Options &o) {
     FBundle,
     FVarlen,
     FVarlenK,
+    FNumSplits,
     FHelp
   };
   struct Spec {
@@ -249,7 +256,7 @@ int parseArgs(int argc, char **argv, Options &o) {
       {"block-m", FBlockM, true},      {"block-n", FBlockN, true},
       {"reps", FReps, true},           {"bundle", FBundle, true},
       {"varlen", FVarlen, true},       {"varlen-k", FVarlenK, true},
-      {"help", FHelp, false},
+      {"num-splits", FNumSplits, true}, {"help", FHelp, false},
   };
 
   for (int i = 1; i < argc; ++i) {
@@ -422,6 +429,13 @@ int parseArgs(int argc, char **argv, Options &o) {
                           value.c_str());
       o.pipeline = value;
       break;
+    case FNumSplits:
+      if (!parseInt(value, &o.numSplits) || o.numSplits < 0 ||
+          o.numSplits > 128)
+        return usageError("--num-splits expects 0 (automatic) to 128, got "
+                          "'%s'",
+                          value.c_str());
+      break;
     case FBundle:
       if (value.empty())
         return usageError("--bundle expects a directory, got ''");
@@ -512,8 +526,15 @@ int parseArgs(int argc, char **argv, Options &o) {
       return usageError("--scale must be > 0 with --device cuda (the CUDA "
                         "runtime reads a scale <= 0 as 1/sqrt(D)), got %g",
                         o.scale);
+    if (seen[FNumSplits] && o.varlen)
+      return usageError("--num-splits applies to the dense forward, not "
+                        "--varlen (the split-KV forward has no varlen kernels "
+                        "yet)");
   } else if (o.hasBundle) {
     return usageError("--bundle is only used with --device cuda");
+  } else if (seen[FNumSplits]) {
+    return usageError("--num-splits is only available with --device cuda (the "
+                      "split-KV forward is a GPU schedule)");
   }
 
   if (o.kvHeads < 0)
@@ -1197,8 +1218,8 @@ public:
     }
     return call(
         [&](fa_runtime *rt) {
-          return fa_forward(rt, &params, &dev[Q], &dev[K], &dev[V], &dev[O],
-                            &dev[LSE], nullptr);
+          return fa_forward_splitkv(rt, &params, &dev[Q], &dev[K], &dev[V],
+                                    &dev[O], &dev[LSE], o.numSplits, nullptr);
         },
         err);
   }

@@ -12,8 +12,8 @@ row sees no key (FlashAttention-2's convention); rows past the last
 sequence must be 0. NaN anywhere fails.
 
 Each case runs twice: through the bundle's varlen forward kernels
-(fa_forward_varlen, FLASHMLIR_VARLEN_KERNELS=1; "path=kernel") and through the per-sequence fallback
-(without FLASHMLIR_VARLEN_KERNELS=1; "path=fallback"); the backward is the
+(fa_forward_varlen, the default; "path=kernel") and through the per-sequence fallback
+(FLASHMLIR_VARLEN_KERNELS=0; "path=fallback"); the backward is the
 per-sequence one in both. The kernel path is also called directly on
 NaN-poisoned o / lse ("poison=ok": every row of every sequence written, and
 nothing else), and must have run ("kernel=yes") for head dims 64 / 128.
@@ -119,10 +119,7 @@ def poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rl
 
 def run_case(name, dt, Hq, Hkv, D, lq, lk, causal=False, window=(-1, -1), softcap=0.0,
              extra_rows=0, seed=0, fallback=False, dev="cuda"):
-    if fallback:
-        os.environ.pop("FLASHMLIR_VARLEN_KERNELS", None)
-    else:
-        os.environ["FLASHMLIR_VARLEN_KERNELS"] = "1"
+    os.environ["FLASHMLIR_VARLEN_KERNELS"] = "0" if fallback else "1"
     g = torch.Generator(device="cpu").manual_seed(seed)
     cu_q = [0]
     cu_k = [0]

@@ -50,6 +50,13 @@
 #                              length-1 sequences, GQA, causal, window, softcap, fwd + bwd), then
 #                              16k packed tokens of mixed lengths vs the dense kernel and FA2's
 #                              varlen (or SDPA per sequence) (tools/gpu/varlen_bench.py)
+#   tools/gpu/h100.sh decode   split-KV decode (fwd_split + fwd_combine): fa-run --check (float64
+#                              reference, poisoned outputs) over split counts 0..64 x GQA / MQA /
+#                              causal / window / softcap / head dims, a sanitizer sample, then
+#                              tools/gpu/check_kvcache.py (flash_attn_with_kvcache, cuda + cpu), then
+#                              tools/gpu/decode_bench.py (issue 14's decode table vs SDPA flash
+#                              and cuDNN; paged vs contiguous) and fa-run --bench of --num-splits 1
+#                              against the default
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -329,6 +336,49 @@ sanitize() {
   [ "$bad" = 0 ] && [ "$missing" = 0 ] || status=1
 }
 
+decode() {
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
+  step "decode: fa-run --device cuda --num-splits N --check (float64 reference)"
+  local n=0 bad=0 args s
+  for args in "--dtype bf16 --heads 32 --kv-heads 8 --seqlen-q 1 --seqlen-k 8191 --head-dim 128" \
+              "--dtype f16 --heads 8 --kv-heads 1 --seqlen-q 1 --seqlen-k 3000 --head-dim 64" \
+              "--dtype bf16 --heads 16 --kv-heads 4 --seqlen-q 4 --seqlen-k 1000 --head-dim 128 --causal" \
+              "--dtype bf16 --heads 4 --kv-heads 4 --seqlen-q 7 --seqlen-k 777 --head-dim 64 --window 100,0" \
+              "--dtype f16 --heads 8 --kv-heads 2 --seqlen-q 2 --seqlen-k 2049 --head-dim 256 --softcap 30" \
+              "--dtype bf16 --heads 16 --kv-heads 16 --seqlen-q 1 --seqlen-k 513 --head-dim 192 --head-dim-v 128 --causal" \
+              "--dtype bf16 --heads 64 --kv-heads 1 --seqlen-q 1 --seqlen-k 100 --head-dim 128" \
+              "--dtype f16 --heads 4 --kv-heads 2 --seqlen-q 16 --seqlen-k 16 --head-dim 64 --causal --layout bshd"; do
+    for s in 0 1 2 3 7 16 64; do
+      $FARUN --device cuda --bundle "$BUNDLE" --batch 3 $args --num-splits $s --check --seed $n > "$OUT/decode-check.log" 2>&1; rc=$?
+      n=$((n+1)); [ "$rc" = 0 ] || { bad=$((bad+1)); echo "FAIL rc=$rc: $args --num-splits $s"; tail -3 "$OUT/decode-check.log"; }
+    done
+  done
+  echo "decode check: $n runs, $bad failed"; [ "$bad" = 0 ] || status=1
+  step "decode: compute-sanitizer sample (fwd_split + fwd_combine)"
+  for tool in memcheck racecheck initcheck synccheck; do
+    timeout 120 compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --batch 2 \
+      --dtype bf16 --heads 8 --kv-heads 2 --seqlen-q 3 --seqlen-k 300 --head-dim 128 --causal --num-splits 5 --check > "$OUT/decode-san-$tool.log" 2>&1; rc=$?
+    echo "SANITIZE $tool decode errors=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/decode-san-$tool.log" | grep -oE "[0-9]+ (errors?|hazards?)" | head -1) rc=$rc"
+    [ "$rc" = 0 ] || status=1
+  done
+  step "decode: flash_attn_with_kvcache (contiguous / paged 16, 64, 256; append; split counts) vs float64, cuda and cpu"
+  for dev in cuda cpu; do
+    timeout 240 python3 tools/gpu/check_kvcache.py --device $dev --json "$OUT/check_kvcache-$dev.json" > "$OUT/check_kvcache-$dev.log" 2>&1; rc=$?
+    grep -E "^FAIL|Traceback|Error" "$OUT/check_kvcache-$dev.log" | head -12; echo "$dev: $(tail -1 "$OUT/check_kvcache-$dev.log") rc=$rc"; status=$((status|rc))
+  done
+  step "decode: issue 14's table vs SDPA flash / cuDNN"
+  python3 tools/gpu/decode_bench.py --json "$OUT/decode_bench.json" 2>&1 | grep -v Warning | tee "$OUT/decode_bench.log" | tail -20
+  status=$((status|${PIPESTATUS[0]}))
+  step "decode: fa-run --bench, one-pass kernel (--num-splits 1) vs the default"
+  for bn in "1 8192" "8 8192" "1 131072" "64 4096"; do
+    set -- $bn
+    for s in 1 0; do
+      $FARUN --device cuda --bundle "$BUNDLE" --dtype bf16 --batch $1 --heads 32 --kv-heads 8 --seqlen-q 1 --seqlen-k $2 \
+        --head-dim 128 --layout bshd --num-splits $s --bench --reps 20 --json 2>&1 | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print('B=$1 Nk=$2 num_splits=$s', {k: v for k, v in d.items() if 'ms' in k or 'time' in k})"
+    done
+  done
+}
+
 varlen() {
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   step "varlen: fa-run --device cuda --varlen (fa_forward_varlen, poisoned outputs, float64 reference)"
@@ -349,6 +399,7 @@ varlen() {
 case "${1:-all}" in
   check) check ;;
   varlen) varlen ;;
+  decode) decode ;;
   python) python_pkg ;;
   bench) bench ;;
   tc) tc ;;

@@ -47,6 +47,9 @@ struct BundleConfig {
   /// Variable-length (packed) batches: only the forward kernel, recorded in
   /// the manifest ("varlen": true) and named with a "_varlen" suffix.
   bool varlen = false;
+  /// The split-KV (decode) forward, fwd_split + fwd_combine, where the
+  /// configuration has it (attn::hasSplitForward: f16 / bf16 tensor cores).
+  bool splitKv = true;
 };
 
 /// The configurations of the default bundle (what the tests and benchmarks

@@ -122,6 +122,12 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
     else
       kernels::buildSimtBackward(k);
     break;
+  case GpuKernelKind::FwdSplit:
+    kernels::buildMmaForwardSplit(k, sch);
+    break;
+  case GpuKernelKind::FwdCombine:
+    kernels::buildSplitCombine(k, sch);
+    break;
   }
   gpu::ReturnOp::create(b);
   return func;

@@ -255,6 +255,43 @@ static KernelSchedule tcDqSchedule(const GpuKernelSpec &s) {
   return k;
 }
 
+/// Split-KV forward (decode), mma.sync: 4 warps x one m16 tile = 64 packed
+/// rows (the GQA group's query heads x the query rows: decode has few), so
+/// one block per (key range, KV head, sequence) loads each K / V tile once
+/// for the whole group. Keys per tile: 128 (FlashAttention-2's split-KV
+/// tile at d <= 128: decode is bound by the K / V bytes in flight, and 64-key
+/// tiles moved 1.6 TB/s at batch 1 x 128k keys on the H100, v1); 32 where a
+/// head dim exceeds 128 (the 16 x 256 O accumulators are 128 registers per
+/// thread). Q stays in registers at D <= 32; wider, it is re-read from
+/// shared memory at every k-step (in registers, 128-key tiles spill under a
+/// mask: 12 bytes at D = 48, 20-40 at D = 128 with softcap; ptxas 13.0).
+static KernelSchedule mmaForwardSplit(const GpuKernelSpec &s) {
+  KernelSchedule k;
+  k.engine = Engine::MmaSync;
+  k.dk = roundUp(s.headDim, 16);
+  k.dvk = roundUp(s.headDimV, 16);
+  k.fastTanh = s.fastTanh;
+  const int64_t widest = std::max(k.dk, k.dvk);
+  k.threads = 4 * kWarp;
+  k.warpTiles = 1;
+  k.blockM = flashmlir::abi::kSplitRows; // 4 warps x 16
+  k.blockN = widest > 128 ? 32 : 128;
+  k.gridDiv = 1; // grid x = num_splits
+  k.swizzle = swizzleTiles(s) && k.dk % 64 == 0 && k.dvk % 64 == 0;
+  k.qInRegisters = k.dk <= 32 || (k.blockN < 128 && k.dk <= 128);
+  k.asyncCopy = true;
+  k.smemBytes = kernels::mmaForwardSmem(s, k);
+  return k;
+}
+
+/// fwd_combine: one warp per query row, 4 rows per block.
+static KernelSchedule splitCombine(const GpuKernelSpec &) {
+  KernelSchedule k;
+  k.threads = 4 * kWarp;
+  k.gridDiv = 4;
+  return k;
+}
+
 /// bwd_pre / bwd_post: 128 threads, rowLanes lanes per row.
 static KernelSchedule rowKernel(GpuKernelKind kind, const GpuKernelSpec &s) {
   KernelSchedule k;
@@ -299,8 +336,17 @@ KernelSchedule mlir::attn::selectSchedule(GpuKernelKind kind,
     k.gridDiv = simt::kFwdBlockM;
     k.smemBytes = simt::dqSmem(s).total;
     return k;
+  case GpuKernelKind::FwdSplit:
+    return mmaForwardSplit(s);
+  case GpuKernelKind::FwdCombine:
+    return splitCombine(s);
   }
   return k;
+}
+
+bool mlir::attn::hasSplitForward(const GpuKernelSpec &spec) {
+  return spec.tensorCores && !spec.varlen && tcForward(spec) &&
+         !spec.elementType.isF32();
 }
 
 bool mlir::attn::usesTensorCores(GpuKernelKind kind,

@@ -95,7 +95,7 @@ struct GpuGridDim {
 /// Everything the runtime needs to launch a kernel.
 struct GpuKernelInfo {
   std::string entry;
-  std::string kind; ///< fwd, bwd_pre, bwd_main, bwd_post
+  std::string kind; ///< fwd, bwd_pre, bwd_main, bwd_post, fwd_split, ...
   SmallVector<GpuKernelArg> args;
   int64_t block[3] = {1, 1, 1};
   GpuGridDim grid[3];
@@ -113,6 +113,10 @@ bool usesTensorCores(GpuKernelKind kind, const GpuKernelSpec &spec);
 /// True when `kind` is built as the Hopper (wgmma, sm_90a) variant for
 /// `spec` (spec.wgmma is set and the variant supports the spec).
 bool usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec);
+
+/// True when `spec` has the split-KV forward (GpuKernelKind::FwdSplit and
+/// FwdCombine: f16 / bf16 tensor-core configurations, not varlen so far).
+bool hasSplitForward(const GpuKernelSpec &spec);
 
 /// The most dynamic shared memory one block may use on compute capability
 /// `smVersion` (80, 86, 87, 89, 90: flashmlir/runtime/Limits.h); for 0 (an

@@ -33,6 +33,12 @@ void buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
                     const KernelSchedule &sch);
 
 void buildMmaForward(KernelBuilder &k, const KernelSchedule &sch);
+/// The split-KV forward (flash-decoding): buildMmaForward's body with the
+/// packed-GQA row policy, block (split s, KV head, sequence) over key range
+/// s of num_splits, partials to oacc_ws / lseacc_ws (MmaForward.cpp).
+void buildMmaForwardSplit(KernelBuilder &k, const KernelSchedule &sch);
+/// fwd_combine: each row's partials merged by their lse (one warp per row).
+void buildSplitCombine(KernelBuilder &k, const KernelSchedule &sch);
 int64_t mmaForwardSmem(const GpuKernelSpec &s, const KernelSchedule &sch);
 void buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch);
 int64_t mmaBackwardSmem(const GpuKernelSpec &s, const KernelSchedule &sch);

@@ -37,6 +37,15 @@
 //    tiles are zero (copied with source size 0) and O's are never stored.
 //  * Softcap: S' -> tanh(S' |scale| / c) before the mask, scores in log2
 //    units x * c log2(e) (Primitives/Score.h).
+//  * Split-KV (buildMmaForwardSplit, decode): the block is (key range s,
+//    KV head, sequence); its rows are the GQA group's query heads x query
+//    rows (KernelBuilder::packGqaRows: row r is query r / group of head
+//    hk group + r % group), so every K / V tile loaded serves the whole
+//    group; the visible key tiles are cut into num_splits equal ranges and
+//    the block takes range s; rows leave as f32 partials (O / l, lse) for
+//    the combine kernel (epilogue::partialRow). K / V rows may come from a
+//    KV cache: per-sequence lengths, and a block table when paged
+//    (KernelBuilder::beginCache; abi::kKvPaged).
 //
 //===----------------------------------------------------------------------===//
 
@@ -102,7 +111,8 @@ int64_t kernels::mmaForwardSmem(const GpuKernelSpec &s,
   return layoutOf(s, sch).total;
 }
 
-void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
+static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
+                         bool split) {
   ImplicitLocOpBuilder &b = k.b;
   Codegen &cg = k.cg;
   const GpuKernelSpec &s = k.spec;
@@ -123,12 +133,19 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   // the last blocks see the most keys, and starting them first shortens the
   // tail of the launch.
   Value qb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  if (s.masked)
+  Value splitIdx;
+  if (split) { // grid x: the key ranges; one block of packed rows
+    splitIdx = qb;
+    qb = cg.idx(0);
+  } else if (s.masked) {
     qb = cg.sub(cg.sub(gpu::GridDimOp::create(b, gpu::Dimension::x), qb),
                 cg.idx(1));
+  }
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   k.beginSequence(bi); // varlen: the sequence's rows and lengths
+  if (split)
+    k.beginCache(bi); // KV cache: the sequence's keys, block table
   // Lane-derived values. (Re-deriving them inside the key loop from an opaque
   // copy of the thread id, as the backward kernel does, removes the small
   // ptxas spills at D = 128 but measured 4-6% slower on the H100.)
@@ -142,11 +159,22 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   Value group = cg.divs(k.arg("heads"), k.arg("kv_heads"));
   Value hk = cg.divs(h, group);
   Value off = cg.sub(nk, nq);
+  // Split: h is the KV head, rows are packed (query, head of the group);
+  // `rows` bounds the packed rows, qPos maps one to its query position.
+  Value rows = nq;
+  auto qPos = [&](Value row) {
+    return split ? Value(arith::DivUIOp::create(b, row, group)) : row;
+  };
+  if (split) {
+    hk = h;
+    k.packGqaRows(group);
+    rows = cg.mul(nq, group);
+  }
   Value c0 = cg.idx(0), c1 = cg.idx(1), bn = cg.idx(kBlockN);
   Value q0 = cg.mul(qb, cg.idx(kBlockM));
   if (s.varlen) // query blocks past the sequence's end: nothing to do
     k.exitUnless(cg.cmp(arith::CmpIPredicate::slt, q0, nq));
-  Value qLast = cg.sub(cg.min(cg.add(q0, cg.idx(kBlockM)), nq), c1);
+  Value qLast = cg.sub(cg.min(cg.add(q0, cg.idx(kBlockM)), rows), c1);
   Value wl = s.masked ? k.arg("window_left") : Value();
   Value wr = s.masked ? k.arg("window_right") : Value();
   auto tileRow = [&](int64_t mt) {
@@ -162,9 +190,16 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   // Visible key blocks of the whole query block.
   Value kLo = c0, kHi = nk;
   if (s.masked)
-    std::tie(kLo, kHi) = cg.visibleKeys(q0, qLast, off, nk, wl, wr);
+    std::tie(kLo, kHi) =
+        cg.visibleKeys(qPos(q0), qPos(qLast), off, nk, wl, wr);
   Value kbLo = cg.divs(kLo, bn);
   Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
+  if (split) { // range s of num_splits equal ranges of the visible tiles
+    Value per = cg.ceilDiv(cg.sub(kbHi, kbLo), k.arg("num_splits"));
+    Value lo = cg.min(cg.add(kbLo, cg.mul(splitIdx, per)), kbHi);
+    kbHi = cg.min(cg.add(lo, per), kbHi);
+    kbLo = lo;
+  }
   Value kbLast = cg.sub(kbHi, c1);
 
   const bool async = sch.asyncCopy;
@@ -172,8 +207,8 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     // Q and the first visible K tile in flight together (two groups); wait
     // for Q only. Without visible keys Q is never read (and the wait after
     // the loop drains it).
-    copy::stageTileAsync(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid,
-                         /*rowStep=*/false, realD);
+    copy::stageTileAsync(k, "q", bi, split ? hk : h, q0, rows, kBlockM, D,
+                         qs, tid, /*rowStep=*/false, realD);
     auto hasKeys = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, kbLo, kbHi), false);
     {
@@ -184,7 +219,8 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       NVVM::CpAsyncWaitGroupOp::create(b, 1);
     }
   } else {
-    copy::stageTile(k, "q", bi, h, q0, nq, kBlockM, D, qs, tid, realD);
+    copy::stageTile(k, "q", bi, split ? hk : h, q0, rows, kBlockM, D, qs, tid,
+                    realD);
   }
   gpu::BarrierOp::create(b);
   // With scale < 0 the kernel computes S' = (-Q) K^T (exact: a sign-bit
@@ -334,8 +370,10 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
                         : sAcc[mt][j][e]);
 
     // Element mask on blocks not entirely visible to every row of the block.
-    Value full =
-        mask::tileFullyVisible(k, k0, q0, kBlockM, kBlockN, nk, off, wl, wr);
+    // (Split: the packed rows' queries lie in [q0 / group, q0 + kBlockM),
+    // a superset, which can only make the test stricter.)
+    Value full = mask::tileFullyVisible(k, k0, qPos(q0), kBlockM, kBlockN, nk,
+                                        off, wl, wr);
     SmallVector<Type> types(MT * NT * 4, f32);
     auto maskIf = scf::IfOp::create(b, types, full, /*withElse=*/true);
     {
@@ -353,7 +391,8 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       SmallVector<std::array<mask::RowBounds, 2>> bd(MT);
       for (int64_t mt = 0; mt < MT; ++mt)
         for (int64_t r = 0; r < 2; ++r)
-          bd[mt][r] = mask::rowBounds(k, qRow[mt][r], colBase, lastCol, off, wl, wr);
+          bd[mt][r] = mask::rowBounds(k, qPos(qRow[mt][r]), colBase, lastCol,
+                                      off, wl, wr);
       for (int64_t mt = 0; mt < MT; ++mt)
         for (int64_t j = 0; j < NT; ++j)
           for (int64_t r = 0; r < 2; ++r)
@@ -425,13 +464,37 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
 
   if (async)
     NVVM::CpAsyncWaitGroupOp::create(b, 0); // the redundant last K prefetch
+  ValueRange res = loop.getResults();
+
+  if (split) {
+    // Partials: oacc_ws [S, B, Hq, Nq, Dv] and lseacc_ws [S, B, Hq, Nq]
+    // (abi::splitOaccElems), straight from the fragments.
+    Value hq = k.arg("heads");
+    for (int64_t mt = 0; mt < MT; ++mt)
+      for (int64_t r = 0; r < 2; ++r) {
+        Value row = qRow[mt][r];
+        Value head = cg.add(cg.mul(hk, group),
+                            arith::RemUIOp::create(b, row, group));
+        Value at = cg.add(
+            cg.mul(cg.add(cg.mul(cg.add(cg.mul(splitIdx, k.arg("batch")), bi),
+                                 hq),
+                          head),
+                   nq),
+            qPos(row));
+        SmallVector<Value> acc(res.begin() + 4 * MT + mt * OT * 4 + r * 2,
+                               res.end());
+        epilogue::partialRow(k, res[4 * mt + r], res[4 * mt + 2 + r], acc, OT,
+                             realDv, t, cg.cmp(arith::CmpIPredicate::slt, row, rows),
+                             cg.mul(at, cg.idx(realDv)), at);
+      }
+    return;
+  }
 
   // Epilogue: O = acc / l, lse = (m + log2 l) ln 2; empty rows 0 / -inf.
   // O goes through shared memory (the Q/K region, free once every warp is
   // past the loop) so that it leaves in coalesced 16-byte row pieces.
   gpu::BarrierOp::create(b);
   Value os = k.smem(0, {kBlockM, lay.rowO});
-  ValueRange res = loop.getResults();
   for (int64_t mt = 0; mt < MT; ++mt)
     for (int64_t r = 0; r < 2; ++r) {
       SmallVector<Value> acc(res.begin() + 4 * MT + mt * OT * 4 + r * 2,
@@ -443,4 +506,13 @@ void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     }
   gpu::BarrierOp::create(b);
   copy::storeTile(k, os, "o", bi, h, q0, nq, kBlockM, realDv, tid);
+}
+
+void kernels::buildMmaForward(KernelBuilder &k, const KernelSchedule &sch) {
+  buildForward(k, sch, /*split=*/false);
+}
+
+void kernels::buildMmaForwardSplit(KernelBuilder &k,
+                                   const KernelSchedule &sch) {
+  buildForward(k, sch, /*split=*/true);
 }

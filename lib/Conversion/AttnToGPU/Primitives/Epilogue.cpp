@@ -44,3 +44,31 @@ void epilogue::forwardRow(KernelBuilder &k, Value m, Value lPart,
   memref::StoreOp::create(b, lse, k.arg("lse"),
                           ValueRange{k.atLse(bi, h, qRow)});
 }
+
+void epilogue::partialRow(KernelBuilder &k, Value m, Value lPart,
+                          ArrayRef<Value> acc, int64_t OT, int64_t realDv,
+                          Value t, Value valid, Value oRow, Value lseAt) {
+  ImplicitLocOpBuilder &b = k.b;
+  attn::detail::Codegen &cg = k.cg;
+  Value l = softmax::quadReduce(k, lPart, /*isMax=*/false);
+  Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
+  Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
+  auto rowIf = scf::IfOp::create(b, valid, false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(rowIf.thenBlock()->getTerminator());
+  Value oacc = k.arg("oacc_ws");
+  auto v2 = VectorType::get({2}, b.getF32Type());
+  for (int64_t n = 0; n < OT && 8 * n < realDv; ++n) {
+    Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
+    Value pair = vector::FromElementsOp::create(
+        b, v2, ValueRange{cg.fmul(acc[4 * n], inv), cg.fmul(acc[4 * n + 1], inv)});
+    vector::StoreOp::create(b, pair, oacc, ValueRange{cg.add(oRow, col)})
+        .setAlignment(8);
+  }
+  auto lane0 = scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::eq, t, cg.idx(0)),
+                                 false);
+  b.setInsertionPoint(lane0.thenBlock()->getTerminator());
+  Value lse = cg.select(any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)),
+                        cg.negInf());
+  memref::StoreOp::create(b, lse, k.arg("lseacc_ws"), ValueRange{lseAt});
+}

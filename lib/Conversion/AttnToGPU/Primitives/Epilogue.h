@@ -5,7 +5,8 @@
 // Private to AttnToGPU: the end of a tensor-core forward: O = acc / l of one
 // fragment row into a shared-memory O tile (which then leaves in coalesced
 // 16-byte row pieces, copy::storeTile), and lse = (m + log2 l) ln 2. A row
-// that saw no key gets O = 0 and lse = -inf.
+// that saw no key gets O = 0 and lse = -inf. The split-KV forward's rows go
+// to its f32 partial workspaces instead (partialRow).
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,6 +27,16 @@ namespace epilogue {
 void forwardRow(KernelBuilder &k, Value m, Value lPart, ArrayRef<Value> acc,
                 int64_t OT, function_ref<Value()> rowOf, Value qRow, Value t,
                 Value os, Value bi, Value h, Value nq);
+
+/// The split-KV forward's partial of one fragment row (same `m`, `lPart`,
+/// `acc` as forwardRow): O / l as f32 pairs (8-byte stores of the lane's
+/// columns < realDv) to buffer `oacc` from element `oRow`, and the range's
+/// lse to lseacc[`lseAt`] by quad lane t = 0; only where `valid` (after the
+/// quad's row sum, which every lane takes part in). A row that saw no key
+/// of its range gets O = 0 and lse = -inf.
+void partialRow(KernelBuilder &k, Value m, Value lPart, ArrayRef<Value> acc,
+                int64_t OT, int64_t realDv, Value t, Value valid, Value oRow,
+                Value lseAt);
 
 } // namespace epilogue
 } // namespace attn

@@ -10,6 +10,7 @@
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -121,7 +122,69 @@ void KernelBuilder::exitUnless(Value cond) {
   b.setInsertionPointToStart(rest);
 }
 
+void KernelBuilder::beginCache(Value bi) {
+  kvMode = arg("kv_mode");
+  cacheBi = bi;
+  Value withLens = cg.cmp(arith::CmpIPredicate::sge, kvMode,
+                          cg.idx(flashmlir::abi::kKvCacheLens));
+  auto lens = scf::IfOp::create(b, TypeRange{b.getIndexType()}, withLens, true);
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(lens.thenBlock());
+    Value x = memref::LoadOp::create(b, arg("cache_seqlens"), ValueRange{bi});
+    scf::YieldOp::create(
+        b, ValueRange{arith::IndexCastOp::create(b, b.getIndexType(), x)});
+    b.setInsertionPointToStart(lens.elseBlock());
+    scf::YieldOp::create(b, ValueRange{arg("seqlen_k")});
+  }
+  args["seqlen_k"] = lens.getResult(0);
+}
+
 Value KernelBuilder::at4(StringRef t, Value bi, Value h, Value n, Value d) {
+  if (kvMode && (t == "k" || t == "v")) {
+    // Paged: key n is row n % block_size of its block in the table.
+    Value bs = arg("block_size");
+    Value paged = cg.cmp(arith::CmpIPredicate::eq, kvMode,
+                         cg.idx(flashmlir::abi::kKvPaged));
+    auto blk = scf::IfOp::create(b, TypeRange{b.getIndexType(), b.getIndexType()},
+                                 paged, true);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(blk.thenBlock());
+      // n / block_size and n % block_size: shifts for a power-of-two block
+      // size (block_shift >= 0, what caches use), else a division.
+      Value shift = arg("block_shift");
+      auto dm = scf::IfOp::create(
+          b, TypeRange{b.getIndexType(), b.getIndexType()},
+          cg.cmp(arith::CmpIPredicate::sge, shift, cg.idx(0)), true);
+      {
+        OpBuilder::InsertionGuard g2(b);
+        b.setInsertionPointToStart(dm.thenBlock());
+        scf::YieldOp::create(
+            b, ValueRange{arith::ShRUIOp::create(b, n, shift),
+                          arith::AndIOp::create(b, n, cg.sub(bs, cg.idx(1)))});
+        b.setInsertionPointToStart(dm.elseBlock());
+        scf::YieldOp::create(b, ValueRange{arith::DivUIOp::create(b, n, bs),
+                                           arith::RemUIOp::create(b, n, bs)});
+      }
+      Value slot = cg.add(cg.mul(cacheBi, arg("block_table_stride")),
+                          dm.getResult(0));
+      Value x = memref::LoadOp::create(b, arg("block_table"), ValueRange{slot});
+      scf::YieldOp::create(
+          b, ValueRange{arith::IndexCastOp::create(b, b.getIndexType(), x),
+                        dm.getResult(1)});
+      b.setInsertionPointToStart(blk.elseBlock());
+      scf::YieldOp::create(b, ValueRange{bi, n});
+    }
+    bi = blk.getResult(0);
+    n = blk.getResult(1);
+  }
+  if (packGroup && t == "q") {
+    // Packed rows: query n / group of head h group + n % group.
+    Value sub = arith::RemUIOp::create(b, n, packGroup);
+    h = cg.add(cg.mul(h, packGroup), sub);
+    n = arith::DivUIOp::create(b, n, packGroup);
+  }
   if (seqQ0) {
     // Packed rows: the sequence's first row plus n.
     bool qRows = t == "q" || t == "o" || t == "do" || t == "dq";

@@ -81,6 +81,20 @@ public:
   /// body is built in the block it branches to otherwise. Only at the
   /// function's top level.
   void exitUnless(Value cond);
+  /// The KV-cache row policy of the split-KV forward (abi::kKvDense /
+  /// kKvCacheLens / kKvPaged by the `kv_mode` argument): called once the
+  /// block's sequence `bi` is known; arg("seqlen_k") is then the sequence's
+  /// cache length (kv_mode >= 1), and at4("k" / "v", bi, h, n, d) reads key
+  /// n through the block table (kv_mode 2).
+  void beginCache(Value bi);
+  Value kvMode, cacheBi;
+  /// The packed-GQA row policy of the split-KV forward (kernels that take
+  /// every query head of a GQA group against each K / V tile they load):
+  /// from then on at4("q", bi, h, n, d) reads `h` as the KV head and `n` as
+  /// a packed row, query n / group of head h group + n % group.
+  void packGqaRows(Value group) { packGroup = group; }
+  /// The GQA group size while packGqaRows is on (null otherwise).
+  Value packGroup;
   /// The sequence's first query / key row (null when dense).
   Value seqQ0, seqK0;
   /// The sequence's lengths (null when dense).

@@ -141,6 +141,38 @@ public:
     return checkDim({cuQ, "cu_seqlens_q"}, 0, {cuK, "cu_seqlens_k"}, 0,
                     "batch + 1");
   }
+  /// The KV-cache operands: cache_seqlens i32 [batch]; block_table (needs
+  /// cache_seqlens) i32 [batch, max_blocks]; not with varlen.
+  LogicalResult checkKvCache(const NamedOperand &q, Value lens, Value table,
+                             bool varlen) {
+    if (!lens && !table)
+      return success();
+    if (!lens)
+      return op->emitOpError(
+          "'block_table' needs the per-sequence lengths: add "
+          "kv_cache(cache_seqlens)");
+    if (varlen)
+      return op->emitOpError(
+          "the KV-cache form (kv_cache) cannot be combined with varlen");
+    ShapedType lt = type(lens);
+    if (lt.getRank() != 1 || !lt.getElementType().isInteger(32))
+      return op->emitOpError()
+             << "expects 'cache_seqlens' to be a rank-1 i32 [batch], got "
+             << lens.getType();
+    if (failed(checkDim(q, 0, {lens, "cache_seqlens"}, 0, "batch")))
+      return failure();
+    if (!table)
+      return success();
+    ShapedType tt = type(table);
+    if (tt.getRank() != 2 || !tt.getElementType().isInteger(32))
+      return op->emitOpError()
+             << "expects 'block_table' to be a rank-2 i32 [batch, "
+                "max_blocks], got "
+             << table.getType();
+    if (!tt.isDynamicDim(1) && tt.getDimSize(1) < 1)
+      return op->emitOpError("'block_table' must have at least one column");
+    return checkDim(q, 0, {table, "block_table"}, 0, "batch");
+  }
   /// Static dims `a[ai]` and `b[bi]` must agree (dynamic dims always do).
   LogicalResult checkDim(const NamedOperand &a, unsigned ai,
                          const NamedOperand &b, unsigned bi, StringRef what) {
@@ -303,11 +335,15 @@ static LogicalResult verifyShapes(AttentionVerifier &v, bool varlen,
                                   const NamedOperand &k,
                                   const NamedOperand &val,
                                   const NamedOperand &o,
-                                  const NamedOperand *lse) {
+                                  const NamedOperand *lse,
+                                  bool paged = false) {
   const unsigned S = varlen ? 0 : 2, H = 1, Dd = varlen ? 2 : 3;
+  if (paged) // k / v [num_blocks, Hkv, block_size, D]
+    if (failed(v.checkDim(k, 0, val, 0, "key/value block count")))
+      return failure();
   if (!varlen)
     for (const NamedOperand *x : {&k, &val, &o})
-      if (failed(v.checkDim(q, 0, *x, 0, "batch")))
+      if (!(paged && x != &o) && failed(v.checkDim(q, 0, *x, 0, "batch")))
         return failure();
   StringRef kvLen = varlen ? "key/value total tokens"
                            : "key/value sequence length";
@@ -360,12 +396,16 @@ LogicalResult AttentionOp::verify() {
   if (lse)
     all.push_back(*lse);
   for (NamedOperand cu : {NamedOperand{getCuSeqlensQ(), "cu_seqlens_q"},
-                          NamedOperand{getCuSeqlensK(), "cu_seqlens_k"}})
+                          NamedOperand{getCuSeqlensK(), "cu_seqlens_k"},
+                          NamedOperand{getCacheSeqlens(), "cache_seqlens"},
+                          NamedOperand{getBlockTable(), "block_table"}})
     if (cu.value)
       all.push_back(cu);
   if (failed(v.checkKinds(all)) ||
       failed(v.checkVarlen(getCuSeqlensQ(), getCuSeqlensK(), getMaxSeqlenQ(),
-                           getMaxSeqlenK())))
+                           getMaxSeqlenK())) ||
+      failed(v.checkKvCache(q, getCacheSeqlens(), getBlockTable(),
+                            isVarlen())))
     return failure();
   bool varlen = isVarlen();
   for (const NamedOperand &x : {q, k, val, o})
@@ -374,7 +414,8 @@ LogicalResult AttentionOp::verify() {
   if ((lse && failed(v.checkLse(*lse, varlen ? 2 : 3,
                                 varlen ? kLseLayoutVarlen : kLseLayout))) ||
       failed(v.checkElementTypes(q, {k, val, o})) ||
-      failed(verifyShapes(v, varlen, q, k, val, o, lse ? &*lse : nullptr)) ||
+      failed(verifyShapes(v, varlen, q, k, val, o, lse ? &*lse : nullptr,
+                          isPaged())) ||
       failed(v.checkSizeLimits({q, k, val, o})) ||
       failed(v.checkAttributes(toDouble(getScale()), getWindow(),
                                toDouble(getSoftcap()),

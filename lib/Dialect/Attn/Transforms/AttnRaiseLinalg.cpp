@@ -109,6 +109,7 @@ FailureOr<AttentionOp> mlir::attn::raiseNaiveAttention(RewriterBase &rewriter,
       rewriter, loc, TypeRange{init.getType()}, q, k, v, init, Value(),
       /*cu_seqlens_q=*/Value(), /*cu_seqlens_k=*/Value(),
       /*max_seqlen_q=*/Value(), /*max_seqlen_k=*/Value(),
+      /*cache_seqlens=*/Value(), /*block_table=*/Value(),
       rewriter.getF64FloatAttr(na.scale),
       na.causal ? rewriter.getUnitAttr() : UnitAttr(), window, FloatAttr(),
       DenseI64ArrayAttr());

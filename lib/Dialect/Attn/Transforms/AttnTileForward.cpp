@@ -45,7 +45,8 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
                                                AttentionOp op,
                                                TileSizes sizes,
                                                int64_t vectorWidth) {
-  if (failed(checkLowerable(op, "attn-tile-forward", /*varlenSupported=*/true)))
+  if (failed(checkLowerable(op, "attn-tile-forward", /*varlenSupported=*/true,
+                            /*kvCacheSupported=*/true)))
     return failure();
   if (failed(checkOpTiling(op, "attn-tile-forward", op.getQuery(), op.getValue(),
                            sizes.blockM, sizes.blockN, vectorWidth)))
@@ -87,6 +88,20 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
   Type i32 = b.getI32Type();
   auto toI32 = [&](Value x) {
     return arith::IndexCastOp::create(b, i32, x).getResult();
+  };
+
+  // Key / value element indices: [bi, hk, row, d], or for a paged KV cache
+  // row `row % block_size` of block `block_table[bi, row / block_size]`.
+  Value blockTable = op.getBlockTable();
+  auto kvIndex = [&](Value bi, Value hk, Value row, Value d) {
+    if (!blockTable)
+      return SmallVector<Value>{bi, hk, row, d};
+    Value bs = cg.dim(kAll, 2);
+    Value slot = arith::DivUIOp::create(b, row, bs);
+    Value blk = arith::IndexCastOp::create(
+        b, b.getIndexType(),
+        memref::LoadOp::create(b, blockTable, ValueRange{bi, slot}));
+    return SmallVector<Value>{blk, hk, arith::RemUIOp::create(b, row, bs), d};
   };
 
   // One (sequence, query head, query block) with its operands and shape.
@@ -165,7 +180,7 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       vc.outerProduct(OuterProduct{
           bn, qChunks, c0, cg.idx(sh.D),
           [&](Value j, Value d) {
-            return cg.load(k, {bi, hk, cg.min(cg.add(k0, j), kMax), d});
+            return cg.load(k, kvIndex(bi, hk, cg.min(cg.add(k0, j), kMax), d));
           },
           [&](Value d, int64_t col, int64_t w) {
             return vc.load(qt, {d, cg.idx(col)}, w);
@@ -288,7 +303,7 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
             return memref::LoadOp::create(b, st, ValueRange{j, i}).getResult();
           },
           [&](Value j, int64_t col, int64_t w) {
-            return vc.load(v, {bi, hk, cg.add(k0, j), cg.idx(col)}, w);
+            return vc.load(v, kvIndex(bi, hk, cg.add(k0, j), cg.idx(col)), w);
           },
           [&](Value i, int64_t col, int64_t w) {
             Value alpha = memref::LoadOp::create(b, aRow, i);
@@ -347,6 +362,13 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       cg.ifElse(cg.cmp(arith::CmpIPredicate::slt, cg.mul(qb, bm), qLen),
                 [&] { emitBlock(bi, h, qb, sh, q, k, v, o, lse); }, [] {});
     } else {
+      if (op.isKvCache()) {
+        // Sequence bi uses its first cache_seqlens[bi] cached keys.
+        sh.Nk = arith::IndexCastOp::create(
+            b, b.getIndexType(),
+            memref::LoadOp::create(b, op.getCacheSeqlens(), ValueRange{bi}));
+        sh.off = cg.sub(sh.Nk, sh.Nq);
+      }
       emitBlock(bi, h, qb, sh, q, k, v, o, lse);
     }
   });

@@ -333,7 +333,8 @@ std::pair<Value, Value> mlir::attn::detail::sequenceRange(Codegen &cg,
 
 LogicalResult mlir::attn::detail::checkLowerable(Operation *op,
                                                  StringRef passName,
-                                                 bool varlenSupported) {
+                                                 bool varlenSupported,
+                                                 bool kvCacheSupported) {
   for (Value v : op->getOperands())
     if (!isa<MemRefType>(v.getType()) && !v.getType().isIndex())
       return op->emitOpError()
@@ -348,6 +349,11 @@ LogicalResult mlir::attn::detail::checkLowerable(Operation *op,
     return op->emitOpError()
            << "in the variable-length form is not supported by " << passName
            << " yet";
+  auto fwd = dyn_cast<AttentionOp>(op);
+  if (fwd && fwd.isKvCache() && !kvCacheSupported)
+    return op->emitOpError()
+           << "with a KV cache (kv_cache operands) is not supported by "
+           << passName << " yet (attn-tile-forward lowers it)";
   auto q = cast<MemRefType>(op->getOperand(0).getType());
   auto v = cast<MemRefType>(op->getOperand(2).getType());
   int64_t d = q.getDimSize(q.getRank() - 1);

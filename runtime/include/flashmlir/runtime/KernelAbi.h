@@ -28,10 +28,16 @@
 namespace flashmlir {
 namespace abi {
 
-/// The four kernels of a configuration, in launch order for the backward:
+/// The kernels of a configuration, in launch order for the backward:
 /// BwdPre (dr = rowsum(dO O), dqacc = 0), BwdMain (dK, dV; dQ atomics into
-/// dqacc), BwdPost (dq from dqacc, or, deterministic, dQ itself).
-enum class Kind { Fwd, BwdPre, BwdMain, BwdPost };
+/// dqacc), BwdPost (dq from dqacc, or, deterministic, dQ itself). The
+/// split-KV (flash-decoding) forward is FwdSplit then FwdCombine: FwdSplit
+/// takes the query rows of one (sequence, KV head) — every query head of
+/// the GQA group, packed as rows — against one of `num_splits` key ranges
+/// and writes normalized partials (O / l in f32 and the range's lse)
+/// to oacc_ws / lseacc_ws; FwdCombine merges the partials of each row by
+/// their lse into o and lse.
+enum class Kind { Fwd, BwdPre, BwdMain, BwdPost, FwdSplit, FwdCombine };
 
 /// "fwd", "bwd_pre", "bwd_main", "bwd_post" (the manifest's `kind`).
 inline const char *kindName(Kind k) {
@@ -44,6 +50,10 @@ inline const char *kindName(Kind k) {
     return "bwd_main";
   case Kind::BwdPost:
     return "bwd_post";
+  case Kind::FwdSplit:
+    return "fwd_split";
+  case Kind::FwdCombine:
+    return "fwd_combine";
   }
   return "?";
 }
@@ -82,13 +92,26 @@ inline const std::vector<std::string> &stridedTensors() {
 /// Buffers whose elements are f32 whatever the configuration's dtype; the
 /// others hold the element type.
 inline bool isF32Buffer(const std::string &name) {
-  return name == "lse" || name == "dr_ws" || name == "dqacc_ws";
+  return name == "lse" || name == "dr_ws" || name == "dqacc_ws" ||
+         name == "oacc_ws" || name == "lseacc_ws";
 }
 
 /// Buffers of int32 elements (the varlen offsets).
 inline bool isI32Buffer(const std::string &name) {
-  return name == "cu_seqlens_q" || name == "cu_seqlens_k";
+  return name == "cu_seqlens_q" || name == "cu_seqlens_k" ||
+         name == "cache_seqlens" || name == "block_table";
 }
+
+/// How fwd_split addresses K / V rows (its `kv_mode`):
+///  * kKvDense: k / v [B, Hkv, Nk, D] (strided), seqlen_k keys each;
+///  * kKvCacheLens: the same tensors as a KV cache of capacity seqlen_k,
+///    sequence b using its first cache_seqlens[b] rows;
+///  * kKvPaged: k / v are the cache's blocks [num_blocks, Hkv, block_size,
+///    D] (their `_stride_b` the block stride); key n of sequence b is row
+///    n % block_size of block block_table[b * block_table_stride + n /
+///    block_size], n < cache_seqlens[b].
+/// Buffers a mode does not use may be null.
+inline constexpr int64_t kKvDense = 0, kKvCacheLens = 1, kKvPaged = 2;
 
 /// The `.entry` name of a kernel.
 inline const char *entryName(Kind k, const Variant &v) {
@@ -101,6 +124,10 @@ inline const char *entryName(Kind k, const Variant &v) {
     return "attn_bwd_main";
   case Kind::BwdPost:
     return v.deterministic ? "attn_bwd_dq" : "attn_bwd_post";
+  case Kind::FwdSplit:
+    return "attn_fwd_split";
+  case Kind::FwdCombine:
+    return "attn_fwd_combine";
   }
   return "?";
 }
@@ -184,6 +211,30 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     if (v.scaledDqAcc)
       f32("scale");
     break;
+  case Kind::FwdSplit:
+    // K / V rows through kv_mode (kKvDense, kKvCacheLens, kKvPaged): a
+    // KV cache's per-sequence lengths and block table.
+    for (const char *n : {"q", "k", "v", "oacc_ws", "lseacc_ws",
+                          "cache_seqlens", "block_table"})
+      buf(n);
+    sizes();
+    i64("num_splits");
+    i64("kv_mode");
+    i64("block_size");
+    i64("block_shift"); // log2(block_size) when a power of two, else -1
+    i64("block_table_stride");
+    for (const char *t : {"q", "k", "v"})
+      strides(t);
+    scoreParams();
+    break;
+  case Kind::FwdCombine:
+    for (const char *n : {"oacc_ws", "lseacc_ws", "o", "lse"})
+      buf(n);
+    rowSizes();
+    i64("num_splits");
+    strides("o");
+    strides("lse", /*rank3=*/true);
+    break;
   }
   return a;
 }
@@ -193,7 +244,7 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
 inline const std::vector<std::string> &gridDimNames() {
   static const std::vector<std::string> n = {
       "batch", "heads", "kv_heads", "seqlen_q", "seqlen_k", "head_dim",
-      "head_dim_v"};
+      "head_dim_v", "num_splits"};
   return n;
 }
 
@@ -205,6 +256,8 @@ struct GridNames {
 inline GridNames gridNames(Kind k) {
   if (k == Kind::BwdMain) // key blocks x kv heads x batch
     return {"seqlen_k", "kv_heads", "batch"};
+  if (k == Kind::FwdSplit) // key ranges x kv heads x batch
+    return {"num_splits", "kv_heads", "batch"};
   return {"seqlen_q", "heads", "batch"}; // query blocks / rows x heads x batch
 }
 
@@ -221,7 +274,8 @@ inline bool knownArg(const std::string &name, ArgClass *cls) {
             return;
         args.push_back(a);
       };
-      for (Kind k : {Kind::Fwd, Kind::BwdPre, Kind::BwdMain, Kind::BwdPost})
+      for (Kind k : {Kind::Fwd, Kind::BwdPre, Kind::BwdMain, Kind::BwdPost,
+                     Kind::FwdSplit, Kind::FwdCombine})
         for (bool det : {false, true})
           for (const Arg &a :
                kernelArgs(k, {det, /*scaledDqAcc=*/true, /*varlen=*/true}))
@@ -247,6 +301,22 @@ inline bool knownArg(const std::string &name, ArgClass *cls) {
 /// dqaccRows(Nq), D] (rows rounded up to 16 per head: the tensor-core
 /// kernels keep 16-row groups in mma fragment order).
 inline int64_t dqaccRows(int64_t nq) { return (nq + 15) / 16 * 16; }
+
+/// The split-KV forward's f32 workspaces: oacc_ws [S, B, Hq, Nq, Dv] (row
+/// (s, b, h, n) holds O / l of key range s) and lseacc_ws [S, B, Hq, Nq]
+/// (its lse; -inf for a range the row sees no key of), S = num_splits.
+inline int64_t splitOaccElems(int64_t s, int64_t b, int64_t hq, int64_t nq,
+                              int64_t dv) {
+  return s * b * hq * nq * dv;
+}
+inline int64_t splitLseElems(int64_t s, int64_t b, int64_t hq, int64_t nq) {
+  return s * b * hq * nq;
+}
+/// The most key ranges a split-KV forward takes.
+inline constexpr int64_t kMaxSplits = 128;
+/// The packed rows of a fwd_split block: a call takes the split-KV forward
+/// only where (query rows) x (query heads per KV head) fit.
+inline constexpr int64_t kSplitRows = 64;
 
 } // namespace abi
 } // namespace flashmlir

@@ -102,6 +102,49 @@ FA_API fa_status fa_forward(fa_runtime *rt, const fa_attn_params *params,
                             const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
                             void *stream);
 
+/* fa_forward with the key range of each (sequence, KV head) split over
+ * several blocks (flash-decoding), for decode and other calls with few query
+ * rows. num_splits: 0 = the runtime's choice (what fa_forward does: the
+ * split-KV forward where the bundle has it (fwd_split / fwd_combine: f16 /
+ * bf16) and Nq x (Hq / Hkv) <= 64, with a split count from the batch, KV
+ * heads, key length and SM count; the one-pass kernel when that count is 1
+ * and Hq = Hkv), 1 = the one-pass forward kernel, n > 1 =
+ * n key ranges (at most 128) where the split-KV forward applies. The
+ * partial results live in the context's workspace (as the backward's: calls
+ * on different streams of one context must not overlap). */
+FA_API fa_status fa_forward_splitkv(fa_runtime *rt,
+                                    const fa_attn_params *params,
+                                    const fa_tensor *q, const fa_tensor *k,
+                                    const fa_tensor *v, fa_tensor *o,
+                                    fa_tensor *lse, int64_t num_splits,
+                                    void *stream);
+
+/* The forward over a KV cache (decode; FlashAttention-2's
+ * flash_attn_with_kvcache after its append): q [B,Hq,Nq,D], o [B,Hq,Nq,Dv],
+ * lse [B,Hq,Nq] as in fa_forward, through the split-KV kernels.
+ *  - block_table NULL: k_cache / v_cache [B,Hkv,capacity,D / Dv]; sequence b
+ *    uses its first cache_seqlens[b] rows (all `capacity` rows when
+ *    cache_seqlens is NULL).
+ *  - paged: k_cache / v_cache are the blocks [num_blocks,Hkv,block_size,D]
+ *    (the usual [num_blocks,block_size,Hkv,D] storage is the transposed
+ *    view, like the bshd layout), block_table int32 [B, max_blocks] with row
+ *    stride block_table_stride (>= max_blocks), cache_seqlens int32 [B]
+ *    (required, each <= max_blocks * block_size); key n of sequence b is row
+ *    n % block_size of block block_table[b][n / block_size]. Any block size.
+ * cache_seqlens / block_table are device pointers, not read on the host
+ * (the caller checks them, as flash_attn does). Masks align bottom-right
+ * to each sequence's cache length. Needs the bundle's split-KV kernels and
+ * Nq x Hq / Hkv <= 64; head dims multiples of 8. num_splits as in
+ * fa_forward_splitkv (1 is taken as the split-KV forward with one range). */
+FA_API fa_status fa_forward_kvcache(fa_runtime *rt, const fa_attn_params *params,
+                                    const fa_tensor *q, const fa_tensor *k_cache,
+                                    const fa_tensor *v_cache, fa_tensor *o,
+                                    fa_tensor *lse, const int32_t *cache_seqlens,
+                                    const int32_t *block_table,
+                                    int64_t block_table_stride,
+                                    int64_t max_blocks, int64_t num_splits,
+                                    void *stream);
+
 /* Backward: dq ~ q, dk ~ k, dv ~ v from the forward's inputs, its o and lse
  * and dout ~ o. Launches the bwd_pre, bwd_main and bwd_post kernels in order
  * on `stream`; the f32 workspaces they share (dr_ws [B,Hq,Nq], dqacc_ws

@@ -90,6 +90,17 @@ defvar Attn_VarlenOperands = (ins
   Optional<Index>:$max_seqlen_k
 );
 
+// The optional KV-cache operands of the forward (decode).
+defvar Attn_KvCacheOperands = (ins
+  Optional<Attn_ShapedOperand>:$cache_seqlens,
+  Optional<Attn_ShapedOperand>:$block_table
+);
+
+defvar Attn_KvCacheFormat = [{
+    (`kv_cache` `(` $cache_seqlens^ `:` type($cache_seqlens) `)`)?
+    (`block_table` `(` $block_table^ `:` type($block_table) `)`)?
+}];
+
 defvar Attn_VarlenFormat = [{
     (`varlen` `(` $cu_seqlens_q^ `,` $cu_seqlens_k `,` $max_seqlen_q `,`
         $max_seqlen_k `:` type($cu_seqlens_q) `,` type($cu_seqlens_k) `)`)?
@@ -146,6 +157,37 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     query head, query block) up to `max_seqlen_q`; each reads its rows'
     offsets and lengths from `cu_seqlens_q` / `cu_seqlens_k` and skips the
     blocks past its sequence's end.
+
+    KV-cache form (decode; FlashAttention-2's `flash_attn_with_kvcache`,
+    vLLM's PagedAttention), forward only:
+
+    * `kv_cache(cache_seqlens)`: i32 `[B]`; `key` / `value` are a cache
+      `[B, Hkv, capacity, D]` of which sequence `b` uses its first
+      `cache_seqlens[b]` rows (`Nk_b = cache_seqlens[b] <= capacity`).
+    * with `block_table(table)` as well (paged): i32 `[B, max_blocks]`;
+      `key` / `value` are the cache's blocks `[num_blocks, Hkv, block_size,
+      D]` (any block size; the usual `[num_blocks, block_size, Hkv, D]`
+      storage is a transposed memref of it) and key `n` of sequence `b` is
+      row `n % block_size` of block `table[b, n / block_size]`, `n <
+      cache_seqlens[b] <= max_blocks * block_size`.
+    * Everything else applies per sequence with `Nk = Nk_b`: masks align to
+      the bottom-right corner of `[Nq, Nk_b]`, a sequence with no cached
+      key gives `O = 0`, `lse = -inf`. Lengths and table entries are the
+      caller's contract (read at run time; out of range is undefined
+      behaviour, as in FlashAttention-2); the front ends check them where
+      they can.
+
+    ```mlir
+    attn.attention
+        ins(%q, %kc, %vc : memref<4x32x1x128xbf16>, memref<512x8x16x128xbf16>,
+                           memref<512x8x16x128xbf16>)
+        kv_cache(%lens : memref<4xi32>) block_table(%table : memref<4x128xi32>)
+        outs(%o : memref<4x32x1x128xbf16>) lse(%lse : memref<4x32x1xf32>)
+    ```
+
+    Lowering of the KV-cache form: `attn-tile-forward` reads each
+    sequence's length and addresses key rows through the block table; on
+    the GPU the runtime's split-KV kernels serve it (`fa_forward_kvcache`).
   }]);
 
   let arguments = !con((ins
@@ -153,13 +195,14 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     Attn_ShapedOperand:$key,
     Attn_ShapedOperand:$value,
     Attn_ShapedOperand:$output,
-    Optional<Attn_ShapedOperand>:$lse), Attn_VarlenOperands, Attn_CommonAttrs);
+    Optional<Attn_ShapedOperand>:$lse), Attn_VarlenOperands,
+    Attn_KvCacheOperands, Attn_CommonAttrs);
   let results = (outs Variadic<AnyRankedTensor>:$results);
 
   let assemblyFormat = !strconcat([{
     `ins` `(` $query `,` $key `,` $value `:`
         type($query) `,` type($key) `,` type($value) `)`
-  }], Attn_VarlenFormat, [{
+  }], Attn_VarlenFormat, Attn_KvCacheFormat, [{
     `outs` `(` $output `:` type($output) `)`
     (`lse` `(` $lse^ `:` type($lse) `)`)?
     attr-dict (`->` type($results)^)?
@@ -177,6 +220,10 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     ::mlir::attn::MaskSpec getMaskSpec();
     /// True for the variable-length (packed) form.
     bool isVarlen() { return getCuSeqlensQ() != nullptr; }
+    /// True for the KV-cache form (per-sequence cached lengths).
+    bool isKvCache() { return getCacheSeqlens() != nullptr; }
+    /// True for the paged KV-cache form (a block table).
+    bool isPaged() { return getBlockTable() != nullptr; }
   }];
 
   let hasVerifier = 1;

@@ -141,10 +141,12 @@ Value sequenceRows(Codegen &cg, Value dense, Value start, Value len);
 std::pair<Value, Value> sequenceRange(Codegen &cg, Value cu, Value b);
 
 /// Checks the preconditions every lowering needs: memref operands and static
-/// head dims; the variable-length form only where `varlenSupported`. Emits
-/// an error naming `passName` on failure.
+/// head dims; the variable-length form only where `varlenSupported`, the
+/// KV-cache form only where `kvCacheSupported`. Emits an error naming
+/// `passName` on failure.
 LogicalResult checkLowerable(Operation *op, StringRef passName,
-                             bool varlenSupported = false);
+                             bool varlenSupported = false,
+                             bool kvCacheSupported = false);
 
 /// Checks tile sizes and the vector width against flashmlir/runtime/Limits.h
 /// (block sizes in [1, kMaxBlock], vector width in [1, kMaxVectorWidth]).
