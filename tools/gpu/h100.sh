@@ -56,7 +56,10 @@
 #                              tools/gpu/check_kvcache.py (flash_attn_with_kvcache, cuda + cpu), then
 #                              tools/gpu/decode_bench.py (issue 14's decode table vs SDPA flash
 #                              and cuDNN; paged vs contiguous) and fa-run --bench of --num-splits 1
-#                              against the default
+#                              against the default. The default bundle is too large to carry
+#                              (64 MiB); a decode bundle: fa-compile --target sm_80,sm_90a --dtype
+#                              bf16,f16 --head-dim 64,128,256 --masked both --softcap both --ptxas P
+#                              --cubin, plus --head-dim 192 --head-dim-v 128 (MLA), as BUNDLE
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
