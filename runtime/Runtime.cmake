@@ -73,6 +73,12 @@ set_target_properties(fa-runtime-test PROPERTIES
   CXX_EXTENSIONS OFF
 )
 
+# The split-KV / KV-cache entry points through the public C API, in C
+# (run against the fake CUDA driver: test/Execution/cuda-kvcache-api.test).
+add_executable(fa-kvcache-api-test ${CMAKE_CURRENT_LIST_DIR}/test/KvcacheApiTest.c)
+target_link_libraries(fa-kvcache-api-test PRIVATE FlashMLIRRuntimeStatic)
+set_target_properties(fa-kvcache-api-test PROPERTIES LINKER_LANGUAGE CXX)
+
 add_executable(fa-tune-test ${CMAKE_CURRENT_LIST_DIR}/test/TuneTest.cpp)
 target_include_directories(fa-tune-test PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/lib)
