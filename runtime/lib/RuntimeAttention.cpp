@@ -158,10 +158,14 @@ fa_status forwardKvcacheLocked(fa_runtime *rt, const fa_attn_params *params,
                                void *stream) {
   namespace abi = flashmlir::abi;
   const std::string where = "fa_forward_kvcache: ";
-  if (!q || !kc || !vc || !o)
+  if (!q || !kc || !vc || !o || !lse)
     return fail(rt, FA_ERR_INVALID,
-                where + (!q ? "q" : !kc ? "k_cache" : !vc ? "v_cache" : "o") +
-                    " is null");
+                where +
+                    (!q ? "q" : !kc ? "k_cache" : !vc ? "v_cache" : !o ? "o" : "lse") +
+                    " is null" +
+                    (!lse && q && kc && vc && o
+                         ? " (the split-KV kernels write the row log-sum-exp)"
+                         : ""));
   const bool paged = blockTable != nullptr;
   if (paged && !cacheSeqlens)
     return fail(rt, FA_ERR_INVALID,

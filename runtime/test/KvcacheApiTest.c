@@ -100,6 +100,8 @@ int main(int argc, char **argv) {
   p.dtype = FA_F32;
   report("f32", fa_forward_kvcache(rt, &p, &tq, &ck, &cv, &to, &tl, cl, NULL, 0, 0, 0, NULL));
   report("null k_cache", fa_forward_kvcache(rt, &p, &tq, NULL, &cv, &to, &tl, cl, NULL, 0, 0, 0, NULL));
+  p.dtype = FA_BF16;
+  report("null lse", fa_forward_kvcache(rt, &p, &tq, &ck, &cv, &to, NULL, cl, NULL, 0, 0, 0, NULL));
   fa_free(rt, q), fa_free(rt, kc), fa_free(rt, vc), fa_free(rt, o);
   fa_free(rt, l), fa_free(rt, lens), fa_free(rt, bt);
   fa_runtime_destroy(rt);
