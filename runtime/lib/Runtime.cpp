@@ -204,16 +204,19 @@ fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
 }
 
 /// The kernel of `kind` for `p` (cached per context), or -1 with the
-/// reason in *err.
+/// reason in *err (err null: a cached miss as is, no message).
 int lookupKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
                  const Problem &p, std::string *err) {
   auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
                              p.D, p.Dv, p.causal, p.window, p.softcap,
                              p.windowLeft >= 0, p.windowRight == 0, p.varlen);
   auto it = cs->selected.find(key);
-  if (it != cs->selected.end() && it->second >= 0)
+  // A cached miss is selected again only to say why (err given).
+  if (it != cs->selected.end() && (it->second >= 0 || !err))
     return it->second;
-  int idx = selectKernel(rt->manifest, kind, p, cs->ccMajor, cs->ccMinor, err);
+  std::string why;
+  int idx = selectKernel(rt->manifest, kind, p, cs->ccMajor, cs->ccMinor,
+                         err ? err : &why);
   cs->selected[key] = idx;
   return idx;
 }
@@ -236,14 +239,7 @@ fa_status selectAndLoad(fa_runtime *rt, ContextState *cs, KernelKind kind,
 /// for `p` (no error recorded when not).
 bool hasSplitKernels(fa_runtime *rt, ContextState *cs, const Problem &p) {
   auto known = [&](KernelKind kind) {
-    auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
-                               p.D, p.Dv, p.causal, p.window, p.softcap,
-                               p.windowLeft >= 0, p.windowRight == 0, p.varlen);
-    auto it = cs->selected.find(key);
-    if (it != cs->selected.end())
-      return it->second >= 0;
-    std::string err;
-    return lookupKernel(rt, cs, kind, p, &err) >= 0;
+    return lookupKernel(rt, cs, kind, p, /*err=*/nullptr) >= 0;
   };
   return rt->hasBundle && known(KernelKind::FwdSplit) &&
          known(KernelKind::FwdCombine);

@@ -25,6 +25,15 @@ extern "C" {
 
 namespace {
 
+/// Selects, loads, packs and launches the one kernel of `kind` for `p`.
+fa_status runKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
+                    const Problem &p, void *stream) {
+  Prepared k;
+  FA_TRY(selectAndLoad(rt, cs, kind, p, &k));
+  FA_TRY(pack(rt, p, &k));
+  return launch(rt, k, static_cast<cu::Stream>(stream));
+}
+
 /// The split-KV forward (decode) of `p` with `splits` key ranges:
 /// fwd_split writes the partials to the context's workspace, fwd_combine
 /// merges them into o and lse.
@@ -68,10 +77,7 @@ fa_status forwardLocked(fa_runtime *rt, const fa_attn_params *params,
     if (splits > 1 || p.Hq > p.Hkv)
       return forwardSplit(rt, cs, p, splits, static_cast<cu::Stream>(stream));
   }
-  Prepared fwd;
-  FA_TRY(selectAndLoad(rt, cs, KernelKind::Fwd, p, &fwd));
-  FA_TRY(pack(rt, p, &fwd));
-  return launch(rt, fwd, static_cast<cu::Stream>(stream));
+  return runKernel(rt, cs, KernelKind::Fwd, p, stream);
 }
 
 /// The variable-length forward: packed q/k/v/o [T, H, D] (sizes[0..2]) and
@@ -123,30 +129,16 @@ fa_status forwardVarlenLocked(fa_runtime *rt, const fa_attn_params *params,
   if (buildForwardProblem(params, &q4, &k4, &v4, &o4, &l3, &p, &err) != FA_OK)
     return fail(rt, FA_ERR_INVALID, where + err);
   p.varlen = true;
-  auto integer = [&](const char *name, int64_t value) {
-    ArgValue a;
-    a.kind = ArgKind::I64;
-    a.i = value;
-    p.args[name] = a;
-  };
-  integer("batch", batch);
-  integer("seqlen_q", maxQ);
-  integer("seqlen_k", maxK);
-  for (auto [name, ptr] : {std::pair{"cu_seqlens_q", cuQ}, {"cu_seqlens_k", cuK}}) {
-    ArgValue a;
-    a.kind = ArgKind::Buffer;
-    a.ptr = reinterpret_cast<uint64_t>(ptr);
-    a.extent = batch + 1;
-    p.args[name] = a;
-  }
+  p.setI64("batch", batch);
+  p.setI64("seqlen_q", maxQ);
+  p.setI64("seqlen_k", maxK);
+  p.setBuffer("cu_seqlens_q", reinterpret_cast<uint64_t>(cuQ), batch + 1);
+  p.setBuffer("cu_seqlens_k", reinterpret_cast<uint64_t>(cuK), batch + 1);
   if (batch == 0 || maxQ == 0)
     return FA_OK;
   ContextState *cs;
   FA_TRY(currentContext(rt, &cs));
-  Prepared fwd;
-  FA_TRY(selectAndLoad(rt, cs, KernelKind::Fwd, p, &fwd));
-  FA_TRY(pack(rt, p, &fwd));
-  return launch(rt, fwd, static_cast<cu::Stream>(stream));
+  return runKernel(rt, cs, KernelKind::Fwd, p, stream);
 }
 
 fa_status forwardKvcacheLocked(fa_runtime *rt, const fa_attn_params *params,
@@ -214,30 +206,11 @@ fa_status forwardKvcacheLocked(fa_runtime *rt, const fa_attn_params *params,
                     " query rows per KV head; the split-KV kernels take at "
                     "most " +
                     std::to_string(abi::kSplitRows));
-  auto integer = [&](const char *name, int64_t value) {
-    ArgValue a;
-    a.kind = ArgKind::I64;
-    a.i = value;
-    p.args[name] = a;
-  };
-  auto buffer = [&](const char *name, const int32_t *ptr, int64_t extent) {
-    ArgValue a;
-    a.kind = ArgKind::Buffer;
-    a.ptr = reinterpret_cast<uint64_t>(ptr);
-    a.extent = ptr ? extent : 0;
-    p.args[name] = a;
-  };
-  integer("kv_mode", paged ? abi::kKvPaged
-                     : cacheSeqlens ? abi::kKvCacheLens
-                                    : abi::kKvDense);
-  integer("block_size", blockSize);
-  integer("block_shift", (blockSize & (blockSize - 1)) == 0
-                             ? static_cast<int64_t>(__builtin_ctzll(
-                                   static_cast<unsigned long long>(blockSize)))
-                             : -1);
-  integer("block_table_stride", paged ? btStride : 0);
-  buffer("cache_seqlens", cacheSeqlens, p.B);
-  buffer("block_table", blockTable, p.B * btStride);
+  addKvArgs(&p,
+            paged          ? abi::kKvPaged
+            : cacheSeqlens ? abi::kKvCacheLens
+                           : abi::kKvDense,
+            blockSize, cacheSeqlens, blockTable, paged ? btStride : 0);
   if (p.B * p.Hq * p.Nq == 0)
     return FA_OK;
   ContextState *cs;

@@ -242,6 +242,27 @@ struct Problem {
   int64_t windowLeft = -1, windowRight = -1;
   float scale = 0, softcapValue = 0;
   std::map<std::string, ArgValue> args;
+
+  /// args[name] = an i64 / f32 / buffer value.
+  void setI64(const std::string &name, int64_t v) {
+    ArgValue a;
+    a.kind = ArgKind::I64;
+    a.i = v;
+    args[name] = a;
+  }
+  void setF32(const std::string &name, float v) {
+    ArgValue a;
+    a.kind = ArgKind::F32;
+    a.f = v;
+    args[name] = a;
+  }
+  void setBuffer(const std::string &name, uint64_t ptr, int64_t extent) {
+    ArgValue a;
+    a.kind = ArgKind::Buffer;
+    a.ptr = ptr;
+    a.extent = extent;
+    args[name] = a;
+  }
 };
 
 /// Validates the forward call (shapes, strides, params) and fills *out.
@@ -289,6 +310,14 @@ int64_t splitKvHeuristic(const Problem &p, int numSms);
 /// num_splits) added to p->args.
 size_t splitWorkspaceBytes(const Problem &p, int64_t splits);
 void addSplitArgs(Problem *p, int64_t splits, uint64_t base);
+/// fwd_split's K / V row arguments (abi::kKvDense / kKvCacheLens /
+/// kKvPaged): kv_mode, block_size and its log2 (block_shift, -1 when not a
+/// power of two), the block table with its row stride and the per-sequence
+/// lengths (device pointers, null where the mode has none; their extents
+/// `B` and `B * tableStride`).
+void addKvArgs(Problem *p, int64_t mode, int64_t blockSize,
+               const int32_t *cacheSeqlens, const int32_t *blockTable,
+               int64_t tableStride);
 
 /// Targets tried on a device of compute capability major.minor, best first:
 /// 9.x: sm_9Xa, sm_9X, sm_90, sm_80; 8.x: sm_8X, sm_80; >= 10: sm_XY, sm_80;

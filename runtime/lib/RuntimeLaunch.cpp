@@ -124,11 +124,7 @@ public:
                     "): rows must start on 16-byte boundaries (make the "
                     "tensor contiguous)");
     }
-    ArgValue buf;
-    buf.kind = ArgKind::Buffer;
-    buf.ptr = reinterpret_cast<uint64_t>(t->data);
-    buf.extent = extent;
-    p->args[name] = buf;
+    p->setBuffer(name, reinterpret_cast<uint64_t>(t->data), extent);
     std::string n(name);
     if (rank == 4) {
       integer(n + "_stride_b", strides[0]);
@@ -141,19 +137,8 @@ public:
     return true;
   }
 
-  void integer(const std::string &name, int64_t v) {
-    ArgValue a;
-    a.kind = ArgKind::I64;
-    a.i = v;
-    p->args[name] = a;
-  }
-
-  void real(const std::string &name, float v) {
-    ArgValue a;
-    a.kind = ArgKind::F32;
-    a.f = v;
-    p->args[name] = a;
-  }
+  void integer(const std::string &name, int64_t v) { p->setI64(name, v); }
+  void real(const std::string &name, float v) { p->setF32(name, v); }
 
   /// Sizes from q, k, v and the scalar params.
   bool common(const fa_attn_params *params, const fa_tensor *q,
@@ -341,16 +326,8 @@ WorkspaceLayout workspaceLayout(const Problem &p) {
 
 void addWorkspaceArgs(Problem *p, uint64_t base) {
   WorkspaceLayout w = workspaceLayout(*p);
-  ArgValue dr;
-  dr.kind = ArgKind::Buffer;
-  dr.ptr = base;
-  dr.extent = w.drElems;
-  ArgValue acc;
-  acc.kind = ArgKind::Buffer;
-  acc.ptr = base + w.dqaccOffset;
-  acc.extent = w.dqaccElems;
-  p->args["dr_ws"] = dr;
-  p->args["dqacc_ws"] = acc;
+  p->setBuffer("dr_ws", base, w.drElems);
+  p->setBuffer("dqacc_ws", base + w.dqaccOffset, w.dqaccElems);
 }
 
 int64_t splitKvHeuristic(const Problem &p, int numSms) {
@@ -399,33 +376,30 @@ size_t splitWorkspaceBytes(const Problem &p, int64_t splits) {
 
 void addSplitArgs(Problem *p, int64_t splits, uint64_t base) {
   SplitLayout l = splitLayout(*p, splits);
-  ArgValue o, lse, n;
-  o.kind = lse.kind = ArgKind::Buffer;
-  o.ptr = base;
-  o.extent = l.oaccElems;
-  lse.ptr = base + l.lseOffset;
-  lse.extent = l.lseElems;
-  n.kind = ArgKind::I64;
-  n.i = splits;
-  p->args["oacc_ws"] = o;
-  p->args["lseacc_ws"] = lse;
-  p->args["num_splits"] = n;
+  p->setBuffer("oacc_ws", base, l.oaccElems);
+  p->setBuffer("lseacc_ws", base + l.lseOffset, l.lseElems);
+  p->setI64("num_splits", splits);
   // A dense call: no KV cache (fa_forward_kvcache sets these first).
-  if (!p->args.count("kv_mode")) {
-    ArgValue none, i;
-    none.kind = ArgKind::Buffer;
-    i.kind = ArgKind::I64;
-    p->args["cache_seqlens"] = none;
-    p->args["block_table"] = none;
-    i.i = abi::kKvDense;
-    p->args["kv_mode"] = i;
-    i.i = std::max<int64_t>(p->Nk, 1);
-    p->args["block_size"] = i;
-    i.i = -1;
-    p->args["block_shift"] = i;
-    i.i = 0;
-    p->args["block_table_stride"] = i;
-  }
+  if (!p->args.count("kv_mode"))
+    addKvArgs(p, abi::kKvDense, std::max<int64_t>(p->Nk, 1), nullptr, nullptr,
+              0);
+}
+
+void addKvArgs(Problem *p, int64_t mode, int64_t blockSize,
+               const int32_t *cacheSeqlens, const int32_t *blockTable,
+               int64_t tableStride) {
+  p->setI64("kv_mode", mode);
+  p->setI64("block_size", blockSize);
+  p->setI64("block_shift",
+            (blockSize & (blockSize - 1)) == 0
+                ? static_cast<int64_t>(__builtin_ctzll(
+                      static_cast<unsigned long long>(blockSize)))
+                : -1);
+  p->setI64("block_table_stride", tableStride);
+  p->setBuffer("cache_seqlens", reinterpret_cast<uint64_t>(cacheSeqlens),
+               cacheSeqlens ? p->B : 0);
+  p->setBuffer("block_table", reinterpret_cast<uint64_t>(blockTable),
+               blockTable ? p->B * tableStride : 0);
 }
 
 //===----------------------------------------------------------------------===//

@@ -97,7 +97,7 @@ fa_status currentContext(fa_runtime *rt, ContextState **out);
 fa_status getFunction(fa_runtime *rt, ContextState *cs, int idx,
                       cu::Function *out);
 /// The kernel of `kind` for `p` (cached per context), or -1 with the reason
-/// in *err.
+/// in *err; with err null a cached miss is returned as is (no message).
 int lookupKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
                  const Problem &p, std::string *err);
 /// Selects the kernel of `kind` for `p` and loads it.
