@@ -246,16 +246,14 @@ def test_concurrent_compiles_of_one_configuration():
         k.close()
 
 
-def test_runtime_handle_close_while_other_threads_call():
-    """The GPU runtime handle (no GPU needed: calls fail with a driver
-    status) closed while 4 threads call it: calls return a status or raise
-    'closed'; none touches the freed handle."""
+def _bare_runtime_handle():
+    """A RuntimeHandle made as RuntimeHandle makes one, kept even when there
+    is no driver (CI): its calls then fail with a status instead of raising
+    at creation. Skips the test without libflashmlir_rt."""
     if not flashmlir.available()["runtime"]:
         pytest.skip("libflashmlir_rt not found")
     import ctypes
     from flashmlir import _native, _runtime
-    # A handle made as RuntimeHandle makes it, kept even when there is no
-    # driver (CI): workspace_bytes() then still works (0).
     h = object.__new__(_runtime.RuntimeHandle)
     h._lib = _native.runtime()
     h.bundle_dir = None
@@ -263,6 +261,14 @@ def test_runtime_handle_close_while_other_threads_call():
     h._lib.fa_runtime_create(None, ctypes.byref(raw))
     assert raw.value
     h._guard = _native.HandleGuard(raw, "this runtime handle has been closed")
+    return h
+
+
+def test_runtime_handle_close_while_other_threads_call():
+    """The GPU runtime handle (no GPU needed: calls fail with a driver
+    status) closed while 4 threads call it: calls return a status or raise
+    'closed'; none touches the freed handle."""
+    h = _bare_runtime_handle()
     start = threading.Barrier(5)
     seen = {"status": 0, "closed": 0, "other": []}
     lock = threading.Lock()
@@ -298,22 +304,14 @@ def test_runtime_handle_raw_calls_use_the_guard():
     """Every raw call of the GPU runtime handle goes through its guard (no
     GPU needed): on a live handle it returns a status (here an error: no
     driver, or null tensors), after close() it raises 'closed'."""
-    if not flashmlir.available()["runtime"]:
-        pytest.skip("libflashmlir_rt not found")
-    import ctypes
-    from flashmlir import _native, _runtime
-    h = object.__new__(_runtime.RuntimeHandle)
-    h._lib = _native.runtime()
-    h.bundle_dir = None
-    raw = ctypes.c_void_p()
-    h._lib.fa_runtime_create(None, ctypes.byref(raw))
-    assert raw.value
-    h._guard = _native.HandleGuard(raw, "this runtime handle has been closed")
+    from flashmlir import _native
+    h = _bare_runtime_handle()
     p = _native.FaParams()
     t = _native.FaTensor()
     calls = {
         "forward": lambda: h.forward(p, t, t, t, t, t, 0),
         "forward_varlen": lambda: h.forward_varlen(p, t, t, t, t, t, 0, 0, 1, 1, 1, 0),
+        "forward_kvcache": lambda: h.forward_kvcache(p, t, t, t, t, t, 0, 0, 0, 0, 0, 0),
         "backward": lambda: h.backward(p, t, t, t, t, t, t, t, t, t, 0),
     }
     for name, call in calls.items():

@@ -24,20 +24,9 @@ import argparse, json, math, sys
 import torch
 
 import flashmlir
+from gpu_common import relerr, visible
 
 THRESH = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
-
-
-def relerr(x, ref):
-    x, ref = x.double(), ref.double()
-    if torch.isnan(x).any():
-        return math.inf
-    fin = torch.isfinite(ref)
-    if not torch.equal(torch.isfinite(x), fin) or not torch.equal(x[~fin], ref[~fin]):
-        return math.inf
-    x, ref = x[fin], ref[fin]
-    n = ref.norm().item()
-    return (x - ref).norm().item() / (n if n > 0 else 1.0)
 
 
 def reference(q, keys, vals, causal, window, softcap, scale):
@@ -53,18 +42,7 @@ def reference(q, keys, vals, causal, window, softcap, scale):
     s = torch.einsum("qhd,hkd->hqk", q, kk) * scale
     if softcap > 0:
         s = softcap * torch.tanh(s / softcap)
-    i = torch.arange(Nq)[:, None]
-    j = torch.arange(n)[None, :]
-    diag = i + (n - Nq)
-    vis = torch.ones(Nq, n, dtype=torch.bool)
-    wl, wr = window
-    if causal:
-        vis &= j <= diag
-    if wl >= 0:
-        vis &= j >= diag - wl
-    if wr >= 0:
-        vis &= j <= diag + wr
-    s = s.masked_fill(~vis, -math.inf)
+    s = s.masked_fill(~visible(Nq, n, causal, window, "cpu"), -math.inf)
     lse = torch.logsumexp(s, dim=-1)  # [Hq, Nq]
     p = torch.exp(s - lse[..., None])
     p = torch.nan_to_num(p, nan=0.0)

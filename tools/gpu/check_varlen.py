@@ -27,35 +27,9 @@ import argparse, json, math, os, sys, time
 import torch
 
 import flashmlir
+from gpu_common import relerr, visible
 
 THRESH = {torch.float16: (2e-3, 4e-3), torch.bfloat16: (1.6e-2, 3.2e-2)}
-
-
-def relerr(x, ref):
-    x, ref = x.double(), ref.double()
-    if torch.isnan(x).any():
-        return math.inf
-    fin = torch.isfinite(ref)
-    if not torch.equal(torch.isfinite(x), fin) or not torch.equal(x[~fin], ref[~fin]):
-        return math.inf
-    x, ref = x[fin], ref[fin]
-    n = ref.norm().item()
-    return (x - ref).norm().item() / (n if n > 0 else 1.0)
-
-
-def visible(nq, nk, causal, window, dev):
-    i = torch.arange(nq, device=dev)[:, None]
-    j = torch.arange(nk, device=dev)[None, :]
-    diag = i + (nk - nq)
-    vis = torch.ones(nq, nk, dtype=torch.bool, device=dev)
-    wl, wr = window
-    if causal:
-        vis &= j <= diag
-    if wl >= 0:
-        vis &= j >= diag - wl
-    if wr >= 0:
-        vis &= j <= diag + wr
-    return vis
 
 
 def reference(q, k, v, do, cu_q, cu_k, causal, window, softcap, scale):

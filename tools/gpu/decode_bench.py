@@ -19,30 +19,21 @@ bar: within 10% of the contiguous cache; outputs must be bit-identical).
 
 usage: decode_bench.py [--rows 1x8192,8x8192,...] [--paged-rows ...] [--json OUT]
 """
-import argparse, json, statistics
+import argparse, json
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import flashmlir
+import gpu_common
 
 ROWS = "1x8192,8x8192,8x65536,64x4096,1x131072"
 
 
-def timed(fn, reps=30):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts) * 1e3  # us
+def timed(fn):
+    """Median microseconds of 30 calls after 3 warm-up calls."""
+    return gpu_common.timed(fn, reps=30, warmup=3) * 1e3
 
 
 def main():

@@ -13,7 +13,7 @@ The issue's bar: varlen within 10% of the dense kernel's TFLOP/s.
 
 usage: varlen_bench.py [--tokens 16384] [--heads 16] [--dim 128] [--json OUT]
 """
-import argparse, json, math, os, statistics
+import argparse, json, os
 
 # The varlen forward kernels are opt-in in the package until checked on a GPU;
 # this benchmark times them.
@@ -22,20 +22,7 @@ os.environ.setdefault("FLASHMLIR_VARLEN_KERNELS", "1")
 import torch
 
 import flashmlir
-
-
-def timed(fn, reps=10):
-    fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
+from gpu_common import timed
 
 
 def lengths(total, lo, hi, seed):

@@ -6,9 +6,9 @@ float64 per-sequence reference (GQA 4/2, causal with Nq = 2: masks aligned
 to each sequence's own length; a sequence with no key gives O = 0)."""
 import math
 import random
-import re
-import subprocess
 import sys
+
+from mlir_e2e import dense, execute
 
 fa_opt, runner, libdir, work = sys.argv[1:5]
 B, HQ, HKV, NQ, D, BS, MB = 4, 4, 2, 2, 8, 4, 3   # 3 blocks of 4 rows per sequence
@@ -22,15 +22,6 @@ rng = random.Random(77)
 
 def tensor(shape):
     return [rng.uniform(-1, 1) for _ in range(math.prod(shape))]
-
-
-def dense(vals, shape, fmt="{:.9e}"):
-    def rec(off, dims):
-        if len(dims) == 1:
-            return "[" + ", ".join(fmt.format(vals[off + i]) for i in range(dims[0])) + "]"
-        step = math.prod(dims[1:])
-        return "[" + ", ".join(rec(off + i * step, dims[1:]) for i in range(dims[0])) + "]"
-    return rec(0, shape)
 
 
 q = tensor([B, HQ, NQ, D])
@@ -90,24 +81,9 @@ LOWER = ["--one-shot-bufferize=bufferize-function-boundaries", "--attn-to-loops"
          "--convert-to-llvm", "--reconcile-unrealized-casts"]
 
 
-def run(cmd, inp=None):
-    p = subprocess.run(cmd, input=inp, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.stderr.write(f"command failed: {' '.join(cmd)}\n{p.stderr[-4000:]}\n")
-        sys.exit(1)
-    return p.stdout
-
-
 with open(f"{work}/kv_cache.mlir", "w") as f:
     f.write(module)
-llvm = run([fa_opt] + LOWER, module)
-out = run([runner, "-e", "main", "-entry-point-result=void",
-           f"-shared-libs={libdir}/libmlir_runner_utils.so,{libdir}/libmlir_c_runner_utils.so"],
-          llvm)
-blocks = out.split("data =")[1:]
-num = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|nan|inf"
-paged_out, cont_out = ([float(x) for x in re.findall(num, blk.split("Unranked")[0])]
-                       for blk in blocks)
+paged_out, cont_out = execute(fa_opt, runner, libdir, module, LOWER)
 
 ref = []
 for b in range(B):

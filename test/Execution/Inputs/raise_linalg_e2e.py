@@ -15,8 +15,9 @@ Prints "raised: yes/no", the two errors, and "OK" or "FAIL"; exit 1 on FAIL.
 import math
 import random
 import re
-import subprocess
 import sys
+
+from mlir_e2e import dense, execute, run
 
 fa_opt, runner, libdir, work = sys.argv[1:5]
 B, HQ, HKV, N, D = 1, 4, 2, 12, 8
@@ -32,15 +33,6 @@ def tensor(shape):
 
 
 q, k, v = tensor([B, HQ, N, D]), tensor([B, HKV, N, D]), tensor([B, HKV, N, D])
-
-
-def dense(vals, shape):
-    def rec(off, dims):
-        if len(dims) == 1:
-            return "[" + ", ".join(f"{vals[off + i]:.9e}" for i in range(dims[0])) + "]"
-        step = math.prod(dims[1:])
-        return "[" + ", ".join(rec(off + i * step, dims[1:]) for i in range(dims[0])) + "]"
-    return rec(0, shape)
 
 
 def visible(i, j):
@@ -163,21 +155,8 @@ LOWER = ["--one-shot-bufferize=bufferize-function-boundaries", "--convert-linalg
          "--lower-affine", "--convert-to-llvm", "--reconcile-unrealized-casts"]
 
 
-def run(cmd, inp=None):
-    p = subprocess.run(cmd, input=inp, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.stderr.write(f"command failed: {' '.join(cmd)}\n{p.stderr[-4000:]}\n")
-        sys.exit(1)
-    return p.stdout
-
-
-def execute(text):
-    llvm = run([fa_opt] + LOWER, text)
-    out = run([runner, "-e", "main", "-entry-point-result=void",
-               f"-shared-libs={libdir}/libmlir_runner_utils.so,{libdir}/libmlir_c_runner_utils.so"],
-              llvm)
-    body = out[out.index("data =") + len("data ="):]
-    return [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|nan|inf", body)]
+def execute_module(text):
+    return execute(fa_opt, runner, libdir, text, LOWER)[0]
 
 
 with open(f"{work}/naive.mlir", "w") as f:
@@ -189,7 +168,7 @@ attn_line = [l.strip() for l in raised.splitlines() if "attn.attention" in l]
 print("raised:", "yes" if attn_line else "no")
 if attn_line:
     print(re.sub(r"%\w+", "%_", attn_line[0]))
-naive_out, raised_out = execute(module), execute(raised)
+naive_out, raised_out = execute_module(module), execute_module(raised)
 
 # float64 reference
 ref = []
