@@ -345,8 +345,7 @@ KernelSchedule mlir::attn::selectSchedule(GpuKernelKind kind,
 }
 
 bool mlir::attn::hasSplitForward(const GpuKernelSpec &spec) {
-  return spec.tensorCores && !spec.varlen && tcForward(spec) &&
-         !spec.elementType.isF32();
+  return spec.tensorCores && !spec.varlen && tcForward(spec); // f16 / bf16
 }
 
 bool mlir::attn::usesTensorCores(GpuKernelKind kind,
