@@ -91,7 +91,7 @@ def _run(where, q, k, v, opts, deterministic, return_attn_probs):
     _torch.check_tensors([("q", q), ("k", k), ("v", v)], where)
     dims = check_shapes(q.shape, k.shape, v.shape, "bshd", where)
     scale = opts.resolve_scale(dims[5])
-    o, lse = torch.ops.flashmlir.attention_fwd(
+    o, lse = _torch.attention_fwd_call(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), opts.causal, scale,
         opts.window_left, opts.window_right, opts.softcap, True, deterministic)
     o = o.transpose(1, 2)

@@ -184,7 +184,7 @@ def flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, rotary_cos=None
     scale = opts.resolve_scale(D)
     if not cpu:
         out, lse = _cuda(q, k_cache, v_cache, lens, block_table, opts, scale, num_splits,
-                         Hq, Dv, where)
+                         Hq, Dv, where, return_softmax_lse)
     else:
         out, lse = _cpu(q, k_cache, v_cache, lens, block_table, BS, opts, scale, numpy)
     return (out, lse) if return_softmax_lse else out
@@ -195,7 +195,8 @@ def _torch_full(n, value, device):
     return torch.full((n,), value, dtype=torch.int32, device=device)
 
 
-def _cuda(q, k_cache, v_cache, lens, block_table, opts, scale, num_splits, Hq, Dv, where):
+def _cuda(q, k_cache, v_cache, lens, block_table, opts, scale, num_splits, Hq, Dv, where,
+          want_lse):
     import torch
 
     from . import _native, _runtime, _torch
@@ -218,21 +219,25 @@ def _cuda(q, k_cache, v_cache, lens, block_table, opts, scale, num_splits, Hq, D
             block_table = block_table.contiguous()
         bt, bt_stride, max_blocks = (block_table.data_ptr(), block_table.stride(0),
                                      block_table.shape[1])
-    idx = q.device.index if q.device.index is not None else torch.cuda.current_device()
-    with torch.cuda.device(idx):
-        stream = torch.cuda.current_stream(idx).cuda_stream
+
+    def run(stream):
         last = None
         for h in _runtime.dispatcher().varlen_handles():
             st = h.forward_kvcache(p, *ts, lens_ptr, bt, bt_stride, max_blocks, num_splits,
                                    stream)
             if st == 0:
-                # flash_attn's convention for rows that see no key: +inf.
-                return out, torch.where(lse == -math.inf, math.inf, lse)
+                return None
             last = h.error(st)
             if st != _native.FA_ERR_NO_KERNEL:
                 raise last
-    raise last if last is not None else FlashMLIRError(
-        f"{where}: no CUDA runtime bundle is loaded", 0, "FA_ERR_NO_KERNEL")
+        return last if last is not None else FlashMLIRError(
+            f"{where}: no CUDA runtime bundle is loaded", 0, "FA_ERR_NO_KERNEL")
+    err = _torch.on_stream(q, run)
+    if err is not None:
+        raise err
+    # flash_attn's convention for rows that see no key: +inf (converted only
+    # when the caller asked for lse: two more launches on the decode path).
+    return out, (torch.where(lse == -math.inf, math.inf, lse) if want_lse else lse)
 
 
 def _cpu(q, k_cache, v_cache, lens, block_table, BS, opts, scale, numpy):

@@ -93,9 +93,8 @@ def _cuda_varlen_forward(q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k, causa
     cu_q, cu_k = cu_q.contiguous(), cu_k.contiguous()
     p = _runtime.params(DTYPES[q.dtype], _opts(causal, scale, wl, wr, softcap), scale)
     ts = [_torch._dev(t) for t in (q, k, v, o, lse)]
-    idx = q.device.index if q.device.index is not None else torch.cuda.current_device()
-    with torch.cuda.device(idx):
-        stream = torch.cuda.current_stream(idx).cuda_stream
+
+    def run(stream):
         for h in _runtime.dispatcher().varlen_handles():
             st = h.forward_varlen(p, *ts, cu_q.data_ptr(), cu_k.data_ptr(), batch, max_q,
                                   max_k, stream)
@@ -103,7 +102,8 @@ def _cuda_varlen_forward(q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k, causa
                 return True
             if st != _native.FA_ERR_NO_KERNEL:
                 raise h.error(st)
-    return False
+        return False
+    return _torch.on_stream(q, run)
 
 
 def _backward_impl(do, q, k, v, o, lse, cu_q, cu_k, max_q, max_k, causal, scale, wl, wr,

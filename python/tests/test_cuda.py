@@ -20,7 +20,7 @@ if not torch.cuda.is_available():
 
 import flashmlir  # noqa: E402
 from reference import attention_grad_ref, attention_ref, rel_err  # noqa: E402
-from torch_common import check_case, f64, run_compiled, run_opcheck  # noqa: E402
+from torch_common import check_case, f64, run_compiled, run_direct_path, run_opcheck  # noqa: E402
 
 if not flashmlir.available()["runtime"]:
     pytest.skip("libflashmlir_rt not found", allow_module_level=True)
@@ -70,6 +70,11 @@ def test_cuda_head_dims(case, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 def test_opcheck_cuda(dtype):
     run_opcheck("cuda", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_direct_path_cuda(dtype):
+    run_direct_path("cuda", dtype)
 
 
 def test_torch_compile_fullgraph_cuda_f32():

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 
 import flashmlir  # noqa: E402
 from reference import attention_grad_ref, rel_err  # noqa: E402
-from torch_common import check_case, f64, run_compiled, run_opcheck  # noqa: E402
+from torch_common import check_case, f64, run_compiled, run_direct_path, run_opcheck  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not flashmlir.available()["compiler"],
                                 reason="libflashmlir_c (runs CPU tensors) not found")
@@ -84,6 +84,10 @@ def test_errors():
 
 def test_opcheck_cpu():
     run_opcheck("cpu", torch.float32)
+
+
+def test_direct_path_cpu():
+    run_direct_path("cpu", torch.float32)
 
 
 def test_torch_compile_fullgraph_cpu():

@@ -97,3 +97,42 @@ def run_compiled(device, dtype, tol):
     assert abs(compiled(x2).item() - block(x2).item()) <= tol * abs(block(x2).item())
 
 
+
+
+def run_direct_path(device, dtype):
+    """Inference calls skip the custom op's dispatch (flashmlir._torch._direct):
+    same values as the op, and the op is still what autograd, dispatch modes
+    and fake tensors see."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from flashmlir import _torch as ft
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 19, 16, device=device, dtype=dtype) for _ in range(3))
+    assert ft._direct((q, k, v))
+    with torch.no_grad():
+        qg = q.clone().requires_grad_()
+        assert ft._direct((qg, k, v))  # no graph is recorded under no_grad
+    assert not ft._direct((q.clone().requires_grad_(), k, v))
+    direct = flashmlir.attention(q, k, v, causal=True)
+    op, _ = torch.ops.flashmlir.attention_fwd(q, k, v, True, 0.25, -1, 0, 0.0, False)
+    assert torch.equal(direct, op)
+    with Ops() as mode:
+        assert not ft._direct((q, k, v))
+        seen = flashmlir.attention(q, k, v, causal=True)
+    assert any("flashmlir.attention_fwd" in s for s in mode.seen), mode.seen
+    assert torch.equal(seen, direct)
+    qg = q.clone().requires_grad_()
+    out = flashmlir.flash_attn_func(qg.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                    causal=True)
+    assert out.grad_fn is not None
+    out.sum().backward()
+    assert qg.grad is not None and torch.isfinite(qg.grad).all()
