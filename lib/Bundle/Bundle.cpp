@@ -37,6 +37,10 @@ using namespace flashmlir;
 static const char *const kKinds[] = {"fwd",      "bwd_pre",  "bwd_main",
                                      "bwd_post", "fwd_split", "fwd_combine"};
 
+std::vector<std::string> flashmlir::defaultBundleTargets() {
+  return {"sm_75", "sm_80", "sm_90a"};
+}
+
 std::vector<BundleConfig>
 flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
   std::vector<BundleConfig> out;
@@ -243,11 +247,18 @@ struct BundleJob {
   std::string suffix;  ///< appended to the kernel name
   MmaVariant variant;  ///< the resolved tile setting (group members)
   bool split = false;  ///< emits the split-KV forward
+  /// Why the backward kernels (or all kernels) are left out ("": they are
+  /// emitted).
+  std::string noBackward, noKernels;
   bool emits(StringRef kind) const {
+    if (!noKernels.empty())
+      return false;
     if (kind == "fwd_split" || kind == "fwd_combine")
       return split && (group.empty() || isDefault);
     if (config.varlen) // the variable-length form has a forward kernel only
       return kind == "fwd" && (group.empty() || isDefault);
+    if (kind.starts_with("bwd") && !noBackward.empty())
+      return false;
     return group.empty() || isDefault || kind == "fwd";
   }
 };
@@ -279,6 +290,29 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
     // Every target: the same mma.sync kernels, but an sm_80 cubin does not
     // run on sm_90 (the driver would JIT the PTX at the first decode step).
     job.split = c.splitKv && attn::hasSplitForward(specOf(ctx, c));
+    // Kernels past the target's shared memory (sm_75's 64 KB): a
+    // configuration without its backward (or without any kernel), noted,
+    // rather than no bundle.
+    const flashmlir::limits::GpuTarget *target =
+        flashmlir::limits::findGpuTarget(c.target);
+    auto tooLarge = [&](attn::GpuKernelKind kind, StringRef what,
+                        std::string &reason) {
+      attn::GpuKernelInfo info = attn::getGpuKernelInfo(kind, specOf(ctx, c));
+      if (!target || info.dynamicSharedMemory <= target->maxDynamicSmem ||
+          !reason.empty())
+        return;
+      reason = configName(c, what) + ": no " + what.str() + " kernels: " +
+               info.entry + " needs " +
+               std::to_string(info.dynamicSharedMemory) +
+               " bytes of shared memory, " + c.target + " allows " +
+               std::to_string(target->maxDynamicSmem);
+    };
+    tooLarge(attn::GpuKernelKind::Fwd, "fwd", job.noKernels);
+    if (!c.varlen)
+      for (attn::GpuKernelKind kind :
+           {attn::GpuKernelKind::BwdPre, attn::GpuKernelKind::BwdMain,
+            attn::GpuKernelKind::BwdPost})
+        tooLarge(kind, "bwd", job.noBackward);
     if (!autotune || !attn::usesTensorCores(attn::GpuKernelKind::Fwd,
                                             specOf(ctx, c))) {
       jobs.push_back(job);
@@ -354,12 +388,17 @@ static bool runPtxas(const std::string &ptxas, const std::string &path,
 
 bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
                             const BundleOptions &options, std::string &error,
-                            int64_t *kernelsWritten) {
+                            int64_t *kernelsWritten,
+                            std::vector<std::string> *notes) {
   if (std::error_code ec = llvm::sys::fs::create_directories(options.outDir)) {
     error = "cannot create " + options.outDir + ": " + ec.message();
     return false;
   }
   llvm::json::Array kernels;
+  // Argument lists, shared: a bundle's kernels have a few dozen distinct
+  // ones (most of a version-1 manifest, and of its parse time).
+  llvm::json::Array argLists;
+  std::map<std::string, int64_t> argListIndex;
   std::map<std::string, int64_t> defaultSpills; // by candidate group
   for (const BundleConfig &c : configs)
     if (std::string msg = validate(c); !msg.empty()) {
@@ -367,6 +406,14 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
       return false;
     }
   std::vector<BundleJob> jobs = bundleJobs(configs, options.autotune);
+  if (notes)
+    for (const BundleJob &j : jobs)
+      if (j.group.empty() || j.isDefault) {
+        if (!j.noKernels.empty())
+          notes->push_back(j.noKernels);
+        else if (!j.noBackward.empty())
+          notes->push_back(j.noBackward);
+      }
   if (options.autotune && llvm::none_of(jobs, [](const BundleJob &j) {
         return !j.group.empty();
       })) {
@@ -439,8 +486,15 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
       attn::GpuKernelInfo info =
           attn::getGpuKernelInfo(kindOf(kind), specOf(ctx, c));
       llvm::json::Array args, grid;
-      for (const attn::GpuKernelArg &a : info.args)
+      std::string argKey;
+      for (const attn::GpuKernelArg &a : info.args) {
         args.push_back(llvm::json::Object{{"name", a.name}, {"kind", a.kind}});
+        argKey += a.name + ":" + a.kind + ",";
+      }
+      auto [argIt, newList] = argListIndex.try_emplace(
+          argKey, static_cast<int64_t>(argLists.size()));
+      if (newList)
+        argLists.push_back(std::move(args));
       for (const attn::GpuGridDim &g : info.grid)
         grid.push_back(llvm::json::Object{{"dim", g.dim}, {"div", g.div}});
       llvm::json::Object resources = std::move(t.resources);
@@ -461,7 +515,7 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
           {"block_m", info.blockM},
           {"block_n", info.blockN},
           {"grid", std::move(grid)},
-          {"args", std::move(args)},
+          {"args", argIt->second},
           {"resources", std::move(resources)},
       });
       if (options.cubin && !options.ptxas.empty())
@@ -525,7 +579,8 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
   if (kernelsWritten)
     *kernelsWritten = static_cast<int64_t>(kernels.size());
   llvm::json::Object manifest{{"format", "flashmlir-bundle"},
-                              {"version", 1},
+                              {"version", 2},
+                              {"arg_lists", std::move(argLists)},
                               {"kernels", std::move(kernels)}};
   SmallString<256> path(options.outDir);
   llvm::sys::path::append(path, "manifest.json");

@@ -150,6 +150,10 @@ void flashmlir::buildAttnGpuPipeline(OpPassManager &pm,
   convert.deterministic = options.deterministic;
   // sm_90a PTX may use wgmma: the Hopper kernels.
   convert.wgmma = options.tensorCores && options.chip == "sm_90a";
+  // The chip's instructions and shared memory (validated: a Limits.h target).
+  if (const flashmlir::limits::GpuTarget *t =
+          flashmlir::limits::findGpuTarget(options.chip))
+    convert.sm = t->sm;
   pm.addPass(attn::createConvertAttnToGPUPass(convert));
   buildGpuModulesToBinary(pm, options);
 }

@@ -19,7 +19,7 @@ MIN_SOFTCAP = 1e-18         # kMinSoftcap
 MAX_SOFTCAP = 1e18          # kMaxSoftcap
 # gpuTargets(): the targets the GPU pipeline emits, with their dynamic shared
 # memory per block (bytes).
-GPU_TARGETS = {"sm_80": 166912, "sm_86": 101376, "sm_87": 166912,
+GPU_TARGETS = {"sm_75": 65536, "sm_80": 166912, "sm_86": 101376, "sm_87": 166912,
                "sm_89": 101376, "sm_90": 232448, "sm_90a": 232448}
 
 

@@ -237,8 +237,11 @@ def cache_dir():
 
 def target_for(cc_major, cc_minor):
     """The bundle target compiled for a device: sm_90a on Hopper (its
-    forward uses wgmma), else sm_80 (PTX for sm_80 is JIT-compiled by the
-    driver for newer devices)."""
+    forward uses wgmma), sm_75 on Turing (its own instructions and 64 KB of
+    shared memory), else sm_80 (PTX for sm_80 is JIT-compiled by the driver
+    for newer devices)."""
+    if (cc_major, cc_minor) == (7, 5):
+        return "sm_75"
     return "sm_90a" if cc_major == 9 else "sm_80"
 
 
@@ -405,10 +408,10 @@ class Dispatcher:
         what = (f"{_native.DTYPE_NAMES[code]} head_dim={D} head_dim_v={Dv}"
                 f"{' masked' if masked else ''}{' softcap' if softcap else ''}"
                 f"{' deterministic' if deterministic else ''}")
-        if cc[0] < 8:
+        if tuple(cc) < (7, 5):
             raise FlashMLIRError(
                 f"no kernel for {what}: FlashMLIR's GPU kernels need compute capability "
-                f">= 8.0 (sm_80), this device is sm_{cc[0]}{cc[1]}"
+                f">= 7.5 (sm_75, Turing), this device is sm_{cc[0]}{cc[1]}"
                 + (f" ({tried[0]})" if tried else ""), _native.FA_ERR_NO_KERNEL,
                 "FA_ERR_NO_KERNEL")
         target = target_for(*cc)

@@ -321,8 +321,13 @@ void addKvArgs(Problem *p, int64_t mode, int64_t blockSize,
 
 /// Targets tried on a device of compute capability major.minor, best first:
 /// 9.x: sm_9Xa, sm_9X, sm_90, sm_80; 8.x: sm_8X, sm_80; >= 10: sm_XY, sm_80;
-/// < 8: none.
+/// 7.5: sm_75; older: none. With FLASHMLIR_GPU_TARGET: that target alone.
 std::vector<std::string> targetsForDevice(int ccMajor, int ccMinor);
+/// $FLASHMLIR_GPU_TARGET (null when unset or empty): the one bundle target
+/// the runtime takes kernels from, where the device can run its PTX (e.g.
+/// sm_75 on an H100, through the driver's JIT: how the Turing kernels are
+/// checked without a Turing GPU). Unset: the device's own targets.
+const char *forcedGpuTarget();
 
 /// Picks the kernel of `kind` for `p` on a cc major.minor device. Exact mask
 /// flags first; else a kernel with a more general mask (a window kernel

@@ -406,12 +406,28 @@ void addKvArgs(Problem *p, int64_t mode, int64_t blockSize,
 // Selection
 //===----------------------------------------------------------------------===//
 
+const char *forcedGpuTarget() {
+  const char *e = std::getenv("FLASHMLIR_GPU_TARGET");
+  return e && *e ? e : nullptr;
+}
+
 std::vector<std::string> targetsForDevice(int ccMajor, int ccMinor) {
   std::vector<std::string> t;
   auto add = [&](const std::string &s) {
     if (std::find(t.begin(), t.end(), s) == t.end())
       t.push_back(s);
   };
+  const int cc = ccMajor * 10 + ccMinor;
+  if (const char *f = forcedGpuTarget()) {
+    // One target whose PTX the device can run (the driver JIT-compiles an
+    // older target's PTX; sm_90a's needs a 9.0 device).
+    const limits::GpuTarget *target = limits::findGpuTarget(f);
+    if (target && target->sm <= cc && (!target->archSpecific || target->sm == cc))
+      add(f);
+    return t;
+  }
+  if (cc == 75) // Turing: its own kernels (f16 tensor cores, SIMT else)
+    add("sm_75");
   if (ccMajor < 8)
     return t;
   std::string exact = "sm_" + std::to_string(ccMajor) + std::to_string(ccMinor);
@@ -493,8 +509,15 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
                     flagsString(p.causal, p.window, p.softcap) +
                     (p.varlen ? " varlen" : "") + " on sm_" +
                     std::to_string(ccMajor) + std::to_string(ccMinor);
-  if (targets.empty())
-    msg += " (devices below sm_80 are not supported)";
+  const char *forced = forcedGpuTarget();
+  if (targets.empty() && forced)
+    msg += std::string(" (FLASHMLIR_GPU_TARGET=") + forced +
+           (limits::findGpuTarget(forced)
+                ? ": this device cannot run that target's kernels)"
+                : ": not a target; one of " + limits::gpuTargetList() + ")");
+  else if (targets.empty())
+    msg += " (devices below sm_75 are not supported; sm_75 (Turing) is the "
+           "oldest target)";
   else {
     msg += " (targets tried:";
     for (const std::string &t : targets)

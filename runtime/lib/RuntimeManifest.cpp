@@ -12,7 +12,9 @@
 //       (or "masked" instead of "causal" + "window": masked = a kernel that
 //       reads window_left/right, the same as causal = false, window = true)
 //       "block": [x,y,z], "dynamic_smem", "grid": [{"dim","div"}...],
-//       "args": [{"name","kind"}...], "resources": {...},
+//       "args": [{"name","kind"}...] (version 1) or an index into the
+//       top-level "arg_lists": [[{"name","kind"}...]...] (version 2: a
+//       bundle's kernels share a few dozen lists), "resources": {...},
 //       (autotune candidates, fa-compile --autotune:) "candidate_group",
 //       "variant": {knob: value...}, "default", "selected" } ],
 //     "autotune": { GROUP: { "device", "date", "selected", "candidates":
@@ -32,6 +34,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -386,8 +389,16 @@ bool parseCandidate(const JsonValue &kv, FieldReader &r, KernelDesc *k) {
   return true;
 }
 
+/// The top-level "arg_lists" of a version-2 manifest, each list parsed
+/// once per kernel class (forward kinds may not take backward arguments).
+struct ArgLists {
+  const JsonValue *lists = nullptr;
+  std::vector<std::optional<std::vector<KernelArg>>> fwd, other;
+};
+
 bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
-                 bool checkFiles, KernelDesc *k, std::string *err) {
+                 bool checkFiles, ArgLists &shared, KernelDesc *k,
+                 std::string *err) {
   std::string where = "kernels[" + std::to_string(index) + "]";
   if (kv.kind != JsonValue::Kind::Object) {
     *err = where + ": must be an object";
@@ -483,10 +494,30 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
     k->grid.push_back(spec);
   }
 
-  const JsonValue *args = r.field("args", JsonValue::Kind::Array);
-  if (!args)
-    return false;
-  for (size_t i = 0; i < args->array.size(); ++i) {
+  const JsonValue *args = nullptr;
+  std::optional<std::vector<KernelArg>> *cached = nullptr;
+  if (const JsonValue *a = kv.get("args");
+      shared.lists && a && a->kind == JsonValue::Kind::Number) {
+    int64_t list = 0;
+    if (!r.integer("args", 0, &list))
+      return false;
+    if (list >= static_cast<int64_t>(shared.lists->array.size()))
+      return r.fail("field 'args' is " + std::to_string(list) +
+                    ", but 'arg_lists' has " +
+                    std::to_string(shared.lists->array.size()) + " entries");
+    cached = &(k->kind == KernelKind::Fwd ? shared.fwd : shared.other)[list];
+    if (*cached) {
+      k->args = **cached;
+      args = nullptr;
+    } else {
+      args = &shared.lists->array[list];
+    }
+  } else {
+    args = r.field("args", JsonValue::Kind::Array);
+    if (!args)
+      return false;
+  }
+  for (size_t i = 0; args && i < args->array.size(); ++i) {
     const JsonValue &a = args->array[i];
     // Messages (built only on failure: a bundle has ~30 arguments a kernel).
     auto argsWhere = [&] { return where + ", args[" + std::to_string(i) + "]"; };
@@ -538,6 +569,8 @@ bool parseKernel(const JsonValue &kv, size_t index, const std::string &dir,
       return ar.fail("is a backward argument; a fwd kernel cannot take it");
     k->args.push_back(arg);
   }
+  if (cached && args)
+    *cached = k->args;
 
   if (!parseCandidate(kv, r, k))
     return false;
@@ -706,10 +739,26 @@ bool parseManifest(const std::string &text, const std::string &dir,
     *err = name + ": format is '" + format + "', expected 'flashmlir-bundle'";
     return false;
   }
-  if (version != 1) {
+  if (version != 1 && version != 2) {
     *err = name + ": unsupported version " + std::to_string(version) +
-           " (this runtime reads version 1)";
+           " (this runtime reads versions 1 and 2)";
     return false;
+  }
+  ArgLists shared;
+  if (version == 2) {
+    shared.lists = r.field("arg_lists", JsonValue::Kind::Array);
+    if (!shared.lists) {
+      *err = ferr;
+      return false;
+    }
+    for (size_t i = 0; i < shared.lists->array.size(); ++i)
+      if (shared.lists->array[i].kind != JsonValue::Kind::Array) {
+        *err = name + ": arg_lists[" + std::to_string(i) +
+               "] must be an array of {\"name\", \"kind\"}";
+        return false;
+      }
+    shared.fwd.resize(shared.lists->array.size());
+    shared.other.resize(shared.lists->array.size());
   }
   const JsonValue *kernels = r.field("kernels", JsonValue::Kind::Array);
   if (!kernels) {
@@ -731,7 +780,8 @@ bool parseManifest(const std::string &text, const std::string &dir,
   for (size_t i = 0; i < kernels->array.size(); ++i) {
     KernelDesc k;
     std::string kerr;
-    if (!parseKernel(kernels->array[i], i, dir, checkFiles, &k, &kerr)) {
+    if (!parseKernel(kernels->array[i], i, dir, checkFiles, shared, &k,
+                     &kerr)) {
       *err = name + ": " + kerr;
       return false;
     }

@@ -177,7 +177,50 @@ std::string manifestOf(const std::string &kernels) {
          kernels + "]}";
 }
 
+/// kKernel with its args as index `list` of a version-2 manifest's
+/// arg_lists (`lists`: the JSON array's members).
+std::string sharedArgsManifest(const std::string &lists,
+                               const std::vector<std::pair<std::string, int>>
+                                   &kernels) {
+  std::string body;
+  for (const auto &[name, list] : kernels) {
+    std::string k = replaceOnce(kKernel, R"("name": "k1")",
+                                "\"name\": \"" + name + "\"");
+    size_t a = k.find(R"("args": [)"), e = k.find("]", a);
+    k = k.substr(0, a) + "\"args\": " + std::to_string(list) + k.substr(e + 1);
+    body += (body.empty() ? "" : ",") + k;
+  }
+  return R"({"format": "flashmlir-bundle", "version": 2, "arg_lists": [)" +
+         lists + R"(], "kernels": [)" + body + "]}";
+}
+
 void testManifest() {
+  // Version 2: argument lists shared through indices into arg_lists.
+  {
+    const std::string lists =
+        R"([{"name": "q", "kind": "buffer"}, {"name": "batch", "kind": "i64"}],)"
+        R"([{"name": "q", "kind": "buffer"}, {"name": "dq", "kind": "buffer"}])";
+    Manifest m;
+    std::string err;
+    std::string text = sharedArgsManifest(lists, {{"k1", 0}});
+    bool ok = parseManifest(text, "", false, &m, &err);
+    check(ok && m.kernels.size() == 1 && m.kernels[0].args.size() == 2 &&
+              m.kernels[0].args[1].name == "batch" &&
+              m.kernels[0].args[1].kind == ArgKind::I64,
+          "manifest v2: a kernel's args from arg_lists", err);
+    err.clear();
+    ok = parseManifest(sharedArgsManifest(lists, {{"k1", 2}}), "", false, &m,
+                       &err);
+    check(!ok && contains(err, "kernels[0]") &&
+              contains(err, "field 'args' is 2, but 'arg_lists' has 2 entries"),
+          "manifest v2: an index past arg_lists", err);
+    err.clear();
+    ok = parseManifest(sharedArgsManifest(lists, {{"k1", 1}}), "", false, &m,
+                       &err);
+    check(!ok && contains(err, "arg 'dq'") &&
+              contains(err, "a fwd kernel cannot take it"),
+          "manifest v2: a shared list is checked against each kernel", err);
+  }
   // The valid template, in memory.
   {
     Manifest m;
@@ -253,8 +296,13 @@ void testManifest() {
   } tops[] = {
       {replaceOnce(manifestOf(kKernel), "flashmlir-bundle", "other"),
        "format is 'other', expected 'flashmlir-bundle'"},
+      {replaceOnce(manifestOf(kKernel), R"("version": 1)", R"("version": 3)"),
+       "unsupported version 3 (this runtime reads versions 1 and 2)"},
       {replaceOnce(manifestOf(kKernel), R"("version": 1)", R"("version": 2)"),
-       "unsupported version 2"},
+       "missing field 'arg_lists'"},
+      {replaceOnce(manifestOf(kKernel), R"("version": 1)",
+                   R"("version": 2, "arg_lists": [{"name": "q"}])"),
+       "arg_lists[0] must be an array"},
       {manifestOf(""), "the bundle has no kernels"},
       {R"({"format": "flashmlir-bundle", "version": 1})",
        "missing field 'kernels'"},
@@ -1007,7 +1055,27 @@ void testSelection() {
   check(targetsForDevice(10, 0) ==
             std::vector<std::string>({"sm_100", "sm_80"}),
         "select: targets for cc 10.0");
-  check(targetsForDevice(7, 5).empty(), "select: no targets below cc 8.0");
+  check(targetsForDevice(7, 5) == std::vector<std::string>({"sm_75"}),
+        "select: cc 7.5 takes its own sm_75 kernels only");
+  check(targetsForDevice(7, 0).empty() && targetsForDevice(6, 1).empty(),
+        "select: no targets below cc 7.5");
+  // FLASHMLIR_GPU_TARGET: one target, where the device can run its PTX.
+  setenv("FLASHMLIR_GPU_TARGET", "sm_75", 1);
+  check(targetsForDevice(9, 0) == std::vector<std::string>({"sm_75"}) &&
+            targetsForDevice(8, 0) == std::vector<std::string>({"sm_75"}) &&
+            targetsForDevice(7, 0).empty(),
+        "select: FLASHMLIR_GPU_TARGET=sm_75 on 9.0 / 8.0 (not on 7.0)");
+  setenv("FLASHMLIR_GPU_TARGET", "sm_90a", 1);
+  check(targetsForDevice(9, 0) == std::vector<std::string>({"sm_90a"}) &&
+            targetsForDevice(8, 6).empty() && targetsForDevice(10, 0).empty(),
+        "select: FLASHMLIR_GPU_TARGET=sm_90a only on 9.0");
+  setenv("FLASHMLIR_GPU_TARGET", "sm_99", 1);
+  check(targetsForDevice(9, 0).empty(),
+        "select: FLASHMLIR_GPU_TARGET of no target selects nothing");
+  setenv("FLASHMLIR_GPU_TARGET", "", 1);
+  check(targetsForDevice(9, 0).size() == 3,
+        "select: an empty FLASHMLIR_GPU_TARGET is unset");
+  unsetenv("FLASHMLIR_GPU_TARGET");
 
   // Which device runs a cubin built for a target: SASS is binary-compatible
   // within a major version, towards newer minors; "a" targets only on their
@@ -1118,8 +1186,11 @@ void testSelection() {
 
   // Misses and their messages.
   check(pick(KernelKind::Fwd, causal, 7, 5) == "<none>" &&
-            contains(err, "devices below sm_80 are not supported"),
-        "select: cc 7.5 has no target", err);
+            contains(err, "on sm_75 (targets tried: sm_75)"),
+        "select: cc 7.5 takes sm_75 kernels only (this bundle has none)", err);
+  check(pick(KernelKind::Fwd, causal, 7, 0) == "<none>" &&
+            contains(err, "devices below sm_75 are not supported"),
+        "select: cc 7.0 has no target", err);
   check(pick(KernelKind::Fwd, problemFor(FA_BF16, 64, 1, -1, -1), 9, 0) ==
                 "<none>" &&
             contains(err, "no kernel for fwd bf16 head_dim=64 head_dim_v=64 "

@@ -5,6 +5,8 @@
 // RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_90" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s --check-prefix=SM90
 // chip=sm_90a: the Hopper forward (wgmma).
 // RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_90a" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s --check-prefix=SM90A
+// chip=sm_75: Turing's instructions (mma.sync m16n8k8, no cp.async).
+// RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_75" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s --check-prefix=SM75
 // tensor-cores=0: the SIMT forward.
 // RUN: fa-opt %s --attn-gpu-pipeline="chip=sm_80 tensor-cores=0" | sed 's/\\0A/\n/g; s/\\09/ /g' | FileCheck %s --check-prefix=SIMT
 
@@ -23,6 +25,11 @@
 // SM90: .target sm_90
 // SM90: .entry attn_fwd(
 // SM90: mma.sync.aligned.m16n8k16
+
+// SM75: .target sm_75
+// SM75-NOT: cp.async
+// SM75: mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32
+// SM75-NOT: m16n8k16
 
 // SM90A: .target sm_90a
 // SM90A: .entry attn_fwd(

@@ -10,7 +10,9 @@
 //            [--split-kv 0|1] [--autotune] [--ptxas PATH [--cubin]] [-v]
 //
 // Compiles attention kernels through FlashMLIR's GPU pipeline (no nvcc) and
-// writes a bundle: one PTX file per kernel and manifest.json. --autotune
+// writes a bundle: one PTX file per kernel and manifest.json. --target
+// defaults to sm_80,sm_90a; --default alone to the default bundle's targets
+// (sm_75,sm_80,sm_90a). --autotune
 // adds the forward tile candidates that fa-tune times on the GPU
 // (docs/tensor-cores.md, "Autotune").
 //
@@ -86,6 +88,7 @@ int main(int argc, char **argv) {
   BundleOptions options;
   bool useDefault = false;
   std::vector<std::string> targets = {"sm_80", "sm_90a"}, dtypes = {"f16"};
+  bool targetsGiven = false;
   std::vector<int64_t> headDims = {64};
   int64_t headDimV = 0;
   std::vector<bool> masked = {false, true}, softcap = {false};
@@ -126,6 +129,7 @@ int main(int argc, char **argv) {
     } else if (a == "--target") {
       if (!value(v) || (targets = splitList(v)).empty())
         return usage("--target needs a list like sm_80,sm_90a");
+      targetsGiven = true;
     } else if (a == "--dtype") {
       if (!value(v) || (dtypes = splitList(v)).empty())
         return usage("--dtype needs a list like f16,bf16");
@@ -210,7 +214,8 @@ int main(int argc, char **argv) {
     return usage("--cubin needs --ptxas (the cubins are ptxas output)");
   std::vector<BundleConfig> configs;
   if (useDefault) {
-    configs = defaultBundleConfigs(targets);
+    configs = defaultBundleConfigs(targetsGiven ? targets
+                                                : defaultBundleTargets());
   } else {
     for (const std::string &t : targets)
       for (const std::string &dt : dtypes)
@@ -229,10 +234,13 @@ int main(int argc, char **argv) {
     c.fastTanh = fastTanh, c.splitKv = splitKv;
   std::string error;
   int64_t kernels = 0;
-  if (!writeBundle(configs, options, error, &kernels)) {
+  std::vector<std::string> notes;
+  if (!writeBundle(configs, options, error, &kernels, &notes)) {
     llvm::errs() << "fa-compile: " << error << "\n";
     return 1;
   }
+  for (const std::string &n : notes)
+    llvm::errs() << "fa-compile: note: " << n << "\n";
   llvm::outs() << "fa-compile: wrote " << kernels << " kernels to "
                << options.outDir << "\n";
   return 0;

@@ -1145,6 +1145,7 @@ public:
     if (fa_status st = fa_device_info(rt, &major, &minor, &sms); st != FA_OK)
       return fail(rt, st, err);
     ccMajor = major;
+    ccMinor = minor;
     r.sm = "sm_" + std::to_string(major) + std::to_string(minor);
     std::printf("gpu      %s, %d SMs\n", r.sm.c_str(), sms);
 
@@ -1338,7 +1339,7 @@ private:
     err = why +
           " (this fa-run was built without the compiler, so it cannot "
           "compile missing kernels: write a bundle with them, e.g. "
-          "fa-compile --out DIR --target sm_80,sm_90a --dtype " +
+          "fa-compile --out DIR --target sm_75,sm_80,sm_90a --dtype " +
           std::string(rt::dtypeName(o.dtype)) + " --head-dim " +
           std::to_string(o.headDim) + " --head-dim-v " +
           std::to_string(o.headDimV) + " --masked " + (masked() ? "1" : "0") +
@@ -1346,8 +1347,8 @@ private:
           ", and pass --bundle DIR)";
     return false;
 #else
-    if (ccMajor < 8 || stage == Stage::Compiled) {
-      // No bundle can help (devices below sm_80 have no kernels), or the
+    if (ccMajor * 10 + ccMinor < 75 || stage == Stage::Compiled) {
+      // No bundle can help (devices below sm_75 have no kernels), or the
       // freshly compiled one did not.
       err = why;
       return false;
@@ -1379,7 +1380,7 @@ private:
     stage = Stage::Compiled;
     std::fflush(stdout);
     std::fprintf(
-        stderr, "fa-run: %s; compiling %s for sm_80 and sm_90a into %s\n",
+        stderr, "fa-run: %s; compiling %s for sm_75, sm_80 and sm_90a into %s\n",
         bundleDir.empty() ? "no kernel bundle"
                           : "the kernel bundle lacks this configuration",
         configName().c_str(), dir.string().c_str());
@@ -1451,7 +1452,8 @@ private:
     return s.str();
   }
 
-  /// Compiles the configuration for sm_80 and sm_90a into a fresh directory
+  /// Compiles the configuration for the default bundle's targets (sm_75,
+  /// sm_80, sm_90a) into a fresh directory
   /// beside `dir`, then moves it to `dir`. `*out` is where the bundle ended
   /// up (the temporary directory itself when it could not be moved; it is
   /// removed at exit then).
@@ -1468,7 +1470,7 @@ private:
     fs::remove_all(tmp, ec);
 
     std::vector<BundleConfig> configs;
-    for (const char *target : {"sm_80", "sm_90a"}) {
+    for (const std::string &target : defaultBundleTargets()) {
       BundleConfig c;
       c.dtype = rt::dtypeName(o.dtype);
       c.headDim = kernelDim(o.headDim);
@@ -1519,7 +1521,7 @@ private:
   fa_tensor dev[NumSlots] = {};
   void *cuDev[2] = {nullptr, nullptr}; ///< --varlen: cu_seqlens_q / _k
   fa_attn_params params = {};
-  int ccMajor = 0;
+  int ccMajor = 0, ccMinor = 0;
 };
 
 int run(int argc, char **argv) {

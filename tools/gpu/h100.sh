@@ -60,6 +60,12 @@
 #                              (64 MiB); a decode bundle: fa-compile --target sm_80,sm_90a --dtype
 #                              bf16,f16 --head-dim 64,128,256 --masked both --softcap both --ptxas P
 #                              --cubin, plus --head-dim 192 --head-dim-v 128 (MLA), as BUNDLE
+#   tools/gpu/h100.sh turing   the sm_75 (Turing) kernels on this GPU through the driver's PTX
+#                              JIT (FLASHMLIR_GPU_TARGET=sm_75): BUNDLE = fa-compile --default
+#                              --target sm_75 (no cubins: ~27 MB); the correctness matrix
+#                              (float64 reference, poisoned outputs, FlashAttention's 2x rule;
+#                              kernels sm_75 cannot hold are MISSING), split-KV decode checks,
+#                              compute-sanitizer memcheck / racecheck / synccheck on a sample
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -382,6 +388,39 @@ decode() {
   done
 }
 
+turing() {
+  export FLASHMLIR_GPU_TARGET=sm_75
+  step "sm_75 kernels through the PTX JIT: the correctness matrix (check_gpu.py --allow-missing)"
+  timeout ${TURING_TIMEOUT:-420} python3 tools/gpu/check_gpu.py "$BUNDLE" --allow-missing ${TURING_QUICK:+--quick} \
+    --json "$OUT/check_turing.json" > "$OUT/check_turing.log" 2>&1; rc=$?
+  grep -E "^FAIL|^MISSING" "$OUT/check_turing.log" | cut -c1-220 | head -40; tail -1 "$OUT/check_turing.log"; status=$((status|rc))
+  step "sm_75 split-KV decode: fa-run --num-splits N --check"
+  local n=0 bad=0 args s
+  for args in "--dtype f16 --heads 32 --kv-heads 8 --seqlen-q 1 --seqlen-k 4099 --head-dim 128" \
+              "--dtype f16 --heads 8 --kv-heads 2 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal" \
+              "--dtype f16 --heads 8 --kv-heads 1 --seqlen-q 2 --seqlen-k 700 --head-dim 256 --softcap 30" \
+              "--dtype f16 --heads 16 --kv-heads 16 --seqlen-q 1 --seqlen-k 513 --head-dim 192 --head-dim-v 128 --window 100,0"; do
+    for s in 0 1 5 64; do
+      $FARUN --device cuda --bundle "$BUNDLE" --batch 2 $args --num-splits $s --check --seed $n > "$OUT/turing-decode.log" 2>&1; rc=$?
+      n=$((n+1)); [ "$rc" = 0 ] || { bad=$((bad+1)); echo "FAIL rc=$rc: $args --num-splits $s"; tail -2 "$OUT/turing-decode.log"; }
+    done
+  done
+  echo "sm_75 decode: $n runs, $bad failed"; [ "$bad" = 0 ] || status=1
+  step "sm_75 compute-sanitizer sample (synchronous copies, one-buffer backward)"
+  for tool in memcheck racecheck synccheck; do
+    for args in "--dtype f16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 128 --causal" \
+                "--dtype f16 --heads 2 --seqlen-q 65 --head-dim 40 --softcap 20 --window 16,4" \
+                "--dtype f16 --heads 2 --seqlen-q 70 --head-dim 192 --head-dim-v 128 --causal" \
+                "--dtype bf16 --heads 2 --seqlen-q 33 --head-dim 96"; do
+      local extra=""; [ $tool = racecheck ] && extra="--racecheck-report all"
+      timeout 120 compute-sanitizer --tool $tool $extra --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --batch 1 $args --backward --check \
+        > "$OUT/turing-san-$tool.log" 2>&1; rc=$?
+      echo "SANITIZE $tool sm_75 $args errors=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/turing-san-$tool.log" | grep -oE "[0-9]+ (errors?|hazards?)" | head -1) rc=$rc"
+      [ "$rc" = 0 ] || { status=1; grep -E "^=+ +(Invalid|Race|Barrier|Error)" "$OUT/turing-san-$tool.log" | head -3; }
+    done
+  done
+  unset FLASHMLIR_GPU_TARGET
+}
 varlen() {
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   step "varlen: fa-run --device cuda --varlen (fa_forward_varlen, poisoned outputs, float64 reference)"
@@ -403,6 +442,7 @@ case "${1:-all}" in
   check) check ;;
   varlen) varlen ;;
   decode) decode ;;
+  turing) turing ;;
   python) python_pkg ;;
   bench) bench ;;
   tc) tc ;;

@@ -52,6 +52,10 @@ struct BundleConfig {
   bool splitKv = true;
 };
 
+/// The default bundle's targets: sm_75 (Turing: f16 tensor cores, SIMT
+/// else), sm_80 (Ampere and Ada, through sm_80's PTX), sm_90a (Hopper).
+std::vector<std::string> defaultBundleTargets();
+
 /// The configurations of the default bundle (what the tests and benchmarks
 /// use) for the given targets.
 std::vector<BundleConfig> defaultBundleConfigs(
@@ -92,9 +96,14 @@ std::vector<MmaVariant> autotuneCandidates(const MmaVariant &model);
 /// Compiles every configuration and writes the bundle. Returns false with a
 /// message in `error` on failure.
 /// *kernelsWritten (optional) is the number of kernels in the manifest.
+/// A configuration whose backward kernels do not fit its target's shared
+/// memory (sm_75's 64 KB: f32 from head dim 128, f16 / bf16 from 168) gets
+/// its forward kernels only; *notes (optional) receives one line per such
+/// configuration, and the runtime reports the backward as missing there.
 bool writeBundle(const std::vector<BundleConfig> &configs,
                  const BundleOptions &options, std::string &error,
-                 int64_t *kernelsWritten = nullptr);
+                 int64_t *kernelsWritten = nullptr,
+                 std::vector<std::string> *notes = nullptr);
 
 /// Compiles one kernel (kind: fwd, bwd_pre, bwd_main, bwd_post) to PTX.
 bool compileKernelPtx(const BundleConfig &config, const std::string &kind,

@@ -81,6 +81,11 @@ def ConvertAttnToGPUPass : Pass<"convert-attn-to-gpu", "ModuleOp"> {
            "Hopper kernels (the PTX then needs sm_90a): attn_fwd and the "
            "atomic-dQ attn_bwd_main on wgmma.mma_async where they support "
            "the element type and head dims">,
+    Option<"sm", "sm", "int64_t", /*default=*/"0",
+           "Compute capability of the target (75, 80, 86, 87, 89, 90; 0: "
+           "unknown, sm_80+ kernels tuned for sm_90): its instructions "
+           "(sm_75: mma.sync m16n8k8, f16 only, no cp.async) and shared "
+           "memory per block. The pipelines set it from their chip">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

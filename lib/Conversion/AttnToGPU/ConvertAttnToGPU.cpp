@@ -11,6 +11,7 @@
 
 #include "flashmlir/Dialect/Attn/IR/AttnOps.h"
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "flashmlir/runtime/Limits.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
@@ -26,6 +27,8 @@
 #include "mlir/IR/SymbolTable.h"
 
 #include "llvm/ADT/StringMap.h"
+
+#include <algorithm>
 
 namespace mlir {
 namespace attn {
@@ -138,6 +141,7 @@ namespace {
 /// The pass options that select kernel variants.
 struct KernelOptions {
   bool tensorCores = true, deterministic = false, wgmma = false;
+  int64_t sm = 0;
 };
 } // namespace
 
@@ -147,6 +151,7 @@ static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
   spec.tensorCores = opts.tensorCores;
   spec.deterministic = opts.deterministic;
   spec.wgmma = opts.wgmma;
+  spec.smVersion = opts.sm;
   auto q = cast<MemRefType>(op->getOperand(0).getType());
   auto v = cast<MemRefType>(op->getOperand(2).getType());
   spec.elementType = q.getElementType();
@@ -336,7 +341,21 @@ struct ConvertAttnToGPUPass final
     top->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                  UnitAttr::get(&getContext()));
     IRRewriter rewriter(&getContext());
-    KernelOptions opts{tensorCores, deterministic, wgmma};
+    int n = 0;
+    const flashmlir::limits::GpuTarget *targets =
+        flashmlir::limits::gpuTargets(&n);
+    if (sm != 0 && std::none_of(targets, targets + n, [&](const auto &t) {
+          return t.sm == sm;
+        })) {
+      getOperation()->emitError()
+          << "convert-attn-to-gpu: sm = " << static_cast<int64_t>(sm)
+          << " is not a target FlashMLIR emits kernels for (0 = unknown, or "
+             "the compute capability of one of "
+          << flashmlir::limits::gpuTargetList() << ")";
+      return signalPassFailure();
+    }
+    KernelOptions opts{tensorCores, deterministic, wgmma,
+                       static_cast<int64_t>(sm)};
     for (Operation *op : ops) {
       LogicalResult r =
           isa<AttentionOp>(op)

@@ -32,9 +32,19 @@ int64_t mlir::attn::gpuSmemLimit(int64_t smVersion) {
   return flashmlir::limits::maxDynamicSmem();
 }
 
+/// Element types the target's tensor cores take: f16 from sm_75 (mma.sync
+/// m16n8k8), bf16 from sm_80 (an unknown target, 0, is taken as sm_80+).
+/// bf16 on sm_75 runs the SIMT kernels.
 static bool halfPrecision(const GpuKernelSpec &s) {
-  return s.elementType && (s.elementType.isF16() || s.elementType.isBF16());
+  if (!s.elementType)
+    return false;
+  return s.elementType.isF16() ||
+         (s.elementType.isBF16() && (s.smVersion == 0 || s.smVersion >= 80));
 }
+
+/// Turing (sm_75): mma.sync m16n8k8 (two per m16n8k16 step), no cp.async
+/// (synchronous tile copies), 64 KB of shared memory per block.
+static bool turing(const GpuKernelSpec &s) { return s.smVersion == 75; }
 
 static int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -145,9 +155,19 @@ static KernelSchedule mmaForward(const GpuKernelSpec &s) {
                       (s.masked && widest >= 128))
                  ? 32
                  : 64;
+  // sm_75 (ptxas 13.0, sm_75): 64-key tiles up to D = 128 (32 made the
+  // masked D = 96 kernel spill 24 bytes), 32 beyond, 16 where O is wider
+  // than 128 columns (32 spilled 44-190 bytes from Dv = 192; MLA's 192 / 128
+  // spills 8-36 bytes with 16).
+  if (turing(s))
+    k.blockN = k.dvk > 128 ? 16 : widest > 128 ? 32 : 64;
   if (s.mmaBlockN)
     k.blockN = s.mmaBlockN == 32 ? 32 : 64;
-  k.warpTiles = big ? 1 : 2;
+  // sm_75: one m16 tile per warp beyond D = 64 and under a mask or
+  // softcap (two spill 16-190 bytes there: its synchronous K / V copies keep
+  // a tile's 16-byte vectors live in registers).
+  k.warpTiles =
+      big || (turing(s) && (widest > 64 || s.masked || s.softcap)) ? 1 : 2;
   if (s.mmaWarpRows)
     k.warpTiles = s.mmaWarpRows == 16 ? 1 : 2;
   k.blockM = 16 * k.warpTiles * warps;
@@ -165,8 +185,28 @@ static KernelSchedule mmaForward(const GpuKernelSpec &s) {
   // registers (two m16 tiles per warp and D > 64); then its fragments are
   // re-read from shared memory at every k-step, as FlashAttention-2 does.
   k.qInRegisters = D <= 64 || (k.warpTiles == 1 && D <= 128);
-  k.asyncCopy = s.mmaAsyncCopy;
+  k.asyncCopy = s.mmaAsyncCopy && !turing(s);
   k.smemBytes = kernels::mmaForwardSmem(s, k);
+  // Tiles past the target's shared memory (sm_75's 64 KB) shrink in the
+  // order that costs the least reuse: 32-key tiles, one m16 tile per warp
+  // (Q then fits in registers up to D = 128 and shares the K tile's bytes),
+  // 4 warps, then 16-key tiles (D = 256: 64 x 256 Q + 2 x 16 x 256 K / V).
+  while (k.smemBytes > smemLimit(s)) {
+    if (k.blockN > 32 && !s.mmaBlockN && !turing(s))
+      k.blockN = 32;
+    else if (k.warpTiles > 1 && !s.mmaWarpRows)
+      k.warpTiles = 1;
+    else if (k.threads > 4 * kWarp && !s.mmaWarps)
+      k.threads = 4 * kWarp;
+    else if (k.blockN > 16)
+      k.blockN = 16;
+    else
+      break; // the pass reports the kernel as too large for the target
+    k.blockM = 16 * k.warpTiles * k.warps();
+    k.gridDiv = k.blockM;
+    k.qInRegisters = D <= 64 || (k.warpTiles == 1 && D <= 128);
+    k.smemBytes = kernels::mmaForwardSmem(s, k);
+  }
   return k;
 }
 
@@ -229,6 +269,26 @@ static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
   k.swizzle = swizzleTiles(s) && k.dk % 64 == 0 && k.dvk % 64 == 0;
   k.fragmentOrderDqAcc = s.tensorCores && !s.deterministic;
   k.smemBytes = kernels::mmaBackwardSmem(s, k);
+  if (turing(s)) {
+    // sm_75 (64 KB, no cp.async): one Q / dO buffer, 4 warps (64 keys per
+    // block; 32 with the column split), then 32-query tiles where 64 do
+    // not fit (D = 128: 34 KB of K / V + 17 KB of Q / dO + dS^T).
+    k.stages = 1;
+    k.threads = 4 * kWarp;
+    k.blockN = 16 * (4 / k.colSplit);
+    k.gridDiv = k.blockN;
+    k.smemBytes = kernels::mmaBackwardSmem(s, k);
+    if (k.smemBytes > smemLimit(s)) {
+      k.blockM = 32;
+      k.passQueries = std::min<int64_t>(k.passQueries, 32);
+      k.smemBytes = kernels::mmaBackwardSmem(s, k);
+    }
+    // Masked D = 96..128: 16-query passes (32 spilled 8-12 bytes; with
+    // softcap at D = 128, 16 spills 52-76 and 32 none).
+    if (k.colSplit == 1 && s.masked && k.dk >= 96 &&
+        !(s.softcap && k.dk >= 128))
+      k.passQueries = 16;
+  }
   return k;
 }
 
@@ -276,11 +336,24 @@ static KernelSchedule mmaForwardSplit(const GpuKernelSpec &s) {
   k.warpTiles = 1;
   k.blockM = flashmlir::abi::kSplitRows; // 4 warps x 16
   k.blockN = widest > 128 ? 32 : 128;
+  // sm_75 (ptxas 13.0 over every head dim x mask x softcap, key tiles of
+  // 16 / 32 / 64 with Q in registers or not): Q re-read from shared memory,
+  // 32 keys up to D = 48, 16 from Dv = 224, else 64 (each other choice
+  // spilled 4-164 bytes somewhere; MLA's masked 192 / 128 spills 8 with all).
+  if (turing(s))
+    k.blockN = k.dk <= 48 ? 32 : k.dvk > 192 ? 16 : 64;
   k.gridDiv = 1; // grid x = num_splits
   k.swizzle = swizzleTiles(s) && k.dk % 64 == 0 && k.dvk % 64 == 0;
   k.qInRegisters = k.dk <= 32 || (k.blockN < 128 && k.dk <= 128);
-  k.asyncCopy = true;
+  if (turing(s))
+    k.qInRegisters = k.dk <= 16;
+  k.asyncCopy = !turing(s);
   k.smemBytes = kernels::mmaForwardSmem(s, k);
+  // sm_75: halve the key tile until it fits 64 KB.
+  while (k.smemBytes > smemLimit(s) && k.blockN > 16) {
+    k.blockN /= 2;
+    k.smemBytes = kernels::mmaForwardSmem(s, k);
+  }
   return k;
 }
 

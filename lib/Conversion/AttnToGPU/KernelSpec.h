@@ -68,6 +68,10 @@ struct KernelSchedule {
   int64_t passQueries = 64;
   /// The K / V A fragments of a warp's keys stay in registers.
   bool residentKV = false;
+  /// Q / dO / lse / dr buffers: 2 (the next tile's copies issued under this
+  /// one's math) or 1 (no cp.async, sm_75: each tile staged after a
+  /// barrier; the second buffer would buy nothing).
+  int64_t stages = 2;
   /// dqacc_ws in mma fragment order (and dQ accumulated unscaled:
   /// BwdPost scales it), see fragmentOrderDqAcc in KernelSelect.cpp.
   bool fragmentOrderDqAcc = false;

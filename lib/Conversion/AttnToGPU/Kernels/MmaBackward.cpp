@@ -154,13 +154,13 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
   l.v = m.add(bn * (sch.dvk + tp) * eb);
   l.qBytes = kBM * (sch.dk + tp) * eb;
   l.dOBytes = kBM * (sch.dvk + tp) * eb;
-  l.q = m.add(2 * l.qBytes);
-  l.dO = m.add(2 * l.dOBytes);
+  l.q = m.add(sch.stages * l.qBytes);
+  l.dO = m.add(sch.stages * l.dOBytes);
   l.dS = m.add(bn * (kBM + kPad) * eb);
   if (sch.colSplit > 1)
     l.p = m.add(bn * (kBM + kPad) * eb);
-  l.lse = m.add(2 * kBM * 4);
-  l.dr = m.add(2 * kBM * 4);
+  l.lse = m.add(sch.stages * kBM * 4);
+  l.dr = m.add(sch.stages * kBM * 4);
   l.total = m.total;
   return l;
 }
@@ -189,8 +189,9 @@ Lanes Kernel::lanesOf(Value tid) {
   l.kg = CS > 1 ? k.rem(l.warp, KG) : l.warp;
   if (CS > 1)
     l.cs = k.div(l.warp, KG);
-  l.qw = k.rem(l.warp, 4);
-  l.qc = k.div(l.warp, 4);
+  // dQ: kBM / 16 row groups, the warps of a row group split the columns.
+  l.qw = k.rem(l.warp, kBM / 16);
+  l.qc = k.div(l.warp, kBM / 16);
   return l;
 }
 
@@ -234,7 +235,7 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
   KT = KW / 8;
   VT = VW / 8;
   NK = BN / 16;
-  QW = D / 2;
+  QW = D / (kNW / (kBM / 16));
   f32 = b.getF32Type();
   et = s.elementType;
 
@@ -276,8 +277,8 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
   vs = k.smem(L.v, tileShape(BN, Dv));
   dss = k.smem(L.dS, {BN, wg ? kBM : kBM + kPad});
   pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
-  lseS = smemView(k, f32, cg.idx(L.lse), {2 * kBM});
-  drS = smemView(k, f32, cg.idx(L.dr), {2 * kBM});
+  lseS = smemView(k, f32, cg.idx(L.lse), {sch.stages * kBM});
+  drS = smemView(k, f32, cg.idx(L.dr), {sch.stages * kBM});
 
   // The query rows that can see some key of the block (as the SIMT kernel),
   // in tiles of 64; the loop runs over (query head of the kv head, tile).
@@ -325,15 +326,12 @@ Value Kernel::stage(Value hI, Value tI, Value buf, Value tid) {
     b.setInsertionPoint(first.thenBlock()->getTerminator());
     Value qi = cg.min(cg.add(r.q0, tid), cg.sub(nq, c1));
     Value dst = cg.add(cg.mul(buf, cg.idx(kBM)), tid);
-    nvgpu::DeviceAsyncCopyOp::create(b, lseS, ValueRange{dst}, k.arg("lse"),
-                                     ValueRange{cg.add(r.lseBase, qi)},
-                                     b.getIndexAttr(1), Value(), UnitAttr());
-    nvgpu::DeviceAsyncCopyOp::create(b, drS, ValueRange{dst}, k.arg("dr_ws"),
-                                     ValueRange{cg.add(r.rowBase, qi)},
-                                     b.getIndexAttr(1), Value(), UnitAttr());
+    copy::copyScalarAsync(k, lseS, ValueRange{dst}, k.arg("lse"),
+                          ValueRange{cg.add(r.lseBase, qi)});
+    copy::copyScalarAsync(k, drS, ValueRange{dst}, k.arg("dr_ws"),
+                          ValueRange{cg.add(r.rowBase, qi)});
   }
-  return nvgpu::DeviceAsyncCreateGroupOp::create(
-      b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
+  return copy::commitGroup(k);
 }
 
 // A fragments of a warp's 16 keys (rows 16 kg + lane % 16, k16 step kk):
@@ -376,8 +374,11 @@ Value Kernel::fullTile(Value q0) {
 
 void Kernel::build() {
   Type i32 = b.getI32Type();
-  // Iteration 0's copies first (under the K / V staging).
-  {
+  // One Q / dO buffer (stages = 1, no cp.async: sm_75): each iteration
+  // stages its own tile after a barrier. Two: iteration 0's copies first
+  // (under the K / V staging), then each iteration issues the next one's.
+  const bool single = sch.stages == 1;
+  if (!single) {
     auto any = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::sgt, total, c0), false);
     OpBuilder::InsertionGuard ga(b);
@@ -423,7 +424,7 @@ void Kernel::build() {
     SmallVector<Value> dv(st.begin() + KT * 4, st.begin() + (KT + VT) * 4);
     Value hI = st[(KT + VT) * 4], tI = st[(KT + VT) * 4 + 1];
     step.cur = iterOf(hI, tI);
-    Value buf = arith::AndIOp::create(b, it, c1); // it % 2
+    Value buf = single ? c0 : arith::AndIOp::create(b, it, c1); // it % 2
     step.buf = buf;
     // The next iteration's (hI, tI).
     Value tNext = cg.add(tI, k.i32(1));
@@ -438,14 +439,14 @@ void Kernel::build() {
     // ---- This iteration's copies landed (the only group in flight) and are
     // visible; every warp is done with iteration it - 1, so the other buffer
     // takes iteration it + 1 under this one's math.
-    copy::waitGroups(
-        k,
-        nvgpu::DeviceAsyncCreateGroupOp::create(
-            b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{}),
-        0);
+    if (single) { // every warp is done with iteration it - 1's tile
+      gpu::BarrierOp::create(b);
+      (void)stage(hI, tI, c0, tid);
+    }
+    copy::waitGroups(k, copy::commitGroup(k), 0);
     fenceAsync();
     gpu::BarrierOp::create(b);
-    {
+    if (!single) {
       Value nxt = cg.add(it, c1);
       auto more = scf::IfOp::create(
           b, cg.cmp(arith::CmpIPredicate::slt, nxt, total), false);

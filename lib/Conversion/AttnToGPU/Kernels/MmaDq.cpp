@@ -213,7 +213,7 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
   };
   SmallVector<SmallVector<Value>> qf, df;
   if (fragRegs) {
-    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+    copy::waitAll(k, 0);
     gpu::BarrierOp::create(b);
     for (int64_t kk = 0; kk < D / 16; ++kk)
       qf.push_back(aFrag(qs, kk));
@@ -236,7 +236,7 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
 
     // Tile j landed (the only group in flight) and is visible; every warp
     // is done with tile j - 1, so its buffer takes tile j + 1.
-    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+    copy::waitAll(k, 0);
     gpu::BarrierOp::create(b);
     {
       Value nxt = cg.add(kbi, c1);
@@ -359,7 +359,7 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
 
   // Epilogue: dq = scale dQ through shared memory (the Q region: every warp
   // is past the loop and no copy is in flight after the barrier).
-  NVVM::CpAsyncWaitGroupOp::create(b, 0); // Q / dO when no tile was visited
+  copy::waitAll(k, 0); // Q / dO when no tile was visited
   gpu::BarrierOp::create(b);
   ValueRange res = loop.getResults();
   for (int64_t r = 0; r < 2; ++r) {

@@ -216,7 +216,7 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
       b.setInsertionPoint(hasKeys.thenBlock()->getTerminator());
       copy::stageTileAsync(k, "k", bi, hk, cg.mul(kbLo, bn), nk, kBlockN, D,
                            ks, tid, /*rowStep=*/false, realD);
-      NVVM::CpAsyncWaitGroupOp::create(b, 1);
+      copy::waitAll(k, 1);
     }
   } else {
     copy::stageTile(k, "q", bi, split ? hk : h, q0, rows, kBlockM, D, qs, tid,
@@ -318,7 +318,7 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
     if (async) {
       // Pending: K_j. Wait for it; after the barrier every warp is also done
       // with P V_{j-1}, so V_j can be issued (it lands under S = Q K_j).
-      NVVM::CpAsyncWaitGroupOp::create(b, 0);
+      copy::waitAll(k, 0);
       gpu::BarrierOp::create(b);
       copy::stageTileAsync(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid,
                            /*rowStep=*/false, realDv);
@@ -353,7 +353,7 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
       // Wait for V_j; after the barrier it is visible and every warp is done
       // with K_j: prefetch K_{j+1} (the last iteration reloads its own block,
       // harmlessly) under the softmax and P V_j.
-      NVVM::CpAsyncWaitGroupOp::create(b, 0);
+      copy::waitAll(k, 0);
       gpu::BarrierOp::create(b);
       Value next = cg.mul(cg.min(cg.add(loop.getInductionVar(), c1), kbLast), bn);
       copy::stageTileAsync(k, "k", bi, hk, next, nk, kBlockN, D, ks, tid,
@@ -463,7 +463,7 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
   }
 
   if (async)
-    NVVM::CpAsyncWaitGroupOp::create(b, 0); // the redundant last K prefetch
+    copy::waitAll(k, 0); // the redundant last K prefetch
   ValueRange res = loop.getResults();
 
   if (split) {

@@ -2,7 +2,7 @@
 //
 // Part of FlashMLIR.
 //
-// Private to AttnToGPU: the sm_80+ warp-level matrix operations on register
+// Private to AttnToGPU: the sm_75+ warp-level matrix operations on register
 // fragments: ldmatrix (x4, optionally transposed) from a shared-memory tile,
 // packing two f32 values into an A-operand pair, and m16n8k16 mma.sync with
 // f32 accumulators (f16 through nvgpu.mma.sync; bf16 through nvvm.mma.sync,
@@ -34,6 +34,7 @@ SmallVector<Value> ldmatrix(KernelBuilder &k, Value mem, Value row, Value col,
 Value pack(KernelBuilder &k, Value x, Value y);
 
 /// D = A B + C on one m16n8k16 tile: `a` 4 pairs, `bf` 2 pairs, `c` 4 f32.
+/// On sm_75 (spec.smVersion 75) two m16n8k8 MMAs, f16 only.
 SmallVector<Value> mma(KernelBuilder &k, ArrayRef<Value> a, ArrayRef<Value> bf,
                        ArrayRef<Value> c);
 

@@ -8,6 +8,8 @@
 #include "SharedTile.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -25,8 +27,27 @@ void copy::stageTile(KernelBuilder &k, StringRef t, Value bi, Value h,
   int64_t total = rows * perRow;
   auto vt = VectorType::get({8}, k.et);
   Value last = cg.sub(limit, cg.idx(1));
-  for (int64_t it = 0; it < (total + threads - 1) / threads; ++it) {
-    Value i = cg.add(tid, cg.idx(it * threads));
+  // Without cp.async (sm_75) the whole-tile copies run as a loop whose trip
+  // count ptxas cannot see: unrolled, every load of the tile is hoisted
+  // above the stores and holds its registers next to the accumulators
+  // (ptxas 13.0 then spilled 16-60 bytes in the D >= 224 forward kernels).
+  const int64_t whole = total / threads;
+  const bool rolled = !hasAsyncCopy(k) && whole > 1;
+  int64_t first = 0;
+  scf::ForOp loop;
+  if (rolled) {
+    loop = scf::ForOp::create(b, cg.idx(0), opaqueIndex(b, cg.idx(whole)),
+                              cg.idx(1));
+    first = whole;
+  }
+  for (int64_t it = rolled ? -1 : 0; it < (total + threads - 1) / threads;
+       it = it < 0 ? first : it + 1) {
+    OpBuilder::InsertionGuard loopGuard(b);
+    if (it < 0)
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value i = it < 0 ? cg.add(tid, cg.mul(loop.getInductionVar(),
+                                         cg.idx(threads)))
+                     : cg.add(tid, cg.idx(it * threads));
     Value r = k.div(i, perRow);
     Value c = cg.mul(k.rem(i, perRow), cg.idx(8));
     auto body = [&] {
@@ -49,7 +70,7 @@ void copy::stageTile(KernelBuilder &k, StringRef t, Value bi, Value h,
           vector::StoreOp::create(b, x, dst, tile::indices(k, dst, r, c));
       st.setAlignment(16);
     };
-    if ((it + 1) * threads <= total) {
+    if (it < 0 || (it + 1) * threads <= total) {
       body();
     } else {
       auto inRange = scf::IfOp::create(
@@ -144,6 +165,10 @@ Value copy::stageTileAsync(KernelBuilder &k, StringRef t, Value bi, Value h,
                            Value row0, Value limit, int64_t rows, int64_t cols,
                            Value dst, Value tid, bool rowStep,
                            int64_t validCols) {
+  if (!hasAsyncCopy(k)) {
+    stageTile(k, t, bi, h, row0, limit, rows, cols, dst, tid, validCols);
+    return Value();
+  }
   ImplicitLocOpBuilder &b = k.b;
   attn::detail::Codegen &cg = k.cg;
   const int64_t threads = k.threads;
@@ -214,6 +239,36 @@ Value copy::stageTileAsync(KernelBuilder &k, StringRef t, Value bi, Value h,
 }
 
 void copy::waitGroups(KernelBuilder &k, Value token, int32_t pending) {
+  if (!hasAsyncCopy(k))
+    return;
   nvgpu::DeviceAsyncWaitOp::create(k.b, token,
                                    k.b.getI32IntegerAttr(pending));
+}
+
+bool copy::hasAsyncCopy(const KernelBuilder &k) {
+  return k.spec.smVersion == 0 || k.spec.smVersion >= 80;
+}
+
+Value copy::commitGroup(KernelBuilder &k) {
+  if (!hasAsyncCopy(k))
+    return Value();
+  return nvgpu::DeviceAsyncCreateGroupOp::create(
+      k.b, nvgpu::DeviceAsyncTokenType::get(k.b.getContext()), ValueRange{});
+}
+
+void copy::waitAll(KernelBuilder &k, int32_t pending) {
+  if (hasAsyncCopy(k))
+    NVVM::CpAsyncWaitGroupOp::create(k.b, pending);
+}
+
+void copy::copyScalarAsync(KernelBuilder &k, Value dst, ValueRange dstIdx,
+                           Value src, ValueRange srcIdx) {
+  ImplicitLocOpBuilder &b = k.b;
+  if (!hasAsyncCopy(k)) {
+    Value x = memref::LoadOp::create(b, src, srcIdx);
+    memref::StoreOp::create(b, x, dst, dstIdx);
+    return;
+  }
+  nvgpu::DeviceAsyncCopyOp::create(b, dst, dstIdx, src, srcIdx,
+                                   b.getIndexAttr(1), Value(), UnitAttr());
 }

@@ -56,6 +56,27 @@ Value stageTileAsync(KernelBuilder &k, StringRef t, Value bi, Value h,
 /// Waits until at most `pending` cp.async groups are in flight.
 void waitGroups(KernelBuilder &k, Value token, int32_t pending);
 
+/// Whether the target has cp.async (sm_80+; an unknown target, 0, is taken
+/// as sm_80+). Where it has not (sm_75), every asynchronous copy of this
+/// file is a synchronous load and store at the point of issue: the same
+/// result as a cp.async that landed at once, so the kernels' waits and
+/// barriers keep them correct. stageTileAsync then returns a null token,
+/// and commitGroup, waitGroups and waitAll do nothing.
+bool hasAsyncCopy(const KernelBuilder &k);
+
+/// cp.async.commit_group: the copies issued since the last commit become one
+/// group; returns its token (null without cp.async).
+Value commitGroup(KernelBuilder &k);
+
+/// cp.async.wait_group `pending` without a token (all groups but the
+/// `pending` most recent have landed).
+void waitAll(KernelBuilder &k, int32_t pending);
+
+/// One element of buffer `src` at `srcIdx` to smem `dst` at `dstIdx` by
+/// cp.async (4 bytes), or a load and store without cp.async.
+void copyScalarAsync(KernelBuilder &k, Value dst, ValueRange dstIdx, Value src,
+                     ValueRange srcIdx);
+
 } // namespace copy
 } // namespace attn
 } // namespace mlir

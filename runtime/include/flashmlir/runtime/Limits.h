@@ -82,11 +82,13 @@ struct GpuTarget {
   int64_t maxDynamicSmem; ///< bytes
 };
 
-/// Every target the GPU pipeline can emit: sm_80 to sm_90a (the kernels
-/// need sm_80's mma.sync / cp.async / ldmatrix and are emitted as PTX ISA
-/// 8.0, which reaches up to sm_90a).
+/// Every target the GPU pipeline can emit: sm_75 to sm_90a, as PTX ISA 8.0
+/// (which reaches up to sm_90a). sm_75 (Turing): f16 tensor cores through
+/// mma.sync m16n8k8 and ldmatrix, no cp.async, 64 KB per block; bf16 and
+/// f32 there run the SIMT kernels.
 inline const GpuTarget *gpuTargets(int *count) {
   static const GpuTarget targets[] = {
+      {"sm_75", 75, false, 65536},
       {"sm_80", 80, false, 166912},  {"sm_86", 86, false, 101376},
       {"sm_87", 87, false, 166912},  {"sm_89", 89, false, 101376},
       {"sm_90", 90, false, 232448},  {"sm_90a", 90, true, 232448},
