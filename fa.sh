@@ -12,7 +12,8 @@
 #
 # Environment: BUILD_DIR (default build), JOBS (default nproc);
 # FA_FUZZ_EXECS (default 4000) / FA_FUZZ_SECONDS / FA_FUZZ_SEED: the fa-opt fuzzer's budget
-# in `test` (test/Fuzz); FA_SANITIZERS=0 skips the ASan/UBSan build.
+# in `test` (test/Fuzz); FA_SANITIZERS=0 skips the ASan/UBSan builds,
+# FA_SANITIZERS=runtime builds the runtime half's only.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -160,6 +161,20 @@ sanitizer_build() {
       -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
   fi
   cmake --build "$dir" -j "$JOBS"
+  # The compiler half's tools too (fa-opt, fa-compile, the compiler C API
+  # test; line tables only, to keep the build short): test/Sanitizers/
+  # compiler-asan.test. FA_SANITIZERS=runtime skips them.
+  [ "${FA_SANITIZERS:-1}" = runtime ] && return 0
+  dir="$BUILD_DIR/asan-compiler"
+  san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g1 -O1"
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -G Ninja -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=None \
+      -DMLIR_DIR=$LLVM/lib/cmake/mlir -DLLVM_EXTERNAL_LIT=$LLVM/bin/lit \
+      -DCMAKE_CXX_FLAGS="$san" -DCMAKE_C_FLAGS="$san" \
+      -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+      -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+  fi
+  cmake --build "$dir" -j "$JOBS" --target fa-opt fa-compile flashmlir-capi-test
 }
 
 run_tests() {

@@ -85,3 +85,11 @@ asan_bin = os.path.join(config.flashmlir_obj_root, "asan", "bin")
 if os.path.exists(os.path.join(asan_bin, "fa-runtime-test")):
     config.available_features.add("asan-build")
     config.substitutions.append(("%asan_bin", asan_bin))
+# The compiler half's tools under AddressSanitizer + UBSan (fa.sh test builds
+# fa-opt, fa-compile and the compiler C API test into <build>/asan-compiler;
+# the MLIR / LLVM libraries they link are not instrumented).
+asan_cbin = os.path.join(config.flashmlir_obj_root, "asan-compiler", "bin")
+if all(os.path.exists(os.path.join(asan_cbin, t))
+       for t in ("fa-opt", "fa-compile", "flashmlir-capi-test")):
+    config.available_features.add("asan-compiler-build")
+    config.substitutions.append(("%asan_cbin", asan_cbin))
