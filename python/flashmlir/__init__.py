@@ -26,6 +26,7 @@ from ._flash_attn import (flash_attn_func, flash_attn_kvpacked_func, flash_attn_
                           flash_attn_varlen_func, flash_attn_varlen_kvpacked_func,
                           flash_attn_varlen_qkvpacked_func)
 from ._kvcache import flash_attn_with_kvcache
+from ._ring import ring_attention, shard_sequence, unshard_sequence
 from ._transformers import register_transformers
 from . import _options
 from ._options import check_options, check_shapes, dtype_name, parse_dtype
@@ -36,7 +37,8 @@ __all__ = ["attention", "attention_backward", "sdpa", "compile", "available", "a
            "cpu_peak_bytes", "flash_attn_func", "flash_attn_kvpacked_func",
            "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
            "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func",
-           "flash_attn_with_kvcache", "register_transformers", "__version__"]
+           "flash_attn_with_kvcache", "register_transformers", "ring_attention",
+           "shard_sequence", "unshard_sequence", "__version__"]
 
 
 def _kind(x, where, name="q"):
