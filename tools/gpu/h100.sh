@@ -40,8 +40,10 @@
 #                              wgmma ($BUNDLE on sm_90a) / mma.sync ($SAN_MMA_BUNDLE,
 #                              default .san/mma: fa-compile --default --target sm_80)
 #                              / SIMT (f32) x unmasked/causal/window/softcap/GQA/MLA
-#                              dims/padded dims, and the deterministic backward
-#                              ($DET_BUNDLE, default .san/det); one line per run,
+#                              dims/padded dims, the deterministic backward
+#                              ($DET_BUNDLE, default .san/det) and the sm_75 kernels
+#                              ($TURING_BUNDLE, default .s2/b75: fa-compile --default
+#                              --target sm_75; FLASHMLIR_GPU_TARGET=sm_75); one line per run,
 #                              "SANITIZE <tool> <family> <case> errors=N rc=R", and
 #                              "sanitize: N runs, E with errors or hazards, M missing"
 #                              (SAN_TOOLS, SAN_TIMEOUT, SAN_FILTER: see sanitize())
@@ -292,7 +294,7 @@ embed() {
 # SAN_TOOLS (default "memcheck racecheck synccheck initcheck"), SAN_TIMEOUT
 # (seconds per run, default 300), SAN_FILTER (a grep -E on "<family> <case>").
 sanitize() {
-  local mma=${SAN_MMA_BUNDLE:-.san/mma} det=${DET_BUNDLE:-.san/det}
+  local mma=${SAN_MMA_BUNDLE:-.san/mma} det=${DET_BUNDLE:-.san/det} turing=${TURING_BUNDLE:-.s2/b75}
   local runs=0 bad=0 missing=0
   # family|bundle|fa-run arguments (B=1; small lengths that are not multiples
   # of the tiles, so every boundary path runs)
@@ -316,6 +318,9 @@ sanitize() {
     "deterministic|$det|--dtype f32 --heads 2 --seqlen-q 33 --head-dim 64"
     "varlen|$BUNDLE|--dtype bf16 --heads 4 --kv-heads 2 --head-dim 128 --varlen 70,0,1,33 --varlen-k 70,5,1,100 --causal"
     "varlen|$BUNDLE|--dtype f16 --heads 2 --head-dim 64 --varlen 65,3 --window 16,4"
+    "sm_75|$turing|--dtype f16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 128 --causal"
+    "sm_75|$turing|--dtype f16 --heads 2 --seqlen-q 65 --head-dim 40 --window 16,4 --softcap 20"
+    "sm_75|$turing|--dtype bf16 --heads 2 --seqlen-q 33 --head-dim 96"
   )
   step "compute-sanitizer sweep: ${SAN_TOOLS:-memcheck racecheck synccheck initcheck} x ${#cases[@]} cases (fwd+bwd each)"
   local tool c family b args log n rc
@@ -331,7 +336,9 @@ sanitize() {
       local extra="" bw="--batch 1 --backward"
       [ "$family" = varlen ] && bw="" # fa-run --varlen on cuda: forward only
       [ "$tool" = racecheck ] && extra="--racecheck-report all"
-      timeout "${SAN_TIMEOUT:-300}" compute-sanitizer --tool "$tool" $extra --error-exitcode 99 --print-limit 20 \
+      # sm_75: its kernels on this GPU through the PTX JIT.
+      local target=""; [ "$family" = sm_75 ] && target=sm_75
+      FLASHMLIR_GPU_TARGET=$target timeout "${SAN_TIMEOUT:-300}" compute-sanitizer --tool "$tool" $extra --error-exitcode 99 --print-limit 20 \
         $FARUN --device cuda --bundle "$b" $bw $args --check > "$log" 2>&1; rc=$?
       # "ERROR SUMMARY: N errors" (memcheck, synccheck, initcheck) or
       # "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)".
