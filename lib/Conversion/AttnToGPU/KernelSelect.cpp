@@ -120,6 +120,19 @@ flashmlir::abi::Variant mlir::attn::abiVariant(const GpuKernelSpec &s) {
 // Tile models
 //===----------------------------------------------------------------------===//
 
+/// What every tensor-core schedule starts from: its engine, the head dims
+/// rounded up to `multiple` (the MMA shape; 32 in the backward main kernel,
+/// whose dQ and column-split stages halve them) and the softcap's tanh.
+static KernelSchedule tensorCoreBase(const GpuKernelSpec &s, Engine engine,
+                                     int64_t multiple = 16) {
+  KernelSchedule k;
+  k.engine = engine;
+  k.dk = roundUp(s.headDim, multiple);
+  k.dvk = roundUp(s.headDimV, multiple);
+  k.fastTanh = s.fastTanh;
+  return k;
+}
+
 /// Forward, mma.sync. Each warp owns 32 query rows (two m16 tiles), so a K
 /// or V fragment read from shared memory feeds two MMAs: with 16 rows per
 /// warp the kernel is bound by shared-memory reads (ldmatrix bytes per MMA
@@ -132,11 +145,7 @@ flashmlir::abi::Variant mlir::attn::abiVariant(const GpuKernelSpec &s) {
 /// per thread, as in FlashAttention-2's 128 x 64 / 8-warp d256 tile), 8
 /// warps keep 128-row blocks. The --mma-* knobs override.
 static KernelSchedule mmaForward(const GpuKernelSpec &s) {
-  KernelSchedule k;
-  k.engine = Engine::MmaSync;
-  k.dk = roundUp(s.headDim, 16);
-  k.dvk = roundUp(s.headDimV, 16);
-  k.fastTanh = s.fastTanh;
+  KernelSchedule k = tensorCoreBase(s, Engine::MmaSync);
   const int64_t D = k.dk, widest = std::max(k.dk, k.dvk);
   const bool sm80 = s.smVersion == 80;
   // One m16 tile per warp (8 warps) for the wide head dims; on sm_80 also
@@ -220,11 +229,7 @@ static KernelSchedule mmaForward(const GpuKernelSpec &s) {
 /// still spills 24 bytes: allowed and listed in test/GPU/bundle-ptxas.test;
 /// measured 1.23-1.59x FA2 against 0.91-1.17x for the mma.sync kernel, v10).
 static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
-  KernelSchedule k;
-  k.engine = Engine::Wgmma;
-  k.dk = roundUp(s.headDim, 16);
-  k.dvk = roundUp(s.headDimV, 16);
-  k.fastTanh = s.fastTanh;
+  KernelSchedule k = tensorCoreBase(s, Engine::Wgmma);
   int64_t groups = k.dk <= 64 && k.dvk <= 64 ? 1 : 2;
   if (s.mmaWarps)
     groups = s.mmaWarps == 4 ? 1 : 2;
@@ -251,10 +256,8 @@ static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
 /// fragments also stay in registers. On sm_90a (wgmma requested, atomic
 /// dQ, no column split) every product runs on wgmma (v12).
 static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
-  KernelSchedule k;
-  k.dk = roundUp(s.headDim, 32);
-  k.dvk = roundUp(s.headDimV, 32);
-  k.fastTanh = s.fastTanh;
+  // (Engine set below: wgmma or mma.sync by the head dims.)
+  KernelSchedule k = tensorCoreBase(s, Engine::MmaSync, 32);
   // dK / dV accumulators per thread: (dk + dvk) / 2 registers, 128 at most.
   k.colSplit = k.dk + k.dvk > 256 ? 2 : 1;
   k.engine = s.wgmma && k.colSplit == 1 && !s.deterministic ? Engine::Wgmma
@@ -299,11 +302,7 @@ static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
 /// H100); 64-key tiles take 249-252 registers and 102 KB. Q / dO fragments
 /// in registers at D = 64, re-read per k-step at D = 128.
 static KernelSchedule tcDqSchedule(const GpuKernelSpec &s) {
-  KernelSchedule k;
-  k.engine = Engine::MmaSync;
-  k.dk = roundUp(s.headDim, 16);
-  k.dvk = roundUp(s.headDimV, 16);
-  k.fastTanh = s.fastTanh;
+  KernelSchedule k = tensorCoreBase(s, Engine::MmaSync);
   const int64_t widest = std::max(k.dk, k.dvk);
   k.threads = 4 * kWarp;
   k.blockM = 16 * 4;
@@ -326,11 +325,7 @@ static KernelSchedule tcDqSchedule(const GpuKernelSpec &s) {
 /// shared memory at every k-step (in registers, 128-key tiles spill under a
 /// mask: 12 bytes at D = 48, 20-40 at D = 128 with softcap; ptxas 13.0).
 static KernelSchedule mmaForwardSplit(const GpuKernelSpec &s) {
-  KernelSchedule k;
-  k.engine = Engine::MmaSync;
-  k.dk = roundUp(s.headDim, 16);
-  k.dvk = roundUp(s.headDimV, 16);
-  k.fastTanh = s.fastTanh;
+  KernelSchedule k = tensorCoreBase(s, Engine::MmaSync);
   const int64_t widest = std::max(k.dk, k.dvk);
   k.threads = 4 * kWarp;
   k.warpTiles = 1;

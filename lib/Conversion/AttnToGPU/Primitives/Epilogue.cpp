@@ -16,15 +16,39 @@
 using namespace mlir;
 using namespace mlir::attn;
 
+namespace {
+/// The row's softmax normaliser from the quad's partial sums: l, whether
+/// the row saw a key (l > 0), and 1 / l (0 for a row without keys).
+struct RowSum {
+  Value l, any, inv;
+};
+} // namespace
+
+static RowSum rowSum(KernelBuilder &k, Value lPart) {
+  attn::detail::Codegen &cg = k.cg;
+  RowSum r;
+  r.l = softmax::quadReduce(k, lPart, /*isMax=*/false);
+  r.any = cg.fcmp(arith::CmpFPredicate::OGT, r.l, cg.f32(0.0));
+  r.inv = cg.select(r.any, cg.fdiv(cg.f32(1.0), r.l), cg.f32(0.0));
+  return r;
+}
+
+/// The row's natural-log log-sum-exp from its log2 maximum m (-inf for a
+/// row without keys).
+static Value rowLse(KernelBuilder &k, Value m, const RowSum &r) {
+  attn::detail::Codegen &cg = k.cg;
+  return cg.select(r.any, cg.fmul(cg.fadd(m, cg.log2(r.l)), cg.f32(kLn2)),
+                   cg.negInf());
+}
+
 void epilogue::forwardRow(KernelBuilder &k, Value m, Value lPart,
                           ArrayRef<Value> acc, int64_t OT,
                           function_ref<Value()> rowOf, Value qRow, Value t,
                           Value os, Value bi, Value h, Value nq) {
   ImplicitLocOpBuilder &b = k.b;
   attn::detail::Codegen &cg = k.cg;
-  Value l = softmax::quadReduce(k, lPart, /*isMax=*/false);
-  Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
-  Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
+  const RowSum sum = rowSum(k, lPart);
+  Value inv = sum.inv;
   Value row = rowOf();
   for (int64_t n = 0; n < OT; ++n) {
     Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
@@ -39,8 +63,7 @@ void epilogue::forwardRow(KernelBuilder &k, Value m, Value lPart,
       false);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-  Value lse = cg.select(any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)),
-                        cg.negInf());
+  Value lse = rowLse(k, m, sum);
   memref::StoreOp::create(b, lse, k.arg("lse"),
                           ValueRange{k.atLse(bi, h, qRow)});
 }
@@ -50,9 +73,8 @@ void epilogue::partialRow(KernelBuilder &k, Value m, Value lPart,
                           Value t, Value valid, Value oRow, Value lseAt) {
   ImplicitLocOpBuilder &b = k.b;
   attn::detail::Codegen &cg = k.cg;
-  Value l = softmax::quadReduce(k, lPart, /*isMax=*/false);
-  Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
-  Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
+  const RowSum sum = rowSum(k, lPart);
+  Value inv = sum.inv;
   auto rowIf = scf::IfOp::create(b, valid, false);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(rowIf.thenBlock()->getTerminator());
@@ -68,7 +90,6 @@ void epilogue::partialRow(KernelBuilder &k, Value m, Value lPart,
   auto lane0 = scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::eq, t, cg.idx(0)),
                                  false);
   b.setInsertionPoint(lane0.thenBlock()->getTerminator());
-  Value lse = cg.select(any, cg.fmul(cg.fadd(m, cg.log2(l)), cg.f32(kLn2)),
-                        cg.negInf());
+  Value lse = rowLse(k, m, sum);
   memref::StoreOp::create(b, lse, k.arg("lseacc_ws"), ValueRange{lseAt});
 }

@@ -37,12 +37,14 @@ Value mma::pack(KernelBuilder &k, Value x, Value y) {
                                         ValueRange{x, y});
 }
 
-/// D = A B + C on one m16n8k8 f16 tile (sm_75): `a` 2 pairs (rows g, g + 8
-/// at k 2t..), `bf` 1 pair (k 2t.., n g), `c` 4 f32.
-static SmallVector<Value> mmaK8(KernelBuilder &k, ArrayRef<Value> a, Value bf,
-                                ArrayRef<Value> c) {
+/// D = A B + C through nvgpu.mma.sync (f16): m16n8k16 (`a` 4 pairs, `bf` 2)
+/// or, on sm_75, m16n8k8 (`a` 2 pairs: rows g, g + 8 at k 2t..; `bf` 1
+/// pair: k 2t.., n g); `c` 4 f32.
+static SmallVector<Value> nvgpuMma(KernelBuilder &k, ArrayRef<Value> a,
+                                   ArrayRef<Value> bf, ArrayRef<Value> c,
+                                   int64_t kDim) {
   ImplicitLocOpBuilder &b = k.b;
-  Type f16 = k.et, f32 = b.getF32Type();
+  Type f32 = b.getF32Type();
   auto stack = [&](ArrayRef<Value> rows, Type elt) {
     auto vt = VectorType::get({int64_t(rows.size()), 2}, elt);
     Value v = arith::ConstantOp::create(
@@ -55,9 +57,9 @@ static SmallVector<Value> mmaK8(KernelBuilder &k, ArrayRef<Value> a, Value bf,
                                             ValueRange{c[0], c[1]});
   Value c1 = vector::FromElementsOp::create(b, VectorType::get({2}, f32),
                                             ValueRange{c[2], c[3]});
-  Value d = nvgpu::MmaSyncOp::create(b, stack(a, f16), stack({bf}, f16),
+  Value d = nvgpu::MmaSyncOp::create(b, stack(a, k.et), stack(bf, k.et),
                                      stack({c0, c1}, f32),
-                                     ArrayRef<int64_t>{16, 8, 8});
+                                     ArrayRef<int64_t>{16, 8, kDim});
   SmallVector<Value> out;
   for (int64_t r = 0; r < 2; ++r) {
     Value row = vector::ExtractOp::create(b, d, ArrayRef<int64_t>{r});
@@ -72,39 +74,17 @@ SmallVector<Value> mma::mma(KernelBuilder &k, ArrayRef<Value> a,
   ImplicitLocOpBuilder &b = k.b;
   Type et = k.et;
   Type f32 = b.getF32Type();
-  SmallVector<Value> out;
   if (k.spec.smVersion && k.spec.smVersion < 80) {
     // sm_75 has m16n8k8 (f16 only): the k16 step as two k8 halves, A pairs
     // {0, 1} with B pair 0 (k 0..7), then A pairs {2, 3} with B pair 1.
     assert(et.isF16() && "tensor cores below sm_80 take f16 only");
     SmallVector<Value> d(c.begin(), c.end());
     for (int64_t h = 0; h < 2; ++h)
-      d = mmaK8(k, {a[2 * h], a[2 * h + 1]}, bf[h], d);
+      d = nvgpuMma(k, {a[2 * h], a[2 * h + 1]}, {bf[h]}, d, 8);
     return d;
   }
-  if (et.isF16()) {
-    auto stack = [&](ArrayRef<Value> rows, Type elt) {
-      auto vt = VectorType::get({int64_t(rows.size()), 2}, elt);
-      Value v = arith::ConstantOp::create(
-          b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(elt)));
-      for (auto [i, r] : llvm::enumerate(rows))
-        v = vector::InsertOp::create(b, r, v, ArrayRef<int64_t>{int64_t(i)});
-      return v;
-    };
-    Value c0 = vector::FromElementsOp::create(b, VectorType::get({2}, f32),
-                                              ValueRange{c[0], c[1]});
-    Value c1 = vector::FromElementsOp::create(b, VectorType::get({2}, f32),
-                                              ValueRange{c[2], c[3]});
-    Value d = nvgpu::MmaSyncOp::create(b, stack(a, et), stack(bf, et),
-                                       stack({c0, c1}, f32),
-                                       ArrayRef<int64_t>{16, 8, 16});
-    for (int64_t r = 0; r < 2; ++r) {
-      Value row = vector::ExtractOp::create(b, d, ArrayRef<int64_t>{r});
-      for (int64_t e = 0; e < 2; ++e)
-        out.push_back(vector::ExtractOp::create(b, row, ArrayRef<int64_t>{e}));
-    }
-    return out;
-  }
+  if (et.isF16())
+    return nvgpuMma(k, a, bf, c, 16);
   // bf16: nvvm.mma.sync on i32 registers.
   auto asI32 = [&](Value pair) {
     Value v = vector::BitCastOp::create(
@@ -125,6 +105,7 @@ SmallVector<Value> mma::mma(KernelBuilder &k, ArrayRef<Value> a,
                                     NVVM::MMATypes::bf16},
       std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                      NVVM::MMALayout::col});
+  SmallVector<Value> out;
   for (int64_t i = 0; i < 4; ++i)
     out.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i}));
   return out;

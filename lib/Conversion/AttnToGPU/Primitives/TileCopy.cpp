@@ -27,59 +27,53 @@ void copy::stageTile(KernelBuilder &k, StringRef t, Value bi, Value h,
   int64_t total = rows * perRow;
   auto vt = VectorType::get({8}, k.et);
   Value last = cg.sub(limit, cg.idx(1));
-  // Without cp.async (sm_75) the whole-tile copies run as a loop whose trip
-  // count ptxas cannot see: unrolled, every load of the tile is hoisted
-  // above the stores and holds its registers next to the accumulators
-  // (ptxas 13.0 then spilled 16-60 bytes in the D >= 224 forward kernels).
-  const int64_t whole = total / threads;
-  const bool rolled = !hasAsyncCopy(k) && whole > 1;
-  int64_t first = 0;
-  scf::ForOp loop;
-  if (rolled) {
-    loop = scf::ForOp::create(b, cg.idx(0), opaqueIndex(b, cg.idx(whole)),
-                              cg.idx(1));
-    first = whole;
-  }
-  for (int64_t it = rolled ? -1 : 0; it < (total + threads - 1) / threads;
-       it = it < 0 ? first : it + 1) {
-    OpBuilder::InsertionGuard loopGuard(b);
-    if (it < 0)
-      b.setInsertionPoint(loop.getBody()->getTerminator());
-    Value i = it < 0 ? cg.add(tid, cg.mul(loop.getInductionVar(),
-                                         cg.idx(threads)))
-                     : cg.add(tid, cg.idx(it * threads));
+  // Copy chunk i (row i / perRow, 8 columns from 8 (i % perRow)); `guarded`:
+  // only where i < total (the last, partial round of the threads).
+  auto copyChunk = [&](Value i, bool guarded) {
     Value r = k.div(i, perRow);
     Value c = cg.mul(k.rem(i, perRow), cg.idx(8));
-    auto body = [&] {
-      Value n = cg.min(cg.add(row0, r), last);
-      Value inCols, col = c;
-      if (validCols >= 0 && validCols < cols) {
-        inCols = cg.cmp(arith::CmpIPredicate::slt, c, cg.idx(validCols));
-        col = cg.select(inCols, c, cg.idx(0));
-      }
-      auto ld = vector::LoadOp::create(b, vt, k.arg(t),
-                                       ValueRange{k.at4(t, bi, h, n, col)});
-      ld.setAlignment(16);
-      Value x = ld;
-      if (inCols)
-        x = arith::SelectOp::create(
-            b, inCols, x,
-            arith::ConstantOp::create(
-                b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(k.et))));
-      auto st =
-          vector::StoreOp::create(b, x, dst, tile::indices(k, dst, r, c));
-      st.setAlignment(16);
-    };
-    if (it < 0 || (it + 1) * threads <= total) {
-      body();
-    } else {
+    OpBuilder::InsertionGuard g(b);
+    if (guarded) {
       auto inRange = scf::IfOp::create(
           b, cg.cmp(arith::CmpIPredicate::slt, i, cg.idx(total)), false);
-      OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-      body();
     }
+    Value n = cg.min(cg.add(row0, r), last);
+    Value inCols, col = c;
+    if (validCols >= 0 && validCols < cols) {
+      inCols = cg.cmp(arith::CmpIPredicate::slt, c, cg.idx(validCols));
+      col = cg.select(inCols, c, cg.idx(0));
+    }
+    auto ld = vector::LoadOp::create(b, vt, k.arg(t),
+                                     ValueRange{k.at4(t, bi, h, n, col)});
+    ld.setAlignment(16);
+    Value x = ld;
+    if (inCols)
+      x = arith::SelectOp::create(
+          b, inCols, x,
+          arith::ConstantOp::create(
+              b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(k.et))));
+    auto st = vector::StoreOp::create(b, x, dst, tile::indices(k, dst, r, c));
+    st.setAlignment(16);
+  };
+  // The threads' whole rounds. Without cp.async (sm_75) they run as a loop
+  // whose trip count ptxas cannot see: unrolled, every load of the tile is
+  // hoisted above the stores and holds its registers next to the
+  // accumulators (ptxas 13.0 then spilled 16-60 bytes in the D >= 224
+  // forward kernels).
+  const int64_t whole = total / threads;
+  int64_t it = 0;
+  if (!hasAsyncCopy(k) && whole > 1) {
+    auto loop = scf::ForOp::create(b, cg.idx(0), opaqueIndex(b, cg.idx(whole)),
+                                   cg.idx(1));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    copyChunk(cg.add(tid, cg.mul(loop.getInductionVar(), cg.idx(threads))),
+              false);
+    it = whole;
   }
+  for (; it < (total + threads - 1) / threads; ++it)
+    copyChunk(cg.add(tid, cg.idx(it * threads)), (it + 1) * threads > total);
 }
 
 void copy::storeTile(KernelBuilder &k, Value src, StringRef t, Value bi,
