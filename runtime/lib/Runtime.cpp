@@ -273,33 +273,40 @@ fa_status launch(fa_runtime *rt, Prepared &pr, cu::Stream stream) {
   return FA_OK;
 }
 
-/// Grows the context's workspace to at least `bytes` (synchronizing the
-/// context before freeing the old one, which in-flight kernels may use).
-fa_status ensureWorkspace(fa_runtime *rt, ContextState *cs, size_t bytes) {
-  if (bytes <= cs->workspaceBytes)
+fa_status growDeviceBuffer(fa_runtime *rt, cu::DevicePtr *ptr, size_t *size,
+                           size_t bytes, size_t granule,
+                           const std::string &growing,
+                           const std::string &allocName) {
+  if (bytes <= *size)
     return FA_OK;
   const CudaDriver &d = *rt->drv;
-  if (cs->workspace) {
+  if (*ptr) {
     cu::Result r = d.cuCtxSynchronize();
     if (r != cu::SUCCESS)
       return driverFail(rt, r, FA_ERR_LAUNCH,
-                        "cuCtxSynchronize (before growing the workspace)");
-    d.cuMemFree(cs->workspace);
-    cs->workspace = 0;
-    cs->workspaceBytes = 0;
+                        "cuCtxSynchronize (before growing the " + growing +
+                            ")");
+    d.cuMemFree(*ptr);
+    *ptr = 0;
+    *size = 0;
   }
-  // Round up to 2 MiB so slowly growing problems do not reallocate each time.
-  const size_t kGranule = size_t(2) << 20;
-  size_t rounded = (bytes + kGranule - 1) / kGranule * kGranule;
-  cu::DevicePtr ptr = 0;
-  cu::Result r = d.cuMemAlloc(&ptr, rounded);
+  size_t rounded = (bytes + granule - 1) / granule * granule;
+  cu::DevicePtr fresh = 0;
+  cu::Result r = d.cuMemAlloc(&fresh, rounded);
   if (r != cu::SUCCESS)
     return driverFail(rt, r, FA_ERR_LAUNCH,
-                      "cuMemAlloc of a " + std::to_string(rounded) +
-                          "-byte backward workspace");
-  cs->workspace = ptr;
-  cs->workspaceBytes = rounded;
+                      "cuMemAlloc of a " + std::to_string(rounded) + "-byte " +
+                          allocName);
+  *ptr = fresh;
+  *size = rounded;
   return FA_OK;
+}
+
+fa_status ensureWorkspace(fa_runtime *rt, ContextState *cs, size_t bytes) {
+  // Rounded up to 2 MiB so slowly growing problems do not reallocate each
+  // time.
+  return growDeviceBuffer(rt, &cs->workspace, &cs->workspaceBytes, bytes,
+                          size_t(2) << 20, "workspace", "backward workspace");
 }
 
 bool kernelTakes(const KernelDesc &k, const char *name) {

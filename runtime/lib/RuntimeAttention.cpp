@@ -344,27 +344,8 @@ struct PaddedCall {
   }
   /// Makes room for `bytes` of padded tensors and zeroes it.
   fa_status begin(size_t bytes) {
-    if (bytes > cs->padScratchBytes) {
-      const CudaDriver &d = *rt->drv;
-      if (cs->padScratch) {
-        cu::Result r = d.cuCtxSynchronize();
-        if (r != cu::SUCCESS)
-          return driverFail(rt, r, FA_ERR_LAUNCH,
-                            "cuCtxSynchronize (before growing the padding "
-                            "scratch)");
-        d.cuMemFree(cs->padScratch);
-        cs->padScratch = 0;
-        cs->padScratchBytes = 0;
-      }
-      cu::DevicePtr ptr = 0;
-      cu::Result r = d.cuMemAlloc(&ptr, bytes);
-      if (r != cu::SUCCESS)
-        return driverFail(rt, r, FA_ERR_LAUNCH,
-                          "cuMemAlloc of a " + std::to_string(bytes) +
-                              "-byte head-dim padding scratch");
-      cs->padScratch = ptr;
-      cs->padScratchBytes = bytes;
-    }
+    FA_TRY(growDeviceBuffer(rt, &cs->padScratch, &cs->padScratchBytes, bytes,
+                            1, "padding scratch", "head-dim padding scratch"));
     next = cs->padScratch;
     cu::Result r = rt->drv->cuMemsetD32Async(cs->padScratch, 0, bytes / 4,
                                              stream);

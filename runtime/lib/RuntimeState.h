@@ -109,7 +109,17 @@ bool hasSplitKernels(fa_runtime *rt, ContextState *cs, const Problem &p);
 /// Grid and parameters of a selected kernel (after all values are known).
 fa_status pack(fa_runtime *rt, const Problem &p, Prepared *pr);
 fa_status launch(fa_runtime *rt, Prepared &pr, cu::Stream stream);
-/// Grows the context's workspace to at least `bytes`.
+/// Grows a context-owned device buffer (*ptr, *size bytes) to at least
+/// `bytes`, rounded up to `granule`: synchronizes the context before freeing
+/// the old one (in-flight kernels may use it). Errors name the buffer:
+/// "cuCtxSynchronize (before growing the <growing>)", "cuMemAlloc of a
+/// N-byte <allocName>".
+fa_status growDeviceBuffer(fa_runtime *rt, cu::DevicePtr *ptr, size_t *size,
+                           size_t bytes, size_t granule,
+                           const std::string &growing,
+                           const std::string &allocName);
+/// The context's workspace (backward dQ accumulator, split-KV partials):
+/// grown to at least `bytes`, in 2 MiB steps.
 fa_status ensureWorkspace(fa_runtime *rt, ContextState *cs, size_t bytes);
 bool kernelTakes(const KernelDesc &k, const char *name);
 /// The live fa_runtime handles and the calls running on each.
