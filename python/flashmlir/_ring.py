@@ -247,8 +247,6 @@ def ring_attention(q, k, v, *, causal=False, scale=None, group=None,
     if q.shape[1] != k.shape[1] or q.shape[1] % parts:
         raise ValueError(f"{where}: q and k/v shards must have the same length, a multiple "
                          f"of {parts} ({layout_chunks}); got {q.shape[1]} and {k.shape[1]}")
-    if causal and layout_chunks == "contiguous":
-        pass  # correct, only unbalanced (the last rank does the most work)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
     if _RING is None:

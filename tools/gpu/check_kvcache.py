@@ -19,12 +19,12 @@ never write fails. Split counts 1..64 (num_splits) and the automatic one.
 
 usage: check_kvcache.py [--device cuda|cpu] [--quick] [--json OUT]
 """
-import argparse, json, math, sys
+import argparse, math
 
 import torch
 
 import flashmlir
-from gpu_common import relerr, visible
+from gpu_common import relerr, report, visible
 
 THRESH = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 
@@ -143,11 +143,7 @@ def main():
         for dt in (torch.bfloat16, torch.float16):
             for splits in ((0, 1, 2, 5, 64) if a.device == "cuda" else (0,)):
                 results.append(run_case(name, a.device, dt, splits=splits, seed=i, **kw))
-    bad = sum(not r["ok"] for r in results)
-    print(f"{len(results) - bad} passed, {bad} failed")
-    if a.json:
-        json.dump(results, open(a.json, "w"), indent=1)
-    sys.exit(1 if bad else 0)
+    report(results, a.json)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ usage: check_varlen.py [--quick] [--json OUT] [--device cpu]  (cpu: the
 script's own check, through the CPU kernels; no kernel / poison runs)   (PYTHONPATH=python,
 FLASHMLIR_BUNDLE=bundle as tools/gpu/h100.sh sets them)
 """
-import argparse, json, math, os, sys, time
+import argparse, math, os, time
 
 import torch
 
 import flashmlir
-from gpu_common import relerr, visible
+from gpu_common import relerr, report, visible
 
 THRESH = {torch.float16: (2e-3, 4e-3), torch.bfloat16: (1.6e-2, 3.2e-2)}
 
@@ -164,11 +164,7 @@ def main():
             for i, (name, kw) in enumerate(cases):
                 results.append(run_case(name, dt, seed=i, fallback=fallback, dev=a.device,
                                         **kw))
-    bad = sum(not r["ok"] for r in results)
-    print(f"{len(results) - bad} passed, {bad} failed")
-    if a.json:
-        json.dump(results, open(a.json, "w"), indent=1)
-    sys.exit(1 if bad else 0)
+    report(results, a.json)
 
 
 if __name__ == "__main__":

@@ -49,11 +49,17 @@ def main():
     dt = torch.bfloat16
     out = []
     print(f"{'B x Nk':>12} {'FlashMLIR':>10} {'FA2':>10} {'cuDNN':>10} {'x FA2':>6} {'x cuDNN':>7} {'GB/s':>7}")
-    for row in a.rows.split(","):
+    def inputs(row):
+        """B, Nk and bf16 q [B, nq, hq, dim], k / v [B, Nk, hkv, dim] of a
+        "BxNk" row."""
         B, Nk = (int(x) for x in row.split("x"))
         q = torch.randn(B, a.nq, a.hq, a.dim, device="cuda", dtype=dt)
         k = torch.randn(B, Nk, a.hkv, a.dim, device="cuda", dtype=dt)
         v = torch.randn(B, Nk, a.hkv, a.dim, device="cuda", dtype=dt)
+        return B, Nk, q, k, v
+
+    for row in a.rows.split(","):
+        B, Nk, q, k, v = inputs(row)
         # SDPA layout [B, H, N, D] (views: no copies in the timed calls).
         qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         r = dict(batch=B, nk=Nk, hq=a.hq, hkv=a.hkv, dim=a.dim, nq=a.nq)
@@ -89,10 +95,7 @@ def main():
     paged = []
     print(f"\n{'B x Nk':>12} {'contiguous':>10} {'paged 16':>10} {'paged 256':>10} {'16/cont':>8} {'256/cont':>8}")
     for row in a.paged_rows.split(","):
-        B, Nk = (int(x) for x in row.split("x"))
-        q = torch.randn(B, a.nq, a.hq, a.dim, device="cuda", dtype=dt)
-        kc = torch.randn(B, Nk, a.hkv, a.dim, device="cuda", dtype=dt)
-        vc = torch.randn(B, Nk, a.hkv, a.dim, device="cuda", dtype=dt)
+        B, Nk, q, kc, vc = inputs(row)
         lens = torch.full((B,), Nk, dtype=torch.int32, device="cuda")
         r = dict(batch=B, nk=Nk)
         r["contiguous_us"] = timed(lambda: flashmlir.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=lens))

@@ -1,8 +1,10 @@
 """Helpers the GPU check and benchmark scripts share (imported from beside
 them: tools/gpu/ is the script directory, so `import gpu_common` works when
 they run as `python3 tools/gpu/<script>.py`)."""
+import json
 import math
 import statistics
+import sys
 
 import torch
 
@@ -53,3 +55,13 @@ def timed(fn, reps=10, warmup=1):
         torch.cuda.synchronize()
         ts.append(a.elapsed_time(b))
     return statistics.median(ts)
+
+
+def report(results, json_path=None):
+    """The check scripts' ending: "N passed, M failed" over the result dicts
+    (key "ok"), the results to `json_path` when given, exit 1 on a failure."""
+    bad = sum(not r["ok"] for r in results)
+    print(f"{len(results) - bad} passed, {bad} failed")
+    if json_path:
+        json.dump(results, open(json_path, "w"), indent=1)
+    sys.exit(1 if bad else 0)

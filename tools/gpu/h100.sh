@@ -67,7 +67,7 @@
 #                              --target sm_75 (no cubins: ~27 MB); the correctness matrix
 #                              (float64 reference, poisoned outputs, FlashAttention's 2x rule;
 #                              kernels sm_75 cannot hold are MISSING), split-KV decode checks,
-#                              compute-sanitizer memcheck / racecheck / synccheck on a sample
+#                              and the sanitize sweep's sm_75 family (four tools)
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -413,19 +413,8 @@ turing() {
     done
   done
   echo "sm_75 decode: $n runs, $bad failed"; [ "$bad" = 0 ] || status=1
-  step "sm_75 compute-sanitizer sample (synchronous copies, one-buffer backward)"
-  for tool in memcheck racecheck synccheck; do
-    for args in "--dtype f16 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 130 --head-dim 128 --causal" \
-                "--dtype f16 --heads 2 --seqlen-q 65 --head-dim 40 --softcap 20 --window 16,4" \
-                "--dtype f16 --heads 2 --seqlen-q 70 --head-dim 192 --head-dim-v 128 --causal" \
-                "--dtype bf16 --heads 2 --seqlen-q 33 --head-dim 96"; do
-      local extra=""; [ $tool = racecheck ] && extra="--racecheck-report all"
-      timeout 120 compute-sanitizer --tool $tool $extra --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --batch 1 $args --backward --check \
-        > "$OUT/turing-san-$tool.log" 2>&1; rc=$?
-      echo "SANITIZE $tool sm_75 $args errors=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/turing-san-$tool.log" | grep -oE "[0-9]+ (errors?|hazards?)" | head -1) rc=$rc"
-      [ "$rc" = 0 ] || { status=1; grep -E "^=+ +(Invalid|Race|Barrier|Error)" "$OUT/turing-san-$tool.log" | head -3; }
-    done
-  done
+  # The sweep's sm_75 family (sanitize(): synchronous copies, one-buffer backward).
+  TURING_BUNDLE=$BUNDLE SAN_FILTER='^sm_75 ' sanitize
   unset FLASHMLIR_GPU_TARGET
 }
 varlen() {
