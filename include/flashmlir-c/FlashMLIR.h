@@ -122,6 +122,73 @@ MLIR_CAPI_EXPORTED int flashmlir_cpu_backward_varlen(
     const int32_t *cu_seqlens_k, int64_t batch, int64_t max_seqlen_q,
     int64_t max_seqlen_k, char *err, size_t errlen);
 
+/* The optional parts of a call: a variable-length batch (the arguments of
+ * flashmlir_cpu_forward_varlen) and score modifications (attn ops'
+ * alibi_slopes / sinks operands; host memory, f32, NULL = off). */
+typedef struct {
+  const int32_t *cu_seqlens_q, *cu_seqlens_k;
+  int64_t batch, max_seqlen_q, max_seqlen_k;
+} flashmlir_varlen;
+
+typedef struct {
+  /* ALiBi (FlashAttention-2's alibi_slopes): bias -slope |i + Nk - Nq - j|
+   * added to the scores; [heads], or [batch, heads] when
+   * alibi_per_sequence (batch: the sequences of a varlen call). */
+  const float *alibi_slopes;
+  int alibi_per_sequence;
+  /* Attention sinks: one logit per query head [heads] joining every row's
+   * softmax with a zero value row (counted in lse). */
+  const float *sinks;
+  /* Backward with sinks: receives d sinks [heads] (NULL: not wanted). */
+  float *grad_sinks;
+  /* The buffers a kernel's score_mod / mask_mod regions read as %cap0 ..
+   * %cap3 (memref<?xf32>: contiguous f32, capture_sizes[i] elements). */
+  const float *captures[4];
+  int64_t capture_sizes[4];
+  /* With a rotary kernel (flashmlir_cpu_extras.rotary_dim): the f32 tables
+   * [rotary_positions, rotary_dim / 2], row-major (FlashAttention-2's
+   * rotary_cos / rotary_sin); query i sits at position i + Nk - Nq, key j
+   * at j, both < rotary_positions. */
+  const float *rotary_cos, *rotary_sin;
+  int64_t rotary_positions;
+} flashmlir_score_mods;
+
+/* What flashmlir_cpu_compile_ex compiles in beyond the config. */
+typedef struct {
+  /* The bodies of the attn ops' score_mod and mask_mod regions as MLIR text
+   * (from `^bb0(...)` to `attn.yield`; NULL or "": none); they may read
+   * flashmlir_score_mods' captures as %cap0 .. %cap3 (memref<?xf32>). */
+  const char *score_mod, *mask_mod;
+  /* Fused rotary embedding of the first rotary_dim (even, <= head_dim; 0:
+   * off) dims of q and k: pairs (d, d + rotary_dim / 2), or (2m, 2m + 1)
+   * with rotary_interleaved. */
+  int64_t rotary_dim;
+  int rotary_interleaved;
+} flashmlir_cpu_extras;
+
+/* flashmlir_cpu_compile with user regions and / or fused rotary embeddings
+ * (extras may be NULL). Calls then go through flashmlir_cpu_forward_ex /
+ * _backward_ex. */
+MLIR_CAPI_EXPORTED int flashmlir_cpu_compile_ex(
+    const flashmlir_cpu_config *config, const flashmlir_cpu_extras *extras,
+    flashmlir_cpu_kernels **out, char *err, size_t errlen);
+
+/* flashmlir_cpu_forward / _backward (varlen == NULL) or their _varlen forms,
+ * with score modifications (mods == NULL: none). Each combination of
+ * modifications is its own kernel, compiled on first use. */
+MLIR_CAPI_EXPORTED int flashmlir_cpu_forward_ex(
+    flashmlir_cpu_kernels *kernels, const flashmlir_tensor *q,
+    const flashmlir_tensor *k, const flashmlir_tensor *v, flashmlir_tensor *o,
+    flashmlir_tensor *lse, const flashmlir_varlen *varlen,
+    const flashmlir_score_mods *mods, char *err, size_t errlen);
+MLIR_CAPI_EXPORTED int flashmlir_cpu_backward_ex(
+    flashmlir_cpu_kernels *kernels, const flashmlir_tensor *q,
+    const flashmlir_tensor *k, const flashmlir_tensor *v,
+    const flashmlir_tensor *o, const flashmlir_tensor *dout,
+    const flashmlir_tensor *lse, flashmlir_tensor *dq, flashmlir_tensor *dk,
+    flashmlir_tensor *dv, const flashmlir_varlen *varlen,
+    const flashmlir_score_mods *mods, char *err, size_t errlen);
+
 /* Peak bytes of workspace the CPU kernels allocated since the last reset. */
 MLIR_CAPI_EXPORTED int64_t flashmlir_cpu_peak_bytes(void);
 MLIR_CAPI_EXPORTED void flashmlir_cpu_reset_peak(void);

@@ -145,6 +145,13 @@ flashmlir::TensorArg arg(const flashmlir_tensor *t) {
 int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
                           flashmlir_cpu_kernels **out, char *err,
                           size_t errlen) {
+  return flashmlir_cpu_compile_ex(c, nullptr, out, err, errlen);
+}
+
+int flashmlir_cpu_compile_ex(const flashmlir_cpu_config *c,
+                             const flashmlir_cpu_extras *extras,
+                             flashmlir_cpu_kernels **out, char *err,
+                             size_t errlen) {
   if (!c || !out)
     return fail(err, errlen, "flashmlir_cpu_compile: null argument");
   *out = nullptr;
@@ -194,6 +201,12 @@ int flashmlir_cpu_compile(const flashmlir_cpu_config *c,
     k.blockM = c->block_m;
   if (c->block_n > 0)
     k.blockN = c->block_n;
+  if (extras) {
+    k.scoreMod = extras->score_mod ? extras->score_mod : "";
+    k.maskMod = extras->mask_mod ? extras->mask_mod : "";
+    k.rotaryDim = extras->rotary_dim;
+    k.rotaryInterleaved = extras->rotary_interleaved != 0;
+  }
   std::string msg;
   std::unique_ptr<flashmlir::CpuKernels> impl =
       flashmlir::CpuKernels::compile(k, msg);
@@ -261,6 +274,78 @@ static flashmlir::VarlenArgs varlenArgs(const int32_t *cuQ, const int32_t *cuK,
   a.maxSeqlenQ = maxQ;
   a.maxSeqlenK = maxK;
   return a;
+}
+
+static flashmlir::ScoreModArgs scoreMods(const flashmlir_score_mods *m) {
+  flashmlir::ScoreModArgs a;
+  if (!m)
+    return a;
+  a.alibiSlopes = m->alibi_slopes;
+  a.alibiPerSequence = m->alibi_per_sequence != 0;
+  a.sinks = m->sinks;
+  a.gradSinks = m->grad_sinks;
+  for (int i = 0; i < flashmlir::kMaxCaptures; ++i) {
+    a.captures[i] = m->captures[i];
+    a.captureSizes[i] = m->capture_sizes[i];
+  }
+  a.rotaryCos = m->rotary_cos;
+  a.rotarySin = m->rotary_sin;
+  a.rotaryPositions = m->rotary_positions;
+  return a;
+}
+
+int flashmlir_cpu_forward_ex(flashmlir_cpu_kernels *kernels,
+                             const flashmlir_tensor *q,
+                             const flashmlir_tensor *k,
+                             const flashmlir_tensor *v, flashmlir_tensor *o,
+                             flashmlir_tensor *lse,
+                             const flashmlir_varlen *varlen,
+                             const flashmlir_score_mods *mods, char *err,
+                             size_t errlen) {
+  if (!kernels || !q || !k || !v || !o || !lse ||
+      (varlen && (!varlen->cu_seqlens_q || !varlen->cu_seqlens_k)))
+    return fail(err, errlen, "flashmlir_cpu_forward_ex: null argument");
+  flashmlir::HandleCall call(registry(), kernels);
+  if (!call.ok())
+    return fail(err, errlen, std::string("flashmlir_cpu_forward_ex") + kDeadHandle);
+  std::string msg;
+  bool ok = varlen ? kernels->impl->varlenForward(
+                         arg(q), arg(k), arg(v), arg(o), arg(lse),
+                         varlenArgs(varlen->cu_seqlens_q, varlen->cu_seqlens_k,
+                                    varlen->batch, varlen->max_seqlen_q,
+                                    varlen->max_seqlen_k),
+                         scoreMods(mods), msg)
+                   : kernels->impl->forward(arg(q), arg(k), arg(v), arg(o),
+                                            arg(lse), scoreMods(mods), msg);
+  return ok ? 0 : fail(err, errlen, msg);
+}
+
+int flashmlir_cpu_backward_ex(
+    flashmlir_cpu_kernels *kernels, const flashmlir_tensor *q,
+    const flashmlir_tensor *k, const flashmlir_tensor *v,
+    const flashmlir_tensor *o, const flashmlir_tensor *dout,
+    const flashmlir_tensor *lse, flashmlir_tensor *dq, flashmlir_tensor *dk,
+    flashmlir_tensor *dv, const flashmlir_varlen *varlen,
+    const flashmlir_score_mods *mods, char *err, size_t errlen) {
+  if (!kernels || !q || !k || !v || !o || !dout || !lse || !dq || !dk || !dv ||
+      (varlen && (!varlen->cu_seqlens_q || !varlen->cu_seqlens_k)))
+    return fail(err, errlen, "flashmlir_cpu_backward_ex: null argument");
+  flashmlir::HandleCall call(registry(), kernels);
+  if (!call.ok())
+    return fail(err, errlen, std::string("flashmlir_cpu_backward_ex") + kDeadHandle);
+  std::string msg;
+  bool ok =
+      varlen ? kernels->impl->varlenBackward(
+                   arg(q), arg(k), arg(v), arg(o), arg(dout), arg(lse), arg(dq),
+                   arg(dk), arg(dv),
+                   varlenArgs(varlen->cu_seqlens_q, varlen->cu_seqlens_k,
+                              varlen->batch, varlen->max_seqlen_q,
+                              varlen->max_seqlen_k),
+                   scoreMods(mods), msg)
+             : kernels->impl->backward(arg(q), arg(k), arg(v), arg(o),
+                                       arg(dout), arg(lse), arg(dq), arg(dk),
+                                       arg(dv), scoreMods(mods), msg);
+  return ok ? 0 : fail(err, errlen, msg);
 }
 
 int flashmlir_cpu_forward_varlen(flashmlir_cpu_kernels *kernels,

@@ -60,6 +60,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 using namespace flashmlir;
 
@@ -206,6 +207,30 @@ llvm::orc::SymbolMap runtimeSymbols(llvm::orc::MangleAndInterner interner) {
 // Kernel module text
 //===----------------------------------------------------------------------===//
 
+/// Which kernel of a configuration: forward or backward, dense or packed
+/// (varlen), and with the score modifications' parameters (`mods`) which of
+/// them the op uses.
+struct KernelKind {
+  bool backward = false, varlen = false, mods = false, alibi = false,
+       sinks = false;
+  /// A small index over all kinds (for the lazily compiled slots).
+  int index() const {
+    return int(backward) | int(varlen) << 1 | int(alibi) << 2 |
+           int(sinks) << 3 | int(mods) << 4;
+  }
+};
+constexpr int kNumKernelKinds = 32;
+
+std::string kernelName(const KernelKind &kind) {
+  std::string n = kind.backward ? "attn_bwd" : "attn_fwd";
+  if (kind.varlen)
+    n += "_varlen";
+  if (kind.mods)
+    n += std::string("_mods") + (kind.alibi ? "_alibi" : "") +
+         (kind.sinks ? "_sinks" : "");
+  return n;
+}
+
 const char *elemTypeName(rt::DType dt) {
   switch (dt) {
   case rt::DType::F32:
@@ -251,39 +276,13 @@ std::string opAttributes(const KernelConfig &cfg) {
     a += ", softcap = " + floatLiteral(cfg.softcap) + " : f64";
   a += ", block_sizes = array<i64: " + std::to_string(cfg.blockM) + ", " +
        std::to_string(cfg.blockN) + ">}";
+  if (cfg.rotaryInterleaved && cfg.rotaryDim > 0)
+    a.insert(a.size() - 1, ", rotary_interleaved");
+  if (!cfg.scoreMod.empty())
+    a += " score_mod {\n" + cfg.scoreMod + "\n    }";
+  if (!cfg.maskMod.empty())
+    a += " mask_mod {\n" + cfg.maskMod + "\n    }";
   return a;
-}
-
-std::string forwardModule(const KernelConfig &cfg) {
-  const char *et = elemTypeName(cfg.dtype);
-  const std::string qk = memrefType(cfg.D, et), vo = memrefType(cfg.Dv, et);
-  std::string s;
-  s += "module {\n";
-  s += "  func.func @attn_fwd(%q: " + qk + ", %k: " + qk + ", %v: " + vo +
-       ", %o: " + vo + ", %lse: " + kLseType +
-       ") attributes {llvm.emit_c_interface} {\n";
-  s += "    attn.attention ins(%q, %k, %v : " + qk + ", " + qk + ", " + vo +
-       ") outs(%o : " + vo + ") lse(%lse : " + kLseType + ") " +
-       opAttributes(cfg) + "\n";
-  s += "    return\n  }\n}\n";
-  return s;
-}
-
-std::string backwardModule(const KernelConfig &cfg) {
-  const char *et = elemTypeName(cfg.dtype);
-  const std::string qk = memrefType(cfg.D, et), vo = memrefType(cfg.Dv, et);
-  std::string s;
-  s += "module {\n";
-  s += "  func.func @attn_bwd(%q: " + qk + ", %k: " + qk + ", %v: " + vo +
-       ", %o: " + vo + ", %do: " + vo + ", %lse: " + kLseType + ", %dq: " + qk +
-       ", %dk: " + qk + ", %dv: " + vo +
-       ") attributes {llvm.emit_c_interface} {\n";
-  s += "    attn.attention_backward ins(%q, %k, %v, %o, %do, %lse : " + qk +
-       ", " + qk + ", " + vo + ", " + vo + ", " + vo + ", " + kLseType +
-       ") outs(%dq, %dk, %dv : " + qk + ", " + qk + ", " + vo + ") " +
-       opAttributes(cfg) + "\n";
-  s += "    return\n  }\n}\n";
-  return s;
 }
 
 /// The variable-length kernels: packed [T, H, D] operands (rank 3), lse
@@ -294,44 +293,70 @@ std::string packedType(int64_t headDim, const char *elem) {
 }
 const char *kPackedLseType = "memref<?x?xf32, strided<[?, 1], offset: ?>>";
 const char *kCuType = "memref<?xi32, strided<[?], offset: ?>>";
+/// The score modifications' parameters: ALiBi slopes [batch, Hq] (batch
+/// stride 0 for one slope per head), sinks and grad_sinks [Hq].
+const char *kSlopesType = "memref<?x?xf32, strided<[?, 1]>>";
+const char *kSinksType = "memref<?xf32>";
 
-std::string varlenOperands() {
-  return std::string(" varlen(%cuq, %cuk, %mq, %mk : ") + kCuType + ", " +
-         kCuType + ")";
-}
-std::string varlenParams() {
-  return std::string(", %cuq: ") + kCuType + ", %cuk: " + kCuType +
-         ", %mq: index, %mk: index";
-}
-
-std::string forwardVarlenModule(const KernelConfig &cfg) {
+/// The text of one kernel module: function `kernelName(kind)` on memrefs
+/// holding one attn op of `cfg`. A kernel with `kind.mods` also takes the
+/// score modifications' parameters: slopes, sinks, grad_sinks and the
+/// regions' captured buffers (used where `kind.alibi` / `kind.sinks` / the
+/// regions say, ignored otherwise: one calling convention for the
+/// variants).
+std::string kernelModule(const KernelConfig &cfg, const KernelKind &kind) {
   const char *et = elemTypeName(cfg.dtype);
-  const std::string qk = packedType(cfg.D, et), vo = packedType(cfg.Dv, et);
-  std::string s;
-  s += "module {\n";
-  s += "  func.func @attn_fwd_varlen(%q: " + qk + ", %k: " + qk + ", %v: " +
-       vo + ", %o: " + vo + ", %lse: " + kPackedLseType + varlenParams() +
+  const std::string qk = kind.varlen ? packedType(cfg.D, et)
+                                     : memrefType(cfg.D, et),
+                    vo = kind.varlen ? packedType(cfg.Dv, et)
+                                     : memrefType(cfg.Dv, et);
+  const std::string lt = kind.varlen ? kPackedLseType : kLseType;
+  std::string params, ins, insTypes, varlen, mods, outs;
+  if (kind.backward) {
+    params = "%q: " + qk + ", %k: " + qk + ", %v: " + vo + ", %o: " + vo +
+             ", %do: " + vo + ", %lse: " + lt + ", %dq: " + qk + ", %dk: " +
+             qk + ", %dv: " + vo;
+    ins = "%q, %k, %v, %o, %do, %lse";
+    insTypes = qk + ", " + qk + ", " + vo + ", " + vo + ", " + vo + ", " + lt;
+    outs = " outs(%dq, %dk, %dv : " + qk + ", " + qk + ", " + vo + ")";
+    if (kind.sinks)
+      outs += std::string(" grad_sinks(%gs : ") + kSinksType + ")";
+  } else {
+    params = "%q: " + qk + ", %k: " + qk + ", %v: " + vo + ", %o: " + vo +
+             ", %lse: " + lt;
+    ins = "%q, %k, %v";
+    insTypes = qk + ", " + qk + ", " + vo;
+    outs = " outs(%o : " + vo + ") lse(%lse : " + lt + ")";
+  }
+  if (kind.varlen) {
+    params += std::string(", %cuq: ") + kCuType + ", %cuk: " + kCuType +
+              ", %mq: index, %mk: index";
+    varlen = std::string(" varlen(%cuq, %cuk, %mq, %mk : ") + kCuType + ", " +
+             kCuType + ")";
+  }
+  if (kind.mods) {
+    params += std::string(", %al: ") + kSlopesType + ", %sk: " + kSinksType +
+              ", %gs: " + kSinksType;
+    for (int i = 0; i < kMaxCaptures; ++i)
+      params += ", %cap" + std::to_string(i) + ": " + kSinksType;
+    const std::string tableType =
+        "memref<?x" + std::to_string(std::max<int64_t>(cfg.rotaryDim / 2, 1)) +
+        "xf32>";
+    params += ", %rc: " + tableType + ", %rs: " + tableType;
+    if (kind.alibi)
+      mods += std::string(" alibi_slopes(%al : ") + kSlopesType + ")";
+    if (kind.sinks)
+      mods += std::string(" sinks(%sk : ") + kSinksType + ")";
+    if (cfg.rotaryDim > 0)
+      mods += " rotary(%rc, %rs : " + tableType + ", " + tableType + ")";
+  }
+  std::string s = "module {\n";
+  s += "  func.func @" + kernelName(kind) + "(" + params +
        ") attributes {llvm.emit_c_interface} {\n";
-  s += "    attn.attention ins(%q, %k, %v : " + qk + ", " + qk + ", " + vo +
-       ")" + varlenOperands() + " outs(%o : " + vo + ") lse(%lse : " +
-       kPackedLseType + ") " + opAttributes(cfg) + "\n";
-  s += "    return\n  }\n}\n";
-  return s;
-}
-
-std::string backwardVarlenModule(const KernelConfig &cfg) {
-  const char *et = elemTypeName(cfg.dtype);
-  const std::string qk = packedType(cfg.D, et), vo = packedType(cfg.Dv, et);
-  std::string s;
-  s += "module {\n";
-  s += "  func.func @attn_bwd_varlen(%q: " + qk + ", %k: " + qk + ", %v: " +
-       vo + ", %o: " + vo + ", %do: " + vo + ", %lse: " + kPackedLseType +
-       ", %dq: " + qk + ", %dk: " + qk + ", %dv: " + vo + varlenParams() +
-       ") attributes {llvm.emit_c_interface} {\n";
-  s += "    attn.attention_backward ins(%q, %k, %v, %o, %do, %lse : " + qk +
-       ", " + qk + ", " + vo + ", " + vo + ", " + vo + ", " + kPackedLseType +
-       ")" + varlenOperands() + " outs(%dq, %dk, %dv : " + qk + ", " + qk +
-       ", " + vo + ") " + opAttributes(cfg) + "\n";
+  s += std::string("    attn.") +
+       (kind.backward ? "attention_backward" : "attention") + " ins(" + ins +
+       " : " + insTypes + ")" + varlen + mods + outs + " " +
+       opAttributes(cfg) + "\n";
   s += "    return\n  }\n}\n";
   return s;
 }
@@ -579,6 +604,22 @@ using ForwardVarlenFn = void (*)(D3 *, D3 *, D3 *, D3 *, D2 *, D1 *, D1 *,
                                  int64_t, int64_t);
 using BackwardVarlenFn = void (*)(D3 *, D3 *, D3 *, D3 *, D3 *, D2 *, D3 *,
                                   D3 *, D3 *, D1 *, D1 *, int64_t, int64_t);
+// The kernels with the score modifications' parameters (slopes, sinks,
+// grad_sinks) after the others.
+// (the regions' four captured buffers and the rotary tables) after the
+// others.
+using ForwardModsFn = void (*)(D4 *, D4 *, D4 *, D4 *, D3 *, D2 *, D1 *,
+                               D1 *, D1 *, D1 *, D1 *, D1 *, D2 *, D2 *);
+using BackwardModsFn = void (*)(D4 *, D4 *, D4 *, D4 *, D4 *, D3 *, D4 *,
+                                D4 *, D4 *, D2 *, D1 *, D1 *, D1 *, D1 *, D1 *,
+                                D1 *, D2 *, D2 *);
+using ForwardVarlenModsFn = void (*)(D3 *, D3 *, D3 *, D3 *, D2 *, D1 *, D1 *,
+                                     int64_t, int64_t, D2 *, D1 *, D1 *, D1 *,
+                                     D1 *, D1 *, D1 *, D2 *, D2 *);
+using BackwardVarlenModsFn = void (*)(D3 *, D3 *, D3 *, D3 *, D3 *, D2 *,
+                                      D3 *, D3 *, D3 *, D1 *, D1 *, int64_t,
+                                      int64_t, D2 *, D1 *, D1 *, D1 *, D1 *,
+                                      D1 *, D1 *, D2 *, D2 *);
 
 D1 offsetsDescriptor(const int32_t *cu, int64_t n) {
   D1 d;
@@ -832,32 +873,114 @@ bool checkVarlenShapes(const KernelConfig &cfg, const TensorArg &q,
 
 struct CpuKernels::Impl {
   KernelConfig cfg;
-  std::string fwdSource, bwdSource, allSource;
-  std::shared_ptr<CompiledKernel> fwdKernel, bwdKernel;
-  ForwardFn fwd = nullptr;
-  BackwardFn bwd = nullptr;
-  std::mutex bwdMutex;
-  std::string bwdError; // sticky: a failed compilation is not retried
-  // The variable-length kernels, compiled on first use (same rules).
-  std::shared_ptr<CompiledKernel> fwdVarlenKernel, bwdVarlenKernel;
-  std::string fwdVarlenError, bwdVarlenError;
+  std::string allSource;
+  /// The captured buffers the regions read (`%cap<i>` in their text).
+  bool capturesUsed[kMaxCaptures] = {false, false, false, false};
 
-  /// The entry of `kernel` (source built by `module`), compiled on first use.
-  void *lazy(std::shared_ptr<CompiledKernel> &kernel, std::string &stickyErr,
-             std::string (*module)(const KernelConfig &), const char *func,
-             std::string &err) {
-    std::lock_guard<std::mutex> lock(bwdMutex);
-    if (kernel)
-      return kernel->entry;
-    if (stickyErr.empty()) {
-      kernel = compileCached(cfg, module(cfg), func, stickyErr);
-      if (kernel)
-        return kernel->entry;
+  /// Every buffer the regions read must be given, and the rotary tables
+  /// with a rotary config.
+  bool checkCaptures(const ScoreModArgs &m, std::string &err) const {
+    if (cfg.rotaryDim > 0 &&
+        (!m.rotaryCos || !m.rotarySin || m.rotaryPositions < 1)) {
+      err = "the kernel applies rotary embeddings (rotary_dim " +
+            std::to_string(cfg.rotaryDim) +
+            "), but the call gives no cos / sin tables";
+      return false;
     }
-    err = stickyErr;
+    for (int i = 0; i < kMaxCaptures; ++i)
+      if (capturesUsed[i] && (!m.captures[i] || m.captureSizes[i] < 1)) {
+        err = "the kernel's score_mod / mask_mod reads the captured buffer %cap" +
+              std::to_string(i) + ", but the call gives none";
+        return false;
+      }
+    return true;
+  }
+  /// One lazily compiled kernel per KernelKind; a failed compilation is
+  /// sticky (not retried).
+  struct Slot {
+    std::shared_ptr<CompiledKernel> kernel;
+    std::string error;
+  };
+  std::mutex mu;
+  Slot slots[kNumKernelKinds];
+
+  /// The entry of the kernel of `kind`, compiled on first use.
+  void *entry(const KernelKind &kind, std::string &err) {
+    std::lock_guard<std::mutex> lock(mu);
+    Slot &slot = slots[kind.index()];
+    if (slot.kernel)
+      return slot.kernel->entry;
+    if (slot.error.empty()) {
+      std::string name = kernelName(kind);
+      slot.kernel =
+          compileCached(cfg, kernelModule(cfg, kind), name.c_str(), slot.error);
+      if (slot.kernel)
+        return slot.kernel->entry;
+    }
+    err = slot.error;
     return nullptr;
   }
 };
+
+namespace {
+/// The score modifications of a call as kernel arguments: which kernel
+/// variant, and the descriptors of the slopes ([batch, Hq], batch stride 0
+/// for per-head slopes), sinks and grad_sinks ([Hq]; a scratch buffer when
+/// the caller does not want grad_sinks). Unused ones are empty descriptors.
+struct ModArgs {
+  D2 slopes{};
+  D1 sinks{}, gradSinks{};
+  D1 caps[kMaxCaptures]{};
+  D2 rotCos{}, rotSin{};
+  std::vector<float> scratch;
+
+  ModArgs(const ScoreModArgs &m, int64_t batch, int64_t heads,
+          int64_t rotaryHalf) {
+    slopes.allocated = slopes.aligned = const_cast<float *>(m.alibiSlopes);
+    slopes.sizes[0] = batch;
+    slopes.sizes[1] = heads;
+    slopes.strides[0] = m.alibiPerSequence ? heads : 0;
+    slopes.strides[1] = 1;
+    sinks.allocated = sinks.aligned = const_cast<float *>(m.sinks);
+    sinks.sizes[0] = heads;
+    sinks.strides[0] = 1;
+    float *gs = m.gradSinks;
+    if (m.sinks && !gs) {
+      scratch.assign(size_t(heads), 0.0f);
+      gs = scratch.data();
+    }
+    gradSinks.allocated = gradSinks.aligned = gs;
+    gradSinks.sizes[0] = heads;
+    gradSinks.strides[0] = 1;
+    for (int i = 0; i < kMaxCaptures; ++i) {
+      caps[i].allocated = caps[i].aligned = const_cast<float *>(m.captures[i]);
+      caps[i].sizes[0] = m.captureSizes[i];
+      caps[i].strides[0] = 1;
+    }
+    for (auto [d, table] : {std::pair<D2 *, const float *>{&rotCos, m.rotaryCos},
+                            {&rotSin, m.rotarySin}}) {
+      d->allocated = d->aligned = const_cast<float *>(table);
+      d->sizes[0] = m.rotaryPositions;
+      d->sizes[1] = std::max<int64_t>(rotaryHalf, 1);
+      d->strides[0] = std::max<int64_t>(rotaryHalf, 1);
+      d->strides[1] = 1;
+    }
+  }
+};
+
+/// The kernel of a call: config `cfg` with regions always takes the
+/// modifications' parameters (its captures).
+KernelKind kindOf(const KernelConfig &cfg, bool backward, bool varlen,
+                  const ScoreModArgs &m) {
+  KernelKind k;
+  k.backward = backward;
+  k.varlen = varlen;
+  k.alibi = m.alibiSlopes != nullptr;
+  k.sinks = m.sinks != nullptr;
+  k.mods = k.alibi || k.sinks || cfg.hasRegions();
+  return k;
+}
+} // namespace
 
 CpuKernels::CpuKernels(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
 CpuKernels::~CpuKernels() = default;
@@ -882,6 +1005,12 @@ std::unique_ptr<CpuKernels> CpuKernels::compile(const KernelConfig &cfg,
       err = msg;
       return nullptr;
     }
+  if (cfg.rotaryDim < 0 || cfg.rotaryDim % 2 != 0 || cfg.rotaryDim > cfg.D) {
+    err = "rotary_dim = " + std::to_string(cfg.rotaryDim) +
+          " must be even and in [0, head dim D = " + std::to_string(cfg.D) +
+          "]";
+    return nullptr;
+  }
   if (!cfg.unfused)
     if (std::string msg = limits::checkTileVectors(
             cfg.blockM, cfg.blockN, cfg.D, cfg.Dv, hostVectorWidth());
@@ -892,50 +1021,68 @@ std::unique_ptr<CpuKernels> CpuKernels::compile(const KernelConfig &cfg,
 
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
-  impl->fwdSource = forwardModule(cfg);
-  impl->bwdSource = backwardModule(cfg);
-  impl->allSource = impl->fwdSource + impl->bwdSource;
-  impl->fwdKernel = compileCached(cfg, impl->fwdSource, "attn_fwd", err);
-  if (!impl->fwdKernel)
+  for (int i = 0; i < kMaxCaptures; ++i) {
+    std::string name = "%cap" + std::to_string(i) + "[";
+    impl->capturesUsed[i] = cfg.scoreMod.find(name) != std::string::npos ||
+                            cfg.maskMod.find(name) != std::string::npos;
+  }
+  KernelKind fwd = kindOf(cfg, false, false, ScoreModArgs()),
+             bwd = kindOf(cfg, true, false, ScoreModArgs());
+  impl->allSource = kernelModule(cfg, fwd) + kernelModule(cfg, bwd);
+  if (!impl->entry(fwd, err))
     return nullptr;
-  impl->fwd = reinterpret_cast<ForwardFn>(impl->fwdKernel->entry);
   return std::unique_ptr<CpuKernels>(new CpuKernels(std::move(impl)));
 }
 
 bool CpuKernels::forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                          TensorArg lse, std::string &err) {
+  return forward(q, k, v, o, lse, ScoreModArgs(), err);
+}
+
+bool CpuKernels::forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                         TensorArg lse, const ScoreModArgs &mods,
+                         std::string &err) {
   if (!checkShapes(impl->cfg, q, k, v, o, lse, "o", err) ||
       !checkWorkspace(impl->cfg, q, k, err)) {
     err = "forward: " + err;
     return false;
   }
+  if (!impl->checkCaptures(mods, err))
+    return false;
+  KernelKind kind = kindOf(impl->cfg, false, false, mods);
+  void *fn = impl->entry(kind, err);
+  if (!fn)
+    return false;
   D4 dq = descriptorOf<4>(q), dk = descriptorOf<4>(k), dv = descriptorOf<4>(v),
      dout = descriptorOf<4>(o);
   D3 dl = descriptorOf<3>(lse);
   const uint64_t failures = gAllocFailures.load();
-  impl->fwd(&dq, &dk, &dv, &dout, &dl);
+  if (kind.mods) {
+    ModArgs m(mods, q.sizes[0], q.sizes[1], impl->cfg.rotaryDim / 2);
+    reinterpret_cast<ForwardModsFn>(fn)(&dq, &dk, &dv, &dout, &dl, &m.slopes,
+                                        &m.sinks, &m.gradSinks, &m.caps[0],
+                                        &m.caps[1], &m.caps[2], &m.caps[3], &m.rotCos, &m.rotSin);
+  } else {
+    reinterpret_cast<ForwardFn>(fn)(&dq, &dk, &dv, &dout, &dl);
+  }
   return checkNoAllocFailure(failures, "forward", err);
 }
 
 bool CpuKernels::compileBackward(std::string &err) {
-  std::lock_guard<std::mutex> lock(impl->bwdMutex);
-  if (impl->bwd)
-    return true;
-  if (impl->bwdError.empty()) {
-    impl->bwdKernel = compileCached(impl->cfg, impl->bwdSource, "attn_bwd",
-                                    impl->bwdError);
-    if (impl->bwdKernel) {
-      impl->bwd = reinterpret_cast<BackwardFn>(impl->bwdKernel->entry);
-      return true;
-    }
-  }
-  err = impl->bwdError;
-  return false;
+  return impl->entry(kindOf(impl->cfg, true, false, ScoreModArgs()), err) !=
+         nullptr;
 }
 
 bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                           TensorArg dO, TensorArg lse, TensorArg dq,
                           TensorArg dk, TensorArg dv, std::string &err) {
+  return backward(q, k, v, o, dO, lse, dq, dk, dv, ScoreModArgs(), err);
+}
+
+bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                          TensorArg dO, TensorArg lse, TensorArg dq,
+                          TensorArg dk, TensorArg dv, const ScoreModArgs &mods,
+                          std::string &err) {
   if (!checkShapes(impl->cfg, q, k, v, o, lse, "o", err) ||
       !checkSameShape(dO, "dO", o, "o", err) ||
       !checkSameShape(dq, "dq", q, "q", err) ||
@@ -945,7 +1092,11 @@ bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
     err = "backward: " + err;
     return false;
   }
-  if (!compileBackward(err))
+  if (!impl->checkCaptures(mods, err))
+    return false;
+  KernelKind kind = kindOf(impl->cfg, true, false, mods);
+  void *fn = impl->entry(kind, err);
+  if (!fn)
     return false;
   D4 mq = descriptorOf<4>(q), mk = descriptorOf<4>(k), mv = descriptorOf<4>(v),
      mo = descriptorOf<4>(o), mdo = descriptorOf<4>(dO),
@@ -953,20 +1104,36 @@ bool CpuKernels::backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
      mdv = descriptorOf<4>(dv);
   D3 ml = descriptorOf<3>(lse);
   const uint64_t failures = gAllocFailures.load();
-  impl->bwd(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv);
+  if (kind.mods) {
+    ModArgs m(mods, q.sizes[0], q.sizes[1], impl->cfg.rotaryDim / 2);
+    reinterpret_cast<BackwardModsFn>(fn)(
+        &mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv, &m.slopes, &m.sinks,
+        &m.gradSinks, &m.caps[0], &m.caps[1], &m.caps[2], &m.caps[3], &m.rotCos, &m.rotSin);
+  } else {
+    reinterpret_cast<BackwardFn>(fn)(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk,
+                                     &mdv);
+  }
   return checkNoAllocFailure(failures, "backward", err);
 }
 
 bool CpuKernels::varlenForward(TensorArg q, TensorArg k, TensorArg v,
                                TensorArg o, TensorArg lse,
                                const VarlenArgs &seqs, std::string &err) {
+  return varlenForward(q, k, v, o, lse, seqs, ScoreModArgs(), err);
+}
+
+bool CpuKernels::varlenForward(TensorArg q, TensorArg k, TensorArg v,
+                               TensorArg o, TensorArg lse,
+                               const VarlenArgs &seqs,
+                               const ScoreModArgs &mods, std::string &err) {
   if (!checkVarlenShapes(impl->cfg, q, k, v, o, lse, seqs, err)) {
     err = "varlen forward: " + err;
     return false;
   }
-  auto fn = reinterpret_cast<ForwardVarlenFn>(
-      impl->lazy(impl->fwdVarlenKernel, impl->fwdVarlenError,
-                 forwardVarlenModule, "attn_fwd_varlen", err));
+  if (!impl->checkCaptures(mods, err))
+    return false;
+  KernelKind kind = kindOf(impl->cfg, false, true, mods);
+  void *fn = impl->entry(kind, err);
   if (!fn)
     return false;
   D3 mq = descriptorOf<3>(q), mk = descriptorOf<3>(k), mv = descriptorOf<3>(v),
@@ -974,7 +1141,16 @@ bool CpuKernels::varlenForward(TensorArg q, TensorArg k, TensorArg v,
   D2 ml = descriptorOf<2>(lse);
   D1 cq = offsetsDescriptor(seqs.cuSeqlensQ, seqs.batch + 1),
      ck = offsetsDescriptor(seqs.cuSeqlensK, seqs.batch + 1);
-  fn(&mq, &mk, &mv, &mo, &ml, &cq, &ck, seqs.maxSeqlenQ, seqs.maxSeqlenK);
+  if (kind.mods) {
+    ModArgs m(mods, seqs.batch, q.sizes[1], impl->cfg.rotaryDim / 2);
+    reinterpret_cast<ForwardVarlenModsFn>(fn)(
+        &mq, &mk, &mv, &mo, &ml, &cq, &ck, seqs.maxSeqlenQ, seqs.maxSeqlenK,
+        &m.slopes, &m.sinks, &m.gradSinks, &m.caps[0], &m.caps[1], &m.caps[2],
+        &m.caps[3], &m.rotCos, &m.rotSin);
+  } else {
+    reinterpret_cast<ForwardVarlenFn>(fn)(&mq, &mk, &mv, &mo, &ml, &cq, &ck,
+                                          seqs.maxSeqlenQ, seqs.maxSeqlenK);
+  }
   return true;
 }
 
@@ -982,6 +1158,15 @@ bool CpuKernels::varlenBackward(TensorArg q, TensorArg k, TensorArg v,
                                 TensorArg o, TensorArg dO, TensorArg lse,
                                 TensorArg dq, TensorArg dk, TensorArg dv,
                                 const VarlenArgs &seqs, std::string &err) {
+  return varlenBackward(q, k, v, o, dO, lse, dq, dk, dv, seqs, ScoreModArgs(),
+                        err);
+}
+
+bool CpuKernels::varlenBackward(TensorArg q, TensorArg k, TensorArg v,
+                                TensorArg o, TensorArg dO, TensorArg lse,
+                                TensorArg dq, TensorArg dk, TensorArg dv,
+                                const VarlenArgs &seqs,
+                                const ScoreModArgs &mods, std::string &err) {
   if (!checkVarlenShapes(impl->cfg, q, k, v, o, lse, seqs, err) ||
       !checkSameShape(dO, "dO", o, "o", err) ||
       !checkSameShape(dq, "dq", q, "q", err) ||
@@ -990,9 +1175,10 @@ bool CpuKernels::varlenBackward(TensorArg q, TensorArg k, TensorArg v,
     err = "varlen backward: " + err;
     return false;
   }
-  auto fn = reinterpret_cast<BackwardVarlenFn>(
-      impl->lazy(impl->bwdVarlenKernel, impl->bwdVarlenError,
-                 backwardVarlenModule, "attn_bwd_varlen", err));
+  if (!impl->checkCaptures(mods, err))
+    return false;
+  KernelKind kind = kindOf(impl->cfg, true, true, mods);
+  void *fn = impl->entry(kind, err);
   if (!fn)
     return false;
   D3 mq = descriptorOf<3>(q), mk = descriptorOf<3>(k), mv = descriptorOf<3>(v),
@@ -1002,8 +1188,17 @@ bool CpuKernels::varlenBackward(TensorArg q, TensorArg k, TensorArg v,
   D2 ml = descriptorOf<2>(lse);
   D1 cq = offsetsDescriptor(seqs.cuSeqlensQ, seqs.batch + 1),
      ck = offsetsDescriptor(seqs.cuSeqlensK, seqs.batch + 1);
-  fn(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv, &cq, &ck,
-     seqs.maxSeqlenQ, seqs.maxSeqlenK);
+  if (kind.mods) {
+    ModArgs m(mods, seqs.batch, q.sizes[1], impl->cfg.rotaryDim / 2);
+    reinterpret_cast<BackwardVarlenModsFn>(fn)(
+        &mq, &mk, &mv, &mo, &mdo, &ml, &mdq, &mdk, &mdv, &cq, &ck,
+        seqs.maxSeqlenQ, seqs.maxSeqlenK, &m.slopes, &m.sinks, &m.gradSinks,
+        &m.caps[0], &m.caps[1], &m.caps[2], &m.caps[3], &m.rotCos, &m.rotSin);
+  } else {
+    reinterpret_cast<BackwardVarlenFn>(fn)(&mq, &mk, &mv, &mo, &mdo, &ml, &mdq,
+                                           &mdk, &mdv, &cq, &ck,
+                                           seqs.maxSeqlenQ, seqs.maxSeqlenK);
+  }
   return true;
 }
 

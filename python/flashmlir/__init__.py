@@ -26,13 +26,14 @@ from ._flash_attn import (flash_attn_func, flash_attn_kvpacked_func, flash_attn_
                           flash_attn_varlen_func, flash_attn_varlen_kvpacked_func,
                           flash_attn_varlen_qkvpacked_func)
 from ._kvcache import flash_attn_with_kvcache
+from ._regions import capture
 from ._ring import ring_attention, shard_sequence, unshard_sequence
 from ._transformers import register_transformers
 from . import _options
 from ._options import check_options, check_shapes, dtype_name, parse_dtype
 from ._version import __version__
 
-__all__ = ["attention", "attention_backward", "sdpa", "compile", "available", "add_bundle",
+__all__ = ["attention", "attention_backward", "capture", "sdpa", "compile", "available", "add_bundle",
            "CpuKernel", "FlashMLIRError", "LibraryNotFoundError", "native_version",
            "cpu_peak_bytes", "flash_attn_func", "flash_attn_kvpacked_func",
            "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
@@ -54,7 +55,8 @@ def _kind(x, where, name="q"):
 
 
 def attention(q, k, v, *, causal=False, scale=None, window=None, softcap=None,
-              layout="bhsd", return_lse=False):
+              layout="bhsd", return_lse=False, alibi_slopes=None, sinks=None, score_mod=None,
+              mask_mod=None, rotary_cos=None, rotary_sin=None, rotary_interleaved=False):
     """softmax(scale * q k^T, masked and soft-capped) v.
 
     q: [B, Hq, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv] in layout
@@ -71,6 +73,29 @@ def attention(q, k, v, *, causal=False, scale=None, window=None, softcap=None,
     * ``window=(left, right)``: query i sees keys in
       [i + off - left, i + off + right], off = Nk - Nq; -1 = unbounded side.
     * ``softcap``: scores become softcap * tanh(scores / softcap); > 0, None = off.
+    * ``alibi_slopes``: float32 [Hq] or [B, Hq] (FlashAttention-2's ALiBi): the
+      bias -slope * |i + off - j| is added to the (soft-capped) scores.
+    * ``sinks``: [Hq] (attention sinks, as gpt-oss uses them): one logit per
+      head that joins every row's softmax with a zero value row; it takes
+      probability mass and is counted in lse (a row that sees no key gives
+      o = 0, lse = sink). Differentiable for torch tensors (any float dtype;
+      computed in float32).
+    * ``rotary_cos`` / ``rotary_sin``: [P, rotary_dim / 2] tables
+      (FlashAttention-2's), fused RoPE: the first rotary_dim dims of q (at
+      positions i + Nk - Nq) and k (at j) are rotated as the kernels load
+      them, in float32; pairs (d, d + rotary_dim/2), or (2m, 2m + 1) with
+      ``rotary_interleaved=True``. Needs Nq <= Nk <= P. The backward rotates
+      dq and dk back.
+    * ``score_mod(score, b, h, q_idx, kv_idx) -> score`` and
+      ``mask_mod(b, h, q_idx, kv_idx) -> bool``: FlexAttention's functions,
+      traced once per call into the op's regions (see
+      :mod:`flashmlir._regions` for the traced subset: arithmetic,
+      comparisons, ``torch.where`` / ``tanh`` / ``exp`` ..., tensors captured
+      by index); the backward differentiates ``score_mod`` itself. Applied
+      after softcap and ALiBi; ``mask_mod`` combines with ``causal`` /
+      ``window``. Captured tensors get no gradient.
+      ALiBi, sinks and the regions run on the CPU so far (NumPy arrays, CPU
+      torch tensors); CUDA tensors with them raise NotImplementedError.
 
     NumPy arrays (float32, float16, bfloat16 from ml_dtypes) run on the CPU
     through the compiler library (a kernel is compiled once per configuration
@@ -90,26 +115,40 @@ def attention(q, k, v, *, causal=False, scale=None, window=None, softcap=None,
     kind = _kind(q, where)
     if kind == "torch":
         from . import _torch
-        return _torch.attention(q, k, v, opts, return_lse, where)
+        return _torch.attention(q, k, v, opts, return_lse, where, alibi_slopes, sinks,
+                                score_mod, mask_mod, rotary_cos, rotary_sin,
+                                rotary_interleaved)
     from . import _numpy
-    o, lse = _numpy.forward(q, k, v, opts, where=where)
+    o, lse = _numpy.forward(q, k, v, opts, where=where, alibi_slopes=alibi_slopes,
+                            sinks=sinks, score_mod=score_mod, mask_mod=mask_mod,
+                            rotary_cos=rotary_cos, rotary_sin=rotary_sin,
+                            rotary_interleaved=rotary_interleaved)
     return (o, lse) if return_lse else o
 
 
 def attention_backward(q, k, v, o, lse, do, *, causal=False, scale=None, window=None,
-                       softcap=None, layout="bhsd"):
+                       softcap=None, layout="bhsd", alibi_slopes=None, sinks=None,
+                       score_mod=None, mask_mod=None, rotary_cos=None, rotary_sin=None,
+                       rotary_interleaved=False):
     """(dq, dk, dv) of :func:`attention` given its inputs, its output o, its lse
     (``return_lse=True``) and the output gradient do; same options and layouts
-    as the forward, gradients in the layout of q, k, v. For NumPy arrays (and
-    torch tensors, through ``torch.ops.flashmlir.attention_bwd``)."""
+    as the forward, gradients in the layout of q, k, v. With ``sinks``:
+    (dq, dk, dv, dsinks), dsinks float32 [Hq]. For NumPy arrays (and torch
+    tensors, through ``torch.ops.flashmlir.attention_bwd`` /
+    ``attention_bwd_mods``)."""
     where = "attention_backward"
     opts = check_options(causal, scale, window, softcap, layout, where)
     kind = _kind(q, where)
     if kind == "torch":
         from . import _torch
-        return _torch.attention_backward(q, k, v, o, lse, do, opts, where)
+        return _torch.attention_backward(q, k, v, o, lse, do, opts, where, alibi_slopes,
+                                         sinks, score_mod, mask_mod, rotary_cos, rotary_sin,
+                                         rotary_interleaved)
     from . import _numpy
-    return _numpy.backward(q, k, v, o, lse, do, opts, where=where)
+    return _numpy.backward(q, k, v, o, lse, do, opts, where=where, alibi_slopes=alibi_slopes,
+                           sinks=sinks, score_mod=score_mod, mask_mod=mask_mod,
+                           rotary_cos=rotary_cos, rotary_sin=rotary_sin,
+                           rotary_interleaved=rotary_interleaved)
 
 
 def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,

@@ -10,7 +10,7 @@ from ._errors import FlashMLIRError
 from ._options import (MAX_BLOCK, check_head_dim, check_int_range, check_options,
                        dtype_name, parse_dtype)
 
-__all__ = ["CpuKernel", "get_kernel", "clear_cache", "host_tensor"]
+__all__ = ["CpuKernel", "get_kernel", "clear_cache", "host_tensor", "score_mods"]
 
 
 def host_tensor(ptr, sizes, strides):
@@ -28,6 +28,24 @@ def host_tensor(ptr, sizes, strides):
     return t
 
 
+def score_mods(alibi_ptr=None, alibi_per_sequence=False, sinks_ptr=None, grad_sinks_ptr=None,
+               captures=(), rotary=None):
+    """A flashmlir_score_mods for host f32 buffers (addresses; None = off);
+    captures: (address, element count) of the regions' captured buffers;
+    rotary: (cos address, sin address, positions)."""
+    m = _native.CScoreMods()
+    if rotary is not None:
+        m.rotary_cos, m.rotary_sin, m.rotary_positions = rotary
+    m.alibi_slopes = alibi_ptr
+    m.alibi_per_sequence = int(bool(alibi_per_sequence))
+    m.sinks = sinks_ptr
+    m.grad_sinks = grad_sinks_ptr
+    for i, (ptr, size) in enumerate(captures):
+        m.captures[i] = ptr
+        m.capture_sizes[i] = int(size)
+    return m
+
+
 class CpuKernel:
     """Attention compiled for the host CPU (attn-cpu-pipeline + JIT) for one
     configuration: dtype, head dims, and the compile-time constants scale,
@@ -40,7 +58,9 @@ class CpuKernel:
     """
 
     def __init__(self, dtype, head_dim, head_dim_v=None, *, scale=None, causal=False,
-                 window=None, softcap=None, unfused=False, block_m=0, block_n=0):
+                 window=None, softcap=None, unfused=False, block_m=0, block_n=0,
+                 score_mod_text=None, mask_mod_text=None, rotary_dim=0,
+                 rotary_interleaved=False):
         self._guard = None
         self._code = parse_dtype(dtype, "CpuKernel")
         self.dtype = dtype_name(self._code)
@@ -69,9 +89,21 @@ class CpuKernel:
         cfg.unfused = int(self.unfused)
         cfg.block_m, cfg.block_n = int(block_m), int(block_n)
         self._lib = lib
+        self.score_mod_text, self.mask_mod_text = score_mod_text, mask_mod_text
+        self.rotary_dim, self.rotary_interleaved = int(rotary_dim), bool(rotary_interleaved)
         h = ctypes.c_void_p()
         err = _native.error_buffer()
-        if lib.flashmlir_cpu_compile(ctypes.byref(cfg), ctypes.byref(h), err, len(err)) != 0:
+        if score_mod_text or mask_mod_text or self.rotary_dim:
+            ex = _native.CpuExtras()
+            ex.score_mod = (score_mod_text or "").encode()
+            ex.mask_mod = (mask_mod_text or "").encode()
+            ex.rotary_dim = self.rotary_dim
+            ex.rotary_interleaved = int(self.rotary_interleaved)
+            rc = lib.flashmlir_cpu_compile_ex(ctypes.byref(cfg), ctypes.byref(ex),
+                                              ctypes.byref(h), err, len(err))
+        else:
+            rc = lib.flashmlir_cpu_compile(ctypes.byref(cfg), ctypes.byref(h), err, len(err))
+        if rc != 0:
             raise FlashMLIRError("CPU kernel compilation failed: " + _native.decode(err))
         # Shared between threads: close() waits for the calls in flight, and
         # calls after it raise.
@@ -121,6 +153,29 @@ class CpuKernel:
         if rc != 0:
             raise FlashMLIRError(_native.decode(err))
 
+    def _forward_mods_raw(self, q, k, v, o, lse, mods, varlen=None):
+        """The forward with score modifications (a _native.CScoreMods) and,
+        given a _native.CVarlen, in the variable-length form."""
+        err = _native.error_buffer()
+        with self._call() as h:
+            rc = self._lib.flashmlir_cpu_forward_ex(
+                h, ctypes.byref(q), ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+                ctypes.byref(lse), ctypes.byref(varlen) if varlen is not None else None,
+                ctypes.byref(mods), err, len(err))
+        if rc != 0:
+            raise FlashMLIRError(_native.decode(err))
+
+    def _backward_mods_raw(self, q, k, v, o, do, lse, dq, dk, dv, mods, varlen=None):
+        err = _native.error_buffer()
+        with self._call() as h:
+            rc = self._lib.flashmlir_cpu_backward_ex(
+                h, ctypes.byref(q), ctypes.byref(k), ctypes.byref(v), ctypes.byref(o),
+                ctypes.byref(do), ctypes.byref(lse), ctypes.byref(dq), ctypes.byref(dk),
+                ctypes.byref(dv), ctypes.byref(varlen) if varlen is not None else None,
+                ctypes.byref(mods), err, len(err))
+        if rc != 0:
+            raise FlashMLIRError(_native.decode(err))
+
     # NumPy interface.
     def _opts(self, layout):
         from ._options import Options
@@ -155,9 +210,11 @@ _cache = {}
 _cache_lock = threading.Lock()
 
 
-def get_kernel(code, D, Dv, scale, causal, window_left, window_right, softcap):
+def get_kernel(code, D, Dv, scale, causal, window_left, window_right, softcap,
+               score_mod_text=None, mask_mod_text=None, rotary_dim=0, rotary_interleaved=False):
     """The cached CpuKernel for a configuration (compiled on first use)."""
-    key = (code, D, Dv, float(scale), bool(causal), window_left, window_right, float(softcap))
+    key = (code, D, Dv, float(scale), bool(causal), window_left, window_right, float(softcap),
+           score_mod_text, mask_mod_text, int(rotary_dim), bool(rotary_interleaved))
     kern = _cache.get(key)
     if kern is not None:
         return kern
@@ -166,14 +223,18 @@ def get_kernel(code, D, Dv, scale, causal, window_left, window_right, softcap):
         if kern is None:
             kern = CpuKernel(dtype_name(code), D, Dv, scale=scale, causal=causal,
                              window=(window_left, window_right),
-                             softcap=softcap if softcap else None)
+                             softcap=softcap if softcap else None,
+                             score_mod_text=score_mod_text, mask_mod_text=mask_mod_text,
+                             rotary_dim=rotary_dim, rotary_interleaved=rotary_interleaved)
             _cache[key] = kern
     return kern
 
 
-def kernel_for(opts, code, D, Dv):
+def kernel_for(opts, code, D, Dv, score_mod_text=None, mask_mod_text=None, rotary_dim=0,
+               rotary_interleaved=False):
     return get_kernel(code, D, Dv, opts.resolve_scale(D), opts.causal, opts.window_left,
-                      opts.window_right, opts.softcap)
+                      opts.window_right, opts.softcap, score_mod_text, mask_mod_text,
+                      rotary_dim, rotary_interleaved)
 
 
 def clear_cache():

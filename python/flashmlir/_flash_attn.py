@@ -26,8 +26,11 @@ differentiable through ``torch.ops.flashmlir.attention_fwd``.
 Differences, raised rather than computed differently:
 
 * ``dropout_p`` must be 0.0 (ValueError): FlashMLIR has no attention dropout.
-* ``alibi_slopes`` must be None (NotImplementedError): ALiBi comes with
-  issue 15 (score and position modifications).
+* ``alibi_slopes`` (float32 ``[Hq]`` or ``[B, Hq]``, FlashAttention-2's
+  bias ``-slope * |i + Nk - Nq - j|``) runs on CPU tensors in
+  ``flash_attn_func`` and its packed forms; on CUDA tensors and in the
+  varlen / KV-cache functions it raises NotImplementedError (the GPU kernels
+  get it with issue 15).
 * ``deterministic=True`` runs the backward on the bit-reproducible dQ
   kernels on CUDA (a deterministic bundle, else compiled on demand); the CPU
   backward is deterministic anyway.
@@ -49,7 +52,7 @@ def _torch_inputs(where, named):
 
 
 def _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
-                  alibi_slopes, deterministic, return_attn_probs):
+                  alibi_slopes, deterministic, return_attn_probs, alibi_ok=False):
     """Validates FlashAttention-2's keyword arguments; returns the options of
     flashmlir.attention as (causal, scale, window, softcap)."""
     from ._options import check_options
@@ -59,9 +62,11 @@ def _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
         raise ValueError(f"{where}: dropout_p must be 0.0: FlashMLIR has no attention "
                          f"dropout (got {dropout_p!r}); pass 0.0, as flash_attn expects "
                          f"during evaluation")
-    if alibi_slopes is not None:
-        raise NotImplementedError(f"{where}: alibi_slopes is not supported yet; ALiBi comes "
-                                  f"with {ALIBI_ISSUE}. Pass alibi_slopes=None.")
+    if alibi_slopes is not None and not alibi_ok:
+        raise NotImplementedError(f"{where}: alibi_slopes is not supported here yet (only "
+                                  f"flash_attn_func and its packed forms take it, on CPU "
+                                  f"tensors); the rest comes with {ALIBI_ISSUE}. Pass "
+                                  f"alibi_slopes=None.")
     for name, flag in (("causal", causal), ("deterministic", deterministic),
                        ("return_attn_probs", return_attn_probs)):
         if not isinstance(flag, bool):
@@ -82,7 +87,7 @@ def _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
     return opts
 
 
-def _run(where, q, k, v, opts, deterministic, return_attn_probs):
+def _run(where, q, k, v, opts, deterministic, return_attn_probs, alibi_slopes=None):
     """out (and lse) of attention on [B, N, H, D] tensors."""
     import torch
 
@@ -91,10 +96,13 @@ def _run(where, q, k, v, opts, deterministic, return_attn_probs):
     _torch.check_tensors([("q", q), ("k", k), ("v", v)], where)
     dims = check_shapes(q.shape, k.shape, v.shape, "bshd", where)
     scale = opts.resolve_scale(dims[5])
-    o, lse = _torch.attention_fwd_call(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), opts.causal, scale,
-        opts.window_left, opts.window_right, opts.softcap, True, deterministic)
-    o = o.transpose(1, 2)
+    if alibi_slopes is not None:
+        o, lse = _torch.attention(q, k, v, opts, True, where, alibi_slopes=alibi_slopes)
+    else:
+        o, lse = _torch.attention_fwd_call(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), opts.causal, scale,
+            opts.window_left, opts.window_right, opts.softcap, True, deterministic)
+        o = o.transpose(1, 2)
     if not return_attn_probs:
         return o
     # FlashAttention-2 reports rows that see no key with lse = +inf (so that
@@ -112,8 +120,8 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
     where = "flash_attn_func"
     _torch_inputs(where, [("q", q), ("k", k), ("v", v)])
     opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
-                         alibi_slopes, deterministic, return_attn_probs)
-    return _run(where, q, k, v, opts, deterministic, return_attn_probs)
+                         alibi_slopes, deterministic, return_attn_probs, alibi_ok=True)
+    return _run(where, q, k, v, opts, deterministic, return_attn_probs, alibi_slopes)
 
 
 def flash_attn_kvpacked_func(q, kv, dropout_p=0.0, softmax_scale=None, causal=False,
@@ -127,8 +135,9 @@ def flash_attn_kvpacked_func(q, kv, dropout_p=0.0, softmax_scale=None, causal=Fa
         raise ValueError(f"{where}: kv must have shape [batch, seqlen_k, 2, nheads_k, headdim], "
                          f"got {tuple(kv.shape)}")
     opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
-                         alibi_slopes, deterministic, return_attn_probs)
-    return _run(where, q, kv[:, :, 0], kv[:, :, 1], opts, deterministic, return_attn_probs)
+                         alibi_slopes, deterministic, return_attn_probs, alibi_ok=True)
+    return _run(where, q, kv[:, :, 0], kv[:, :, 1], opts, deterministic, return_attn_probs,
+                alibi_slopes)
 
 
 def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=False,
@@ -142,9 +151,9 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
         raise ValueError(f"{where}: qkv must have shape [batch, seqlen, 3, nheads, headdim], "
                          f"got {tuple(qkv.shape)}")
     opts = _check_common(where, dropout_p, softmax_scale, causal, window_size, softcap,
-                         alibi_slopes, deterministic, return_attn_probs)
+                         alibi_slopes, deterministic, return_attn_probs, alibi_ok=True)
     return _run(where, qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], opts, deterministic,
-                return_attn_probs)
+                return_attn_probs, alibi_slopes)
 
 
 # --- variable-length batches ------------------------------------------------------

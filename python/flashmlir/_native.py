@@ -79,6 +79,31 @@ class CpuConfig(ctypes.Structure):
                 ("block_n", ctypes.c_int64)]
 
 
+class CVarlen(ctypes.Structure):
+    """flashmlir_varlen."""
+
+    _fields_ = [("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
+                ("batch", ctypes.c_int64), ("max_seqlen_q", ctypes.c_int64),
+                ("max_seqlen_k", ctypes.c_int64)]
+
+
+class CScoreMods(ctypes.Structure):
+    """flashmlir_score_mods: ALiBi slopes, sinks, d sinks (host f32, NULL = off)."""
+
+    _fields_ = [("alibi_slopes", ctypes.c_void_p), ("alibi_per_sequence", ctypes.c_int),
+                ("sinks", ctypes.c_void_p), ("grad_sinks", ctypes.c_void_p),
+                ("captures", ctypes.c_void_p * 4), ("capture_sizes", ctypes.c_int64 * 4),
+                ("rotary_cos", ctypes.c_void_p), ("rotary_sin", ctypes.c_void_p),
+                ("rotary_positions", ctypes.c_int64)]
+
+
+class CpuExtras(ctypes.Structure):
+    """flashmlir_cpu_extras: regions' text and the rotary configuration."""
+
+    _fields_ = [("score_mod", ctypes.c_char_p), ("mask_mod", ctypes.c_char_p),
+                ("rotary_dim", ctypes.c_int64), ("rotary_interleaved", ctypes.c_int)]
+
+
 class FaTensor(ctypes.Structure):
     """fa_tensor (runtime C API): device tensor, element strides."""
 
@@ -172,6 +197,17 @@ def _declare_compiler(lib):
         lib.flashmlir_cpu_backward_varlen.argtypes = [vp, T, T, T, T, T, T, T, T, T, vp, vp,
                                                       i64, i64, i64, err, n]
         lib.flashmlir_cpu_backward_varlen.restype = ctypes.c_int
+    if hasattr(lib, "flashmlir_cpu_forward_ex"):
+        V, M = ctypes.POINTER(CVarlen), ctypes.POINTER(CScoreMods)
+        lib.flashmlir_cpu_compile_ex.argtypes = [ctypes.POINTER(CpuConfig),
+                                                 ctypes.POINTER(CpuExtras),
+                                                 ctypes.POINTER(vp), err, n]
+        lib.flashmlir_cpu_compile_ex.restype = ctypes.c_int
+        lib.flashmlir_cpu_forward_ex.argtypes = [vp, T, T, T, T, T, V, M, err, n]
+        lib.flashmlir_cpu_forward_ex.restype = ctypes.c_int
+        lib.flashmlir_cpu_backward_ex.argtypes = [vp, T, T, T, T, T, T, T, T, T, V, M,
+                                                  err, n]
+        lib.flashmlir_cpu_backward_ex.restype = ctypes.c_int
     lib.flashmlir_cpu_peak_bytes.argtypes = []
     lib.flashmlir_cpu_peak_bytes.restype = ctypes.c_int64
     lib.flashmlir_cpu_reset_peak.argtypes = []

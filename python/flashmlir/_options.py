@@ -208,3 +208,54 @@ def parse_dtype(dtype, where="compile"):
     if s not in table:
         raise ValueError(f"{where}: unsupported dtype {dtype!r} (expected f32, f16 or bf16)")
     return table[s]
+
+
+def check_score_mods(alibi_shape, alibi_dtype_ok, sinks_shape, B, Hq, where,
+                     batch_name="batch"):
+    """Shape checks of the score modifications (None = not given): alibi_slopes
+    [Hq] or [B, Hq] (float32, as FlashAttention-2 requires), sinks [Hq].
+    Returns whether the slopes are per sequence ([B, Hq])."""
+    per_sequence = False
+    if alibi_shape is not None:
+        if not alibi_dtype_ok:
+            raise TypeError(f"{where}: alibi_slopes must be float32 (as in "
+                            f"FlashAttention-2)")
+        shape = tuple(alibi_shape)
+        if shape == (Hq,):
+            per_sequence = False
+        elif shape == (B, Hq):
+            per_sequence = True
+        else:
+            raise ValueError(f"{where}: alibi_slopes must have shape (nheads,) = ({Hq},) or "
+                             f"({batch_name}, nheads) = ({B}, {Hq}), got {shape}")
+    if sinks_shape is not None and tuple(sinks_shape) != (Hq,):
+        raise ValueError(f"{where}: sinks must have shape (nheads,) = ({Hq},), got "
+                         f"{tuple(sinks_shape)}")
+    return per_sequence
+
+
+def check_rotary(cos_shape, sin_shape, interleaved, D, Nq, Nk, where):
+    """FlashAttention-2's rotary_cos / rotary_sin: both or none, one shape
+    [P, rotary_dim / 2] with rotary_dim <= D; queries sit at positions
+    i + Nk - Nq and keys at j, so Nq <= Nk <= P. Returns rotary_dim (0: off)."""
+    if not isinstance(interleaved, bool):
+        raise TypeError(f"{where}: rotary_interleaved must be a bool, got {interleaved!r}")
+    if cos_shape is None and sin_shape is None:
+        return 0
+    if cos_shape is None or sin_shape is None:
+        raise ValueError(f"{where}: rotary_cos and rotary_sin must be given together")
+    cos_shape, sin_shape = tuple(cos_shape), tuple(sin_shape)
+    if len(cos_shape) != 2 or cos_shape != sin_shape:
+        raise ValueError(f"{where}: rotary_cos and rotary_sin must both have shape "
+                         f"(seqlen_ro, rotary_dim / 2), got {cos_shape} and {sin_shape}")
+    P, half = cos_shape
+    if half < 1 or 2 * half > D:
+        raise ValueError(f"{where}: rotary_dim = 2 * {half} must be in [2, head dim {D}]")
+    if Nq > Nk:
+        raise ValueError(f"{where}: rotary needs seqlen_q <= seqlen_k (queries sit at "
+                         f"positions i + seqlen_k - seqlen_q), got {Nq} > {Nk}")
+    if Nk > P:
+        raise ValueError(f"{where}: the rotary tables cover {P} positions but the keys need "
+                         f"{Nk}")
+    return 2 * half
+

@@ -19,12 +19,14 @@ tensors on the CPU kernels of the compiler library. lse is float32
 """
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
 
 from . import _cpu, _runtime
-from ._options import Options, check_backward_shapes, check_shapes
+from ._options import (Options, check_backward_shapes, check_rotary, check_score_mods,
+                       check_shapes)
 
 if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):
     raise ImportError(f"flashmlir needs torch >= 2.4 (torch.library.custom_op); "
@@ -176,16 +178,21 @@ def _forward_impl(q, k, v, causal, scale, window_left, window_right, softcap, bs
     return o, lse
 
 
-def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right, softcap,
-                   bshd, deterministic=False):
-    where = "flashmlir::attention_bwd"
+def _check_backward_args(do, q, k, v, o, lse, where):
+    """The backward ops' tensors and shapes; returns (B, Hq, Hkv, Nq, Nk, D, Dv)."""
     check_tensors([("q", q), ("k", k), ("v", v), ("o", o), ("do", do)], where)
     if not isinstance(lse, torch.Tensor) or lse.dtype != torch.float32 or lse.device != q.device:
         raise TypeError(f"{where}: lse must be a float32 tensor on {q.device} (as the forward "
                         f"returns it)")
     dims = check_shapes(q.shape, k.shape, v.shape, "bhsd", where)
-    B, Hq, Hkv, Nq, Nk, D, Dv = dims
     check_backward_shapes(dims, o.shape, lse.shape, do.shape, "bhsd", where)
+    return dims
+
+
+def _backward_impl(do, q, k, v, o, lse, causal, scale, window_left, window_right, softcap,
+                   bshd, deterministic=False):
+    where = "flashmlir::attention_bwd"
+    B, Hq, Hkv, Nq, Nk, D, Dv = _check_backward_args(do, q, k, v, o, lse, where)
     if q.device.type == "cuda" and (D % 8 or Dv % 8) and B * Hq * Nq and Nk:
         # Zero-padded to multiples of 8 as in the forward; the padding
         # columns' gradients are dropped.
@@ -274,6 +281,202 @@ def _backward(ctx, do, dlse):
 attention_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
+# --- score modifications (ALiBi slopes, attention sinks) ------------------------------
+#
+# Two more custom ops, so that the plain ones keep their schema:
+# * ``flashmlir::attention_fwd_mods(q, k, v, alibi_slopes, sinks, causal, scale,
+#   window_left, window_right, softcap, bshd) -> (o, lse)``
+# * ``flashmlir::attention_bwd_mods(do, q, k, v, o, lse, alibi_slopes, sinks, ...)
+#   -> (dq, dk, dv, dsinks)`` (dsinks float32 [Hq], zeros without sinks)
+# alibi_slopes (float32 [Hq] or [B, Hq]) gets no gradient (as in
+# FlashAttention-2); sinks (float32 [Hq]) does.
+
+GPU_MODS = ("alibi_slopes / sinks / score_mod / mask_mod run on the CPU kernels so far; the "
+            "GPU kernels do not have them yet (issue 15). Pass CPU tensors, or leave them "
+            "None on CUDA")
+
+
+def _mods_pointers(alibi_slopes, sinks, B, Hq, where):
+    per_seq = check_score_mods(
+        None if alibi_slopes is None else alibi_slopes.shape,
+        alibi_slopes is not None and alibi_slopes.dtype == torch.float32,
+        None if sinks is None else sinks.shape, B, Hq, where)
+    if sinks is not None and sinks.dtype != torch.float32:
+        raise TypeError(f"{where}: sinks must be float32 here, got {sinks.dtype}")
+    al = None if alibi_slopes is None else alibi_slopes.contiguous()
+    sk = None if sinks is None else sinks.contiguous()
+    return al, sk, per_seq
+
+
+def _cap_args(captures):
+    """(address, size) of the regions' captured tensors, as contiguous float32
+    CPU tensors (kept alive by the caller)."""
+    caps = [c.detach().to("cpu", torch.float32).contiguous().reshape(-1) for c in captures]
+    return caps, [(c.data_ptr(), c.numel()) for c in caps]
+
+
+def _rotary_args(rotary_cos, rotary_sin, interleaved, D, Nq, Nk, where):
+    """(rotary_dim, float32 cos, float32 sin) on the CPU (0, None, None without)."""
+    R = check_rotary(None if rotary_cos is None else rotary_cos.shape,
+                     None if rotary_sin is None else rotary_sin.shape, interleaved, D, Nq, Nk,
+                     where)
+    if not R:
+        return 0, None, None
+    return (R, rotary_cos.detach().to("cpu", torch.float32).contiguous(),
+            rotary_sin.detach().to("cpu", torch.float32).contiguous())
+
+
+def _rot_ptrs(R, rc, rs):
+    return None if not R else (rc.data_ptr(), rs.data_ptr(), rc.shape[0])
+
+
+def _forward_mods_impl(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_mod,
+                       rotary_cos, rotary_sin, rotary_interleaved, causal, scale, window_left,
+                       window_right, softcap, bshd):
+    where = "flashmlir::attention_fwd_mods"
+    check_tensors([("q", q), ("k", k), ("v", v)], where)
+    B, Hq, Hkv, Nq, Nk, D, Dv = check_shapes(q.shape, k.shape, v.shape, "bhsd", where)
+    for name, t in (("alibi_slopes", alibi_slopes), ("sinks", sinks)):
+        if t is not None and t.device != q.device:
+            raise ValueError(f"{where}: {name} is on {t.device} but q is on {q.device}")
+    if q.device.type != "cpu":
+        raise NotImplementedError(f"{where}: {GPU_MODS}")
+    al, sk, per_seq = _mods_pointers(alibi_slopes, sinks, B, Hq, where)
+    R, rc, rs = _rotary_args(rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk, where)
+    o = _alloc(q, (B, Hq, Nq, Dv), bshd)
+    lse = q.new_empty((B, Hq, Nq), dtype=torch.float32)
+    if B * Hq * Nq == 0:
+        return o, lse
+    if Nk == 0:  # O = 0, lse = -inf (the sink with sinks)
+        o.zero_()
+        lse.copy_(sk.view(1, Hq, 1).expand(B, Hq, Nq) if sk is not None
+                  else torch.full_like(lse, -math.inf))
+        return o, lse
+    q, k, v = _usable(q), _usable(k), _usable(v)
+    opts = _opts(causal, scale, window_left, window_right, softcap)
+    kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
+                           R, rotary_interleaved)
+    caps, cap_ptrs = _cap_args(captures)
+    mods = _cpu.score_mods(None if al is None else al.data_ptr(), per_seq,
+                           None if sk is None else sk.data_ptr(), captures=cap_ptrs,
+                           rotary=_rot_ptrs(R, rc, rs))
+    kern._forward_mods_raw(_host(q), _host(k), _host(v), _host(o), _host(lse), mods)
+    return o, lse
+
+
+def _backward_mods_impl(do, q, k, v, o, lse, alibi_slopes, sinks, captures, score_mod,
+                        mask_mod, rotary_cos, rotary_sin, rotary_interleaved, causal, scale,
+                        window_left, window_right, softcap, bshd):
+    where = "flashmlir::attention_bwd_mods"
+    B, Hq, Hkv, Nq, Nk, D, Dv = _check_backward_args(do, q, k, v, o, lse, where)
+    if q.device.type != "cpu":
+        raise NotImplementedError(f"{where}: {GPU_MODS}")
+    al, sk, per_seq = _mods_pointers(alibi_slopes, sinks, B, Hq, where)
+    R, rc, rs = _rotary_args(rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk, where)
+    dq = _alloc(q, (B, Hq, Nq, D), bshd)
+    dk = _alloc(k, (B, Hkv, Nk, D), bshd)
+    dv = _alloc(v, (B, Hkv, Nk, Dv), bshd)
+    dsinks = q.new_zeros((Hq,), dtype=torch.float32)
+    if B * Hq * Nq == 0 or Nk == 0:  # O = 0: Dr = 0, d sinks = 0
+        return dq.zero_(), dk.zero_(), dv.zero_(), dsinks
+    q, k, v, o, do, lse = (_usable(t) for t in (q, k, v, o, do, lse))
+    opts = _opts(causal, scale, window_left, window_right, softcap)
+    kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
+                           R, rotary_interleaved)
+    caps, cap_ptrs = _cap_args(captures)
+    mods = _cpu.score_mods(None if al is None else al.data_ptr(), per_seq,
+                           None if sk is None else sk.data_ptr(),
+                           None if sk is None else dsinks.data_ptr(), cap_ptrs,
+                           _rot_ptrs(R, rc, rs))
+    kern._backward_mods_raw(_host(q), _host(k), _host(v), _host(o), _host(do), _host(lse),
+                            _host(dq), _host(dk), _host(dv), mods)
+    return dq, dk, dv, dsinks
+
+
+@torch.library.custom_op("flashmlir::attention_fwd_mods", mutates_args=())
+def attention_fwd_mods(q: Tensor, k: Tensor, v: Tensor, alibi_slopes: Optional[Tensor],
+                       sinks: Optional[Tensor], captures: list[Tensor], score_mod: str,
+                       mask_mod: str, rotary_cos: Optional[Tensor],
+                       rotary_sin: Optional[Tensor], rotary_interleaved: bool, causal: bool,
+                       scale: float, window_left: int, window_right: int, softcap: float,
+                       bshd: bool) -> tuple[Tensor, Tensor]:
+    return _forward_mods_impl(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_mod,
+                              rotary_cos, rotary_sin, rotary_interleaved, causal, scale,
+                              window_left, window_right, softcap, bshd)
+
+
+@attention_fwd_mods.register_fake
+def _attention_fwd_mods_fake(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_mod,
+                             rotary_cos, rotary_sin, rotary_interleaved, causal, scale,
+                             window_left, window_right, softcap, bshd):
+    return _attention_fwd_fake(q, k, v, causal, scale, window_left, window_right, softcap,
+                               bshd)
+
+
+@torch.library.custom_op("flashmlir::attention_bwd_mods", mutates_args=())
+def attention_bwd_mods(do: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor,
+                       alibi_slopes: Optional[Tensor], sinks: Optional[Tensor],
+                       captures: list[Tensor], score_mod: str, mask_mod: str,
+                       rotary_cos: Optional[Tensor], rotary_sin: Optional[Tensor],
+                       rotary_interleaved: bool, causal: bool, scale: float, window_left: int,
+                       window_right: int, softcap: float,
+                       bshd: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return _backward_mods_impl(do, q, k, v, o, lse, alibi_slopes, sinks, captures, score_mod,
+                               mask_mod, rotary_cos, rotary_sin, rotary_interleaved, causal,
+                               scale, window_left, window_right, softcap, bshd)
+
+
+@attention_bwd_mods.register_fake
+def _attention_bwd_mods_fake(do, q, k, v, o, lse, alibi_slopes, sinks, captures, score_mod,
+                             mask_mod, rotary_cos, rotary_sin, rotary_interleaved, causal,
+                             scale, window_left, window_right, softcap, bshd):
+    return (_alloc(q, tuple(q.shape), bshd), _alloc(k, tuple(k.shape), bshd),
+            _alloc(v, tuple(v.shape), bshd),
+            q.new_empty((q.shape[1],), dtype=torch.float32))
+
+
+def _setup_context_mods(ctx, inputs, output):
+    q, k, v, alibi_slopes, sinks, captures, score_mod, mask_mod, rc, rs = inputs[:10]
+    o, lse = output
+    ctx.save_for_backward(q, k, v, o, lse, alibi_slopes, sinks, rc, rs, *captures)
+    ctx.regions = (score_mod, mask_mod)
+    ctx.args = tuple(inputs[10:])
+    ctx.mark_non_differentiable(lse)
+
+
+def _backward_mods(ctx, do, dlse):
+    q, k, v, o, lse, alibi_slopes, sinks, rc, rs, *captures = ctx.saved_tensors
+    if do is None:
+        do = torch.zeros_like(o)
+    dq, dk, dv, dsinks = torch.ops.flashmlir.attention_bwd_mods(
+        do, q, k, v, o, lse, alibi_slopes, sinks, captures, *ctx.regions, rc, rs, *ctx.args)
+    # alibi_slopes, the captured tensors and the rotary tables get no
+    # gradient.
+    return (dq, dk, dv, None, dsinks if sinks is not None else None, [None] * len(captures),
+            None, None, None, None, None, None, None, None, None, None, None)
+
+
+attention_fwd_mods.register_autograd(_backward_mods, setup_context=_setup_context_mods)
+
+
+def _as_table(t, name, where):
+    if t is not None and not isinstance(t, torch.Tensor):
+        raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    return t
+
+
+def _as_sinks(sinks, q, where):
+    """sinks as float32 (a differentiable cast: the gradient flows back to the
+    caller's dtype), on q's device."""
+    if sinks is None:
+        return None
+    if not isinstance(sinks, torch.Tensor):
+        raise TypeError(f"{where}: sinks must be a torch.Tensor, got {type(sinks).__name__}")
+    if not sinks.is_floating_point():
+        raise TypeError(f"{where}: sinks must be a floating-point tensor, got {sinks.dtype}")
+    return sinks.float()
+
+
 # --- public entry points ----------------------------------------------------------
 
 _compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
@@ -308,11 +511,42 @@ def attention_fwd_call(q, k, v, causal, scale, window_left, window_right, softca
                                              window_right, softcap, bshd, deterministic)
 
 
-def attention(q, k, v, opts, return_lse, where="attention"):
+def _traced(score_mod, mask_mod, where):
+    """(score_mod text, mask_mod text, captured tensors) of traced functions."""
+    if score_mod is None and mask_mod is None:
+        return "", "", []
+    from . import _regions
+    st, mt, caps = _regions.trace_regions(score_mod, mask_mod, where)
+    caps = [c if isinstance(c, torch.Tensor) else torch.from_numpy(c) for c in caps]
+    return st or "", mt or "", caps
+
+
+def attention(q, k, v, opts, return_lse, where="attention", alibi_slopes=None, sinks=None,
+              score_mod=None, mask_mod=None, rotary_cos=None, rotary_sin=None,
+              rotary_interleaved=False):
     check_tensors([("q", q), ("k", k), ("v", v)], where)
     dims = check_shapes(q.shape, k.shape, v.shape, opts.layout, where)
     scale = opts.resolve_scale(dims[5])
     b = opts.bshd
+    if (alibi_slopes is not None or sinks is not None or score_mod is not None
+            or mask_mod is not None or rotary_cos is not None or rotary_sin is not None):
+        if alibi_slopes is not None and not isinstance(alibi_slopes, torch.Tensor):
+            raise TypeError(f"{where}: alibi_slopes must be a torch.Tensor, got "
+                            f"{type(alibi_slopes).__name__}")
+        sinks = _as_sinks(sinks, q, where)
+        check_score_mods(None if alibi_slopes is None else alibi_slopes.shape,
+                         alibi_slopes is None or alibi_slopes.dtype == torch.float32,
+                         None if sinks is None else sinks.shape, dims[0], dims[1], where)
+        if q.device.type != "cpu":
+            raise NotImplementedError(f"{where}: {GPU_MODS}")
+        st, mt, caps = _traced(score_mod, mask_mod, where)
+        o, lse = torch.ops.flashmlir.attention_fwd_mods(
+            _bhsd(q, b), _bhsd(k, b), _bhsd(v, b), alibi_slopes, sinks, caps, st, mt,
+            _as_table(rotary_cos, "rotary_cos", where),
+            _as_table(rotary_sin, "rotary_sin", where), bool(rotary_interleaved),
+            opts.causal, scale, opts.window_left, opts.window_right, opts.softcap, b)
+        o = _bhsd(o, b)
+        return (o, lse) if return_lse else o
     o, lse = attention_fwd_call(
         _bhsd(q, b), _bhsd(k, b), _bhsd(v, b), opts.causal, scale, opts.window_left,
         opts.window_right, opts.softcap, b)
@@ -320,7 +554,9 @@ def attention(q, k, v, opts, return_lse, where="attention"):
     return (o, lse) if return_lse else o
 
 
-def attention_backward(q, k, v, o, lse, do, opts, where="attention_backward"):
+def attention_backward(q, k, v, o, lse, do, opts, where="attention_backward",
+                       alibi_slopes=None, sinks=None, score_mod=None, mask_mod=None,
+                       rotary_cos=None, rotary_sin=None, rotary_interleaved=False):
     check_tensors([("q", q), ("k", k), ("v", v), ("o", o), ("do", do)], where)
     if not isinstance(lse, torch.Tensor) or lse.dtype != torch.float32:
         raise TypeError(f"{where}: lse must be a float32 torch.Tensor (as the forward "
@@ -329,6 +565,17 @@ def attention_backward(q, k, v, o, lse, do, opts, where="attention_backward"):
     check_backward_shapes(dims, o.shape, lse.shape, do.shape, opts.layout, where)
     scale = opts.resolve_scale(dims[5])
     b = opts.bshd
+    if (alibi_slopes is not None or sinks is not None or score_mod is not None
+            or mask_mod is not None or rotary_cos is not None or rotary_sin is not None):
+        sinks = _as_sinks(sinks, q, where)
+        st, mt, caps = _traced(score_mod, mask_mod, where)
+        dq, dk, dv, dsinks = torch.ops.flashmlir.attention_bwd_mods(
+            _bhsd(do, b), _bhsd(q, b), _bhsd(k, b), _bhsd(v, b), _bhsd(o, b), lse,
+            alibi_slopes, sinks, caps, st, mt, _as_table(rotary_cos, "rotary_cos", where),
+            _as_table(rotary_sin, "rotary_sin", where), bool(rotary_interleaved), opts.causal,
+            scale, opts.window_left, opts.window_right, opts.softcap, b)
+        grads = (_bhsd(dq, b), _bhsd(dk, b), _bhsd(dv, b))
+        return grads if sinks is None else grads + (dsinks,)
     dq, dk, dv = torch.ops.flashmlir.attention_bwd(
         _bhsd(do, b), _bhsd(q, b), _bhsd(k, b), _bhsd(v, b), _bhsd(o, b), lse, opts.causal,
         scale, opts.window_left, opts.window_right, opts.softcap, b)

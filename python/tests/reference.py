@@ -1,7 +1,9 @@
 """float64 NumPy reference attention (forward and analytic backward) for the
 tests: full softmax, bottom-right aligned causal / window masks, GQA/MQA,
-softcap; rows that see no key give O = 0, lse = -inf and zero gradients.
-All arrays [B, H, N, D]."""
+softcap, ALiBi slopes ([Hq] or [B, Hq]: bias -slope |i + off - j| after
+softcap) and attention sinks ([Hq]: one more logit per row with a zero value
+row); rows that see no key give O = 0, lse = -inf (the sink with sinks) and
+zero gradients. All arrays [B, H, N, D]."""
 
 import numpy as np
 
@@ -21,7 +23,7 @@ def visible(Nq, Nk, causal, window):
     return vis
 
 
-def _forward(q, k, v, causal, window, softcap, scale):
+def _forward(q, k, v, causal, window, softcap, scale, alibi=None, sinks=None):
     q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
     B, Hq, Nq, D = q.shape
     Hkv, Nk = k.shape[1], k.shape[2]
@@ -35,12 +37,24 @@ def _forward(q, k, v, causal, window, softcap, scale):
     if softcap:
         t = np.tanh(s / softcap)
         s = softcap * t
+    if alibi is not None:
+        slopes = np.asarray(alibi, dtype=np.float64)
+        slopes = (slopes[None, :] if slopes.ndim == 1 else slopes)[:, :, None, None]
+        dist = np.abs(np.arange(Nq)[:, None] + (Nk - Nq) - np.arange(Nk)[None, :])
+        s = s - slopes * dist
     vis = visible(Nq, Nk, causal, window)
     s = np.where(vis, s, -np.inf)
     m = s.max(axis=-1, keepdims=True) if Nk else np.full(s.shape[:-1] + (1,), -np.inf)
+    sk = None
+    if sinks is not None:
+        sk = np.broadcast_to(np.asarray(sinks, dtype=np.float64)[None, :, None, None],
+                             m.shape)
+        m = np.maximum(m, sk)
     m = np.where(np.isinf(m), 0.0, m)
     p = np.exp(s - m)
     l = p.sum(axis=-1, keepdims=True)
+    if sk is not None:
+        l = l + np.exp(sk - m)
     with np.errstate(divide="ignore"):
         lse = (m + np.log(l))[..., 0]
     P = p / np.where(l == 0, 1.0, l)
@@ -48,15 +62,17 @@ def _forward(q, k, v, causal, window, softcap, scale):
     return o, lse, dict(P=P, t=t, kk=kk, vv=vv, scale=scale, g=g, q=q)
 
 
-def attention_ref(q, k, v, causal=False, window=None, softcap=None, scale=None):
+def attention_ref(q, k, v, causal=False, window=None, softcap=None, scale=None, alibi=None,
+                  sinks=None):
     """(o, lse) in float64."""
-    o, lse, _ = _forward(q, k, v, causal, window, softcap, scale)
+    o, lse, _ = _forward(q, k, v, causal, window, softcap, scale, alibi, sinks)
     return o, lse
 
 
-def attention_grad_ref(q, k, v, do, causal=False, window=None, softcap=None, scale=None):
-    """(o, lse, dq, dk, dv) in float64."""
-    o, lse, c = _forward(q, k, v, causal, window, softcap, scale)
+def attention_grad_ref(q, k, v, do, causal=False, window=None, softcap=None, scale=None,
+                       alibi=None, sinks=None):
+    """(o, lse, dq, dk, dv) in float64; with sinks (o, lse, dq, dk, dv, dsinks)."""
+    o, lse, c = _forward(q, k, v, causal, window, softcap, scale, alibi, sinks)
     do = np.asarray(do, dtype=np.float64)
     P, t, kk, vv, scale, g, q64 = c["P"], c["t"], c["kk"], c["vv"], c["scale"], c["g"], c["q"]
     dvv = P.swapaxes(-1, -2) @ do
@@ -71,7 +87,12 @@ def attention_grad_ref(q, k, v, do, causal=False, window=None, softcap=None, sca
     Hkv = Hq // g
     dk = dkk.reshape(B, Hkv, g, Nk, -1).sum(axis=2)
     dv = dvv.reshape(B, Hkv, g, Nk, -1).sum(axis=2)
-    return o, lse, dq, dk, dv
+    if sinks is None:
+        return o, lse, dq, dk, dv
+    # d sink[h] = -sum_{b,i} P_sink[b,h,i] Dr[b,h,i], P_sink = exp(sink - lse)
+    psink = np.exp(np.asarray(sinks, dtype=np.float64)[None, :, None] - lse)
+    dsinks = -(psink * Dr[..., 0]).sum(axis=(0, 2))
+    return o, lse, dq, dk, dv, dsinks
 
 
 def rel_err(x, ref):

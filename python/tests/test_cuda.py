@@ -215,3 +215,16 @@ def test_flash_attn_deterministic_cuda():
         flashmlir.flash_attn_func(q, k, v, deterministic=True).backward(do)
         dqs.append(q.grad.clone())
     assert all(torch.equal(dqs[0], d) for d in dqs[1:])
+
+
+def test_score_mods_on_cuda_raise():
+    """ALiBi slopes and sinks have no GPU kernels yet: a clear error, never a
+    silently different result."""
+    q = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.float16)
+    for kw in (dict(alibi_slopes=torch.ones(2, device="cuda")),
+               dict(sinks=torch.zeros(2, device="cuda"))):
+        with pytest.raises(NotImplementedError, match="GPU kernels do not have them yet"):
+            flashmlir.attention(q, q, q, **kw)
+    with pytest.raises(NotImplementedError, match="GPU kernels do not have them yet"):
+        flashmlir.flash_attn_func(q.transpose(1, 2), q.transpose(1, 2), q.transpose(1, 2),
+                                  alibi_slopes=torch.ones(2, device="cuda"))

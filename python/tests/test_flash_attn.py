@@ -138,8 +138,15 @@ def test_errors():
     with pytest.raises(ValueError, match="dropout_p must be 0.0: FlashMLIR has no attention "
                                          "dropout"):
         flashmlir.flash_attn_func(q, q, q, dropout_p=0.1)
-    with pytest.raises(NotImplementedError, match="alibi_slopes .* issue 15"):
-        flashmlir.flash_attn_func(q, q, q, alibi_slopes=torch.ones(2))
+    with pytest.raises(TypeError, match="alibi_slopes must be float32"):
+        flashmlir.flash_attn_func(q, q, q, alibi_slopes=torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"alibi_slopes must have shape \(nheads,\) = \(2,\)"):
+        flashmlir.flash_attn_func(q, q, q, alibi_slopes=torch.ones(3))
+    with pytest.raises(NotImplementedError, match="alibi_slopes is not supported here .* "
+                                                  "issue 15"):
+        cu = torch.tensor([0, 8], dtype=torch.int32)
+        flashmlir.flash_attn_varlen_func(q[0], q[0], q[0], cu, cu, 8, 8,
+                                         alibi_slopes=torch.ones(2))
     with pytest.raises(ValueError, match="window_size must be a pair"):
         flashmlir.flash_attn_func(q, q, q, window_size=3)
     with pytest.raises(ValueError, match="window left = -2 is out of range"):
@@ -158,3 +165,26 @@ def test_errors():
     a = flashmlir.flash_attn_func(q, q, q, softcap=-1.0)
     b = flashmlir.flash_attn_func(q, q, q)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("per_sequence", [False, True])
+def test_alibi_cpu(per_sequence):
+    """FlashAttention-2's alibi_slopes on CPU tensors: out, lse and gradients
+    against the float64 reference (bias -slope |i + Nk - Nq - j|)."""
+    B, Nq, Nk, Hq, Hkv, D = 2, 13, 29, 4, 2, 16
+    q, k, v = rand((B, Nq, Hq, D), 21), rand((B, Nk, Hkv, D), 22), rand((B, Nk, Hkv, D), 23)
+    do = rand((B, Nq, Hq, D), 24).detach()
+    slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625])
+    if per_sequence:
+        slopes = torch.stack([slopes, 2 * slopes])
+    out, lse, _ = flashmlir.flash_attn_func(q, k, v, causal=True, alibi_slopes=slopes,
+                                            return_attn_probs=True)
+    out.backward(do)
+    tr = (lambda x: x.detach().double().numpy().transpose(0, 2, 1, 3))
+    o_ref, lse_ref, dq, dk, dv = attention_grad_ref(tr(q), tr(k), tr(v), tr(do), causal=True,
+                                                    alibi=slopes.numpy())
+    assert rel_err(tr(out), o_ref) < 1e-5
+    assert rel_err(lse.numpy(), lse_ref) < 1e-5
+    for t, want in zip((q, k, v), (dq, dk, dv)):
+        assert rel_err(tr(t.grad), want) < 2e-5
+

@@ -200,6 +200,70 @@ int main() {
   // compiled code is shared through the cache).
   rc = flashmlir_cpu_forward(kernels, &tq, &tk, &tv, &to, &tl, err, sizeof(err));
   check(rc == 0, std::string("threads: the other handle still runs: ") + (rc ? err : "ok"));
+
+  // Score modifications through the _ex entry points: a mask_mod region
+  // keeping j <= i + (Nk - Nq), without the causal attribute, gives the
+  // causal kernel's output; so does a sink of -1e30 (it takes no mass); a
+  // region that reads a captured buffer refuses a call without it.
+  {
+    rc = flashmlir_cpu_forward(kernels, &tq, &tk, &tv, &to, &tl, err, sizeof(err));
+    check(rc == 0, std::string("mods: causal forward: ") + (rc ? err : "ok"));
+    flashmlir_cpu_config mc = cfg;
+    mc.causal = 0;
+    const std::string mask = "^bb0(%b: index, %h: index, %i: index, %j: index):\n"
+                             "  %off = arith.constant " +
+                             std::to_string(Nk - Nq) +
+                             " : index\n"
+                             "  %d = arith.addi %i, %off : index\n"
+                             "  %m = arith.cmpi sle, %j, %d : index\n"
+                             "  attn.yield %m : i1";
+    flashmlir_cpu_kernels *mk = nullptr;
+    flashmlir_cpu_extras ex{};
+    ex.mask_mod = mask.c_str();
+    rc = flashmlir_cpu_compile_ex(&mc, &ex, &mk, err, sizeof(err));
+    check(rc == 0 && mk, std::string("mods: compile a mask_mod: ") + (rc ? err : "ok"));
+    if (rc == 0) {
+      std::vector<uint16_t> ho2(no, 0x7e00);
+      std::vector<float> l2(nl, NAN), sinks(Hq, -1e30f);
+      flashmlir_tensor to2 = tensor(ho2.data(), B, Hq, Nq, Dv),
+                       tl2 = tensor(l2.data(), B, Hq, Nq, 0);
+      flashmlir_score_mods mods{};
+      mods.sinks = sinks.data();
+      rc = flashmlir_cpu_forward_ex(mk, &tq, &tk, &tv, &to2, &tl2, nullptr, &mods,
+                                    err, sizeof(err));
+      check(rc == 0, std::string("mods: forward_ex: ") + (rc ? err : "ok"));
+      double worst = 0;
+      for (size_t i = 0; i < no; ++i)
+        worst = std::max(worst, std::fabs(double(halfToFloat(ho2[i])) -
+                                          double(halfToFloat(ho[i]))));
+      for (size_t i = 0; i < nl; ++i)
+        worst = std::max(worst, std::fabs(double(l2[i]) - double(lse[i])));
+      check(worst < 1e-3, "mods: mask_mod + a -1e30 sink == causal (max diff " +
+                              std::to_string(worst) + ")");
+      flashmlir_cpu_destroy(mk);
+    }
+    const char *score = "^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):\n"
+                        "  %t = memref.load %cap0[%h] : memref<?xf32>\n"
+                        "  %r = arith.addf %s, %t : f32\n"
+                        "  attn.yield %r : f32";
+    ex = flashmlir_cpu_extras{};
+    ex.score_mod = score;
+    rc = flashmlir_cpu_compile_ex(&mc, &ex, &mk, err, sizeof(err));
+    check(rc == 0, std::string("mods: compile a capturing score_mod: ") + (rc ? err : "ok"));
+    if (rc == 0) {
+      rc = flashmlir_cpu_forward_ex(mk, &tq, &tk, &tv, &to, &tl, nullptr, nullptr, err,
+                                    sizeof(err));
+      check(rc != 0 && std::strstr(err, "reads the captured buffer %cap0"),
+            std::string("mods: a missing capture is refused: ") + err);
+      flashmlir_cpu_destroy(mk);
+    }
+    const char *broken = "^bb0(%s: f32):\n  attn.yield %s : f32";
+    ex.score_mod = broken;
+    rc = flashmlir_cpu_compile_ex(&mc, &ex, &mk, err, sizeof(err));
+    check(rc != 0 && std::strstr(err, "'score_mod' region must take"),
+          std::string("mods: a bad region is refused: ") + err);
+  }
+
   flashmlir_cpu_destroy(kernels);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

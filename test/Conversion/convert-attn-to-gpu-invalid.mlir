@@ -13,3 +13,24 @@ func.func @varlen_bwd(%q: memref<30x4x64xf16>, %l: memref<4x30xf32>, %cu: memref
   attn.attention_backward ins(%q, %q, %q, %q, %q, %l : memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<4x30xf32>) varlen(%cu, %cu, %m, %m : memref<3xi32>, memref<3xi32>) outs(%q, %q, %q : memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>)
   return
 }
+
+// -----
+
+// The GPU kernels have no score modifications yet: a clear error.
+func.func @gpu_rejects(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>, %sk: memref<4xf32>) {
+  // expected-error @+1 {{with alibi_slopes, sinks or score_mod / mask_mod regions is not supported by convert-attn-to-gpu yet (attn-tile-forward, attn-tile-backward and attn-lower-unfused lower it)}}
+  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) sinks(%sk : memref<4xf32>) outs(%o : memref<1x4x8x64xf16>)
+  return
+}
+
+// -----
+
+func.func @gpu_rejects_regions(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>) {
+  // expected-error @+1 {{with alibi_slopes, sinks or score_mod / mask_mod regions is not supported by convert-attn-to-gpu yet}}
+  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) outs(%o : memref<1x4x8x64xf16>) mask_mod {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %m = arith.cmpi sle, %j, %i : index
+    attn.yield %m : i1
+  }
+  return
+}

@@ -49,7 +49,25 @@ struct KernelConfig {
   bool unfused = false;
   /// Query rows and key rows per tile.
   int64_t blockM = 64, blockN = 64;
+  /// The bodies of the ops' `score_mod` / `mask_mod` regions (MLIR text from
+  /// `^bb0(...)` to `attn.yield`; empty: none). They may read the captured
+  /// buffers `%cap0` .. `%cap3` (memref<?xf32>, ScoreModArgs::captures).
+  std::string scoreMod, maskMod;
+  /// Fused rotary embedding of the first `rotaryDim` dims of q and k (0:
+  /// off; even), pairs (d, d + dim/2), or (2m, 2m + 1) when interleaved;
+  /// the tables come with each call (ScoreModArgs::rotaryCos / Sin).
+  int64_t rotaryDim = 0;
+  bool rotaryInterleaved = false;
+
+  /// True when the kernels take the score modifications' parameters
+  /// whatever the call passes (regions, rotary).
+  bool hasRegions() const {
+    return !scoreMod.empty() || !maskMod.empty() || rotaryDim > 0;
+  }
 };
+
+/// The most captured buffers a kernel's regions may read.
+constexpr int kMaxCaptures = 4;
 
 /// A strided view of caller-owned memory. Rank 4 for q/k/v/o and gradients
 /// ([B, H, N, D]), rank 3 for lse ([B, H, N], f32). Sizes and strides are in
@@ -67,6 +85,29 @@ struct TensorArg {
 struct VarlenArgs {
   const int32_t *cuSeqlensQ = nullptr, *cuSeqlensK = nullptr;
   int64_t batch = 0, maxSeqlenQ = 0, maxSeqlenK = 0;
+};
+
+/// The score modifications of one call (attn ops' `alibi_slopes` and `sinks`
+/// operands), in host memory, f32. Null pointers: off. Each combination is
+/// its own kernel, compiled on first use.
+struct ScoreModArgs {
+  /// ALiBi slopes: `[heads]`, or `[batch, heads]` with alibiPerSequence
+  /// (batch: the sequences of a variable-length call).
+  const float *alibiSlopes = nullptr;
+  bool alibiPerSequence = false;
+  /// One sink logit per query head, `[heads]`.
+  const float *sinks = nullptr;
+  /// Backward with sinks: receives d sinks `[heads]` (null: not wanted).
+  float *gradSinks = nullptr;
+  /// The buffers the config's regions read as `%cap<i>` (f32, contiguous,
+  /// `captureSizes[i]` elements).
+  const float *captures[kMaxCaptures] = {nullptr, nullptr, nullptr, nullptr};
+  int64_t captureSizes[kMaxCaptures] = {0, 0, 0, 0};
+  /// With KernelConfig::rotaryDim: the f32 tables [rotaryPositions,
+  /// rotaryDim / 2] (row-major, contiguous); positions i + Nk - Nq and j
+  /// must be < rotaryPositions.
+  const float *rotaryCos = nullptr, *rotarySin = nullptr;
+  int64_t rotaryPositions = 0;
 };
 
 /// The forward and backward kernels of one KernelConfig, JIT-compiled for the
@@ -89,6 +130,9 @@ public:
   /// when they do not fit.
   bool forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                TensorArg lse, std::string &err);
+  /// The same with ALiBi slopes and / or sinks.
+  bool forward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+               TensorArg lse, const ScoreModArgs &mods, std::string &err);
 
   /// Compiles the backward kernel now; otherwise the first backward() call
   /// does. Returns false and sets `err` when it cannot be compiled (again on
@@ -99,6 +143,10 @@ public:
   bool backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                 TensorArg dO, TensorArg lse, TensorArg dq, TensorArg dk,
                 TensorArg dv, std::string &err);
+  /// The same with ALiBi slopes and / or sinks (and d sinks).
+  bool backward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                TensorArg dO, TensorArg lse, TensorArg dq, TensorArg dk,
+                TensorArg dv, const ScoreModArgs &mods, std::string &err);
 
   /// The variable-length form (attn.attention with `varlen(...)`): q, k, v,
   /// o (and dO, dq, dk, dv) packed `[total, heads, dim]` (rank 3), lse
@@ -111,6 +159,13 @@ public:
   bool varlenBackward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
                       TensorArg dO, TensorArg lse, TensorArg dq, TensorArg dk,
                       TensorArg dv, const VarlenArgs &seqs, std::string &err);
+  bool varlenForward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                     TensorArg lse, const VarlenArgs &seqs,
+                     const ScoreModArgs &mods, std::string &err);
+  bool varlenBackward(TensorArg q, TensorArg k, TensorArg v, TensorArg o,
+                      TensorArg dO, TensorArg lse, TensorArg dq, TensorArg dk,
+                      TensorArg dv, const VarlenArgs &seqs,
+                      const ScoreModArgs &mods, std::string &err);
 
   /// The text of the kernel module before the pipeline ran (for debugging).
   const std::string &moduleSource() const;

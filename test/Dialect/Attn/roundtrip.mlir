@@ -6,7 +6,7 @@
 // CHECK-SAME: (%[[Q:.*]]: tensor<2x8x128x64xf16>, %[[K:.*]]: tensor<2x2x256x64xf16>, %[[V:.*]]: tensor<2x2x256x32xf16>, %[[O:.*]]: tensor<2x8x128x32xf16>, %[[L:.*]]: tensor<2x8x128xf32>)
 // CHECK: %{{.*}}:2 = attn.attention ins(%[[Q]], %[[K]], %[[V]] : tensor<2x8x128x64xf16>, tensor<2x2x256x64xf16>, tensor<2x2x256x32xf16>) outs(%[[O]] : tensor<2x8x128x32xf16>) lse(%[[L]] : tensor<2x8x128xf32>) {causal, scale = 1.250000e-01 : f64} -> tensor<2x8x128x32xf16>, tensor<2x8x128xf32>
 // GENERIC-LABEL: "func.func"
-// GENERIC: "attn.attention"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{causal, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>, scale = 1.250000e-01 : f64}> : (tensor<2x8x128x64xf16>, tensor<2x2x256x64xf16>, tensor<2x2x256x32xf16>, tensor<2x8x128x32xf16>, tensor<2x8x128xf32>) -> (tensor<2x8x128x32xf16>, tensor<2x8x128xf32>)
+// GENERIC: "attn.attention"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{causal, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>, scale = 1.250000e-01 : f64}>
 func.func @fwd_tensor(%q: tensor<2x8x128x64xf16>, %k: tensor<2x2x256x64xf16>, %v: tensor<2x2x256x32xf16>,
                       %o: tensor<2x8x128x32xf16>, %l: tensor<2x8x128xf32>) -> (tensor<2x8x128x32xf16>, tensor<2x8x128xf32>) {
   %r:2 = attn.attention ins(%q, %k, %v : tensor<2x8x128x64xf16>, tensor<2x2x256x64xf16>, tensor<2x2x256x32xf16>)
@@ -18,7 +18,7 @@ func.func @fwd_tensor(%q: tensor<2x8x128x64xf16>, %k: tensor<2x2x256x64xf16>, %v
 // Without lse, with every attribute, dynamic dims.
 // CHECK-LABEL: func @fwd_tensor_no_lse
 // CHECK: %{{.*}} = attn.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x4x?x64xbf16>, tensor<?x1x?x64xbf16>, tensor<?x1x?x64xbf16>) outs(%{{.*}} : tensor<?x4x?x64xbf16>) {block_sizes = array<i64: 64, 32>, softcap = 3.000000e+01 : f64, window = array<i64: 16, 4>} -> tensor<?x4x?x64xbf16>
-// GENERIC: "attn.attention"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{block_sizes = array<i64: 64, 32>, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0>, softcap = 3.000000e+01 : f64, window = array<i64: 16, 4>}>
+// GENERIC: "attn.attention"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{block_sizes = array<i64: 64, 32>, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>, softcap = 3.000000e+01 : f64, window = array<i64: 16, 4>}>
 func.func @fwd_tensor_no_lse(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x1x?x64xbf16>, %v: tensor<?x1x?x64xbf16>,
                              %o: tensor<?x4x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
   %r = attn.attention ins(%q, %k, %v : tensor<?x4x?x64xbf16>, tensor<?x1x?x64xbf16>, tensor<?x1x?x64xbf16>)
@@ -44,7 +44,7 @@ func.func @fwd_memref_bshd(%q: memref<?x?x?x128xf32>, %k: memref<?x?x?x128xf32>,
 
 // CHECK-LABEL: func @bwd_tensor
 // CHECK: %{{.*}}:3 = attn.attention_backward ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<1x4x64x32xf16>, tensor<1x2x80x32xf16>, tensor<1x2x80x16xf16>, tensor<1x4x64x16xf16>, tensor<1x4x64x16xf16>, tensor<1x4x64xf32>) outs(%{{.*}}, %{{.*}}, %{{.*}} : tensor<1x4x64x32xf16>, tensor<1x2x80x32xf16>, tensor<1x2x80x16xf16>) {causal, softcap = 2.000000e+01 : f64} -> tensor<1x4x64x32xf16>, tensor<1x2x80x32xf16>, tensor<1x2x80x16xf16>
-// GENERIC: "attn.attention_backward"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{causal, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>, softcap = 2.000000e+01 : f64}>
+// GENERIC: "attn.attention_backward"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{causal, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0>, softcap = 2.000000e+01 : f64}>
 func.func @bwd_tensor(%q: tensor<1x4x64x32xf16>, %k: tensor<1x2x80x32xf16>, %v: tensor<1x2x80x16xf16>,
                       %o: tensor<1x4x64x16xf16>, %do: tensor<1x4x64x16xf16>, %l: tensor<1x4x64xf32>)
     -> (tensor<1x4x64x32xf16>, tensor<1x2x80x32xf16>, tensor<1x2x80x16xf16>) {

@@ -3,7 +3,7 @@
 
 func.func @varlen_partial(%q: memref<30x4x8xf32>, %k: memref<30x4x8xf32>, %v: memref<30x4x8xf32>, %o: memref<30x4x8xf32>, %cu: memref<3xi32>) {
   // expected-error @+1 {{the varlen operands 'cu_seqlens_q', 'cu_seqlens_k', 'max_seqlen_q', 'max_seqlen_k' must be given together}}
-  "attn.attention"(%q, %k, %v, %o, %cu) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0>}> : (memref<30x4x8xf32>, memref<30x4x8xf32>, memref<30x4x8xf32>, memref<30x4x8xf32>, memref<3xi32>) -> ()
+  "attn.attention"(%q, %k, %v, %o, %cu) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0>}> ({}, {}) : (memref<30x4x8xf32>, memref<30x4x8xf32>, memref<30x4x8xf32>, memref<30x4x8xf32>, memref<3xi32>) -> ()
   return
 }
 

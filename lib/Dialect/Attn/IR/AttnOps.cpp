@@ -173,6 +173,124 @@ public:
       return op->emitOpError("'block_table' must have at least one column");
     return checkDim(q, 0, {table, "block_table"}, 0, "batch");
   }
+  /// The score modifications: alibi_slopes f32 [Hq] or [batch, Hq]; sinks
+  /// f32 [Hq]; grad_sinks (backward) f32 [Hq], only with sinks. In the
+  /// variable-length form the batch of [batch, Hq] slopes is the number of
+  /// sequences (cu_seqlens_q's length - 1).
+  LogicalResult checkScoreMods(const NamedOperand &q, Value alibi, Value sinks,
+                               Value gradSinks, bool varlen, Value cuQ) {
+    const unsigned H = 1;
+    auto isF32 = [&](Value x) {
+      return type(x).getElementType().isF32();
+    };
+    if (alibi) {
+      ShapedType t = type(alibi);
+      if ((t.getRank() != 1 && t.getRank() != 2) || !isF32(alibi))
+        return op->emitOpError()
+               << "expects 'alibi_slopes' to be f32 [heads] or [batch, "
+                  "heads], got "
+               << alibi.getType();
+      NamedOperand a{alibi, "alibi_slopes"};
+      if (failed(checkDim(q, H, a, t.getRank() - 1, "query head count")))
+        return failure();
+      if (t.getRank() == 2) {
+        if (!varlen && failed(checkDim(q, 0, a, 0, "batch")))
+          return failure();
+        if (varlen && !t.isDynamicDim(0) &&
+            !type(cuQ).isDynamicDim(0) &&
+            t.getDimSize(0) != type(cuQ).getDimSize(0) - 1)
+          return op->emitOpError()
+                 << "batch mismatch: 'alibi_slopes' has " << t.getDimSize(0)
+                 << " rows but 'cu_seqlens_q' describes "
+                 << type(cuQ).getDimSize(0) - 1 << " sequences";
+      }
+    }
+    for (NamedOperand x : {NamedOperand{sinks, "sinks"},
+                           NamedOperand{gradSinks, "grad_sinks"}}) {
+      if (!x.value)
+        continue;
+      if (type(x.value).getRank() != 1 || !isF32(x.value))
+        return op->emitOpError() << "expects '" << x.name
+                                 << "' to be f32 [heads], got "
+                                 << x.value.getType();
+      if (failed(checkDim(q, H, x, 0, "query head count")))
+        return failure();
+    }
+    if (gradSinks && !sinks)
+      return op->emitOpError(
+          "'grad_sinks' needs the sinks: add sinks(%s) to the operands");
+    return success();
+  }
+  /// The rotary tables: both or none, f32 [P, R/2] of one shape with R/2
+  /// static and 2 * (R/2) <= D; not with varlen or a KV cache (yet);
+  /// rotary_interleaved only with them.
+  LogicalResult checkRotary(const NamedOperand &q, Value cos, Value sin,
+                            bool interleaved, bool varlen, bool kvCache) {
+    if (!cos && !sin) {
+      if (interleaved)
+        return op->emitOpError(
+            "'rotary_interleaved' needs the rotary tables: add rotary(%cos, "
+            "%sin)");
+      return success();
+    }
+    for (NamedOperand x : {NamedOperand{cos, "rotary_cos"},
+                           NamedOperand{sin, "rotary_sin"}}) {
+      ShapedType t = type(x.value);
+      if (t.getRank() != 2 || !t.getElementType().isF32())
+        return op->emitOpError()
+               << "expects '" << x.name
+               << "' to be f32 [positions, rotary_dim / 2], got "
+               << x.value.getType();
+    }
+    if (type(cos).getShape() != type(sin).getShape())
+      return op->emitOpError() << "'rotary_cos' " << cos.getType()
+                               << " and 'rotary_sin' " << sin.getType()
+                               << " must have one shape";
+    int64_t half = type(cos).getDimSize(1);
+    if (ShapedType::isDynamic(half) || half < 1)
+      return op->emitOpError(
+          "the rotary tables need a static rotary_dim / 2 >= 1 (dim 1)");
+    int64_t d = type(q.value).getDimSize(type(q.value).getRank() - 1);
+    if (!ShapedType::isDynamic(d) && 2 * half > d)
+      return op->emitOpError()
+             << "rotary_dim = " << 2 * half << " (2 x dim 1 of the tables) "
+             << "exceeds the head dim " << d;
+    if (varlen || kvCache)
+      return op->emitOpError()
+             << "rotary with " << (varlen ? "varlen" : "kv_cache")
+             << " is not supported yet";
+    return success();
+  }
+
+  /// The user regions' signatures: score_mod (f32, index, index, index,
+  /// index) yielding f32; mask_mod (index x 4) yielding i1.
+  LogicalResult checkRegions(Region &scoreMod, Region &maskMod) {
+    auto check = [&](Region &r, StringRef name, ArrayRef<Type> args,
+                     Type yields, StringRef signature) -> LogicalResult {
+      if (r.empty())
+        return success();
+      Block &body = r.front();
+      if (body.getArgumentTypes() != TypeRange(args))
+        return op->emitOpError()
+               << "'" << name << "' region must take " << signature
+               << ", got " << body.getNumArguments() << " argument(s)";
+      auto yield = dyn_cast<YieldOp>(body.getTerminator());
+      if (!yield || yield.getValue().getType() != yields)
+        return op->emitOpError() << "'" << name
+                                 << "' region must end with attn.yield of "
+                                 << yields;
+      return success();
+    };
+    Builder b(op->getContext());
+    Type f32 = b.getF32Type(), idx = b.getIndexType();
+    if (failed(check(scoreMod, "score_mod", {f32, idx, idx, idx, idx}, f32,
+                     "(%score: f32, %batch: index, %head: index, %query: "
+                     "index, %key: index)")))
+      return failure();
+    return check(maskMod, "mask_mod", {idx, idx, idx, idx}, b.getI1Type(),
+                 "(%batch: index, %head: index, %query: index, %key: "
+                 "index)");
+  }
   /// Static dims `a[ai]` and `b[bi]` must agree (dynamic dims always do).
   LogicalResult checkDim(const NamedOperand &a, unsigned ai,
                          const NamedOperand &b, unsigned bi, StringRef what) {
@@ -398,7 +516,11 @@ LogicalResult AttentionOp::verify() {
   for (NamedOperand cu : {NamedOperand{getCuSeqlensQ(), "cu_seqlens_q"},
                           NamedOperand{getCuSeqlensK(), "cu_seqlens_k"},
                           NamedOperand{getCacheSeqlens(), "cache_seqlens"},
-                          NamedOperand{getBlockTable(), "block_table"}})
+                          NamedOperand{getBlockTable(), "block_table"},
+                          NamedOperand{getAlibiSlopes(), "alibi_slopes"},
+                          NamedOperand{getSinks(), "sinks"},
+                          NamedOperand{getRotaryCos(), "rotary_cos"},
+                          NamedOperand{getRotarySin(), "rotary_sin"}})
     if (cu.value)
       all.push_back(cu);
   if (failed(v.checkKinds(all)) ||
@@ -417,6 +539,11 @@ LogicalResult AttentionOp::verify() {
       failed(verifyShapes(v, varlen, q, k, val, o, lse ? &*lse : nullptr,
                           isPaged())) ||
       failed(v.checkSizeLimits({q, k, val, o})) ||
+      failed(v.checkScoreMods(q, getAlibiSlopes(), getSinks(), Value(), varlen,
+                              getCuSeqlensQ())) ||
+      failed(v.checkRotary(q, getRotaryCos(), getRotarySin(),
+                           getRotaryInterleaved(), varlen, isKvCache())) ||
+      failed(v.checkRegions(getScoreMod(), getMaskMod())) ||
       failed(v.checkAttributes(toDouble(getScale()), getWindow(),
                                toDouble(getSoftcap()),
                                getBlockSizes(), q)))
@@ -496,7 +623,12 @@ LogicalResult AttentionBackwardOp::verify() {
       dv{getGradValue(), "grad_value"};
   SmallVector<NamedOperand> all = {q, k, val, o, dO, lse, dq, dk, dv};
   for (NamedOperand cu : {NamedOperand{getCuSeqlensQ(), "cu_seqlens_q"},
-                          NamedOperand{getCuSeqlensK(), "cu_seqlens_k"}})
+                          NamedOperand{getCuSeqlensK(), "cu_seqlens_k"},
+                          NamedOperand{getAlibiSlopes(), "alibi_slopes"},
+                          NamedOperand{getSinks(), "sinks"},
+                          NamedOperand{getGradSinks(), "grad_sinks"},
+                          NamedOperand{getRotaryCos(), "rotary_cos"},
+                          NamedOperand{getRotarySin(), "rotary_sin"}})
     if (cu.value)
       all.push_back(cu);
   if (failed(v.checkKinds(all)) ||
@@ -516,11 +648,19 @@ LogicalResult AttentionBackwardOp::verify() {
       failed(v.checkSameShape(dk, k, varlen)) ||
       failed(v.checkSameShape(dv, val, varlen)) ||
       failed(v.checkSizeLimits({q, k, val, o, dO, dq, dk, dv})) ||
+      failed(v.checkScoreMods(q, getAlibiSlopes(), getSinks(), getGradSinks(),
+                              varlen, getCuSeqlensQ())) ||
+      failed(v.checkRotary(q, getRotaryCos(), getRotarySin(),
+                           getRotaryInterleaved(), varlen, false)) ||
+      failed(v.checkRegions(getScoreMod(), getMaskMod())) ||
       failed(v.checkAttributes(toDouble(getScale()), getWindow(),
                                toDouble(getSoftcap()),
                                getBlockSizes(), q)))
     return failure();
-  return v.checkResults({dq, dk, dv});
+  SmallVector<NamedOperand> inits = {dq, dk, dv};
+  if (getGradSinks())
+    inits.push_back({getGradSinks(), "grad_sinks"});
+  return v.checkResults(inits);
 }
 
 double AttentionBackwardOp::getScaleValue() {

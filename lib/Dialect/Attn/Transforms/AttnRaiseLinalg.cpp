@@ -110,9 +110,10 @@ FailureOr<AttentionOp> mlir::attn::raiseNaiveAttention(RewriterBase &rewriter,
       /*cu_seqlens_q=*/Value(), /*cu_seqlens_k=*/Value(),
       /*max_seqlen_q=*/Value(), /*max_seqlen_k=*/Value(),
       /*cache_seqlens=*/Value(), /*block_table=*/Value(),
-      rewriter.getF64FloatAttr(na.scale),
+      /*alibi_slopes=*/Value(), /*sinks=*/Value(), /*rotary_cos=*/Value(),
+      /*rotary_sin=*/Value(), rewriter.getF64FloatAttr(na.scale),
       na.causal ? rewriter.getUnitAttr() : UnitAttr(), window, FloatAttr(),
-      DenseI64ArrayAttr());
+      DenseI64ArrayAttr(), /*rotary_interleaved=*/UnitAttr());
 
   // Back to the original output: rank, then dim order.
   Value result = attention->getResult(0);

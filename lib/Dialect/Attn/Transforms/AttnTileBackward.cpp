@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "flashmlir/Dialect/Attn/Transforms/UserRegions.h"
 #include "flashmlir/Dialect/Attn/Transforms/VectorCodegen.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
@@ -38,7 +39,9 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                                 TileSizes sizes,
                                                 int64_t vectorWidth) {
   if (failed(
-          checkLowerable(op, "attn-tile-backward", /*varlenSupported=*/true)))
+          checkLowerable(op, "attn-tile-backward", /*varlenSupported=*/true,
+                         /*kvCacheSupported=*/false,
+                         /*scoreModsSupported=*/true)))
     return failure();
   if (failed(checkOpTiling(op, "attn-tile-backward", op.getQuery(), op.getValue(),
                            sizes.blockM, sizes.blockN, vectorWidth)))
@@ -60,6 +63,11 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
         dv = view(op.getGradValue());
   AttnShape sh = getShape(cg, q, k, v);
   MaskSpec mask = op.getMaskSpec();
+  ScoreMods mods = ScoreMods::of(op);
+  UserRegions regions = UserRegions::of(op);
+  Rotary rot = Rotary::of(op);
+  if (regions.scoreMod && failed(checkScoreModDerivable(*regions.scoreMod, op)))
+    return failure();
   std::optional<double> softcap;
   if (std::optional<APFloat> c = op.getSoftcap())
     softcap = c->convertToDouble();
@@ -103,8 +111,10 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
     });
   });
 
-  // One (sequence, kv head) with its operands and shape.
-  auto emitKvHead = [&](Value bi, Value hk, const AttnShape &sh, Value q,
+  // One (sequence, kv head) with its operands and shape; `seq` is the
+  // sequence's index in the batch (bi is 0 in the varlen form).
+  auto emitKvHead = [&](Value seq, Value bi, Value hk, const AttnShape &sh,
+                        Value q,
                         Value k, Value v, Value dO, Value lse, Value dk,
                         Value dv, Value dr, Value dqAcc) {
     Value numKBlocks = cg.ceilDiv(sh.Nk, bn);
@@ -112,8 +122,15 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
     Value vt = cg.alloc({sh.Dv, BN});    // V^T
     Value pTile = cg.alloc({BM, BN});    // P
     Value dsTile = cg.alloc({BM, BN});   // dP, then dS
+    // With user regions: dS_final/dS_raw of each score (softcap and
+    // score_mod derivatives), 0 past the block's keys.
+    Value derivTile = regions ? cg.alloc({BM, BN}) : Value();
     Value dkTile = cg.alloc({BN, sh.D});
     Value dvTile = cg.alloc({BN, sh.Dv});
+    // With rotary: the key block's and the query block's rows rotated at
+    // their positions (for dQ += dS K_rot, dK += dS^T Q_rot and the scores).
+    Value kRot = rot ? cg.alloc({BN, sh.D}) : Value();
+    Value qRot = rot ? cg.alloc({BM, sh.D}) : Value();
 
     cg.forLoop(c0, numKBlocks, [&](Value kb) {
       Value k0 = cg.mul(kb, bn);
@@ -125,7 +142,13 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
         Value valid = cg.cmp(arith::CmpIPredicate::slt, j, cols);
         Value kj = cg.min(cg.add(k0, j), cg.sub(sh.Nk, c1));
         cg.forLoop(c0, dIdx, [&](Value d) {
-          Value x = cg.fmul(cg.load(k, {bi, hk, kj, d}), cg.f32(kScale));
+          Value x = cg.load(k, {bi, hk, kj, d});
+          if (rot) {
+            auto row = [&](Value e) { return cg.load(k, {bi, hk, kj, e}); };
+            x = rot.element(cg, row, d, kj);
+            memref::StoreOp::create(b, x, kRot, ValueRange{j, d});
+          }
+          x = cg.fmul(x, cg.f32(kScale));
           memref::StoreOp::create(b, cg.select(valid, x, cg.f32(0.0)), kt,
                                   ValueRange{d, j});
         });
@@ -157,6 +180,7 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
 
       cg.forLoop(c0, sh.group, [&](Value g) {
         Value h = cg.add(cg.mul(hk, sh.group), g);
+        Value negSlope = mods.negSlope(cg, seq, h, kLog2e); // log2 domain
         cg.forLoop(qbLo, qbHi, [&](Value qb) {
           Value q0 = cg.mul(qb, bm);
           Value rows = cg.min(bm, cg.sub(sh.Nq, q0));
@@ -174,12 +198,27 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                   cg.add(cg.add(q0, sh.off),
                                          cg.idx(mask.right))));
 
+          // The query rows rotated at their positions (rotary).
+          if (rot)
+            cg.forLoop(c0, rows, [&](Value i) {
+              Value qi = cg.add(q0, i);
+              auto row = [&](Value e) { return cg.load(q, {bi, h, qi, e}); };
+              cg.forLoop(c0, dIdx, [&](Value d) {
+                memref::StoreOp::create(
+                    b, rot.element(cg, row, d, cg.add(qi, sh.off)), qRot,
+                    ValueRange{i, d});
+              });
+            });
+
           // S = Q K^T (scaled) into pTile, dP = dO V^T into dsTile.
           auto product = [&](Value lhsMem, int64_t depth, Value rhsT,
                              Value out) {
             vc.outerProduct(OuterProduct{
                 rows, kChunks, c0, cg.idx(depth),
                 [&](Value i, Value d) {
+                  if (rot && lhsMem == q)
+                    return memref::LoadOp::create(b, qRot, ValueRange{i, d})
+                        .getResult();
                   return cg.load(lhsMem, {bi, h, cg.add(q0, i), d});
                 },
                 [&](Value d, int64_t col, int64_t w) {
@@ -194,6 +233,55 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
           product(q, sh.D, kt, pTile);
           product(dO, sh.Dv, vt, dsTile);
 
+          // With user regions the whole score pipeline (softcap, ALiBi,
+          // score_mod and its derivative, mask_mod) runs first, a score at a
+          // time; emitP then reads final scores and the derivatives.
+          if (regions)
+            cg.forLoop(c0, rows, [&](Value i) {
+              Value qi = cg.add(q0, i);
+              Value negSl = negSlope;
+              cg.forLoop(c0, bn, [&](Value j) {
+                Value kj = cg.add(k0, j);
+                Value valid = cg.cmp(arith::CmpIPredicate::slt, j, cols);
+                Value zero = cg.f32(0.0);
+                auto ifOp = scf::IfOp::create(b, TypeRange{b.getF32Type()},
+                                              valid, /*withElse=*/true);
+                {
+                  OpBuilder::InsertionGuard guard(b);
+                  b.setInsertionPointToStart(ifOp.thenBlock());
+                  Value s = memref::LoadOp::create(b, pTile, ValueRange{i, j});
+                  Value deriv;
+                  if (softcap) {
+                    Value t = cg.tanh(s, &deriv);
+                    s = cg.fmul(t, cg.f32(*softcap * kLog2e));
+                  }
+                  if (negSl)
+                    s = cg.fadd(s, alibiBias(cg, negSl, qi, kj, sh.off));
+                  if (regions.scoreMod) {
+                    Value d;
+                    Value nat = cg.fmul(s, cg.f32(1.0 / kLog2e));
+                    nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, nat,
+                                          seq, h, qi, kj, &d);
+                    s = cg.fmul(nat, cg.f32(kLog2e));
+                    deriv = deriv ? cg.fmul(deriv, d) : d;
+                  }
+                  if (regions.maskMod)
+                    s = cg.select(inlineMaskMod(b, b.getLoc(), *regions.maskMod,
+                                                seq, h, qi, kj),
+                                  s, cg.negInf());
+                  memref::StoreOp::create(b, s, pTile, ValueRange{i, j});
+                  scf::YieldOp::create(b, deriv ? deriv : cg.f32(1.0));
+                }
+                {
+                  OpBuilder::InsertionGuard guard(b);
+                  b.setInsertionPointToStart(ifOp.elseBlock());
+                  scf::YieldOp::create(b, zero);
+                }
+                memref::StoreOp::create(b, ifOp.getResult(0), derivTile,
+                                        ValueRange{i, j});
+              });
+            });
+
           // P = exp2(S log2(e) - lse log2(e)), dS = P (dP - Dr), keys along
           // the vectors; boundary blocks zero the keys a row cannot see.
           auto emitP = [&](bool masked) {
@@ -207,11 +295,27 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
               forChunks(kChunks, [&](Value col, int64_t w) {
                 Value s = vc.load(pTile, {i, col}, w);
                 Value sech2;
-                if (softcap)
+                if (softcap && !regions)
                   s = arith::MulFOp::create(b, vc.tanh(s, &sech2),
                                             vc.splat(*softcap * kLog2e, w));
+                if (negSlope && !regions) { // S += -slope |qi + off - kj|
+                  Value kj = arith::AddIOp::create(
+                      b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
+                  Value dist = arith::SubIOp::create(
+                      b, vc.broadcast(toI32(diag), w), kj);
+                  Value d = arith::SIToFPOp::create(
+                      b, VectorType::get({w}, b.getF32Type()),
+                      math::AbsIOp::create(b, dist));
+                  s = vc.fma(d, vc.broadcast(negSlope, w), s);
+                }
                 Value p = vc.exp2(
                     arith::SubFOp::create(b, s, vc.broadcast(lse2, w)));
+                if (regions) // a mask_mod may mask a whole row (lse = -inf)
+                  p = arith::SelectOp::create(
+                      b,
+                      arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, s,
+                                            vc.splat(-INFINITY, w)),
+                      vc.splat(0.0, w), p);
                 if (masked) {
                   Value kj = arith::AddIOp::create(
                       b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
@@ -237,7 +341,10 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                 Value dp = vc.load(dsTile, {i, col}, w);
                 Value ds = arith::MulFOp::create(
                     b, p, arith::SubFOp::create(b, dp, vc.broadcast(dri, w)));
-                if (softcap) // d(c tanh(s/c))/ds = 1 - tanh^2
+                if (regions) // softcap and score_mod derivatives
+                  ds = arith::MulFOp::create(b, ds,
+                                             vc.load(derivTile, {i, col}, w));
+                else if (softcap) // d(c tanh(s/c))/ds = 1 - tanh^2
                   ds = arith::MulFOp::create(b, ds, sech2);
                 vector::StoreOp::create(b, p, pTile, ValueRange{i, col});
                 vector::StoreOp::create(b, ds, dsTile, ValueRange{i, col});
@@ -256,6 +363,8 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                       .getResult();
                 },
                 [&](Value i, int64_t col, int64_t w) {
+                  if (rot && rhsMem == q)
+                    return vc.load(qRot, {i, cg.idx(col)}, w);
                   return vc.load(rhsMem, {bi, h, cg.add(q0, i), cg.idx(col)},
                                  w);
                 },
@@ -278,6 +387,8 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                     .getResult();
               },
               [&](Value j, int64_t col, int64_t w) {
+                if (rot)
+                  return vc.load(kRot, {j, cg.idx(col)}, w);
                 return vc.load(k, {bi, hk, cg.add(k0, j), cg.idx(col)}, w);
               },
               [&](Value i, int64_t col, int64_t w) {
@@ -290,14 +401,26 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
         });
       });
 
-      // Store the key block's gradients (summed over the group's heads).
+      // Store the key block's gradients (summed over the group's heads);
+      // with rotary dK = R^T dK_rot, an element at a time.
       cg.forLoop(c0, cols, [&](Value j) {
         Value kj = cg.add(k0, j);
-        forChunks(dChunks, [&](Value col, int64_t w) {
-          Value x = vc.load(dkTile, {j, col}, w);
-          vc.store(arith::MulFOp::create(b, x, vc.splat(scale, w)), dk,
-                   {bi, hk, kj, col});
-        });
+        if (rot) {
+          auto row = [&](Value e) {
+            return memref::LoadOp::create(b, dkTile, ValueRange{j, e})
+                .getResult();
+          };
+          cg.forLoop(c0, dIdx, [&](Value d) {
+            Value x = rot.element(cg, row, d, kj, /*inverse=*/true);
+            cg.store(cg.fmul(x, cg.f32(scale)), dk, {bi, hk, kj, d});
+          });
+        } else {
+          forChunks(dChunks, [&](Value col, int64_t w) {
+            Value x = vc.load(dkTile, {j, col}, w);
+            vc.store(arith::MulFOp::create(b, x, vc.splat(scale, w)), dk,
+                     {bi, hk, kj, col});
+          });
+        }
         forChunks(dvChunks, [&](Value col, int64_t w) {
           vc.store(vc.load(dvTile, {j, col}, w), dv, {bi, hk, kj, col});
         });
@@ -305,14 +428,17 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
     });
     for (Value buf : {kt, vt, pTile, dsTile, dkTile, dvTile})
       memref::DeallocOp::create(b, buf);
+    for (Value buf : {derivTile, kRot, qRot})
+      if (buf)
+        memref::DeallocOp::create(b, buf);
   };
   cg.parallel({varlen ? cg.sub(cg.dim(op.getCuSeqlensQ(), 0), c1) : sh.B,
                sh.Hkv},
               [&](ValueRange ivs) {
                 Value bi = ivs[0], hk = ivs[1];
                 if (!varlen)
-                  return emitKvHead(bi, hk, sh, q, k, v, dO, lse, dk, dv, dr,
-                                    dqAcc);
+                  return emitKvHead(bi, bi, hk, sh, q, k, v, dO, lse, dk, dv,
+                                    dr, dqAcc);
                 // Sequence bi: its rows, lengths and diagonal offset; batch
                 // index 0 of the slices.
                 auto [qStart, qLen] =
@@ -329,19 +455,57 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                 auto rowsK = [&, kStart = kStart, kLen = kLen](Value x) {
                   return sequenceRows(cg, x, kStart, kLen);
                 };
-                emitKvHead(c0, hk, seq, rowsQ(q), rowsK(k), rowsK(v),
+                emitKvHead(bi, c0, hk, seq, rowsQ(q), rowsK(k), rowsK(v),
                            rowsQ(dO), rowsQ(lse), rowsK(dk), rowsK(dv),
                            rowsQ(dr), rowsQ(dqAcc));
               });
 
-  // dQ = scale * dQacc, converted to the element type.
+  // dQ = scale * dQacc, converted to the element type (with rotary rotated
+  // back, R^T, at the row's position).
   cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {
+    if (rot) {
+      auto row = [&](Value e) {
+        return memref::LoadOp::create(
+                   b, dqAcc, ValueRange{ivs[0], ivs[1], ivs[2], e})
+            .getResult();
+      };
+      cg.forLoop(c0, dIdx, [&](Value d) {
+        Value x = rot.element(cg, row, d, cg.add(ivs[2], sh.off), true);
+        cg.store(cg.fmul(x, cg.f32(scale)), dq, {ivs[0], ivs[1], ivs[2], d});
+      });
+      return;
+    }
     forChunks(dChunks, [&](Value col, int64_t w) {
       SmallVector<Value> ix{ivs[0], ivs[1], ivs[2], col};
       Value x = vc.load(dqAcc, ix, w);
       vc.store(arith::MulFOp::create(b, x, vc.splat(scale, w)), dq, ix);
     });
   });
+  // d sinks[h] = -sum_{b,i} exp(sinks[h] - lse[b,h,i]) Dr[b,h,i], over the
+  // rows of every sequence (in the varlen form the packed rows up to
+  // cu_seqlens_q[batch]; later rows belong to no sequence).
+  if (Value gradSinks = op.getGradSinks()) {
+    Value nRows = sh.Nq;
+    if (varlen) {
+      Value last = cg.sub(cg.dim(op.getCuSeqlensQ(), 0), c1);
+      nRows = arith::IndexCastOp::create(
+          b, b.getIndexType(),
+          memref::LoadOp::create(b, op.getCuSeqlensQ(), ValueRange{last}));
+    }
+    cg.parallel({sh.Hq}, [&](ValueRange iv) {
+      Value h = iv[0];
+      Value sink = mods.sink(cg, h, kLog2e);
+      Value acc = cg.reduce(c0, sh.B, cg.f32(0.0), [&](Value bi, Value acc) {
+        return cg.reduce(c0, nRows, acc, [&](Value i, Value acc) {
+          Value l = memref::LoadOp::create(b, lse, ValueRange{bi, h, i});
+          Value d = memref::LoadOp::create(b, dr, ValueRange{bi, h, i});
+          Value ps = cg.exp2(cg.fsub(sink, cg.fmul(l, cg.f32(kLog2e))));
+          return cg.fsub(acc, cg.fmul(ps, d));
+        });
+      });
+      memref::StoreOp::create(b, acc, gradSinks, ValueRange{h});
+    });
+  }
   memref::DeallocOp::create(b, dr);
   memref::DeallocOp::create(b, dqAcc);
 

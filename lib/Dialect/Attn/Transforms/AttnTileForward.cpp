@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+#include "flashmlir/Dialect/Attn/Transforms/UserRegions.h"
 #include "flashmlir/Dialect/Attn/Transforms/VectorCodegen.h"
 
 #include "flashmlir/Dialect/Attn/Transforms/Passes.h"
@@ -46,7 +47,8 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
                                                TileSizes sizes,
                                                int64_t vectorWidth) {
   if (failed(checkLowerable(op, "attn-tile-forward", /*varlenSupported=*/true,
-                            /*kvCacheSupported=*/true)))
+                            /*kvCacheSupported=*/true,
+                            /*scoreModsSupported=*/true)))
     return failure();
   if (failed(checkOpTiling(op, "attn-tile-forward", op.getQuery(), op.getValue(),
                            sizes.blockM, sizes.blockN, vectorWidth)))
@@ -67,6 +69,9 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
         lseAll = view(op.getLse());
   AttnShape shAll = getShape(cg, qAll, kAll, vAll);
   MaskSpec mask = op.getMaskSpec();
+  ScoreMods mods = ScoreMods::of(op);
+  UserRegions regions = UserRegions::of(op);
+  Rotary rot = Rotary::of(op);
   std::optional<double> softcap;
   if (std::optional<APFloat> c = op.getSoftcap())
     softcap = c->convertToDouble();
@@ -104,10 +109,15 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
     return SmallVector<Value>{blk, hk, arith::RemUIOp::create(b, row, bs), d};
   };
 
-  // One (sequence, query head, query block) with its operands and shape.
-  auto emitBlock = [&](Value bi, Value h, Value qb, const AttnShape &sh,
-                       Value q, Value k, Value v, Value o, Value lse) {
+  // One (sequence, query head, query block) with its operands and shape;
+  // `seq` is the sequence's index in the batch (bi is 0 in the varlen form).
+  auto emitBlock = [&](Value seq, Value bi, Value h, Value qb,
+                       const AttnShape &sh, Value q, Value k, Value v, Value o,
+                       Value lse) {
     Value hk = cg.divs(h, sh.group);
+    // ALiBi slope and sink logit of the head, in the log2 domain.
+    Value negSlope = mods.negSlope(cg, seq, h, kLog2e);
+    Value sink = mods.sink(cg, h, kLog2e);
     Value kMax = cg.sub(sh.Nk, c1);
 
     Value q0 = cg.mul(qb, bm);
@@ -128,15 +138,23 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       Value valid = cg.cmp(arith::CmpIPredicate::slt, i, rows);
       Value qi = cg.min(cg.add(q0, i), cg.sub(sh.Nq, c1));
       cg.forLoop(c0, cg.idx(sh.D), [&](Value d) {
-        Value x = cg.fmul(cg.load(q, {bi, h, qi, d}), cg.f32(qScale));
+        // With rotary: the row rotated at its position qi + off.
+        auto row = [&](Value e) { return cg.load(q, {bi, h, qi, e}); };
+        Value x = rot ? rot.element(cg, row, d, cg.add(qi, sh.off)) : row(d);
+        x = cg.fmul(x, cg.f32(qScale));
         memref::StoreOp::create(b, cg.select(valid, x, cg.f32(0.0)), qt,
                                 ValueRange{d, i});
       });
     });
+    // The running max and sum start from the sink (m = sink, l = 1): it is
+    // one more logit of every row, with a zero value row.
     int64_t col = 0;
     for (int64_t w : qChunks) {
-      vector::StoreOp::create(b, vc.splat(-INFINITY, w), mRow, cg.idx(col));
-      vector::StoreOp::create(b, vc.splat(0.0, w), lRow, cg.idx(col));
+      vector::StoreOp::create(
+          b, sink ? vc.broadcast(sink, w) : vc.splat(-INFINITY, w), mRow,
+          cg.idx(col));
+      vector::StoreOp::create(b, vc.splat(sink ? 1.0 : 0.0, w), lRow,
+                              cg.idx(col));
       col += w;
     }
     cg.forLoop(c0, bm, [&](Value i) {
@@ -180,7 +198,11 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       vc.outerProduct(OuterProduct{
           bn, qChunks, c0, cg.idx(sh.D),
           [&](Value j, Value d) {
-            return cg.load(k, kvIndex(bi, hk, cg.min(cg.add(k0, j), kMax), d));
+            Value kj = cg.min(cg.add(k0, j), kMax);
+            auto row = [&](Value e) {
+              return cg.load(k, kvIndex(bi, hk, kj, e));
+            };
+            return rot ? rot.element(cg, row, d, kj) : row(d);
           },
           [&](Value d, int64_t col, int64_t w) {
             return vc.load(qt, {d, cg.idx(col)}, w);
@@ -201,6 +223,51 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
             vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
             col += w;
           }
+        });
+
+      // ALiBi: S += -slope |qi + off - kj| (log2 domain), queries along the
+      // vectors.
+      if (negSlope)
+        cg.forLoop(c0, bn, [&](Value j) {
+          Value base = cg.sub(cg.add(k0, j), sh.off); // kj's diagonal query
+          int64_t col = 0;
+          for (int64_t w : qChunks) {
+            Value qi = arith::AddIOp::create(
+                b, vc.broadcast(toI32(cg.add(q0, cg.idx(col))), w),
+                vc.iota(w));
+            Value dist = arith::SubIOp::create(
+                b, qi, vc.broadcast(toI32(base), w));
+            Value d = arith::SIToFPOp::create(
+                b, VectorType::get({w}, b.getF32Type()),
+                math::AbsIOp::create(b, dist));
+            Value s = vc.load(st, {j, cg.idx(col)}, w);
+            s = vc.fma(d, vc.broadcast(negSlope, w), s);
+            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
+            col += w;
+          }
+        });
+
+      // User regions, a score at a time over the valid keys and queries (in
+      // natural-log units for score_mod; mask_mod on every block, as it may
+      // mask anything).
+      if (regions)
+        cg.forLoop(c0, cols, [&](Value j) {
+          Value kj = cg.add(k0, j);
+          cg.forLoop(c0, rows, [&](Value i) {
+            Value qi = cg.add(q0, i);
+            Value s = memref::LoadOp::create(b, st, ValueRange{j, i});
+            if (regions.scoreMod) {
+              Value nat = cg.fmul(s, cg.f32(kLn2));
+              nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, nat, seq,
+                                    h, qi, kj);
+              s = cg.fmul(nat, cg.f32(kLog2e));
+            }
+            if (regions.maskMod)
+              s = cg.select(inlineMaskMod(b, b.getLoc(), *regions.maskMod, seq,
+                                          h, qi, kj),
+                            s, cg.negInf());
+            memref::StoreOp::create(b, s, st, ValueRange{j, i});
+          });
         });
 
       // Boundary blocks: -inf where key j is past the end or not visible to
@@ -357,10 +424,12 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       sh.Nq = qLen;
       sh.Nk = kLen;
       sh.off = cg.sub(kLen, qLen);
+      Value seq = bi;
       bi = c0;
       // Query blocks past the sequence's end have nothing to do.
       cg.ifElse(cg.cmp(arith::CmpIPredicate::slt, cg.mul(qb, bm), qLen),
-                [&] { emitBlock(bi, h, qb, sh, q, k, v, o, lse); }, [] {});
+                [&] { emitBlock(seq, bi, h, qb, sh, q, k, v, o, lse); },
+                [] {});
     } else {
       if (op.isKvCache()) {
         // Sequence bi uses its first cache_seqlens[bi] cached keys.
@@ -369,7 +438,7 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
             memref::LoadOp::create(b, op.getCacheSeqlens(), ValueRange{bi}));
         sh.off = cg.sub(sh.Nk, sh.Nq);
       }
-      emitBlock(bi, h, qb, sh, q, k, v, o, lse);
+      emitBlock(bi, bi, h, qb, sh, q, k, v, o, lse);
     }
   });
 

@@ -52,8 +52,14 @@ struct AttnOpInterface
     memrefState.propertiesAttr = op->getPropertiesAsAttribute();
     for (NamedAttribute attr : op->getDiscardableAttrs())
       memrefState.addAttribute(attr.getName(), attr.getValue());
+    // The user regions (score_mod, mask_mod) move to the new op.
+    for (unsigned i = 0, e = op->getNumRegions(); i < e; ++i)
+      memrefState.addRegion();
     rewriter.setInsertionPoint(op);
-    rewriter.create(memrefState);
+    Operation *memrefOp = rewriter.create(memrefState);
+    for (unsigned i = 0, e = op->getNumRegions(); i < e; ++i)
+      rewriter.inlineRegionBefore(op->getRegion(i), memrefOp->getRegion(i),
+                                  memrefOp->getRegion(i).end());
     replaceOpWithBufferizedValues(rewriter, op, inits);
     return success();
   }

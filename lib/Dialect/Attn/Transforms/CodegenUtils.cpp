@@ -250,6 +250,72 @@ Value mlir::attn::detail::emitScore(Codegen &cg, Value qk, double scale,
   return cg.fmul(t, cg.f32(*softcap * outScale));
 }
 
+Value ScoreMods::negSlope(Codegen &cg, Value seq, Value h,
+                          double outScale) const {
+  if (!alibi)
+    return Value();
+  ImplicitLocOpBuilder &b = cg.builder();
+  SmallVector<Value> ix{h};
+  if (cast<ShapedType>(alibi.getType()).getRank() == 2)
+    ix.insert(ix.begin(), seq);
+  Value slope = memref::LoadOp::create(b, alibi, ix);
+  return cg.fmul(slope, cg.f32(-outScale));
+}
+
+Value ScoreMods::sink(Codegen &cg, Value h, double outScale) const {
+  if (!sinks)
+    return Value();
+  ImplicitLocOpBuilder &b = cg.builder();
+  Value s = memref::LoadOp::create(b, sinks, ValueRange{h});
+  return outScale == 1.0 ? s : cg.fmul(s, cg.f32(outScale));
+}
+
+Value Rotary::element(Codegen &cg, function_ref<Value(Value)> row, Value d,
+                      Value pos, bool inverse) const {
+  ImplicitLocOpBuilder &b = cg.builder();
+  Value c0 = cg.idx(0), c1 = cg.idx(1);
+  Value inRot = cg.cmp(arith::CmpIPredicate::slt, d, cg.idx(dim));
+  // The pair partner of d, the table column m, and whether d is the pair's
+  // first element (x'[a] = x[a] c - x[b] s; x'[b] = x[b] c + x[a] s).
+  Value partner, m, first;
+  if (interleaved) {
+    first = cg.cmp(arith::CmpIPredicate::eq,
+                   arith::AndIOp::create(b, d, c1).getResult(), c0);
+    partner = arith::XOrIOp::create(b, d, c1);
+    m = arith::ShRUIOp::create(b, d, c1);
+  } else {
+    Value half = cg.idx(dim / 2);
+    first = cg.cmp(arith::CmpIPredicate::slt, d, half);
+    partner = cg.select(first, cg.add(d, half), cg.sub(d, half));
+    m = cg.select(first, d, cg.sub(d, half));
+  }
+  // Past the rotary dims: read a valid table entry, keep x[d].
+  partner = cg.select(inRot, partner, d);
+  m = cg.select(inRot, m, c0);
+  // Positions outside the tables (a caller's Nq > Nk or Nk > P) read the
+  // nearest row rather than out of bounds; the front ends reject them.
+  pos = cg.max(c0, cg.min(pos, cg.sub(cg.dim(cos, 0), c1)));
+  Value x = row(d), xp = row(partner);
+  Value cv = memref::LoadOp::create(b, cos, ValueRange{pos, m});
+  Value sv = memref::LoadOp::create(b, sin, ValueRange{pos, m});
+  // Forward: first -> -s, second -> +s; the inverse flips the sign.
+  Value sgn = cg.select(first, cg.f32(inverse ? 1.0 : -1.0),
+                        cg.f32(inverse ? -1.0 : 1.0));
+  Value r = cg.fadd(cg.fmul(x, cv), cg.fmul(cg.fmul(sgn, xp), sv));
+  return cg.select(inRot, r, x);
+}
+
+Value mlir::attn::detail::alibiBias(Codegen &cg, Value negSlope, Value qi,
+                                    Value kj, Value off) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  Value dist = cg.sub(cg.add(qi, off), kj);
+  dist = cg.max(dist, cg.sub(cg.idx(0), dist));
+  Value d = arith::SIToFPOp::create(
+      b, b.getF32Type(),
+      arith::IndexCastOp::create(b, b.getI64Type(), dist));
+  return cg.fmul(negSlope, d);
+}
+
 AttnShape mlir::attn::detail::getShape(Codegen &cg, Value q, Value k,
                                        Value v) {
   AttnShape s;
@@ -334,7 +400,8 @@ std::pair<Value, Value> mlir::attn::detail::sequenceRange(Codegen &cg,
 LogicalResult mlir::attn::detail::checkLowerable(Operation *op,
                                                  StringRef passName,
                                                  bool varlenSupported,
-                                                 bool kvCacheSupported) {
+                                                 bool kvCacheSupported,
+                                                 bool scoreModsSupported) {
   for (Value v : op->getOperands())
     if (!isa<MemRefType>(v.getType()) && !v.getType().isIndex())
       return op->emitOpError()
@@ -354,6 +421,18 @@ LogicalResult mlir::attn::detail::checkLowerable(Operation *op,
     return op->emitOpError()
            << "with a KV cache (kv_cache operands) is not supported by "
            << passName << " yet (attn-tile-forward lowers it)";
+  bool scoreMods = false;
+  if (auto fwd = dyn_cast<AttentionOp>(op))
+    scoreMods = fwd.hasScoreMods();
+  else if (auto bwd = dyn_cast<AttentionBackwardOp>(op))
+    scoreMods = bwd.hasScoreMods();
+  if (scoreMods && !scoreModsSupported)
+    return op->emitOpError()
+           << "with alibi_slopes, sinks or score_mod / mask_mod regions is not "
+              "supported by "
+           << passName
+           << " yet (attn-tile-forward, attn-tile-backward and "
+              "attn-lower-unfused lower it)";
   auto q = cast<MemRefType>(op->getOperand(0).getType());
   auto v = cast<MemRefType>(op->getOperand(2).getType());
   int64_t d = q.getDimSize(q.getRank() - 1);

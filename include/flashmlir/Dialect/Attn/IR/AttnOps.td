@@ -23,7 +23,8 @@ defvar Attn_CommonAttrs = (ins
   UnitAttr:$causal,
   OptionalAttr<DenseI64ArrayAttr>:$window,
   OptionalAttr<F64Attr>:$softcap,
-  OptionalAttr<DenseI64ArrayAttr>:$block_sizes
+  OptionalAttr<DenseI64ArrayAttr>:$block_sizes,
+  UnitAttr:$rotary_interleaved
 );
 
 defvar Attn_SemanticsDoc = [{
@@ -33,10 +34,11 @@ defvar Attn_SemanticsDoc = [{
     ```
     S = scale * Q K^T                      // [Nq, Nk]
     S = softcap * tanh(S / softcap)        // only when `softcap` is set
+    S[i, j] -= slope[h] * |i + off - j|    // only with `alibi_slopes`
     S[i, j] = -inf where key j is masked for query i
-    P = softmax(S) per row
+    lse[i] = log(e^sink[h] + sum_j exp(S[i, j]))  // e^sink only with `sinks`
+    P[i, j] = exp(S[i, j] - lse[i])
     O = P V                                // [Nq, Dv]
-    lse[i] = log(sum_j exp(S[i, j]))       // natural log, f32
     ```
 
     * `scale` defaults to `1/sqrt(D)`; it must be given explicitly when `D` is
@@ -49,7 +51,44 @@ defvar Attn_SemanticsDoc = [{
       iff `j <= i + off` when `causal`, and
       `i + off - left <= j <= i + off + right` for `window = [left, right]`
       (`-1` means unbounded on that side). Both may be combined.
-    * A query row that sees no key gives `O = 0` and `lse = -inf`, never NaN.
+    * A query row that sees no key gives `O = 0` and `lse = -inf`, never NaN
+      (with `sinks`: `O = 0` and `lse = sinks[h]`).
+    * ALiBi (FlashAttention-2's `alibi_slopes`): `alibi_slopes(%s)`, f32
+      `[Hq]` or `[B, Hq]` (one slope per head, or per sequence and head),
+      adds the bias `-slope * |i + off - j|` (natural-log units) to the score
+      after softcap, with `off = Nk - Nq` as for the masks.
+    * Attention sinks (as gpt-oss uses them): `sinks(%s)`, f32 `[Hq]`, one
+      logit per query head that joins every row's softmax with a zero value
+      row: it takes probability mass, never adds to `O`, and is counted in
+      `lse`. The backward op's optional init `grad_sinks` (f32 `[Hq]`)
+      receives `d sinks[h] = -sum_{b,i} exp(sinks[h] - lse[b,h,i]) Dr[b,h,i]`
+      (with `Dr` as below), summed over the batch (every sequence of a
+      variable-length batch).
+    * Rotary position embedding (RoPE), fused: `rotary(%cos, %sin)`, f32
+      `[P, R/2]` tables (FlashAttention-2's `rotary_cos` / `rotary_sin`; `R`
+      even, static, `R <= D`), rotates the first `R` dims of each query and
+      key row as the kernels load them (never a rotated copy in memory):
+      query `i` at position `i + off`, key `j` at position `j` (`off = Nk -
+      Nq`, so `Nq <= Nk` and `Nk <= P` are the caller's contract). Pairs are
+      `(d, d + R/2)` (GPT-NeoX), or `(2m, 2m + 1)` with the unit attribute
+      `rotary_interleaved` (GPT-J); `x'[a] = x[a] cos - x[b] sin`, `x'[b] =
+      x[b] cos + x[a] sin` in f32. The backward rotates dQ and dK back. Not
+      with varlen or the KV-cache form yet.
+    * User regions (FlexAttention's `score_mod` / `mask_mod`), optional,
+      after the attributes:
+      `score_mod { ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+      ... attn.yield %t : f32 }` replaces each score `S[i, j]` (after softcap
+      and ALiBi, natural-log units) by the yielded value; `mask_mod {
+      ^bb0(%b: index, %h: index, %i: index, %j: index): ... attn.yield %m :
+      i1 }` keeps key `j` for query `i` only where it yields true (on top of
+      `causal` / `window`). `%b` is the sequence (batch) index, `%h` the
+      query head, `%i` / `%j` the query and key positions within the
+      sequence. The regions may use values defined above (e.g. a bias table
+      read with `memref.load`). The backward op derives the derivative of
+      `score_mod` with respect to the score from the region's ops (chain
+      rule: arith add/sub/mul/div/neg/max/min/select, math
+      tanh/exp/exp2/log/log2/sqrt/absf; ops that do not depend on the score
+      may be anything); the user never writes it.
     * Cross-attention (`Nq != Nk`) and `D != Dv` are allowed.
     * Element types: q, k, v, o (and the gradients) share one of f16, bf16,
       f32; lse is always f32. Dynamic dimensions are allowed; static ones
@@ -96,6 +135,21 @@ defvar Attn_KvCacheOperands = (ins
   Optional<Attn_ShapedOperand>:$block_table
 );
 
+// The optional score modifications (ALiBi slopes, attention sinks).
+defvar Attn_ScoreModOperands = (ins
+  Optional<Attn_ShapedOperand>:$alibi_slopes,
+  Optional<Attn_ShapedOperand>:$sinks,
+  Optional<Attn_ShapedOperand>:$rotary_cos,
+  Optional<Attn_ShapedOperand>:$rotary_sin
+);
+
+defvar Attn_ScoreModFormat = [{
+    (`alibi_slopes` `(` $alibi_slopes^ `:` type($alibi_slopes) `)`)?
+    (`sinks` `(` $sinks^ `:` type($sinks) `)`)?
+    (`rotary` `(` $rotary_cos^ `,` $rotary_sin `:` type($rotary_cos) `,`
+        type($rotary_sin) `)`)?
+}];
+
 defvar Attn_KvCacheFormat = [{
     (`kv_cache` `(` $cache_seqlens^ `:` type($cache_seqlens) `)`)?
     (`block_table` `(` $block_table^ `:` type($block_table) `)`)?
@@ -105,6 +159,18 @@ defvar Attn_VarlenFormat = [{
     (`varlen` `(` $cu_seqlens_q^ `,` $cu_seqlens_k `,` $max_seqlen_q `,`
         $max_seqlen_k `:` type($cu_seqlens_q) `,` type($cu_seqlens_k) `)`)?
 }];
+
+def Attn_YieldOp : Attn_Op<"yield", [Pure, Terminator,
+    ParentOneOf<["AttentionOp", "AttentionBackwardOp"]>]> {
+  let summary = "Yields the value of a score_mod or mask_mod region";
+  let description = [{
+    Ends a `score_mod` region (yields the new score, f32) or a `mask_mod`
+    region (yields whether the key is kept, i1) of `attn.attention` /
+    `attn.attention_backward`.
+  }];
+  let arguments = (ins AnyType:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
 
 def Attn_AttentionOp : Attn_Op<"attention", [
     DestinationStyleOpInterface, AttrSizedOperandSegments,
@@ -196,16 +262,19 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     Attn_ShapedOperand:$value,
     Attn_ShapedOperand:$output,
     Optional<Attn_ShapedOperand>:$lse), Attn_VarlenOperands,
-    Attn_KvCacheOperands, Attn_CommonAttrs);
+    Attn_KvCacheOperands, Attn_ScoreModOperands, Attn_CommonAttrs);
   let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region MaxSizedRegion<1>:$score_mod,
+                        MaxSizedRegion<1>:$mask_mod);
 
   let assemblyFormat = !strconcat([{
     `ins` `(` $query `,` $key `,` $value `:`
         type($query) `,` type($key) `,` type($value) `)`
-  }], Attn_VarlenFormat, Attn_KvCacheFormat, [{
+  }], Attn_VarlenFormat, Attn_KvCacheFormat, Attn_ScoreModFormat, [{
     `outs` `(` $output `:` type($output) `)`
     (`lse` `(` $lse^ `:` type($lse) `)`)?
-    attr-dict (`->` type($results)^)?
+    attr-dict (`score_mod` $score_mod^)? (`mask_mod` $mask_mod^)?
+    (`->` type($results)^)?
   }]);
 
   let extraClassDeclaration = [{
@@ -224,6 +293,12 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     bool isKvCache() { return getCacheSeqlens() != nullptr; }
     /// True for the paged KV-cache form (a block table).
     bool isPaged() { return getBlockTable() != nullptr; }
+    /// True when the scores carry a modification (ALiBi, sinks or a user
+    /// region).
+    bool hasScoreMods() {
+      return getAlibiSlopes() || getSinks() || getRotaryCos() ||
+             !getScoreMod().empty() || !getMaskMod().empty();
+    }
   }];
 
   let hasVerifier = 1;
@@ -285,28 +360,42 @@ def Attn_AttentionBackwardOp : Attn_Op<"attention_backward", [
     Attn_ShapedOperand:$lse,
     Attn_ShapedOperand:$grad_query,
     Attn_ShapedOperand:$grad_key,
-    Attn_ShapedOperand:$grad_value), Attn_VarlenOperands, Attn_CommonAttrs);
+    Attn_ShapedOperand:$grad_value,
+    Optional<Attn_ShapedOperand>:$grad_sinks), Attn_VarlenOperands,
+    Attn_ScoreModOperands, Attn_CommonAttrs);
   let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region MaxSizedRegion<1>:$score_mod,
+                        MaxSizedRegion<1>:$mask_mod);
 
   let assemblyFormat = !strconcat([{
     `ins` `(` $query `,` $key `,` $value `,` $output `,` $grad_output `,` $lse
         `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
         type($grad_output) `,` type($lse) `)`
-  }], Attn_VarlenFormat, [{
+  }], Attn_VarlenFormat, Attn_ScoreModFormat, [{
     `outs` `(` $grad_query `,` $grad_key `,` $grad_value `:`
         type($grad_query) `,` type($grad_key) `,` type($grad_value) `)`
-    attr-dict (`->` type($results)^)?
+    (`grad_sinks` `(` $grad_sinks^ `:` type($grad_sinks) `)`)?
+    attr-dict (`score_mod` $score_mod^)? (`mask_mod` $mask_mod^)?
+    (`->` type($results)^)?
   }]);
 
   let extraClassDeclaration = [{
-    /// The inits, in order: grad_query, grad_key, grad_value.
+    /// The inits, in order: grad_query, grad_key, grad_value and, when
+    /// present, grad_sinks.
     ::mlir::MutableOperandRange getDpsInitsMutable() {
-      return ::mlir::MutableOperandRange(getOperation(), /*start=*/6, 3);
+      return ::mlir::MutableOperandRange(getOperation(), /*start=*/6,
+                                         getGradSinks() ? 4 : 3);
     }
     double getScaleValue();
     ::mlir::attn::MaskSpec getMaskSpec();
     /// True for the variable-length (packed) form.
     bool isVarlen() { return getCuSeqlensQ() != nullptr; }
+    /// True when the scores carry a modification (ALiBi, sinks or a user
+    /// region).
+    bool hasScoreMods() {
+      return getAlibiSlopes() || getSinks() || getRotaryCos() ||
+             !getScoreMod().empty() || !getMaskMod().empty();
+    }
   }];
 
   let hasVerifier = 1;

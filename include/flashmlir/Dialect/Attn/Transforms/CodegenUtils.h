@@ -121,6 +121,53 @@ Value emitScore(Codegen &cg, Value qk, double scale,
                 std::optional<double> softcap, Value *derivOut = nullptr,
                 double outScale = 1.0);
 
+/// The score modifications of an op (its optional `alibi_slopes` and
+/// `sinks` operands), as every lowering reads them.
+struct ScoreMods {
+  Value alibi; // f32 [Hq] or [B, Hq], or null
+  Value sinks; // f32 [Hq], or null
+
+  template <typename OpTy> static ScoreMods of(OpTy op) {
+    return {op.getAlibiSlopes(), op.getSinks()};
+  }
+  /// `-slope * outScale` of sequence `seq` and query head `h` (the ALiBi
+  /// bias per key of distance), or null without ALiBi.
+  Value negSlope(Codegen &cg, Value seq, Value h, double outScale = 1.0) const;
+  /// `sinks[h] * outScale`, or null without sinks.
+  Value sink(Codegen &cg, Value h, double outScale = 1.0) const;
+};
+
+/// Fused rotary position embedding (the ops' `rotary(%cos, %sin)` operands):
+/// the first `dim` elements of a row rotated in pairs at a position, in f32.
+struct Rotary {
+  Value cos, sin; // f32 [P, dim / 2]
+  int64_t dim = 0;
+  bool interleaved = false;
+
+  template <typename OpTy> static Rotary of(OpTy op) {
+    Rotary r;
+    if (!op.getRotaryCos())
+      return r;
+    r.cos = op.getRotaryCos();
+    r.sin = op.getRotarySin();
+    r.dim = 2 * cast<ShapedType>(r.cos.getType()).getDimSize(1);
+    r.interleaved = op.getRotaryInterleaved();
+    return r;
+  }
+  explicit operator bool() const { return bool(cos); }
+
+  /// Element `d` (an index value) of the row rotated at position `pos`;
+  /// `row(e)` gives element `e` of the unrotated row as f32. `inverse`
+  /// rotates back (R^T: the backward's dQ and dK). Elements past `dim` are
+  /// `row(d)` unchanged.
+  Value element(Codegen &cg, function_ref<Value(Value)> row, Value d, Value pos,
+                bool inverse = false) const;
+};
+
+/// The ALiBi bias `negSlope * |qi + off - kj|` (f32) of query `qi` and key
+/// `kj` (index values).
+Value alibiBias(Codegen &cg, Value negSlope, Value qi, Value kj, Value off);
+
 /// The common operand facts of both attention ops.
 struct AttnShape {
   Value B, Hq, Hkv, Nq, Nk, group, off;
@@ -142,11 +189,13 @@ std::pair<Value, Value> sequenceRange(Codegen &cg, Value cu, Value b);
 
 /// Checks the preconditions every lowering needs: memref operands and static
 /// head dims; the variable-length form only where `varlenSupported`, the
-/// KV-cache form only where `kvCacheSupported`. Emits an error naming
-/// `passName` on failure.
+/// KV-cache form only where `kvCacheSupported`, score modifications
+/// (alibi_slopes, sinks) only where `scoreModsSupported`. Emits an error
+/// naming `passName` on failure.
 LogicalResult checkLowerable(Operation *op, StringRef passName,
                              bool varlenSupported = false,
-                             bool kvCacheSupported = false);
+                             bool kvCacheSupported = false,
+                             bool scoreModsSupported = false);
 
 /// Checks tile sizes and the vector width against flashmlir/runtime/Limits.h
 /// (block sizes in [1, kMaxBlock], vector width in [1, kMaxVectorWidth]).
