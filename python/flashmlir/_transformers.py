@@ -32,8 +32,9 @@ What it cannot compute it refuses, from the mask function (called once per
 forward): any mask that is more than causal / sliding window plus padding
 (packed sequences given by position_ids, a static cache, custom mask
 functions) raise NotImplementedError naming issue 14; attention dropout
-raises ValueError; attention sinks (``s_aux``) raise NotImplementedError
-naming issue 15.
+raises ValueError. Attention sinks (``s_aux``, gpt-oss) run on CPU tensors
+without padding; with a padded batch, or on CUDA tensors, they raise
+NotImplementedError naming issue 15.
 """
 
 DEFAULT_NAME = "mlir_attention"
@@ -53,9 +54,10 @@ def attention_forward(module, query, key, value, attention_mask, dropout=0.0, sc
             f"FlashMLIR computes causal and sliding-window masks itself and takes padding "
             f"as a 2-d [batch, kv_length] mask (from its own mask function). Arbitrary "
             f"masks are not supported ({VARLEN_ISSUE}).")
-    if kwargs.get("s_aux") is not None:
-        raise NotImplementedError(f"{where}: attention sinks (s_aux) are not supported yet; "
-                                  f"they come with {SINK_ISSUE}")
+    sinks = kwargs.get("s_aux")
+    if sinks is not None and attention_mask is not None:
+        raise NotImplementedError(f"{where}: attention sinks (s_aux) with a padded batch are "
+                                  f"not supported yet; they come with {SINK_ISSUE}")
     if dropout:
         raise ValueError(f"{where}: attention dropout {dropout!r} is not supported (FlashMLIR "
                          f"has no attention dropout); set the config's attention_dropout to "
@@ -70,6 +72,14 @@ def attention_forward(module, query, key, value, attention_mask, dropout=0.0, sc
         out = varlen_attention(query, key, value, attention_mask, softmax_scale=scaling,
                                causal=bool(is_causal), window_size=window, softcap=cap)
         return out, None
+    if sinks is not None:
+        # gpt-oss: one sink logit per head in every row's softmax (CPU so
+        # far; CUDA tensors raise NotImplementedError).
+        from . import attention
+        out = attention(query, key, value, causal=bool(is_causal), scale=scaling,
+                        window=None if window == (-1, -1) else window,
+                        softcap=cap or None, sinks=sinks)
+        return out.transpose(1, 2), None
     out = flash_attn_func(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
                           softmax_scale=scaling, causal=bool(is_causal), window_size=window,
                           softcap=cap)

@@ -6,33 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import zlib
 
 import numpy as np
 import pytest
 
 import flashmlir
 from reference import attention_grad_ref, attention_ref, rel_err
-
-HAVE_COMPILER = flashmlir.available()["compiler"]
-needs_compiler = pytest.mark.skipif(not HAVE_COMPILER,
-                                    reason="libflashmlir_c (the compiler library) not found")
-
-try:
-    import ml_dtypes
-    BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:
-    BF16 = None
-
-# ||x - ref|| / ||ref||: (forward, gradients)
-TOL = {"f32": (1e-5, 2e-5), "f16": (2e-3, 4e-3), "bf16": (1.6e-2, 3.2e-2)}
-NP_DTYPE = {"f32": np.float32, "f16": np.float16, "bf16": BF16}
-
-
-def rng_for(name):
-    seed = zlib.crc32(name.encode()) ^ int(os.environ.get("FLASHMLIR_TEST_SEED", "0"))
-    return np.random.default_rng(seed)
-
+from np_common import BF16, HAVE_COMPILER, NP_DTYPE, TOL, needs_compiler, rng_for  # noqa: F401
 
 def make(rng, shape, dtype, bshd):
     """A random array of logical [B, H, N, D] shape, stored in the layout."""

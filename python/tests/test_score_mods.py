@@ -3,31 +3,15 @@
 reference: forward, lse, dq/dk/dv and d sinks; NumPy arrays (no torch
 needed) and CPU torch tensors through autograd; argument errors."""
 
-import os
-import zlib
 
 import numpy as np
 import pytest
 
 import flashmlir
 from reference import attention_grad_ref, attention_ref, rel_err
+from np_common import BF16, HAVE_COMPILER, NP_DTYPE, TOL, needs_compiler, rng_for  # noqa: F401
 
-pytestmark = pytest.mark.skipif(not flashmlir.available()["compiler"],
-                                reason="libflashmlir_c (the compiler library) not found")
-
-try:
-    import ml_dtypes
-    BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:
-    BF16 = None
-
-TOL = {"f32": (1e-5, 2e-5), "f16": (2e-3, 4e-3), "bf16": (1.6e-2, 3.2e-2)}
-NP_DTYPE = {"f32": np.float32, "f16": np.float16, "bf16": BF16}
-
-
-def rng_for(name):
-    seed = zlib.crc32(name.encode()) ^ int(os.environ.get("FLASHMLIR_TEST_SEED", "0"))
-    return np.random.default_rng(seed)
+pytestmark = needs_compiler
 
 
 def alibi_slopes(Hq, B=None):
@@ -455,3 +439,31 @@ def test_rotary_bad_arguments(bad, match):
     q = np.ones((1, 2, 8, 16), np.float32)
     with pytest.raises((ValueError, TypeError), match=match):
         flashmlir.attention(q, q, q, **bad)
+
+
+def test_transformers_sinks_gpt_oss():
+    """transformers' attention protocol with gpt-oss's s_aux: the sinks join
+    the softmax (eager gpt-oss: concatenate the sink logit, softmax, drop
+    it), with GQA and a sliding window."""
+    torch = _torch()
+    from flashmlir._transformers import attention_forward
+    rng = rng_for("gpt-oss-sinks")
+    B, Hq, Hkv, N, D = 1, 4, 2, 12, 16
+    q, k, v = (torch.from_numpy(rng.standard_normal(s).astype(np.float32))
+               for s in ((B, Hq, N, D), (B, Hkv, N, D), (B, Hkv, N, D)))
+    s_aux = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    out, _ = attention_forward(object(), q, k, v, None, scaling=0.3, sliding_window=5,
+                               is_causal=True, s_aux=s_aux)
+    # transformers' eager gpt-oss attention.
+    kk, vv = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
+    w = (q @ kk.transpose(-1, -2)) * 0.3
+    i, j = torch.arange(N)[:, None], torch.arange(N)[None, :]
+    w = w.masked_fill((j > i) | (i - j >= 5), float("-inf"))
+    logits = torch.cat([w, s_aux.reshape(1, -1, 1, 1).expand(B, -1, N, 1)], dim=-1)
+    probs = torch.softmax(logits - logits.max(-1, keepdim=True).values, dim=-1)[..., :-1]
+    want = (probs @ vv).transpose(1, 2)
+    assert out.shape == (B, N, Hq, D)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(NotImplementedError, match="s_aux.*padded batch"):
+        attention_forward(object(), q, k, v, torch.ones(B, N), s_aux=s_aux, is_causal=True)
+

@@ -90,6 +90,36 @@ def test_gemma2_sliding_window_softcap_cpu():
 
 
 @pytest.mark.skipif(not flashmlir.available()["compiler"], reason="CPU needs the compiler")
+@pytest.mark.skipif(not hasattr(transformers, "GptOssConfig"), reason="transformers without gpt-oss")
+def test_gpt_oss_sinks_cpu():
+    """gpt-oss: attention sinks (s_aux) on a sliding and a full layer, GQA;
+    logits, every gradient and the sinks' own gradients against eager."""
+    torch.manual_seed(3)
+    cfg = transformers.GptOssConfig(vocab_size=97, hidden_size=64, intermediate_size=64,
+                                    num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, head_dim=16, num_local_experts=4,
+                                    num_experts_per_tok=2, sliding_window=8,
+                                    max_position_embeddings=128, attention_dropout=0.0)
+    model = transformers.GptOssForCausalLM(cfg)
+    for n, p in model.named_parameters():
+        if n.endswith("sinks"):  # initialised to zeros otherwise
+            torch.nn.init.normal_(p, std=1.0)
+    assert cfg.layer_types[:2] == ["sliding_attention", "full_attention"]
+    ids = ids_for(2, 24)
+
+    def sink_grads(impl):
+        m = copy.deepcopy(model)
+        m.set_attn_implementation(impl)
+        m(input_ids=ids).logits.float().square().mean().backward()
+        return torch.cat([p.grad.flatten() for n, p in m.named_parameters()
+                          if n.endswith("sinks")])
+    compare(model, ids, with_sdpa=False, floor=2e-5)
+    want, got = sink_grads("eager"), sink_grads(NAME)
+    assert want.abs().max() > 0
+    assert max_err(got, want) <= 1e-6 * max(1.0, want.abs().max().item())
+
+
+@pytest.mark.skipif(not flashmlir.available()["compiler"], reason="CPU needs the compiler")
 def test_generate_with_cache_matches_eager():
     """Prefill plus cached decode steps (Nq = 1 against the whole cache: the
     bottom-right aligned causal mask) give eager's greedy tokens."""

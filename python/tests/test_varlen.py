@@ -15,20 +15,7 @@ import pytest
 
 import flashmlir
 from reference import attention_grad_ref, rel_err
-
-HAVE_COMPILER = flashmlir.available()["compiler"]
-needs_compiler = pytest.mark.skipif(not HAVE_COMPILER,
-                                    reason="libflashmlir_c (the compiler library) not found")
-
-try:
-    import ml_dtypes
-    BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:
-    BF16 = None
-
-TOL = {"f32": (1e-5, 2e-5), "f16": (2e-3, 4e-3), "bf16": (1.6e-2, 3.2e-2)}
-NP_DTYPE = {"f32": np.float32, "f16": np.float16, "bf16": BF16}
-
+from np_common import BF16, HAVE_COMPILER, NP_DTYPE, TOL, needs_compiler, rng_for  # noqa: F401
 
 def offsets(lens):
     return np.concatenate([[0], np.cumsum(lens)]).astype(np.int32)
