@@ -3,6 +3,13 @@
 // The forward's score_mod and mask_mod are inlined into the key-block loop,
 // a score at a time, between the score product and the online softmax.
 // CHECK-LABEL: func @forward
+// First the mask_mod over the block pair: a key block it keeps nothing of is
+// skipped (a block mask computed on the fly).
+// CHECK: scf.for {{.*}} iter_args
+// CHECK:   scf.for {{.*}} iter_args
+// CHECK:     arith.cmpi slt
+// CHECK:     arith.ori
+// CHECK: scf.if
 // S^T = K Q^T (vector FMAs), then a loop over the block's keys and queries:
 // CHECK: vector.fma
 // CHECK: scf.for

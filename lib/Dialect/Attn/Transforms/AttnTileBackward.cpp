@@ -38,13 +38,13 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                                                 AttentionBackwardOp op,
                                                 TileSizes sizes,
                                                 int64_t vectorWidth) {
-  if (failed(
-          checkLowerable(op, "attn-tile-backward", /*varlenSupported=*/true,
-                         /*kvCacheSupported=*/false,
-                         /*scoreModsSupported=*/true)))
+  if (failed(checkLowerable(op, "attn-tile-backward", /*varlenSupported=*/true,
+                            /*kvCacheSupported=*/false,
+                            /*scoreModsSupported=*/true)))
     return failure();
-  if (failed(checkOpTiling(op, "attn-tile-backward", op.getQuery(), op.getValue(),
-                           sizes.blockM, sizes.blockN, vectorWidth)))
+  if (failed(checkOpTiling(op, "attn-tile-backward", op.getQuery(),
+                           op.getValue(), sizes.blockM, sizes.blockN,
+                           vectorWidth)))
     return failure();
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
@@ -56,11 +56,10 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
   // sequence's slice of rows (below).
   const bool varlen = op.isVarlen();
   auto view = [&](Value x) { return varlen ? packedAsDense(cg, x) : x; };
-  Value q = view(op.getQuery()), k = view(op.getKey()),
-        v = view(op.getValue()), o = view(op.getOutput()),
-        dO = view(op.getGradOutput()), lse = view(op.getLse()),
-        dq = view(op.getGradQuery()), dk = view(op.getGradKey()),
-        dv = view(op.getGradValue());
+  Value q = view(op.getQuery()), k = view(op.getKey()), v = view(op.getValue()),
+        o = view(op.getOutput()), dO = view(op.getGradOutput()),
+        lse = view(op.getLse()), dq = view(op.getGradQuery()),
+        dk = view(op.getGradKey()), dv = view(op.getGradValue());
   AttnShape sh = getShape(cg, q, k, v);
   MaskSpec mask = op.getMaskSpec();
   ScoreMods mods = ScoreMods::of(op);
@@ -96,12 +95,12 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
   };
 
   // Pre-pass: Dr = rowsum(dO * O), and the f32 dQ accumulator, both O(N).
-  Value dr = cg.alloc({ShapedType::kDynamic, ShapedType::kDynamic,
-                       ShapedType::kDynamic},
-                      {sh.B, sh.Hq, sh.Nq});
-  Value dqAcc = cg.alloc({ShapedType::kDynamic, ShapedType::kDynamic,
-                          ShapedType::kDynamic, sh.D},
-                         {sh.B, sh.Hq, sh.Nq});
+  Value dr = cg.alloc(
+      {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic},
+      {sh.B, sh.Hq, sh.Nq});
+  Value dqAcc = cg.alloc(
+      {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic, sh.D},
+      {sh.B, sh.Hq, sh.Nq});
   cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {
     Value d = cg.dot(dO, ivs, o, ivs, sh.Dv);
     memref::StoreOp::create(b, d, dr, ivs);
@@ -111,17 +110,30 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
     });
   });
 
+  // i1: the mask_mod keeps some pair of queries [q0, q0 + rows) and keys
+  // [k0, k0 + cols).
+  auto anyKept = [&](Value seq, Value h, Value q0, Value rows, Value k0,
+                     Value cols) {
+    Value none = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+    return cg.reduce(c0, cols, none, [&](Value j, Value acc) {
+      return cg.reduce(c0, rows, acc, [&](Value i, Value acc) {
+        Value keep = inlineMaskMod(b, b.getLoc(), *regions.maskMod, seq, h,
+                                   cg.add(q0, i), cg.add(k0, j));
+        return arith::OrIOp::create(b, acc, keep).getResult();
+      });
+    });
+  };
+
   // One (sequence, kv head) with its operands and shape; `seq` is the
   // sequence's index in the batch (bi is 0 in the varlen form).
   auto emitKvHead = [&](Value seq, Value bi, Value hk, const AttnShape &sh,
-                        Value q,
-                        Value k, Value v, Value dO, Value lse, Value dk,
-                        Value dv, Value dr, Value dqAcc) {
+                        Value q, Value k, Value v, Value dO, Value lse,
+                        Value dk, Value dv, Value dr, Value dqAcc) {
     Value numKBlocks = cg.ceilDiv(sh.Nk, bn);
-    Value kt = cg.alloc({sh.D, BN});     // K^T * kScale
-    Value vt = cg.alloc({sh.Dv, BN});    // V^T
-    Value pTile = cg.alloc({BM, BN});    // P
-    Value dsTile = cg.alloc({BM, BN});   // dP, then dS
+    Value kt = cg.alloc({sh.D, BN});   // K^T * kScale
+    Value vt = cg.alloc({sh.Dv, BN});  // V^T
+    Value pTile = cg.alloc({BM, BN});  // P
+    Value dsTile = cg.alloc({BM, BN}); // dP, then dS
     // With user regions: dS_final/dS_raw of each score (softcap and
     // score_mod derivatives), 0 past the block's keys.
     Value derivTile = regions ? cg.alloc({BM, BN}) : Value();
@@ -173,8 +185,8 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
       if (mask.right >= 0)
         qLo = cg.max(c0, cg.sub(cg.sub(k0, sh.off), cg.idx(mask.right)));
       if (mask.left >= 0)
-        qHi = cg.min(sh.Nq,
-                     cg.add(cg.sub(kLast, sh.off), cg.idx(mask.left + 1)));
+        qHi =
+            cg.min(sh.Nq, cg.add(cg.sub(kLast, sh.off), cg.idx(mask.left + 1)));
       Value qbLo = cg.divs(qLo, bm);
       Value qbHi = cg.max(qbLo, cg.ceilDiv(qHi, bm));
 
@@ -185,219 +197,230 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
           Value q0 = cg.mul(qb, bm);
           Value rows = cg.min(bm, cg.sub(sh.Nq, q0));
           Value qLast = cg.sub(cg.add(q0, rows), c1);
-          // Whole block visible to every row: no mask arithmetic.
-          Value full =
-              cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, bn), sh.Nk);
-          if (mask.left >= 0)
-            full = cg.andI(full, cg.cmp(arith::CmpIPredicate::sge, k0,
-                                        cg.sub(cg.add(qLast, sh.off),
-                                               cg.idx(mask.left))));
-          if (mask.right >= 0)
-            full = cg.andI(full,
-                           cg.cmp(arith::CmpIPredicate::sle, kLast,
-                                  cg.add(cg.add(q0, sh.off),
-                                         cg.idx(mask.right))));
+          auto pairBody = [&] {
+            // Whole block visible to every row: no mask arithmetic.
+            Value full =
+                cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, bn), sh.Nk);
+            if (mask.left >= 0)
+              full = cg.andI(full, cg.cmp(arith::CmpIPredicate::sge, k0,
+                                          cg.sub(cg.add(qLast, sh.off),
+                                                 cg.idx(mask.left))));
+            if (mask.right >= 0)
+              full = cg.andI(
+                  full, cg.cmp(arith::CmpIPredicate::sle, kLast,
+                               cg.add(cg.add(q0, sh.off), cg.idx(mask.right))));
 
-          // The query rows rotated at their positions (rotary).
-          if (rot)
-            cg.forLoop(c0, rows, [&](Value i) {
-              Value qi = cg.add(q0, i);
-              auto row = [&](Value e) { return cg.load(q, {bi, h, qi, e}); };
-              cg.forLoop(c0, dIdx, [&](Value d) {
-                memref::StoreOp::create(
-                    b, rot.element(cg, row, d, cg.add(qi, sh.off)), qRot,
-                    ValueRange{i, d});
+            // The query rows rotated at their positions (rotary).
+            if (rot)
+              cg.forLoop(c0, rows, [&](Value i) {
+                Value qi = cg.add(q0, i);
+                auto row = [&](Value e) { return cg.load(q, {bi, h, qi, e}); };
+                cg.forLoop(c0, dIdx, [&](Value d) {
+                  memref::StoreOp::create(
+                      b, rot.element(cg, row, d, cg.add(qi, sh.off)), qRot,
+                      ValueRange{i, d});
+                });
               });
-            });
 
-          // S = Q K^T (scaled) into pTile, dP = dO V^T into dsTile.
-          auto product = [&](Value lhsMem, int64_t depth, Value rhsT,
-                             Value out) {
-            vc.outerProduct(OuterProduct{
-                rows, kChunks, c0, cg.idx(depth),
-                [&](Value i, Value d) {
-                  if (rot && lhsMem == q)
-                    return memref::LoadOp::create(b, qRot, ValueRange{i, d})
+            // S = Q K^T (scaled) into pTile, dP = dO V^T into dsTile.
+            auto product = [&](Value lhsMem, int64_t depth, Value rhsT,
+                               Value out) {
+              vc.outerProduct(OuterProduct{
+                  rows, kChunks, c0, cg.idx(depth),
+                  [&](Value i, Value d) {
+                    if (rot && lhsMem == q)
+                      return memref::LoadOp::create(b, qRot, ValueRange{i, d})
+                          .getResult();
+                    return cg.load(lhsMem, {bi, h, cg.add(q0, i), d});
+                  },
+                  [&](Value d, int64_t col, int64_t w) {
+                    return vc.load(rhsT, {d, cg.idx(col)}, w);
+                  },
+                  nullptr,
+                  [&](Value i, int64_t col, Value x) {
+                    vector::StoreOp::create(b, x, out,
+                                            ValueRange{i, cg.idx(col)});
+                  }});
+            };
+            product(q, sh.D, kt, pTile);
+            product(dO, sh.Dv, vt, dsTile);
+
+            // With user regions the whole score pipeline (softcap, ALiBi,
+            // score_mod and its derivative, mask_mod) runs first, a score at a
+            // time; emitP then reads final scores and the derivatives.
+            if (regions)
+              cg.forLoop(c0, rows, [&](Value i) {
+                Value qi = cg.add(q0, i);
+                Value negSl = negSlope;
+                cg.forLoop(c0, bn, [&](Value j) {
+                  Value kj = cg.add(k0, j);
+                  Value valid = cg.cmp(arith::CmpIPredicate::slt, j, cols);
+                  Value zero = cg.f32(0.0);
+                  auto ifOp = scf::IfOp::create(b, TypeRange{b.getF32Type()},
+                                                valid, /*withElse=*/true);
+                  {
+                    OpBuilder::InsertionGuard guard(b);
+                    b.setInsertionPointToStart(ifOp.thenBlock());
+                    Value s =
+                        memref::LoadOp::create(b, pTile, ValueRange{i, j});
+                    Value deriv;
+                    if (softcap) {
+                      Value t = cg.tanh(s, &deriv);
+                      s = cg.fmul(t, cg.f32(*softcap * kLog2e));
+                    }
+                    if (negSl)
+                      s = cg.fadd(s, alibiBias(cg, negSl, qi, kj, sh.off));
+                    if (regions.scoreMod) {
+                      Value d;
+                      Value nat = cg.fmul(s, cg.f32(1.0 / kLog2e));
+                      nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod,
+                                            nat, seq, h, qi, kj, &d);
+                      s = cg.fmul(nat, cg.f32(kLog2e));
+                      deriv = deriv ? cg.fmul(deriv, d) : d;
+                    }
+                    if (regions.maskMod)
+                      s = cg.select(inlineMaskMod(b, b.getLoc(),
+                                                  *regions.maskMod, seq, h, qi,
+                                                  kj),
+                                    s, cg.negInf());
+                    memref::StoreOp::create(b, s, pTile, ValueRange{i, j});
+                    scf::YieldOp::create(b, deriv ? deriv : cg.f32(1.0));
+                  }
+                  {
+                    OpBuilder::InsertionGuard guard(b);
+                    b.setInsertionPointToStart(ifOp.elseBlock());
+                    scf::YieldOp::create(b, zero);
+                  }
+                  memref::StoreOp::create(b, ifOp.getResult(0), derivTile,
+                                          ValueRange{i, j});
+                });
+              });
+
+            // P = exp2(S log2(e) - lse log2(e)), dS = P (dP - Dr), keys along
+            // the vectors; boundary blocks zero the keys a row cannot see.
+            auto emitP = [&](bool masked) {
+              cg.forLoop(c0, rows, [&](Value i) {
+                Value qi = cg.add(q0, i);
+                Value lse2 = cg.fmul(
+                    memref::LoadOp::create(b, lse, ValueRange{bi, h, qi}),
+                    cg.f32(kLog2e));
+                Value dri =
+                    memref::LoadOp::create(b, dr, ValueRange{bi, h, qi});
+                Value diag = cg.add(qi, sh.off);
+                forChunks(kChunks, [&](Value col, int64_t w) {
+                  Value s = vc.load(pTile, {i, col}, w);
+                  Value sech2;
+                  if (softcap && !regions)
+                    s = arith::MulFOp::create(b, vc.tanh(s, &sech2),
+                                              vc.splat(*softcap * kLog2e, w));
+                  if (negSlope && !regions) { // S += -slope |qi + off - kj|
+                    Value kj = arith::AddIOp::create(
+                        b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
+                    Value dist = arith::SubIOp::create(
+                        b, vc.broadcast(toI32(diag), w), kj);
+                    Value d = arith::SIToFPOp::create(
+                        b, VectorType::get({w}, b.getF32Type()),
+                        math::AbsIOp::create(b, dist));
+                    s = vc.fma(d, vc.broadcast(negSlope, w), s);
+                  }
+                  Value p = vc.exp2(
+                      arith::SubFOp::create(b, s, vc.broadcast(lse2, w)));
+                  if (regions) // a mask_mod may mask a whole row (lse = -inf)
+                    p = arith::SelectOp::create(
+                        b,
+                        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, s,
+                                              vc.splat(-INFINITY, w)),
+                        vc.splat(0.0, w), p);
+                  if (masked) {
+                    Value kj = arith::AddIOp::create(
+                        b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
+                    Value vis =
+                        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kj,
+                                              vc.broadcast(toI32(sh.Nk), w));
+                    if (mask.left >= 0)
+                      vis = arith::AndIOp::create(
+                          b, vis,
+                          arith::CmpIOp::create(
+                              b, arith::CmpIPredicate::sge, kj,
+                              vc.broadcast(
+                                  toI32(cg.sub(diag, cg.idx(mask.left))), w)));
+                    if (mask.right >= 0)
+                      vis = arith::AndIOp::create(
+                          b, vis,
+                          arith::CmpIOp::create(
+                              b, arith::CmpIPredicate::sle, kj,
+                              vc.broadcast(
+                                  toI32(cg.add(diag, cg.idx(mask.right))), w)));
+                    p = arith::SelectOp::create(b, vis, p, vc.splat(0.0, w));
+                  }
+                  Value dp = vc.load(dsTile, {i, col}, w);
+                  Value ds = arith::MulFOp::create(
+                      b, p, arith::SubFOp::create(b, dp, vc.broadcast(dri, w)));
+                  if (regions) // softcap and score_mod derivatives
+                    ds = arith::MulFOp::create(b, ds,
+                                               vc.load(derivTile, {i, col}, w));
+                  else if (softcap) // d(c tanh(s/c))/ds = 1 - tanh^2
+                    ds = arith::MulFOp::create(b, ds, sech2);
+                  vector::StoreOp::create(b, p, pTile, ValueRange{i, col});
+                  vector::StoreOp::create(b, ds, dsTile, ValueRange{i, col});
+                });
+              });
+            };
+            cg.ifElse(
+                full, [&] { emitP(false); }, [&] { emitP(true); });
+
+            // dV += P^T dO;  dK += dS^T Q (scaled when stored).
+            auto accumulateKeys = [&](Value tile, Value rhsMem, Value acc,
+                                      ArrayRef<int64_t> chunks) {
+              vc.outerProduct(OuterProduct{
+                  bn, chunks, c0, rows,
+                  [&](Value j, Value i) {
+                    return memref::LoadOp::create(b, tile, ValueRange{i, j})
                         .getResult();
-                  return cg.load(lhsMem, {bi, h, cg.add(q0, i), d});
-                },
-                [&](Value d, int64_t col, int64_t w) {
-                  return vc.load(rhsT, {d, cg.idx(col)}, w);
-                },
-                nullptr,
-                [&](Value i, int64_t col, Value x) {
-                  vector::StoreOp::create(b, x, out,
-                                          ValueRange{i, cg.idx(col)});
-                }});
-          };
-          product(q, sh.D, kt, pTile);
-          product(dO, sh.Dv, vt, dsTile);
+                  },
+                  [&](Value i, int64_t col, int64_t w) {
+                    if (rot && rhsMem == q)
+                      return vc.load(qRot, {i, cg.idx(col)}, w);
+                    return vc.load(rhsMem, {bi, h, cg.add(q0, i), cg.idx(col)},
+                                   w);
+                  },
+                  [&](Value j, int64_t col, int64_t w) {
+                    return vc.load(acc, {j, cg.idx(col)}, w);
+                  },
+                  [&](Value j, int64_t col, Value x) {
+                    vector::StoreOp::create(b, x, acc,
+                                            ValueRange{j, cg.idx(col)});
+                  }});
+            };
+            accumulateKeys(pTile, dO, dvTile, dvChunks);
+            accumulateKeys(dsTile, q, dkTile, dChunks);
 
-          // With user regions the whole score pipeline (softcap, ALiBi,
-          // score_mod and its derivative, mask_mod) runs first, a score at a
-          // time; emitP then reads final scores and the derivatives.
-          if (regions)
-            cg.forLoop(c0, rows, [&](Value i) {
-              Value qi = cg.add(q0, i);
-              Value negSl = negSlope;
-              cg.forLoop(c0, bn, [&](Value j) {
-                Value kj = cg.add(k0, j);
-                Value valid = cg.cmp(arith::CmpIPredicate::slt, j, cols);
-                Value zero = cg.f32(0.0);
-                auto ifOp = scf::IfOp::create(b, TypeRange{b.getF32Type()},
-                                              valid, /*withElse=*/true);
-                {
-                  OpBuilder::InsertionGuard guard(b);
-                  b.setInsertionPointToStart(ifOp.thenBlock());
-                  Value s = memref::LoadOp::create(b, pTile, ValueRange{i, j});
-                  Value deriv;
-                  if (softcap) {
-                    Value t = cg.tanh(s, &deriv);
-                    s = cg.fmul(t, cg.f32(*softcap * kLog2e));
-                  }
-                  if (negSl)
-                    s = cg.fadd(s, alibiBias(cg, negSl, qi, kj, sh.off));
-                  if (regions.scoreMod) {
-                    Value d;
-                    Value nat = cg.fmul(s, cg.f32(1.0 / kLog2e));
-                    nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, nat,
-                                          seq, h, qi, kj, &d);
-                    s = cg.fmul(nat, cg.f32(kLog2e));
-                    deriv = deriv ? cg.fmul(deriv, d) : d;
-                  }
-                  if (regions.maskMod)
-                    s = cg.select(inlineMaskMod(b, b.getLoc(), *regions.maskMod,
-                                                seq, h, qi, kj),
-                                  s, cg.negInf());
-                  memref::StoreOp::create(b, s, pTile, ValueRange{i, j});
-                  scf::YieldOp::create(b, deriv ? deriv : cg.f32(1.0));
-                }
-                {
-                  OpBuilder::InsertionGuard guard(b);
-                  b.setInsertionPointToStart(ifOp.elseBlock());
-                  scf::YieldOp::create(b, zero);
-                }
-                memref::StoreOp::create(b, ifOp.getResult(0), derivTile,
-                                        ValueRange{i, j});
-              });
-            });
-
-          // P = exp2(S log2(e) - lse log2(e)), dS = P (dP - Dr), keys along
-          // the vectors; boundary blocks zero the keys a row cannot see.
-          auto emitP = [&](bool masked) {
-            cg.forLoop(c0, rows, [&](Value i) {
-              Value qi = cg.add(q0, i);
-              Value lse2 = cg.fmul(memref::LoadOp::create(
-                                       b, lse, ValueRange{bi, h, qi}),
-                                   cg.f32(kLog2e));
-              Value dri = memref::LoadOp::create(b, dr, ValueRange{bi, h, qi});
-              Value diag = cg.add(qi, sh.off);
-              forChunks(kChunks, [&](Value col, int64_t w) {
-                Value s = vc.load(pTile, {i, col}, w);
-                Value sech2;
-                if (softcap && !regions)
-                  s = arith::MulFOp::create(b, vc.tanh(s, &sech2),
-                                            vc.splat(*softcap * kLog2e, w));
-                if (negSlope && !regions) { // S += -slope |qi + off - kj|
-                  Value kj = arith::AddIOp::create(
-                      b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
-                  Value dist = arith::SubIOp::create(
-                      b, vc.broadcast(toI32(diag), w), kj);
-                  Value d = arith::SIToFPOp::create(
-                      b, VectorType::get({w}, b.getF32Type()),
-                      math::AbsIOp::create(b, dist));
-                  s = vc.fma(d, vc.broadcast(negSlope, w), s);
-                }
-                Value p = vc.exp2(
-                    arith::SubFOp::create(b, s, vc.broadcast(lse2, w)));
-                if (regions) // a mask_mod may mask a whole row (lse = -inf)
-                  p = arith::SelectOp::create(
-                      b,
-                      arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, s,
-                                            vc.splat(-INFINITY, w)),
-                      vc.splat(0.0, w), p);
-                if (masked) {
-                  Value kj = arith::AddIOp::create(
-                      b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
-                  Value vis = arith::CmpIOp::create(
-                      b, arith::CmpIPredicate::slt, kj,
-                      vc.broadcast(toI32(sh.Nk), w));
-                  if (mask.left >= 0)
-                    vis = arith::AndIOp::create(
-                        b, vis,
-                        arith::CmpIOp::create(
-                            b, arith::CmpIPredicate::sge, kj,
-                            vc.broadcast(
-                                toI32(cg.sub(diag, cg.idx(mask.left))), w)));
-                  if (mask.right >= 0)
-                    vis = arith::AndIOp::create(
-                        b, vis,
-                        arith::CmpIOp::create(
-                            b, arith::CmpIPredicate::sle, kj,
-                            vc.broadcast(
-                                toI32(cg.add(diag, cg.idx(mask.right))), w)));
-                  p = arith::SelectOp::create(b, vis, p, vc.splat(0.0, w));
-                }
-                Value dp = vc.load(dsTile, {i, col}, w);
-                Value ds = arith::MulFOp::create(
-                    b, p, arith::SubFOp::create(b, dp, vc.broadcast(dri, w)));
-                if (regions) // softcap and score_mod derivatives
-                  ds = arith::MulFOp::create(b, ds,
-                                             vc.load(derivTile, {i, col}, w));
-                else if (softcap) // d(c tanh(s/c))/ds = 1 - tanh^2
-                  ds = arith::MulFOp::create(b, ds, sech2);
-                vector::StoreOp::create(b, p, pTile, ValueRange{i, col});
-                vector::StoreOp::create(b, ds, dsTile, ValueRange{i, col});
-              });
-            });
-          };
-          cg.ifElse(full, [&] { emitP(false); }, [&] { emitP(true); });
-
-          // dV += P^T dO;  dK += dS^T Q (scaled when stored).
-          auto accumulateKeys = [&](Value tile, Value rhsMem, Value acc,
-                                    ArrayRef<int64_t> chunks) {
+            // dQacc[rows] += dS K (scaled when converted).
             vc.outerProduct(OuterProduct{
-                bn, chunks, c0, rows,
-                [&](Value j, Value i) {
-                  return memref::LoadOp::create(b, tile, ValueRange{i, j})
+                rows, dChunks, c0, cols,
+                [&](Value i, Value j) {
+                  return memref::LoadOp::create(b, dsTile, ValueRange{i, j})
                       .getResult();
                 },
-                [&](Value i, int64_t col, int64_t w) {
-                  if (rot && rhsMem == q)
-                    return vc.load(qRot, {i, cg.idx(col)}, w);
-                  return vc.load(rhsMem, {bi, h, cg.add(q0, i), cg.idx(col)},
-                                 w);
-                },
                 [&](Value j, int64_t col, int64_t w) {
-                  return vc.load(acc, {j, cg.idx(col)}, w);
+                  if (rot)
+                    return vc.load(kRot, {j, cg.idx(col)}, w);
+                  return vc.load(k, {bi, hk, cg.add(k0, j), cg.idx(col)}, w);
                 },
-                [&](Value j, int64_t col, Value x) {
-                  vector::StoreOp::create(b, x, acc,
-                                          ValueRange{j, cg.idx(col)});
+                [&](Value i, int64_t col, int64_t w) {
+                  return vc.load(dqAcc, {bi, h, cg.add(q0, i), cg.idx(col)}, w);
+                },
+                [&](Value i, int64_t col, Value x) {
+                  vector::StoreOp::create(
+                      b, x, dqAcc,
+                      ValueRange{bi, h, cg.add(q0, i), cg.idx(col)});
                 }});
           };
-          accumulateKeys(pTile, dO, dvTile, dvChunks);
-          accumulateKeys(dsTile, q, dkTile, dChunks);
-
-          // dQacc[rows] += dS K (scaled when converted).
-          vc.outerProduct(OuterProduct{
-              rows, dChunks, c0, cols,
-              [&](Value i, Value j) {
-                return memref::LoadOp::create(b, dsTile, ValueRange{i, j})
-                    .getResult();
-              },
-              [&](Value j, int64_t col, int64_t w) {
-                if (rot)
-                  return vc.load(kRot, {j, cg.idx(col)}, w);
-                return vc.load(k, {bi, hk, cg.add(k0, j), cg.idx(col)}, w);
-              },
-              [&](Value i, int64_t col, int64_t w) {
-                return vc.load(dqAcc, {bi, h, cg.add(q0, i), cg.idx(col)}, w);
-              },
-              [&](Value i, int64_t col, Value x) {
-                vector::StoreOp::create(
-                    b, x, dqAcc, ValueRange{bi, h, cg.add(q0, i), cg.idx(col)});
-              }});
+          // A mask_mod that keeps no pair of the two blocks skips them.
+          if (regions.maskMod)
+            cg.ifElse(anyKept(seq, h, q0, rows, k0, cols), pairBody, [] {});
+          else
+            pairBody();
         });
       });
 
@@ -432,41 +455,38 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
       if (buf)
         memref::DeallocOp::create(b, buf);
   };
-  cg.parallel({varlen ? cg.sub(cg.dim(op.getCuSeqlensQ(), 0), c1) : sh.B,
-               sh.Hkv},
-              [&](ValueRange ivs) {
-                Value bi = ivs[0], hk = ivs[1];
-                if (!varlen)
-                  return emitKvHead(bi, bi, hk, sh, q, k, v, dO, lse, dk, dv,
-                                    dr, dqAcc);
-                // Sequence bi: its rows, lengths and diagonal offset; batch
-                // index 0 of the slices.
-                auto [qStart, qLen] =
-                    sequenceRange(cg, op.getCuSeqlensQ(), bi);
-                auto [kStart, kLen] =
-                    sequenceRange(cg, op.getCuSeqlensK(), bi);
-                AttnShape seq = sh;
-                seq.Nq = qLen;
-                seq.Nk = kLen;
-                seq.off = cg.sub(kLen, qLen);
-                auto rowsQ = [&, qStart = qStart, qLen = qLen](Value x) {
-                  return sequenceRows(cg, x, qStart, qLen);
-                };
-                auto rowsK = [&, kStart = kStart, kLen = kLen](Value x) {
-                  return sequenceRows(cg, x, kStart, kLen);
-                };
-                emitKvHead(bi, c0, hk, seq, rowsQ(q), rowsK(k), rowsK(v),
-                           rowsQ(dO), rowsQ(lse), rowsK(dk), rowsK(dv),
-                           rowsQ(dr), rowsQ(dqAcc));
-              });
+  cg.parallel(
+      {varlen ? cg.sub(cg.dim(op.getCuSeqlensQ(), 0), c1) : sh.B, sh.Hkv},
+      [&](ValueRange ivs) {
+        Value bi = ivs[0], hk = ivs[1];
+        if (!varlen)
+          return emitKvHead(bi, bi, hk, sh, q, k, v, dO, lse, dk, dv, dr,
+                            dqAcc);
+        // Sequence bi: its rows, lengths and diagonal offset; batch
+        // index 0 of the slices.
+        auto [qStart, qLen] = sequenceRange(cg, op.getCuSeqlensQ(), bi);
+        auto [kStart, kLen] = sequenceRange(cg, op.getCuSeqlensK(), bi);
+        AttnShape seq = sh;
+        seq.Nq = qLen;
+        seq.Nk = kLen;
+        seq.off = cg.sub(kLen, qLen);
+        auto rowsQ = [&, qStart = qStart, qLen = qLen](Value x) {
+          return sequenceRows(cg, x, qStart, qLen);
+        };
+        auto rowsK = [&, kStart = kStart, kLen = kLen](Value x) {
+          return sequenceRows(cg, x, kStart, kLen);
+        };
+        emitKvHead(bi, c0, hk, seq, rowsQ(q), rowsK(k), rowsK(v), rowsQ(dO),
+                   rowsQ(lse), rowsK(dk), rowsK(dv), rowsQ(dr), rowsQ(dqAcc));
+      });
 
   // dQ = scale * dQacc, converted to the element type (with rotary rotated
   // back, R^T, at the row's position).
   cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {
     if (rot) {
       auto row = [&](Value e) {
-        return memref::LoadOp::create(
-                   b, dqAcc, ValueRange{ivs[0], ivs[1], ivs[2], e})
+        return memref::LoadOp::create(b, dqAcc,
+                                      ValueRange{ivs[0], ivs[1], ivs[2], e})
             .getResult();
       };
       cg.forLoop(c0, dIdx, [&](Value d) {
@@ -519,8 +539,8 @@ struct AttnTileBackwardPass final
   using Base::Base;
 
   void runOnOperation() override {
-    if (failed(checkTiling(getOperation(), "attn-tile-backward", "option ", blockM,
-                           blockN, vectorWidth)))
+    if (failed(checkTiling(getOperation(), "attn-tile-backward", "option ",
+                           blockM, blockN, vectorWidth)))
       return signalPassFailure();
     SmallVector<AttentionBackwardOp> ops;
     getOperation()->walk([&](AttentionBackwardOp op) { ops.push_back(op); });

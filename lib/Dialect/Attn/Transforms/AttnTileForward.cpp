@@ -43,15 +43,15 @@ TileSizes mlir::attn::getTileSizes(Operation *op, TileSizes defaults) {
 }
 
 LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
-                                               AttentionOp op,
-                                               TileSizes sizes,
+                                               AttentionOp op, TileSizes sizes,
                                                int64_t vectorWidth) {
   if (failed(checkLowerable(op, "attn-tile-forward", /*varlenSupported=*/true,
                             /*kvCacheSupported=*/true,
                             /*scoreModsSupported=*/true)))
     return failure();
-  if (failed(checkOpTiling(op, "attn-tile-forward", op.getQuery(), op.getValue(),
-                           sizes.blockM, sizes.blockN, vectorWidth)))
+  if (failed(checkOpTiling(op, "attn-tile-forward", op.getQuery(),
+                           op.getValue(), sizes.blockM, sizes.blockN,
+                           vectorWidth)))
     return failure();
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
@@ -61,9 +61,7 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
   // The variable-length form runs on batch-1 views of the packed operands;
   // each sequence is a slice of their rows (below).
   const bool varlen = op.isVarlen();
-  auto view = [&](Value x) {
-    return varlen && x ? packedAsDense(cg, x) : x;
-  };
+  auto view = [&](Value x) { return varlen && x ? packedAsDense(cg, x) : x; };
   Value qAll = view(op.getQuery()), kAll = view(op.getKey()),
         vAll = view(op.getValue()), oAll = view(op.getOutput()),
         lseAll = view(op.getLse());
@@ -85,8 +83,7 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
   }
   // Queries run along the vectors of S^T, the value columns along those of
   // the accumulator.
-  SmallVector<int64_t> qChunks = vc.chunks(BM),
-                       vChunks = vc.chunks(shAll.Dv);
+  SmallVector<int64_t> qChunks = vc.chunks(BM), vChunks = vc.chunks(shAll.Dv);
   // Q^T is packed pre-scaled: S^T = K Q^T is then the score in the log2
   // domain, or its argument of tanh with softcap.
   double qScale = softcap ? scale / *softcap : scale * kLog2e;
@@ -107,6 +104,20 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
         b, b.getIndexType(),
         memref::LoadOp::create(b, blockTable, ValueRange{bi, slot}));
     return SmallVector<Value>{blk, hk, arith::RemUIOp::create(b, row, bs), d};
+  };
+
+  // i1: the mask_mod keeps some pair of queries [q0, q0 + rows) and keys
+  // [k0, k0 + cols).
+  auto anyKept = [&](Value seq, Value h, Value q0, Value rows, Value k0,
+                     Value cols) {
+    Value none = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+    return cg.reduce(c0, cols, none, [&](Value j, Value acc) {
+      return cg.reduce(c0, rows, acc, [&](Value i, Value acc) {
+        Value keep = inlineMaskMod(b, b.getLoc(), *regions.maskMod, seq, h,
+                                   cg.add(q0, i), cg.add(k0, j));
+        return arith::OrIOp::create(b, acc, keep).getResult();
+      });
+    });
   };
 
   // One (sequence, query head, query block) with its operands and shape;
@@ -171,216 +182,226 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
     if (mask.left >= 0)
       kLo = cg.max(c0, cg.sub(cg.add(q0, sh.off), cg.idx(mask.left)));
     if (mask.right >= 0)
-      kHi = cg.min(sh.Nk, cg.add(cg.add(qLast, sh.off), cg.idx(mask.right + 1)));
+      kHi =
+          cg.min(sh.Nk, cg.add(cg.add(qLast, sh.off), cg.idx(mask.right + 1)));
     Value kbLo = cg.divs(kLo, bn);
     Value kbHi = cg.max(kbLo, cg.ceilDiv(kHi, bn));
 
     cg.forLoop(kbLo, kbHi, [&](Value kb) {
       Value k0 = cg.mul(kb, bn);
       Value cols = cg.min(bn, cg.sub(sh.Nk, k0));
+      auto blockBody = [&] {
+        // A block needs no mask when it is whole and every row sees every key.
+        Value full = cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, bn), sh.Nk);
+        if (mask.left >= 0) {
+          Value firstVisible =
+              cg.sub(cg.add(qLast, sh.off), cg.idx(mask.left)); // of last row
+          full = cg.andI(full,
+                         cg.cmp(arith::CmpIPredicate::sge, k0, firstVisible));
+        }
+        if (mask.right >= 0) {
+          Value lastVisible =
+              cg.add(cg.add(q0, sh.off), cg.idx(mask.right)); // of first row
+          full = cg.andI(full, cg.cmp(arith::CmpIPredicate::sle,
+                                      cg.add(k0, cg.idx(BN - 1)), lastVisible));
+        }
 
-      // A block needs no mask when it is whole and every row sees every key.
-      Value full = cg.cmp(arith::CmpIPredicate::sle, cg.add(k0, bn), sh.Nk);
-      if (mask.left >= 0) {
-        Value firstVisible =
-            cg.sub(cg.add(qLast, sh.off), cg.idx(mask.left)); // of last row
-        full = cg.andI(full,
-                       cg.cmp(arith::CmpIPredicate::sge, k0, firstVisible));
-      }
-      if (mask.right >= 0) {
-        Value lastVisible =
-            cg.add(cg.add(q0, sh.off), cg.idx(mask.right)); // of first row
-        full = cg.andI(full, cg.cmp(arith::CmpIPredicate::sle,
-                                    cg.add(k0, cg.idx(BN - 1)), lastVisible));
-      }
+        // S^T = K Q^T (rows past the last key read the last key; masked).
+        vc.outerProduct(OuterProduct{
+            bn, qChunks, c0, cg.idx(sh.D),
+            [&](Value j, Value d) {
+              Value kj = cg.min(cg.add(k0, j), kMax);
+              auto row = [&](Value e) {
+                return cg.load(k, kvIndex(bi, hk, kj, e));
+              };
+              return rot ? rot.element(cg, row, d, kj) : row(d);
+            },
+            [&](Value d, int64_t col, int64_t w) {
+              return vc.load(qt, {d, cg.idx(col)}, w);
+            },
+            nullptr,
+            [&](Value j, int64_t col, Value s) {
+              vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
+            }});
 
-      // S^T = K Q^T (rows past the last key read the last key; masked).
-      vc.outerProduct(OuterProduct{
-          bn, qChunks, c0, cg.idx(sh.D),
-          [&](Value j, Value d) {
-            Value kj = cg.min(cg.add(k0, j), kMax);
-            auto row = [&](Value e) {
-              return cg.load(k, kvIndex(bi, hk, kj, e));
-            };
-            return rot ? rot.element(cg, row, d, kj) : row(d);
-          },
-          [&](Value d, int64_t col, int64_t w) {
-            return vc.load(qt, {d, cg.idx(col)}, w);
-          },
-          nullptr,
-          [&](Value j, int64_t col, Value s) {
-            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
-          }});
-
-      // Softcap: S = c tanh(s / c), in the log2 domain.
-      if (softcap)
-        cg.forLoop(c0, bn, [&](Value j) {
-          int64_t col = 0;
-          for (int64_t w : qChunks) {
-            Value s = vc.load(st, {j, cg.idx(col)}, w);
-            s = arith::MulFOp::create(b, vc.tanh(s),
-                                      vc.splat(*softcap * kLog2e, w));
-            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
-            col += w;
-          }
-        });
-
-      // ALiBi: S += -slope |qi + off - kj| (log2 domain), queries along the
-      // vectors.
-      if (negSlope)
-        cg.forLoop(c0, bn, [&](Value j) {
-          Value base = cg.sub(cg.add(k0, j), sh.off); // kj's diagonal query
-          int64_t col = 0;
-          for (int64_t w : qChunks) {
-            Value qi = arith::AddIOp::create(
-                b, vc.broadcast(toI32(cg.add(q0, cg.idx(col))), w),
-                vc.iota(w));
-            Value dist = arith::SubIOp::create(
-                b, qi, vc.broadcast(toI32(base), w));
-            Value d = arith::SIToFPOp::create(
-                b, VectorType::get({w}, b.getF32Type()),
-                math::AbsIOp::create(b, dist));
-            Value s = vc.load(st, {j, cg.idx(col)}, w);
-            s = vc.fma(d, vc.broadcast(negSlope, w), s);
-            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
-            col += w;
-          }
-        });
-
-      // User regions, a score at a time over the valid keys and queries (in
-      // natural-log units for score_mod; mask_mod on every block, as it may
-      // mask anything).
-      if (regions)
-        cg.forLoop(c0, cols, [&](Value j) {
-          Value kj = cg.add(k0, j);
-          cg.forLoop(c0, rows, [&](Value i) {
-            Value qi = cg.add(q0, i);
-            Value s = memref::LoadOp::create(b, st, ValueRange{j, i});
-            if (regions.scoreMod) {
-              Value nat = cg.fmul(s, cg.f32(kLn2));
-              nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, nat, seq,
-                                    h, qi, kj);
-              s = cg.fmul(nat, cg.f32(kLog2e));
-            }
-            if (regions.maskMod)
-              s = cg.select(inlineMaskMod(b, b.getLoc(), *regions.maskMod, seq,
-                                          h, qi, kj),
-                            s, cg.negInf());
-            memref::StoreOp::create(b, s, st, ValueRange{j, i});
-          });
-        });
-
-      // Boundary blocks: -inf where key j is past the end or not visible to
-      // query i (i runs along the vectors).
-      auto maskScores = [&] {
-        cg.forLoop(c0, bn, [&](Value j) {
-          Value kj = cg.add(k0, j);
-          Value inRange = cg.cmp(arith::CmpIPredicate::slt, kj, sh.Nk);
-          Value base = cg.sub(kj, sh.off); // the query on kj's diagonal
-          int64_t col = 0;
-          for (int64_t w : qChunks) {
-            Value qi = arith::AddIOp::create(
-                b, vc.broadcast(toI32(cg.add(q0, cg.idx(col))), w),
-                vc.iota(w));
-            Value vis = vc.broadcast(inRange, w);
-            if (mask.right >= 0) // kj <= qi + off + right
-              vis = arith::AndIOp::create(
-                  b, vis,
-                  arith::CmpIOp::create(
-                      b, arith::CmpIPredicate::sge, qi,
-                      vc.broadcast(toI32(cg.sub(base, cg.idx(mask.right))),
-                                   w)));
-            if (mask.left >= 0) // kj >= qi + off - left
-              vis = arith::AndIOp::create(
-                  b, vis,
-                  arith::CmpIOp::create(
-                      b, arith::CmpIPredicate::sle, qi,
-                      vc.broadcast(toI32(cg.add(base, cg.idx(mask.left))),
-                                   w)));
-            Value s = vc.load(st, {j, cg.idx(col)}, w);
-            s = arith::SelectOp::create(b, vis, s, vc.splat(-INFINITY, w));
-            vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
-            col += w;
-          }
-        });
-      };
-      cg.ifElse(full, [] {}, maskScores);
-
-      // Online softmax, a vector of queries at a time: new row max, rescale
-      // factor, P = exp2(S - m), row sums.
-      auto nnan = arith::FastMathFlags::nnan;
-      SmallVector<Value> mOld;
-      col = 0;
-      for (int64_t w : qChunks) {
-        mOld.push_back(vc.load(mRow, {cg.idx(col)}, w));
-        col += w;
-      }
-      SmallVector<Value> mNew =
-          vc.loop(c0, bn, mOld, [&](Value j, ValueRange m) {
-            SmallVector<Value> next;
+        // Softcap: S = c tanh(s / c), in the log2 domain.
+        if (softcap)
+          cg.forLoop(c0, bn, [&](Value j) {
             int64_t col = 0;
-            for (auto [c, w] : llvm::enumerate(qChunks)) {
-              next.push_back(arith::MaxNumFOp::create(
-                  b, m[c], vc.load(st, {j, cg.idx(col)}, w), nnan));
-              col += w;
-            }
-            return next;
-          });
-      SmallVector<Value> mUse, zeros;
-      col = 0;
-      for (auto [c, w] : llvm::enumerate(qChunks)) {
-        // A row that has seen no key yet keeps m = -inf; subtract 0 then so
-        // that exp2(-inf - -inf) never makes a NaN.
-        Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
-                                              mNew[c], vc.splat(-INFINITY, w));
-        mUse.push_back(arith::SelectOp::create(b, isEmpty, vc.splat(0.0, w),
-                                               mNew[c]));
-        Value alpha = vc.exp2(arith::SubFOp::create(b, mOld[c], mUse[c]));
-        vector::StoreOp::create(b, alpha, aRow, cg.idx(col));
-        vector::StoreOp::create(b, mNew[c], mRow, cg.idx(col));
-        zeros.push_back(vc.splat(0.0, w));
-        col += w;
-      }
-      SmallVector<Value> rowSum =
-          vc.loop(c0, bn, zeros, [&](Value j, ValueRange l) {
-            SmallVector<Value> next;
-            int64_t col = 0;
-            for (auto [c, w] : llvm::enumerate(qChunks)) {
+            for (int64_t w : qChunks) {
               Value s = vc.load(st, {j, cg.idx(col)}, w);
-              Value p = vc.exp2(arith::SubFOp::create(b, s, mUse[c]));
-              vector::StoreOp::create(b, p, st, ValueRange{j, cg.idx(col)});
-              next.push_back(arith::AddFOp::create(b, l[c], p));
+              s = arith::MulFOp::create(b, vc.tanh(s),
+                                        vc.splat(*softcap * kLog2e, w));
+              vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
               col += w;
             }
-            return next;
           });
-      col = 0;
-      for (auto [c, w] : llvm::enumerate(qChunks)) {
-        Value alpha = vc.load(aRow, {cg.idx(col)}, w);
-        Value l = vc.load(lRow, {cg.idx(col)}, w);
-        vector::StoreOp::create(b, vc.fma(l, alpha, rowSum[c]), lRow,
-                                cg.idx(col));
-        col += w;
-      }
 
-      // acc = alpha acc + P V (P read from S^T, a scalar per query and key).
-      vc.outerProduct(OuterProduct{
-          bm, vChunks, c0, cols,
-          [&](Value i, Value j) {
-            return memref::LoadOp::create(b, st, ValueRange{j, i}).getResult();
-          },
-          [&](Value j, int64_t col, int64_t w) {
-            return vc.load(v, kvIndex(bi, hk, cg.add(k0, j), cg.idx(col)), w);
-          },
-          [&](Value i, int64_t col, int64_t w) {
-            Value alpha = memref::LoadOp::create(b, aRow, i);
-            return arith::MulFOp::create(b, vc.load(acc, {i, cg.idx(col)}, w),
-                                         vc.broadcast(alpha, w))
-                .getResult();
-          },
-          [&](Value i, int64_t col, Value a) {
-            vector::StoreOp::create(b, a, acc, ValueRange{i, cg.idx(col)});
-          }});
+        // ALiBi: S += -slope |qi + off - kj| (log2 domain), queries along the
+        // vectors.
+        if (negSlope)
+          cg.forLoop(c0, bn, [&](Value j) {
+            Value base = cg.sub(cg.add(k0, j), sh.off); // kj's diagonal query
+            int64_t col = 0;
+            for (int64_t w : qChunks) {
+              Value qi = arith::AddIOp::create(
+                  b, vc.broadcast(toI32(cg.add(q0, cg.idx(col))), w),
+                  vc.iota(w));
+              Value dist =
+                  arith::SubIOp::create(b, qi, vc.broadcast(toI32(base), w));
+              Value d = arith::SIToFPOp::create(
+                  b, VectorType::get({w}, b.getF32Type()),
+                  math::AbsIOp::create(b, dist));
+              Value s = vc.load(st, {j, cg.idx(col)}, w);
+              s = vc.fma(d, vc.broadcast(negSlope, w), s);
+              vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
+              col += w;
+            }
+          });
+
+        // User regions, a score at a time over the valid keys and queries (in
+        // natural-log units for score_mod; mask_mod on every block, as it may
+        // mask anything).
+        if (regions)
+          cg.forLoop(c0, cols, [&](Value j) {
+            Value kj = cg.add(k0, j);
+            cg.forLoop(c0, rows, [&](Value i) {
+              Value qi = cg.add(q0, i);
+              Value s = memref::LoadOp::create(b, st, ValueRange{j, i});
+              if (regions.scoreMod) {
+                Value nat = cg.fmul(s, cg.f32(kLn2));
+                nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, nat,
+                                      seq, h, qi, kj);
+                s = cg.fmul(nat, cg.f32(kLog2e));
+              }
+              if (regions.maskMod)
+                s = cg.select(inlineMaskMod(b, b.getLoc(), *regions.maskMod,
+                                            seq, h, qi, kj),
+                              s, cg.negInf());
+              memref::StoreOp::create(b, s, st, ValueRange{j, i});
+            });
+          });
+
+        // Boundary blocks: -inf where key j is past the end or not visible to
+        // query i (i runs along the vectors).
+        auto maskScores = [&] {
+          cg.forLoop(c0, bn, [&](Value j) {
+            Value kj = cg.add(k0, j);
+            Value inRange = cg.cmp(arith::CmpIPredicate::slt, kj, sh.Nk);
+            Value base = cg.sub(kj, sh.off); // the query on kj's diagonal
+            int64_t col = 0;
+            for (int64_t w : qChunks) {
+              Value qi = arith::AddIOp::create(
+                  b, vc.broadcast(toI32(cg.add(q0, cg.idx(col))), w),
+                  vc.iota(w));
+              Value vis = vc.broadcast(inRange, w);
+              if (mask.right >= 0) // kj <= qi + off + right
+                vis = arith::AndIOp::create(
+                    b, vis,
+                    arith::CmpIOp::create(
+                        b, arith::CmpIPredicate::sge, qi,
+                        vc.broadcast(toI32(cg.sub(base, cg.idx(mask.right))),
+                                     w)));
+              if (mask.left >= 0) // kj >= qi + off - left
+                vis = arith::AndIOp::create(
+                    b, vis,
+                    arith::CmpIOp::create(
+                        b, arith::CmpIPredicate::sle, qi,
+                        vc.broadcast(toI32(cg.add(base, cg.idx(mask.left))),
+                                     w)));
+              Value s = vc.load(st, {j, cg.idx(col)}, w);
+              s = arith::SelectOp::create(b, vis, s, vc.splat(-INFINITY, w));
+              vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
+              col += w;
+            }
+          });
+        };
+        cg.ifElse(
+            full, [] {}, maskScores);
+
+        // Online softmax, a vector of queries at a time: new row max, rescale
+        // factor, P = exp2(S - m), row sums.
+        auto nnan = arith::FastMathFlags::nnan;
+        SmallVector<Value> mOld;
+        col = 0;
+        for (int64_t w : qChunks) {
+          mOld.push_back(vc.load(mRow, {cg.idx(col)}, w));
+          col += w;
+        }
+        SmallVector<Value> mNew =
+            vc.loop(c0, bn, mOld, [&](Value j, ValueRange m) {
+              SmallVector<Value> next;
+              int64_t col = 0;
+              for (auto [c, w] : llvm::enumerate(qChunks)) {
+                next.push_back(arith::MaxNumFOp::create(
+                    b, m[c], vc.load(st, {j, cg.idx(col)}, w), nnan));
+                col += w;
+              }
+              return next;
+            });
+        SmallVector<Value> mUse, zeros;
+        col = 0;
+        for (auto [c, w] : llvm::enumerate(qChunks)) {
+          // A row that has seen no key yet keeps m = -inf; subtract 0 then so
+          // that exp2(-inf - -inf) never makes a NaN.
+          Value isEmpty = arith::CmpFOp::create(
+              b, arith::CmpFPredicate::OEQ, mNew[c], vc.splat(-INFINITY, w));
+          mUse.push_back(
+              arith::SelectOp::create(b, isEmpty, vc.splat(0.0, w), mNew[c]));
+          Value alpha = vc.exp2(arith::SubFOp::create(b, mOld[c], mUse[c]));
+          vector::StoreOp::create(b, alpha, aRow, cg.idx(col));
+          vector::StoreOp::create(b, mNew[c], mRow, cg.idx(col));
+          zeros.push_back(vc.splat(0.0, w));
+          col += w;
+        }
+        SmallVector<Value> rowSum =
+            vc.loop(c0, bn, zeros, [&](Value j, ValueRange l) {
+              SmallVector<Value> next;
+              int64_t col = 0;
+              for (auto [c, w] : llvm::enumerate(qChunks)) {
+                Value s = vc.load(st, {j, cg.idx(col)}, w);
+                Value p = vc.exp2(arith::SubFOp::create(b, s, mUse[c]));
+                vector::StoreOp::create(b, p, st, ValueRange{j, cg.idx(col)});
+                next.push_back(arith::AddFOp::create(b, l[c], p));
+                col += w;
+              }
+              return next;
+            });
+        col = 0;
+        for (auto [c, w] : llvm::enumerate(qChunks)) {
+          Value alpha = vc.load(aRow, {cg.idx(col)}, w);
+          Value l = vc.load(lRow, {cg.idx(col)}, w);
+          vector::StoreOp::create(b, vc.fma(l, alpha, rowSum[c]), lRow,
+                                  cg.idx(col));
+          col += w;
+        }
+
+        // acc = alpha acc + P V (P read from S^T, a scalar per query and key).
+        vc.outerProduct(OuterProduct{
+            bm, vChunks, c0, cols,
+            [&](Value i, Value j) {
+              return memref::LoadOp::create(b, st, ValueRange{j, i})
+                  .getResult();
+            },
+            [&](Value j, int64_t col, int64_t w) {
+              return vc.load(v, kvIndex(bi, hk, cg.add(k0, j), cg.idx(col)), w);
+            },
+            [&](Value i, int64_t col, int64_t w) {
+              Value alpha = memref::LoadOp::create(b, aRow, i);
+              return arith::MulFOp::create(b, vc.load(acc, {i, cg.idx(col)}, w),
+                                           vc.broadcast(alpha, w))
+                  .getResult();
+            },
+            [&](Value i, int64_t col, Value a) {
+              vector::StoreOp::create(b, a, acc, ValueRange{i, cg.idx(col)});
+            }});
+      };
+      // A mask_mod that keeps no (query, key) pair of the block skips it
+      // (FlexAttention's block mask, computed here instead of ahead).
+      if (regions.maskMod)
+        cg.ifElse(anyKept(seq, h, q0, rows, k0, cols), blockBody, [] {});
+      else
+        blockBody();
     });
 
     // Epilogue: O = acc / l, lse = (m + log2 l) ln 2; empty rows: 0, -inf.
@@ -427,9 +448,9 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       Value seq = bi;
       bi = c0;
       // Query blocks past the sequence's end have nothing to do.
-      cg.ifElse(cg.cmp(arith::CmpIPredicate::slt, cg.mul(qb, bm), qLen),
-                [&] { emitBlock(seq, bi, h, qb, sh, q, k, v, o, lse); },
-                [] {});
+      cg.ifElse(
+          cg.cmp(arith::CmpIPredicate::slt, cg.mul(qb, bm), qLen),
+          [&] { emitBlock(seq, bi, h, qb, sh, q, k, v, o, lse); }, [] {});
     } else {
       if (op.isKvCache()) {
         // Sequence bi uses its first cache_seqlens[bi] cached keys.
@@ -452,8 +473,8 @@ struct AttnTileForwardPass final
   using Base::Base;
 
   void runOnOperation() override {
-    if (failed(checkTiling(getOperation(), "attn-tile-forward", "option ", blockM,
-                           blockN, vectorWidth)))
+    if (failed(checkTiling(getOperation(), "attn-tile-forward", "option ",
+                           blockM, blockN, vectorWidth)))
       return signalPassFailure();
     SmallVector<AttentionOp> ops;
     getOperation()->walk([&](AttentionOp op) { ops.push_back(op); });
