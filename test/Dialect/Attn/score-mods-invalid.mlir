@@ -112,9 +112,9 @@ func.func @rotary_interleaved_alone(%q: memref<1x4x8x16xf32>) {
 
 // -----
 
-func.func @rotary_varlen(%q: memref<30x4x8xf32>, %cu: memref<4xi32>, %m: index, %c: memref<32x4xf32>) {
-  // expected-error @+1 {{rotary with varlen is not supported yet}}
-  attn.attention ins(%q, %q, %q : memref<30x4x8xf32>, memref<30x4x8xf32>, memref<30x4x8xf32>) varlen(%cu, %cu, %m, %m : memref<4xi32>, memref<4xi32>) rotary(%c, %c : memref<32x4xf32>, memref<32x4xf32>) outs(%q : memref<30x4x8xf32>)
+func.func @rotary_kv_cache(%q: memref<2x4x1x16xf32>, %kc: memref<2x4x64x16xf32>, %lens: memref<2xi32>, %c: memref<64x4xf32>) {
+  // expected-error @+1 {{rotary with kv_cache is not supported yet}}
+  attn.attention ins(%q, %kc, %kc : memref<2x4x1x16xf32>, memref<2x4x64x16xf32>, memref<2x4x64x16xf32>) kv_cache(%lens : memref<2xi32>) rotary(%c, %c : memref<64x4xf32>, memref<64x4xf32>) outs(%q : memref<2x4x1x16xf32>)
   return
 }
 

@@ -237,11 +237,12 @@ CASES = [
     dict(name="sinks-window", B=1, HQ=2, HKV=2, NQ=10, NK=10, D=4, sinks=True,
          window=(2, 0)),
 ]
-def run_varlen():
+def run_varlen(rotary=None):
     """The variable-length form (tiled lowering): three packed sequences
     (query lengths 3, 2, 6; key lengths 5, 0, 9: the second sees no key, so
     its rows give O = 0, lse = sink), per-sequence slopes [3, Hq], sinks,
-    causal, GQA; against the reference run per sequence."""
+    causal, GQA, and with `rotary` = (R, interleaved) RoPE at each
+    sequence's own positions; against the reference run per sequence."""
     HQ, HKV, D = 4, 2, 8
     lq, lk = [3, 2, 6], [5, 0, 9]
     B, TQ, TK = len(lq), sum(lq), sum(lk)
@@ -257,6 +258,19 @@ def run_varlen():
     mods = f" alibi_slopes(%al : {S2}) sinks(%sk : {H1})"
     vl = f" varlen(%cq, %ck, %mq, %mk : {C1}, {C1})"
     attrs = "{block_sizes = array<i64: 4, 4>, causal}"
+    rconsts = ""
+    if rotary:
+        R, inter = rotary
+        P = max(lk) + 2
+        theta = [10000.0 ** (-2.0 * m / R) for m in range(R // 2)]
+        rcos = [[math.cos(p * t) for t in theta] for p in range(P)]
+        rsin = [[math.sin(p * t) for t in theta] for p in range(P)]
+        T2 = f"tensor<{P}x{R // 2}xf32>"
+        rconsts = (f"  %rc = arith.constant dense<{dense(sum(rcos, []), [P, R // 2])}> : {T2}\n"
+                   f"  %rs = arith.constant dense<{dense(sum(rsin, []), [P, R // 2])}> : {T2}\n")
+        mods += f" rotary(%rc, %rs : {T2}, {T2})"
+        if inter:
+            attrs = "{block_sizes = array<i64: 4, 4>, causal, rotary_interleaved}"
 
     outs = [("%o", Q3), ("%lse", L2), ("%dq", Q3), ("%dk", K3), ("%dv", K3), ("%gs", H1)]
     module = f"""
@@ -271,7 +285,7 @@ func.func @main() {{
   %sk = arith.constant dense<{dense(sinks, [HQ])}> : {H1}
   %cq = arith.constant dense<{cq}> : {C1}
   %ck = arith.constant dense<{ck}> : {C1}
-  %mq = arith.constant {max(lq)} : index
+{rconsts}  %mq = arith.constant {max(lq)} : index
   %mk = arith.constant {max(lk)} : index
   %o0 = tensor.empty() : {Q3}
   %l0 = tensor.empty() : {L2}
@@ -303,9 +317,18 @@ func.func @main() {{
         def dense_of(x, start, n, H):
             return [x[((start + i) * H + h) * D + d] for h in range(H) for i in range(n)
                     for d in range(D)]
-        r = reference(case, dense_of(q, cq[b], nq, HQ), dense_of(k, ck[b], nk, HKV),
-                      dense_of(v, ck[b], nk, HKV), dense_of(do, cq[b], nq, HQ),
-                      lambda _, h, b=b: sl[b * HQ + h], sinks)
+        qb, kb = dense_of(q, cq[b], nq, HQ), dense_of(k, ck[b], nk, HKV)
+        qpos = [i + nk - nq for _ in range(HQ) for i in range(nq)]
+        kpos = [j for _ in range(HKV) for j in range(nk)]
+        if rotary:
+            qb = rotate_rows(qb, HQ * nq, D, qpos, rcos, rsin, R, inter)
+            kb = rotate_rows(kb, HKV * nk, D, kpos, rcos, rsin, R, inter)
+        r = list(reference(case, qb, kb, dense_of(v, ck[b], nk, HKV),
+                           dense_of(do, cq[b], nq, HQ), lambda _, h, b=b: sl[b * HQ + h],
+                           sinks))
+        if rotary:
+            r[2] = rotate_rows(r[2], HQ * nq, D, qpos, rcos, rsin, R, inter, True)
+            r[3] = rotate_rows(r[3], HKV * nk, D, kpos, rcos, rsin, R, inter, True)
         for out, src, start, n, H in ((0, r[0], cq[b], nq, HQ), (2, r[2], cq[b], nq, HQ),
                                       (3, r[3], ck[b], nk, HKV), (4, r[4], ck[b], nk, HKV)):
             for h in range(H):
@@ -322,7 +345,8 @@ func.func @main() {{
         den = math.sqrt(sum(x * x for x in r)) or 1.0
         ok &= len(g) == len(r) and num / den < 2e-5
         worst.append(f"{name} {num / den:.1e}")
-    print(f"varlen-alibi-sinks-causal tiled: {', '.join(worst)}: {'ok' if ok else 'FAIL'}")
+    name = "varlen-alibi-sinks-causal" + (f"-rope{rotary[0]}" if rotary else "")
+    print(f"{name} tiled: {', '.join(worst)}: {'ok' if ok else 'FAIL'}")
     return ok
 
 
@@ -416,5 +440,7 @@ for case in CASES:
     for unfused in (False, True):
         ok &= run_case(case, unfused)
 ok &= run_varlen()
+ok &= run_varlen(rotary=(6, False))
+ok &= run_varlen(rotary=(8, True))
 print("OK" if ok else "FAIL")
 sys.exit(0 if ok else 1)

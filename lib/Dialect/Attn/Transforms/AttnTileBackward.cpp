@@ -480,27 +480,42 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                    rowsQ(lse), rowsK(dk), rowsK(dv), rowsQ(dr), rowsQ(dqAcc));
       });
 
-  // dQ = scale * dQacc, converted to the element type (with rotary rotated
-  // back, R^T, at the row's position).
-  cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {
-    if (rot) {
-      auto row = [&](Value e) {
-        return memref::LoadOp::create(b, dqAcc,
-                                      ValueRange{ivs[0], ivs[1], ivs[2], e})
-            .getResult();
-      };
-      cg.forLoop(c0, dIdx, [&](Value d) {
-        Value x = rot.element(cg, row, d, cg.add(ivs[2], sh.off), true);
-        cg.store(cg.fmul(x, cg.f32(scale)), dq, {ivs[0], ivs[1], ivs[2], d});
-      });
-      return;
-    }
-    forChunks(dChunks, [&](Value col, int64_t w) {
-      SmallVector<Value> ix{ivs[0], ivs[1], ivs[2], col};
-      Value x = vc.load(dqAcc, ix, w);
-      vc.store(arith::MulFOp::create(b, x, vc.splat(scale, w)), dq, ix);
+  // dQ = scale * dQacc, converted to the element type. With rotary, rotated
+  // back (R^T) at each row's position, i + Nk - Nq of its sequence: in the
+  // varlen form a loop over each sequence's rows.
+  auto rotateBack = [&](Value bi, Value h, Value row, Value pos) {
+    auto elem = [&](Value e) {
+      return memref::LoadOp::create(b, dqAcc, ValueRange{bi, h, row, e})
+          .getResult();
+    };
+    cg.forLoop(c0, dIdx, [&](Value d) {
+      Value x = rot.element(cg, elem, d, pos, /*inverse=*/true);
+      cg.store(cg.fmul(x, cg.f32(scale)), dq, {bi, h, row, d});
     });
-  });
+  };
+  if (rot && varlen) {
+    cg.parallel({cg.sub(cg.dim(op.getCuSeqlensQ(), 0), c1), sh.Hq},
+                [&](ValueRange ivs) {
+                  auto [qStart, qLen] =
+                      sequenceRange(cg, op.getCuSeqlensQ(), ivs[0]);
+                  Value kLen = sequenceRange(cg, op.getCuSeqlensK(), ivs[0])
+                                   .second;
+                  Value off = cg.sub(kLen, qLen);
+                  cg.forLoop(c0, qLen, [&](Value i) {
+                    rotateBack(c0, ivs[1], cg.add(qStart, i), cg.add(i, off));
+                  });
+                });
+  } else {
+    cg.parallel({sh.B, sh.Hq, sh.Nq}, [&](ValueRange ivs) {
+      if (rot)
+        return rotateBack(ivs[0], ivs[1], ivs[2], cg.add(ivs[2], sh.off));
+      forChunks(dChunks, [&](Value col, int64_t w) {
+        SmallVector<Value> ix{ivs[0], ivs[1], ivs[2], col};
+        Value x = vc.load(dqAcc, ix, w);
+        vc.store(arith::MulFOp::create(b, x, vc.splat(scale, w)), dq, ix);
+      });
+    });
+  }
   // d sinks[h] = -sum_{b,i} exp(sinks[h] - lse[b,h,i]) Dr[b,h,i], over the
   // rows of every sequence (in the varlen form the packed rows up to
   // cu_seqlens_q[batch]; later rows belong to no sequence).

@@ -72,8 +72,9 @@ defvar Attn_SemanticsDoc = [{
       Nq`, so `Nq <= Nk` and `Nk <= P` are the caller's contract). Pairs are
       `(d, d + R/2)` (GPT-NeoX), or `(2m, 2m + 1)` with the unit attribute
       `rotary_interleaved` (GPT-J); `x'[a] = x[a] cos - x[b] sin`, `x'[b] =
-      x[b] cos + x[a] sin` in f32. The backward rotates dQ and dK back. Not
-      with varlen or the KV-cache form yet.
+      x[b] cos + x[a] sin` in f32. The backward rotates dQ and dK back. In
+      the varlen form positions count from each sequence's start (`off` per
+      sequence). Not with the KV-cache form yet.
     * User regions (FlexAttention's `score_mod` / `mask_mod`), optional,
       after the attributes:
       `score_mod { ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
