@@ -66,39 +66,30 @@ struct Unfused {
   /// when it is 1). The regions' derivability is checked before.
   Value score(Value q, Value k, Value bi, Value h, Value i, Value j,
               Value *derivOut = nullptr) {
-    ImplicitLocOpBuilder &b = cg.builder();
     Value hk = cg.divs(h, sh.group);
-    Value qk = rot ? cg.reduce(cg.idx(0), cg.idx(sh.D), cg.f32(0.0),
-                               [&](Value d, Value acc) {
-                                 return cg.fadd(acc, cg.fmul(rotQ(q, bi, h, i, d),
-                                                             rotK(k, bi, hk, j, d)));
-                               })
-                   : cg.dot(q, {bi, h, i}, k, {bi, hk, j}, sh.D);
+    Value qk =
+        rot ? cg.reduce(cg.idx(0), cg.idx(sh.D), cg.f32(0.0),
+                        [&](Value d, Value acc) {
+                          return cg.fadd(acc, cg.fmul(rotQ(q, bi, h, i, d),
+                                                      rotK(k, bi, hk, j, d)));
+                        })
+            : cg.dot(q, {bi, h, i}, k, {bi, hk, j}, sh.D);
     Value s = emitScore(cg, qk, scale, softcap, derivOut);
     if (Value negSlope = mods.negSlope(cg, bi, h))
       s = cg.fadd(s, alibiBias(cg, negSlope, i, j, sh.off));
-    if (regions.scoreMod) {
-      Value d;
-      s = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, s, bi, h, i, j,
-                          derivOut ? &d : nullptr);
-      if (derivOut)
-        *derivOut = *derivOut ? cg.fmul(*derivOut, d) : d;
-    }
+    s = applyUserRegions(cg, regions, s, 1.0, bi, h, i, j, derivOut);
     if (mask.isMasked())
       s = cg.select(cg.visible(mask, i, j, sh.off), s, cg.negInf());
-    if (regions.maskMod)
-      s = cg.select(inlineMaskMod(b, b.getLoc(), *regions.maskMod, bi, h, i, j),
-                    s, cg.negInf());
     return s;
   }
 };
 } // namespace
 
-static Unfused makeUnfused(Codegen &cg, Value q, Value k,
-                           Value v, MaskSpec mask, double scale,
+static Unfused makeUnfused(Codegen &cg, Value q, Value k, Value v,
+                           MaskSpec mask, double scale,
                            std::optional<APFloat> softcap, ScoreMods mods,
                            UserRegions regions) {
-  Unfused u{cg, getShape(cg, q, k, v), mask, scale, std::nullopt, mods,
+  Unfused u{cg,     getShape(cg, q, k, v), mask, scale, std::nullopt, mods,
             regions};
   if (softcap)
     u.softcap = softcap->convertToDouble();
@@ -116,9 +107,9 @@ LogicalResult mlir::attn::lowerAttentionUnfused(RewriterBase &rewriter,
   Codegen cg(b);
   Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
         o = op.getOutput(), lse = op.getLse();
-  Unfused u = makeUnfused(cg, q, k, v, op.getMaskSpec(), op.getScaleValue(),
-                          op.getSoftcap(), ScoreMods::of(op),
-                          UserRegions::of(op));
+  Unfused u =
+      makeUnfused(cg, q, k, v, op.getMaskSpec(), op.getScaleValue(),
+                  op.getSoftcap(), ScoreMods::of(op), UserRegions::of(op));
   u.rot = Rotary::of(op);
   const AttnShape &sh = u.sh;
   Value c0 = cg.idx(0);
@@ -138,10 +129,10 @@ LogicalResult mlir::attn::lowerAttentionUnfused(RewriterBase &rewriter,
       return SmallVector<Value>{iv[0], iv[1], iv[2], j};
     };
     Value sink = u.mods.sink(cg, iv[1]);
-    Value m = cg.reduce(c0, sh.Nk, sink ? sink : cg.negInf(),
-                        [&](Value j, Value m) {
-      return cg.fmax(m, memref::LoadOp::create(b, s, at(j)));
-    });
+    Value m =
+        cg.reduce(c0, sh.Nk, sink ? sink : cg.negInf(), [&](Value j, Value m) {
+          return cg.fmax(m, memref::LoadOp::create(b, s, at(j)));
+        });
     Value empty = cg.fcmp(arith::CmpFPredicate::OEQ, m, cg.negInf());
     Value mUse = cg.select(empty, cg.f32(0.0), m);
     Value sum0 = sink ? math::ExpOp::create(b, cg.fsub(sink, mUse)).getResult()
@@ -167,8 +158,8 @@ LogicalResult mlir::attn::lowerAttentionUnfused(RewriterBase &rewriter,
   cg.parallel({sh.B, sh.Hq, sh.Nq, cg.idx(sh.Dv)}, [&](ValueRange iv) {
     Value hk = cg.divs(iv[1], sh.group);
     Value acc = cg.reduce(c0, sh.Nk, cg.f32(0.0), [&](Value j, Value acc) {
-      Value p = memref::LoadOp::create(b, s,
-                                       ValueRange{iv[0], iv[1], iv[2], j});
+      Value p =
+          memref::LoadOp::create(b, s, ValueRange{iv[0], iv[1], iv[2], j});
       return cg.fadd(acc, cg.fmul(p, cg.load(v, {iv[0], hk, j, iv[3]})));
     });
     cg.store(acc, o, iv);
@@ -194,9 +185,9 @@ mlir::attn::lowerAttentionBackwardUnfused(RewriterBase &rewriter,
   Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
         o = op.getOutput(), dO = op.getGradOutput(), lse = op.getLse(),
         dq = op.getGradQuery(), dk = op.getGradKey(), dv = op.getGradValue();
-  Unfused u = makeUnfused(cg, q, k, v, op.getMaskSpec(), op.getScaleValue(),
-                          op.getSoftcap(), ScoreMods::of(op),
-                          UserRegions::of(op));
+  Unfused u =
+      makeUnfused(cg, q, k, v, op.getMaskSpec(), op.getScaleValue(),
+                  op.getSoftcap(), ScoreMods::of(op), UserRegions::of(op));
   u.rot = Rotary::of(op);
   const AttnShape &sh = u.sh;
   Value c0 = cg.idx(0);
@@ -226,13 +217,13 @@ mlir::attn::lowerAttentionBackwardUnfused(RewriterBase &rewriter,
     Value hk = cg.divs(iv[1], sh.group);
     auto rotated = [&](Value d) { // (dS K_rot)[d]
       return cg.reduce(c0, sh.Nk, cg.f32(0.0), [&](Value j, Value acc) {
-        Value x = memref::LoadOp::create(b, ds,
-                                         ValueRange{iv[0], iv[1], iv[2], j});
+        Value x =
+            memref::LoadOp::create(b, ds, ValueRange{iv[0], iv[1], iv[2], j});
         return cg.fadd(acc, cg.fmul(x, u.rotK(k, iv[0], hk, j, d)));
       });
     };
-    Value acc = u.rot ? u.rot.element(cg, rotated, iv[3],
-                                      cg.add(iv[2], sh.off), /*inverse=*/true)
+    Value acc = u.rot ? u.rot.element(cg, rotated, iv[3], cg.add(iv[2], sh.off),
+                                      /*inverse=*/true)
                       : rotated(iv[3]);
     cg.store(cg.fmul(acc, cg.f32(u.scale)), dq, iv);
   });
@@ -248,8 +239,8 @@ mlir::attn::lowerAttentionBackwardUnfused(RewriterBase &rewriter,
           Value h = cg.add(cg.mul(hk, sh.group), g);
           return cg.reduce(c0, sh.Nq, acc, [&](Value i, Value acc) {
             Value w = memref::LoadOp::create(b, buf, ValueRange{bi, h, i, j});
-            Value xv = rotary ? u.rotQ(x, bi, h, i, d)
-                              : cg.load(x, {bi, h, i, d});
+            Value xv =
+                rotary ? u.rotQ(x, bi, h, i, d) : cg.load(x, {bi, h, i, d});
             return cg.fadd(acc, cg.fmul(w, xv));
           });
         });
@@ -299,8 +290,8 @@ struct AttnLowerUnfusedPass final
       LogicalResult r =
           isa<AttentionOp>(op)
               ? lowerAttentionUnfused(rewriter, cast<AttentionOp>(op))
-              : lowerAttentionBackwardUnfused(
-                    rewriter, cast<AttentionBackwardOp>(op));
+              : lowerAttentionBackwardUnfused(rewriter,
+                                              cast<AttentionBackwardOp>(op));
       if (failed(r))
         return signalPassFailure();
     }

@@ -110,20 +110,6 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
     });
   });
 
-  // i1: the mask_mod keeps some pair of queries [q0, q0 + rows) and keys
-  // [k0, k0 + cols).
-  auto anyKept = [&](Value seq, Value h, Value q0, Value rows, Value k0,
-                     Value cols) {
-    Value none = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
-    return cg.reduce(c0, cols, none, [&](Value j, Value acc) {
-      return cg.reduce(c0, rows, acc, [&](Value i, Value acc) {
-        Value keep = inlineMaskMod(b, b.getLoc(), *regions.maskMod, seq, h,
-                                   cg.add(q0, i), cg.add(k0, j));
-        return arith::OrIOp::create(b, acc, keep).getResult();
-      });
-    });
-  };
-
   // One (sequence, kv head) with its operands and shape; `seq` is the
   // sequence's index in the batch (bi is 0 in the varlen form).
   auto emitKvHead = [&](Value seq, Value bi, Value hk, const AttnShape &sh,
@@ -251,7 +237,6 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
             if (regions)
               cg.forLoop(c0, rows, [&](Value i) {
                 Value qi = cg.add(q0, i);
-                Value negSl = negSlope;
                 cg.forLoop(c0, bn, [&](Value j) {
                   Value kj = cg.add(k0, j);
                   Value valid = cg.cmp(arith::CmpIPredicate::slt, j, cols);
@@ -268,21 +253,10 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                       Value t = cg.tanh(s, &deriv);
                       s = cg.fmul(t, cg.f32(*softcap * kLog2e));
                     }
-                    if (negSl)
-                      s = cg.fadd(s, alibiBias(cg, negSl, qi, kj, sh.off));
-                    if (regions.scoreMod) {
-                      Value d;
-                      Value nat = cg.fmul(s, cg.f32(1.0 / kLog2e));
-                      nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod,
-                                            nat, seq, h, qi, kj, &d);
-                      s = cg.fmul(nat, cg.f32(kLog2e));
-                      deriv = deriv ? cg.fmul(deriv, d) : d;
-                    }
-                    if (regions.maskMod)
-                      s = cg.select(inlineMaskMod(b, b.getLoc(),
-                                                  *regions.maskMod, seq, h, qi,
-                                                  kj),
-                                    s, cg.negInf());
+                    if (negSlope)
+                      s = cg.fadd(s, alibiBias(cg, negSlope, qi, kj, sh.off));
+                    s = applyUserRegions(cg, regions, s, kLog2e, seq, h, qi, kj,
+                                         &deriv);
                     memref::StoreOp::create(b, s, pTile, ValueRange{i, j});
                     scf::YieldOp::create(b, deriv ? deriv : cg.f32(1.0));
                   }
@@ -316,12 +290,10 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                   if (negSlope && !regions) { // S += -slope |qi + off - kj|
                     Value kj = arith::AddIOp::create(
                         b, vc.broadcast(toI32(cg.add(k0, col)), w), vc.iota(w));
-                    Value dist = arith::SubIOp::create(
-                        b, vc.broadcast(toI32(diag), w), kj);
-                    Value d = arith::SIToFPOp::create(
-                        b, VectorType::get({w}, b.getF32Type()),
-                        math::AbsIOp::create(b, dist));
-                    s = vc.fma(d, vc.broadcast(negSlope, w), s);
+                    s = vc.addAlibi(s,
+                                    arith::SubIOp::create(
+                                        b, vc.broadcast(toI32(diag), w), kj),
+                                    negSlope);
                   }
                   Value p = vc.exp2(
                       arith::SubFOp::create(b, s, vc.broadcast(lse2, w)));
@@ -418,7 +390,9 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
           };
           // A mask_mod that keeps no pair of the two blocks skips them.
           if (regions.maskMod)
-            cg.ifElse(anyKept(seq, h, q0, rows, k0, cols), pairBody, [] {});
+            cg.ifElse(maskModKeepsAny(cg, *regions.maskMod, seq, h, q0, rows,
+                                      k0, cols),
+                      pairBody, [] {});
           else
             pairBody();
         });
@@ -498,8 +472,8 @@ LogicalResult mlir::attn::tileAttentionBackward(RewriterBase &rewriter,
                 [&](ValueRange ivs) {
                   auto [qStart, qLen] =
                       sequenceRange(cg, op.getCuSeqlensQ(), ivs[0]);
-                  Value kLen = sequenceRange(cg, op.getCuSeqlensK(), ivs[0])
-                                   .second;
+                  Value kLen =
+                      sequenceRange(cg, op.getCuSeqlensK(), ivs[0]).second;
                   Value off = cg.sub(kLen, qLen);
                   cg.forLoop(c0, qLen, [&](Value i) {
                     rotateBack(c0, ivs[1], cg.add(qStart, i), cg.add(i, off));

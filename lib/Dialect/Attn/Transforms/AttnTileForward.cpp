@@ -106,20 +106,6 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
     return SmallVector<Value>{blk, hk, arith::RemUIOp::create(b, row, bs), d};
   };
 
-  // i1: the mask_mod keeps some pair of queries [q0, q0 + rows) and keys
-  // [k0, k0 + cols).
-  auto anyKept = [&](Value seq, Value h, Value q0, Value rows, Value k0,
-                     Value cols) {
-    Value none = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
-    return cg.reduce(c0, cols, none, [&](Value j, Value acc) {
-      return cg.reduce(c0, rows, acc, [&](Value i, Value acc) {
-        Value keep = inlineMaskMod(b, b.getLoc(), *regions.maskMod, seq, h,
-                                   cg.add(q0, i), cg.add(k0, j));
-        return arith::OrIOp::create(b, acc, keep).getResult();
-      });
-    });
-  };
-
   // One (sequence, query head, query block) with its operands and shape;
   // `seq` is the sequence's index in the batch (bi is 0 in the varlen form).
   auto emitBlock = [&](Value seq, Value bi, Value h, Value qb,
@@ -249,35 +235,22 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
                   vc.iota(w));
               Value dist =
                   arith::SubIOp::create(b, qi, vc.broadcast(toI32(base), w));
-              Value d = arith::SIToFPOp::create(
-                  b, VectorType::get({w}, b.getF32Type()),
-                  math::AbsIOp::create(b, dist));
-              Value s = vc.load(st, {j, cg.idx(col)}, w);
-              s = vc.fma(d, vc.broadcast(negSlope, w), s);
+              Value s =
+                  vc.addAlibi(vc.load(st, {j, cg.idx(col)}, w), dist, negSlope);
               vector::StoreOp::create(b, s, st, ValueRange{j, cg.idx(col)});
               col += w;
             }
           });
 
-        // User regions, a score at a time over the valid keys and queries (in
-        // natural-log units for score_mod; mask_mod on every block, as it may
-        // mask anything).
+        // User regions, a score at a time over the valid keys and queries
+        // (mask_mod on every block, as it may mask anything).
         if (regions)
           cg.forLoop(c0, cols, [&](Value j) {
             Value kj = cg.add(k0, j);
             cg.forLoop(c0, rows, [&](Value i) {
               Value qi = cg.add(q0, i);
               Value s = memref::LoadOp::create(b, st, ValueRange{j, i});
-              if (regions.scoreMod) {
-                Value nat = cg.fmul(s, cg.f32(kLn2));
-                nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, nat,
-                                      seq, h, qi, kj);
-                s = cg.fmul(nat, cg.f32(kLog2e));
-              }
-              if (regions.maskMod)
-                s = cg.select(inlineMaskMod(b, b.getLoc(), *regions.maskMod,
-                                            seq, h, qi, kj),
-                              s, cg.negInf());
+              s = applyUserRegions(cg, regions, s, kLog2e, seq, h, qi, kj);
               memref::StoreOp::create(b, s, st, ValueRange{j, i});
             });
           });
@@ -399,7 +372,9 @@ LogicalResult mlir::attn::tileAttentionForward(RewriterBase &rewriter,
       // A mask_mod that keeps no (query, key) pair of the block skips it
       // (FlexAttention's block mask, computed here instead of ahead).
       if (regions.maskMod)
-        cg.ifElse(anyKept(seq, h, q0, rows, k0, cols), blockBody, [] {});
+        cg.ifElse(
+            maskModKeepsAny(cg, *regions.maskMod, seq, h, q0, rows, k0, cols),
+            blockBody, [] {});
       else
         blockBody();
     });

@@ -64,8 +64,8 @@ struct Tangents {
       out = sum(t[0] ? mul(t[0], ops[1]) : Value(),
                 t[1] ? mul(ops[0], t[1]) : Value());
     } else if (isa<arith::DivFOp>(op)) { // (a' - r c') / c
-      Value num = t[1] ? (t[0] ? sub(t[0], mul(r, t[1])) : neg(mul(r, t[1])))
-                       : t[0];
+      Value num =
+          t[1] ? (t[0] ? sub(t[0], mul(r, t[1])) : neg(mul(r, t[1]))) : t[0];
       out = div(num, ops[1]);
     } else if (isa<arith::NegFOp>(op)) {
       out = neg(t[0]);
@@ -82,7 +82,7 @@ struct Tangents {
         return failure(); // an i1 has no tangent
       out = sel(ops[0], t[1], t[2]);
     } else if (isa<arith::CmpFOp>(op)) {
-      return success(); // an i1: piecewise constant
+      return success();                 // an i1: piecewise constant
     } else if (isa<math::TanhOp>(op)) { // 1 - tanh^2
       out = mul(t[0], sub(cst(1.0), mul(r, r)));
     } else if (isa<math::ExpOp>(op)) {
@@ -146,10 +146,9 @@ FailureOr<Value> mlir::attn::inlineScoreMod(OpBuilder &b, Location loc,
                                             Value batch, Value head, Value qi,
                                             Value kj, Value *derivOut,
                                             Operation *diagOp) {
-  Tangents t{b, loc, {}};
-  FailureOr<Value> r =
-      cloneBody(b, loc, scoreMod, {score, batch, head, qi, kj},
-                derivOut ? &t : nullptr, diagOp, "score_mod");
+  Tangents t{b, loc, DenseMap<Value, Value>()};
+  FailureOr<Value> r = cloneBody(b, loc, scoreMod, {score, batch, head, qi, kj},
+                                 derivOut ? &t : nullptr, diagOp, "score_mod");
   if (failed(r))
     return failure();
   if (derivOut) {
@@ -181,4 +180,40 @@ LogicalResult mlir::attn::checkScoreModDerivable(Region &scoreMod,
   Value deriv;
   return inlineScoreMod(b, loc, scoreMod, args[0], args[1], args[2], args[3],
                         args[4], &deriv, diagOp);
+}
+
+Value mlir::attn::applyUserRegions(detail::Codegen &cg,
+                                   const UserRegions &regions, Value s,
+                                   double unit, Value seq, Value head, Value qi,
+                                   Value kj, Value *derivOut) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  if (regions.scoreMod) {
+    Value nat = unit == 1.0 ? s : cg.fmul(s, cg.f32(1.0 / unit));
+    Value d;
+    nat = *inlineScoreMod(b, b.getLoc(), *regions.scoreMod, nat, seq, head, qi,
+                          kj, derivOut ? &d : nullptr);
+    s = unit == 1.0 ? nat : cg.fmul(nat, cg.f32(unit));
+    if (derivOut)
+      *derivOut = *derivOut ? cg.fmul(*derivOut, d) : d;
+  }
+  if (regions.maskMod)
+    s = cg.select(
+        inlineMaskMod(b, b.getLoc(), *regions.maskMod, seq, head, qi, kj), s,
+        cg.negInf());
+  return s;
+}
+
+Value mlir::attn::maskModKeepsAny(detail::Codegen &cg, Region &maskMod,
+                                  Value seq, Value head, Value q0, Value rows,
+                                  Value k0, Value cols) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  Value c0 = cg.idx(0);
+  Value none = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+  return cg.reduce(c0, cols, none, [&](Value j, Value acc) {
+    return cg.reduce(c0, rows, acc, [&](Value i, Value acc) {
+      Value keep = inlineMaskMod(b, b.getLoc(), maskMod, seq, head,
+                                 cg.add(q0, i), cg.add(k0, j));
+      return arith::OrIOp::create(b, acc, keep).getResult();
+    });
+  });
 }

@@ -111,6 +111,13 @@ Value VecCodegen::fma(Value a, Value x, Value c) {
   return vector::FMAOp::create(b, a, x, c);
 }
 
+Value VecCodegen::addAlibi(Value s, Value dist, Value negSlope) {
+  int64_t n = cast<VectorType>(s.getType()).getNumElements();
+  Value d = arith::SIToFPOp::create(b, VectorType::get({n}, b.getF32Type()),
+                                    math::AbsIOp::create(b, dist));
+  return fma(d, broadcast(negSlope, n), s);
+}
+
 Value VecCodegen::exp2(Value x) {
   int64_t n = cast<VectorType>(x.getType()).getNumElements();
   auto nnan = arith::FastMathFlags::nnan;

@@ -13,6 +13,8 @@
 #ifndef FLASHMLIR_DIALECT_ATTN_TRANSFORMS_USERREGIONS_H
 #define FLASHMLIR_DIALECT_ATTN_TRANSFORMS_USERREGIONS_H
 
+#include "flashmlir/Dialect/Attn/Transforms/CodegenUtils.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Region.h"
 
@@ -53,6 +55,20 @@ LogicalResult checkScoreModDerivable(Region &scoreMod, Operation *diagOp);
 /// returns the yielded i1 (true: the key is kept).
 Value inlineMaskMod(OpBuilder &b, Location loc, Region &maskMod, Value batch,
                     Value head, Value qi, Value kj);
+
+/// Score `s` of query `qi` and key `kj` (after softcap and ALiBi, in units
+/// of `unit`: 1 for natural-log scores, log2(e) in the log2 domain) through
+/// the regions: score_mod (in natural-log units), then -inf where mask_mod
+/// drops the key. With `derivOut`, *derivOut (null: 1) is multiplied by
+/// d score_mod / d s; the region must be derivable (checkScoreModDerivable).
+Value applyUserRegions(detail::Codegen &cg, const UserRegions &regions, Value s,
+                       double unit, Value seq, Value head, Value qi, Value kj,
+                       Value *derivOut = nullptr);
+
+/// i1: `maskMod` keeps some pair of the queries [q0, q0 + rows) and keys
+/// [k0, k0 + cols) (the test for skipping a block pair).
+Value maskModKeepsAny(detail::Codegen &cg, Region &maskMod, Value seq,
+                      Value head, Value q0, Value rows, Value k0, Value cols);
 
 } // namespace attn
 } // namespace mlir

@@ -78,6 +78,9 @@ public:
   void store(Value v, Value mem, ValueRange indices);
 
   Value fma(Value a, Value x, Value c);
+  /// s + negSlope * |dist| on f32 vectors (`dist`: i32 vector of query
+  /// diagonal minus key, `negSlope` an f32 scalar): the ALiBi bias.
+  Value addAlibi(Value s, Value dist, Value negSlope);
   /// 2^x on f32 vectors: 2^round(x) from the exponent bits times a degree-6
   /// polynomial of the fraction (relative error ~1.5e-7); x <= -127 (and
   /// -inf) gives 0, x >= 127 is clamped.
