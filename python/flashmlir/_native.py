@@ -119,6 +119,12 @@ class FaParams(ctypes.Structure):
                 ("scale", ctypes.c_float), ("softcap", ctypes.c_float)]
 
 
+class FaScoreMods(ctypes.Structure):
+    """fa_score_mods: device pointers (None = absent)."""
+
+    _fields_ = [("sinks", ctypes.c_void_p), ("dsinks", ctypes.c_void_p)]
+
+
 # dtype codes shared by both C APIs (FLASHMLIR_F32/F16/BF16 == FA_F32/F16/BF16).
 F32, F16, BF16 = 0, 1, 2
 DTYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16"}
@@ -252,6 +258,12 @@ def _declare_runtime(lib):
         i64 = ctypes.c_int64
         lib.fa_forward_kvcache.argtypes = [vp, P, T, T, T, T, T, vp, vp, i64, i64, i64, vp]
         lib.fa_forward_kvcache.restype = st
+    if hasattr(lib, "fa_forward_mods"):
+        i64, M = ctypes.c_int64, ctypes.POINTER(FaScoreMods)
+        lib.fa_forward_mods.argtypes = [vp, P, M, T, T, T, T, T, i64, vp]
+        lib.fa_forward_mods.restype = st
+        lib.fa_backward_mods.argtypes = [vp, P, M, T, T, T, T, T, T, T, T, T, vp]
+        lib.fa_backward_mods.restype = st
     lib.fa_device_info.argtypes = [vp] + [ctypes.POINTER(ctypes.c_int)] * 3
     lib.fa_synchronize.argtypes = [vp]
     lib.fa_workspace_bytes.argtypes = [vp]

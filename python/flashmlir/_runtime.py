@@ -130,6 +130,29 @@ class RuntimeHandle:
                                          ctypes.byref(dk), ctypes.byref(dv),
                                          ctypes.c_void_p(stream))
 
+    def _mods_entry(self, name):
+        if not hasattr(self._lib, name):
+            raise FlashMLIRError(f"the GPU runtime library has no {name} (attention sinks): "
+                                 f"it predates them; rebuild or reinstall it")
+        return getattr(self._lib, name)
+
+    def forward_mods(self, params, mods, q, k, v, o, lse, num_splits, stream):
+        """Raw call of fa_forward_mods (mods: an FaScoreMods)."""
+        fn = self._mods_entry("fa_forward_mods")
+        with self._call() as h:
+            return fn(h, ctypes.byref(params), ctypes.byref(mods), ctypes.byref(q),
+                      ctypes.byref(k), ctypes.byref(v), ctypes.byref(o), ctypes.byref(lse),
+                      int(num_splits), ctypes.c_void_p(stream))
+
+    def backward_mods(self, params, mods, q, k, v, o, do, lse, dq, dk, dv, stream):
+        """Raw call of fa_backward_mods."""
+        fn = self._mods_entry("fa_backward_mods")
+        with self._call() as h:
+            return fn(h, ctypes.byref(params), ctypes.byref(mods), ctypes.byref(q),
+                      ctypes.byref(k), ctypes.byref(v), ctypes.byref(o), ctypes.byref(do),
+                      ctypes.byref(lse), ctypes.byref(dq), ctypes.byref(dk), ctypes.byref(dv),
+                      ctypes.c_void_p(stream))
+
     def device_info(self):
         """(cc_major, cc_minor, num_sms) of the current CUDA context's device."""
         v = [ctypes.c_int() for _ in range(3)]
@@ -157,6 +180,14 @@ def device_tensor(ptr, sizes, strides):
         t.sizes[i] = int(sizes[i]) if i < rank else 1
         t.strides[i] = int(strides[i]) if i < rank else 1
     return t
+
+
+def score_mods(sinks=None, dsinks=None):
+    """An fa_score_mods from device addresses (None / 0 = absent)."""
+    m = _native.FaScoreMods()
+    m.sinks = sinks or None
+    m.dsinks = dsinks or None
+    return m
 
 
 def params(code, opts, scale):

@@ -291,9 +291,25 @@ attention_fwd.register_autograd(_backward, setup_context=_setup_context)
 # alibi_slopes (float32 [Hq] or [B, Hq]) gets no gradient (as in
 # FlashAttention-2); sinks (float32 [Hq]) does.
 
-GPU_MODS = ("alibi_slopes / sinks / score_mod / mask_mod run on the CPU kernels so far; the "
-            "GPU kernels do not have them yet (issue 15). Pass CPU tensors, or leave them "
-            "None on CUDA")
+GPU_MODS = ("alibi_slopes / score_mod / mask_mod / rotary_cos, rotary_sin run on the CPU "
+            "kernels so far; the GPU kernels have attention sinks only (issue 15). Pass CPU "
+            "tensors, or leave them None on CUDA")
+
+
+def _gpu_unsupported(alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin):
+    """The first modification the GPU kernels lack (None: they have them all)."""
+    for name, x in (("alibi_slopes", alibi_slopes), ("score_mod", score_mod),
+                    ("mask_mod", mask_mod), ("rotary_cos", rotary_cos),
+                    ("rotary_sin", rotary_sin)):
+        if x is not None and not (isinstance(x, str) and not x):
+            return name
+    return None
+
+
+def _check_gpu_mods(where, alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin):
+    name = _gpu_unsupported(alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin)
+    if name is not None:
+        raise NotImplementedError(f"{where}: {name} on CUDA: {GPU_MODS}")
 
 
 def _mods_pointers(alibi_slopes, sinks, B, Hq, where):
@@ -340,9 +356,10 @@ def _forward_mods_impl(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_m
         if t is not None and t.device != q.device:
             raise ValueError(f"{where}: {name} is on {t.device} but q is on {q.device}")
     if q.device.type != "cpu":
-        raise NotImplementedError(f"{where}: {GPU_MODS}")
+        _check_gpu_mods(where, alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin)
     al, sk, per_seq = _mods_pointers(alibi_slopes, sinks, B, Hq, where)
-    R, rc, rs = _rotary_args(rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk, where)
+    R, rc, rs = (0, None, None) if q.device.type != "cpu" else _rotary_args(
+        rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk, where)
     o = _alloc(q, (B, Hq, Nq, Dv), bshd)
     lse = q.new_empty((B, Hq, Nq), dtype=torch.float32)
     if B * Hq * Nq == 0:
@@ -354,6 +371,14 @@ def _forward_mods_impl(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_m
         return o, lse
     q, k, v = _usable(q), _usable(k), _usable(v)
     opts = _opts(causal, scale, window_left, window_right, softcap)
+    if q.device.type != "cpu":  # sinks only (_check_gpu_mods)
+        code = DTYPES[q.dtype]
+        p = _runtime.params(code, opts, scale)
+        m = _runtime.score_mods(sk.data_ptr())
+        tq, tk, tv, to, tl = _dev(q), _dev(k), _dev(v), _dev(o), _dev(lse)
+        _cuda_run("fwd", q, code, D, Dv, opts,
+                  lambda h, st: h.forward_mods(p, m, tq, tk, tv, to, tl, 0, st))
+        return o, lse
     kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
                            R, rotary_interleaved)
     caps, cap_ptrs = _cap_args(captures)
@@ -370,9 +395,10 @@ def _backward_mods_impl(do, q, k, v, o, lse, alibi_slopes, sinks, captures, scor
     where = "flashmlir::attention_bwd_mods"
     B, Hq, Hkv, Nq, Nk, D, Dv = _check_backward_args(do, q, k, v, o, lse, where)
     if q.device.type != "cpu":
-        raise NotImplementedError(f"{where}: {GPU_MODS}")
+        _check_gpu_mods(where, alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin)
     al, sk, per_seq = _mods_pointers(alibi_slopes, sinks, B, Hq, where)
-    R, rc, rs = _rotary_args(rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk, where)
+    R, rc, rs = (0, None, None) if q.device.type != "cpu" else _rotary_args(
+        rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk, where)
     dq = _alloc(q, (B, Hq, Nq, D), bshd)
     dk = _alloc(k, (B, Hkv, Nk, D), bshd)
     dv = _alloc(v, (B, Hkv, Nk, Dv), bshd)
@@ -381,6 +407,14 @@ def _backward_mods_impl(do, q, k, v, o, lse, alibi_slopes, sinks, captures, scor
         return dq.zero_(), dk.zero_(), dv.zero_(), dsinks
     q, k, v, o, do, lse = (_usable(t) for t in (q, k, v, o, do, lse))
     opts = _opts(causal, scale, window_left, window_right, softcap)
+    if q.device.type != "cpu":  # sinks only (_check_gpu_mods)
+        code = DTYPES[q.dtype]
+        p = _runtime.params(code, opts, scale)
+        m = _runtime.score_mods(None if sk is None else sk.data_ptr(),
+                                None if sk is None else dsinks.data_ptr())
+        ts = [_dev(t) for t in (q, k, v, o, do, lse, dq, dk, dv)]
+        _cuda_run("bwd", q, code, D, Dv, opts, lambda h, st: h.backward_mods(p, m, *ts, st))
+        return dq, dk, dv, dsinks
     kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
                            R, rotary_interleaved)
     caps, cap_ptrs = _cap_args(captures)
@@ -538,13 +572,18 @@ def attention(q, k, v, opts, return_lse, where="attention", alibi_slopes=None, s
                          alibi_slopes is None or alibi_slopes.dtype == torch.float32,
                          None if sinks is None else sinks.shape, dims[0], dims[1], where)
         if q.device.type != "cpu":
-            raise NotImplementedError(f"{where}: {GPU_MODS}")
+            _check_gpu_mods(where, alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin)
         st, mt, caps = _traced(score_mod, mask_mod, where)
-        o, lse = torch.ops.flashmlir.attention_fwd_mods(
-            _bhsd(q, b), _bhsd(k, b), _bhsd(v, b), alibi_slopes, sinks, caps, st, mt,
-            _as_table(rotary_cos, "rotary_cos", where),
-            _as_table(rotary_sin, "rotary_sin", where), bool(rotary_interleaved),
-            opts.causal, scale, opts.window_left, opts.window_right, opts.softcap, b)
+        args = (_bhsd(q, b), _bhsd(k, b), _bhsd(v, b), alibi_slopes, sinks, caps, st, mt,
+                _as_table(rotary_cos, "rotary_cos", where),
+                _as_table(rotary_sin, "rotary_sin", where), bool(rotary_interleaved),
+                opts.causal, scale, opts.window_left, opts.window_right, opts.softcap, b)
+        # Inference (nothing to differentiate, nothing tracing): the
+        # implementation directly, without the op's dispatch (_direct).
+        direct = _direct([t for t in (q, k, v, alibi_slopes, sinks, rotary_cos, rotary_sin)
+                          if t is not None] + list(caps))
+        o, lse = (_forward_mods_impl(*args) if direct
+                  else torch.ops.flashmlir.attention_fwd_mods(*args))
         o = _bhsd(o, b)
         return (o, lse) if return_lse else o
     o, lse = attention_fwd_call(

@@ -32,9 +32,9 @@ What it cannot compute it refuses, from the mask function (called once per
 forward): any mask that is more than causal / sliding window plus padding
 (packed sequences given by position_ids, a static cache, custom mask
 functions) raise NotImplementedError naming issue 14; attention dropout
-raises ValueError. Attention sinks (``s_aux``, gpt-oss) run on CPU tensors
-without padding; with a padded batch, or on CUDA tensors, they raise
-NotImplementedError naming issue 15.
+raises ValueError. Attention sinks (``s_aux``, gpt-oss) run on CPU and CUDA
+tensors without padding; with a padded batch they raise NotImplementedError
+naming issue 15.
 """
 
 DEFAULT_NAME = "mlir_attention"
@@ -73,8 +73,7 @@ def attention_forward(module, query, key, value, attention_mask, dropout=0.0, sc
                                causal=bool(is_causal), window_size=window, softcap=cap)
         return out, None
     if sinks is not None:
-        # gpt-oss: one sink logit per head in every row's softmax (CPU so
-        # far; CUDA tensors raise NotImplementedError).
+        # gpt-oss: one sink logit per head in every row's softmax.
         from . import attention
         out = attention(query, key, value, causal=bool(is_causal), scale=scaling,
                         window=None if window == (-1, -1) else window,

@@ -7,6 +7,7 @@ The configurations are in the default bundle (head dims 8..256, D=64/Dv=32,
 192/128, softcap), so the tests also run where the compiler library is
 absent (a GPU machine without MLIR)."""
 
+import math
 import os
 import subprocess
 import sys
@@ -217,14 +218,73 @@ def test_flash_attn_deterministic_cuda():
     assert all(torch.equal(dqs[0], d) for d in dqs[1:])
 
 
-def test_score_mods_on_cuda_raise():
-    """ALiBi slopes and sinks have no GPU kernels yet: a clear error, never a
-    silently different result."""
+# Attention sinks on the GPU kernels (the forward's rows start from the sink;
+# fwd_combine adds it as one more range in the split-KV decode; bwd_pre sums
+# d sinks): values, lse and gradients incl. d sinks against the float64
+# reference.
+SINK_CASES = [
+    ("sinks-plain", 2, 4, 4, 70, 70, 64, 64, dict(sinks=True)),
+    ("sinks-gqa-causal-cross", 1, 4, 2, 50, 130, 128, 128, dict(causal=True, sinks=True)),
+    ("sinks-causal-nq>nk-empty-rows", 1, 2, 1, 90, 40, 64, 64, dict(causal=True, sinks=True)),
+    ("sinks-window-softcap-bshd", 2, 4, 2, 97, 97, 64, 64,
+     dict(window=(16, 5), softcap=20.0, layout="bshd", sinks=True)),
+    ("sinks-d36-padded", 1, 2, 2, 40, 41, 36, 36, dict(sinks=True)),
+    ("sinks-decode-gqa-split", 3, 8, 2, 1, 3000, 128, 128, dict(sinks=True)),
+    ("sinks-decode-causal-split", 2, 4, 1, 4, 700, 64, 64, dict(causal=True, sinks=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("case", SINK_CASES, ids=[c[0] for c in SINK_CASES])
+def test_sinks_cuda(case, dtype):
+    check_case("cuda", dtype, case)
+
+
+def test_sinks_cuda_edges():
+    """A row that sees no key gets O = 0 and lse = the sink; sinks of -inf
+    change nothing; the errors name the problem."""
     q = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.float16)
-    for kw in (dict(alibi_slopes=torch.ones(2, device="cuda")),
-               dict(sinks=torch.zeros(2, device="cuda"))):
-        with pytest.raises(NotImplementedError, match="GPU kernels do not have them yet"):
+    kv = torch.randn(1, 2, 0, 64, device="cuda", dtype=torch.float16)
+    sk = torch.tensor([0.5, -2.0], device="cuda")
+    o, lse = flashmlir.attention(q, kv, kv, sinks=sk, return_lse=True)
+    assert torch.all(o == 0) and torch.equal(lse, sk.view(1, 2, 1).expand(1, 2, 8))
+    k = torch.randn(1, 2, 30, 64, device="cuda", dtype=torch.float16)
+    o0, l0 = flashmlir.attention(q, k, k, return_lse=True, causal=True)
+    o1, l1 = flashmlir.attention(q, k, k, return_lse=True, causal=True,
+                                 sinks=torch.full((2,), -math.inf, device="cuda"))
+    assert torch.equal(o0, o1) and torch.equal(l0, l1)
+    with pytest.raises(ValueError, match="sinks is on cpu but q is on cuda"):
+        flashmlir.attention(q, k, k, sinks=sk.cpu())
+    with pytest.raises(ValueError, match=r"sinks must have shape \(nheads,\) = \(2,\)"):
+        flashmlir.attention(q, k, k, sinks=torch.ones(3, device="cuda"))
+
+
+def test_score_mods_on_cuda_raise():
+    """ALiBi, RoPE and user regions have no GPU kernels yet: a clear error
+    naming the argument, never a silently different result."""
+    q = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.float16)
+    for kw, name in ((dict(alibi_slopes=torch.ones(2, device="cuda")), "alibi_slopes"),
+                     (dict(mask_mod=lambda b, h, i, j: j <= i), "mask_mod"),
+                     (dict(rotary_cos=torch.ones(8, 32, device="cuda"),
+                           rotary_sin=torch.zeros(8, 32, device="cuda")), "rotary_cos")):
+        with pytest.raises(NotImplementedError, match=f"{name} on CUDA: .*attention sinks only"):
             flashmlir.attention(q, q, q, **kw)
-    with pytest.raises(NotImplementedError, match="GPU kernels do not have them yet"):
+    with pytest.raises(NotImplementedError, match="alibi_slopes"):
         flashmlir.flash_attn_func(q.transpose(1, 2), q.transpose(1, 2), q.transpose(1, 2),
                                   alibi_slopes=torch.ones(2, device="cuda"))
+
+def test_sinks_grad_bit_reproducible():
+    """d sinks is summed in a fixed order (attn_bwd_pre's second pass): the
+    same inputs give the same bits."""
+    g = torch.Generator().manual_seed(15)
+    q = torch.randn(3, 8, 700, 64, generator=g).to("cuda", torch.bfloat16)
+    k = torch.randn(3, 2, 700, 64, generator=g).to("cuda", torch.bfloat16)
+    do = torch.randn(3, 8, 700, 64, generator=g).to("cuda", torch.bfloat16)
+    sk = torch.randn(8, generator=g).to("cuda").requires_grad_()
+    grads = []
+    for _ in range(3):
+        sk.grad = None
+        flashmlir.attention(q, k, k, causal=True, sinks=sk).backward(do)
+        grads.append(sk.grad.clone())
+    assert grads[0].abs().max() > 0
+    assert all(torch.equal(grads[0], x) for x in grads[1:])

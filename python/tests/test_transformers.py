@@ -249,3 +249,36 @@ def test_cuda_gemma2_bf16():
     # eager to a few bf16 ulps of their magnitude.
     for a, b in zip(ours, eager):
         assert max_err(a, b) <= 0.05 * b.abs().max().item()
+
+
+@pytest.mark.skipif(not flashmlir.available()["cuda"], reason="no CUDA device")
+@pytest.mark.skipif(not hasattr(transformers, "GptOssConfig"), reason="transformers without gpt-oss")
+def test_cuda_gpt_oss_sinks_bf16():
+    """gpt-oss in bf16 on the GPU kernels' attention sinks (sliding and full
+    layers, GQA, head dim 64 as the real model): logits and the sinks' own
+    gradients against eager, within bf16 noise."""
+    torch.manual_seed(5)
+    cfg = transformers.GptOssConfig(vocab_size=97, hidden_size=128, intermediate_size=128,
+                                    num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, head_dim=64, num_local_experts=4,
+                                    num_experts_per_tok=2, sliding_window=32,
+                                    max_position_embeddings=256, attention_dropout=0.0)
+    model = transformers.GptOssForCausalLM(cfg)
+    for n, p in model.named_parameters():
+        if n.endswith("sinks"):
+            torch.nn.init.normal_(p, std=1.0)
+    model = model.to("cuda", torch.bfloat16)
+    ids = ids_for(2, 100, "cuda")
+
+    def logits_and_sink_grads(impl):
+        m = copy.deepcopy(model)
+        m.set_attn_implementation(impl)
+        logits = m(input_ids=ids).logits
+        logits.float().square().mean().backward()
+        return logits.detach().float(), torch.cat([p.grad.float().flatten()
+                                           for n, p in m.named_parameters()
+                                           if n.endswith("sinks")])
+    (want, gwant), (got, ggot) = logits_and_sink_grads("eager"), logits_and_sink_grads(NAME)
+    assert max_err(got, want) <= 0.05 * want.abs().max().item()
+    assert gwant.abs().max() > 0
+    assert max_err(ggot, gwant) <= 0.05 * gwant.abs().max().item()

@@ -34,6 +34,13 @@ def check_case(device, dtype, case):
     k = rand((B, Hkv, Nk, D), dtype, device, seed + 1, bshd).requires_grad_()
     v = rand((B, Hkv, Nk, Dv), dtype, device, seed + 2, bshd).requires_grad_()
     do = rand((B, Hq, Nq, Dv), dtype, device, seed + 3, bshd)
+    opts = dict(opts)
+    sk = None
+    if opts.pop("sinks", False):  # attention sinks: float32 [Hq] logits
+        g = torch.Generator().manual_seed(seed + 4)
+        sk = (torch.rand(Hq, generator=g, dtype=torch.float64) * 4 - 1).float()
+        sk = sk.to(device).requires_grad_()
+        opts["sinks"] = sk
     o, lse = flashmlir.attention(q, k, v, return_lse=True, **opts)
     assert o.dtype == dtype and o.device == q.device and lse.dtype == torch.float32
     assert o.shape == ((B, Nq, Hq, Dv) if bshd else (B, Hq, Nq, Dv))
@@ -41,13 +48,17 @@ def check_case(device, dtype, case):
     assert not lse.requires_grad
     o.backward(do)
     ref_opts = {key: opts[key] for key in ("causal", "window", "softcap", "scale") if key in opts}
+    if sk is not None:
+        ref_opts["sinks"] = f64(sk)
     ref = attention_grad_ref(*(f64(bhsd(t, bshd)) for t in (q, k, v, do)), **ref_opts)
     tol, gtol = TOL[dtype]
     assert rel_err(f64(bhsd(o, bshd)), ref[0]) <= tol
     assert rel_err(f64(lse), ref[1]) <= tol
-    for x, r in zip((q, k, v), ref[2:]):
+    for x, r in zip((q, k, v), ref[2:5]):
         assert x.grad.shape == x.shape
         assert rel_err(f64(bhsd(x.grad, bshd)), r) <= gtol
+    if sk is not None:
+        assert rel_err(f64(sk.grad), ref[5]) <= gtol
 
 
 def _op_args(device, dtype, bshd=False, requires_grad=True):

@@ -30,14 +30,16 @@ double dot(const double *a, const double *b, int64_t n) {
   return s;
 }
 
-/// Softmax of one query row `qi` against the keys `kh` of its kv head.
-/// Fills p[j] = P_ij (0 where masked), vis[j], and th[j] = tanh(s/c) when
-/// soft-capping. Returns the row's lse, or -inf if no key is visible.
+/// Softmax of one query row `qi` against the keys `kh` of its kv head (and
+/// the head's sink logit, -inf for none). Fills p[j] = P_ij (0 where
+/// masked), vis[j], and th[j] = tanh(s/c) when soft-capping. Returns the
+/// row's lse, or -inf if no key is visible and there is no sink.
 double rowSoftmax(const AttnConfig &c, int64_t i, const double *qi,
-                  const double *kh, double *p, unsigned char *vis, double *th) {
+                  const double *kh, double *p, unsigned char *vis, double *th,
+                  double sink) {
   const bool capped = c.softcap > 0;
-  double maxS = -kInf;
-  bool any = false;
+  double maxS = sink;
+  bool any = sink != -kInf;
   for (int64_t j = 0; j < c.Nk; ++j) {
     vis[j] = isVisible(c, i, j);
     if (!vis[j]) {
@@ -55,7 +57,7 @@ double rowSoftmax(const AttnConfig &c, int64_t i, const double *qi,
   }
   if (!any)
     return -kInf;
-  double sum = 0;
+  double sum = sink == -kInf ? 0.0 : std::exp(sink - maxS);
   for (int64_t j = 0; j < c.Nk; ++j) {
     if (!vis[j])
       continue;
@@ -103,8 +105,8 @@ void flashmlir::rt::referenceForward(const AttnConfig &c, const double *q,
         const int64_t row = (b * c.Hq + h) * c.Nq + i;
         const double *qi = q + row * c.D;
         double *oi = o + row * c.Dv;
-        double l =
-            rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(), rs.th.data());
+        double l = rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(),
+                              rs.th.data(), c.sinks ? c.sinks[h] : -kInf);
         if (lse)
           lse[row] = l;
         std::fill(oi, oi + c.Dv, 0.0);
@@ -126,13 +128,15 @@ void flashmlir::rt::referenceForward(const AttnConfig &c, const double *q,
 void flashmlir::rt::referenceBackward(const AttnConfig &c, const double *q,
                                       const double *k, const double *v,
                                       const double *dO, double *dq, double *dk,
-                                      double *dv) {
+                                      double *dv, double *dsinks) {
   assert(validateConfig(c).empty() && "invalid AttnConfig");
   const int64_t group = c.Hq / c.Hkv;
   const bool capped = c.softcap > 0;
   std::fill(dq, dq + c.B * c.Hq * c.Nq * c.D, 0.0);
   std::fill(dk, dk + c.B * c.Hkv * c.Nk * c.D, 0.0);
   std::fill(dv, dv + c.B * c.Hkv * c.Nk * c.Dv, 0.0);
+  if (dsinks)
+    std::fill(dsinks, dsinks + c.Hq, 0.0);
   RowScratch rs(c);
   double *oi = rs.o.data();
   for (int64_t b = 0; b < c.B; ++b) {
@@ -148,8 +152,9 @@ void flashmlir::rt::referenceBackward(const AttnConfig &c, const double *q,
         const double *qi = q + row * c.D;
         const double *dOi = dO + row * c.Dv;
         double *dqi = dq + row * c.D;
-        double l =
-            rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(), rs.th.data());
+        const double sink = c.sinks ? c.sinks[h] : -kInf;
+        double l = rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(),
+                              rs.th.data(), sink);
         if (l == -kInf)
           continue; // empty row: no contribution
 
@@ -163,6 +168,8 @@ void flashmlir::rt::referenceBackward(const AttnConfig &c, const double *q,
             oi[d] += rs.p[j] * vj[d];
         }
         const double Di = dot(dOi, oi, c.Dv);
+        if (dsinks && c.sinks) // d sink = -P_sink Di
+          dsinks[h] -= std::exp(sink - l) * Di;
 
         for (int64_t j = 0; j < c.Nk; ++j) {
           if (!rs.vis[j])

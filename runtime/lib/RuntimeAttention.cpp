@@ -25,11 +25,44 @@ extern "C" {
 
 namespace {
 
+/// Adds the score modifications `mods` (may be null) to `p`: the sinks
+/// buffers of KernelAbi.h ([Hq] f32 each).
+fa_status addScoreMods(fa_runtime *rt, Problem *p, const fa_score_mods *mods,
+                       const char *where) {
+  if (!mods)
+    return FA_OK;
+  if (mods->dsinks && !mods->sinks)
+    return fail(rt, FA_ERR_INVALID,
+                std::string(where) + ": dsinks is set but sinks is null");
+  if (mods->sinks)
+    p->setBuffer("sinks", reinterpret_cast<uint64_t>(mods->sinks), p->Hq);
+  if (mods->dsinks)
+    p->setBuffer("dsinks", reinterpret_cast<uint64_t>(mods->dsinks), p->Hq);
+  return FA_OK;
+}
+
+/// FA_ERR_NO_KERNEL when `p` has a score-modification buffer (`name`) that
+/// kernel `k` does not take (a bundle built before it existed).
+fa_status checkTakes(fa_runtime *rt, const Prepared &k, const Problem &p,
+                     const char *name) {
+  auto it = p.args.find(name);
+  if (it == p.args.end() || it->second.ptr == 0)
+    return FA_OK;
+  const KernelDesc &kd = rt->manifest.kernels[k.kernel];
+  if (kernelTakes(kd, name))
+    return FA_OK;
+  return fail(rt, FA_ERR_NO_KERNEL,
+              "kernel '" + kd.name + "' does not take '" + name +
+                  "' (attention sinks): the bundle predates them; rebuild it "
+                  "with this version's fa-compile");
+}
+
 /// Selects, loads, packs and launches the one kernel of `kind` for `p`.
 fa_status runKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
                     const Problem &p, void *stream) {
   Prepared k;
   FA_TRY(selectAndLoad(rt, cs, kind, p, &k));
+  FA_TRY(checkTakes(rt, k, p, "sinks"));
   FA_TRY(pack(rt, p, &k));
   return launch(rt, k, static_cast<cu::Stream>(stream));
 }
@@ -42,6 +75,7 @@ fa_status forwardSplit(fa_runtime *rt, ContextState *cs, Problem &p,
   Prepared part, combine;
   FA_TRY(selectAndLoad(rt, cs, KernelKind::FwdSplit, p, &part));
   FA_TRY(selectAndLoad(rt, cs, KernelKind::FwdCombine, p, &combine));
+  FA_TRY(checkTakes(rt, combine, p, "sinks"));
   FA_TRY(ensureWorkspace(rt, cs, splitWorkspaceBytes(p, splits)));
   addSplitArgs(&p, splits, cs->workspace);
   FA_TRY(pack(rt, p, &part));
@@ -59,11 +93,13 @@ fa_status forwardSplit(fa_runtime *rt, ContextState *cs, Problem &p,
 fa_status forwardLocked(fa_runtime *rt, const fa_attn_params *params,
                         const fa_tensor *q, const fa_tensor *k,
                         const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
-                        void *stream, int64_t numSplits = 0) {
+                        void *stream, int64_t numSplits = 0,
+                        const fa_score_mods *mods = nullptr) {
   Problem p;
   std::string err;
   if (buildForwardProblem(params, q, k, v, o, lse, &p, &err) != FA_OK)
     return fail(rt, FA_ERR_INVALID, "fa_forward: " + err);
+  FA_TRY(addScoreMods(rt, &p, mods, "fa_forward_mods"));
   ContextState *cs;
   FA_TRY(currentContext(rt, &cs));
   if (numSplits != 1 && !p.varlen && p.Hkv > 0 && p.Hq % p.Hkv == 0 &&
@@ -232,12 +268,13 @@ fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
                          const fa_tensor *v, const fa_tensor *o,
                          const fa_tensor *dout, const fa_tensor *lse,
                          fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
-                         void *stream) {
+                         void *stream, const fa_score_mods *mods = nullptr) {
   Problem p;
   std::string err;
   if (buildBackwardProblem(params, q, k, v, o, dout, lse, dq, dk, dv, &p,
                            &err) != FA_OK)
     return fail(rt, FA_ERR_INVALID, "fa_backward: " + err);
+  FA_TRY(addScoreMods(rt, &p, mods, "fa_backward_mods"));
   ContextState *cs;
   FA_TRY(currentContext(rt, &cs));
   // Select and load all three kernels before touching the workspace or
@@ -247,6 +284,7 @@ fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
                                KernelKind::BwdPost};
   for (int i = 0; i < 3; ++i)
     FA_TRY(selectAndLoad(rt, cs, kinds[i], p, &stages[i]));
+  FA_TRY(checkTakes(rt, stages[0], p, "dsinks"));
 
   // dqacc_ws must start at zero: a bwd_pre kernel that takes dqacc_ws zeroes
   // it itself, otherwise the runtime clears it on the stream.
@@ -282,8 +320,18 @@ fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
       return driverFail(rt, r, FA_ERR_LAUNCH,
                         "cuMemsetD32Async (zeroing dqacc_ws)");
   }
+  // d sinks: attn_bwd_pre's second pass (KernelAbi.h), after the first has
+  // written dr_ws.
+  Prepared sinkPass;
+  if (mods && mods->dsinks) {
+    sinkPass = stages[0];
+    p.setI64("sinks_pass", 1);
+    FA_TRY(pack(rt, p, &sinkPass));
+  }
   for (Prepared &s : stages)
     FA_TRY(launch(rt, s, st));
+  if (mods && mods->dsinks)
+    FA_TRY(launch(rt, sinkPass, st));
   return FA_OK;
 }
 
@@ -379,6 +427,14 @@ fa_status fa_forward_splitkv(fa_runtime *rt, const fa_attn_params *params,
                              const fa_tensor *q, const fa_tensor *k,
                              const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
                              int64_t num_splits, void *stream) {
+  return fa_forward_mods(rt, params, nullptr, q, k, v, o, lse, num_splits,
+                         stream);
+}
+
+fa_status fa_forward_mods(fa_runtime *rt, const fa_attn_params *params,
+                          const fa_score_mods *mods, const fa_tensor *q,
+                          const fa_tensor *k, const fa_tensor *v, fa_tensor *o,
+                          fa_tensor *lse, int64_t num_splits, void *stream) {
   FA_BEGIN(rt)
   if (num_splits < 0 || num_splits > flashmlir::abi::kMaxSplits)
     return fail(rt, FA_ERR_INVALID,
@@ -386,14 +442,16 @@ fa_status fa_forward_splitkv(fa_runtime *rt, const fa_attn_params *params,
                     std::to_string(flashmlir::abi::kMaxSplits) + ", got " +
                     std::to_string(num_splits));
   if (!needsPadding(q, v))
-    return forwardLocked(rt, params, q, k, v, o, lse, stream, num_splits);
+    return forwardLocked(rt, params, q, k, v, o, lse, stream, num_splits,
+                         mods);
   {
     Problem p; // the shapes, strides and parameters as given
     std::string err;
     if (buildForwardProblem(params, q, k, v, o, lse, &p, &err) != FA_OK)
       return fail(rt, FA_ERR_INVALID, "fa_forward: " + err);
     if (p.B * p.Hq * p.Nq == 0 || p.Nk == 0)
-      return forwardLocked(rt, params, q, k, v, o, lse, stream, num_splits);
+      return forwardLocked(rt, params, q, k, v, o, lse, stream, num_splits,
+                           mods);
   }
   ContextState *cs;
   FA_TRY(currentContext(rt, &cs));
@@ -412,7 +470,8 @@ fa_status fa_forward_splitkv(fa_runtime *rt, const fa_attn_params *params,
   fa_attn_params pp = *params; // the default scale of the true head dim
   if (!(pp.scale > 0))
     pp.scale = static_cast<float>(1.0 / std::sqrt(double(q->sizes[3])));
-  FA_TRY(forwardLocked(rt, &pp, &pq, &pk, &pv, &po, lse, stream, num_splits));
+  FA_TRY(forwardLocked(rt, &pp, &pq, &pk, &pv, &po, lse, stream, num_splits,
+                       mods));
   return pc.copyRows(&po, o, o->sizes[3]);
   FA_END(rt)
 }
@@ -451,10 +510,20 @@ fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
                       const fa_tensor *dout, const fa_tensor *lse,
                       fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
                       void *stream) {
+  return fa_backward_mods(rt, params, nullptr, q, k, v, o, dout, lse, dq, dk,
+                          dv, stream);
+}
+
+fa_status fa_backward_mods(fa_runtime *rt, const fa_attn_params *params,
+                           const fa_score_mods *mods, const fa_tensor *q,
+                           const fa_tensor *k, const fa_tensor *v,
+                           const fa_tensor *o, const fa_tensor *dout,
+                           const fa_tensor *lse, fa_tensor *dq, fa_tensor *dk,
+                           fa_tensor *dv, void *stream) {
   FA_BEGIN(rt)
   if (!needsPadding(q, v))
     return backwardLocked(rt, params, q, k, v, o, dout, lse, dq, dk, dv,
-                          stream);
+                          stream, mods);
   {
     Problem p;
     std::string err;
@@ -463,7 +532,7 @@ fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
       return fail(rt, FA_ERR_INVALID, "fa_backward: " + err);
     if (p.B * p.Hq * p.Nq == 0 || p.Nk == 0)
       return backwardLocked(rt, params, q, k, v, o, dout, lse, dq, dk, dv,
-                            stream);
+                            stream, mods);
   }
   ContextState *cs;
   FA_TRY(currentContext(rt, &cs));
@@ -490,7 +559,7 @@ fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
   if (!(pp.scale > 0))
     pp.scale = static_cast<float>(1.0 / std::sqrt(double(q->sizes[3])));
   FA_TRY(backwardLocked(rt, &pp, &pin[0], &pin[1], &pin[2], &pin[3], &pin[4],
-                        lse, &pout[0], &pout[1], &pout[2], stream));
+                        lse, &pout[0], &pout[1], &pout[2], stream, mods));
   for (int i = 0; i < 3; ++i)
     FA_TRY(pc.copyRows(&pout[i], outs[i], outs[i]->sizes[3]));
   return FA_OK;

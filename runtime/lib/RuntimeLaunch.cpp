@@ -214,6 +214,10 @@ public:
     p->windowLeft = wl;
     p->windowRight = p->causal ? 0 : wr;
 
+    // No attention sinks unless the caller adds them (addScoreMods).
+    p->setBuffer("sinks", 0, 0);
+    p->setBuffer("dsinks", 0, 0);
+    p->setI64("sinks_pass", 0);
     integer("batch", p->B);
     integer("heads", p->Hq);
     integer("kv_heads", p->Hkv);

@@ -69,3 +69,43 @@ func.func @bwd(%q: memref<1x4x?x32xf16>, %o: memref<1x4x?x32xf16>, %l: memref<1x
                           outs(%q, %q, %q : memref<1x4x?x32xf16>, memref<1x4x?x32xf16>, memref<1x4x?x32xf16>) {softcap = 20.0 : f64}
   return
 }
+
+// -----
+
+// Attention sinks: the forward passes the [Hq] logits to attn_fwd (whose rows
+// start from them); the backward launches attn_bwd_pre a second time
+// (sinks_pass = 1, after the first has written dr_ws), which writes
+// grad_sinks: one block per head sums its rows (four warps meet in shared
+// memory). Without sinks the kernels get an empty buffer.
+// CHECK-LABEL: func.func @sinks
+// CHECK-SAME: %[[SKARG:[a-z0-9]+]]: memref<4xf32>, %[[GSARG:[a-z0-9]+]]: memref<4xf32>
+// CHECK: %[[SK:.*]] = memref.cast %[[SKARG]] : memref<4xf32> to memref<?xf32, strided<[1], offset: ?>>
+// CHECK: gpu.launch_func @attn_kernels_f32_d32_dv32::@attn_fwd {{.*}} args({{.*}}%[[SK]] : memref<?xf32, strided<[1], offset: ?>>
+// CHECK: %[[GS:.*]] = memref.cast %[[GSARG]] : memref<4xf32> to memref<?xf32, strided<[1], offset: ?>>
+// CHECK: gpu.launch_func @attn_kernels_f32_d32_dv32::@attn_bwd_pre {{.*}} %[[SK]] : memref<?xf32, strided<[1], offset: ?>>, %[[GS]] : {{.*}}, %c0 : index
+// CHECK: gpu.launch_func @attn_kernels_f32_d32_dv32::@attn_bwd_main
+// CHECK: gpu.launch_func @attn_kernels_f32_d32_dv32::@attn_bwd_post
+// CHECK: gpu.launch_func @attn_kernels_f32_d32_dv32::@attn_bwd_pre {{.*}} %[[SK]] : memref<?xf32, strided<[1], offset: ?>>, %[[GS]] : {{.*}}, %c1 : index
+// CHECK: gpu.func @attn_fwd
+// CHECK:   memref.dim %{{.*}}, %c0 : memref<?xf32, strided<[1], offset: ?>>
+// CHECK:   scf.if
+// CHECK:     memref.load
+// CHECK:     arith.mulf %{{.*}}, %cst{{.*}} : f32
+// CHECK: gpu.func @attn_bwd_pre
+// CHECK:   scf.if
+// CHECK:     scf.for
+// CHECK:       scf.for
+// CHECK:     gpu.shuffle  xor
+// CHECK:     gpu.barrier
+// CHECK:     arith.negf
+// CHECK:     memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+func.func @sinks(%q: memref<1x4x?x32xf32>, %o: memref<1x4x?x32xf32>, %l: memref<1x4x?xf32>,
+                 %sk: memref<4xf32>, %gs: memref<4xf32>) {
+  attn.attention ins(%q, %q, %q : memref<1x4x?x32xf32>, memref<1x4x?x32xf32>, memref<1x4x?x32xf32>)
+                 sinks(%sk : memref<4xf32>) outs(%o : memref<1x4x?x32xf32>) lse(%l : memref<1x4x?xf32>)
+  attn.attention_backward ins(%q, %q, %q, %o, %o, %l : memref<1x4x?x32xf32>, memref<1x4x?x32xf32>, memref<1x4x?x32xf32>, memref<1x4x?x32xf32>, memref<1x4x?x32xf32>, memref<1x4x?xf32>)
+                          sinks(%sk : memref<4xf32>)
+                          outs(%q, %q, %q : memref<1x4x?x32xf32>, memref<1x4x?x32xf32>, memref<1x4x?x32xf32>)
+                          grad_sinks(%gs : memref<4xf32>)
+  return
+}

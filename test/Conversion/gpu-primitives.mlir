@@ -111,7 +111,7 @@
 // CHECK: llvm.inline_asm has_side_effects "wgmma.fence.sync.aligned;{{.*}}wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16{{.*}}wgmma.commit_group.sync.aligned;
 // CHECK: llvm.inline_asm has_side_effects "wgmma.wait_group.sync.aligned 0;"
 
-// Epilogue: O / l as 4-byte pairs into the O tile, lse by quad lane 0 (the
+// Epilogue (no attention sink here): O / l as 4-byte pairs into the O tile, lse by quad lane 0 (the
 // row and lane are constants here: the guard folds away).
 // CHECK-LABEL: gpu.func @epilogue
 // CHECK: arith.divf

@@ -262,7 +262,7 @@ struct TestAttnGPUPrimitivesPass final
       epilogue::forwardRow(
           k, f.func.getArgument(3), f.func.getArgument(4),
           {acc, acc, acc, acc, acc, acc, acc, acc}, 2, [&] { return c0; }, c0,
-          c0, f.func.getArgument(6), c0, c0, k.cg.idx(1));
+          c0, f.func.getArgument(6), c0, c0, k.cg.idx(1), Value());
       gpu::ReturnOp::create(b);
     }
   }

@@ -121,6 +121,9 @@ it against a float64 reference and times it.
   --num-splits N          cuda forward: the split-KV (decode) forward's key
                           ranges, 0 = the runtime's choice (default), 1 = the
                           one-pass kernel, 2 to 128 (fa_forward_splitkv)
+  --sinks                 attention sinks: random f32 logits [HQ], one per
+                          query head (gpt-oss); with --backward also d sinks
+                          (checked as dsinks_err); not with --varlen
   --help                  print this help
 
 peak_bytes is the memory the attention itself allocates: on cpu the peak of
@@ -163,6 +166,8 @@ struct Options {
   /// --num-splits: the split-KV forward's key ranges (fa_forward_splitkv;
   /// 0 = the runtime's choice).
   int64_t numSplits = 0;
+  /// --sinks: attention sinks (fa_forward_mods / ScoreModArgs::sinks).
+  bool sinks = false;
 
   bool cuda() const { return device == "cuda"; }
   bool hasWindow() const { return windowLeft != -1 || windowRight != -1; }
@@ -235,6 +240,7 @@ int parseArgs(int argc, char **argv, Options &o) {
     FVarlen,
     FVarlenK,
     FNumSplits,
+    FSinks,
     FHelp
   };
   struct Spec {
@@ -256,7 +262,8 @@ int parseArgs(int argc, char **argv, Options &o) {
       {"block-m", FBlockM, true},      {"block-n", FBlockN, true},
       {"reps", FReps, true},           {"bundle", FBundle, true},
       {"varlen", FVarlen, true},       {"varlen-k", FVarlenK, true},
-      {"num-splits", FNumSplits, true}, {"help", FHelp, false},
+      {"num-splits", FNumSplits, true}, {"sinks", FSinks, false},
+      {"help", FHelp, false},
   };
 
   for (int i = 1; i < argc; ++i) {
@@ -370,6 +377,9 @@ int parseArgs(int argc, char **argv, Options &o) {
     case FBackward:
       o.backward = true;
       break;
+    case FSinks:
+      o.sinks = true;
+      break;
     case FCheck:
       o.check = true;
       break;
@@ -479,6 +489,9 @@ int parseArgs(int argc, char **argv, Options &o) {
     if (o.varlenK.size() != o.varlenQ.size())
       return usageError("--varlen-k has %zu lengths, --varlen %zu",
                         o.varlenK.size(), o.varlenQ.size());
+    if (o.sinks)
+      return usageError("--sinks with --varlen is not supported by fa-run "
+                        "(the GPU's variable-length kernels have no sinks yet)");
     if (o.cuda() && o.backward)
       return usageError("--varlen --backward is only available with --device "
                         "cpu (the GPU varlen kernels are forward only so far)");
@@ -681,6 +694,9 @@ struct HostTensor {
 struct Tensors {
   HostTensor q, k, v, out, lse, dO, dq, dk, dv;
   bool backward = false;
+  /// --sinks: the logits [Hq] and d sinks [Hq] (poisoned; f32 whatever the
+  /// dtype), empty without.
+  std::vector<float> sinks, dsinks;
 
   std::vector<HostTensor *> all() {
     std::vector<HostTensor *> v_ = {&q, &k, &v, &out, &lse};
@@ -782,7 +798,7 @@ struct Maybe {
 };
 
 struct Results {
-  Maybe fwdErr, lseErr, dqErr, dkErr, dvErr;
+  Maybe fwdErr, lseErr, dqErr, dkErr, dvErr, dsinksErr;
   Maybe msCompile, msFwd, msBwd, tflopsFwd, tflopsFwdBwd;
   int64_t peakBytes = 0, leakedBytes = 0;
   bool leakMeasured = false; ///< leaked_bytes is measured on cpu only
@@ -835,6 +851,7 @@ void printJson(const Options &o, const Results &r) {
   field("dq_err", r.dqErr.json());
   field("dk_err", r.dkErr.json());
   field("dv_err", r.dvErr.json());
+  field("dsinks_err", r.dsinksErr.json());
   field("ms_compile", r.msCompile.json());
   field("ms_fwd", r.msFwd.json());
   field("ms_bwd", r.msBwd.json());
@@ -993,7 +1010,7 @@ public:
                                           packed(t->v), packed(t->out),
                                           packed(t->lse), seqs(), e)
                  : kernels->forward(t->q.arg(), t->k.arg(), t->v.arg(),
-                                    t->out.arg(), t->lse.arg(), e))
+                                    t->out.arg(), t->lse.arg(), mods(), e))
       return true;
     err = "forward failed: " + e;
     return false;
@@ -1008,10 +1025,21 @@ public:
                                       packed(t->dk), packed(t->dv), seqs(), e)
             : kernels->backward(t->q.arg(), t->k.arg(), t->v.arg(),
                                 t->out.arg(), t->dO.arg(), t->lse.arg(),
-                                t->dq.arg(), t->dk.arg(), t->dv.arg(), e))
+                                t->dq.arg(), t->dk.arg(), t->dv.arg(), mods(),
+                                e))
       return true;
     err = "backward failed: " + e;
     return false;
+  }
+
+  /// --sinks as the kernels take them (none: all null).
+  ScoreModArgs mods() const {
+    ScoreModArgs m;
+    if (!t->sinks.empty()) {
+      m.sinks = t->sinks.data();
+      m.gradSinks = t->dsinks.data();
+    }
+    return m;
   }
 
   void startMemory() override {
@@ -1168,6 +1196,18 @@ public:
     if (o.backward && (!upload(t->dO, DO, err) || !upload(t->dq, DQ, err) ||
                        !upload(t->dk, DK, err) || !upload(t->dv, DV, err)))
       return false;
+    if (!t->sinks.empty()) // f32 [Hq] each; dsinks poisoned like the outputs
+      for (int i = 0; i < 2; ++i) {
+        const std::vector<float> &h = i ? t->dsinks : t->sinks;
+        void *&d = i ? sinksDev[1] : sinksDev[0];
+        size_t bytes = h.size() * sizeof(float);
+        if (fa_status st = fa_malloc(rt, bytes, &d); st != FA_OK)
+          return fail(rt, st, err);
+        allocations.push_back(d);
+        if (fa_status st = fa_memcpy_htod(rt, d, h.data(), bytes);
+            st != FA_OK)
+          return fail(rt, st, err);
+      }
     if (o.varlen) // the offsets, in device memory
       for (int i = 0; i < 2; ++i) {
         const std::vector<int32_t> &cu = i ? o.cuK : o.cuQ;
@@ -1217,20 +1257,24 @@ public:
           },
           err);
     }
+    fa_score_mods mods{static_cast<const float *>(sinksDev[0]), nullptr};
     return call(
         [&](fa_runtime *rt) {
-          return fa_forward_splitkv(rt, &params, &dev[Q], &dev[K], &dev[V],
-                                    &dev[O], &dev[LSE], o.numSplits, nullptr);
+          return fa_forward_mods(rt, &params, &mods, &dev[Q], &dev[K],
+                                 &dev[V], &dev[O], &dev[LSE], o.numSplits,
+                                 nullptr);
         },
         err);
   }
 
   bool backward(std::string &err) override {
+    fa_score_mods mods{static_cast<const float *>(sinksDev[0]),
+                       static_cast<float *>(sinksDev[1])};
     return call(
         [&](fa_runtime *rt) {
-          return fa_backward(rt, &params, &dev[Q], &dev[K], &dev[V], &dev[O],
-                             &dev[DO], &dev[LSE], &dev[DQ], &dev[DK], &dev[DV],
-                             nullptr);
+          return fa_backward_mods(rt, &params, &mods, &dev[Q], &dev[K],
+                                  &dev[V], &dev[O], &dev[DO], &dev[LSE],
+                                  &dev[DQ], &dev[DK], &dev[DV], nullptr);
         },
         err);
   }
@@ -1255,11 +1299,20 @@ public:
     if (o.backward && (!down(tensors.dq, DQ) || !down(tensors.dk, DK) ||
                        !down(tensors.dv, DV)))
       return false;
+    if (o.backward && sinksDev[1]) {
+      fa_status st =
+          fa_memcpy_dtoh(rt, tensors.dsinks.data(), sinksDev[1],
+                         tensors.dsinks.size() * sizeof(float));
+      if (st != FA_OK)
+        return fail(rt, st, err);
+    }
     return true;
   }
 
 private:
   enum Slot { Q, K, V, O, LSE, DO, DQ, DK, DV, NumSlots };
+  /// --sinks: the logits and d sinks in device memory (null without).
+  void *sinksDev[2] = {nullptr, nullptr};
 
   /// Sets `err` to the runtime's message for `st` and returns false.
   static bool fail(fa_runtime *rt, fa_status st, std::string &err) {
@@ -1656,6 +1709,18 @@ int run(int argc, char **argv) {
   t.q.store(qd);
   t.k.store(kd);
   t.v.store(vd);
+  // Sink logits in [-2, 4] (N(0, 1)-scaled inputs give scores of that size).
+  std::vector<double> sinksD;
+  if (o.sinks) {
+    sinksD.resize(o.heads);
+    rt::fillRandom(deriveSeed(o.seed, 5), rt::DType::F32, sinksD.data(),
+                   sinksD.size());
+    for (double &x : sinksD)
+      x = static_cast<float>(1.0 + 3.0 * x);
+    t.sinks.assign(sinksD.begin(), sinksD.end());
+    t.dsinks.assign(o.heads, std::numeric_limits<float>::quiet_NaN());
+    cfg.sinks = sinksD.data();
+  }
   if (o.backward) {
     dOd.resize(t.dO.numel);
     rt::fillRandom(deriveSeed(o.seed, 4), dt, dOd.data(), dOd.size());
@@ -1705,7 +1770,7 @@ int run(int argc, char **argv) {
     judge(r, "lse_err", r.lseErr.value, outLimit, "output", dt);
     if (o.backward) {
       std::vector<double> dqRef(t.dq.numel), dkRef(t.dk.numel),
-          dvRef(t.dv.numel);
+          dvRef(t.dv.numel), dsinksRef(o.sinks ? o.heads : 0);
       if (o.varlen)
         rt::referenceVarlenBackward(cfg, o.cuQ.data(), o.cuK.data(), nSeq,
                                     qd.data(), kd.data(), vd.data(),
@@ -1714,7 +1779,8 @@ int run(int argc, char **argv) {
       else
         rt::referenceBackward(cfg, qd.data(), kd.data(), vd.data(),
                               dOd.data(), dqRef.data(), dkRef.data(),
-                              dvRef.data());
+                              dvRef.data(),
+                              o.sinks ? dsinksRef.data() : nullptr);
       std::vector<double> dqGot = t.dq.load(), dkGot = t.dk.load(),
                           dvGot = t.dv.load();
       r.dqErr.set(rt::relativeError(dqGot.data(), dqRef.data(), dqRef.size()));
@@ -1723,6 +1789,12 @@ int run(int argc, char **argv) {
       judge(r, "dq_err", r.dqErr.value, gradLimit, "gradient", dt);
       judge(r, "dk_err", r.dkErr.value, gradLimit, "gradient", dt);
       judge(r, "dv_err", r.dvErr.value, gradLimit, "gradient", dt);
+      if (o.sinks) {
+        std::vector<double> got(t.dsinks.begin(), t.dsinks.end());
+        r.dsinksErr.set(
+            rt::relativeError(got.data(), dsinksRef.data(), got.size()));
+        judge(r, "dsinks_err", r.dsinksErr.value, gradLimit, "gradient", dt);
+      }
     }
     if (r.leakMeasured && r.leakedBytes != 0) {
       r.failures.push_back("memory leak: the kernels left " +

@@ -68,6 +68,12 @@
 #                              (float64 reference, poisoned outputs, FlashAttention's 2x rule;
 #                              kernels sm_75 cannot hold are MISSING), split-KV decode checks,
 #                              and the sanitize sweep's sm_75 family (four tools)
+#   tools/gpu/h100.sh sinks    attention sinks (issue 15): fa-run --sinks --check (float64
+#                              reference incl. d sinks) over dtypes / GQA / masks / softcap /
+#                              split-KV decode, memcheck + racecheck, the Python CUDA tests
+#                              (-k sinks, gpt-oss vs eager), tools/gpu/sinks_bench.py. BUNDLE:
+#                              fa-compile --target sm_90a --dtype f32,f16,bf16 --head-dim
+#                              40,64,128 --masked both --softcap both --ptxas P --cubin
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -417,6 +423,34 @@ turing() {
   TURING_BUNDLE=$BUNDLE SAN_FILTER='^sm_75 ' sanitize
   unset FLASHMLIR_GPU_TARGET
 }
+sinks() {
+  step "attention sinks: fa-run --device cuda --sinks --check"
+  local n=0 bad=0 a
+  for a in "--dtype bf16 --batch 2 --heads 8 --kv-heads 2 --seqlen-q 300 --seqlen-k 400 --head-dim 128 --causal --backward" \
+           "--dtype f16 --batch 1 --heads 4 --seqlen-q 257 --head-dim 64 --window 32,8 --softcap 20 --backward --layout bshd" \
+           "--dtype f32 --batch 2 --heads 2 --seqlen-q 65 --seqlen-k 90 --head-dim 64 --backward" \
+           "--dtype bf16 --batch 1 --heads 2 --seqlen-q 100 --seqlen-k 30 --head-dim 64 --causal --backward" \
+           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 0" \
+           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 1" \
+           "--dtype f16 --batch 2 --heads 4 --kv-heads 1 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal --num-splits 7"; do
+    $FARUN --device cuda --bundle "$BUNDLE" --check --sinks $a > "$OUT/farun-sinks.log" 2>&1; rc=$?; n=$((n+1))
+    [ "$rc" = 0 ] || { bad=$((bad+1)); echo "FAIL rc=$rc: $a"; grep -E "err|error" "$OUT/farun-sinks.log" | head -8; }
+  done
+  echo "fa-run --sinks: $n runs, $bad failed"; [ "$bad" = 0 ] || status=1
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --check --sinks \
+      --dtype bf16 --batch 1 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward \
+      > "$OUT/sanitizer-sinks-$tool.log" 2>&1; rc=$?
+    echo "$tool rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-sinks-$tool.log" | head -1)"; status=$((status|rc))
+  done
+  step "attention sinks: Python CUDA tests and gpt-oss vs eager"
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
+  python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py python/tests/test_transformers.py \
+    -k "sinks or score_mods or gpt_oss" > "$OUT/pytest-sinks.log" 2>&1; rc=$?
+  grep -E "FAILED|Error" "$OUT/pytest-sinks.log" | head -10; tail -1 "$OUT/pytest-sinks.log"; status=$((status|rc))
+  step "attention sinks: cost (tools/gpu/sinks_bench.py)"
+  python3 tools/gpu/sinks_bench.py --json "$OUT/sinks_bench.json" 2>&1 | grep -v Warn | tee "$OUT/sinks_bench.log" | tail -6
+}
 varlen() {
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   step "varlen: fa-run --device cuda --varlen (fa_forward_varlen, poisoned outputs, float64 reference)"
@@ -437,6 +471,7 @@ varlen() {
 case "${1:-all}" in
   check) check ;;
   varlen) varlen ;;
+  sinks) sinks ;;
   decode) decode ;;
   turing) turing ;;
   python) python_pkg ;;

@@ -237,10 +237,44 @@ static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op,
   return spec;
 }
 
+/// The score modifications the GPU kernels have: attention sinks (an
+/// optional buffer of attn_fwd / attn_fwd_combine / attn_bwd_pre,
+/// KernelAbi.h). ALiBi, RoPE and user regions are errors naming them.
+template <typename OpT>
+static LogicalResult checkGpuScoreMods(OpT op) {
+  StringRef what = op.getAlibiSlopes()  ? "alibi_slopes"
+                   : op.getRotaryCos()  ? "rotary"
+                   : !op.getScoreMod().empty() ? "a score_mod region"
+                   : !op.getMaskMod().empty()  ? "a mask_mod region"
+                                               : "";
+  if (what.empty())
+    return success();
+  return op->emitOpError()
+         << "with " << what
+         << " is not supported by convert-attn-to-gpu yet (the GPU kernels "
+            "have attention sinks only; attn-tile-forward, "
+            "attn-tile-backward and attn-lower-unfused lower it on the CPU)";
+}
+
+/// `sinks` (and `dsinks`) as the kernels take them: the op's f32 [Hq]
+/// buffer, or an empty one (no sinks).
+static void addSinkArgs(Codegen &cg, HostArgs &host, Value sinks,
+                        Value dsinks) {
+  ImplicitLocOpBuilder &b = cg.builder();
+  Value none;
+  if (!sinks || !dsinks)
+    none = memref::AllocaOp::create(
+        b, MemRefType::get({0}, b.getF32Type()));
+  host.addTensor(cg, "sinks", sinks ? sinks : none);
+  host.addTensor(cg, "dsinks", dsinks ? dsinks : none);
+}
+
 static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
                                     KernelOptions opts) {
-  if (failed(checkLowerable(op, "convert-attn-to-gpu",
-                            /*varlenSupported=*/true)))
+  if (failed(checkGpuScoreMods(op)) ||
+      failed(checkLowerable(op, "convert-attn-to-gpu",
+                            /*varlenSupported=*/true, false,
+                            /*scoreModsSupported=*/true)))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
@@ -272,6 +306,7 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   if (op.isVarlen())
     lse = packedAsDense(cg, lse);
   host.addTensor(cg, "lse", lse);
+  addSinkArgs(cg, host, op.getSinks(), Value());
   launch(cg, top, GpuKernelKind::Fwd, spec, host);
   if (tmp)
     gpu::DeallocOp::create(b, Type(), ValueRange{}, tmp);
@@ -282,7 +317,9 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
 static LogicalResult convertBackward(RewriterBase &rewriter,
                                      AttentionBackwardOp op,
                                      const KernelOptions &opts) {
-  if (failed(checkLowerable(op, "convert-attn-to-gpu")))
+  if (failed(checkGpuScoreMods(op)) ||
+      failed(checkLowerable(op, "convert-attn-to-gpu", false, false,
+                            /*scoreModsSupported=*/true)))
     return failure();
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
@@ -314,9 +351,16 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
     dq = host.addWorkspace(cg, "dqacc_ws",
                            {B, Hq, Nq16, cg.idx(spec.headDim)});
   }
+  Value dsinks = op.getSinks() ? op.getGradSinks() : Value();
+  addSinkArgs(cg, host, op.getSinks(), dsinks);
+  host.values["sinks_pass"] = cg.idx(0);
   launch(cg, top, GpuKernelKind::BwdPre, spec, host);
   launch(cg, top, GpuKernelKind::BwdMain, spec, host);
   launch(cg, top, GpuKernelKind::BwdPost, spec, host);
+  if (dsinks) { // grad_sinks: attn_bwd_pre's second pass (KernelAbi.h)
+    host.values["sinks_pass"] = cg.idx(1);
+    launch(cg, top, GpuKernelKind::BwdPre, spec, host);
+  }
   gpu::DeallocOp::create(b, Type(), ValueRange{}, dr);
   if (dq)
     gpu::DeallocOp::create(b, Type(), ValueRange{}, dq);

@@ -367,6 +367,8 @@ static KernelSchedule rowKernel(GpuKernelKind kind, const GpuKernelSpec &s) {
   k.rowLanes = simt::rowLanes(kind, s);
   k.gridDiv = simt::kRowThreads / k.rowLanes;
   k.fragmentOrderDqAcc = fragmentOrderDqAcc(s);
+  if (kind == GpuKernelKind::BwdPre) // the warps' d sinks (buildSinkGrad)
+    k.smemBytes = 4 * k.warps();
   return k;
 }
 

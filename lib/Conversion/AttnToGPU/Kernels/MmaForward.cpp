@@ -495,15 +495,17 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
   // past the loop) so that it leaves in coalesced 16-byte row pieces.
   gpu::BarrierOp::create(b);
   Value os = k.smem(0, {kBlockM, lay.rowO});
-  for (int64_t mt = 0; mt < MT; ++mt)
-    for (int64_t r = 0; r < 2; ++r) {
-      SmallVector<Value> acc(res.begin() + 4 * MT + mt * OT * 4 + r * 2,
-                             res.end());
-      epilogue::forwardRow(k, 
-          res[4 * mt + r], res[4 * mt + 2 + r], acc, OT,
-          [&] { return cg.add(tileRow(mt), cg.add(g, cg.idx(8 * r))); },
-          qRow[mt][r], t, os, bi, h, nq);
-    }
+  epilogue::withSinkOrNot(k, h, [&](Value sink) {
+    for (int64_t mt = 0; mt < MT; ++mt)
+      for (int64_t r = 0; r < 2; ++r) {
+        SmallVector<Value> acc(res.begin() + 4 * MT + mt * OT * 4 + r * 2,
+                               res.end());
+        epilogue::forwardRow(
+            k, res[4 * mt + r], res[4 * mt + 2 + r], acc, OT,
+            [&] { return cg.add(tileRow(mt), cg.add(g, cg.idx(8 * r))); },
+            qRow[mt][r], t, os, bi, h, nq, sink);
+      }
+  });
   gpu::BarrierOp::create(b);
   copy::storeTile(k, os, "o", bi, h, q0, nq, kBlockM, realDv, tid);
 }

@@ -21,10 +21,92 @@ using namespace mlir::attn;
 using namespace mlir::attn::detail;
 using namespace mlir::attn::simt;
 
+/// attn_bwd_pre's second pass (sinks_pass = 1, KernelAbi.h): block (0, h, 0)
+/// writes dsinks[h] = -sum over (b, i) of exp(sinks[h] - lse[b, h, i])
+/// dr[b, h, i], in a fixed order (bit-reproducible): each thread sums rows
+/// tid, tid + T, ... of every sequence, kU loads in flight per round, then
+/// the warps' sums (xor shuffles) meet in shared memory. Every other block
+/// has nothing to do; so has the pass without sinks (dsinks empty).
+static void buildSinkGrad(KernelBuilder &k, Value tid, Value h) {
+  ImplicitLocOpBuilder &b = k.b;
+  Codegen &cg = k.cg;
+  constexpr int64_t kU = 8;
+  const int64_t T = kRowThreads, W = kRowThreads / kWarp;
+  Value c0 = cg.idx(0), c1 = cg.idx(1);
+  Value dsinks = k.arg("dsinks");
+  Value first = cg.andI(
+      cg.cmp(arith::CmpIPredicate::eq, k.bid(gpu::Dimension::x), c0),
+      cg.cmp(arith::CmpIPredicate::eq, k.bid(gpu::Dimension::z), c0));
+  Value has = cg.cmp(arith::CmpIPredicate::ne,
+                     memref::DimOp::create(b, dsinks, 0), c0);
+  auto work = scf::IfOp::create(b, cg.andI(first, has), false);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(work.thenBlock()->getTerminator());
+  Type f32 = b.getF32Type();
+  Value sink = memref::LoadOp::create(b, k.arg("sinks"), ValueRange{h});
+  Value nq = k.arg("seqlen_q"), hq = k.arg("heads");
+  Value dr = k.arg("dr_ws");
+  Value rounds = cg.ceilDiv(nq, cg.idx(T * kU));
+  auto perSeq = scf::ForOp::create(b, c0, k.arg("batch"), c1,
+                                   ValueRange{cg.f32(0.0)});
+  {
+    OpBuilder::InsertionGuard g2(b);
+    b.setInsertionPointToStart(perSeq.getBody());
+    Value bi = perSeq.getInductionVar();
+    Value drBase = cg.mul(cg.add(cg.mul(bi, hq), h), nq);
+    auto loop = scf::ForOp::create(b, c0, rounds, c1,
+                                   ValueRange{perSeq.getRegionIterArgs()[0]});
+    b.setInsertionPointToStart(loop.getBody());
+    Value acc = loop.getRegionIterArgs()[0];
+    Value r0 = cg.add(cg.mul(loop.getInductionVar(), cg.idx(T * kU)), tid);
+    SmallVector<Value> terms;
+    for (int64_t u = 0; u < kU; ++u) {
+      Value i = cg.add(r0, cg.idx(u * T));
+      Value ok = cg.cmp(arith::CmpIPredicate::slt, i, nq);
+      Value iC = cg.min(i, cg.sub(nq, c1));
+      Value lse = memref::LoadOp::create(b, k.arg("lse"),
+                                         ValueRange{k.atLse(bi, h, iC)});
+      Value d = memref::LoadOp::create(b, dr, ValueRange{cg.add(drBase, iC)});
+      Value w = cg.exp2(cg.fmul(cg.fsub(sink, lse), cg.f32(kLog2e)));
+      terms.push_back(cg.select(ok, cg.fmul(w, d), cg.f32(0.0)));
+    }
+    for (Value t : terms)
+      acc = cg.fadd(acc, t);
+    scf::YieldOp::create(b, ValueRange{acc});
+    b.setInsertionPointAfter(loop);
+    scf::YieldOp::create(b, ValueRange{loop.getResult(0)});
+  }
+  Value acc = perSeq.getResult(0);
+  for (int64_t off = kWarp / 2; off >= 1; off /= 2)
+    acc = cg.fadd(acc, gpu::ShuffleOp::create(b, acc, k.i32(off), k.i32(kWarp),
+                                              gpu::ShuffleMode::XOR)
+                           .getShuffleResult());
+  Value part = k.smem(0, {W}, f32);
+  Value warp = cg.divs(tid, cg.idx(kWarp));
+  {
+    auto lane0 = scf::IfOp::create(
+        b, cg.cmp(arith::CmpIPredicate::eq, k.rem(tid, kWarp), c0),
+        false);
+    OpBuilder::InsertionGuard g2(b);
+    b.setInsertionPoint(lane0.thenBlock()->getTerminator());
+    memref::StoreOp::create(b, acc, part, ValueRange{warp});
+  }
+  gpu::BarrierOp::create(b);
+  auto t0 = scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::eq, tid, c0),
+                              false);
+  b.setInsertionPoint(t0.thenBlock()->getTerminator());
+  Value sum = cg.f32(0.0);
+  for (int64_t w = 0; w < W; ++w)
+    sum = cg.fadd(sum, memref::LoadOp::create(b, part, ValueRange{cg.idx(w)}));
+  memref::StoreOp::create(b, arith::NegFOp::create(b, sum), dsinks,
+                          ValueRange{h});
+}
+
 /// Row-parallel kernels: `rowLanes` lanes per query row of (batch, head),
 /// each moving 16-byte pieces, so a warp's accesses are contiguous.
 ///  * bwd_pre: dr = rowsum(dO * O) (f32, lane partial sums reduced with xor
-///    shuffles inside the row's lane group) and dqacc[row] = 0.
+///    shuffles inside the row's lane group) and dqacc[row] = 0; its second
+///    pass d sinks (buildSinkGrad).
 ///  * bwd_post: dq[row] = dqacc[row], converted (times the scale for the
 ///    tensor-core bwd_main's unscaled fragment-order accumulator).
 void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
@@ -76,6 +158,17 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
     }
   };
   if (kind == GpuKernelKind::BwdPre) {
+    // sinks_pass 1 (after pass 0 has written dr_ws): d sinks.
+    Value sinksPass = cg.cmp(arith::CmpIPredicate::ne, k.arg("sinks_pass"),
+                             cg.idx(0));
+    {
+      auto ifOp = scf::IfOp::create(b, sinksPass, false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+      buildSinkGrad(k, tid, h);
+    }
+    k.exitUnless(cg.cmp(arith::CmpIPredicate::eq, k.arg("sinks_pass"),
+                        cg.idx(0)));
     int64_t nv = (s.headDimV + vec - 1) / vec;
     assert(s.headDimV % vec == 0 && "head dims are multiples of 8");
     Value acc = cg.f32(0.0);

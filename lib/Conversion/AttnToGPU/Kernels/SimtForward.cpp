@@ -12,6 +12,8 @@
 #include "Kernels.h"
 #include "Simt.h"
 
+#include "../Primitives/OnlineSoftmax.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -162,19 +164,22 @@ void kernels::buildSimtForward(KernelBuilder &k) {
     scf::YieldOp::create(b, yield);
   }
 
-  // Epilogue: O = acc / l; lse = (m + log2 l) ln 2; empty rows 0 / -inf.
+  // Epilogue: O = acc / l; lse = (m + log2 l) ln 2; empty rows 0 / -inf;
+  // the head's attention sink joins each row first.
   ValueRange res = kLoop.getResults();
+  Value sink = softmax::sinkLog2(k, h);
   for (int64_t i = 0; i < R; ++i) {
     Value row = cg.add(cg.mul(warp, cg.idx(R)), cg.idx(i));
     Value qi = cg.add(q0, row);
-    Value m = res[i], l = res[R + i];
+    softmax::Merged mg = softmax::withSink(k, res[i], res[R + i], sink);
+    Value m = mg.m, l = mg.l;
     auto inRange =
         scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, qi, nq),
                           /*withElseRegion=*/false);
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(inRange.thenBlock()->getTerminator());
     Value any = cg.fcmp(arith::CmpFPredicate::OGT, l, cg.f32(0.0));
-    Value inv = cg.select(any, cg.fdiv(cg.f32(1.0), l), cg.f32(0.0));
+    Value inv = cg.select(any, cg.fdiv(mg.alpha, l), cg.f32(0.0));
     for (int64_t c = 0; c < C; ++c) {
       Value col = cg.add(lane, cg.idx(c * kWarp));
       auto colOk = scf::IfOp::create(

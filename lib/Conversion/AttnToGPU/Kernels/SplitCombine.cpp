@@ -60,7 +60,24 @@ void kernels::buildSplitCombine(KernelBuilder &k, const KernelSchedule &sch) {
                                      ValueRange{rowAt(laneMax.getInductionVar())});
     scf::YieldOp::create(b, ValueRange{cg.fmax(laneMax.getRegionIterArgs()[0], x)});
   }
-  Value m = simt::warpReduce(k, laneMax.getResult(0), /*isMax=*/true);
+  // The head's attention sink (KernelAbi.h) joins as one more range, of
+  // lse sinks[h] and O = 0; -inf without sinks.
+  Value sink;
+  {
+    Value sinks = k.arg("sinks");
+    Value has = cg.cmp(arith::CmpIPredicate::ne,
+                       memref::DimOp::create(b, sinks, 0), c0);
+    auto ifOp = scf::IfOp::create(b, TypeRange{b.getF32Type()}, has, true);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    scf::YieldOp::create(
+        b, ValueRange{memref::LoadOp::create(b, sinks, ValueRange{h})});
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, ValueRange{cg.negInf()});
+    sink = ifOp.getResult(0);
+  }
+  Value m = cg.fmax(simt::warpReduce(k, laneMax.getResult(0), /*isMax=*/true),
+                    sink);
   Value any = cg.fcmp(arith::CmpFPredicate::OGT, m, cg.negInf());
   Value mSafe = cg.select(any, m, cg.f32(0.0));
   // exp(x - m) of an lse, 0 for -inf.
@@ -78,7 +95,8 @@ void kernels::buildSplitCombine(KernelBuilder &k, const KernelSchedule &sch) {
     scf::YieldOp::create(
         b, ValueRange{cg.fadd(laneSum.getRegionIterArgs()[0], weight(x, mSafe))});
   }
-  Value sum = simt::warpReduce(k, laneSum.getResult(0), /*isMax=*/false);
+  Value sum = cg.fadd(simt::warpReduce(k, laneSum.getResult(0), /*isMax=*/false),
+                      weight(sink, mSafe));
   Value lse = cg.select(
       any, cg.fadd(mSafe, cg.fmul(cg.log2(sum), cg.f32(kLn2))), cg.negInf());
 

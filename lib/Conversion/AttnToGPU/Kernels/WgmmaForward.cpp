@@ -432,11 +432,14 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   gpu::BarrierOp::create(b);
   Value os = k.smem(0, {M, Dv + kPad});
   ValueRange res = hasKeys.getResults();
-  for (int64_t r = 0; r < 2; ++r)
-    epilogue::forwardRow(k, 
-        res[r], res[2 + r], SmallVector<Value>(res.begin() + 4 + r * 2, res.end()),
-        OT, [&] { return cg.add(rowBase, cg.add(g, cg.idx(8 * r))); }, qRow[r],
-        t, os, bi, h, nq);
+  epilogue::withSinkOrNot(k, h, [&](Value sink) {
+    for (int64_t r = 0; r < 2; ++r)
+      epilogue::forwardRow(
+          k, res[r], res[2 + r],
+          SmallVector<Value>(res.begin() + 4 + r * 2, res.end()), OT,
+          [&] { return cg.add(rowBase, cg.add(g, cg.idx(8 * r))); }, qRow[r],
+          t, os, bi, h, nq, sink);
+  });
   gpu::BarrierOp::create(b);
   copy::storeTile(k, os, "o", bi, h, q0, nq, M, realDv, tid);
 }

@@ -44,11 +44,19 @@ static Value rowLse(KernelBuilder &k, Value m, const RowSum &r) {
 void epilogue::forwardRow(KernelBuilder &k, Value m, Value lPart,
                           ArrayRef<Value> acc, int64_t OT,
                           function_ref<Value()> rowOf, Value qRow, Value t,
-                          Value os, Value bi, Value h, Value nq) {
+                          Value os, Value bi, Value h, Value nq, Value sink) {
   ImplicitLocOpBuilder &b = k.b;
   attn::detail::Codegen &cg = k.cg;
   const RowSum sum = rowSum(k, lPart);
   Value inv = sum.inv;
+  if (sink) {
+    // The sink joins the finished row: O = acc / (l + exp2(sink - m)) (0
+    // where that is inf: a row without keys, or a sink that outweighs them
+    // all); lse below, in the lane that stores it.
+    Value lAll = cg.fadd(sum.l, cg.exp2(cg.fsub(sink, m)));
+    inv = cg.select(cg.fcmp(arith::CmpFPredicate::OGT, lAll, cg.f32(0.0)),
+                    cg.fdiv(cg.f32(1.0), lAll), cg.f32(0.0));
+  }
   Value row = rowOf();
   for (int64_t n = 0; n < OT; ++n) {
     Value col = cg.add(cg.idx(8 * n), cg.mul(t, cg.idx(2)));
@@ -63,7 +71,16 @@ void epilogue::forwardRow(KernelBuilder &k, Value m, Value lPart,
       false);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-  Value lse = rowLse(k, m, sum);
+  Value lse;
+  if (sink) {
+    softmax::Merged mg = softmax::withSink(k, m, sum.l, sink);
+    RowSum merged = sum;
+    merged.l = mg.l;
+    merged.any = cg.fcmp(arith::CmpFPredicate::OGT, mg.l, cg.f32(0.0));
+    lse = rowLse(k, mg.m, merged);
+  } else {
+    lse = rowLse(k, m, sum);
+  }
   memref::StoreOp::create(b, lse, k.arg("lse"),
                           ValueRange{k.atLse(bi, h, qRow)});
 }
@@ -92,4 +109,20 @@ void epilogue::partialRow(KernelBuilder &k, Value m, Value lPart,
   b.setInsertionPoint(lane0.thenBlock()->getTerminator());
   Value lse = rowLse(k, m, sum);
   memref::StoreOp::create(b, lse, k.arg("lseacc_ws"), ValueRange{lseAt});
+}
+
+void epilogue::withSinkOrNot(KernelBuilder &k, Value h,
+                             function_ref<void(Value sink)> rows) {
+  ImplicitLocOpBuilder &b = k.b;
+  attn::detail::Codegen &cg = k.cg;
+  Value sinks = k.arg("sinks");
+  Value has = cg.cmp(arith::CmpIPredicate::ne,
+                     memref::DimOp::create(b, sinks, 0), cg.idx(0));
+  auto ifOp = scf::IfOp::create(b, has, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  Value x = memref::LoadOp::create(b, sinks, ValueRange{h});
+  rows(cg.fmul(x, cg.f32(kLog2e)));
+  b.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  rows(Value());
 }

@@ -23,10 +23,20 @@ namespace epilogue {
 /// `qRow`): `m` the running max (log2 units), `lPart` this lane's sum,
 /// `acc` OT n8 tiles x 2 (element (n, e) at acc[4 n + e]). O goes to smem
 /// tile `os` by 4-byte stores of the lane's pairs; lse by quad lane t = 0
-/// for rows < Nq.
+/// for rows < Nq. `sink`: the head's attention sink in log2 units
+/// (softmax::sinkLog2), joined to the row here; null: none.
 void forwardRow(KernelBuilder &k, Value m, Value lPart, ArrayRef<Value> acc,
                 int64_t OT, function_ref<Value()> rowOf, Value qRow, Value t,
-                Value os, Value bi, Value h, Value nq);
+                Value os, Value bi, Value h, Value nq, Value sink);
+
+/// Emits `rows(sink)` twice under a uniform branch: with the head's sink
+/// (softmax::sinkLog2's value) when the kernel's `sinks` buffer is non-empty,
+/// and with none (null) otherwise, so that a call without sinks runs the
+/// epilogue it ran before sinks existed (a shared one, with the sink a
+/// run-time value, spilled 24-28 bytes in the mma.sync forward at D = 64;
+/// ptxas 13.0).
+void withSinkOrNot(KernelBuilder &k, Value h,
+                   function_ref<void(Value sink)> rows);
 
 /// The split-KV forward's partial of one fragment row (same `m`, `lPart`,
 /// `acc` as forwardRow): O / l as f32 pairs (8-byte stores of the lane's

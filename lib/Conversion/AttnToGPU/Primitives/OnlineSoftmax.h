@@ -31,6 +31,21 @@ struct Row {
   SmallVector<Value> p;
 };
 
+/// Attention sinks (KernelAbi.h): the sink logit of query head `h` in log2
+/// units (sinks[h] log2 e), or -inf when the kernel's `sinks` buffer is
+/// empty. Loaded once, after the key loop (nothing live across it).
+Value sinkLog2(KernelBuilder &k, Value h);
+
+/// A finished row (running max `m`, whole-row sum `l`) with the sink `s`
+/// (log2 units, -inf: none) joined as one more term of O = 0: the new max
+/// and sum, and `alpha` = exp2(m - new max), the factor the row's O
+/// accumulators take (O = alpha acc / l). Rows that saw no key get m = s,
+/// l = 1 (O = 0, lse = the sink); without a sink nothing changes.
+struct Merged {
+  Value m, l, alpha;
+};
+Merged withSink(KernelBuilder &k, Value m, Value l, Value s);
+
 /// The row's update for raw scores `x` (this lane's elements of the row)
 /// against the running max `m` and per-lane sum `l`. A row that has seen no
 /// key keeps m = -inf and P = 0.

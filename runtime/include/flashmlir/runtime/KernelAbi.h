@@ -93,7 +93,8 @@ inline const std::vector<std::string> &stridedTensors() {
 /// others hold the element type.
 inline bool isF32Buffer(const std::string &name) {
   return name == "lse" || name == "dr_ws" || name == "dqacc_ws" ||
-         name == "oacc_ws" || name == "lseacc_ws";
+         name == "oacc_ws" || name == "lseacc_ws" || name == "sinks" ||
+         name == "dsinks";
 }
 
 /// Buffers of int32 elements (the varlen offsets).
@@ -101,6 +102,17 @@ inline bool isI32Buffer(const std::string &name) {
   return name == "cu_seqlens_q" || name == "cu_seqlens_k" ||
          name == "cache_seqlens" || name == "block_table";
 }
+
+/// Attention sinks (gpt-oss): `sinks` is an f32 [Hq] buffer of one logit
+/// per query head that joins every row's softmax with a zero value row, or
+/// empty (size 0, null) for none; the kernels test its size. attn_fwd and
+/// attn_fwd_combine start each row's softmax from it (lse counts the sink;
+/// a row that sees no key gets O = 0, lse = sinks[h]); the backward needs
+/// nothing more for dQ / dK / dV (P is recomputed from that lse). d sinks
+/// is a second launch of attn_bwd_pre with `sinks_pass` = 1 (after the
+/// first, `sinks_pass` = 0, has written dr_ws): it writes dsinks[h] = -sum
+/// over (b, i) of exp(sinks[h] - lse[b, h, i]) dr[b, h, i] (f32 [Hq],
+/// overwritten, in a fixed order; `dsinks` empty: nothing).
 
 /// How fwd_split addresses K / V rows (its `kv_mode`):
 ///  * kKvDense: k / v [B, Hkv, Nk, D] (strided), seqlen_k keys each;
@@ -162,7 +174,7 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
   };
   switch (k) {
   case Kind::Fwd:
-    for (const char *n : {"q", "k", "v", "o", "lse"})
+    for (const char *n : {"q", "k", "v", "o", "lse", "sinks"})
       buf(n);
     if (v.varlen) {
       buf("cu_seqlens_q");
@@ -178,9 +190,13 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     for (const char *n : {"o", "do", "dr_ws", "dqacc_ws"})
       if (!v.deterministic || std::string(n) != "dqacc_ws")
         buf(n);
+    for (const char *n : {"lse", "sinks", "dsinks"})
+      buf(n);
     rowSizes();
+    i64("sinks_pass");
     strides("o");
     strides("do");
+    strides("lse", /*rank3=*/true);
     break;
   case Kind::BwdMain:
     for (const char *n :
@@ -228,7 +244,7 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     scoreParams();
     break;
   case Kind::FwdCombine:
-    for (const char *n : {"oacc_ws", "lseacc_ws", "o", "lse"})
+    for (const char *n : {"oacc_ws", "lseacc_ws", "o", "lse", "sinks"})
       buf(n);
     rowSizes();
     i64("num_splits");

@@ -34,6 +34,9 @@ struct AttnConfig {
   int64_t windowLeft = -1, windowRight = -1;
   /// Tanh soft-capping S = c * tanh(s / c); 0 = off.
   double softcap = 0;
+  /// Attention sinks: [Hq] logits, one per query head, joining every row's
+  /// softmax with a zero value row (counted in lse); null = none.
+  const double *sinks = nullptr;
 };
 
 /// Whether query row i sees key j. With off = Nk - Nq (diagonal aligned to
@@ -51,9 +54,10 @@ void referenceForward(const AttnConfig &cfg, const double *q, const double *k,
 /// Gradients of sum(O * dO) w.r.t. q, k, v. P and O are recomputed here in
 /// float64. dq/dk/dv are overwritten; GQA groups are summed into their kv
 /// head. Masked entries and empty rows contribute nothing.
+/// With cfg.sinks, `dsinks` (if not null) receives d sinks [Hq].
 void referenceBackward(const AttnConfig &cfg, const double *q, const double *k,
                        const double *v, const double *dO, double *dq,
-                       double *dk, double *dv);
+                       double *dk, double *dv, double *dsinks = nullptr);
 
 /// Variable-length batches: `batch` sequences packed along the token dim;
 /// sequence b owns query rows [cuQ[b], cuQ[b+1]) and key rows

@@ -180,6 +180,37 @@ FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
                              fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
                              void *stream);
 
+/* Score modifications of the GPU kernels (device pointers; NULL = absent):
+ *  - sinks: f32 [Hq], attention sinks (gpt-oss): one logit per query head
+ *    that joins every row's softmax with a zero value row. It takes
+ *    probability mass, never adds to o, and is counted in lse (a row that
+ *    sees no key gets o = 0, lse = sinks[h]).
+ *  - dsinks (fa_backward_mods only): f32 [Hq], overwritten with d loss /
+ *    d sinks = -sum over (b, i) of exp(sinks[h] - lse[b,h,i]) *
+ *    rowsum(dout * o)[b,h,i]; needs sinks and the forward's lse (which
+ *    counts the sink). dq, dk, dv need nothing more than that lse.
+ * Bundles built before sinks existed have no kernel that takes them: the
+ * call fails with FA_ERR_NO_KERNEL. The backward's dsinks is summed with f32
+ * atomics (not bit-reproducible, even with a deterministic bundle). */
+typedef struct {
+  const float *sinks;
+  float *dsinks;
+} fa_score_mods;
+
+/* fa_forward_splitkv with score modifications (mods may be NULL). */
+FA_API fa_status fa_forward_mods(fa_runtime *rt, const fa_attn_params *params,
+                                 const fa_score_mods *mods, const fa_tensor *q,
+                                 const fa_tensor *k, const fa_tensor *v,
+                                 fa_tensor *o, fa_tensor *lse,
+                                 int64_t num_splits, void *stream);
+/* fa_backward with score modifications (mods may be NULL). */
+FA_API fa_status fa_backward_mods(fa_runtime *rt, const fa_attn_params *params,
+                                  const fa_score_mods *mods, const fa_tensor *q,
+                                  const fa_tensor *k, const fa_tensor *v,
+                                  const fa_tensor *o, const fa_tensor *dout,
+                                  const fa_tensor *lse, fa_tensor *dq,
+                                  fa_tensor *dk, fa_tensor *dv, void *stream);
+
 /* The device of the current (or default) context. Any out pointer may be
  * NULL. */
 FA_API fa_status fa_device_info(fa_runtime *rt, int *cc_major, int *cc_minor,

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Attention sinks on the GPU kernels: their cost, in one process. The same
+attention with and without `sinks` (flashmlir.attention), forward and
+forward+backward, prefill (B=4, H=16, N=4096, causal, d=128, bf16) and
+split-KV decode (Nq=1, 32/8 heads, d=128, 8k keys), with SDPA's flash backend
+(no sinks) as the peer. Medians of CUDA-event timings over batches of
+back-to-back calls (the GPU's time per call).
+
+usage: sinks_bench.py [--json FILE]
+"""
+import argparse, json, statistics, sys
+
+import torch
+import torch.nn.functional as F
+
+import flashmlir
+
+
+def median_ms(fn, reps=15, warmup=5, batch=10):
+    """Median over `reps` samples of `batch` back-to-back calls (ms per call):
+    the GPU's time, not the host's, where a call's kernels outlast its host
+    work."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(batch):
+            fn()
+        b.record()
+        torch.cuda.synchronize()
+        ts.append(a.elapsed_time(b) / batch)
+    return statistics.median(ts)
+
+
+def case(name, B, Hq, Hkv, Nq, Nk, D, causal, backward):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    mk = lambda *s: torch.randn(*s, device="cuda", dtype=torch.bfloat16, generator=g)
+    q, k, v = mk(B, Hq, Nq, D), mk(B, Hkv, Nk, D), mk(B, Hkv, Nk, D)
+    sk = torch.randn(Hq, device="cuda", generator=g)
+    do = mk(B, Hq, Nq, D)
+    rows = {}
+    for label, kw in (("none", {}), ("sinks", dict(sinks=sk))):
+        if backward:
+            qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
+            s2 = sk.clone().requires_grad_() if kw else None
+            kw2 = dict(sinks=s2) if kw else {}
+
+            def fn():
+                o = flashmlir.attention(qq, kk, vv, causal=causal, **kw2)
+                o.backward(do)
+        else:
+            def fn():
+                flashmlir.attention(q, k, v, causal=causal, **kw)
+        rows[label] = median_ms(fn)
+    kq, kk_, kv = q, k.repeat_interleave(Hq // Hkv, 1), v.repeat_interleave(Hq // Hkv, 1)
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
+        if backward:
+            qq, kk, vv = (t.clone().requires_grad_() for t in (kq, kk_, kv))
+            rows["sdpa_flash"] = median_ms(lambda: F.scaled_dot_product_attention(
+                qq, kk, vv, is_causal=causal).backward(do))
+        else:
+            rows["sdpa_flash"] = median_ms(lambda: F.scaled_dot_product_attention(
+                kq, kk_, kv, is_causal=causal and Nq > 1))
+    rows["ratio"] = rows["none"] / rows["sinks"]
+    print(f"SINKS {name:38s} none {rows['none']:8.3f} ms  sinks {rows['sinks']:8.3f} ms  "
+          f"(none/sinks {rows['ratio']:.3f})  sdpa_flash {rows['sdpa_flash']:8.3f} ms", flush=True)
+    return name, rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    out = dict([
+        case("prefill fwd B4 H16 N4096 d128 causal", 4, 16, 16, 4096, 4096, 128, True, False),
+        case("prefill fwd+bwd B4 H16 N4096 d128 causal", 4, 16, 16, 4096, 4096, 128, True, True),
+        case("prefill fwd B4 H16 N4096 d64 GQA16/4", 4, 16, 4, 4096, 4096, 64, False, False),
+        case("decode B8 32/8 Nk8192 d128", 8, 32, 8, 1, 8192, 128, False, False),
+        case("decode B1 32/8 Nk65536 d128", 1, 32, 8, 1, 65536, 128, False, False),
+    ])
+    if a.json:
+        json.dump(out, open(a.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
