@@ -52,6 +52,22 @@ def run(model, impl, ids):
     return logits.detach().float(), grads
 
 
+def gpt_oss(hidden, head_dim, window, positions):
+    """A small random gpt-oss (a sliding and a full layer, GQA 4/2) whose
+    sinks are N(0, 1) (zeros otherwise)."""
+    cfg = transformers.GptOssConfig(vocab_size=97, hidden_size=hidden,
+                                    intermediate_size=hidden, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2,
+                                    head_dim=head_dim, num_local_experts=4,
+                                    num_experts_per_tok=2, sliding_window=window,
+                                    max_position_embeddings=positions, attention_dropout=0.0)
+    model = transformers.GptOssForCausalLM(cfg)
+    for n, p in model.named_parameters():
+        if n.endswith("sinks"):
+            torch.nn.init.normal_(p, std=1.0)
+    return model
+
+
 def max_err(a, b):
     return (a - b).abs().max().item()
 
@@ -95,15 +111,8 @@ def test_gpt_oss_sinks_cpu():
     """gpt-oss: attention sinks (s_aux) on a sliding and a full layer, GQA;
     logits, every gradient and the sinks' own gradients against eager."""
     torch.manual_seed(3)
-    cfg = transformers.GptOssConfig(vocab_size=97, hidden_size=64, intermediate_size=64,
-                                    num_hidden_layers=2, num_attention_heads=4,
-                                    num_key_value_heads=2, head_dim=16, num_local_experts=4,
-                                    num_experts_per_tok=2, sliding_window=8,
-                                    max_position_embeddings=128, attention_dropout=0.0)
-    model = transformers.GptOssForCausalLM(cfg)
-    for n, p in model.named_parameters():
-        if n.endswith("sinks"):  # initialised to zeros otherwise
-            torch.nn.init.normal_(p, std=1.0)
+    model = gpt_oss(hidden=64, head_dim=16, window=8, positions=128)
+    cfg = model.config
     assert cfg.layer_types[:2] == ["sliding_attention", "full_attention"]
     ids = ids_for(2, 24)
 
@@ -258,16 +267,7 @@ def test_cuda_gpt_oss_sinks_bf16():
     layers, GQA, head dim 64 as the real model): logits and the sinks' own
     gradients against eager, within bf16 noise."""
     torch.manual_seed(5)
-    cfg = transformers.GptOssConfig(vocab_size=97, hidden_size=128, intermediate_size=128,
-                                    num_hidden_layers=2, num_attention_heads=4,
-                                    num_key_value_heads=2, head_dim=64, num_local_experts=4,
-                                    num_experts_per_tok=2, sliding_window=32,
-                                    max_position_embeddings=256, attention_dropout=0.0)
-    model = transformers.GptOssForCausalLM(cfg)
-    for n, p in model.named_parameters():
-        if n.endswith("sinks"):
-            torch.nn.init.normal_(p, std=1.0)
-    model = model.to("cuda", torch.bfloat16)
+    model = gpt_oss(hidden=128, head_dim=64, window=32, positions=256).to("cuda", torch.bfloat16)
     ids = ids_for(2, 100, "cuda")
 
     def logits_and_sink_grads(impl):

@@ -40,9 +40,11 @@ def visible(nq, nk, causal, window, dev):
     return vis
 
 
-def timed(fn, reps=10, warmup=1):
-    """Median milliseconds of `reps` calls of fn (CUDA events, each call
-    synchronized), after `warmup` calls."""
+def timed(fn, reps=10, warmup=1, batch=1):
+    """Median milliseconds per call over `reps` samples (CUDA events, each
+    sample synchronized) of `batch` back-to-back calls of fn (batch > 1: the
+    GPU's time where a call's kernels outlast its host work), after `warmup`
+    calls."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -50,10 +52,11 @@ def timed(fn, reps=10, warmup=1):
     for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        fn()
+        for _ in range(batch):
+            fn()
         b.record()
         torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b))
+        ts.append(a.elapsed_time(b) / batch)
     return statistics.median(ts)
 
 

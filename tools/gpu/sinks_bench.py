@@ -8,31 +8,19 @@ back-to-back calls (the GPU's time per call).
 
 usage: sinks_bench.py [--json FILE]
 """
-import argparse, json, statistics, sys
+import argparse, json, os, sys
 
 import torch
 import torch.nn.functional as F
 
 import flashmlir
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_common import timed  # noqa: E402
 
-def median_ms(fn, reps=15, warmup=5, batch=10):
-    """Median over `reps` samples of `batch` back-to-back calls (ms per call):
-    the GPU's time, not the host's, where a call's kernels outlast its host
-    work."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(batch):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b) / batch)
-    return statistics.median(ts)
+
+def median_ms(fn):
+    return timed(fn, reps=15, warmup=5, batch=10)
 
 
 def case(name, B, Hq, Hkv, Nq, Nk, D, causal, backward):
