@@ -275,15 +275,26 @@ static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
   if (turing(s)) {
     // sm_75 (64 KB, no cp.async): one Q / dO buffer, 4 warps (64 keys per
     // block; 32 with the column split), then 32-query tiles where 64 do
-    // not fit (D = 128: 34 KB of K / V + 17 KB of Q / dO + dS^T).
+    // not fit (D = 128: 34 KB of K / V + 17 KB of Q / dO + dS^T), 16 where
+    // the pass still has 16 queries per warp of the column split, then one
+    // key group (D = 256: 2 warps x 16 keys x 32 queries, 52 KB; 4 warps
+    // took 71 KB).
     k.stages = 1;
     k.threads = 4 * kWarp;
     k.blockN = 16 * (4 / k.colSplit);
     k.gridDiv = k.blockN;
     k.smemBytes = kernels::mmaBackwardSmem(s, k);
+    for (int64_t bm : {32, 16}) {
+      if (k.smemBytes <= smemLimit(s) || bm < 16 * k.colSplit)
+        break;
+      k.blockM = bm;
+      k.passQueries = std::min<int64_t>(k.passQueries, bm);
+      k.smemBytes = kernels::mmaBackwardSmem(s, k);
+    }
     if (k.smemBytes > smemLimit(s)) {
-      k.blockM = 32;
-      k.passQueries = std::min<int64_t>(k.passQueries, 32);
+      k.threads = k.colSplit * kWarp;
+      k.blockN = 16;
+      k.gridDiv = k.blockN;
       k.smemBytes = kernels::mmaBackwardSmem(s, k);
     }
     // Masked D = 96..128: 16-query passes (32 spilled 8-12 bytes; with
