@@ -68,8 +68,8 @@ flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
         if (tc) {
           add(192, 128, masked, false); // MLA
           add(192, 128, masked, true);
-          // Variable-length batches (forward): the head dims of the models
-          // that serve padded batches.
+          // Variable-length batches (forward and backward): the head dims
+          // of the models that serve padded batches.
           for (int64_t d : {64, 128}) {
             add(d, d, masked, false);
             out.back().varlen = true;
@@ -255,8 +255,10 @@ struct BundleJob {
       return false;
     if (kind == "fwd_split" || kind == "fwd_combine")
       return split && (group.empty() || isDefault);
-    if (config.varlen) // the variable-length form has a forward kernel only
-      return kind == "fwd" && (group.empty() || isDefault);
+    if (config.varlen) // forward and backward; no deterministic backward
+      return (kind == "fwd" || (kind.starts_with("bwd") &&
+                                !config.deterministic && noBackward.empty())) &&
+             (group.empty() || isDefault);
     if (kind.starts_with("bwd") && !noBackward.empty())
       return false;
     return group.empty() || isDefault || kind == "fwd";
@@ -308,11 +310,10 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
                std::to_string(target->maxDynamicSmem);
     };
     tooLarge(attn::GpuKernelKind::Fwd, "fwd", job.noKernels);
-    if (!c.varlen)
-      for (attn::GpuKernelKind kind :
-           {attn::GpuKernelKind::BwdPre, attn::GpuKernelKind::BwdMain,
-            attn::GpuKernelKind::BwdPost})
-        tooLarge(kind, "bwd", job.noBackward);
+    for (attn::GpuKernelKind kind :
+         {attn::GpuKernelKind::BwdPre, attn::GpuKernelKind::BwdMain,
+          attn::GpuKernelKind::BwdPost})
+      tooLarge(kind, "bwd", job.noBackward);
     if (!autotune || !attn::usesTensorCores(attn::GpuKernelKind::Fwd,
                                             specOf(ctx, c))) {
       jobs.push_back(job);

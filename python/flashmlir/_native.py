@@ -254,6 +254,11 @@ def _declare_runtime(lib):
     if hasattr(lib, "fa_forward_varlen"):
         i64 = ctypes.c_int64
         lib.fa_forward_varlen.argtypes = [vp, P, T, T, T, T, T, vp, vp, i64, i64, i64, vp]
+    if hasattr(lib, "fa_backward_varlen"):
+        i64 = ctypes.c_int64
+        lib.fa_backward_varlen.argtypes = [vp, P, T, T, T, T, T, T, T, T, T, vp, vp, i64, i64,
+                                           i64, vp]
+        lib.fa_backward_varlen.restype = st
     if hasattr(lib, "fa_forward_kvcache"):
         i64 = ctypes.c_int64
         lib.fa_forward_kvcache.argtypes = [vp, P, T, T, T, T, T, vp, vp, i64, i64, i64, vp]

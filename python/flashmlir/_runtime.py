@@ -110,6 +110,16 @@ class RuntimeHandle:
                 ctypes.byref(o), ctypes.byref(lse), ctypes.c_void_p(cu_q), ctypes.c_void_p(cu_k),
                 int(batch), int(max_q), int(max_k), ctypes.c_void_p(stream))
 
+    def backward_varlen(self, params, q, k, v, o, do, lse, dq, dk, dv, cu_q, cu_k, batch,
+                        max_q, max_k, stream):
+        """Raw call of fa_backward_varlen (cu_q / cu_k: device pointers)."""
+        with self._call() as h:
+            return self._lib.fa_backward_varlen(
+                h, ctypes.byref(params), *(ctypes.byref(t) for t in (q, k, v, o, do, lse, dq,
+                                                                      dk, dv)),
+                ctypes.c_void_p(cu_q), ctypes.c_void_p(cu_k), int(batch), int(max_q),
+                int(max_k), ctypes.c_void_p(stream))
+
     def forward_kvcache(self, params, q, k_cache, v_cache, o, lse, cache_seqlens,
                         block_table, block_table_stride, max_blocks, num_splits, stream):
         """Raw call of fa_forward_kvcache (cache_seqlens / block_table: device

@@ -106,6 +106,34 @@ def _cuda_varlen_forward(q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k, causa
     return _torch.on_stream(q, run)
 
 
+def _cuda_varlen_backward(do, q, k, v, o, lse, dq, dk, dv, cu_q, cu_k, batch, max_q, max_k,
+                          causal, scale, wl, wr, softcap):
+    """fa_backward_varlen through the bundles' varlen backward kernels; False
+    (nothing written) where none serves the call (then the caller runs each
+    sequence on the dense kernels)."""
+    from . import _native, _runtime
+    if os.environ.get("FLASHMLIR_VARLEN_KERNELS") == "0":
+        return False
+    D, Dv = q.shape[2], v.shape[2]
+    if D % 8 or Dv % 8 or not hasattr(_native.runtime(), "fa_backward_varlen"):
+        return False
+    q, k, v, o, do, lse = (_usable(t) for t in (q, k, v, o, do, lse))
+    cu_q, cu_k = cu_q.contiguous(), cu_k.contiguous()
+    p = _runtime.params(DTYPES[q.dtype], _opts(causal, scale, wl, wr, softcap), scale)
+    ts = [_torch._dev(t) for t in (q, k, v, o, do, lse, dq, dk, dv)]
+
+    def run(stream):
+        for h in _runtime.dispatcher().varlen_handles():
+            st = h.backward_varlen(p, *ts, cu_q.data_ptr(), cu_k.data_ptr(), batch, max_q,
+                                   max_k, stream)
+            if st == 0:
+                return True
+            if st != _native.FA_ERR_NO_KERNEL:
+                raise h.error(st)
+        return False
+    return _torch.on_stream(q, run)
+
+
 def _backward_impl(do, q, k, v, o, lse, cu_q, cu_k, max_q, max_k, causal, scale, wl, wr,
                    softcap, deterministic):
     where = _OP_BWD
@@ -132,6 +160,10 @@ def _backward_impl(do, q, k, v, o, lse, cu_q, cu_k, max_q, max_k, causal, scale,
         _varlen.cpu_backward_raw(kern, h(q), h(k), h(v), h(o), h(do), h(lse), h(dq), h(dk),
                                  h(dv), hq.data_ptr(), hk.data_ptr(), batch, int(max_q),
                                  int(max_k))
+        return dq, dk, dv
+    if not deterministic and _cuda_varlen_backward(
+            do, q, k, v, o, lse, dq, dk, dv, cu_q, cu_k, batch, int(max_q), int(max_k), causal,
+            scale, wl, wr, softcap):
         return dq, dk, dv
     cq, ck = hq.tolist(), hk.tolist()
     view = lambda t, a, z: t[a:z].unsqueeze(0).transpose(1, 2)  # noqa: E731

@@ -13,7 +13,7 @@ aligned to each sequence's bottom-right corner. lse is float32 ``[Hq, total_q]``
   masked or not; checked on the H100 by tools/gpu/check_varlen.py); other
   configurations, and ``FLASHMLIR_VARLEN_KERNELS=0``, run each sequence
   through the dense GPU kernels in turn. The backward runs sequence by
-  sequence on the dense kernels (no GPU varlen backward kernels yet). The
+  sequence on the dense kernels where no varlen backward kernel serves. The
   offsets are read on the host for validation.
 
 Torch custom ops (differentiable with respect to q, k, v):

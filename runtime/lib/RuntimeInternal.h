@@ -236,8 +236,10 @@ struct Problem {
   /// Selection flags in canonical form: with causal the window's right side
   /// is implied (dropped); window = a side that is still >= 0.
   bool causal = false, window = false, softcap = false;
-  /// A variable-length (packed) call: only varlen kernels serve it.
+  /// A variable-length (packed) call: only varlen kernels serve it. B = 1
+  /// and Nq / Nk = the packed rows (Tq / Tk); `seqs` sequences.
   bool varlen = false;
+  int64_t seqs = 0;
   /// Values passed to the kernels (window_right = 0 when causal).
   int64_t windowLeft = -1, windowRight = -1;
   float scale = 0, softcapValue = 0;
@@ -290,7 +292,8 @@ fa_status buildBackwardProblem(const fa_attn_params *params,
                                std::string *err);
 
 /// Workspace layout of a backward problem: dr_ws f32 [B,Hq,Nq] at offset 0,
-/// dqacc_ws f32 [B,Hq,Nq,D] at `dqaccOffset` (256-byte aligned).
+/// dqacc_ws f32 [B,Hq,Nq16,D] at `dqaccOffset` (256-byte aligned); varlen:
+/// [Hq,Tq] and [Hq,abi::varlenDqaccRows(Tq, seqs),D].
 struct WorkspaceLayout {
   int64_t drElems = 0, dqaccElems = 0;
   size_t dqaccOffset = 0, totalBytes = 0;

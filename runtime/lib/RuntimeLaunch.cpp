@@ -322,7 +322,8 @@ WorkspaceLayout workspaceLayout(const Problem &p) {
   w.drElems = p.B * p.Hq * p.Nq;
   // dqacc: [B, Hq, Nq rounded up to 16, D] (16-row groups: the tensor-core
   // bwd_main keeps them in mma fragment order).
-  w.dqaccElems = p.B * p.Hq * abi::dqaccRows(p.Nq) * p.D;
+  w.dqaccElems = p.varlen ? p.Hq * abi::varlenDqaccRows(p.Nq, p.seqs) * p.D
+                         : p.B * p.Hq * abi::dqaccRows(p.Nq) * p.D;
   w.dqaccOffset = (static_cast<size_t>(w.drElems) * 4 + 255) & ~size_t(255);
   w.totalBytes = w.dqaccOffset + static_cast<size_t>(w.dqaccElems) * 4;
   return w;

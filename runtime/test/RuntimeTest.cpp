@@ -916,6 +916,19 @@ void testProblems() {
               p.args["dqacc_ws"].ptr == 0x1000000 + 6400 &&
               p.args["dqacc_ws"].extent == 2 * 8 * 112 * 64,
           "problem: workspace arguments");
+    // Varlen (a batch-1 view of 100 packed rows in 3 sequences): dr_ws
+    // [Hq, Tq], dqacc_ws [Hq, Tq + 15 * 3, D] (abi::varlenDqaccRows).
+    {
+      Problem pv = p;
+      pv.B = 1;
+      pv.varlen = true;
+      pv.seqs = 3;
+      WorkspaceLayout wv = workspaceLayout(pv);
+      check(wv.drElems == 8 * 100 && wv.dqaccElems == 8 * (100 + 45) * 64 &&
+                flashmlir::abi::varlenDqaccRows(100, 3) == 145,
+            "problem: varlen workspace layout (packed dr_ws, dqacc_ws with "
+            "15 rows between sequences)");
+    }
 
     dk.sizes[2] = 131;
     st = buildBackwardProblem(&pa, &f.q, &f.k, &f.v, &f.o, &dout, &f.lse, &dq,

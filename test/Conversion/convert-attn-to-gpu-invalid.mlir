@@ -8,9 +8,9 @@ func.func @tensor(%q: tensor<1x2x8x8xf32>, %o: tensor<1x2x8x8xf32>) -> tensor<1x
 
 // -----
 
-func.func @varlen_bwd(%q: memref<30x4x64xf16>, %l: memref<4x30xf32>, %cu: memref<3xi32>, %m: index) {
-  // expected-error @+1 {{in the variable-length form is not supported by convert-attn-to-gpu yet}}
-  attn.attention_backward ins(%q, %q, %q, %q, %q, %l : memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<4x30xf32>) varlen(%cu, %cu, %m, %m : memref<3xi32>, memref<3xi32>) outs(%q, %q, %q : memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>)
+func.func @varlen_bwd_sinks(%q: memref<30x4x64xf16>, %l: memref<4x30xf32>, %cu: memref<3xi32>, %m: index, %sk: memref<4xf32>) {
+  // expected-error @+1 {{convert-attn-to-gpu: the variable-length backward has no grad_sinks on the GPU yet (attn-tile-backward lowers it on the CPU)}}
+  attn.attention_backward ins(%q, %q, %q, %q, %q, %l : memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>, memref<4x30xf32>) varlen(%cu, %cu, %m, %m : memref<3xi32>, memref<3xi32>) sinks(%sk : memref<4xf32>) outs(%q, %q, %q : memref<30x4x64xf16>, memref<30x4x64xf16>, memref<30x4x64xf16>) grad_sinks(%sk : memref<4xf32>)
   return
 }
 

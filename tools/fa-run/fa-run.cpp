@@ -115,7 +115,7 @@ it against a float64 reference and times it.
                           [total, heads, dim] with cu_seqlens offsets, masks
                           aligned per sequence; replaces --batch and
                           --seqlen-q (and --layout: packed is bshd); cuda:
-                          forward only (fa_forward_varlen)
+                          fa_forward_varlen / fa_backward_varlen
   --varlen-k K1,K2,...    the key lengths of the --varlen sequences (default:
                           the query lengths); replaces --seqlen-k
   --num-splits N          cuda forward: the split-KV (decode) forward's key
@@ -492,9 +492,6 @@ int parseArgs(int argc, char **argv, Options &o) {
     if (o.sinks)
       return usageError("--sinks with --varlen is not supported by fa-run "
                         "(the GPU's variable-length kernels have no sinks yet)");
-    if (o.cuda() && o.backward)
-      return usageError("--varlen --backward is only available with --device "
-                        "cpu (the GPU varlen kernels are forward only so far)");
     if (o.pipeline == "unfused")
       return usageError("--varlen needs --pipeline tiled");
     o.cuQ = {0};
@@ -1222,30 +1219,35 @@ public:
     return true;
   }
 
+  // Packed views of the batch-1 bshd buffers (--varlen): [T, H, D], lse
+  // [Hq, Tq].
+  static fa_tensor packed(const fa_tensor &d) {
+    fa_tensor p{};
+    p.data = d.data;
+    p.sizes[0] = d.sizes[2];
+    p.sizes[1] = d.sizes[1];
+    p.sizes[2] = d.sizes[3];
+    p.sizes[3] = 1;
+    p.strides[0] = d.strides[2];
+    p.strides[1] = d.strides[1];
+    p.strides[2] = 1;
+    p.strides[3] = 1;
+    return p;
+  }
+  fa_tensor packedLse() const {
+    fa_tensor pl{};
+    pl.data = dev[LSE].data;
+    pl.sizes[0] = dev[LSE].sizes[1];
+    pl.sizes[1] = dev[LSE].sizes[2];
+    pl.strides[0] = dev[LSE].strides[1];
+    pl.strides[1] = 1;
+    return pl;
+  }
+
   bool forward(std::string &err) override {
     if (o.varlen) {
-      // Packed views of the batch-1 bshd buffers: [T, H, D], lse [Hq, Tq].
-      auto packed = [](const fa_tensor &d) {
-        fa_tensor p{};
-        p.data = d.data;
-        p.sizes[0] = d.sizes[2];
-        p.sizes[1] = d.sizes[1];
-        p.sizes[2] = d.sizes[3];
-        p.sizes[3] = 1;
-        p.strides[0] = d.strides[2];
-        p.strides[1] = d.strides[1];
-        p.strides[2] = 1;
-        p.strides[3] = 1;
-        return p;
-      };
       fa_tensor pq = packed(dev[Q]), pk = packed(dev[K]), pv = packed(dev[V]),
-                po = packed(dev[O]);
-      fa_tensor pl{};
-      pl.data = dev[LSE].data;
-      pl.sizes[0] = dev[LSE].sizes[1];
-      pl.sizes[1] = dev[LSE].sizes[2];
-      pl.strides[0] = dev[LSE].strides[1];
-      pl.strides[1] = 1;
+                po = packed(dev[O]), pl = packedLse();
       return call(
           [&](fa_runtime *rt) {
             return fa_forward_varlen(
@@ -1268,6 +1270,22 @@ public:
   }
 
   bool backward(std::string &err) override {
+    if (o.varlen) {
+      fa_tensor pq = packed(dev[Q]), pk = packed(dev[K]), pv = packed(dev[V]),
+                po = packed(dev[O]), pdo = packed(dev[DO]),
+                pdq = packed(dev[DQ]), pdk = packed(dev[DK]),
+                pdv = packed(dev[DV]), pl = packedLse();
+      return call(
+          [&](fa_runtime *rt) {
+            return fa_backward_varlen(
+                rt, &params, &pq, &pk, &pv, &po, &pdo, &pl, &pdq, &pdk, &pdv,
+                static_cast<const int32_t *>(cuDev[0]),
+                static_cast<const int32_t *>(cuDev[1]),
+                static_cast<int64_t>(o.varlenQ.size()), o.maxQ, o.maxK,
+                nullptr);
+          },
+          err);
+    }
     fa_score_mods mods{static_cast<const float *>(sinksDev[0]),
                        static_cast<float *>(sinksDev[1])};
     return call(

@@ -13,10 +13,11 @@ sequence must be 0. NaN anywhere fails.
 
 Each case runs twice: through the bundle's varlen forward kernels
 (fa_forward_varlen, the default; "path=kernel") and through the per-sequence fallback
-(FLASHMLIR_VARLEN_KERNELS=0; "path=fallback"); the backward is the
-per-sequence one in both. The kernel path is also called directly on
-NaN-poisoned o / lse ("poison=ok": every row of every sequence written, and
-nothing else), and must have run ("kernel=yes") for head dims 64 / 128.
+(FLASHMLIR_VARLEN_KERNELS=0; "path=fallback"), the backward likewise
+(fa_backward_varlen, or each sequence on the dense kernels). The kernel
+path is also called directly on NaN-poisoned o / lse and dq / dk / dv
+("poison=ok": every row of every sequence written, and nothing else), and
+must have run ("kernel=yes") for head dims 64 / 128.
 
 usage: check_varlen.py [--quick] [--json OUT] [--device cpu]  (cpu: the
 script's own check, through the CPU kernels; no kernel / poison runs)   (PYTHONPATH=python,
@@ -68,9 +69,11 @@ def reference(q, k, v, do, cu_q, cu_k, causal, window, softcap, scale):
     return o, lse, dq, dk, dv
 
 
-def poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rlse):
-    """The varlen kernel on NaN-poisoned o / lse: (ran, every sequence row
-    written and right, rows outside the sequences untouched)."""
+def poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rlse,
+                        do=None, rgrads=None):
+    """The varlen kernels on NaN-poisoned o / lse, then (with do) dq / dk /
+    dv: (ran, every sequence row written and right, rows outside the
+    sequences untouched)."""
     from flashmlir import _torch_varlen
     Tq, Hq, _ = q.shape
     o = torch.full((Tq, Hq, v.shape[2]), math.nan, device=q.device, dtype=q.dtype)
@@ -88,6 +91,23 @@ def poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rl
     ok = (relerr(o[:n], ro[:n]) <= THRESH[q.dtype][0] and
           relerr(lse[:, :n], lse_ref) <= THRESH[q.dtype][0] and
           bool(torch.isnan(o[n:]).all()) and bool(torch.isnan(lse[:, n:]).all()))
+    if do is None:
+        return True, ok
+    # The varlen backward kernels (fa_backward_varlen) on poisoned gradients.
+    nan = lambda t: torch.full_like(t, math.nan)  # noqa: E731
+    dq, dk, dv = nan(q), nan(k), nan(v)
+    ran = _torch_varlen._cuda_varlen_backward(
+        do.detach(), q.detach(), k.detach(), v.detach(), o, lse, dq, dk, dv, cq, ck, len(lq),
+        max(lq), max(lk), causal, scale, wl, wr, softcap)
+    if not ran:
+        return False, False
+    torch.cuda.synchronize()
+    nk = int(ck[-1])
+    rdq, rdk, rdv = rgrads
+    gt = THRESH[q.dtype][1]
+    ok &= (relerr(dq[:n], rdq[:n]) <= gt and relerr(dk[:nk], rdk[:nk]) <= gt and
+           relerr(dv[:nk], rdv[:nk]) <= gt and bool(torch.isnan(dq[n:]).all()) and
+           bool(torch.isnan(dk[nk:]).all()) and bool(torch.isnan(dv[nk:]).all()))
     return True, ok
 
 
@@ -125,7 +145,8 @@ def run_case(name, dt, Hq, Hkv, D, lq, lk, causal=False, window=(-1, -1), softca
         ok &= bool((o[n:] == 0).all())
     extra = ""
     if not fallback and dev == "cuda":
-        ran, pok = poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rlse)
+        ran, pok = poisoned_kernel_run(q, k, v, cq, ck, lq, lk, causal, window, softcap, ro, rlse,
+                                       do, (rdq, rdk, rdv))
         ok &= pok and (ran or D not in (64, 128) or softcap > 0)
         extra = f" kernel={'yes' if ran else 'no'} poison={'ok' if pok else 'FAIL'}"
     line = (f"{'PASS' if ok else 'FAIL'} {name} path={'fallback' if fallback else 'kernel'} "

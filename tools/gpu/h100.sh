@@ -340,7 +340,7 @@ sanitize() {
       log="$OUT/sanitize-$tool-$runs.log"
       # racecheck: every shared-memory hazard report (hazards and analysis).
       local extra="" bw="--batch 1 --backward"
-      [ "$family" = varlen ] && bw="" # fa-run --varlen on cuda: forward only
+      [ "$family" = varlen ] && bw="--backward" # --varlen replaces --batch
       [ "$tool" = racecheck ] && extra="--racecheck-report all"
       # sm_75: its kernels on this GPU through the PTX JIT.
       local target=""; [ "$family" = sm_75 ] && target=sm_75
@@ -453,19 +453,36 @@ sinks() {
 }
 varlen() {
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
-  step "varlen: fa-run --device cuda --varlen (fa_forward_varlen, poisoned outputs, float64 reference)"
+  step "varlen: fa-run --device cuda --varlen --backward (fa_forward_varlen, fa_backward_varlen, poisoned outputs, float64 reference)"
   for args in "--dtype bf16 --heads 8 --kv-heads 2 --head-dim 128 --varlen 1,0,300,77,1024 --varlen-k 1,5,300,90,1024 --causal" \
               "--dtype f16 --heads 4 --head-dim 64 --varlen 65,0,1,400 --varlen-k 20,9,1,420 --window 32,8" \
               "--dtype bf16 --heads 4 --kv-heads 1 --head-dim 64 --varlen 4096,64,2000,3"; do
-    $FARUN --device cuda --bundle "$BUNDLE" $args --check --json > "$OUT/farun-varlen.log" 2>&1; rc=$?
+    $FARUN --device cuda --bundle "$BUNDLE" $args --backward --check --json > "$OUT/farun-varlen.log" 2>&1; rc=$?
     echo "fa-run $args -> rc=$rc $(tail -1 "$OUT/farun-varlen.log" | cut -c1-200)"; status=$((status|rc))
   done
   step "varlen: flash_attn_varlen_func on CUDA vs a float64 per-sequence reference"
   python3 tools/gpu/check_varlen.py --json "$OUT/check_varlen.json" > "$OUT/check_varlen.log" 2>&1; rc=$?
   grep -E "^FAIL|Traceback|Error" "$OUT/check_varlen.log" | head -20; tail -1 "$OUT/check_varlen.log"; status=$((status|rc))
+  step "varlen backward kernels: compute-sanitizer memcheck / racecheck (fa_backward_varlen)"
+  local small='import torch, flashmlir
+for causal, w in ((True, (-1, -1)), (False, (16, 4))):
+    cq = torch.tensor([0, 70, 70, 71, 171], dtype=torch.int32, device="cuda")
+    ck = torch.tensor([0, 90, 95, 96, 150], dtype=torch.int32, device="cuda")
+    q = torch.randn(171, 4, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(150, 2, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn(150, 2, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    flashmlir.flash_attn_varlen_func(q, k, v, cq, ck, 100, 90, causal=causal, window_size=w).sum().backward()
+torch.cuda.synchronize(); print("ok")'
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --kernel-name kns=attn_ --error-exitcode 99 python3 -c "$small" \
+      > "$OUT/sanitizer-varlen-$tool.log" 2>&1; rc=$?
+    echo "$tool rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-varlen-$tool.log" | head -1)"; status=$((status|rc))
+  done
   step "varlen: 16k packed tokens (64..4096) vs the dense kernel and FA2 varlen / SDPA per sequence"
   python3 tools/gpu/varlen_bench.py --json "$OUT/varlen_bench.json" 2>&1 | grep -v Warning | tee "$OUT/varlen_bench.log" | tail -6
   status=$((status|${PIPESTATUS[0]}))
+  step "varlen: the same, per-sequence dense path (FLASHMLIR_VARLEN_KERNELS=0: before the varlen backward kernels)"
+  FLASHMLIR_VARLEN_KERNELS=0 python3 tools/gpu/varlen_bench.py 2>&1 | grep -v Warning | tail -6
 }
 
 case "${1:-all}" in

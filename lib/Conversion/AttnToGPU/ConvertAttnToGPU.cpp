@@ -159,6 +159,8 @@ static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
   spec.headDimV = v.getDimSize(v.getRank() - 1);
   if (auto fwd = dyn_cast<AttentionOp>(op))
     spec.varlen = fwd.isVarlen();
+  else if (auto bwd = dyn_cast<AttentionBackwardOp>(op))
+    spec.varlen = bwd.isVarlen();
   spec.masked = mask.isMasked();
   spec.softcap = softcap;
   return spec;
@@ -318,9 +320,15 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
                                      AttentionBackwardOp op,
                                      const KernelOptions &opts) {
   if (failed(checkGpuScoreMods(op)) ||
-      failed(checkLowerable(op, "convert-attn-to-gpu", false, false,
+      failed(checkLowerable(op, "convert-attn-to-gpu",
+                            /*varlenSupported=*/true, false,
                             /*scoreModsSupported=*/true)))
     return failure();
+  if (op.isVarlen() && (opts.deterministic || op.getGradSinks()))
+    return op->emitOpError()
+           << "convert-attn-to-gpu: the variable-length backward has no "
+           << (opts.deterministic ? "deterministic form" : "grad_sinks")
+           << " on the GPU yet (attn-tile-backward lowers it on the CPU)";
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   Codegen cg(b);
@@ -334,22 +342,36 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
     return failure();
   GpuKernelSpec spec = addCommonArgs(cg, op, opts, host);
   const bool deterministic = opts.deterministic;
-  host.addTensor(cg, "do", op.getGradOutput());
-  host.addTensor(cg, "lse", op.getLse());
-  host.addTensor(cg, "dq", op.getGradQuery());
-  host.addTensor(cg, "dk", op.getGradKey());
-  host.addTensor(cg, "dv", op.getGradValue());
+  auto view = [&](Value x) {
+    return op.isVarlen() ? packedAsDense(cg, x) : x;
+  };
+  host.addTensor(cg, "do", view(op.getGradOutput()));
+  host.addTensor(cg, "lse", view(op.getLse()));
+  host.addTensor(cg, "dq", view(op.getGradQuery()));
+  host.addTensor(cg, "dk", view(op.getGradKey()));
+  host.addTensor(cg, "dv", view(op.getGradValue()));
   Value B = host.values["batch"], Hq = host.values["heads"],
         Nq = host.values["seqlen_q"];
-  Value dr = host.addWorkspace(cg, "dr_ws", {B, Hq, Nq});
-  // dqacc has Nq rounded up to 16 rows per head (the tensor-core kernels
-  // keep 16-row groups in mma fragment order: mma::fragmentOrderDqAcc).
-  // Deterministic: dQ is computed by BackwardPost itself (no accumulator).
-  Value dq;
-  if (!deterministic) {
-    Value Nq16 = cg.mul(cg.ceilDiv(Nq, cg.idx(16)), cg.idx(16));
+  Value D = cg.idx(spec.headDim);
+  Value dr, dq;
+  if (op.isVarlen()) {
+    // Packed like lse (KernelAbi.h: dr_ws [Hq, Tq], dqacc_ws [Hq, Tq + 15
+    // B, D], sequence b's dqacc rows 15 b further down).
+    Value Tq = cg.dim(op.getQuery(), 0);
+    host.values["total_q"] = Tq;
+    dr = host.addWorkspace(cg, "dr_ws", {Hq, Tq});
     dq = host.addWorkspace(cg, "dqacc_ws",
-                           {B, Hq, Nq16, cg.idx(spec.headDim)});
+                           {Hq, cg.add(Tq, cg.mul(B, cg.idx(15))), D});
+  } else {
+    dr = host.addWorkspace(cg, "dr_ws", {B, Hq, Nq});
+    // dqacc has Nq rounded up to 16 rows per head (the tensor-core kernels
+    // keep 16-row groups in mma fragment order: mma::fragmentOrderDqAcc).
+    // Deterministic: dQ is computed by BackwardPost itself (no
+    // accumulator).
+    if (!deterministic) {
+      Value Nq16 = cg.mul(cg.ceilDiv(Nq, cg.idx(16)), cg.idx(16));
+      dq = host.addWorkspace(cg, "dqacc_ws", {B, Hq, Nq16, D});
+    }
   }
   Value dsinks = op.getSinks() ? op.getGradSinks() : Value();
   addSinkArgs(cg, host, op.getSinks(), dsinks);

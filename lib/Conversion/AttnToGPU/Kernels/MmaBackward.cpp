@@ -242,6 +242,7 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
   kb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   hk = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   bi = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  k.beginSequence(bi); // varlen: the sequence's rows and lengths
   top = lanesOf(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
   nq = k.arg("seqlen_q");
   nk = k.arg("seqlen_k");
@@ -251,6 +252,8 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
   c0 = cg.idx(0);
   c1 = cg.idx(1);
   k0 = cg.mul(kb, cg.idx(BN));
+  if (s.varlen) // key blocks past the sequence's end: nothing to do
+    k.exitUnless(cg.cmp(arith::CmpIPredicate::slt, k0, nk));
   kLast = cg.sub(cg.min(cg.add(k0, cg.idx(BN)), nk), c1);
   wl = s.masked ? k.arg("window_left") : Value();
   wr = s.masked ? k.arg("window_right") : Value();
@@ -303,6 +306,12 @@ Iter Kernel::iterOf(Value hI32, Value tI32) {
   Iter r;
   r.h = cg.add(cg.mul(hk, group), hI);
   r.q0 = cg.mul(cg.add(qtLo, tI), cg.idx(kBM));
+  if (s.varlen) { // packed workspaces (KernelAbi.h)
+    r.rowBase = k.drRow(bi, r.h, c0);
+    r.rowBase16 = k.dqaccRowBase(bi, r.h);
+    r.lseBase = k.atLse(bi, r.h, c0);
+    return r;
+  }
   Value bh = cg.add(cg.mul(bi, heads), r.h);
   r.rowBase = cg.mul(bh, nq);
   r.rowBase16 = cg.mul(bh, nq16);

@@ -120,21 +120,23 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
   Value tid = k.tid();
   Value lane = arith::RemSIOp::create(b, tid, cg.idx(L));
   Value h = k.bid(gpu::Dimension::y), bi = k.bid(gpu::Dimension::z);
-  Value row = cg.add(cg.mul(k.bid(gpu::Dimension::x), cg.idx(R)),
-                     cg.divs(tid, cg.idx(L)));
+  Value sub = cg.divs(tid, cg.idx(L));
+  Value row0 = cg.mul(k.bid(gpu::Dimension::x), cg.idx(R));
+  Value row = cg.add(row0, sub);
+  k.beginSequence(bi); // varlen: the sequence's rows
   Value nq = k.arg("seqlen_q");
   Value inRange = cg.cmp(arith::CmpIPredicate::slt, row, nq);
   // Loads use the clamped row (always valid); stores are guarded.
   Value rowC = cg.min(row, cg.sub(nq, cg.idx(1)));
-  // Contiguous f32 workspaces: dr [B, Hq, Nq], dqacc [B, Hq, Nq16, D] (Nq
-  // rounded up to 16) in row order, or in the tensor-core bwd_main's
-  // fragment order (KernelSchedule::fragmentOrderDqAcc) within each 16-row
-  // group.
+  // Contiguous f32 workspaces (KernelBuilder::drRow, dqaccRowBase): dr,
+  // dqacc in rows of D, 16-row groups, in row order or in the tensor-core
+  // bwd_main's fragment order (KernelSchedule::fragmentOrderDqAcc) within
+  // each group.
   const bool fragOrder = sch.fragmentOrderDqAcc;
-  Value bh = cg.add(cg.mul(bi, k.arg("heads")), h);
-  Value flatRow = cg.add(cg.mul(bh, nq), row);
+  Value flatRow = k.drRow(bi, h, row);
   Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
-  Value dqBase = cg.mul(cg.add(cg.mul(bh, nq16), row), cg.idx(s.headDim));
+  Value dqRow0 = k.dqaccRowBase(bi, h);
+  Value dqBase = cg.mul(cg.add(dqRow0, row), cg.idx(s.headDim));
   auto vt = VectorType::get({vec}, et);
   auto vf = VectorType::get({vec}, f32);
   // Runs `body(c)` for the chunks c = lane + i L < n of this lane, under
@@ -158,10 +160,11 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
     }
   };
   if (kind == GpuKernelKind::BwdPre) {
-    // sinks_pass 1 (after pass 0 has written dr_ws): d sinks.
+    // sinks_pass 1 (after pass 0 has written dr_ws): d sinks (dense
+    // batches; the runtime takes no sinks with varlen ones).
     Value sinksPass = cg.cmp(arith::CmpIPredicate::ne, k.arg("sinks_pass"),
                              cg.idx(0));
-    {
+    if (!s.varlen) {
       auto ifOp = scf::IfOp::create(b, sinksPass, false);
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
@@ -169,6 +172,10 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
     }
     k.exitUnless(cg.cmp(arith::CmpIPredicate::eq, k.arg("sinks_pass"),
                         cg.idx(0)));
+  }
+  if (s.varlen) // row blocks past the sequence's end: nothing to do
+    k.exitUnless(cg.cmp(arith::CmpIPredicate::slt, row0, nq));
+  if (kind == GpuKernelKind::BwdPre) {
     int64_t nv = (s.headDimV + vec - 1) / vec;
     assert(s.headDimV % vec == 0 && "head dims are multiples of 8");
     Value acc = cg.f32(0.0);
@@ -248,7 +255,7 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
       b.setInsertionPoint(last.thenBlock()->getTerminator());
       auto pad = scf::ForOp::create(b, nq, nq16, cg.idx(1));
       b.setInsertionPointToStart(pad.getBody());
-      zeroRow(cg.mul(cg.add(cg.mul(bh, nq16), pad.getInductionVar()),
+      zeroRow(cg.mul(cg.add(dqRow0, pad.getInductionVar()),
                      cg.idx(s.headDim)),
               Value());
     }
@@ -265,7 +272,7 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
     Value g = arith::RemSIOp::create(b, i, cg.idx(8));
     Value r = cg.divs(i, cg.idx(8));
     fragBase = cg.add(
-        cg.mul(cg.add(cg.mul(bh, nq16), cg.sub(row, i)), cg.idx(s.headDim)),
+        cg.mul(cg.add(dqRow0, cg.sub(row, i)), cg.idx(s.headDim)),
         cg.add(cg.mul(r, cg.idx(64)), cg.mul(g, cg.idx(4))));
   }
   chunks(s.headDim / vec, inRange, [&](Value c) {

@@ -35,11 +35,14 @@ void kernels::buildSimtBackward(KernelBuilder &k) {
   Value kbk = k.bid(gpu::Dimension::x), hk = k.bid(gpu::Dimension::y),
         bi = k.bid(gpu::Dimension::z);
   Value lane = k.tid();
+  k.beginSequence(bi); // varlen: the sequence's rows and lengths
   Value nq = k.arg("seqlen_q"), nk = k.arg("seqlen_k");
   Value group = cg.divs(k.arg("heads"), k.arg("kv_heads"));
   Value off = cg.sub(nk, nq);
   Value c0 = cg.idx(0), c1 = cg.idx(1), bn = cg.idx(kBlockN);
   Value k0 = cg.mul(kbk, bn);
+  if (s.varlen) // key blocks past the sequence's end: nothing to do
+    k.exitUnless(cg.cmp(arith::CmpIPredicate::slt, k0, nk));
   Value kj = cg.add(k0, lane);
   Value kLast = cg.sub(cg.min(cg.add(k0, bn), nk), c1);
 
@@ -109,7 +112,8 @@ void kernels::buildSimtBackward(KernelBuilder &k) {
                                b, k.arg("lse"), ValueRange{k.atLse(bi, h, i)}),
                            cg.f32(kLog2e));
       Value flatRow =
-          cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq), i);
+          s.varlen ? k.drRow(bi, h, i)
+                   : cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq), i);
       Value dr = memref::LoadOp::create(b, k.arg("dr_ws"), ValueRange{flatRow});
 
       Value qk = cg.reduce(c0, cg.idx(D), cg.f32(0.0), [&](Value d, Value a) {
@@ -142,11 +146,16 @@ void kernels::buildSimtBackward(KernelBuilder &k) {
       memref::StoreOp::create(b, ds, dsRow, lane);
       k.barrier();
       // dQ[i, d] += scale sum_j dS_j K[j, d]; lane owns d = lane + 32c.
-      // dqacc rows: [B, Hq, Nq rounded up to 16, D].
-      Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
-      Value dqBase =
-          cg.mul(cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq16), i),
-                 cg.idx(D));
+      // dqacc rows: [B, Hq, Nq rounded up to 16, D] (varlen: packed).
+      Value dqBase;
+      if (s.varlen) {
+        dqBase = cg.mul(cg.add(k.dqaccRowBase(bi, h), i), cg.idx(D));
+      } else {
+        Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
+        dqBase = cg.mul(
+            cg.add(cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq16), i),
+            cg.idx(D));
+      }
       for (int64_t c = 0; c < CD; ++c) {
         Value d = cg.add(lane, cg.idx(c * kWarp));
         auto ok = scf::IfOp::create(

@@ -100,10 +100,13 @@ void KernelBuilder::beginSequence(Value bi) {
     return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult();
   };
   Value next = cg.add(bi, cg.idx(1));
+  const bool keys = args.count("cu_seqlens_k");
   seqQ0 = at("cu_seqlens_q", bi);
-  seqK0 = at("cu_seqlens_k", bi);
+  if (keys)
+    seqK0 = at("cu_seqlens_k", bi);
   seqNq = cg.sub(at("cu_seqlens_q", next), seqQ0);
-  seqNk = cg.sub(at("cu_seqlens_k", next), seqK0);
+  if (keys)
+    seqNk = cg.sub(at("cu_seqlens_k", next), seqK0);
 }
 
 void KernelBuilder::exitUnless(Value cond) {
@@ -205,6 +208,24 @@ Value KernelBuilder::atLse(Value bi, Value h, Value n) {
   return cg.add(
       cg.add(cg.mul(bi, arg("lse_stride_b")), cg.mul(h, arg("lse_stride_h"))),
       n);
+}
+
+Value KernelBuilder::drRow(Value bi, Value h, Value n) {
+  if (seqQ0) // [Hq, Tq]
+    return cg.add(cg.mul(h, arg("total_q")), cg.add(seqQ0, n));
+  Value bh = cg.add(cg.mul(bi, arg("heads")), h);
+  return cg.add(cg.mul(bh, arg("seqlen_q")), n);
+}
+
+Value KernelBuilder::dqaccRowBase(Value bi, Value h) {
+  if (seqQ0) { // [Hq, Tq + 15 B]: sequence bi from row seqQ0 + 15 bi
+    Value rows = cg.add(arg("total_q"), cg.mul(arg("batch"), cg.idx(15)));
+    return cg.add(cg.mul(h, rows),
+                  cg.add(seqQ0, cg.mul(bi, cg.idx(15))));
+  }
+  Value nq = arg("seqlen_q");
+  Value nq16 = cg.mul(cg.ceilDiv(nq, cg.idx(16)), cg.idx(16));
+  return cg.mul(cg.add(cg.mul(bi, arg("heads")), h), nq16);
 }
 
 Value mlir::attn::opaqueIndex(ImplicitLocOpBuilder &b, Value x) {

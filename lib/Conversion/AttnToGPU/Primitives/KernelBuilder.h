@@ -66,6 +66,12 @@ public:
   Value at4(StringRef t, Value bi, Value h, Value n, Value d);
   /// Element index of lse[bi, h, n].
   Value atLse(Value bi, Value h, Value n);
+  /// The backward's f32 workspaces (KernelAbi.h): the index of row (bi, h,
+  /// n) of dr_ws, and the first row of (bi, h) in dqacc_ws (in rows of the
+  /// head dim; its 16-row groups start there). Dense: [B, Hq, Nq] and [B,
+  /// Hq, Nq rounded up to 16]; varlen: packed (abi::varlenDqaccRows).
+  Value drRow(Value bi, Value h, Value n);
+  Value dqaccRowBase(Value bi, Value h);
 
   /// The row-addressing policy of the variable-length form (spec.varlen):
   /// called once the block's sequence `bi` is known, it loads the
@@ -73,8 +79,10 @@ public:
   /// From then on arg("seqlen_q") / arg("seqlen_k") are the sequence's own
   /// lengths, and at4 / atLse address row n of the sequence in the packed
   /// tensors (q, o, do, dq from its first query row; k, v, dk, dv from its
-  /// first key row; lse [Hq, Tq]); `bi` is ignored there. A no-op for
-  /// dense kernels.
+  /// first key row; lse [Hq, Tq]; the backward's workspaces, drRow and
+  /// dqaccRowBase); `bi` is ignored there except by dqaccRowBase. A no-op
+  /// for dense kernels. Kernels without `cu_seqlens_k` (the backward's row
+  /// kernels) get the query side only.
   void beginSequence(Value bi);
   /// Ends the kernel for the threads where `cond` (uniform over the block)
   /// is false: a conditional branch to a `gpu.return` block; the rest of the

@@ -78,7 +78,9 @@ struct Variant {
   /// offsets `cu_seqlens_q` / `cu_seqlens_k` ([batch + 1]); `batch` is the
   /// number of sequences, `seqlen_q` / `seqlen_k` their maximum lengths (the
   /// grid), the tensors packed [T, H, D] (their `_stride_b` unused; lse
-  /// [Hq, Tq], `lse_stride_b` unused). Forward only, so far.
+  /// [Hq, Tq], `lse_stride_b` unused). The backward kernels also take
+  /// `total_q` (Tq): their workspaces are packed too (varlenDqaccRows).
+  /// The deterministic backward has no varlen form.
   bool varlen = false;
 };
 
@@ -172,6 +174,15 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     for (const char *n : {"batch", "heads", "seqlen_q"})
       i64(n);
   };
+  // Varlen backward kernels: the sequences' offsets and the packed rows.
+  auto varlenRows = [&](bool keys = false) {
+    if (!v.varlen)
+      return;
+    buf("cu_seqlens_q");
+    if (keys)
+      buf("cu_seqlens_k");
+    i64("total_q");
+  };
   switch (k) {
   case Kind::Fwd:
     for (const char *n : {"q", "k", "v", "o", "lse", "sinks"})
@@ -192,6 +203,7 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
         buf(n);
     for (const char *n : {"lse", "sinks", "dsinks"})
       buf(n);
+    varlenRows();
     rowSizes();
     i64("sinks_pass");
     strides("o");
@@ -203,6 +215,7 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
          {"q", "k", "v", "do", "lse", "dr_ws", "dqacc_ws", "dk", "dv"})
       if (!v.deterministic || std::string(n) != "dqacc_ws")
         buf(n);
+    varlenRows(/*keys=*/true);
     sizes();
     for (const char *t : {"q", "k", "v", "do", "dk", "dv"})
       strides(t);
@@ -222,6 +235,7 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     }
     for (const char *n : {"dqacc_ws", "dq"})
       buf(n);
+    varlenRows();
     rowSizes();
     strides("dq");
     if (v.scaledDqAcc)
@@ -317,6 +331,15 @@ inline bool knownArg(const std::string &name, ArgClass *cls) {
 /// dqaccRows(Nq), D] (rows rounded up to 16 per head: the tensor-core
 /// kernels keep 16-row groups in mma fragment order).
 inline int64_t dqaccRows(int64_t nq) { return (nq + 15) / 16 * 16; }
+
+/// The varlen backward's workspaces, packed like lse: dr_ws [Hq, Tq], row
+/// (h, cu_seqlens_q[b] + n); dqacc_ws [Hq, varlenDqaccRows(Tq, B), D], row
+/// (h, cu_seqlens_q[b] + 15 b + n): each sequence's rows start 15 rows
+/// further than the last one's, so its 16-row groups (the tensor-core
+/// kernels' fragment order) never reach into the next sequence's.
+inline int64_t varlenDqaccRows(int64_t tq, int64_t batch) {
+  return tq + 15 * batch;
+}
 
 /// The split-KV forward's f32 workspaces: oacc_ws [S, B, Hq, Nq, Dv] (row
 /// (s, b, h, n) holds O / l of key range s) and lseacc_ws [S, B, Hq, Nq]

@@ -172,6 +172,18 @@ FA_API fa_status fa_forward_varlen(fa_runtime *rt, const fa_attn_params *params,
                                    const int32_t *cu_seqlens_k, int64_t batch,
                                    int64_t max_seqlen_q, int64_t max_seqlen_k,
                                    void *stream);
+/* Variable-length batches, backward: the forward's packed tensors and
+ * offsets plus dout [total_q, Hq, Dv] and dq / dk / dv shaped like q / k /
+ * v (overwritten). Three launches as fa_backward, on workspaces packed like
+ * lse (dr_ws [Hq, total_q], dqacc_ws [Hq, total_q + 15 batch, D]). Needs a
+ * bundle with varlen backward kernels (the default bundle's varlen
+ * configurations; a deterministic bundle has none: FA_ERR_NO_KERNEL). */
+FA_API fa_status fa_backward_varlen(
+    fa_runtime *rt, const fa_attn_params *params, const fa_tensor *q,
+    const fa_tensor *k, const fa_tensor *v, const fa_tensor *o,
+    const fa_tensor *dout, const fa_tensor *lse, fa_tensor *dq, fa_tensor *dk,
+    fa_tensor *dv, const int32_t *cu_seqlens_q, const int32_t *cu_seqlens_k,
+    int64_t batch, int64_t max_seqlen_q, int64_t max_seqlen_k, void *stream);
 
 FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
                              const fa_tensor *q, const fa_tensor *k,
