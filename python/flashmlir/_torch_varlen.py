@@ -76,62 +76,54 @@ def _forward_impl(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, wl, wr, soft
     return o, lse
 
 
-def _cuda_varlen_forward(q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k, causal, scale, wl,
-                         wr, softcap):
-    """fa_forward_varlen through the bundles' varlen kernels; False (nothing
-    written) where none serves the call (then the caller falls back)."""
+def _run_varlen_kernels(entry, method, ins, outs, cu_q, cu_k, batch, max_q, max_k, causal,
+                        scale, wl, wr, softcap):
+    """One varlen C entry point (`entry`, called as RuntimeHandle.`method`)
+    on the inputs `ins` (q, k, v first; made usable) and outputs `outs`,
+    through each bundle with varlen kernels in turn; False (nothing written)
+    where none serves the call (then the caller runs each sequence on the
+    dense kernels)."""
     from . import _native, _runtime
     # The default since tools/gpu/check_varlen.py passed on the H100
-    # (2026-12-06: 12 kernel-path cases x bf16 / f16, poisoned outputs);
+    # (2026-12-06 forward, 2026-12-07 backward; poisoned outputs);
     # FLASHMLIR_VARLEN_KERNELS=0 keeps the per-sequence dense path.
     if os.environ.get("FLASHMLIR_VARLEN_KERNELS") == "0":
         return False
-    D, Dv = q.shape[2], v.shape[2]
-    if D % 8 or Dv % 8 or not hasattr(_native.runtime(), "fa_forward_varlen"):
+    q, v = ins[0], ins[2]
+    if q.shape[2] % 8 or v.shape[2] % 8 or not hasattr(_native.runtime(), entry):
         return False
-    q, k, v = _usable(q), _usable(k), _usable(v)
+    ins = [_usable(t) for t in ins]
     cu_q, cu_k = cu_q.contiguous(), cu_k.contiguous()
     p = _runtime.params(DTYPES[q.dtype], _opts(causal, scale, wl, wr, softcap), scale)
-    ts = [_torch._dev(t) for t in (q, k, v, o, lse)]
+    ts = [_torch._dev(t) for t in (*ins, *outs)]
 
     def run(stream):
         for h in _runtime.dispatcher().varlen_handles():
-            st = h.forward_varlen(p, *ts, cu_q.data_ptr(), cu_k.data_ptr(), batch, max_q,
-                                  max_k, stream)
+            st = getattr(h, method)(p, *ts, cu_q.data_ptr(), cu_k.data_ptr(), batch, max_q,
+                                    max_k, stream)
             if st == 0:
                 return True
             if st != _native.FA_ERR_NO_KERNEL:
                 raise h.error(st)
         return False
-    return _torch.on_stream(q, run)
+    return _torch.on_stream(ins[0], run)
+
+
+def _cuda_varlen_forward(q, k, v, o, lse, cu_q, cu_k, batch, max_q, max_k, causal, scale, wl,
+                         wr, softcap):
+    """fa_forward_varlen through the bundles' varlen kernels (o, lse)."""
+    return _run_varlen_kernels("fa_forward_varlen", "forward_varlen", (q, k, v), (o, lse),
+                               cu_q, cu_k, batch, max_q, max_k, causal, scale, wl, wr,
+                               softcap)
 
 
 def _cuda_varlen_backward(do, q, k, v, o, lse, dq, dk, dv, cu_q, cu_k, batch, max_q, max_k,
                           causal, scale, wl, wr, softcap):
-    """fa_backward_varlen through the bundles' varlen backward kernels; False
-    (nothing written) where none serves the call (then the caller runs each
-    sequence on the dense kernels)."""
-    from . import _native, _runtime
-    if os.environ.get("FLASHMLIR_VARLEN_KERNELS") == "0":
-        return False
-    D, Dv = q.shape[2], v.shape[2]
-    if D % 8 or Dv % 8 or not hasattr(_native.runtime(), "fa_backward_varlen"):
-        return False
-    q, k, v, o, do, lse = (_usable(t) for t in (q, k, v, o, do, lse))
-    cu_q, cu_k = cu_q.contiguous(), cu_k.contiguous()
-    p = _runtime.params(DTYPES[q.dtype], _opts(causal, scale, wl, wr, softcap), scale)
-    ts = [_torch._dev(t) for t in (q, k, v, o, do, lse, dq, dk, dv)]
-
-    def run(stream):
-        for h in _runtime.dispatcher().varlen_handles():
-            st = h.backward_varlen(p, *ts, cu_q.data_ptr(), cu_k.data_ptr(), batch, max_q,
-                                   max_k, stream)
-            if st == 0:
-                return True
-            if st != _native.FA_ERR_NO_KERNEL:
-                raise h.error(st)
-        return False
-    return _torch.on_stream(q, run)
+    """fa_backward_varlen through the bundles' varlen backward kernels (dq,
+    dk, dv)."""
+    return _run_varlen_kernels("fa_backward_varlen", "backward_varlen",
+                               (q, k, v, o, do, lse), (dq, dk, dv), cu_q, cu_k, batch, max_q,
+                               max_k, causal, scale, wl, wr, softcap)
 
 
 def _backward_impl(do, q, k, v, o, lse, cu_q, cu_k, max_q, max_k, causal, scale, wl, wr,
