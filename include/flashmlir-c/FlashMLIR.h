@@ -212,6 +212,8 @@ typedef struct {
                          recorded in the manifest */
   int cubin;          /* with ptxas: also keep each kernel's SASS
                          (<name>.cubin), loaded instead of the PTX */
+  int alibi;          /* 1: the ALiBi kernels (alibi_slopes) of the configs
+                         instead of the plain ones (fa-compile --alibi 1) */
 } flashmlir_bundle_options;
 
 /* flashmlir_compile_bundle with options (NULL = the defaults). */

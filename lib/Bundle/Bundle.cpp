@@ -74,9 +74,17 @@ flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
             add(d, d, masked, false);
             out.back().varlen = true;
           }
+          // ALiBi: the head dims of the ALiBi models (BLOOM, MPT,
+          // Baichuan).
+          for (int64_t d : {64, 128}) {
+            add(d, d, masked, false);
+            out.back().alibi = true;
+          }
         } else {
           add(64, 64, masked, true); // softcap
           add(128, 128, masked, true);
+          add(64, 64, masked, false); // ALiBi
+          out.back().alibi = true;
         }
       }
     }
@@ -86,7 +94,8 @@ flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
 static std::string configName(const BundleConfig &c, StringRef kind) {
   return (kind + "_" + c.dtype + "_d" + std::to_string(c.headDim) + "_dv" +
           std::to_string(c.headDimV) + (c.masked ? "_masked" : "") +
-          (c.softcap ? "_softcap" : "") + (c.varlen ? "_varlen" : "") + "_" +
+          (c.softcap ? "_softcap" : "") + (c.alibi ? "_alibi" : "") +
+          (c.varlen ? "_varlen" : "") + "_" +
           c.target)
       .str();
 }
@@ -131,6 +140,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.deterministic = c.deterministic;
   spec.fastTanh = c.fastTanh;
   spec.varlen = c.varlen;
+  spec.alibi = c.alibi;
   int sm = 0;
   if (llvm::StringRef(c.target).starts_with("sm_"))
     llvm::StringRef(c.target).substr(3, 2).getAsInteger(10, sm);
@@ -529,6 +539,9 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
       if (c.varlen)
         kernels.back().getAsObject()->getObject("config")->try_emplace(
             "varlen", true);
+      if (c.alibi)
+        kernels.back().getAsObject()->getObject("config")->try_emplace(
+            "alibi", true);
       // Tensor-core variant: recorded only when on (default manifests unchanged).
       if (attn::usesTensorCores(kindOf(kind), specOf(ctx, c))) {
         llvm::json::Object *config =

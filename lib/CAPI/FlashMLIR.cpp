@@ -424,7 +424,8 @@ int flashmlir_compile_bundle_with_options(
         lim::checkRange("head_dim_v (0: the head dim)", headDimV, 0,
                         lim::kMaxHeadDim),
         lim::checkRange("options.deterministic", bo.deterministic, 0, 1),
-        lim::checkRange("options.cubin", bo.cubin, 0, 1)})
+        lim::checkRange("options.cubin", bo.cubin, 0, 1),
+        lim::checkRange("options.alibi", bo.alibi, 0, 1)})
     if (!msg.empty())
       return fail(err, errlen, "flashmlir_compile_bundle: " + msg);
   auto split = [](llvm::StringRef s) {
@@ -446,8 +447,10 @@ int flashmlir_compile_bundle_with_options(
           for (bool s : choices(softcap))
             configs.push_back({dt.trim().str(), dim, headDimV ? headDimV : dim,
                                m, s, t.trim().str()});
-  for (flashmlir::BundleConfig &c : configs)
+  for (flashmlir::BundleConfig &c : configs) {
     c.deterministic = bo.deterministic != 0;
+    c.alibi = bo.alibi != 0;
+  }
       }
   if (configs.empty())
     return fail(err, errlen, "no configuration to compile");

@@ -117,7 +117,7 @@ def on_stream(t, fn):
         return run()
 
 
-def _cuda_run(kind, q, code, D, Dv, opts, fn, deterministic=False):
+def _cuda_run(kind, q, code, D, Dv, opts, fn, deterministic=False, alibi=False):
     idx = q.device.index
     if idx is None:
         idx = torch.cuda.current_device()
@@ -126,7 +126,7 @@ def _cuda_run(kind, q, code, D, Dv, opts, fn, deterministic=False):
         cc = _CAPABILITY[idx] = tuple(torch.cuda.get_device_capability(idx))
     on_stream(q, lambda stream: _runtime.dispatcher().run(
         kind, code, D, Dv, opts.masked, opts.softcap > 0, cc, lambda h: fn(h, stream),
-        deterministic))
+        deterministic, alibi))
 
 
 # --- implementations ------------------------------------------------------------
@@ -291,16 +291,15 @@ attention_fwd.register_autograd(_backward, setup_context=_setup_context)
 # alibi_slopes (float32 [Hq] or [B, Hq]) gets no gradient (as in
 # FlashAttention-2); sinks (float32 [Hq]) does.
 
-GPU_MODS = ("alibi_slopes / score_mod / mask_mod / rotary_cos, rotary_sin run on the CPU "
-            "kernels so far; the GPU kernels have attention sinks only (issue 15). Pass CPU "
-            "tensors, or leave them None on CUDA")
+GPU_MODS = ("score_mod / mask_mod / rotary_cos, rotary_sin run on the CPU kernels so far; "
+            "the GPU kernels have attention sinks and ALiBi (issue 15). Pass CPU tensors, or "
+            "leave them None on CUDA")
 
 
 def _gpu_unsupported(alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin):
     """The first modification the GPU kernels lack (None: they have them all)."""
-    for name, x in (("alibi_slopes", alibi_slopes), ("score_mod", score_mod),
-                    ("mask_mod", mask_mod), ("rotary_cos", rotary_cos),
-                    ("rotary_sin", rotary_sin)):
+    for name, x in (("score_mod", score_mod), ("mask_mod", mask_mod),
+                    ("rotary_cos", rotary_cos), ("rotary_sin", rotary_sin)):
         if x is not None and not (isinstance(x, str) and not x):
             return name
     return None
@@ -322,6 +321,15 @@ def _mods_pointers(alibi_slopes, sinks, B, Hq, where):
     al = None if alibi_slopes is None else alibi_slopes.contiguous()
     sk = None if sinks is None else sinks.contiguous()
     return al, sk, per_seq
+
+
+def _gpu_score_mods(sk, dsinks, al, per_seq, Hq):
+    """The fa_score_mods of a CUDA call: sinks (and d sinks with sinks), ALiBi
+    slopes ([B, Hq]: batch stride Hq; [Hq]: 0)."""
+    return _runtime.score_mods(
+        None if sk is None else sk.data_ptr(),
+        None if sk is None or dsinks is None else dsinks.data_ptr(),
+        None if al is None else al.data_ptr(), Hq if per_seq else 0)
 
 
 def _cap_args(captures):
@@ -371,13 +379,14 @@ def _forward_mods_impl(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_m
         return o, lse
     q, k, v = _usable(q), _usable(k), _usable(v)
     opts = _opts(causal, scale, window_left, window_right, softcap)
-    if q.device.type != "cpu":  # sinks only (_check_gpu_mods)
+    if q.device.type != "cpu":  # sinks and ALiBi (_check_gpu_mods)
         code = DTYPES[q.dtype]
         p = _runtime.params(code, opts, scale)
-        m = _runtime.score_mods(sk.data_ptr())
+        m = _gpu_score_mods(sk, None, al, per_seq, Hq)
         tq, tk, tv, to, tl = _dev(q), _dev(k), _dev(v), _dev(o), _dev(lse)
         _cuda_run("fwd", q, code, D, Dv, opts,
-                  lambda h, st: h.forward_mods(p, m, tq, tk, tv, to, tl, 0, st))
+                  lambda h, st: h.forward_mods(p, m, tq, tk, tv, to, tl, 0, st),
+                  alibi=al is not None)
         return o, lse
     kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
                            R, rotary_interleaved)
@@ -407,13 +416,13 @@ def _backward_mods_impl(do, q, k, v, o, lse, alibi_slopes, sinks, captures, scor
         return dq.zero_(), dk.zero_(), dv.zero_(), dsinks
     q, k, v, o, do, lse = (_usable(t) for t in (q, k, v, o, do, lse))
     opts = _opts(causal, scale, window_left, window_right, softcap)
-    if q.device.type != "cpu":  # sinks only (_check_gpu_mods)
+    if q.device.type != "cpu":  # sinks and ALiBi (_check_gpu_mods)
         code = DTYPES[q.dtype]
         p = _runtime.params(code, opts, scale)
-        m = _runtime.score_mods(None if sk is None else sk.data_ptr(),
-                                None if sk is None else dsinks.data_ptr())
+        m = _gpu_score_mods(sk, dsinks, al, per_seq, Hq)
         ts = [_dev(t) for t in (q, k, v, o, do, lse, dq, dk, dv)]
-        _cuda_run("bwd", q, code, D, Dv, opts, lambda h, st: h.backward_mods(p, m, *ts, st))
+        _cuda_run("bwd", q, code, D, Dv, opts, lambda h, st: h.backward_mods(p, m, *ts, st),
+                  alibi=al is not None)
         return dq, dk, dv, dsinks
     kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
                            R, rotary_interleaved)

@@ -260,18 +260,61 @@ def test_sinks_cuda_edges():
 
 
 def test_score_mods_on_cuda_raise():
-    """ALiBi, RoPE and user regions have no GPU kernels yet: a clear error
-    naming the argument, never a silently different result."""
+    """RoPE and user regions have no GPU kernels yet: a clear error naming the
+    argument, never a silently different result."""
     q = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.float16)
-    for kw, name in ((dict(alibi_slopes=torch.ones(2, device="cuda")), "alibi_slopes"),
-                     (dict(mask_mod=lambda b, h, i, j: j <= i), "mask_mod"),
+    for kw, name in ((dict(mask_mod=lambda b, h, i, j: j <= i), "mask_mod"),
                      (dict(rotary_cos=torch.ones(8, 32, device="cuda"),
                            rotary_sin=torch.zeros(8, 32, device="cuda")), "rotary_cos")):
-        with pytest.raises(NotImplementedError, match=f"{name} on CUDA: .*attention sinks only"):
+        with pytest.raises(NotImplementedError,
+                           match=f"{name} on CUDA: .*attention sinks and ALiBi"):
             flashmlir.attention(q, q, q, **kw)
-    with pytest.raises(NotImplementedError, match="alibi_slopes"):
-        flashmlir.flash_attn_func(q.transpose(1, 2), q.transpose(1, 2), q.transpose(1, 2),
-                                  alibi_slopes=torch.ones(2, device="cuda"))
+
+
+# ALiBi on the GPU kernels (the `_alibi` kernel variant: -slope |i + Nk - Nq -
+# j| added to each score in the forward, the split-KV decode and the
+# backward): values, lse and gradients against the float64 reference, slopes
+# per head ("head", [Hq]) or per sequence and head ("batch", [B, Hq]).
+ALIBI_CASES = [
+    ("alibi-plain", 2, 4, 4, 70, 70, 64, 64, dict(alibi="head")),
+    ("alibi-gqa-causal-cross", 2, 4, 2, 50, 130, 64, 64, dict(causal=True, alibi="batch")),
+    ("alibi-causal-nq>nk", 1, 2, 1, 90, 40, 64, 64, dict(causal=True, alibi="head")),
+    ("alibi-window-softcap-bshd", 2, 4, 2, 97, 97, 64, 64,
+     dict(window=(16, 5), softcap=20.0, layout="bshd", alibi="batch")),
+    ("alibi-sinks-causal", 1, 4, 2, 130, 130, 64, 64, dict(causal=True, alibi="head", sinks=True)),
+    ("alibi-d128-causal-long", 1, 4, 4, 1000, 1000, 128, 128, dict(causal=True, alibi="batch")),
+    ("alibi-d128-noncausal-cross", 2, 4, 1, 200, 333, 128, 128, dict(alibi="head")),
+    ("alibi-decode-gqa-split", 3, 8, 2, 1, 3000, 128, 128, dict(alibi="batch")),
+    ("alibi-decode-causal-split", 2, 4, 1, 4, 700, 64, 64, dict(causal=True, alibi="head")),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("case", ALIBI_CASES, ids=[c[0] for c in ALIBI_CASES])
+def test_alibi_cuda(case, dtype):
+    check_case("cuda", dtype, case)
+
+
+def test_alibi_cuda_matches_flash_attn_api_and_changes_result():
+    """flash_attn_func's alibi_slopes reach the GPU kernels: the result is the
+    one flashmlir.attention gives, and slopes of 0 give the plain attention
+    (the ALiBi kernels with a zero bias)."""
+    g = torch.Generator().manual_seed(21)
+    q = torch.randn(2, 300, 4, 64, generator=g).to("cuda", torch.bfloat16)
+    k = torch.randn(2, 300, 4, 64, generator=g).to("cuda", torch.bfloat16)
+    sl = (torch.rand(2, 4, generator=g) * 0.3).cuda()
+    o1 = flashmlir.flash_attn_func(q, k, k, causal=True, alibi_slopes=sl)
+    o2 = flashmlir.attention(q, k, k, causal=True, alibi_slopes=sl, layout="bshd")
+    assert torch.equal(o1, o2)
+    plain = flashmlir.attention(q, k, k, causal=True, layout="bshd")
+    zero = flashmlir.attention(q, k, k, causal=True, layout="bshd",
+                               alibi_slopes=torch.zeros(4, device="cuda"))
+    assert (zero.float() - plain.float()).abs().max() < 2e-2
+    assert (o1.float() - plain.float()).abs().max() > 0.1
+    with pytest.raises(ValueError, match="alibi_slopes is on cpu but q is on cuda"):
+        flashmlir.attention(q, k, k, alibi_slopes=sl.cpu(), layout="bshd")
+    with pytest.raises(TypeError, match="alibi_slopes"):
+        flashmlir.attention(q, k, k, alibi_slopes=sl.double(), layout="bshd")
 
 def test_sinks_grad_bit_reproducible():
     """d sinks is summed in a fixed order (attn_bwd_pre's second pass): the

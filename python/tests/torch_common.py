@@ -41,6 +41,11 @@ def check_case(device, dtype, case):
         sk = (torch.rand(Hq, generator=g, dtype=torch.float64) * 4 - 1).float()
         sk = sk.to(device).requires_grad_()
         opts["sinks"] = sk
+    al = opts.pop("alibi", None)  # ALiBi: float32 slopes [Hq] ("head") or [B, Hq]
+    if al is not None:
+        g = torch.Generator().manual_seed(seed + 5)
+        al = torch.rand(*((Hq,) if al == "head" else (B, Hq)), generator=g) * 0.3
+        opts["alibi_slopes"] = al.to(device)
     o, lse = flashmlir.attention(q, k, v, return_lse=True, **opts)
     assert o.dtype == dtype and o.device == q.device and lse.dtype == torch.float32
     assert o.shape == ((B, Nq, Hq, Dv) if bshd else (B, Hq, Nq, Dv))
@@ -50,6 +55,8 @@ def check_case(device, dtype, case):
     ref_opts = {key: opts[key] for key in ("causal", "window", "softcap", "scale") if key in opts}
     if sk is not None:
         ref_opts["sinks"] = f64(sk)
+    if al is not None:
+        ref_opts["alibi"] = f64(al)
     ref = attention_grad_ref(*(f64(bhsd(t, bshd)) for t in (q, k, v, do)), **ref_opts)
     tol, gtol = TOL[dtype]
     assert rel_err(f64(bhsd(o, bshd)), ref[0]) <= tol

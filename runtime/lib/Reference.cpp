@@ -36,7 +36,7 @@ double dot(const double *a, const double *b, int64_t n) {
 /// row's lse, or -inf if no key is visible and there is no sink.
 double rowSoftmax(const AttnConfig &c, int64_t i, const double *qi,
                   const double *kh, double *p, unsigned char *vis, double *th,
-                  double sink) {
+                  double sink, double slope) {
   const bool capped = c.softcap > 0;
   double maxS = sink;
   bool any = sink != -kInf;
@@ -51,6 +51,7 @@ double rowSoftmax(const AttnConfig &c, int64_t i, const double *qi,
       th[j] = std::tanh(s / c.softcap);
       s = c.softcap * th[j];
     }
+    s -= slope * std::fabs(double(i + c.Nk - c.Nq - j));
     p[j] = s; // holds S for now
     maxS = any ? std::max(maxS, s) : s;
     any = true;
@@ -67,6 +68,11 @@ double rowSoftmax(const AttnConfig &c, int64_t i, const double *qi,
   for (int64_t j = 0; j < c.Nk; ++j)
     p[j] /= sum; // masked entries stay 0
   return maxS + std::log(sum);
+}
+
+/// The ALiBi slope of (b, h), 0 without ALiBi.
+double slopeOf(const AttnConfig &c, int64_t b, int64_t h) {
+  return c.alibi ? c.alibi[b * c.alibiStrideB + h] : 0.0;
 }
 
 /// Per-row scratch buffers (length Nk, plus Dv for O).
@@ -106,7 +112,8 @@ void flashmlir::rt::referenceForward(const AttnConfig &c, const double *q,
         const double *qi = q + row * c.D;
         double *oi = o + row * c.Dv;
         double l = rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(),
-                              rs.th.data(), c.sinks ? c.sinks[h] : -kInf);
+                              rs.th.data(), c.sinks ? c.sinks[h] : -kInf,
+                              slopeOf(c, b, h));
         if (lse)
           lse[row] = l;
         std::fill(oi, oi + c.Dv, 0.0);
@@ -154,7 +161,7 @@ void flashmlir::rt::referenceBackward(const AttnConfig &c, const double *q,
         double *dqi = dq + row * c.D;
         const double sink = c.sinks ? c.sinks[h] : -kInf;
         double l = rowSoftmax(c, i, qi, kh, rs.p.data(), rs.vis.data(),
-                              rs.th.data(), sink);
+                              rs.th.data(), sink, slopeOf(c, b, h));
         if (l == -kInf)
           continue; // empty row: no contribution
 
@@ -296,9 +303,12 @@ void scatterRows(const std::vector<double> &src, double *x, int64_t H,
               x + (h * T + r0) * W);
 }
 
-/// The dense problem of sequence b.
-AttnConfig sequenceConfig(const AttnConfig &cfg, int64_t nq, int64_t nk) {
+/// The dense problem of sequence b (its ALiBi slopes: row b).
+AttnConfig sequenceConfig(const AttnConfig &cfg, int64_t b, int64_t nq,
+                          int64_t nk) {
   AttnConfig c = cfg;
+  if (c.alibi)
+    c.alibi += b * c.alibiStrideB;
   c.B = 1;
   c.Nq = nq;
   c.Nk = nk;
@@ -325,7 +335,7 @@ void flashmlir::rt::referenceVarlenForward(const AttnConfig &cfg,
       std::vector<double> qs = gatherRows(q, cfg.Hq, Tq, cfg.D, q0, nq);
       std::vector<double> ks = gatherRows(k, cfg.Hkv, Tk, cfg.D, k0, nk);
       std::vector<double> vs = gatherRows(v, cfg.Hkv, Tk, cfg.Dv, k0, nk);
-      referenceForward(sequenceConfig(cfg, nq, nk), qs.data(), ks.data(),
+      referenceForward(sequenceConfig(cfg, b, nq, nk), qs.data(), ks.data(),
                        vs.data(), os.data(), ls.data());
     }
     scatterRows(os, o, cfg.Hq, Tq, cfg.Dv, q0, nq);
@@ -350,7 +360,7 @@ void flashmlir::rt::referenceVarlenBackward(
       std::vector<double> ks = gatherRows(k, cfg.Hkv, Tk, cfg.D, k0, nk);
       std::vector<double> vs = gatherRows(v, cfg.Hkv, Tk, cfg.Dv, k0, nk);
       std::vector<double> dos = gatherRows(dO, cfg.Hq, Tq, cfg.Dv, q0, nq);
-      referenceBackward(sequenceConfig(cfg, nq, nk), qs.data(), ks.data(),
+      referenceBackward(sequenceConfig(cfg, b, nq, nk), qs.data(), ks.data(),
                         vs.data(), dos.data(), dqs.data(), dks.data(),
                         dvs.data());
     }

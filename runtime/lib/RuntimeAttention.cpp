@@ -26,7 +26,8 @@ extern "C" {
 namespace {
 
 /// Adds the score modifications `mods` (may be null) to `p`: the sinks
-/// buffers of KernelAbi.h ([Hq] f32 each).
+/// buffers of KernelAbi.h ([Hq] f32 each) and the ALiBi slopes (p->alibi:
+/// only ALiBi kernels serve the call).
 fa_status addScoreMods(fa_runtime *rt, Problem *p, const fa_score_mods *mods,
                        const char *where) {
   if (!mods)
@@ -38,6 +39,25 @@ fa_status addScoreMods(fa_runtime *rt, Problem *p, const fa_score_mods *mods,
     p->setBuffer("sinks", reinterpret_cast<uint64_t>(mods->sinks), p->Hq);
   if (mods->dsinks)
     p->setBuffer("dsinks", reinterpret_cast<uint64_t>(mods->dsinks), p->Hq);
+  if (mods->alibi_slopes) {
+    const int64_t stride = mods->alibi_batch_stride;
+    if (stride != 0 && stride < p->Hq)
+      return fail(rt, FA_ERR_INVALID,
+                  std::string(where) + ": alibi_batch_stride " +
+                      std::to_string(stride) +
+                      " must be 0 (one slope per head) or >= the query heads (" +
+                      std::to_string(p->Hq) + ")");
+    const int64_t seqs = p->varlen ? p->seqs : p->B;
+    p->alibi = true;
+    p->setBuffer("alibi_slopes",
+                 reinterpret_cast<uint64_t>(mods->alibi_slopes),
+                 stride * (seqs - 1) + p->Hq);
+    p->setI64("alibi_stride_b", stride);
+  } else if (mods->alibi_batch_stride != 0) {
+    return fail(rt, FA_ERR_INVALID,
+                std::string(where) +
+                    ": alibi_batch_stride is set but alibi_slopes is null");
+  }
   return FA_OK;
 }
 

@@ -101,6 +101,8 @@ struct KernelConfig {
   std::string target; ///< "sm_90", "sm_80", ...
   /// Variable-length (packed) kernel (the manifest's optional "varlen").
   bool varlen = false;
+  /// ALiBi kernel (the manifest's optional "alibi"): takes alibi_slopes.
+  bool alibi = false;
 };
 
 /// grid[i] = ceil(value(dim) / div), or `constant` when dim is empty.
@@ -240,6 +242,8 @@ struct Problem {
   /// and Nq / Nk = the packed rows (Tq / Tk); `seqs` sequences.
   bool varlen = false;
   int64_t seqs = 0;
+  /// ALiBi slopes given (fa_score_mods): only ALiBi kernels serve the call.
+  bool alibi = false;
   /// Values passed to the kernels (window_right = 0 when causal).
   int64_t windowLeft = -1, windowRight = -1;
   float scale = 0, softcapValue = 0;

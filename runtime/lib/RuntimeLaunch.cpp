@@ -494,7 +494,8 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
         if (k.kind == kind && c.dtype == p.dtype && c.headDim == p.D &&
             c.headDimV == p.Dv && c.softcap == p.softcap &&
             c.causal == mask.first && c.window == mask.second &&
-            c.target == target && c.varlen == p.varlen) {
+            c.target == target && c.varlen == p.varlen &&
+            c.alibi == p.alibi) {
           int rank = k.selected ? 2 : k.group.empty() || k.isDefault ? 1 : 0;
           if (best < 0 || rank > bestRank)
             best = static_cast<int>(i), bestRank = rank;
@@ -512,7 +513,8 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
                     " head_dim=" + std::to_string(p.D) +
                     " head_dim_v=" + std::to_string(p.Dv) + " " +
                     flagsString(p.causal, p.window, p.softcap) +
-                    (p.varlen ? " varlen" : "") + " on sm_" +
+                    (p.varlen ? " varlen" : "") + (p.alibi ? " alibi" : "") +
+                    " on sm_" +
                     std::to_string(ccMajor) + std::to_string(ccMinor);
   const char *forced = forcedGpuTarget();
   if (targets.empty() && forced)

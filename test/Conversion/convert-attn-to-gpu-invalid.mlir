@@ -16,11 +16,21 @@ func.func @varlen_bwd_sinks(%q: memref<30x4x64xf16>, %l: memref<4x30xf32>, %cu: 
 
 // -----
 
-// The GPU kernels have attention sinks only (convert-attn-to-gpu.mlir): the
-// other score modifications get a clear error naming them.
-func.func @gpu_rejects(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>, %sl: memref<4xf32>) {
-  // expected-error @+1 {{with alibi_slopes is not supported by convert-attn-to-gpu yet (the GPU kernels have attention sinks only; attn-tile-forward, attn-tile-backward and attn-lower-unfused lower it on the CPU)}}
-  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) alibi_slopes(%sl : memref<4xf32>) outs(%o : memref<1x4x8x64xf16>)
+// The GPU kernels have attention sinks and ALiBi (convert-attn-to-gpu.mlir,
+// convert-attn-to-gpu-alibi.mlir): the other score modifications get a
+// clear error naming them.
+func.func @gpu_rejects(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>, %c: memref<8x32xf32>) {
+  // expected-error @+1 {{with rotary is not supported by convert-attn-to-gpu yet (the GPU kernels have attention sinks and ALiBi; attn-tile-forward, attn-tile-backward and attn-lower-unfused lower it on the CPU)}}
+  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) rotary(%c, %c : memref<8x32xf32>, memref<8x32xf32>) outs(%o : memref<1x4x8x64xf16>)
+  return
+}
+
+// -----
+
+// The kernels read slope (b, h) at b * alibi_stride_b + h.
+func.func @alibi_strided(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>, %sl: memref<1x4xf32, strided<[8, 2]>>) {
+  // expected-error @+1 {{convert-attn-to-gpu: alibi_slopes 'memref<1x4xf32, strided<[8, 2]>>' must have a unit stride over its heads}}
+  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) alibi_slopes(%sl : memref<1x4xf32, strided<[8, 2]>>) outs(%o : memref<1x4x8x64xf16>)
   return
 }
 

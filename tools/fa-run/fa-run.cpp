@@ -124,6 +124,9 @@ it against a float64 reference and times it.
   --sinks                 attention sinks: random f32 logits [HQ], one per
                           query head (gpt-oss); with --backward also d sinks
                           (checked as dsinks_err); not with --varlen
+  --alibi                 ALiBi: random f32 slopes [B, HQ] in [0, 0.3), one per
+                          sequence and query head (FlashAttention-2's
+                          alibi_slopes); not with --varlen
   --help                  print this help
 
 peak_bytes is the memory the attention itself allocates: on cpu the peak of
@@ -168,6 +171,8 @@ struct Options {
   int64_t numSplits = 0;
   /// --sinks: attention sinks (fa_forward_mods / ScoreModArgs::sinks).
   bool sinks = false;
+  /// --alibi: ALiBi slopes [B, Hq] (fa_score_mods / ScoreModArgs).
+  bool alibi = false;
 
   bool cuda() const { return device == "cuda"; }
   bool hasWindow() const { return windowLeft != -1 || windowRight != -1; }
@@ -241,6 +246,7 @@ int parseArgs(int argc, char **argv, Options &o) {
     FVarlenK,
     FNumSplits,
     FSinks,
+    FAlibi,
     FHelp
   };
   struct Spec {
@@ -263,7 +269,7 @@ int parseArgs(int argc, char **argv, Options &o) {
       {"reps", FReps, true},           {"bundle", FBundle, true},
       {"varlen", FVarlen, true},       {"varlen-k", FVarlenK, true},
       {"num-splits", FNumSplits, true}, {"sinks", FSinks, false},
-      {"help", FHelp, false},
+      {"alibi", FAlibi, false},        {"help", FHelp, false},
   };
 
   for (int i = 1; i < argc; ++i) {
@@ -380,6 +386,9 @@ int parseArgs(int argc, char **argv, Options &o) {
     case FSinks:
       o.sinks = true;
       break;
+    case FAlibi:
+      o.alibi = true;
+      break;
     case FCheck:
       o.check = true;
       break;
@@ -489,9 +498,11 @@ int parseArgs(int argc, char **argv, Options &o) {
     if (o.varlenK.size() != o.varlenQ.size())
       return usageError("--varlen-k has %zu lengths, --varlen %zu",
                         o.varlenK.size(), o.varlenQ.size());
-    if (o.sinks)
-      return usageError("--sinks with --varlen is not supported by fa-run "
-                        "(the GPU's variable-length kernels have no sinks yet)");
+    if (o.sinks || o.alibi)
+      return usageError("--%s with --varlen is not supported by fa-run "
+                        "(the GPU's variable-length kernels have no %s yet)",
+                        o.sinks ? "sinks" : "alibi",
+                        o.sinks ? "sinks" : "ALiBi");
     if (o.pipeline == "unfused")
       return usageError("--varlen needs --pipeline tiled");
     o.cuQ = {0};
@@ -694,6 +705,8 @@ struct Tensors {
   /// --sinks: the logits [Hq] and d sinks [Hq] (poisoned; f32 whatever the
   /// dtype), empty without.
   std::vector<float> sinks, dsinks;
+  /// --alibi: the slopes [B, Hq] (f32), empty without.
+  std::vector<float> alibi;
 
   std::vector<HostTensor *> all() {
     std::vector<HostTensor *> v_ = {&q, &k, &v, &out, &lse};
@@ -1036,6 +1049,10 @@ public:
       m.sinks = t->sinks.data();
       m.gradSinks = t->dsinks.data();
     }
+    if (!t->alibi.empty()) {
+      m.alibiSlopes = t->alibi.data();
+      m.alibiPerSequence = true;
+    }
     return m;
   }
 
@@ -1205,6 +1222,15 @@ public:
             st != FA_OK)
           return fail(rt, st, err);
       }
+    if (!t->alibi.empty()) { // f32 [B, Hq]
+      size_t bytes = t->alibi.size() * sizeof(float);
+      if (fa_status st = fa_malloc(rt, bytes, &alibiDev); st != FA_OK)
+        return fail(rt, st, err);
+      allocations.push_back(alibiDev);
+      if (fa_status st = fa_memcpy_htod(rt, alibiDev, t->alibi.data(), bytes);
+          st != FA_OK)
+        return fail(rt, st, err);
+    }
     if (o.varlen) // the offsets, in device memory
       for (int i = 0; i < 2; ++i) {
         const std::vector<int32_t> &cu = i ? o.cuK : o.cuQ;
@@ -1259,7 +1285,9 @@ public:
           },
           err);
     }
-    fa_score_mods mods{static_cast<const float *>(sinksDev[0]), nullptr};
+    fa_score_mods mods{static_cast<const float *>(sinksDev[0]), nullptr,
+                       static_cast<const float *>(alibiDev),
+                       alibiDev ? o.heads : 0};
     return call(
         [&](fa_runtime *rt) {
           return fa_forward_mods(rt, &params, &mods, &dev[Q], &dev[K],
@@ -1287,7 +1315,9 @@ public:
           err);
     }
     fa_score_mods mods{static_cast<const float *>(sinksDev[0]),
-                       static_cast<float *>(sinksDev[1])};
+                       static_cast<float *>(sinksDev[1]),
+                       static_cast<const float *>(alibiDev),
+                       alibiDev ? o.heads : 0};
     return call(
         [&](fa_runtime *rt) {
           return fa_backward_mods(rt, &params, &mods, &dev[Q], &dev[K],
@@ -1331,6 +1361,8 @@ private:
   enum Slot { Q, K, V, O, LSE, DO, DQ, DK, DV, NumSlots };
   /// --sinks: the logits and d sinks in device memory (null without).
   void *sinksDev[2] = {nullptr, nullptr};
+  /// --alibi: the slopes in device memory (null without).
+  void *alibiDev = nullptr;
 
   /// Sets `err` to the runtime's message for `st` and returns false.
   static bool fail(fa_runtime *rt, fa_status st, std::string &err) {
@@ -1415,7 +1447,7 @@ private:
           std::to_string(o.headDim) + " --head-dim-v " +
           std::to_string(o.headDimV) + " --masked " + (masked() ? "1" : "0") +
           " --softcap " + (o.softcap > 0 ? "1" : "0") +
-          ", and pass --bundle DIR)";
+          (o.alibi ? " --alibi 1" : "") + ", and pass --bundle DIR)";
     return false;
 #else
     if (ccMajor * 10 + ccMinor < 75 || stage == Stage::Compiled) {
@@ -1485,7 +1517,7 @@ private:
            std::to_string(kernelDim(o.headDim)) + "_dv" +
            std::to_string(kernelDim(o.headDimV)) +
            (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "") +
-           (o.varlen ? "_varlen" : "");
+           (o.alibi ? "_alibi" : "") + (o.varlen ? "_varlen" : "");
   }
 
   /// $FLASHMLIR_CACHE_DIR, else $HOME/.cache/flashmlir; empty if neither.
@@ -1549,6 +1581,7 @@ private:
       c.masked = masked();
       c.softcap = o.softcap > 0;
       c.varlen = o.varlen;
+      c.alibi = o.alibi;
       c.target = target;
       configs.push_back(c);
     }
@@ -1738,6 +1771,18 @@ int run(int argc, char **argv) {
     t.sinks.assign(sinksD.begin(), sinksD.end());
     t.dsinks.assign(o.heads, std::numeric_limits<float>::quiet_NaN());
     cfg.sinks = sinksD.data();
+  }
+  // ALiBi slopes [B, Hq] in [0, 0.3) (FlashAttention-2's tests' range).
+  std::vector<double> alibiD;
+  if (o.alibi) {
+    alibiD.resize(o.batch * o.heads);
+    rt::fillRandom(deriveSeed(o.seed, 6), rt::DType::F32, alibiD.data(),
+                   alibiD.size());
+    for (double &x : alibiD)
+      x = static_cast<float>(0.3 * std::fabs(std::tanh(x)));
+    t.alibi.assign(alibiD.begin(), alibiD.end());
+    cfg.alibi = alibiD.data();
+    cfg.alibiStrideB = o.heads;
   }
   if (o.backward) {
     dOd.resize(t.dO.numel);

@@ -74,6 +74,13 @@
 #                              (-k sinks, gpt-oss vs eager), tools/gpu/sinks_bench.py. BUNDLE:
 #                              fa-compile --target sm_90a --dtype f32,f16,bf16 --head-dim
 #                              40,64,128 --masked both --softcap both --ptxas P --cubin
+#   tools/gpu/h100.sh alibi    ALiBi (issue 15): fa-run --alibi --check (float64 reference,
+#                              slopes [B, Hq]) over dtypes / GQA / masks / softcap / sinks /
+#                              split-KV decode, memcheck + racecheck, the Python CUDA tests
+#                              (-k alibi), tools/gpu/alibi_bench.py (vs no ALiBi and
+#                              FlexAttention's score_mod). BUNDLE: fa-compile --target sm_90a
+#                              --dtype f32,f16,bf16 --head-dim 64,128 --masked both --softcap
+#                              both --alibi both
 #   tools/gpu/h100.sh all      (check, python, bench; and det when DET_BUNDLE is set)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -451,6 +458,39 @@ sinks() {
   step "attention sinks: cost (tools/gpu/sinks_bench.py)"
   python3 tools/gpu/sinks_bench.py --json "$OUT/sinks_bench.json" 2>&1 | grep -v Warn | tee "$OUT/sinks_bench.log" | tail -6
 }
+alibi() {
+  step "ALiBi: fa-run --device cuda --alibi --check"
+  local n=0 bad=0 a
+  for a in "--dtype bf16 --batch 2 --heads 8 --kv-heads 2 --seqlen-q 300 --seqlen-k 400 --head-dim 128 --causal --backward" \
+           "--dtype f16 --batch 1 --heads 4 --seqlen-q 257 --head-dim 64 --window 32,8 --softcap 20 --backward --layout bshd" \
+           "--dtype f32 --batch 2 --heads 2 --seqlen-q 65 --seqlen-k 90 --head-dim 64 --backward" \
+           "--dtype f32 --batch 1 --heads 2 --seqlen-q 70 --head-dim 128 --causal --backward" \
+           "--dtype bf16 --batch 1 --heads 2 --seqlen-q 100 --seqlen-k 30 --head-dim 64 --causal --backward" \
+           "--dtype f16 --batch 2 --heads 4 --seqlen-q 1000 --head-dim 128 --backward --sinks" \
+           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 0" \
+           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 1" \
+           "--dtype f16 --batch 2 --heads 4 --kv-heads 1 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal --num-splits 7"; do
+    $FARUN --device cuda --bundle "$BUNDLE" --check --alibi $a > "$OUT/farun-alibi.log" 2>&1; rc=$?; n=$((n+1))
+    echo "rc=$rc $a: $(grep -oE '"(fwd|dq|dk|dv)_err": [^,]*' "$OUT/farun-alibi.log" | tr '\n' ' ')"
+    [ "$rc" = 0 ] || { bad=$((bad+1)); echo "FAIL rc=$rc: $a"; grep -E "err|error" "$OUT/farun-alibi.log" | head -8; }
+  done
+  echo "fa-run --alibi: $n runs, $bad failed"; [ "$bad" = 0 ] || status=1
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --check --alibi \
+      --dtype bf16 --batch 2 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward \
+      > "$OUT/sanitizer-alibi-$tool.log" 2>&1; rc=$?
+    echo "$tool rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-alibi-$tool.log" | head -1)"; status=$((status|rc))
+  done
+  step "ALiBi: Python CUDA tests"
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
+  python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py -k "alibi or score_mods or sinks" \
+    > "$OUT/pytest-alibi.log" 2>&1; rc=$?
+  grep -E "FAILED|Error" "$OUT/pytest-alibi.log" | head -10; tail -1 "$OUT/pytest-alibi.log"; status=$((status|rc))
+  [ "$bad" = 0 ] || { echo "ALiBi: fa-run failed, no benchmark"; return; }
+  [ "${ALIBI_BENCH:-1}" = 1 ] || return 0
+  step "ALiBi: cost and FlexAttention (tools/gpu/alibi_bench.py)"
+  python3 tools/gpu/alibi_bench.py --json "$OUT/alibi_bench.json" 2>&1 | grep -v Warn | tee "$OUT/alibi_bench.log" | tail -14
+}
 varlen() {
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   step "varlen: fa-run --device cuda --varlen --backward (fa_forward_varlen, fa_backward_varlen, poisoned outputs, float64 reference)"
@@ -489,6 +529,7 @@ case "${1:-all}" in
   check) check ;;
   varlen) varlen ;;
   sinks) sinks ;;
+  alibi) alibi ;;
   decode) decode ;;
   turing) turing ;;
   python) python_pkg ;;

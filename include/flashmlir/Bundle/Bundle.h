@@ -47,6 +47,10 @@ struct BundleConfig {
   /// Variable-length (packed) batches: only the forward kernel, recorded in
   /// the manifest ("varlen": true) and named with a "_varlen" suffix.
   bool varlen = false;
+  /// ALiBi (alibi_slopes): every kernel that computes scores takes the
+  /// slopes; recorded in the manifest ("alibi": true) and named with an
+  /// "_alibi" suffix.
+  bool alibi = false;
   /// The split-KV (decode) forward, fwd_split + fwd_combine, where the
   /// configuration has it (attn::hasSplitForward: f16 / bf16 tensor cores).
   bool splitKv = true;

@@ -94,7 +94,8 @@ static std::string moduleName(const GpuKernelSpec &spec) {
   os << spec.elementType;
   return ("attn_kernels_" + et + "_d" + std::to_string(spec.headDim) + "_dv" +
           std::to_string(spec.headDimV) + (spec.masked ? "_masked" : "") +
-          (spec.softcap ? "_softcap" : "") + (spec.varlen ? "_varlen" : ""));
+          (spec.softcap ? "_softcap" : "") + (spec.alibi ? "_alibi" : "") +
+          (spec.varlen ? "_varlen" : ""));
 }
 
 /// Returns the kernel `kind` of `spec`, building its gpu.module on first use.
@@ -157,10 +158,13 @@ static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
   spec.elementType = q.getElementType();
   spec.headDim = q.getDimSize(q.getRank() - 1);
   spec.headDimV = v.getDimSize(v.getRank() - 1);
-  if (auto fwd = dyn_cast<AttentionOp>(op))
+  if (auto fwd = dyn_cast<AttentionOp>(op)) {
     spec.varlen = fwd.isVarlen();
-  else if (auto bwd = dyn_cast<AttentionBackwardOp>(op))
+    spec.alibi = bool(fwd.getAlibiSlopes());
+  } else if (auto bwd = dyn_cast<AttentionBackwardOp>(op)) {
     spec.varlen = bwd.isVarlen();
+    spec.alibi = bool(bwd.getAlibiSlopes());
+  }
   spec.masked = mask.isMasked();
   spec.softcap = softcap;
   return spec;
@@ -240,22 +244,47 @@ static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op,
 }
 
 /// The score modifications the GPU kernels have: attention sinks (an
-/// optional buffer of attn_fwd / attn_fwd_combine / attn_bwd_pre,
-/// KernelAbi.h). ALiBi, RoPE and user regions are errors naming them.
+/// optional buffer of attn_fwd / attn_fwd_combine / attn_bwd_pre) and ALiBi
+/// (the alibi kernel variant, KernelAbi.h). RoPE and user regions are
+/// errors naming them; so are ALiBi slopes whose head dimension is not
+/// contiguous (the kernels read slope (b, h) at b * alibi_stride_b + h).
 template <typename OpT>
 static LogicalResult checkGpuScoreMods(OpT op) {
-  StringRef what = op.getAlibiSlopes()  ? "alibi_slopes"
-                   : op.getRotaryCos()  ? "rotary"
+  StringRef what = op.getRotaryCos()  ? "rotary"
                    : !op.getScoreMod().empty() ? "a score_mod region"
                    : !op.getMaskMod().empty()  ? "a mask_mod region"
                                                : "";
-  if (what.empty())
-    return success();
-  return op->emitOpError()
-         << "with " << what
-         << " is not supported by convert-attn-to-gpu yet (the GPU kernels "
-            "have attention sinks only; attn-tile-forward, "
-            "attn-tile-backward and attn-lower-unfused lower it on the CPU)";
+  if (!what.empty())
+    return op->emitOpError()
+           << "with " << what
+           << " is not supported by convert-attn-to-gpu yet (the GPU kernels "
+              "have attention sinks and ALiBi; attn-tile-forward, "
+              "attn-tile-backward and attn-lower-unfused lower it on the CPU)";
+  auto type = op.getAlibiSlopes()
+                  ? dyn_cast<MemRefType>(op.getAlibiSlopes().getType())
+                  : MemRefType();
+  if (type) {
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (failed(type.getStridesAndOffset(strides, offset)) ||
+        strides.back() != 1)
+      return op->emitOpError()
+             << "convert-attn-to-gpu: alibi_slopes " << type
+             << " must have a unit stride over its heads";
+  }
+  return success();
+}
+
+/// `alibi_slopes` and `alibi_stride_b` (0 for one slope per head [Hq]) for
+/// an op with ALiBi.
+static void addAlibiArgs(Codegen &cg, HostArgs &host, Value slopes) {
+  if (!slopes)
+    return;
+  host.addTensor(cg, "alibi_slopes", slopes);
+  host.values["alibi_stride_b"] =
+      cast<MemRefType>(slopes.getType()).getRank() == 2
+          ? host.values["alibi_slopes_stride_b"]
+          : cg.idx(0);
 }
 
 /// `sinks` (and `dsinks`) as the kernels take them: the op's f32 [Hq]
@@ -309,6 +338,7 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
     lse = packedAsDense(cg, lse);
   host.addTensor(cg, "lse", lse);
   addSinkArgs(cg, host, op.getSinks(), Value());
+  addAlibiArgs(cg, host, op.getAlibiSlopes());
   launch(cg, top, GpuKernelKind::Fwd, spec, host);
   if (tmp)
     gpu::DeallocOp::create(b, Type(), ValueRange{}, tmp);
@@ -375,6 +405,7 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   }
   Value dsinks = op.getSinks() ? op.getGradSinks() : Value();
   addSinkArgs(cg, host, op.getSinks(), dsinks);
+  addAlibiArgs(cg, host, op.getAlibiSlopes());
   host.values["sinks_pass"] = cg.idx(0);
   launch(cg, top, GpuKernelKind::BwdPre, spec, host);
   launch(cg, top, GpuKernelKind::BwdMain, spec, host);

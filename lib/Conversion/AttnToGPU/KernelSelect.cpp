@@ -113,6 +113,7 @@ flashmlir::abi::Variant mlir::attn::abiVariant(const GpuKernelSpec &s) {
   v.deterministic = s.deterministic;
   v.scaledDqAcc = fragmentOrderDqAcc(s);
   v.varlen = s.varlen;
+  v.alibi = s.alibi;
   return v;
 }
 

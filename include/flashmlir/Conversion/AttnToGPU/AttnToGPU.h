@@ -71,8 +71,12 @@ struct GpuKernelSpec {
   /// offsets from the `cu_seqlens_q` / `cu_seqlens_k` buffers (grid z = the
   /// sequences, x = query blocks of `max_seqlen_q`, passed as `seqlen_q`)
   /// and address q/k/v/o/lse rows from them (KernelBuilder::beginSequence).
-  /// Tensor-core forward kernels only, so far.
+  /// Forward and backward (not the deterministic backward).
   bool varlen = false;
+  /// ALiBi: the score kernels take `alibi_slopes` / `alibi_stride_b`
+  /// (abi::Variant::alibi) and add -slope |i + Nk - Nq - j| to each score
+  /// (Primitives/Score.h).
+  bool alibi = false;
 };
 
 /// The kernel kinds of the ABI. The launch order of the backward is BwdPre,

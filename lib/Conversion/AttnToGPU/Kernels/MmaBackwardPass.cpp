@@ -118,12 +118,25 @@ void Kernel::pass(Step &st, int64_t pass, SmallVector<Value> &dk,
   };
   // Softcap: S^T -> tanh(S^T scale / c) (Primitives/Score.h); its 1 -
   // tanh^2 multiplies dS^T below (wgmma: done above, into dP^T).
+  // ALiBi in the log2 domain (Primitives/Score.h): -slope log2(e) |key -
+  // query - off| joins -lse log2(e); element (r, j, e) is at dist[r] - (8 j
+  // + e).
+  Value alibiW, alibiDist[2];
+  if (s.alibi) {
+    alibiW = cg.fmul(score::alibiSlope(k, bi, st.cur.h), cg.f32(kLog2e));
+    Value qBase = cg.add(cg.add(q0, qb), cg.mul(t, cg.idx(2)));
+    for (int64_t r = 0; r < 2; ++r)
+      alibiDist[r] = score::alibiDist(k, keyRow[r], qBase, off);
+  }
   SmallVector<Value> pv, sech2;
   for (int64_t j = 0; j < ST; ++j)
     for (int64_t i = 0; i < 4; ++i) {
       Value lse = memref::LoadOp::create(
           b, lseS, ValueRange{cg.add(rowOff, qCol(j, i % 2))});
       Value negL = cg.fmul(lse, cg.f32(-kLog2e));
+      if (s.alibi)
+        negL = score::alibi(k, negL, alibiW, alibiDist[i / 2],
+                            -(8 * j + i % 2));
       Value x = sAcc[j][i];
       if (s.softcap && !wg) {
         Value d;

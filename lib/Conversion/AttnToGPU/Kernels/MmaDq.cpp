@@ -162,6 +162,9 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
 
   // The two query rows of this lane, their lse log2e and dr (rows >= Nq:
   // those of row Nq - 1).
+  Value alibiW = s.alibi ? cg.fmul(score::alibiSlope(k, bi, h),
+                                   cg.f32(kLog2e))
+                         : Value();
   Value qRow[2], nlse2[2], ndr[2];
   Value rowBase = cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq);
   Value lseBase = cg.add(cg.mul(bi, k.arg("lse_stride_b")),
@@ -270,6 +273,13 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
     SmallVector<SmallVector<Value>> sAcc = product(
         qf, qs, ks, D,
         SmallVector<SmallVector<Value>>(NT, SmallVector<Value>(4, cg.f32(0.0))));
+    // ALiBi in the log2 domain (Primitives/Score.h): element (r, j, e) at
+    // key k0 + 2 t + 8 j + e of row qRow[r].
+    Value alibiDist[2];
+    if (s.alibi)
+      for (int64_t r = 0; r < 2; ++r)
+        alibiDist[r] = score::alibiDist(k, cg.add(k0, cg.mul(t, cg.idx(2))),
+                                        qRow[r], off);
     SmallVector<Value> pv, sech2;
     for (int64_t j = 0; j < NT; ++j)
       for (int64_t i = 0; i < 4; ++i)
@@ -278,7 +288,10 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
             s.softcap ? score::softcap(k, sAcc[j][i], capMul, sch.fastTanh,
                                        &sech2.emplace_back())
                       : sAcc[j][i],
-            scale2, nlse2[i / 2])));
+            scale2,
+            s.alibi ? score::alibi(k, nlse2[i / 2], alibiW, alibiDist[i / 2],
+                                   8 * j + i % 2)
+                    : nlse2[i / 2])));
 
     // Element mask on tiles not entirely visible to every row of the tile
     // (and keys >= Nk): P = 0 there.

@@ -66,6 +66,8 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <optional>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
@@ -297,6 +299,17 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
         cg.f32(1e-30));
   }
 
+  // ALiBi: the weight of a slope on x' (log2(e) / scale2; Score.h) and the
+  // head's slope (split: each packed row has its own query head, whose slope
+  // the key loop loads per tile; four weights live across the loop spilled
+  // at masked D = 128).
+  Value alibiToX, alibiW;
+  if (s.alibi) {
+    alibiToX = cg.fdiv(cg.f32(kLog2e), scale2);
+    if (!split)
+      alibiW = cg.fmul(score::alibiSlope(k, bi, h), alibiToX);
+  }
+
   // Loop state: per m16 tile m[2], l[2] (per-lane partial sums), then per
   // m16 tile O[OT][4].
   SmallVector<Value> init;
@@ -368,6 +381,36 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
           sv[mt].push_back(
               s.softcap ? score::softcap(k, sAcc[mt][j][e], capMul, sch.fastTanh)
                         : sAcc[mt][j][e]);
+
+    if (s.alibi) { // element (row r, key colBase + 8 j + e)
+      // Dense: the rows' lane offsets from an opaque copy of the thread id
+      // (hoisted out of the key loop they stay live next to O: the sm_80
+      // kernel at masked D = 64 spilled 64 bytes). Split: the hoisted rows,
+      // with the slopes loaded per tile instead.
+      std::optional<LaneIds> lo;
+      if (!split)
+        lo = k.laneIds(opaqueIndex(b, tid));
+      Value colBase = cg.add(k0, cg.mul(split ? t : lo->t, cg.idx(2)));
+      for (int64_t mt = 0; mt < MT; ++mt)
+        for (int64_t r = 0; r < 2; ++r) {
+          Value row = split ? qRow[mt][r]
+                            : cg.add(cg.add(q0, cg.mul(lo->warp, cg.idx(16 * MT))),
+                                     cg.add(lo->g, cg.idx(16 * mt + 8 * r)));
+          Value dist = score::alibiDist(k, colBase, qPos(row), off);
+          Value w = alibiW;
+          if (split)
+            w = cg.fmul(score::alibiSlope(
+                            k, bi,
+                            cg.add(cg.mul(hk, group),
+                                   arith::RemUIOp::create(b, row, group))),
+                        alibiToX);
+          for (int64_t j = 0; j < NT; ++j)
+            for (int64_t e = 0; e < 2; ++e) {
+              Value &x = sv[mt][j * 4 + r * 2 + e];
+              x = score::alibi(k, x, w, dist, 8 * j + e);
+            }
+        }
+    }
 
     // Element mask on blocks not entirely visible to every row of the block.
     // (Split: the packed rows' queries lie in [q0 / group, q0 + kBlockM),

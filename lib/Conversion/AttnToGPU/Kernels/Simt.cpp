@@ -6,6 +6,8 @@
 
 #include "Simt.h"
 
+#include "../Primitives/Score.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -128,6 +130,19 @@ Value simt::visible(KernelBuilder &k, Value qi, Value kj, Value off,
       k.b, cg.cmp(arith::CmpIPredicate::slt, wr, c0),
       cg.cmp(arith::CmpIPredicate::sle, kj, cg.add(diag, wr)));
   return cg.andI(vis, cg.andI(leftOk, rightOk));
+}
+
+Value simt::alibiWeight(KernelBuilder &k, Value bi, Value h) {
+  if (!k.spec.alibi)
+    return {};
+  return k.cg.fmul(score::alibiSlope(k, bi, h), k.cg.f32(kLog2e));
+}
+
+Value simt::alibi(KernelBuilder &k, Value s2, Value w, Value qi, Value kj,
+                  Value off) {
+  if (!w)
+    return s2;
+  return score::alibi(k, s2, w, score::alibiDist(k, kj, qi, off), 0);
 }
 
 Value simt::score(KernelBuilder &k, Value qk, Value *derivOut) {

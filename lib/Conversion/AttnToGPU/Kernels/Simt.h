@@ -73,6 +73,14 @@ Value visible(KernelBuilder &k, Value qi, Value kj, Value off, Value nk);
 /// `derivOut` receives dS/ds = 1 - tanh(scale qk / c)^2.
 Value score(KernelBuilder &k, Value qk, Value *derivOut = nullptr);
 
+/// The ALiBi weight of (sequence bi, query head h) in the log2 domain
+/// (slope log2(e)); null without ALiBi.
+Value alibiWeight(KernelBuilder &k, Value bi, Value h);
+/// Score `s2` (log2 domain) of query `qi`, key `kj` with ALiBi's -w |kj - qi
+/// - off| (`w` from alibiWeight; null: `s2` unchanged).
+Value alibi(KernelBuilder &k, Value s2, Value w, Value qi, Value kj,
+            Value off);
+
 } // namespace simt
 } // namespace attn
 } // namespace mlir

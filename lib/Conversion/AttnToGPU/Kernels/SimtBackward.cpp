@@ -85,6 +85,7 @@ void kernels::buildSimtBackward(KernelBuilder &k) {
 
   cg.forLoop(c0, group, [&](Value g) {
     Value h = cg.add(cg.mul(hk, group), g);
+    Value alibiW = simt::alibiWeight(k, bi, h);
     cg.forLoop(qLo, qHi, [&](Value i) {
       k.barrier(); // rows of the previous query are no longer read
       for (int64_t c = 0; c < CD; ++c) {
@@ -121,7 +122,7 @@ void kernels::buildSimtBackward(KernelBuilder &k) {
                                   cg.load(kt, {d, lane})));
       });
       Value th;
-      Value s2 = simt::score(k, qk, &th);
+      Value s2 = simt::alibi(k, simt::score(k, qk, &th), alibiW, i, kj, off);
       Value p = cg.select(simt::visible(k, i, kj, off, nk),
                           cg.exp2(cg.fsub(s2, lse2)), cg.f32(0.0));
       Value dp = cg.reduce(c0, cg.idx(Dv), cg.f32(0.0), [&](Value d, Value a) {

@@ -40,6 +40,7 @@ void kernels::buildSimtDq(KernelBuilder &k) {
 
   Value qb = k.bid(gpu::Dimension::x), h = k.bid(gpu::Dimension::y),
         bi = k.bid(gpu::Dimension::z);
+  Value alibiW = simt::alibiWeight(k, bi, h);
   Value tid = k.tid();
   Value warp = cg.divs(tid, cg.idx(kWarp));
   Value lane = arith::RemSIOp::create(b, tid, cg.idx(kWarp));
@@ -137,7 +138,8 @@ void kernels::buildSimtDq(KernelBuilder &k) {
     for (int64_t i = 0; i < R; ++i) {
       Value qi = cg.add(q0, rowOf[i]);
       Value th;
-      Value s2 = simt::score(k, qk[i], &th);
+      Value s2 =
+          simt::alibi(k, simt::score(k, qk[i], &th), alibiW, qi, kj, off);
       Value p = cg.select(simt::visible(k, qi, kj, off, nk),
                           cg.exp2(cg.fsub(s2, lse2[i])), cg.f32(0.0));
       ds[i] = cg.fmul(p, cg.fsub(dp[i], dr[i]));

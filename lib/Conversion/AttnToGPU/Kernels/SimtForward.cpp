@@ -37,6 +37,7 @@ void kernels::buildSimtForward(KernelBuilder &k) {
   Value qb = k.bid(gpu::Dimension::x), h = k.bid(gpu::Dimension::y),
         bi = k.bid(gpu::Dimension::z);
   k.beginSequence(bi); // varlen: the sequence's rows and lengths
+  Value alibiW = simt::alibiWeight(k, bi, h);
   Value tid = k.tid();
   Value warp = cg.divs(tid, cg.idx(kWarp));
   Value lane = arith::RemSIOp::create(b, tid, cg.idx(kWarp));
@@ -120,8 +121,9 @@ void kernels::buildSimtForward(KernelBuilder &k) {
         return cg.fadd(a,
                        cg.fmul(cg.load(qs, {row, d}), cg.load(kt, {d, lane})));
       });
-      Value s2 = cg.select(simt::visible(k, qi, kj, off, nk), simt::score(k, qk),
-                           cg.negInf());
+      Value s2 = cg.select(
+          simt::visible(k, qi, kj, off, nk),
+          simt::alibi(k, simt::score(k, qk), alibiW, qi, kj, off), cg.negInf());
       Value mx = simt::warpReduce(k, s2, /*isMax=*/true);
       newM[i] = cg.fmax(m[i], mx);
       Value mUse =

@@ -238,6 +238,11 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
         cg.f32(1e-30));
   }
 
+  // ALiBi: the weight of the head's slope on x' (Primitives/Score.h).
+  Value alibiW = s.alibi ? cg.fmul(score::alibiSlope(k, bi, h),
+                                   cg.fdiv(cg.f32(kLog2e), scale2))
+                         : Value();
+
   // Online softmax of the raw scores `sv` (index j * 4 + 2 r + e: n8 tile
   // j, row g + 8 r, column 2 t + e) of key tile k0 against the running
   // max / per-lane sums; returns the new m, l, alpha and P as 32-bit pairs
@@ -251,6 +256,16 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     if (s.softcap)
       for (Value &x : sv)
         x = score::softcap(k, x, capMul, sch.fastTanh);
+    if (s.alibi) // element (row qRow[r], key k0 + 2 t + 8 j + e)
+      for (int64_t r = 0; r < 2; ++r) {
+        Value dist = score::alibiDist(k, cg.add(k0, cg.mul(t, cg.idx(2))),
+                                      qRow[r], off);
+        for (int64_t j = 0; j < NT; ++j)
+          for (int64_t e = 0; e < 2; ++e) {
+            Value &x = sv[j * 4 + r * 2 + e];
+            x = score::alibi(k, x, alibiW, dist, 8 * j + e);
+          }
+      }
     SmallVector<Type> types(NT * 4, f32);
     auto maskIf = scf::IfOp::create(
         b, types, mask::tileFullyVisible(k, k0, q0, M, N, nk, off, wl, wr), true);

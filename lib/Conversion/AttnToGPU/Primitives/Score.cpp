@@ -9,6 +9,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -48,4 +49,28 @@ Value score::tanh(KernelBuilder &k, Value x, bool fast, Value *sech2Out) {
 Value score::softcap(KernelBuilder &k, Value x, Value capMul, bool fast,
                      Value *sech2Out) {
   return tanh(k, k.cg.fmul(x, capMul), fast, sech2Out);
+}
+
+Value score::alibiSlope(KernelBuilder &k, Value bi, Value h) {
+  attn::detail::Codegen &cg = k.cg;
+  Value at = cg.add(cg.mul(bi, k.arg("alibi_stride_b")), h);
+  return memref::LoadOp::create(k.b, k.arg("alibi_slopes"), ValueRange{at});
+}
+
+Value score::alibiDist(KernelBuilder &k, Value key, Value query, Value off) {
+  attn::detail::Codegen &cg = k.cg;
+  Value d = cg.sub(key, cg.add(query, off));
+  Value d32 = arith::IndexCastOp::create(k.b, k.b.getI32Type(), d);
+  return arith::SIToFPOp::create(k.b, k.b.getF32Type(), d32);
+}
+
+Value score::alibi(KernelBuilder &k, Value x, Value w, Value dist,
+                   int64_t c) {
+  ImplicitLocOpBuilder &b = k.b;
+  Value d = c ? k.cg.fadd(dist, k.cg.f32(double(c))) : dist;
+  // abs.f32 itself: convert-gpu-to-nvvm makes math.absf a libdevice call,
+  // unresolved in a bundle built without a CUDA toolkit (and llvm.fabs is
+  // illegal there).
+  return LLVM::FMAOp::create(b, arith::NegFOp::create(b, w),
+                             ptxUnary(k, "abs.f32", d), x);
 }

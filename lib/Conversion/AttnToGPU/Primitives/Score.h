@@ -36,6 +36,16 @@ Value tanh(KernelBuilder &k, Value x, bool fast, Value *sech2Out = nullptr);
 Value softcap(KernelBuilder &k, Value x, Value capMul, bool fast,
               Value *sech2Out = nullptr);
 
+/// The ALiBi slope of sequence `bi`, query head `h`: alibi_slopes[bi *
+/// alibi_stride_b + h] (f32).
+Value alibiSlope(KernelBuilder &k, Value bi, Value h);
+
+/// key - (query + off) as f32 (index operands; |.| < 2^24 stays exact).
+Value alibiDist(KernelBuilder &k, Value key, Value query, Value off);
+
+/// x - w |dist + c|.
+Value alibi(KernelBuilder &k, Value x, Value w, Value dist, int64_t c);
+
 } // namespace score
 } // namespace attn
 } // namespace mlir

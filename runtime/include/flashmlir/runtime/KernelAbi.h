@@ -82,6 +82,13 @@ struct Variant {
   /// `total_q` (Tq): their workspaces are packed too (varlenDqaccRows).
   /// The deterministic backward has no varlen form.
   bool varlen = false;
+  /// ALiBi (FlashAttention-2's `alibi_slopes`): the kernels that compute
+  /// scores (Fwd, BwdMain, the deterministic BwdPost, FwdSplit) also take
+  /// `alibi_slopes`, f32 [B, Hq] read at (b * alibi_stride_b + h)
+  /// (`alibi_stride_b` 0: one slope per head, [Hq]), and score (i, j) of
+  /// sequence b, query head h gains -slope |i + Nk - Nq - j| (after
+  /// softcap, before the masks).
+  bool alibi = false;
 };
 
 /// The tensors with `<name>_stride_{b,h,n}` arguments ([B, H, N, D]).
@@ -96,7 +103,7 @@ inline const std::vector<std::string> &stridedTensors() {
 inline bool isF32Buffer(const std::string &name) {
   return name == "lse" || name == "dr_ws" || name == "dqacc_ws" ||
          name == "oacc_ws" || name == "lseacc_ws" || name == "sinks" ||
-         name == "dsinks";
+         name == "dsinks" || name == "alibi_slopes";
 }
 
 /// Buffers of int32 elements (the varlen offsets).
@@ -169,6 +176,10 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     f32("softcap");
     i64("window_left");
     i64("window_right");
+    if (v.alibi) {
+      buf("alibi_slopes");
+      i64("alibi_stride_b");
+    }
   };
   auto rowSizes = [&] {
     for (const char *n : {"batch", "heads", "seqlen_q"})
@@ -308,7 +319,8 @@ inline bool knownArg(const std::string &name, ArgClass *cls) {
                      Kind::FwdSplit, Kind::FwdCombine})
         for (bool det : {false, true})
           for (const Arg &a :
-               kernelArgs(k, {det, /*scaledDqAcc=*/true, /*varlen=*/true}))
+               kernelArgs(k, {det, /*scaledDqAcc=*/true, /*varlen=*/true,
+                                  /*alibi=*/true}))
             add(a);
       add({"head_dim", ArgClass::I64});
       add({"head_dim_v", ArgClass::I64});

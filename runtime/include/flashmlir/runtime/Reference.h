@@ -37,6 +37,11 @@ struct AttnConfig {
   /// Attention sinks: [Hq] logits, one per query head, joining every row's
   /// softmax with a zero value row (counted in lse); null = none.
   const double *sinks = nullptr;
+  /// ALiBi (FlashAttention-2's alibi_slopes): S_ij -= slope |i + Nk - Nq -
+  /// j| after softcap, slope (b, h) = alibi[b * alibiStrideB + h]
+  /// (alibiStrideB 0: one slope per head); null = none.
+  const double *alibi = nullptr;
+  int64_t alibiStrideB = 0;
 };
 
 /// Whether query row i sees key j. With off = Nk - Nq (diagonal aligned to

@@ -201,12 +201,24 @@ FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
  *    d sinks = -sum over (b, i) of exp(sinks[h] - lse[b,h,i]) *
  *    rowsum(dout * o)[b,h,i]; needs sinks and the forward's lse (which
  *    counts the sink). dq, dk, dv need nothing more than that lse.
+ *  - alibi_slopes: f32, ALiBi as FlashAttention-2's `alibi_slopes`: score
+ *    (i, j) of sequence b, query head h gains -slope |i + Nk - Nq - j|
+ *    (after softcap, before the masks), slope = alibi_slopes[b *
+ *    alibi_batch_stride + h]; alibi_batch_stride 0: [Hq], one slope per
+ *    head; else >= Hq ([B, Hq] has Hq). The forward, the split-KV decode
+ *    and the backward take it (the backward needs the forward's slopes).
+ *    Needs a bundle with ALiBi kernels (the manifest's "alibi": true; the
+ *    default bundle has f16 / bf16 head dims 64 and 128 and f32 64, masked
+ *    or not): FA_ERR_NO_KERNEL names the configuration otherwise.
  * Bundles built before sinks existed have no kernel that takes them: the
- * call fails with FA_ERR_NO_KERNEL. The backward's dsinks is summed with f32
- * atomics (not bit-reproducible, even with a deterministic bundle). */
+ * call fails with FA_ERR_NO_KERNEL. The backward's dsinks is summed in a
+ * fixed order. Fields added at the end over time: zero-initialise the
+ * struct ({0} / memset) so that a field a caller does not know is absent. */
 typedef struct {
   const float *sinks;
   float *dsinks;
+  const float *alibi_slopes;
+  int64_t alibi_batch_stride;
 } fa_score_mods;
 
 /* fa_forward_splitkv with score modifications (mods may be NULL). */
