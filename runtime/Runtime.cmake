@@ -18,6 +18,7 @@ find_package(Threads REQUIRED)
 set(FLASHMLIR_RUNTIME_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/Runtime.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeAttention.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeVarlen.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeDriver.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeJson.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/RuntimeLaunch.cpp

@@ -4,11 +4,13 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// fa_forward, fa_forward_splitkv, fa_forward_varlen, fa_forward_kvcache and
-// fa_backward: each validates its call into a Problem (RuntimeLaunch.cpp),
-// selects and loads its kernels, packs their arguments and launches them on
-// the caller's stream, with the steps of RuntimeState.h. Head dims that are
-// not multiples of 8 run on zero-padded copies (PaddedCall).
+// fa_forward, fa_forward_splitkv, fa_forward_mods, fa_forward_kvcache,
+// fa_backward and fa_backward_mods: each validates its call into a Problem
+// (RuntimeLaunch.cpp), selects and loads its kernels, packs their arguments
+// and launches them on the caller's stream, with the steps of RuntimeState.h
+// (runKernel and runBackward, here, serve RuntimeVarlen.cpp's entry points
+// too). Head dims that are not multiples of 8 run on zero-padded copies
+// (PaddedCall).
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +22,101 @@
 #include <exception>
 
 using namespace flashmlir::rt;
+
+namespace {
+
+/// FA_ERR_NO_KERNEL when `p` has a score-modification buffer (`name`) that
+/// kernel `k` does not take (a bundle built before it existed).
+fa_status checkTakes(fa_runtime *rt, const Prepared &k, const Problem &p,
+                     const char *name) {
+  auto it = p.args.find(name);
+  if (it == p.args.end() || it->second.ptr == 0)
+    return FA_OK;
+  const KernelDesc &kd = rt->manifest.kernels[k.kernel];
+  if (kernelTakes(kd, name))
+    return FA_OK;
+  return fail(rt, FA_ERR_NO_KERNEL,
+              "kernel '" + kd.name + "' does not take '" + name +
+                  "' (attention sinks): the bundle predates them; rebuild it "
+                  "with this version's fa-compile");
+}
+
+} // namespace
+
+/// Selects, loads, packs and launches the one kernel of `kind` for `p`.
+fa_status flashmlir::rt::runKernel(fa_runtime *rt, ContextState *cs,
+                                   KernelKind kind, const Problem &p,
+                                   void *stream) {
+  Prepared k;
+  FA_TRY(selectAndLoad(rt, cs, kind, p, &k));
+  FA_TRY(checkTakes(rt, k, p, "sinks"));
+  FA_TRY(pack(rt, p, &k));
+  return launch(rt, k, static_cast<cu::Stream>(stream));
+}
+
+/// The backward's three launches (and d sinks' second bwd_pre pass) for a
+/// built problem: kernel selection, workspaces, launches.
+fa_status flashmlir::rt::runBackward(fa_runtime *rt, Problem &p,
+                                     const fa_score_mods *mods, void *stream) {
+  ContextState *cs;
+  FA_TRY(currentContext(rt, &cs));
+  // Select and load all three kernels before touching the workspace or
+  // launching anything.
+  Prepared stages[3];
+  const KernelKind kinds[3] = {KernelKind::BwdPre, KernelKind::BwdMain,
+                               KernelKind::BwdPost};
+  for (int i = 0; i < 3; ++i)
+    FA_TRY(selectAndLoad(rt, cs, kinds[i], p, &stages[i]));
+  FA_TRY(checkTakes(rt, stages[0], p, "dsinks"));
+
+  // dqacc_ws must start at zero: a bwd_pre kernel that takes dqacc_ws zeroes
+  // it itself, otherwise the runtime clears it on the stream.
+  WorkspaceLayout ws = workspaceLayout(p);
+  bool needWorkspace = false, needDqAcc = false;
+  for (const Prepared &s : stages) {
+    const KernelDesc &kd = rt->manifest.kernels[s.kernel];
+    needWorkspace |= kernelTakes(kd, "dr_ws") || kernelTakes(kd, "dqacc_ws");
+    needDqAcc |= kernelTakes(kd, "dqacc_ws");
+  }
+  bool zeroDqAcc =
+      needDqAcc && !kernelTakes(rt->manifest.kernels[stages[0].kernel],
+                                "dqacc_ws");
+  // Without a kernel that takes dqacc_ws (a deterministic bundle: its
+  // bwd_post kernel computes dq itself) only dr_ws is allocated.
+  size_t wsBytes = needDqAcc ? ws.totalBytes
+                             : static_cast<size_t>(ws.drElems) * 4;
+  if (needWorkspace && wsBytes > 0) {
+    FA_TRY(ensureWorkspace(rt, cs, wsBytes));
+    addWorkspaceArgs(&p, cs->workspace);
+  } else {
+    addWorkspaceArgs(&p, 0);
+  }
+  for (Prepared &s : stages)
+    FA_TRY(pack(rt, p, &s));
+
+  cu::Stream st = static_cast<cu::Stream>(stream);
+  if (zeroDqAcc && ws.dqaccElems > 0) {
+    cu::Result r = rt->drv->cuMemsetD32Async(
+        cs->workspace + ws.dqaccOffset, 0,
+        static_cast<size_t>(ws.dqaccElems), st);
+    if (r != cu::SUCCESS)
+      return driverFail(rt, r, FA_ERR_LAUNCH,
+                        "cuMemsetD32Async (zeroing dqacc_ws)");
+  }
+  // d sinks: attn_bwd_pre's second pass (KernelAbi.h), after the first has
+  // written dr_ws.
+  Prepared sinkPass;
+  if (mods && mods->dsinks) {
+    sinkPass = stages[0];
+    p.setI64("sinks_pass", 1);
+    FA_TRY(pack(rt, p, &sinkPass));
+  }
+  for (Prepared &s : stages)
+    FA_TRY(launch(rt, s, st));
+  if (mods && mods->dsinks)
+    FA_TRY(launch(rt, sinkPass, st));
+  return FA_OK;
+}
 
 extern "C" {
 
@@ -59,32 +156,6 @@ fa_status addScoreMods(fa_runtime *rt, Problem *p, const fa_score_mods *mods,
                     ": alibi_batch_stride is set but alibi_slopes is null");
   }
   return FA_OK;
-}
-
-/// FA_ERR_NO_KERNEL when `p` has a score-modification buffer (`name`) that
-/// kernel `k` does not take (a bundle built before it existed).
-fa_status checkTakes(fa_runtime *rt, const Prepared &k, const Problem &p,
-                     const char *name) {
-  auto it = p.args.find(name);
-  if (it == p.args.end() || it->second.ptr == 0)
-    return FA_OK;
-  const KernelDesc &kd = rt->manifest.kernels[k.kernel];
-  if (kernelTakes(kd, name))
-    return FA_OK;
-  return fail(rt, FA_ERR_NO_KERNEL,
-              "kernel '" + kd.name + "' does not take '" + name +
-                  "' (attention sinks): the bundle predates them; rebuild it "
-                  "with this version's fa-compile");
-}
-
-/// Selects, loads, packs and launches the one kernel of `kind` for `p`.
-fa_status runKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
-                    const Problem &p, void *stream) {
-  Prepared k;
-  FA_TRY(selectAndLoad(rt, cs, kind, p, &k));
-  FA_TRY(checkTakes(rt, k, p, "sinks"));
-  FA_TRY(pack(rt, p, &k));
-  return launch(rt, k, static_cast<cu::Stream>(stream));
 }
 
 /// The split-KV forward (decode) of `p` with `splits` key ranges:
@@ -133,93 +204,6 @@ fa_status forwardLocked(fa_runtime *rt, const fa_attn_params *params,
     if (splits > 1 || p.Hq > p.Hkv)
       return forwardSplit(rt, cs, p, splits, static_cast<cu::Stream>(stream));
   }
-  return runKernel(rt, cs, KernelKind::Fwd, p, stream);
-}
-
-/// The variable-length forward: packed q/k/v/o [T, H, D] (sizes[0..2]) and
-/// lse [Hq, Tq] seen as batch-1 [1, H, T, D] / [1, Hq, Tq] views; the
-/// kernels take the sequences from cu_seqlens_q/k.
-fa_tensor packedView(const fa_tensor *t) {
-  fa_tensor d{};
-  if (!t)
-    return d;
-  d.data = t->data;
-  d.sizes[0] = 1;
-  d.sizes[1] = t->sizes[1];
-  d.sizes[2] = t->sizes[0];
-  d.sizes[3] = t->sizes[2];
-  d.strides[0] = 0;
-  d.strides[1] = t->strides[1];
-  d.strides[2] = t->strides[0];
-  d.strides[3] = t->strides[2];
-  return d;
-}
-fa_tensor packedLseView(const fa_tensor *lse) {
-  fa_tensor l3{};
-  if (!lse)
-    return l3;
-  l3.data = lse->data;
-  l3.sizes[0] = 1;
-  l3.sizes[1] = lse->sizes[0];
-  l3.sizes[2] = lse->sizes[1];
-  l3.strides[0] = 0;
-  l3.strides[1] = lse->strides[0];
-  l3.strides[2] = lse->strides[1];
-  return l3;
-}
-/// The varlen arguments of a problem built on packed views.
-void setVarlen(Problem *p, const int32_t *cuQ, const int32_t *cuK,
-               int64_t batch, int64_t maxQ, int64_t maxK) {
-  p->varlen = true;
-  p->seqs = batch;
-  p->setI64("total_q", p->Nq);
-  p->setI64("batch", batch);
-  p->setI64("seqlen_q", maxQ);
-  p->setI64("seqlen_k", maxK);
-  p->setBuffer("cu_seqlens_q", reinterpret_cast<uint64_t>(cuQ), batch + 1);
-  p->setBuffer("cu_seqlens_k", reinterpret_cast<uint64_t>(cuK), batch + 1);
-}
-/// The checks fa_forward_varlen and fa_backward_varlen share.
-fa_status checkVarlenCall(fa_runtime *rt, const char *where,
-                          std::initializer_list<const void *> ptrs,
-                          const fa_tensor *q, const fa_tensor *v,
-                          int64_t batch, int64_t maxQ, int64_t maxK) {
-  for (const void *x : ptrs)
-    if (!x)
-      return fail(rt, FA_ERR_INVALID,
-                  std::string(where) + "null tensor or offsets pointer");
-  if (batch < 0 || maxQ < 0 || maxK < 0)
-    return fail(rt, FA_ERR_INVALID,
-                std::string(where) + "batch and max lengths must be >= 0");
-  if (q->sizes[2] % 8 || v->sizes[2] % 8)
-    return fail(rt, FA_ERR_INVALID,
-                std::string(where) +
-                    "head dims must be multiples of 8 (got " +
-                    std::to_string(q->sizes[2]) + ", " +
-                    std::to_string(v->sizes[2]) + ")");
-  return FA_OK;
-}
-
-fa_status forwardVarlenLocked(fa_runtime *rt, const fa_attn_params *params,
-                              const fa_tensor *q, const fa_tensor *k,
-                              const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
-                              const int32_t *cuQ, const int32_t *cuK,
-                              int64_t batch, int64_t maxQ, int64_t maxK,
-                              void *stream) {
-  const char *where = "fa_forward_varlen: ";
-  FA_TRY(checkVarlenCall(rt, where, {q, k, v, o, lse, cuQ, cuK}, q, v, batch,
-                         maxQ, maxK));
-  fa_tensor q4 = packedView(q), k4 = packedView(k), v4 = packedView(v),
-            o4 = packedView(o), l3 = packedLseView(lse);
-  Problem p;
-  std::string err;
-  if (buildForwardProblem(params, &q4, &k4, &v4, &o4, &l3, &p, &err) != FA_OK)
-    return fail(rt, FA_ERR_INVALID, where + err);
-  setVarlen(&p, cuQ, cuK, batch, maxQ, maxK);
-  if (batch == 0 || maxQ == 0)
-    return FA_OK;
-  ContextState *cs;
-  FA_TRY(currentContext(rt, &cs));
   return runKernel(rt, cs, KernelKind::Fwd, p, stream);
 }
 
@@ -309,9 +293,6 @@ fa_status forwardKvcacheLocked(fa_runtime *rt, const fa_attn_params *params,
   return forwardSplit(rt, cs, p, splits, static_cast<cu::Stream>(stream));
 }
 
-fa_status runBackward(fa_runtime *rt, Problem &p, const fa_score_mods *mods,
-                      void *stream);
-
 fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
                          const fa_tensor *q, const fa_tensor *k,
                          const fa_tensor *v, const fa_tensor *o,
@@ -325,99 +306,6 @@ fa_status backwardLocked(fa_runtime *rt, const fa_attn_params *params,
     return fail(rt, FA_ERR_INVALID, "fa_backward: " + err);
   FA_TRY(addScoreMods(rt, &p, mods, "fa_backward_mods"));
   return runBackward(rt, p, mods, stream);
-}
-
-/// fa_backward_varlen: the packed tensors as batch-1 views (as the varlen
-/// forward), the sequences from cu_seqlens_q/k, packed workspaces.
-fa_status backwardVarlenLocked(fa_runtime *rt, const fa_attn_params *params,
-                               const fa_tensor *q, const fa_tensor *k,
-                               const fa_tensor *v, const fa_tensor *o,
-                               const fa_tensor *dout, const fa_tensor *lse,
-                               fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
-                               const int32_t *cuQ, const int32_t *cuK,
-                               int64_t batch, int64_t maxQ, int64_t maxK,
-                               void *stream) {
-  const char *where = "fa_backward_varlen: ";
-  FA_TRY(checkVarlenCall(rt, where,
-                         {q, k, v, o, dout, lse, dq, dk, dv, cuQ, cuK}, q, v,
-                         batch, maxQ, maxK));
-  fa_tensor q4 = packedView(q), k4 = packedView(k), v4 = packedView(v),
-            o4 = packedView(o), do4 = packedView(dout), dq4 = packedView(dq),
-            dk4 = packedView(dk), dv4 = packedView(dv),
-            l3 = packedLseView(lse);
-  Problem p;
-  std::string err;
-  if (buildBackwardProblem(params, &q4, &k4, &v4, &o4, &do4, &l3, &dq4, &dk4,
-                           &dv4, &p, &err) != FA_OK)
-    return fail(rt, FA_ERR_INVALID, where + err);
-  setVarlen(&p, cuQ, cuK, batch, maxQ, maxK);
-  if (batch == 0 || p.Nk == 0)
-    return FA_OK;
-  return runBackward(rt, p, nullptr, stream);
-}
-
-/// The backward's three launches (and d sinks' second bwd_pre pass) for a
-/// built problem: kernel selection, workspaces, launches.
-fa_status runBackward(fa_runtime *rt, Problem &p, const fa_score_mods *mods,
-                      void *stream) {
-  ContextState *cs;
-  FA_TRY(currentContext(rt, &cs));
-  // Select and load all three kernels before touching the workspace or
-  // launching anything.
-  Prepared stages[3];
-  const KernelKind kinds[3] = {KernelKind::BwdPre, KernelKind::BwdMain,
-                               KernelKind::BwdPost};
-  for (int i = 0; i < 3; ++i)
-    FA_TRY(selectAndLoad(rt, cs, kinds[i], p, &stages[i]));
-  FA_TRY(checkTakes(rt, stages[0], p, "dsinks"));
-
-  // dqacc_ws must start at zero: a bwd_pre kernel that takes dqacc_ws zeroes
-  // it itself, otherwise the runtime clears it on the stream.
-  WorkspaceLayout ws = workspaceLayout(p);
-  bool needWorkspace = false, needDqAcc = false;
-  for (const Prepared &s : stages) {
-    const KernelDesc &kd = rt->manifest.kernels[s.kernel];
-    needWorkspace |= kernelTakes(kd, "dr_ws") || kernelTakes(kd, "dqacc_ws");
-    needDqAcc |= kernelTakes(kd, "dqacc_ws");
-  }
-  bool zeroDqAcc =
-      needDqAcc && !kernelTakes(rt->manifest.kernels[stages[0].kernel],
-                                "dqacc_ws");
-  // Without a kernel that takes dqacc_ws (a deterministic bundle: its
-  // bwd_post kernel computes dq itself) only dr_ws is allocated.
-  size_t wsBytes = needDqAcc ? ws.totalBytes
-                             : static_cast<size_t>(ws.drElems) * 4;
-  if (needWorkspace && wsBytes > 0) {
-    FA_TRY(ensureWorkspace(rt, cs, wsBytes));
-    addWorkspaceArgs(&p, cs->workspace);
-  } else {
-    addWorkspaceArgs(&p, 0);
-  }
-  for (Prepared &s : stages)
-    FA_TRY(pack(rt, p, &s));
-
-  cu::Stream st = static_cast<cu::Stream>(stream);
-  if (zeroDqAcc && ws.dqaccElems > 0) {
-    cu::Result r = rt->drv->cuMemsetD32Async(
-        cs->workspace + ws.dqaccOffset, 0,
-        static_cast<size_t>(ws.dqaccElems), st);
-    if (r != cu::SUCCESS)
-      return driverFail(rt, r, FA_ERR_LAUNCH,
-                        "cuMemsetD32Async (zeroing dqacc_ws)");
-  }
-  // d sinks: attn_bwd_pre's second pass (KernelAbi.h), after the first has
-  // written dr_ws.
-  Prepared sinkPass;
-  if (mods && mods->dsinks) {
-    sinkPass = stages[0];
-    p.setI64("sinks_pass", 1);
-    FA_TRY(pack(rt, p, &sinkPass));
-  }
-  for (Prepared &s : stages)
-    FA_TRY(launch(rt, s, st));
-  if (mods && mods->dsinks)
-    FA_TRY(launch(rt, sinkPass, st));
-  return FA_OK;
 }
 
 /// Head dims that are not multiples of 8 (the GPU kernels' 16-byte rows):
@@ -561,20 +449,6 @@ fa_status fa_forward_mods(fa_runtime *rt, const fa_attn_params *params,
   FA_END(rt)
 }
 
-fa_status fa_forward_varlen(fa_runtime *rt, const fa_attn_params *params,
-                            const fa_tensor *q, const fa_tensor *k,
-                            const fa_tensor *v, fa_tensor *o, fa_tensor *lse,
-                            const int32_t *cu_seqlens_q,
-                            const int32_t *cu_seqlens_k, int64_t batch,
-                            int64_t max_seqlen_q, int64_t max_seqlen_k,
-                            void *stream) {
-  FA_BEGIN(rt)
-  return forwardVarlenLocked(rt, params, q, k, v, o, lse, cu_seqlens_q,
-                             cu_seqlens_k, batch, max_seqlen_q, max_seqlen_k,
-                             stream);
-  FA_END(rt)
-}
-
 fa_status fa_forward_kvcache(fa_runtime *rt, const fa_attn_params *params,
                              const fa_tensor *q, const fa_tensor *k_cache,
                              const fa_tensor *v_cache, fa_tensor *o,
@@ -586,22 +460,6 @@ fa_status fa_forward_kvcache(fa_runtime *rt, const fa_attn_params *params,
   return forwardKvcacheLocked(rt, params, q, k_cache, v_cache, o, lse,
                               cache_seqlens, block_table, block_table_stride,
                               max_blocks, num_splits, stream);
-  FA_END(rt)
-}
-
-fa_status fa_backward_varlen(fa_runtime *rt, const fa_attn_params *params,
-                             const fa_tensor *q, const fa_tensor *k,
-                             const fa_tensor *v, const fa_tensor *o,
-                             const fa_tensor *dout, const fa_tensor *lse,
-                             fa_tensor *dq, fa_tensor *dk, fa_tensor *dv,
-                             const int32_t *cu_seqlens_q,
-                             const int32_t *cu_seqlens_k, int64_t batch,
-                             int64_t max_seqlen_q, int64_t max_seqlen_k,
-                             void *stream) {
-  FA_BEGIN(rt)
-  return backwardVarlenLocked(rt, params, q, k, v, o, dout, lse, dq, dk, dv,
-                              cu_seqlens_q, cu_seqlens_k, batch, max_seqlen_q,
-                              max_seqlen_k, stream);
   FA_END(rt)
 }
 

@@ -123,6 +123,15 @@ fa_status growDeviceBuffer(fa_runtime *rt, cu::DevicePtr *ptr, size_t *size,
 /// grown to at least `bytes`, in 2 MiB steps.
 fa_status ensureWorkspace(fa_runtime *rt, ContextState *cs, size_t bytes);
 bool kernelTakes(const KernelDesc &k, const char *name);
+
+// RuntimeAttention.cpp: the launches every entry point shares.
+/// Selects, loads, packs and launches the one kernel of `kind` for `p`.
+fa_status runKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
+                    const Problem &p, void *stream);
+/// The backward's three launches (and d sinks' second bwd_pre pass) for a
+/// built problem: kernel selection, workspaces, launches.
+fa_status runBackward(fa_runtime *rt, Problem &p, const fa_score_mods *mods,
+                      void *stream);
 /// The live fa_runtime handles and the calls running on each.
 flashmlir::HandleRegistry &liveRuntimes();
 
