@@ -123,7 +123,7 @@ void Kernel::pass(Step &st, int64_t pass, SmallVector<Value> &dk,
   // + e).
   Value alibiW, alibiDist[2];
   if (s.alibi) {
-    alibiW = cg.fmul(score::alibiSlope(k, bi, st.cur.h), cg.f32(kLog2e));
+    alibiW = score::alibiWeight(k, bi, st.cur.h, cg.f32(kLog2e));
     Value qBase = cg.add(cg.add(q0, qb), cg.mul(t, cg.idx(2)));
     for (int64_t r = 0; r < 2; ++r)
       alibiDist[r] = score::alibiDist(k, keyRow[r], qBase, off);

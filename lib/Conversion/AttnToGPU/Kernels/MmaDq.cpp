@@ -162,9 +162,8 @@ void kernels::buildMmaDq(KernelBuilder &k, const KernelSchedule &sch) {
 
   // The two query rows of this lane, their lse log2e and dr (rows >= Nq:
   // those of row Nq - 1).
-  Value alibiW = s.alibi ? cg.fmul(score::alibiSlope(k, bi, h),
-                                   cg.f32(kLog2e))
-                         : Value();
+  Value alibiW =
+      s.alibi ? score::alibiWeight(k, bi, h, cg.f32(kLog2e)) : Value();
   Value qRow[2], nlse2[2], ndr[2];
   Value rowBase = cg.mul(cg.add(cg.mul(bi, k.arg("heads")), h), nq);
   Value lseBase = cg.add(cg.mul(bi, k.arg("lse_stride_b")),

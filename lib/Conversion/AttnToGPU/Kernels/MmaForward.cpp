@@ -307,7 +307,7 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
   if (s.alibi) {
     alibiToX = cg.fdiv(cg.f32(kLog2e), scale2);
     if (!split)
-      alibiW = cg.fmul(score::alibiSlope(k, bi, h), alibiToX);
+      alibiW = score::alibiWeight(k, bi, h, alibiToX);
   }
 
   // Loop state: per m16 tile m[2], l[2] (per-lane partial sums), then per
@@ -399,11 +399,10 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
           Value dist = score::alibiDist(k, colBase, qPos(row), off);
           Value w = alibiW;
           if (split)
-            w = cg.fmul(score::alibiSlope(
-                            k, bi,
-                            cg.add(cg.mul(hk, group),
-                                   arith::RemUIOp::create(b, row, group))),
-                        alibiToX);
+            w = score::alibiWeight(
+                k, bi,
+                cg.add(cg.mul(hk, group), arith::RemUIOp::create(b, row, group)),
+                alibiToX);
           for (int64_t j = 0; j < NT; ++j)
             for (int64_t e = 0; e < 2; ++e) {
               Value &x = sv[mt][j * 4 + r * 2 + e];

@@ -135,7 +135,7 @@ Value simt::visible(KernelBuilder &k, Value qi, Value kj, Value off,
 Value simt::alibiWeight(KernelBuilder &k, Value bi, Value h) {
   if (!k.spec.alibi)
     return {};
-  return k.cg.fmul(score::alibiSlope(k, bi, h), k.cg.f32(kLog2e));
+  return score::alibiWeight(k, bi, h, k.cg.f32(kLog2e));
 }
 
 Value simt::alibi(KernelBuilder &k, Value s2, Value w, Value qi, Value kj,

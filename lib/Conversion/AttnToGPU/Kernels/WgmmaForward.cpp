@@ -239,8 +239,8 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   }
 
   // ALiBi: the weight of the head's slope on x' (Primitives/Score.h).
-  Value alibiW = s.alibi ? cg.fmul(score::alibiSlope(k, bi, h),
-                                   cg.fdiv(cg.f32(kLog2e), scale2))
+  Value alibiW = s.alibi ? score::alibiWeight(k, bi, h,
+                                             cg.fdiv(cg.f32(kLog2e), scale2))
                          : Value();
 
   // Online softmax of the raw scores `sv` (index j * 4 + 2 r + e: n8 tile

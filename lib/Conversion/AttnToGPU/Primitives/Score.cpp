@@ -51,10 +51,12 @@ Value score::softcap(KernelBuilder &k, Value x, Value capMul, bool fast,
   return tanh(k, k.cg.fmul(x, capMul), fast, sech2Out);
 }
 
-Value score::alibiSlope(KernelBuilder &k, Value bi, Value h) {
+Value score::alibiWeight(KernelBuilder &k, Value bi, Value h, Value unit) {
   attn::detail::Codegen &cg = k.cg;
   Value at = cg.add(cg.mul(bi, k.arg("alibi_stride_b")), h);
-  return memref::LoadOp::create(k.b, k.arg("alibi_slopes"), ValueRange{at});
+  return cg.fmul(
+      memref::LoadOp::create(k.b, k.arg("alibi_slopes"), ValueRange{at}),
+      unit);
 }
 
 Value score::alibiDist(KernelBuilder &k, Value key, Value query, Value off) {

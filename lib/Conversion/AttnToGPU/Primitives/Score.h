@@ -36,9 +36,10 @@ Value tanh(KernelBuilder &k, Value x, bool fast, Value *sech2Out = nullptr);
 Value softcap(KernelBuilder &k, Value x, Value capMul, bool fast,
               Value *sech2Out = nullptr);
 
-/// The ALiBi slope of sequence `bi`, query head `h`: alibi_slopes[bi *
-/// alibi_stride_b + h] (f32).
-Value alibiSlope(KernelBuilder &k, Value bi, Value h);
+/// The ALiBi weight of sequence `bi`, query head `h`: its slope
+/// (alibi_slopes[bi * alibi_stride_b + h], f32) times `unit`, the kernel's
+/// units per score (log2(e) in the log2 domain, log2(e) / scale2 on x').
+Value alibiWeight(KernelBuilder &k, Value bi, Value h, Value unit);
 
 /// key - (query + off) as f32 (index operands; |.| < 2^24 stays exact).
 Value alibiDist(KernelBuilder &k, Value key, Value query, Value off);
