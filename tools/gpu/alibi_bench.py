@@ -14,12 +14,11 @@ usage: alibi_bench.py [--json FILE]
 import argparse, json, os, sys
 
 import torch
-import torch.nn.functional as F
 
 import flashmlir
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import timed  # noqa: E402
+from gpu_common import sdpa_flash_ms, timed  # noqa: E402
 
 try:
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -83,15 +82,7 @@ def case(name, B, Hq, Hkv, Nq, Nk, D, causal, backward):
             flex_rows(rows, q, k, v, do, slopes, off, Hq, Hkv, Nq, Nk, causal, backward)
         except Exception as e:  # noqa: BLE001
             print(f"  FlexAttention failed on {name}: {type(e).__name__}: {str(e)[:200]}")
-    kq, kk_, kv = q, k.repeat_interleave(Hq // Hkv, 1), v.repeat_interleave(Hq // Hkv, 1)
-    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
-        if backward:
-            qq, kk, vv = (t.clone().requires_grad_() for t in (kq, kk_, kv))
-            rows["sdpa_flash_no_alibi"] = median_ms(lambda: F.scaled_dot_product_attention(
-                qq, kk, vv, is_causal=causal).backward(do))
-        else:
-            rows["sdpa_flash_no_alibi"] = median_ms(lambda: F.scaled_dot_product_attention(
-                kq, kk_, kv, is_causal=causal and Nq > 1))
+    rows["sdpa_flash_no_alibi"] = sdpa_flash_ms(q, k, v, do, causal, backward, median_ms)
     rows["none/alibi"] = rows["none"] / rows["alibi"]
     if "flex" in rows:
         rows["flex/alibi"] = rows["flex"] / rows["alibi"]

@@ -7,6 +7,7 @@ import statistics
 import sys
 
 import torch
+import torch.nn.functional as F
 
 
 def relerr(x, ref):
@@ -68,3 +69,19 @@ def report(results, json_path=None):
     if json_path:
         json.dump(results, open(json_path, "w"), indent=1)
     sys.exit(1 if bad else 0)
+
+
+def sdpa_flash_ms(q, k, v, do, causal, backward, median):
+    """`median`(fn) of SDPA's flash backend on q / k / v [B, H, N, D] (K / V
+    repeated per query head under GQA), forward or forward+backward with
+    gradient `do`: the speed line for benchmarks of score modifications SDPA
+    does not have."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
+        if backward:
+            qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
+            return median(lambda: F.scaled_dot_product_attention(
+                qq, kk, vv, is_causal=causal).backward(do))
+        return median(lambda: F.scaled_dot_product_attention(
+            q, k, v, is_causal=causal and q.shape[2] > 1))

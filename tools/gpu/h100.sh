@@ -430,26 +430,33 @@ turing() {
   TURING_BUNDLE=$BUNDLE SAN_FILTER='^sm_75 ' sanitize
   unset FLASHMLIR_GPU_TARGET
 }
+# fa-run --check with one score-modification flag ($1: --sinks, --alibi) over
+# the argument sets after $3 (logs named after $2), then memcheck and
+# racecheck on the set $3; modBad = the failed fa-run sets.
+mod_checks() {
+  local flag=$1 tag=$2 san=$3 n=0 a rc tool; shift 3
+  modBad=0
+  for a in "$@"; do
+    $FARUN --device cuda --bundle "$BUNDLE" --check $flag $a > "$OUT/farun-$tag.log" 2>&1; rc=$?; n=$((n+1))
+    [ "$rc" = 0 ] || { modBad=$((modBad+1)); echo "FAIL rc=$rc: $a"; grep -E "err|error" "$OUT/farun-$tag.log" | head -8; }
+  done
+  echo "fa-run $flag: $n runs, $modBad failed"; [ "$modBad" = 0 ] || status=1
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --check $flag $san \
+      > "$OUT/sanitizer-$tag-$tool.log" 2>&1; rc=$?
+    echo "$tool rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-$tag-$tool.log" | head -1)"; status=$((status|rc))
+  done
+}
 sinks() {
   step "attention sinks: fa-run --device cuda --sinks --check"
-  local n=0 bad=0 a
-  for a in "--dtype bf16 --batch 2 --heads 8 --kv-heads 2 --seqlen-q 300 --seqlen-k 400 --head-dim 128 --causal --backward" \
-           "--dtype f16 --batch 1 --heads 4 --seqlen-q 257 --head-dim 64 --window 32,8 --softcap 20 --backward --layout bshd" \
-           "--dtype f32 --batch 2 --heads 2 --seqlen-q 65 --seqlen-k 90 --head-dim 64 --backward" \
-           "--dtype bf16 --batch 1 --heads 2 --seqlen-q 100 --seqlen-k 30 --head-dim 64 --causal --backward" \
-           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 0" \
-           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 1" \
-           "--dtype f16 --batch 2 --heads 4 --kv-heads 1 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal --num-splits 7"; do
-    $FARUN --device cuda --bundle "$BUNDLE" --check --sinks $a > "$OUT/farun-sinks.log" 2>&1; rc=$?; n=$((n+1))
-    [ "$rc" = 0 ] || { bad=$((bad+1)); echo "FAIL rc=$rc: $a"; grep -E "err|error" "$OUT/farun-sinks.log" | head -8; }
-  done
-  echo "fa-run --sinks: $n runs, $bad failed"; [ "$bad" = 0 ] || status=1
-  for tool in memcheck racecheck; do
-    compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --check --sinks \
-      --dtype bf16 --batch 1 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward \
-      > "$OUT/sanitizer-sinks-$tool.log" 2>&1; rc=$?
-    echo "$tool rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-sinks-$tool.log" | head -1)"; status=$((status|rc))
-  done
+  mod_checks --sinks sinks "--dtype bf16 --batch 1 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward" \
+    "--dtype bf16 --batch 2 --heads 8 --kv-heads 2 --seqlen-q 300 --seqlen-k 400 --head-dim 128 --causal --backward" \
+    "--dtype f16 --batch 1 --heads 4 --seqlen-q 257 --head-dim 64 --window 32,8 --softcap 20 --backward --layout bshd" \
+    "--dtype f32 --batch 2 --heads 2 --seqlen-q 65 --seqlen-k 90 --head-dim 64 --backward" \
+    "--dtype bf16 --batch 1 --heads 2 --seqlen-q 100 --seqlen-k 30 --head-dim 64 --causal --backward" \
+    "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 0" \
+    "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 1" \
+    "--dtype f16 --batch 2 --heads 4 --kv-heads 1 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal --num-splits 7"
   step "attention sinks: Python CUDA tests and gpt-oss vs eager"
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py python/tests/test_transformers.py \
@@ -460,33 +467,22 @@ sinks() {
 }
 alibi() {
   step "ALiBi: fa-run --device cuda --alibi --check"
-  local n=0 bad=0 a
-  for a in "--dtype bf16 --batch 2 --heads 8 --kv-heads 2 --seqlen-q 300 --seqlen-k 400 --head-dim 128 --causal --backward" \
-           "--dtype f16 --batch 1 --heads 4 --seqlen-q 257 --head-dim 64 --window 32,8 --softcap 20 --backward --layout bshd" \
-           "--dtype f32 --batch 2 --heads 2 --seqlen-q 65 --seqlen-k 90 --head-dim 64 --backward" \
-           "--dtype f32 --batch 1 --heads 2 --seqlen-q 70 --head-dim 128 --causal --backward" \
-           "--dtype bf16 --batch 1 --heads 2 --seqlen-q 100 --seqlen-k 30 --head-dim 64 --causal --backward" \
-           "--dtype f16 --batch 2 --heads 4 --seqlen-q 1000 --head-dim 128 --backward --sinks" \
-           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 0" \
-           "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 1" \
-           "--dtype f16 --batch 2 --heads 4 --kv-heads 1 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal --num-splits 7"; do
-    $FARUN --device cuda --bundle "$BUNDLE" --check --alibi $a > "$OUT/farun-alibi.log" 2>&1; rc=$?; n=$((n+1))
-    echo "rc=$rc $a: $(grep -oE '"(fwd|dq|dk|dv)_err": [^,]*' "$OUT/farun-alibi.log" | tr '\n' ' ')"
-    [ "$rc" = 0 ] || { bad=$((bad+1)); echo "FAIL rc=$rc: $a"; grep -E "err|error" "$OUT/farun-alibi.log" | head -8; }
-  done
-  echo "fa-run --alibi: $n runs, $bad failed"; [ "$bad" = 0 ] || status=1
-  for tool in memcheck racecheck; do
-    compute-sanitizer --tool $tool --error-exitcode 99 $FARUN --device cuda --bundle "$BUNDLE" --check --alibi \
-      --dtype bf16 --batch 2 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward \
-      > "$OUT/sanitizer-alibi-$tool.log" 2>&1; rc=$?
-    echo "$tool rc=$rc: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-alibi-$tool.log" | head -1)"; status=$((status|rc))
-  done
+  mod_checks --alibi alibi "--dtype bf16 --batch 2 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward" \
+    "--dtype bf16 --batch 2 --heads 8 --kv-heads 2 --seqlen-q 300 --seqlen-k 400 --head-dim 128 --causal --backward" \
+    "--dtype f16 --batch 1 --heads 4 --seqlen-q 257 --head-dim 64 --window 32,8 --softcap 20 --backward --layout bshd" \
+    "--dtype f32 --batch 2 --heads 2 --seqlen-q 65 --seqlen-k 90 --head-dim 64 --backward" \
+    "--dtype f32 --batch 1 --heads 2 --seqlen-q 70 --head-dim 128 --causal --backward" \
+    "--dtype bf16 --batch 1 --heads 2 --seqlen-q 100 --seqlen-k 30 --head-dim 64 --causal --backward" \
+    "--dtype f16 --batch 2 --heads 4 --seqlen-q 1000 --head-dim 128 --backward --sinks" \
+    "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 0" \
+    "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 1" \
+    "--dtype f16 --batch 2 --heads 4 --kv-heads 1 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal --num-splits 7"
   step "ALiBi: Python CUDA tests"
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py -k "alibi or score_mods or sinks" \
     > "$OUT/pytest-alibi.log" 2>&1; rc=$?
   grep -E "FAILED|Error" "$OUT/pytest-alibi.log" | head -10; tail -1 "$OUT/pytest-alibi.log"; status=$((status|rc))
-  [ "$bad" = 0 ] || { echo "ALiBi: fa-run failed, no benchmark"; return; }
+  [ "$modBad" = 0 ] || { echo "ALiBi: fa-run failed, no benchmark"; return; }
   [ "${ALIBI_BENCH:-1}" = 1 ] || return 0
   step "ALiBi: cost and FlexAttention (tools/gpu/alibi_bench.py)"
   python3 tools/gpu/alibi_bench.py --json "$OUT/alibi_bench.json" 2>&1 | grep -v Warn | tee "$OUT/alibi_bench.log" | tail -14

@@ -11,12 +11,11 @@ usage: sinks_bench.py [--json FILE]
 import argparse, json, os, sys
 
 import torch
-import torch.nn.functional as F
 
 import flashmlir
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import timed  # noqa: E402
+from gpu_common import sdpa_flash_ms, timed  # noqa: E402
 
 
 def median_ms(fn):
@@ -43,15 +42,7 @@ def case(name, B, Hq, Hkv, Nq, Nk, D, causal, backward):
             def fn():
                 flashmlir.attention(q, k, v, causal=causal, **kw)
         rows[label] = median_ms(fn)
-    kq, kk_, kv = q, k.repeat_interleave(Hq // Hkv, 1), v.repeat_interleave(Hq // Hkv, 1)
-    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
-        if backward:
-            qq, kk, vv = (t.clone().requires_grad_() for t in (kq, kk_, kv))
-            rows["sdpa_flash"] = median_ms(lambda: F.scaled_dot_product_attention(
-                qq, kk, vv, is_causal=causal).backward(do))
-        else:
-            rows["sdpa_flash"] = median_ms(lambda: F.scaled_dot_product_attention(
-                kq, kk_, kv, is_causal=causal and Nq > 1))
+    rows["sdpa_flash"] = sdpa_flash_ms(q, k, v, do, causal, backward, median_ms)
     rows["ratio"] = rows["none"] / rows["sinks"]
     print(f"SINKS {name:38s} none {rows['none']:8.3f} ms  sinks {rows['sinks']:8.3f} ms  "
           f"(none/sinks {rows['ratio']:.3f})  sdpa_flash {rows['sdpa_flash']:8.3f} ms", flush=True)
