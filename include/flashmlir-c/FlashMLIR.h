@@ -214,6 +214,9 @@ typedef struct {
                          (<name>.cubin), loaded instead of the PTX */
   int alibi;          /* 1: the ALiBi kernels (alibi_slopes) of the configs
                          instead of the plain ones (fa-compile --alibi 1) */
+  int rotary;         /* 1: the fused-RoPE kernels (rotary tables) of the
+                         configs instead of the plain ones (fa-compile
+                         --rotary 1; f16 / bf16 tensor-core configurations) */
 } flashmlir_bundle_options;
 
 /* flashmlir_compile_bundle with options (NULL = the defaults). */

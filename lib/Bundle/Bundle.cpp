@@ -94,7 +94,7 @@ flashmlir::defaultBundleConfigs(const std::vector<std::string> &targets) {
 static std::string configName(const BundleConfig &c, StringRef kind) {
   return (kind + "_" + c.dtype + "_d" + std::to_string(c.headDim) + "_dv" +
           std::to_string(c.headDimV) + (c.masked ? "_masked" : "") +
-          (c.softcap ? "_softcap" : "") + (c.alibi ? "_alibi" : "") +
+          (c.softcap ? "_softcap" : "") + (c.alibi ? "_alibi" : "") + (c.rotary ? "_rope" : "") +
           (c.varlen ? "_varlen" : "") + "_" +
           c.target)
       .str();
@@ -141,6 +141,7 @@ static attn::GpuKernelSpec specOf(MLIRContext &ctx, const BundleConfig &c) {
   spec.fastTanh = c.fastTanh;
   spec.varlen = c.varlen;
   spec.alibi = c.alibi;
+  spec.rotary = c.rotary;
   int sm = 0;
   if (llvm::StringRef(c.target).starts_with("sm_"))
     llvm::StringRef(c.target).substr(3, 2).getAsInteger(10, sm);
@@ -319,6 +320,15 @@ static std::vector<BundleJob> bundleJobs(const std::vector<BundleConfig> &config
                " bytes of shared memory, " + c.target + " allows " +
                std::to_string(target->maxDynamicSmem);
     };
+    // RoPE where the kernels do not rotate (SIMT, deterministic dQ, varlen).
+    if (std::string why = attn::rotaryUnsupported(attn::GpuKernelKind::Fwd,
+                                                  specOf(ctx, c));
+        !why.empty())
+      job.noKernels = configName(c, "fwd") + ": no kernels: " + why;
+    else if (std::string why = attn::rotaryUnsupported(
+                 attn::GpuKernelKind::BwdPost, specOf(ctx, c));
+             !why.empty())
+      job.noBackward = configName(c, "bwd") + ": no bwd kernels: " + why;
     tooLarge(attn::GpuKernelKind::Fwd, "fwd", job.noKernels);
     for (attn::GpuKernelKind kind :
          {attn::GpuKernelKind::BwdPre, attn::GpuKernelKind::BwdMain,
@@ -542,6 +552,9 @@ bool flashmlir::writeBundle(const std::vector<BundleConfig> &configs,
       if (c.alibi)
         kernels.back().getAsObject()->getObject("config")->try_emplace(
             "alibi", true);
+      if (c.rotary)
+        kernels.back().getAsObject()->getObject("config")->try_emplace(
+            "rotary", true);
       // Tensor-core variant: recorded only when on (default manifests unchanged).
       if (attn::usesTensorCores(kindOf(kind), specOf(ctx, c))) {
         llvm::json::Object *config =

@@ -425,7 +425,8 @@ int flashmlir_compile_bundle_with_options(
                         lim::kMaxHeadDim),
         lim::checkRange("options.deterministic", bo.deterministic, 0, 1),
         lim::checkRange("options.cubin", bo.cubin, 0, 1),
-        lim::checkRange("options.alibi", bo.alibi, 0, 1)})
+        lim::checkRange("options.alibi", bo.alibi, 0, 1),
+        lim::checkRange("options.rotary", bo.rotary, 0, 1)})
     if (!msg.empty())
       return fail(err, errlen, "flashmlir_compile_bundle: " + msg);
   auto split = [](llvm::StringRef s) {
@@ -450,6 +451,7 @@ int flashmlir_compile_bundle_with_options(
   for (flashmlir::BundleConfig &c : configs) {
     c.deterministic = bo.deterministic != 0;
     c.alibi = bo.alibi != 0;
+    c.rotary = bo.rotary != 0;
   }
       }
   if (configs.empty())

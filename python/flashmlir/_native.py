@@ -123,7 +123,10 @@ class FaScoreMods(ctypes.Structure):
     """fa_score_mods: device pointers (None = absent)."""
 
     _fields_ = [("sinks", ctypes.c_void_p), ("dsinks", ctypes.c_void_p),
-                ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64)]
+                ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64),
+                ("rotary_cos", ctypes.c_void_p), ("rotary_sin", ctypes.c_void_p),
+                ("rotary_positions", ctypes.c_int64), ("rotary_dim", ctypes.c_int64),
+                ("rotary_stride", ctypes.c_int64), ("rotary_interleaved", ctypes.c_int)]
 
 
 # dtype codes shared by both C APIs (FLASHMLIR_F32/F16/BF16 == FA_F32/F16/BF16).
@@ -133,7 +136,7 @@ DTYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16"}
 class BundleOptions(ctypes.Structure):
     """flashmlir_bundle_options (include/flashmlir-c/FlashMLIR.h)."""
     _fields_ = [("deterministic", ctypes.c_int), ("ptxas", ctypes.c_char_p),
-                ("cubin", ctypes.c_int), ("alibi", ctypes.c_int)]
+                ("cubin", ctypes.c_int), ("alibi", ctypes.c_int), ("rotary", ctypes.c_int)]
 
 
 RUNTIME_STATUS = ["FA_OK", "FA_ERR_NO_DRIVER", "FA_ERR_NO_DEVICE", "FA_ERR_BUNDLE",

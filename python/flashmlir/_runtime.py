@@ -192,14 +192,22 @@ def device_tensor(ptr, sizes, strides):
     return t
 
 
-def score_mods(sinks=None, dsinks=None, alibi=None, alibi_batch_stride=0):
+def score_mods(sinks=None, dsinks=None, alibi=None, alibi_batch_stride=0, rotary=None):
     """An fa_score_mods from device addresses (None / 0 = absent);
-    ``alibi_batch_stride`` 0: one slope per head, else Hq ([B, Hq] slopes)."""
+    ``alibi_batch_stride`` 0: one slope per head, else Hq ([B, Hq] slopes);
+    ``rotary``: (cos address, sin address, positions, rotary dim, interleaved)
+    of contiguous float32 [positions, rotary_dim / 2] tables."""
     m = _native.FaScoreMods()
     m.sinks = sinks or None
     m.dsinks = dsinks or None
     m.alibi_slopes = alibi or None
     m.alibi_batch_stride = int(alibi_batch_stride) if alibi else 0
+    if rotary:
+        cos, sin, positions, dim, interleaved = rotary
+        m.rotary_cos, m.rotary_sin = cos, sin
+        m.rotary_positions, m.rotary_dim = int(positions), int(dim)
+        m.rotary_stride = int(dim) // 2
+        m.rotary_interleaved = int(bool(interleaved))
     return m
 
 
@@ -289,9 +297,11 @@ def target_for(cc_major, cc_minor):
     return "sm_90a" if cc_major == 9 else "sm_80"
 
 
-def config_dirname(code, D, Dv, masked, softcap, target, deterministic=False, alibi=False):
+def config_dirname(code, D, Dv, masked, softcap, target, deterministic=False, alibi=False,
+                   rotary=False):
     return (f"{_native.DTYPE_NAMES[code]}_d{D}_dv{Dv}" + ("_masked" if masked else "")
             + ("_softcap" if softcap else "") + ("_alibi" if alibi else "")
+            + ("_rope" if rotary else "")
             + ("_deterministic" if deterministic else "") + f"_{target}")
 
 
@@ -308,11 +318,12 @@ def find_ptxas():
 
 
 def compile_bundle(out_dir, dtypes, head_dims, head_dim_v=0, masked=2, softcap=2,
-                   targets="sm_80,sm_90a", deterministic=False, ptxas=None, alibi=False):
+                   targets="sm_80,sm_90a", deterministic=False, ptxas=None, alibi=False,
+                   rotary=False):
     """flashmlir_compile_bundle into out_dir (created by the compiler). With
     ``ptxas`` the bundle also carries each kernel's cubin (no JIT on the first
     call); ``deterministic``: the bit-reproducible dQ kernels; ``alibi``: the
-    ALiBi kernels."""
+    ALiBi kernels; ``rotary``: the fused-RoPE kernels."""
     lib = _native.compiler()
     if not hasattr(lib, "flashmlir_compile_bundle_with_options"):
         raise FlashMLIRError("the compiler library is older than this package (no "
@@ -323,6 +334,7 @@ def compile_bundle(out_dir, dtypes, head_dims, head_dim_v=0, masked=2, softcap=2
     opts.ptxas = os.fsencode(ptxas) if ptxas else None
     opts.cubin = int(bool(ptxas))
     opts.alibi = int(bool(alibi))
+    opts.rotary = int(bool(rotary))
     rc = lib.flashmlir_compile_bundle_with_options(
         os.fsencode(out_dir), dtypes.encode(), head_dims.encode(), int(head_dim_v),
         int(masked), int(softcap), targets.encode(), ctypes.byref(opts), err, len(err))
@@ -333,20 +345,22 @@ def compile_bundle(out_dir, dtypes, head_dims, head_dim_v=0, masked=2, softcap=2
     return out_dir
 
 
-def compile_into_cache(code, D, Dv, masked, softcap, target, deterministic=False, alibi=False):
+def compile_into_cache(code, D, Dv, masked, softcap, target, deterministic=False, alibi=False,
+                       rotary=False):
     """Compiles one configuration into the cache (atomically: a temporary
     directory renamed into place) and returns its directory. Where a ptxas
     is found (:func:`find_ptxas`) the bundle carries cubins."""
     root = os.path.join(cache_dir(), "bundles", PACKAGE_VERSION)
     final = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target,
-                                              deterministic, alibi))
+                                              deterministic, alibi, rotary))
     if _has_manifest(final):
         return final
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
     try:
         compile_bundle(tmp, _native.DTYPE_NAMES[code], str(D), Dv, int(masked), int(softcap),
-                       target, deterministic=deterministic, ptxas=find_ptxas(), alibi=alibi)
+                       target, deterministic=deterministic, ptxas=find_ptxas(), alibi=alibi,
+                       rotary=rotary)
         if os.path.isdir(final) and not _has_manifest(final):
             shutil.rmtree(final, ignore_errors=True)  # a broken leftover
         try:
@@ -421,13 +435,15 @@ class Dispatcher:
             self._det, self._det_loaded = None, False
 
     def run(self, kind, code, D, Dv, masked, softcap, cc, call, deterministic=False,
-            alibi=False):
+            alibi=False, rotary=False):
         """call(handle) -> fa_status; raises FlashMLIRError on failure.
         ``deterministic`` (backward only): the bit-reproducible kernels, from
         the deterministic bundle or compiled on demand, never the others;
-        ``alibi``: a call with ALiBi slopes (only ALiBi kernels serve it)."""
+        ``alibi``: a call with ALiBi slopes (only ALiBi kernels serve it);
+        ``rotary``: a call with rotary tables (only RoPE kernels)."""
         deterministic = bool(deterministic) and kind == "bwd"
-        key = (kind, code, D, Dv, masked, softcap, cc, deterministic, bool(alibi))
+        key = (kind, code, D, Dv, masked, softcap, cc, deterministic, bool(alibi),
+               bool(rotary))
         h = self._routes.get(key)
         if h is not None:
             h.check(call(h))
@@ -449,15 +465,15 @@ class Dispatcher:
                     raise h.error(st)
                 tried.append(h.message())
             h = self._on_demand(code, D, Dv, masked, softcap, cc, tried, deterministic,
-                                alibi)
+                                alibi, rotary)
             h.check(call(h))
             self._routes[key] = h
 
     def _on_demand(self, code, D, Dv, masked, softcap, cc, tried, deterministic=False,
-                   alibi=False):
+                   alibi=False, rotary=False):
         what = (f"{_native.DTYPE_NAMES[code]} head_dim={D} head_dim_v={Dv}"
                 f"{' masked' if masked else ''}{' softcap' if softcap else ''}"
-                f"{' alibi' if alibi else ''}"
+                f"{' alibi' if alibi else ''}{' rotary' if rotary else ''}"
                 f"{' deterministic' if deterministic else ''}")
         if tuple(cc) < (7, 5):
             raise FlashMLIRError(
@@ -468,7 +484,7 @@ class Dispatcher:
         target = target_for(*cc)
         root = os.path.join(cache_dir(), "bundles", PACKAGE_VERSION)
         d = os.path.join(root, config_dirname(code, D, Dv, masked, softcap, target,
-                                              deterministic, alibi))
+                                              deterministic, alibi, rotary))
         if not _has_manifest(d):
             if not _native.has_compiler():
                 where = "; ".join(tried) if tried else (
@@ -481,7 +497,8 @@ class Dispatcher:
                     f"installed (flashmlir.compile(..., device='cuda') or fa-compile) and "
                     f"point FLASHMLIR_BUNDLE at it (or call flashmlir.add_bundle).",
                     _native.FA_ERR_NO_KERNEL, "FA_ERR_NO_KERNEL")
-            d = compile_into_cache(code, D, Dv, masked, softcap, target, deterministic, alibi)
+            d = compile_into_cache(code, D, Dv, masked, softcap, target, deterministic, alibi,
+                                   rotary)
         h = self._cached.get(d)
         if h is None:
             h = RuntimeHandle(d)

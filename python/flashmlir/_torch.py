@@ -117,7 +117,7 @@ def on_stream(t, fn):
         return run()
 
 
-def _cuda_run(kind, q, code, D, Dv, opts, fn, deterministic=False, alibi=False):
+def _cuda_run(kind, q, code, D, Dv, opts, fn, deterministic=False, alibi=False, rotary=False):
     idx = q.device.index
     if idx is None:
         idx = torch.cuda.current_device()
@@ -126,7 +126,7 @@ def _cuda_run(kind, q, code, D, Dv, opts, fn, deterministic=False, alibi=False):
         cc = _CAPABILITY[idx] = tuple(torch.cuda.get_device_capability(idx))
     on_stream(q, lambda stream: _runtime.dispatcher().run(
         kind, code, D, Dv, opts.masked, opts.softcap > 0, cc, lambda h: fn(h, stream),
-        deterministic, alibi))
+        deterministic, alibi, rotary))
 
 
 # --- implementations ------------------------------------------------------------
@@ -291,15 +291,14 @@ attention_fwd.register_autograd(_backward, setup_context=_setup_context)
 # alibi_slopes (float32 [Hq] or [B, Hq]) gets no gradient (as in
 # FlashAttention-2); sinks (float32 [Hq]) does.
 
-GPU_MODS = ("score_mod / mask_mod / rotary_cos, rotary_sin run on the CPU kernels so far; "
-            "the GPU kernels have attention sinks and ALiBi (issue 15). Pass CPU tensors, or "
-            "leave them None on CUDA")
+GPU_MODS = ("score_mod / mask_mod run on the CPU kernels so far; the GPU kernels have "
+            "attention sinks, ALiBi and RoPE (issue 15). Pass CPU tensors, or leave them "
+            "None on CUDA")
 
 
 def _gpu_unsupported(alibi_slopes, score_mod, mask_mod, rotary_cos, rotary_sin):
     """The first modification the GPU kernels lack (None: they have them all)."""
-    for name, x in (("score_mod", score_mod), ("mask_mod", mask_mod),
-                    ("rotary_cos", rotary_cos), ("rotary_sin", rotary_sin)):
+    for name, x in (("score_mod", score_mod), ("mask_mod", mask_mod)):
         if x is not None and not (isinstance(x, str) and not x):
             return name
     return None
@@ -323,13 +322,13 @@ def _mods_pointers(alibi_slopes, sinks, B, Hq, where):
     return al, sk, per_seq
 
 
-def _gpu_score_mods(sk, dsinks, al, per_seq, Hq):
+def _gpu_score_mods(sk, dsinks, al, per_seq, Hq, rot=None):
     """The fa_score_mods of a CUDA call: sinks (and d sinks with sinks), ALiBi
-    slopes ([B, Hq]: batch stride Hq; [Hq]: 0)."""
+    slopes ([B, Hq]: batch stride Hq; [Hq]: 0), rotary tables (_gpu_rotary)."""
     return _runtime.score_mods(
         None if sk is None else sk.data_ptr(),
         None if sk is None or dsinks is None else dsinks.data_ptr(),
-        None if al is None else al.data_ptr(), Hq if per_seq else 0)
+        None if al is None else al.data_ptr(), Hq if per_seq else 0, rot)
 
 
 def _cap_args(captures):
@@ -352,6 +351,22 @@ def _rotary_args(rotary_cos, rotary_sin, interleaved, D, Nq, Nk, where):
 
 def _rot_ptrs(R, rc, rs):
     return None if not R else (rc.data_ptr(), rs.data_ptr(), rc.shape[0])
+
+
+def _gpu_rotary(q, rotary_cos, rotary_sin, interleaved, D, Nq, Nk, where):
+    """(R, fa_score_mods rotary tuple or None, tables kept alive) of a CUDA
+    call: the tables as contiguous float32 on q's device."""
+    R = check_rotary(None if rotary_cos is None else rotary_cos.shape,
+                     None if rotary_sin is None else rotary_sin.shape, interleaved, D, Nq, Nk,
+                     where)
+    if not R:
+        return 0, None, ()
+    for name, t in (("rotary_cos", rotary_cos), ("rotary_sin", rotary_sin)):
+        if t.device != q.device:
+            raise ValueError(f"{where}: {name} is on {t.device} but q is on {q.device}")
+    rc = rotary_cos.detach().to(torch.float32).contiguous()
+    rs = rotary_sin.detach().to(torch.float32).contiguous()
+    return R, (rc.data_ptr(), rs.data_ptr(), rc.shape[0], R, interleaved), (rc, rs)
 
 
 def _forward_mods_impl(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_mod,
@@ -379,14 +394,17 @@ def _forward_mods_impl(q, k, v, alibi_slopes, sinks, captures, score_mod, mask_m
         return o, lse
     q, k, v = _usable(q), _usable(k), _usable(v)
     opts = _opts(causal, scale, window_left, window_right, softcap)
-    if q.device.type != "cpu":  # sinks and ALiBi (_check_gpu_mods)
+    if q.device.type != "cpu":  # sinks, ALiBi and RoPE (_check_gpu_mods)
         code = DTYPES[q.dtype]
         p = _runtime.params(code, opts, scale)
-        m = _gpu_score_mods(sk, None, al, per_seq, Hq)
+        R, rot, keep = _gpu_rotary(q, rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk,
+                                   where)
+        m = _gpu_score_mods(sk, None, al, per_seq, Hq, rot)
         tq, tk, tv, to, tl = _dev(q), _dev(k), _dev(v), _dev(o), _dev(lse)
         _cuda_run("fwd", q, code, D, Dv, opts,
                   lambda h, st: h.forward_mods(p, m, tq, tk, tv, to, tl, 0, st),
-                  alibi=al is not None)
+                  alibi=al is not None, rotary=bool(R))
+        del keep
         return o, lse
     kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
                            R, rotary_interleaved)
@@ -416,13 +434,16 @@ def _backward_mods_impl(do, q, k, v, o, lse, alibi_slopes, sinks, captures, scor
         return dq.zero_(), dk.zero_(), dv.zero_(), dsinks
     q, k, v, o, do, lse = (_usable(t) for t in (q, k, v, o, do, lse))
     opts = _opts(causal, scale, window_left, window_right, softcap)
-    if q.device.type != "cpu":  # sinks and ALiBi (_check_gpu_mods)
+    if q.device.type != "cpu":  # sinks, ALiBi and RoPE (_check_gpu_mods)
         code = DTYPES[q.dtype]
         p = _runtime.params(code, opts, scale)
-        m = _gpu_score_mods(sk, dsinks, al, per_seq, Hq)
+        R, rot, keep = _gpu_rotary(q, rotary_cos, rotary_sin, rotary_interleaved, D, Nq, Nk,
+                                   where)
+        m = _gpu_score_mods(sk, dsinks, al, per_seq, Hq, rot)
         ts = [_dev(t) for t in (q, k, v, o, do, lse, dq, dk, dv)]
         _cuda_run("bwd", q, code, D, Dv, opts, lambda h, st: h.backward_mods(p, m, *ts, st),
-                  alibi=al is not None)
+                  alibi=al is not None, rotary=bool(R))
+        del keep
         return dq, dk, dv, dsinks
     kern = _cpu.kernel_for(opts, DTYPES[q.dtype], D, Dv, score_mod or None, mask_mod or None,
                            R, rotary_interleaved)

@@ -260,15 +260,52 @@ def test_sinks_cuda_edges():
 
 
 def test_score_mods_on_cuda_raise():
-    """RoPE and user regions have no GPU kernels yet: a clear error naming the
+    """User regions have no GPU kernels yet: a clear error naming the
     argument, never a silently different result."""
     q = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.float16)
     for kw, name in ((dict(mask_mod=lambda b, h, i, j: j <= i), "mask_mod"),
-                     (dict(rotary_cos=torch.ones(8, 32, device="cuda"),
-                           rotary_sin=torch.zeros(8, 32, device="cuda")), "rotary_cos")):
+                     (dict(score_mod=lambda s, b, h, i, j: s * 2), "score_mod")):
         with pytest.raises(NotImplementedError,
-                           match=f"{name} on CUDA: .*attention sinks and ALiBi"):
+                           match=f"{name} on CUDA: .*attention sinks, ALiBi and RoPE"):
             flashmlir.attention(q, q, q, **kw)
+
+
+# Fused RoPE on the GPU kernels (the `_rope` kernel variant: Q / K tiles
+# rotated in shared memory, dQ / dK rotated back): forward and gradients
+# against the float64 reference on rotated q / k (reference.rope_reference).
+ROPE_CASES = [
+    ("rope-neox", 2, 4, 4, 70, 70, 64, 64, dict(rotary=(64, False))),
+    ("rope-gptj-causal-gqa-cross", 2, 4, 2, 50, 130, 64, 64,
+     dict(causal=True, rotary=(64, True))),
+    ("rope-partial-d128-causal", 1, 4, 4, 300, 300, 128, 128, dict(causal=True, rotary=(64, False))),
+    ("rope-partial-gptj-window-bshd", 2, 4, 2, 97, 97, 128, 128,
+     dict(window=(16, 5), softcap=20.0, layout="bshd", rotary=(32, True))),
+    ("rope-d128-long", 1, 2, 2, 1000, 1000, 128, 128, dict(causal=True, rotary=(128, False))),
+    ("rope-sinks-alibi", 1, 4, 2, 130, 130, 64, 64,
+     dict(causal=True, sinks=True, alibi="head", rotary=(64, False))),
+    ("rope-decode-gqa", 3, 8, 2, 1, 3000, 128, 128, dict(rotary=(128, False))),
+    ("rope-decode-causal", 2, 4, 1, 4, 700, 64, 64, dict(causal=True, rotary=(64, True))),
+]
+
+
+@pytest.mark.parametrize("case", ROPE_CASES, ids=[c[0] for c in ROPE_CASES])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_rope_cuda(case, dtype):
+    check_case("cuda", dtype, case)
+
+
+def test_rope_cuda_errors():
+    """What the GPU kernels cannot do is an error that names it: a rotary dim
+    that is not a multiple of 16, float32 (SIMT kernels)."""
+    q = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.float16)
+    cos, sin = torch.ones(8, 12, device="cuda"), torch.zeros(8, 12, device="cuda")
+    with pytest.raises(flashmlir.FlashMLIRError, match="rotary_dim 24 must be a multiple of 16"):
+        flashmlir.attention(q, q, q, rotary_cos=cos, rotary_sin=sin)
+    cos, sin = torch.ones(8, 32, device="cuda"), torch.zeros(8, 32, device="cuda")
+    with pytest.raises(ValueError, match="rotary_cos is on cpu but q is on cuda"):
+        flashmlir.attention(q, q, q, rotary_cos=cos.cpu(), rotary_sin=sin.cpu())
+    o = flashmlir.attention(q, q, q, rotary_cos=cos, rotary_sin=sin)  # cos 1, sin 0: identity
+    assert torch.allclose(o, flashmlir.attention(q, q, q), atol=1e-3)
 
 
 # ALiBi on the GPU kernels (the `_alibi` kernel variant: -slope |i + Nk - Nq -

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import flashmlir
-from reference import attention_grad_ref, attention_ref, rel_err
+from reference import attention_grad_ref, attention_ref, rel_err, rope_reference, rope_tables, rotate  # noqa: F401
 from np_common import BF16, HAVE_COMPILER, NP_DTYPE, TOL, needs_compiler, rng_for  # noqa: F401
 
 pytestmark = needs_compiler
@@ -326,40 +326,6 @@ def test_traced_subset_errors():
 
 
 # --- fused rotary embeddings ------------------------------------------------------
-
-
-def rope_tables(P, R, base=10000.0):
-    """FlashAttention-2's rotary_cos / rotary_sin: [P, R/2] float32."""
-    inv = base ** (-np.arange(0, R, 2, dtype=np.float64) / R)
-    ang = np.arange(P, dtype=np.float64)[:, None] * inv[None, :]
-    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
-
-
-def rotate(x, pos, cos, sin, interleaved, inverse=False):
-    """x [B, H, N, D] (float64) rotated in pairs at positions pos [N]."""
-    x = np.array(x, dtype=np.float64)
-    R = 2 * cos.shape[1]
-    c, s = cos[pos].astype(np.float64), sin[pos].astype(np.float64)
-    if inverse:
-        s = -s
-    if interleaved:
-        a, b = x[..., 0:R:2].copy(), x[..., 1:R:2].copy()
-        x[..., 0:R:2], x[..., 1:R:2] = a * c - b * s, b * c + a * s
-    else:
-        a, b = x[..., :R // 2].copy(), x[..., R // 2:R].copy()
-        x[..., :R // 2], x[..., R // 2:R] = a * c - b * s, b * c + a * s
-    return x
-
-
-def rope_reference(q, k, v, do, cos, sin, interleaved, **kw):
-    """The reference on rotated q (positions i + Nk - Nq) and k, dq / dk
-    rotated back."""
-    Nq, Nk = q.shape[2], k.shape[2]
-    qp, kp = np.arange(Nq) + Nk - Nq, np.arange(Nk)
-    o, lse, dq, dk, dv = attention_grad_ref(rotate(q, qp, cos, sin, interleaved),
-                                            rotate(k, kp, cos, sin, interleaved), v, do, **kw)
-    return (o, lse, rotate(dq, qp, cos, sin, interleaved, True),
-            rotate(dk, kp, cos, sin, interleaved, True), dv)
 
 
 @pytest.mark.parametrize("interleaved, R, dtype", [(False, 16, "f32"), (True, 16, "f32"),

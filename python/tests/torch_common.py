@@ -5,7 +5,7 @@ import zlib
 import torch
 
 import flashmlir
-from reference import attention_grad_ref, rel_err
+from reference import attention_grad_ref, rel_err, rope_reference, rope_tables
 
 TOL = {torch.float32: (1e-5, 2e-5), torch.float16: (2e-3, 4e-3),
        torch.bfloat16: (1.6e-2, 3.2e-2)}
@@ -46,6 +46,11 @@ def check_case(device, dtype, case):
         g = torch.Generator().manual_seed(seed + 5)
         al = torch.rand(*((Hq,) if al == "head" else (B, Hq)), generator=g) * 0.3
         opts["alibi_slopes"] = al.to(device)
+    rope = opts.pop("rotary", None)  # fused RoPE: (rotary dim, interleaved)
+    if rope is not None:
+        cos, sin = rope_tables(Nk + 3, rope[0])
+        opts.update(rotary_cos=torch.from_numpy(cos).to(device),
+                    rotary_sin=torch.from_numpy(sin).to(device), rotary_interleaved=rope[1])
     o, lse = flashmlir.attention(q, k, v, return_lse=True, **opts)
     assert o.dtype == dtype and o.device == q.device and lse.dtype == torch.float32
     assert o.shape == ((B, Nq, Hq, Dv) if bshd else (B, Hq, Nq, Dv))
@@ -57,7 +62,9 @@ def check_case(device, dtype, case):
         ref_opts["sinks"] = f64(sk)
     if al is not None:
         ref_opts["alibi"] = f64(al)
-    ref = attention_grad_ref(*(f64(bhsd(t, bshd)) for t in (q, k, v, do)), **ref_opts)
+    args = [f64(bhsd(t, bshd)) for t in (q, k, v, do)]
+    ref = (rope_reference(*args, cos, sin, rope[1], **ref_opts) if rope is not None
+           else attention_grad_ref(*args, **ref_opts))
     tol, gtol = TOL[dtype]
     assert rel_err(f64(bhsd(o, bshd)), ref[0]) <= tol
     assert rel_err(f64(lse), ref[1]) <= tol

@@ -96,10 +96,50 @@ bool flashmlir::rt::isVisible(const AttnConfig &c, int64_t i, int64_t j) {
   return true;
 }
 
+namespace {
+/// RoPE on rows [B, H, N, D] of `x` in place: row n at position n + off
+/// (R, or R^T with `inverse`).
+void rotateRows(const AttnConfig &c, double *x, int64_t H, int64_t N,
+                int64_t off, bool inverse) {
+  const int64_t R = c.rotaryDim, half = R / 2;
+  for (int64_t r = 0; r < c.B * H * N; ++r) {
+    double *row = x + r * c.D;
+    const int64_t pos = r % N + off;
+    for (int64_t m = 0; m < half; ++m) {
+      const int64_t a = c.rotaryInterleaved ? 2 * m : m;
+      const int64_t bb = c.rotaryInterleaved ? 2 * m + 1 : m + half;
+      const double cs = c.rotaryCos[pos * half + m];
+      const double sn = inverse ? -c.rotarySin[pos * half + m]
+                                : c.rotarySin[pos * half + m];
+      const double xa = row[a], xb = row[bb];
+      row[a] = xa * cs - xb * sn;
+      row[bb] = xb * cs + xa * sn;
+    }
+  }
+}
+
+/// With RoPE: q and k rotated (copies) and `c` without it; else nothing.
+struct Rotated {
+  AttnConfig c;
+  std::vector<double> q, k;
+  Rotated(const AttnConfig &cfg, const double *q0, const double *k0)
+      : c(cfg), q(q0, q0 + cfg.B * cfg.Hq * cfg.Nq * cfg.D),
+        k(k0, k0 + cfg.B * cfg.Hkv * cfg.Nk * cfg.D) {
+    rotateRows(cfg, q.data(), cfg.Hq, cfg.Nq, cfg.Nk - cfg.Nq, false);
+    rotateRows(cfg, k.data(), cfg.Hkv, cfg.Nk, 0, false);
+    c.rotaryCos = c.rotarySin = nullptr;
+  }
+};
+} // namespace
+
 void flashmlir::rt::referenceForward(const AttnConfig &c, const double *q,
                                      const double *k, const double *v,
                                      double *o, double *lse) {
   assert(validateConfig(c).empty() && "invalid AttnConfig");
+  if (c.rotaryCos) {
+    Rotated r(c, q, k);
+    return referenceForward(r.c, r.q.data(), r.k.data(), v, o, lse);
+  }
   const int64_t group = c.Hq / c.Hkv;
   RowScratch rs(c);
   for (int64_t b = 0; b < c.B; ++b) {
@@ -137,6 +177,13 @@ void flashmlir::rt::referenceBackward(const AttnConfig &c, const double *q,
                                       const double *dO, double *dq, double *dk,
                                       double *dv, double *dsinks) {
   assert(validateConfig(c).empty() && "invalid AttnConfig");
+  if (c.rotaryCos) { // gradients of the rotated q, k, rotated back
+    Rotated r(c, q, k);
+    referenceBackward(r.c, r.q.data(), r.k.data(), v, dO, dq, dk, dv, dsinks);
+    rotateRows(c, dq, c.Hq, c.Nq, c.Nk - c.Nq, true);
+    rotateRows(c, dk, c.Hkv, c.Nk, 0, true);
+    return;
+  }
   const int64_t group = c.Hq / c.Hkv;
   const bool capped = c.softcap > 0;
   std::fill(dq, dq + c.B * c.Hq * c.Nq * c.D, 0.0);
@@ -272,6 +319,13 @@ std::string flashmlir::rt::validateConfig(const AttnConfig &c) {
            "softcap must be finite and >= 0 (0 = off)"),
       need(c.windowLeft >= -1, "windowLeft must be >= -1 (-1 = unbounded)"),
       need(c.windowRight >= -1, "windowRight must be >= -1 (-1 = unbounded)"),
+      need(!c.rotaryCos == !c.rotarySin,
+           "rotaryCos and rotarySin go together"),
+      need(!c.rotaryCos || (c.rotaryDim >= 2 && c.rotaryDim % 2 == 0 &&
+                            c.rotaryDim <= c.D),
+           "rotaryDim must be even and in [2, D]"),
+      need(!c.rotaryCos || c.Nq <= c.Nk,
+           "RoPE needs Nq <= Nk (query i at position i + Nk - Nq)"),
   };
   for (const char *msg : checks)
     if (*msg)

@@ -210,7 +210,7 @@ int lookupKernel(fa_runtime *rt, ContextState *cs, KernelKind kind,
   auto key = std::make_tuple(static_cast<int>(kind), static_cast<int>(p.dtype),
                              p.D, p.Dv, p.causal, p.window, p.softcap,
                              p.windowLeft >= 0, p.windowRight == 0, p.varlen,
-                             p.alibi);
+                             p.alibi, p.rotary);
   auto it = cs->selected.find(key);
   // A cached miss is selected again only to say why (err given).
   if (it != cs->selected.end() && (it->second >= 0 || !err))

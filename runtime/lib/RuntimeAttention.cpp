@@ -122,6 +122,61 @@ extern "C" {
 
 namespace {
 
+/// Fused RoPE (fa_score_mods.rotary_*): the tables and their shape as the
+/// kernels take them (KernelAbi.h Variant::rotary), after checking what the
+/// kernels rely on.
+fa_status addRotary(fa_runtime *rt, Problem *p, const fa_score_mods *mods,
+                    const char *where) {
+  auto bad = [&](const std::string &msg) {
+    return fail(rt, FA_ERR_INVALID, std::string(where) + ": " + msg);
+  };
+  if (!mods->rotary_cos && !mods->rotary_sin) {
+    if (mods->rotary_dim || mods->rotary_positions || mods->rotary_stride ||
+        mods->rotary_interleaved)
+      return bad("rotary_dim / rotary_positions / rotary_stride / "
+                 "rotary_interleaved are set but rotary_cos and rotary_sin "
+                 "are null");
+    return FA_OK;
+  }
+  if (!mods->rotary_cos || !mods->rotary_sin)
+    return bad("rotary_cos and rotary_sin go together (one of them is null)");
+  if (p->varlen)
+    return bad("fused RoPE with variable-length batches has no GPU kernels "
+               "yet");
+  const int64_t dim = mods->rotary_dim;
+  if (dim < 16 || dim % 16 != 0 || dim > p->D)
+    return bad("rotary_dim " + std::to_string(dim) +
+               " must be a multiple of 16 in [16, head_dim = " +
+               std::to_string(p->D) + "]");
+  const int64_t stride = mods->rotary_stride ? mods->rotary_stride : dim / 2;
+  if (stride < dim / 2 || stride % 4 != 0)
+    return bad("rotary_stride " + std::to_string(stride) +
+               " must be a multiple of 4 and >= rotary_dim / 2");
+  if (reinterpret_cast<uintptr_t>(mods->rotary_cos) % 16 ||
+      reinterpret_cast<uintptr_t>(mods->rotary_sin) % 16)
+    return bad("rotary_cos and rotary_sin must be 16-byte aligned");
+  if (p->Nq > p->Nk)
+    return bad("fused RoPE needs seqlen_q <= seqlen_k (query i is at "
+               "position i + seqlen_k - seqlen_q); got " +
+               std::to_string(p->Nq) + " > " + std::to_string(p->Nk));
+  if (mods->rotary_positions < p->Nk)
+    return bad("the rotary tables have " +
+               std::to_string(mods->rotary_positions) +
+               " positions, fewer than seqlen_k = " + std::to_string(p->Nk));
+  if (mods->rotary_interleaved != 0 && mods->rotary_interleaved != 1)
+    return bad("rotary_interleaved must be 0 or 1");
+  const int64_t elems = (mods->rotary_positions - 1) * stride + dim / 2;
+  p->rotary = true;
+  p->setBuffer("rotary_cos", reinterpret_cast<uint64_t>(mods->rotary_cos),
+               elems);
+  p->setBuffer("rotary_sin", reinterpret_cast<uint64_t>(mods->rotary_sin),
+               elems);
+  p->setI64("rotary_stride", stride);
+  p->setI64("rotary_dim", dim);
+  p->setI64("rotary_interleaved", mods->rotary_interleaved);
+  return FA_OK;
+}
+
 /// Adds the score modifications `mods` (may be null) to `p`: the sinks
 /// buffers of KernelAbi.h ([Hq] f32 each) and the ALiBi slopes (p->alibi:
 /// only ALiBi kernels serve the call).
@@ -155,7 +210,7 @@ fa_status addScoreMods(fa_runtime *rt, Problem *p, const fa_score_mods *mods,
                 std::string(where) +
                     ": alibi_batch_stride is set but alibi_slopes is null");
   }
-  return FA_OK;
+  return addRotary(rt, p, mods, where);
 }
 
 /// The split-KV forward (decode) of `p` with `splits` key ranges:

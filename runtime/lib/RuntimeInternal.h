@@ -103,6 +103,9 @@ struct KernelConfig {
   bool varlen = false;
   /// ALiBi kernel (the manifest's optional "alibi"): takes alibi_slopes.
   bool alibi = false;
+  /// Fused-RoPE kernel (the manifest's optional "rotary"): takes the
+  /// rotary tables.
+  bool rotary = false;
 };
 
 /// grid[i] = ceil(value(dim) / div), or `constant` when dim is empty.
@@ -244,6 +247,8 @@ struct Problem {
   int64_t seqs = 0;
   /// ALiBi slopes given (fa_score_mods): only ALiBi kernels serve the call.
   bool alibi = false;
+  /// Rotary tables given (fa_score_mods): only RoPE kernels serve the call.
+  bool rotary = false;
   /// Values passed to the kernels (window_right = 0 when causal).
   int64_t windowLeft = -1, windowRight = -1;
   float scale = 0, softcapValue = 0;

@@ -495,7 +495,7 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
             c.headDimV == p.Dv && c.softcap == p.softcap &&
             c.causal == mask.first && c.window == mask.second &&
             c.target == target && c.varlen == p.varlen &&
-            c.alibi == p.alibi) {
+            c.alibi == p.alibi && c.rotary == p.rotary) {
           int rank = k.selected ? 2 : k.group.empty() || k.isDefault ? 1 : 0;
           if (best < 0 || rank > bestRank)
             best = static_cast<int>(i), bestRank = rank;
@@ -514,6 +514,7 @@ int selectKernel(const Manifest &m, KernelKind kind, const Problem &p,
                     " head_dim_v=" + std::to_string(p.Dv) + " " +
                     flagsString(p.causal, p.window, p.softcap) +
                     (p.varlen ? " varlen" : "") + (p.alibi ? " alibi" : "") +
+                    (p.rotary ? " rotary" : "") +
                     " on sm_" +
                     std::to_string(ccMajor) + std::to_string(ccMinor);
   const char *forced = forcedGpuTarget();

@@ -94,7 +94,8 @@ bool isBackwardOnlyName(const std::string &name) {
   // manifest loads).
   static const std::vector<abi::Arg> fwdArgs =
       abi::kernelArgs(abi::Kind::Fwd,
-                      {false, false, /*varlen=*/true, /*alibi=*/true});
+                      {false, false, /*varlen=*/true, /*alibi=*/true,
+                       /*rotary=*/true});
   for (const abi::Arg &a : fwdArgs)
     if (a.name == name)
       return false;
@@ -346,6 +347,8 @@ bool parseConfig(const JsonValue &v, const std::string &where,
   if (v.get("varlen") && !r.boolean("varlen", &cfg->varlen))
     return false;
   if (v.get("alibi") && !r.boolean("alibi", &cfg->alibi))
+    return false;
+  if (v.get("rotary") && !r.boolean("rotary", &cfg->rotary))
     return false;
   if (cfg->target.compare(0, 3, "sm_") != 0 || cfg->target.size() < 5)
     return r.fail("target '" + cfg->target +
@@ -777,7 +780,7 @@ bool parseManifest(const std::string &text, const std::string &dir,
   m.dir = dir;
   std::map<std::string, size_t> names;
   using Key = std::tuple<int, int, int64_t, int64_t, bool, bool, bool,
-                         std::string, bool, bool>;
+                         std::string, bool, bool, bool>;
   std::map<Key, size_t> keys;
   std::map<std::string, std::pair<Key, size_t>> groupKeys;
   for (size_t i = 0; i < kernels->array.size(); ++i) {
@@ -797,7 +800,7 @@ bool parseManifest(const std::string &text, const std::string &dir,
     const KernelConfig &c = k.config;
     Key key{static_cast<int>(k.kind), static_cast<int>(c.dtype), c.headDim,
             c.headDimV, c.causal, c.window, c.softcap, c.target, c.varlen,
-            c.alibi};
+            c.alibi, c.rotary};
     auto [kit, kfresh] = keys.emplace(key, i);
     const KernelDesc &first = kfresh ? k : m.kernels[kit->second];
     if (!kfresh && (k.group.empty() || k.group != first.group)) {

@@ -38,9 +38,10 @@ struct ContextState {
   std::map<std::string, cu::Module> modules; ///< by PTX file
   std::map<int, cu::Function> functions;     ///< by kernel index
   /// Selection results: (kind, dtype, D, Dv, causal, window, softcap,
-  /// window_left >= 0, window_right == 0, varlen, alibi) -> kernel index.
+  /// window_left >= 0, window_right == 0, varlen, alibi, rotary) -> kernel
+  /// index.
   std::map<std::tuple<int, int, int64_t, int64_t, bool, bool, bool, bool, bool,
-                      bool, bool>,
+                      bool, bool, bool>,
            int>
       selected;
   cu::DevicePtr workspace = 0;

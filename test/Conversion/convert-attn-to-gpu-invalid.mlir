@@ -16,12 +16,28 @@ func.func @varlen_bwd_sinks(%q: memref<30x4x64xf16>, %l: memref<4x30xf32>, %cu: 
 
 // -----
 
-// The GPU kernels have attention sinks and ALiBi (convert-attn-to-gpu.mlir,
-// convert-attn-to-gpu-alibi.mlir): the other score modifications get a
-// clear error naming them.
-func.func @gpu_rejects(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>, %c: memref<8x32xf32>) {
-  // expected-error @+1 {{with rotary is not supported by convert-attn-to-gpu yet (the GPU kernels have attention sinks and ALiBi; attn-tile-forward, attn-tile-backward and attn-lower-unfused lower it on the CPU)}}
-  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) rotary(%c, %c : memref<8x32xf32>, memref<8x32xf32>) outs(%o : memref<1x4x8x64xf16>)
+// RoPE on the GPU (convert-attn-to-gpu-rotary.mlir) rotates 8-element
+// chunks with their partners R/2 apart: R must be a multiple of 16.
+func.func @rotary_dim_24(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>, %c: memref<8x12xf32>) {
+  // expected-error @+1 {{convert-attn-to-gpu: the rotary dim 24 must be a multiple of 16}}
+  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) rotary(%c, %c : memref<8x12xf32>, memref<8x12xf32>) outs(%o : memref<1x4x8x64xf16>)
+  return
+}
+
+// -----
+
+// The rotation is in the tensor-core kernels only: f32 (SIMT) is an error.
+func.func @rotary_f32(%q: memref<1x4x8x64xf32>, %o: memref<1x4x8x64xf32>, %c: memref<8x32xf32>) {
+  // expected-error @+1 {{convert-attn-to-gpu: RoPE on the GPU is in the tensor-core kernels only (f16 / bf16; this configuration's forward is a SIMT kernel)}}
+  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf32>, memref<1x4x8x64xf32>, memref<1x4x8x64xf32>) rotary(%c, %c : memref<8x32xf32>, memref<8x32xf32>) outs(%o : memref<1x4x8x64xf32>)
+  return
+}
+
+// -----
+
+func.func @rotary_strides(%q: memref<1x4x8x64xf16>, %o: memref<1x4x8x64xf16>, %c: memref<8x32xf32>, %s: memref<8x32xf32, strided<[64, 1]>>) {
+  // expected-error @+1 {{convert-attn-to-gpu: rotary tables 'memref<8x32xf32>' and 'memref<8x32xf32, strided<[64, 1]>>' must have the same strides, unit along the rotary dims}}
+  attn.attention ins(%q, %q, %q : memref<1x4x8x64xf16>, memref<1x4x8x64xf16>, memref<1x4x8x64xf16>) rotary(%c, %s : memref<8x32xf32>, memref<8x32xf32, strided<[64, 1]>>) outs(%o : memref<1x4x8x64xf16>)
   return
 }
 

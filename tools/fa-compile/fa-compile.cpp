@@ -40,7 +40,8 @@ static int usage(const std::string &msg) {
          "[--masked 0|1|both] [--softcap 0|1|both] [--tensor-cores 0|1] "
          "[--mma-async-copy 0|1] [--mma-warps 4|8] [--mma-warp-rows 16|32] "
          "[--mma-block-n 32|64] [--deterministic 0|1] [--wgmma 0|1] [--autotune]\n"
-         "       [--varlen 0|1|both] [--alibi 0|1|both] [--split-kv 0|1]\n"
+         "       [--varlen 0|1|both] [--alibi 0|1|both] [--rotary 0|1|both]\n"
+         "       [--split-kv 0|1]\n"
          "       [--ptxas PATH [--cubin]] [-v]\n"
          "  --softcap-tanh fast|precise  tensor-core softcap through\n"
          "              tanh.approx.f32 (default) or ex2 + rcp\n"
@@ -51,6 +52,9 @@ static int usage(const std::string &msg) {
          "              (packed, cu_seqlens) forward kernels of the configs\n"
          "  --alibi 1|both: also (both) or only (1) the ALiBi kernels\n"
          "              (alibi_slopes) of the configs\n"
+         "  --rotary 1|both: also (both) or only (1) the fused-RoPE kernels\n"
+         "              (rotary_cos / rotary_sin; f16 / bf16 tensor-core\n"
+         "              configurations) of the configs\n"
          "  --split-kv 0  leave out the split-KV (decode) forward kernels,\n"
          "              fwd_split + fwd_combine (default 1: f16 / bf16\n"
          "              tensor-core configurations)\n"
@@ -98,7 +102,7 @@ int main(int argc, char **argv) {
   int64_t mmaWarps = 0, mmaWarpRows = 0, mmaBlockN = 0; // 0: the kernel's tile model
   std::string knobFlag; // the last --mma-* flag given (--autotune sets them)
   bool deterministic = false, wgmma = true, fastTanh = true, splitKv = true;
-  std::vector<bool> varlens = {false}, alibis = {false};
+  std::vector<bool> varlens = {false}, alibis = {false}, rotaries = {false};
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef a = argv[i];
     auto value = [&](std::string &out) {
@@ -190,6 +194,9 @@ int main(int argc, char **argv) {
     } else if (a == "--alibi") {
       if (!value(v) || !parseBools(v, alibis))
         return usage("--alibi expects 0, 1 or both");
+    } else if (a == "--rotary") {
+      if (!value(v) || !parseBools(v, rotaries))
+        return usage("--rotary expects 0, 1 or both");
     } else if (a == "--split-kv") {
       std::vector<bool> sk;
       if (!value(v) || !parseBools(v, sk) || sk.size() != 1)
@@ -228,11 +235,14 @@ int main(int argc, char **argv) {
           for (bool m : masked)
             for (bool s : softcap)
               for (bool vl : varlens)
-                for (bool al : alibis) {
-                  configs.push_back({dt, d, headDimV ? headDimV : d, m, s, t});
-                  configs.back().varlen = vl;
-                  configs.back().alibi = al;
-                }
+                for (bool al : alibis)
+                  for (bool ro : rotaries) {
+                    configs.push_back(
+                        {dt, d, headDimV ? headDimV : d, m, s, t});
+                    configs.back().varlen = vl;
+                    configs.back().alibi = al;
+                    configs.back().rotary = ro;
+                  }
   }
   for (BundleConfig &c : configs)
     c.tensorCores = tensorCores, c.mmaAsyncCopy = mmaAsyncCopy,

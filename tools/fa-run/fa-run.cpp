@@ -127,6 +127,11 @@ it against a float64 reference and times it.
   --alibi                 ALiBi: random f32 slopes [B, HQ] in [0, 0.3), one per
                           sequence and query head (FlashAttention-2's
                           alibi_slopes); not with --varlen
+  --rotary R              fused RoPE of the first R dims of q and k (cuda: a
+                          multiple of 16), tables cos / sin of positions
+                          [0, SK) for base 10000 (GPT-NeoX pairs; GPT-J
+                          with --rotary-interleaved); not with --varlen
+  --rotary-interleaved    with --rotary: pairs (2m, 2m + 1)
   --help                  print this help
 
 peak_bytes is the memory the attention itself allocates: on cpu the peak of
@@ -173,6 +178,9 @@ struct Options {
   bool sinks = false;
   /// --alibi: ALiBi slopes [B, Hq] (fa_score_mods / ScoreModArgs).
   bool alibi = false;
+  /// --rotary R / --rotary-interleaved: fused RoPE (0: off).
+  int64_t rotary = 0;
+  bool rotaryInterleaved = false;
 
   bool cuda() const { return device == "cuda"; }
   bool hasWindow() const { return windowLeft != -1 || windowRight != -1; }
@@ -247,6 +255,8 @@ int parseArgs(int argc, char **argv, Options &o) {
     FNumSplits,
     FSinks,
     FAlibi,
+    FRotary,
+    FRotaryInterleaved,
     FHelp
   };
   struct Spec {
@@ -270,6 +280,8 @@ int parseArgs(int argc, char **argv, Options &o) {
       {"varlen", FVarlen, true},       {"varlen-k", FVarlenK, true},
       {"num-splits", FNumSplits, true}, {"sinks", FSinks, false},
       {"alibi", FAlibi, false},        {"help", FHelp, false},
+      {"rotary", FRotary, true},
+      {"rotary-interleaved", FRotaryInterleaved, false},
   };
 
   for (int i = 1; i < argc; ++i) {
@@ -389,6 +401,13 @@ int parseArgs(int argc, char **argv, Options &o) {
     case FAlibi:
       o.alibi = true;
       break;
+    case FRotary:
+      if (!positive(&o.rotary))
+        return 2;
+      break;
+    case FRotaryInterleaved:
+      o.rotaryInterleaved = true;
+      break;
     case FCheck:
       o.check = true;
       break;
@@ -498,11 +517,11 @@ int parseArgs(int argc, char **argv, Options &o) {
     if (o.varlenK.size() != o.varlenQ.size())
       return usageError("--varlen-k has %zu lengths, --varlen %zu",
                         o.varlenK.size(), o.varlenQ.size());
-    if (o.sinks || o.alibi)
+    if (o.sinks || o.alibi || o.rotary)
       return usageError("--%s with --varlen is not supported by fa-run "
                         "(the GPU's variable-length kernels have no %s yet)",
-                        o.sinks ? "sinks" : "alibi",
-                        o.sinks ? "sinks" : "ALiBi");
+                        o.sinks ? "sinks" : o.alibi ? "alibi" : "rotary",
+                        o.sinks ? "sinks" : o.alibi ? "ALiBi" : "RoPE");
     if (o.pipeline == "unfused")
       return usageError("--varlen needs --pipeline tiled");
     o.cuQ = {0};
@@ -707,6 +726,8 @@ struct Tensors {
   std::vector<float> sinks, dsinks;
   /// --alibi: the slopes [B, Hq] (f32), empty without.
   std::vector<float> alibi;
+  /// --rotary: the tables [Nk, R / 2] (f32), empty without.
+  std::vector<float> rotaryCos, rotarySin;
 
   std::vector<HostTensor *> all() {
     std::vector<HostTensor *> v_ = {&q, &k, &v, &out, &lse};
@@ -995,6 +1016,8 @@ public:
     kc.windowLeft = o.windowLeft;
     kc.windowRight = o.windowRight;
     kc.softcap = o.softcap;
+    kc.rotaryDim = o.rotary;
+    kc.rotaryInterleaved = o.rotaryInterleaved;
     kc.unfused = o.pipeline == "unfused";
     kc.blockM = o.blockM;
     kc.blockN = o.blockN;
@@ -1052,6 +1075,11 @@ public:
     if (!t->alibi.empty()) {
       m.alibiSlopes = t->alibi.data();
       m.alibiPerSequence = true;
+    }
+    if (!t->rotaryCos.empty()) {
+      m.rotaryCos = t->rotaryCos.data();
+      m.rotarySin = t->rotarySin.data();
+      m.rotaryPositions = o.seqlenK;
     }
     return m;
   }
@@ -1222,6 +1250,16 @@ public:
             st != FA_OK)
           return fail(rt, st, err);
       }
+    for (int i = 0; i < 2 && !t->rotaryCos.empty(); ++i) { // [Nk, R / 2]
+      const std::vector<float> &h = i ? t->rotarySin : t->rotaryCos;
+      size_t bytes = h.size() * sizeof(float);
+      if (fa_status st = fa_malloc(rt, bytes, &rotaryDev[i]); st != FA_OK)
+        return fail(rt, st, err);
+      allocations.push_back(rotaryDev[i]);
+      if (fa_status st = fa_memcpy_htod(rt, rotaryDev[i], h.data(), bytes);
+          st != FA_OK)
+        return fail(rt, st, err);
+    }
     if (!t->alibi.empty()) { // f32 [B, Hq]
       size_t bytes = t->alibi.size() * sizeof(float);
       if (fa_status st = fa_malloc(rt, bytes, &alibiDev); st != FA_OK)
@@ -1285,9 +1323,7 @@ public:
           },
           err);
     }
-    fa_score_mods mods{static_cast<const float *>(sinksDev[0]), nullptr,
-                       static_cast<const float *>(alibiDev),
-                       alibiDev ? o.heads : 0};
+    fa_score_mods mods = scoreMods(false);
     return call(
         [&](fa_runtime *rt) {
           return fa_forward_mods(rt, &params, &mods, &dev[Q], &dev[K],
@@ -1314,10 +1350,7 @@ public:
           },
           err);
     }
-    fa_score_mods mods{static_cast<const float *>(sinksDev[0]),
-                       static_cast<float *>(sinksDev[1]),
-                       static_cast<const float *>(alibiDev),
-                       alibiDev ? o.heads : 0};
+    fa_score_mods mods = scoreMods(true);
     return call(
         [&](fa_runtime *rt) {
           return fa_backward_mods(rt, &params, &mods, &dev[Q], &dev[K],
@@ -1363,6 +1396,24 @@ private:
   void *sinksDev[2] = {nullptr, nullptr};
   /// --alibi: the slopes in device memory (null without).
   void *alibiDev = nullptr;
+  /// --rotary: the cos / sin tables in device memory (null without).
+  void *rotaryDev[2] = {nullptr, nullptr};
+  /// fa_score_mods of the calls (sinks: d sinks in the backward).
+  fa_score_mods scoreMods(bool backward) const {
+    fa_score_mods m{};
+    m.sinks = static_cast<const float *>(sinksDev[0]);
+    m.dsinks = backward ? static_cast<float *>(sinksDev[1]) : nullptr;
+    m.alibi_slopes = static_cast<const float *>(alibiDev);
+    m.alibi_batch_stride = alibiDev ? o.heads : 0;
+    if (rotaryDev[0]) {
+      m.rotary_cos = static_cast<const float *>(rotaryDev[0]);
+      m.rotary_sin = static_cast<const float *>(rotaryDev[1]);
+      m.rotary_positions = o.seqlenK;
+      m.rotary_dim = o.rotary;
+      m.rotary_interleaved = o.rotaryInterleaved;
+    }
+    return m;
+  }
 
   /// Sets `err` to the runtime's message for `st` and returns false.
   static bool fail(fa_runtime *rt, fa_status st, std::string &err) {
@@ -1447,7 +1498,8 @@ private:
           std::to_string(o.headDim) + " --head-dim-v " +
           std::to_string(o.headDimV) + " --masked " + (masked() ? "1" : "0") +
           " --softcap " + (o.softcap > 0 ? "1" : "0") +
-          (o.alibi ? " --alibi 1" : "") + ", and pass --bundle DIR)";
+          (o.alibi ? " --alibi 1" : "") + (o.rotary ? " --rotary 1" : "") +
+          ", and pass --bundle DIR)";
     return false;
 #else
     if (ccMajor * 10 + ccMinor < 75 || stage == Stage::Compiled) {
@@ -1517,7 +1569,8 @@ private:
            std::to_string(kernelDim(o.headDim)) + "_dv" +
            std::to_string(kernelDim(o.headDimV)) +
            (masked() ? "_masked" : "") + (o.softcap > 0 ? "_softcap" : "") +
-           (o.alibi ? "_alibi" : "") + (o.varlen ? "_varlen" : "");
+           (o.alibi ? "_alibi" : "") + (o.rotary ? "_rope" : "") +
+           (o.varlen ? "_varlen" : "");
   }
 
   /// $FLASHMLIR_CACHE_DIR, else $HOME/.cache/flashmlir; empty if neither.
@@ -1582,6 +1635,7 @@ private:
       c.softcap = o.softcap > 0;
       c.varlen = o.varlen;
       c.alibi = o.alibi;
+      c.rotary = o.rotary > 0;
       c.target = target;
       configs.push_back(c);
     }
@@ -1648,6 +1702,14 @@ int run(int argc, char **argv) {
   cfg.softcap = o.softcap;
   if (std::string msg = rt::validateConfig(cfg); !msg.empty())
     return usageError("invalid configuration: %s", msg.c_str());
+  if (o.rotary && (o.rotary % 2 != 0 || o.rotary > o.headDim))
+    return usageError("--rotary %" PRId64 " must be even and <= --head-dim",
+                      o.rotary);
+  if (o.rotary && o.seqlenQ > o.seqlenK)
+    return usageError("--rotary needs --seqlen-q <= --seqlen-k (query i is at "
+                      "position i + SK - SQ)");
+  if (o.rotaryInterleaved && !o.rotary)
+    return usageError("--rotary-interleaved needs --rotary R");
   if (o.cuda()) {
     // The runtime takes scale and softcap as f32: the reference uses the
     // values the kernels see.
@@ -1783,6 +1845,24 @@ int run(int argc, char **argv) {
     t.alibi.assign(alibiD.begin(), alibiD.end());
     cfg.alibi = alibiD.data();
     cfg.alibiStrideB = o.heads;
+  }
+  // RoPE tables [Nk, R / 2]: cos / sin of p * 10000^(-2m / R), rounded to
+  // f32 (the reference uses the same values in float64).
+  std::vector<double> rotCosD, rotSinD;
+  if (o.rotary) {
+    const int64_t half = o.rotary / 2;
+    for (int64_t p = 0; p < o.seqlenK; ++p)
+      for (int64_t m = 0; m < half; ++m) {
+        double th = p * std::pow(10000.0, -2.0 * m / o.rotary);
+        rotCosD.push_back(static_cast<float>(std::cos(th)));
+        rotSinD.push_back(static_cast<float>(std::sin(th)));
+      }
+    t.rotaryCos.assign(rotCosD.begin(), rotCosD.end());
+    t.rotarySin.assign(rotSinD.begin(), rotSinD.end());
+    cfg.rotaryCos = rotCosD.data();
+    cfg.rotarySin = rotSinD.data();
+    cfg.rotaryDim = o.rotary;
+    cfg.rotaryInterleaved = o.rotaryInterleaved;
   }
   if (o.backward) {
     dOd.resize(t.dO.numel);

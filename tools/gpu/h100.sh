@@ -74,6 +74,11 @@
 #                              (-k sinks, gpt-oss vs eager), tools/gpu/sinks_bench.py. BUNDLE:
 #                              fa-compile --target sm_90a --dtype f32,f16,bf16 --head-dim
 #                              40,64,128 --masked both --softcap both --ptxas P --cubin
+#   tools/gpu/h100.sh rope     fused RoPE (issue 15): fa-run --rotary --check (float64
+#                              reference), memcheck / racecheck, Python CUDA tests (-k rope),
+#                              tools/gpu/rope_bench.py. BUNDLE: fa-compile --target sm_90a
+#                              --dtype f16,bf16 --head-dim 64,128 --masked both --softcap both
+#                              --alibi both --rotary both
 #   tools/gpu/h100.sh alibi    ALiBi (issue 15): fa-run --alibi --check (float64 reference,
 #                              slopes [B, Hq]) over dtypes / GQA / masks / softcap / sinks /
 #                              split-KV decode, memcheck + racecheck, the Python CUDA tests
@@ -487,6 +492,24 @@ alibi() {
   step "ALiBi: cost and FlexAttention (tools/gpu/alibi_bench.py)"
   python3 tools/gpu/alibi_bench.py --json "$OUT/alibi_bench.json" 2>&1 | grep -v Warn | tee "$OUT/alibi_bench.log" | tail -14
 }
+rope() {
+  step "RoPE: fa-run --device cuda --rotary --check"
+  mod_checks "--rotary 64" rope "--dtype bf16 --batch 1 --heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward" \
+    "--dtype bf16 --batch 2 --heads 4 --kv-heads 2 --seqlen-q 70 --seqlen-k 100 --head-dim 64 --causal --backward" \
+    "--dtype f16 --batch 2 --heads 8 --kv-heads 2 --seqlen-q 300 --seqlen-k 400 --head-dim 128 --causal --backward --rotary-interleaved" \
+    "--dtype bf16 --batch 1 --heads 4 --seqlen-q 257 --head-dim 128 --window 32,8 --softcap 20 --backward --layout bshd" \
+    "--dtype bf16 --batch 2 --heads 4 --seqlen-q 1000 --head-dim 128 --backward --sinks --alibi" \
+    "--dtype bf16 --batch 3 --heads 8 --kv-heads 2 --seqlen-q 1 --seqlen-k 3000 --head-dim 128 --num-splits 0" \
+    "--dtype f16 --batch 2 --heads 4 --kv-heads 1 --seqlen-q 3 --seqlen-k 1000 --head-dim 64 --causal --num-splits 7 --rotary-interleaved"
+  step "RoPE: Python CUDA tests"
+  export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
+  python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py -k "rope or score_mods" \
+    > "$OUT/pytest-rope.log" 2>&1; rc=$?
+  grep -E "FAILED|Error" "$OUT/pytest-rope.log" | head -10; tail -1 "$OUT/pytest-rope.log"; status=$((status|rc))
+  [ "$modBad" = 0 ] || { echo "RoPE: fa-run failed, no benchmark"; return; }
+  step "RoPE: cost and the unfused rotary (tools/gpu/rope_bench.py)"
+  python3 tools/gpu/rope_bench.py --json "$OUT/rope_bench.json" 2>&1 | grep -v Warn | tee "$OUT/rope_bench.log" | tail -9
+}
 varlen() {
   export PYTHONPATH=$PWD/python FLASHMLIR_BUNDLE=$BUNDLE
   step "varlen: fa-run --device cuda --varlen --backward (fa_forward_varlen, fa_backward_varlen, poisoned outputs, float64 reference)"
@@ -526,6 +549,7 @@ case "${1:-all}" in
   varlen) varlen ;;
   sinks) sinks ;;
   alibi) alibi ;;
+  rope) rope ;;
   decode) decode ;;
   turing) turing ;;
   python) python_pkg ;;

@@ -51,6 +51,10 @@ struct BundleConfig {
   /// slopes; recorded in the manifest ("alibi": true) and named with an
   /// "_alibi" suffix.
   bool alibi = false;
+  /// Fused RoPE (rotary_cos / rotary_sin): the score kernels and the dQ
+  /// post-pass take the tables; recorded in the manifest ("rotary": true)
+  /// and named with a "_rope" suffix.
+  bool rotary = false;
   /// The split-KV (decode) forward, fwd_split + fwd_combine, where the
   /// configuration has it (attn::hasSplitForward: f16 / bf16 tensor cores).
   bool splitKv = true;

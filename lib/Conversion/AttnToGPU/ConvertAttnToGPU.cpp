@@ -94,7 +94,7 @@ static std::string moduleName(const GpuKernelSpec &spec) {
   os << spec.elementType;
   return ("attn_kernels_" + et + "_d" + std::to_string(spec.headDim) + "_dv" +
           std::to_string(spec.headDimV) + (spec.masked ? "_masked" : "") +
-          (spec.softcap ? "_softcap" : "") + (spec.alibi ? "_alibi" : "") +
+          (spec.softcap ? "_softcap" : "") + (spec.alibi ? "_alibi" : "") + (spec.rotary ? "_rope" : "") +
           (spec.varlen ? "_varlen" : ""));
 }
 
@@ -161,9 +161,11 @@ static GpuKernelSpec specOf(Operation *op, MaskSpec mask, bool softcap,
   if (auto fwd = dyn_cast<AttentionOp>(op)) {
     spec.varlen = fwd.isVarlen();
     spec.alibi = bool(fwd.getAlibiSlopes());
+    spec.rotary = bool(fwd.getRotaryCos());
   } else if (auto bwd = dyn_cast<AttentionBackwardOp>(op)) {
     spec.varlen = bwd.isVarlen();
     spec.alibi = bool(bwd.getAlibiSlopes());
+    spec.rotary = bool(bwd.getRotaryCos());
   }
   spec.masked = mask.isMasked();
   spec.softcap = softcap;
@@ -178,6 +180,10 @@ static LogicalResult checkKernelLimits(Operation *op,
                                        const GpuKernelSpec &spec) {
   const int64_t limit = gpuSmemLimit(spec.smVersion);
   for (GpuKernelKind kind : kinds) {
+    if (std::string why = rotaryUnsupported(kind, spec); !why.empty())
+      return op->emitOpError() << "convert-attn-to-gpu: " << why
+                               << " (attn-tile-forward / attn-tile-backward "
+                                  "lower RoPE on the CPU)";
     GpuKernelInfo info = getGpuKernelInfo(kind, spec);
     if (info.dynamicSharedMemory > limit)
       return op->emitOpError()
@@ -250,16 +256,33 @@ static GpuKernelSpec addCommonArgs(Codegen &cg, OpTy op,
 /// contiguous (the kernels read slope (b, h) at b * alibi_stride_b + h).
 template <typename OpT>
 static LogicalResult checkGpuScoreMods(OpT op) {
-  StringRef what = op.getRotaryCos()  ? "rotary"
-                   : !op.getScoreMod().empty() ? "a score_mod region"
+  StringRef what = !op.getScoreMod().empty() ? "a score_mod region"
                    : !op.getMaskMod().empty()  ? "a mask_mod region"
                                                : "";
   if (!what.empty())
     return op->emitOpError()
            << "with " << what
            << " is not supported by convert-attn-to-gpu yet (the GPU kernels "
-              "have attention sinks and ALiBi; attn-tile-forward, "
+              "have attention sinks, ALiBi and RoPE; attn-tile-forward, "
               "attn-tile-backward and attn-lower-unfused lower it on the CPU)";
+  if (Value cos = op.getRotaryCos()) {
+    auto ct = cast<MemRefType>(cos.getType()),
+         st = cast<MemRefType>(op.getRotarySin().getType());
+    SmallVector<int64_t> cs, ss;
+    int64_t co, so;
+    int64_t R = 2 * ct.getDimSize(1);
+    if (failed(ct.getStridesAndOffset(cs, co)) ||
+        failed(st.getStridesAndOffset(ss, so)) || cs.back() != 1 ||
+        cs != ss)
+      return op->emitOpError()
+             << "convert-attn-to-gpu: rotary tables " << ct << " and " << st
+             << " must have the same strides, unit along the rotary dims";
+    if (R % 16 != 0)
+      return op->emitOpError()
+             << "convert-attn-to-gpu: the rotary dim " << R
+             << " must be a multiple of 16 (the GPU kernels rotate 8-element "
+                "chunks with their partners R/2 apart)";
+  }
   auto type = op.getAlibiSlopes()
                   ? dyn_cast<MemRefType>(op.getAlibiSlopes().getType())
                   : MemRefType();
@@ -285,6 +308,21 @@ static void addAlibiArgs(Codegen &cg, HostArgs &host, Value slopes) {
       cast<MemRefType>(slopes.getType()).getRank() == 2
           ? host.values["alibi_slopes_stride_b"]
           : cg.idx(0);
+}
+
+/// The rotary tables, their row stride, the rotary dim and the convention
+/// for an op with RoPE (Variant::rotary).
+template <typename OpT>
+static void addRotaryArgs(Codegen &cg, HostArgs &host, OpT op) {
+  Value cos = op.getRotaryCos();
+  if (!cos)
+    return;
+  host.addTensor(cg, "rotary_cos", cos);
+  host.addTensor(cg, "rotary_sin", op.getRotarySin());
+  host.values["rotary_stride"] = host.values["rotary_cos_stride_b"];
+  host.values["rotary_dim"] =
+      cg.idx(2 * cast<MemRefType>(cos.getType()).getDimSize(1));
+  host.values["rotary_interleaved"] = cg.idx(op.getRotaryInterleaved() ? 1 : 0);
 }
 
 /// `sinks` (and `dsinks`) as the kernels take them: the op's f32 [Hq]
@@ -339,6 +377,7 @@ static LogicalResult convertForward(RewriterBase &rewriter, AttentionOp op,
   host.addTensor(cg, "lse", lse);
   addSinkArgs(cg, host, op.getSinks(), Value());
   addAlibiArgs(cg, host, op.getAlibiSlopes());
+  addRotaryArgs(cg, host, op);
   launch(cg, top, GpuKernelKind::Fwd, spec, host);
   if (tmp)
     gpu::DeallocOp::create(b, Type(), ValueRange{}, tmp);
@@ -406,6 +445,7 @@ static LogicalResult convertBackward(RewriterBase &rewriter,
   Value dsinks = op.getSinks() ? op.getGradSinks() : Value();
   addSinkArgs(cg, host, op.getSinks(), dsinks);
   addAlibiArgs(cg, host, op.getAlibiSlopes());
+  addRotaryArgs(cg, host, op);
   host.values["sinks_pass"] = cg.idx(0);
   launch(cg, top, GpuKernelKind::BwdPre, spec, host);
   launch(cg, top, GpuKernelKind::BwdMain, spec, host);

@@ -57,6 +57,8 @@ gpu::GPUFuncOp mlir::attn::buildGpuKernel(OpBuilder &builder,
   MLIRContext *ctx = builder.getContext();
   const KernelSchedule sch = selectSchedule(kind, spec);
   GpuKernelInfo info = getGpuKernelInfo(kind, spec);
+  assert(rotaryUnsupported(kind, spec).empty() &&
+         "callers check rotaryUnsupported first");
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPointToEnd(module.getBody());
   Location loc = module.getLoc();

@@ -114,6 +114,7 @@ flashmlir::abi::Variant mlir::attn::abiVariant(const GpuKernelSpec &s) {
   v.scaledDqAcc = fragmentOrderDqAcc(s);
   v.varlen = s.varlen;
   v.alibi = s.alibi;
+  v.rotary = s.rotary;
   return v;
 }
 
@@ -437,4 +438,30 @@ bool mlir::attn::usesTensorCores(GpuKernelKind kind,
 
 bool mlir::attn::usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec) {
   return selectSchedule(kind, spec).engine == Engine::Wgmma;
+}
+
+std::string mlir::attn::rotaryUnsupported(GpuKernelKind kind,
+                                          const GpuKernelSpec &spec) {
+  if (!spec.rotary)
+    return "";
+  if (spec.varlen)
+    return "RoPE with variable-length batches has no GPU kernels yet";
+  switch (kind) {
+  case GpuKernelKind::Fwd:
+  case GpuKernelKind::BwdMain:
+    if (!usesTensorCores(kind, spec))
+      return "RoPE on the GPU is in the tensor-core kernels only (f16 / "
+             "bf16; this configuration's " +
+             std::string(kind == GpuKernelKind::Fwd ? "forward" : "backward") +
+             " is a SIMT kernel)";
+    return "";
+  case GpuKernelKind::BwdPost:
+    if (spec.deterministic)
+      return "RoPE has no deterministic backward on the GPU yet";
+    return usesTensorCores(GpuKernelKind::BwdMain, spec)
+               ? ""
+               : rotaryUnsupported(GpuKernelKind::BwdMain, spec);
+  default: // bwd_pre, the split-KV pair (tensor-core only), combine
+    return "";
+  }
 }

@@ -77,6 +77,11 @@ struct GpuKernelSpec {
   /// (abi::Variant::alibi) and add -slope |i + Nk - Nq - j| to each score
   /// (Primitives/Score.h).
   bool alibi = false;
+  /// Fused RoPE: the score kernels rotate Q and K tiles in shared memory
+  /// (rotary tables, dim and convention are kernel arguments,
+  /// abi::Variant::rotary; Primitives/Rotary.h); the backward rotates dQ and
+  /// dK back.
+  bool rotary = false;
 };
 
 /// The kernel kinds of the ABI. The launch order of the backward is BwdPre,
@@ -121,6 +126,11 @@ bool usesWgmma(GpuKernelKind kind, const GpuKernelSpec &spec);
 /// True when `spec` has the split-KV forward (GpuKernelKind::FwdSplit and
 /// FwdCombine: f16 / bf16 tensor-core configurations, not varlen so far).
 bool hasSplitForward(const GpuKernelSpec &spec);
+
+/// Why kernel `kind` of a RoPE spec (spec.rotary) cannot be built ("" when
+/// it can, and for specs without RoPE): the rotation is in the tensor-core
+/// kernels only, not in the deterministic dQ kernel nor the varlen form.
+std::string rotaryUnsupported(GpuKernelKind kind, const GpuKernelSpec &spec);
 
 /// The most dynamic shared memory one block may use on compute capability
 /// `smVersion` (80, 86, 87, 89, 90: flashmlir/runtime/Limits.h); for 0 (an

@@ -92,6 +92,7 @@
 #include "MmaBackward.h"
 
 #include "../Primitives/MmaSync.h"
+#include "../Primitives/Rotary.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
 
@@ -101,6 +102,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -123,6 +125,13 @@ static int64_t kCols(const KernelSchedule &sch) {
 int64_t Kernel::wgmmaDqCols() const { return wgDqCols(sch); }
 int64_t Kernel::kTileCols() const { return wg ? kCols(sch) : D; }
 
+// RoPE: dK leaves through an f32 [keys][dk + 4] tile, rotated back (R^T)
+// as it is stored (a key row's columns are spread over warps when the
+// columns are split, and the pairs are R / 2 columns apart).
+static int64_t dkStageBytes(const KernelSchedule &sch) {
+  return sch.blockN * (sch.dk + 4) * 4;
+}
+
 Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   const int64_t eb = 2; // f16 / bf16
   const int64_t bn = sch.blockN, kBM = sch.blockM;
@@ -143,6 +152,8 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
     l.lse = l.dS + alignUp(bn * kBM * eb);
     l.dr = l.lse + 2 * kBM * 4;
     l.total = l.dr + 2 * kBM * 4 + tile::kSmemSlack;
+    if (s.rotary) // the dK epilogue's f32 tile (rotated back)
+      l.total = std::max(l.total, dkStageBytes(sch) + tile::kSmemSlack);
     return l;
   }
   tile::SmemLayout m;
@@ -162,6 +173,8 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
   l.lse = m.add(sch.stages * kBM * 4);
   l.dr = m.add(sch.stages * kBM * 4);
   l.total = m.total;
+  if (s.rotary)
+    l.total = std::max(l.total, dkStageBytes(sch));
   return l;
 }
 
@@ -402,6 +415,13 @@ void Kernel::build() {
   copy::stageTile(k, "v", bi, hk, k0, nk, BN, Dv, vs, top.tid, realDv);
   fenceAsync();
   gpu::BarrierOp::create(b);
+  if (s.rotary) { // RoPE: K rotated in place, key n at position n
+    rotary::rotateTile(
+        k, ks, BN, D, [&](Value r) { return cg.min(cg.add(k0, r), cg.sub(nk, c1)); },
+        top.tid, sch.threads);
+    fenceAsync();
+    gpu::BarrierOp::create(b);
+  }
 
   if (resident) {
     for (int64_t kk = 0; kk < D / 16; ++kk)
@@ -455,6 +475,17 @@ void Kernel::build() {
     copy::waitGroups(k, copy::commitGroup(k), 0);
     fenceAsync();
     gpu::BarrierOp::create(b);
+    if (s.rotary) { // RoPE: this tile's Q rows, query i at i + Nk - Nq
+      Value q0 = step.cur.q0, last = cg.sub(nq, c1);
+      rotary::rotateTile(
+          k, step.qs, kBM, D,
+          [&](Value r) {
+            return cg.max(cg.add(cg.min(cg.add(q0, r), last), off), c0);
+          },
+          tid, sch.threads);
+      fenceAsync();
+      gpu::BarrierOp::create(b);
+    }
     if (!single) {
       Value nxt = cg.add(it, c1);
       auto more = scf::IfOp::create(
@@ -517,19 +548,72 @@ void Kernel::build() {
       }
     }
   };
+  if (s.rotary)
+    storeRotatedDk(res);
   for (int64_t r = 0; r < 2; ++r) {
     Value keyRow = keyRowOf(top, r);
     auto ok = scf::IfOp::create(
         b, cg.cmp(arith::CmpIPredicate::slt, keyRow, nk), false);
     OpBuilder::InsertionGuard ge(b);
     b.setInsertionPoint(ok.thenBlock()->getTerminator());
-    storeRows(r, keyRow, "dk", 0, KT, KW, realD, [&](Value x) -> Value {
-      return arith::TruncFOp::create(b, et, cg.fmul(x, scale));
-    });
+    if (!s.rotary)
+      storeRows(r, keyRow, "dk", 0, KT, KW, realD, [&](Value x) -> Value {
+        return arith::TruncFOp::create(b, et, cg.fmul(x, scale));
+      });
     storeRows(r, keyRow, "dv", KT, VT, VW, realDv, [&](Value x) -> Value {
       return arith::TruncFOp::create(b, et, x);
     });
   }
+}
+
+// RoPE: dK of the rotated keys -> dK of the stored ones. Each lane puts its
+// dK * scale into an f32 [BN][dk + 4] tile (from byte 0: the loop's tiles
+// are dead), then the block rotates it back by rows of 8-column chunks
+// (Primitives/Rotary.h) and stores keys < Nk, columns < D.
+void Kernel::storeRotatedDk(ValueRange res) {
+  const int64_t rowW = D + 4;
+  gpu::BarrierOp::create(b); // every warp is done with the loop's tiles
+  Value dks = k.smem(0, {BN, rowW}, f32);
+  Value t = top.t;
+  for (int64_t r = 0; r < 2; ++r) {
+    Value row = cg.sub(keyRowOf(top, r), k0);
+    for (int64_t n = 0; n < KT; ++n)
+      for (int64_t e = 0; e < 2; ++e) {
+        Value col = cg.add(cg.idx(8 * n + e), cg.mul(t, cg.idx(2)));
+        if (CS > 1)
+          col = cg.add(cg.mul(top.cs, cg.idx(KW)), col);
+        memref::StoreOp::create(b, cg.fmul(res[n * 4 + 2 * r + e], scale),
+                                dks, ValueRange{row, col});
+      }
+  }
+  gpu::BarrierOp::create(b);
+  const int64_t perRow = realD / 8;
+  auto v8f = VectorType::get({8}, f32);
+  auto v8 = VectorType::get({8}, et);
+  auto loop = scf::ForOp::create(b, top.tid, cg.idx(BN * perRow),
+                                 cg.idx(sch.threads));
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  Value u = loop.getInductionVar();
+  Value row = arith::DivUIOp::create(b, u, cg.idx(perRow));
+  Value c = cg.mul(arith::RemUIOp::create(b, u, cg.idx(perRow)), cg.idx(8));
+  Value key = cg.add(k0, row);
+  auto in = scf::IfOp::create(
+      b, cg.cmp(arith::CmpIPredicate::slt, key, nk), false);
+  b.setInsertionPoint(in.thenBlock()->getTerminator());
+  rotary::rotateChunkAt(
+      k, c, key, /*inverse=*/true, /*copyRest=*/true,
+      [&](Value col) -> Value {
+        auto ld = vector::LoadOp::create(b, v8f, dks, ValueRange{row, col});
+        ld.setAlignment(16);
+        return ld;
+      },
+      [&](Value col, Value x) {
+        vector::StoreOp::create(b, arith::TruncFOp::create(b, v8, x),
+                                k.arg("dk"),
+                                ValueRange{k.at4("dk", bi, hk, key, col)})
+            .setAlignment(16);
+      });
 }
 
 void kernels::buildMmaBackward(KernelBuilder &k, const KernelSchedule &sch) {

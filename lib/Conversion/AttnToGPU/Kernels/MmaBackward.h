@@ -80,6 +80,8 @@ struct Kernel {
   Iter iterOf(Value hI32, Value tI32);
   Value stage(Value hI, Value tI, Value buf, Value tid);
   void fenceAsync();
+  /// RoPE: the dK epilogue through shared memory, rotated back.
+  void storeRotatedDk(ValueRange res);
   SmallVector<int64_t> tileShape(int64_t rows, int64_t cols) const;
   SmallVector<Value> aFrag(const Lanes &l, Value mem, int64_t kk);
   Value keyRowOf(const Lanes &l, int64_t r);

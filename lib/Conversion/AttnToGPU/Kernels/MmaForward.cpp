@@ -55,6 +55,7 @@
 #include "../Primitives/Mask.h"
 #include "../Primitives/MmaSync.h"
 #include "../Primitives/OnlineSoftmax.h"
+#include "../Primitives/Rotary.h"
 #include "../Primitives/Score.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
@@ -225,6 +226,19 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
                     realD);
   }
   gpu::BarrierOp::create(b);
+  // RoPE (Primitives/Rotary.h): Q rotated in shared memory once it has
+  // landed, query i at position i + Nk - Nq (split: packed row r is query r
+  // / group); rows past the last are clamped.
+  if (s.rotary) {
+    Value last = cg.sub(rows, c1);
+    rotary::rotateTile(
+        k, qs, kBlockM, D,
+        [&](Value r) {
+          return cg.max(cg.add(qPos(cg.min(cg.add(q0, r), last)), off), c0);
+        },
+        tid, sch.threads);
+    gpu::BarrierOp::create(b);
+  }
   // With scale < 0 the kernel computes S' = (-Q) K^T (exact: a sign-bit
   // flip) with the positive scale |scale|, so the running maximum can be taken
   // on the raw accumulators and exp2(S' * scale2 - m) is one FMA.
@@ -339,6 +353,14 @@ static void buildForward(KernelBuilder &k, const KernelSchedule &sch,
       gpu::BarrierOp::create(b); // Q / previous tiles no longer read
       copy::stageTile(k, "k", bi, hk, k0, nk, kBlockN, D, ks, tid, realD);
       copy::stageTile(k, "v", bi, hk, k0, nk, kBlockN, Dv, vs, tid, realDv);
+      gpu::BarrierOp::create(b);
+    }
+    if (s.rotary) { // K_j rotated in place (key n at position n)
+      Value last = cg.sub(nk, c1);
+      rotary::rotateTile(
+          k, ks, kBlockN, D,
+          [&](Value r) { return cg.min(cg.add(k0, r), last); }, tid,
+          sch.threads);
       gpu::BarrierOp::create(b);
     }
 

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Kernels.h"
+#include "../Primitives/Rotary.h"
 #include "Simt.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -275,8 +276,9 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
         cg.mul(cg.add(dqRow0, cg.sub(row, i)), cg.idx(s.headDim)),
         cg.add(cg.mul(r, cg.idx(64)), cg.mul(g, cg.idx(4))));
   }
-  chunks(s.headDim / vec, inRange, [&](Value c) {
-    Value d = cg.mul(c, cg.idx(vec));
+  // dqacc columns [d, d + vec) of the row, piece c = d / vec (f32, times
+  // the scale in fragment order) and the dq store of such a piece.
+  auto readPiece = [&](Value c, Value d) {
     SmallVector<Value> vals;
     if (fragOrder) {
       auto v4 = VectorType::get({4}, f32);
@@ -299,6 +301,9 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
       for (int64_t e = 0; e < vec; ++e)
         vals.push_back(vector::ExtractOp::create(b, x, e));
     }
+    return vals;
+  };
+  auto writePiece = [&](Value d, ArrayRef<Value> vals) {
     SmallVector<Value> elems;
     for (Value v : vals)
       elems.push_back(
@@ -307,5 +312,33 @@ void kernels::buildRowKernel(KernelBuilder &k, GpuKernelKind kind,
     vector::StoreOp::create(b, out, k.arg("dq"),
                             ValueRange{k.at4("dq", bi, h, row, d)})
         .setAlignment(16);
+  };
+  if (s.rotary) {
+    // RoPE: dQ of the rotated rows -> dQ of the stored ones (R^T, query i
+    // at position i + Nk - Nq; Primitives/Rotary.h).
+    assert(vec == 8 && "rotary kernels are f16 / bf16");
+    auto v8f = VectorType::get({8}, f32);
+    Value pos = cg.max(cg.add(rowC, cg.sub(k.arg("seqlen_k"), nq)),
+                       cg.idx(0));
+    chunks(s.headDim / vec, inRange, [&](Value c) {
+      rotary::rotateChunkAt(
+          k, cg.mul(c, cg.idx(vec)), pos, /*inverse=*/true,
+          /*copyRest=*/true,
+          [&](Value d) -> Value {
+            return vector::FromElementsOp::create(
+                b, v8f, readPiece(arith::DivUIOp::create(b, d, cg.idx(vec)), d));
+          },
+          [&](Value d, Value x) {
+            SmallVector<Value> vals;
+            for (int64_t e = 0; e < vec; ++e)
+              vals.push_back(vector::ExtractOp::create(b, x, e));
+            writePiece(d, vals);
+          });
+    });
+    return;
+  }
+  chunks(s.headDim / vec, inRange, [&](Value c) {
+    Value d = cg.mul(c, cg.idx(vec));
+    writePiece(d, readPiece(c, d));
   });
 }

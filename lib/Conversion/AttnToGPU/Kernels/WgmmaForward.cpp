@@ -40,6 +40,7 @@
 #include "../Primitives/Mask.h"
 #include "../Primitives/MmaSync.h"
 #include "../Primitives/OnlineSoftmax.h"
+#include "../Primitives/Rotary.h"
 #include "../Primitives/Score.h"
 #include "../Primitives/SharedTile.h"
 #include "../Primitives/TileCopy.h"
@@ -326,6 +327,17 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     copy::stageTileAsync(k, "k", bi, hk, cg.mul(j, bn), nk, N, D,
                          stage(kAll, buf), tid, /*rowStep=*/false, realD);
   };
+  // RoPE (Primitives/Rotary.h): K tile j in stage `buf` rotated in place
+  // once it has landed (key n at position n, rows past Nk clamped), made
+  // visible to the tensor cores before S reads it.
+  auto rotateK = [&](Value j, Value buf) {
+    Value k0 = cg.mul(j, bn), last = cg.sub(nk, c1);
+    rotary::rotateTile(k, stage(kAll, buf), N, D,
+                       [&](Value r) { return cg.min(cg.add(k0, r), last); },
+                       tid, sch.threads);
+    w.emit("fence.proxy.async.shared::cta;");
+    gpu::BarrierOp::create(b);
+  };
   // Q and the first visible K tile in flight together.
   copy::stageTileAsync(k, "q", bi, h, q0, nq, M, D, qs, tid,
                        /*rowStep=*/false, realD);
@@ -346,6 +358,16 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     b.setInsertionPointToStart(hasKeys.thenBlock());
 
     tilesReady(); // Q, K_kbLo
+    if (s.rotary) { // query i at position i + Nk - Nq (>= 0 by contract)
+      Value last = cg.sub(nq, c1);
+      rotary::rotateTile(
+          k, qs, M, D,
+          [&](Value r) {
+            return cg.max(cg.add(cg.min(cg.add(q0, r), last), off), c0);
+          },
+          tid, sch.threads);
+      rotateK(kbLo, c0); // with its barrier
+    }
     {
       auto neg = scf::IfOp::create(b, negScale, false);
       OpBuilder::InsertionGuard g2(b);
@@ -405,6 +427,8 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       wgmma::Descriptors loopDesc = desc.opaqueCopy();
       cur = &loopDesc;
       tilesReady(); // K_j, V_{j-1}; every warpgroup is past iteration j-1
+      if (s.rotary)
+        rotateK(j, arith::AndIOp::create(b, cg.sub(j, kbLo), c1));
       Value buf = issueLoads(j);
       Value pbuf = cg.sub(c1, buf);
       // S_j and P_{j-1} V_{j-1}: two commit groups, one asm statement.

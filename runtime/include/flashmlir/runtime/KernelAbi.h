@@ -89,6 +89,15 @@ struct Variant {
   /// sequence b, query head h gains -slope |i + Nk - Nq - j| (after
   /// softcap, before the masks).
   bool alibi = false;
+  /// Fused RoPE (FlashAttention-2's `rotary_cos` / `rotary_sin`): the
+  /// kernels that compute scores also take the f32 tables `rotary_cos`,
+  /// `rotary_sin` ([P, R/2], row p at p * rotary_stride; 16-byte aligned,
+  /// rotary_stride a multiple of 4), `rotary_dim` (R: a multiple of 16, <=
+  /// D) and `rotary_interleaved` (0: GPT-NeoX pairs (d, d + R/2); 1: GPT-J
+  /// pairs (2m, 2m + 1)); query i is rotated at position i + Nk - Nq, key j
+  /// at j. BwdPost (not deterministic) also takes them and `seqlen_k`: it
+  /// rotates dQ back (R^T); BwdMain rotates dK back. Dense batches only.
+  bool rotary = false;
 };
 
 /// The tensors with `<name>_stride_{b,h,n}` arguments ([B, H, N, D]).
@@ -103,7 +112,8 @@ inline const std::vector<std::string> &stridedTensors() {
 inline bool isF32Buffer(const std::string &name) {
   return name == "lse" || name == "dr_ws" || name == "dqacc_ws" ||
          name == "oacc_ws" || name == "lseacc_ws" || name == "sinks" ||
-         name == "dsinks" || name == "alibi_slopes";
+         name == "dsinks" || name == "alibi_slopes" ||
+         name == "rotary_cos" || name == "rotary_sin";
 }
 
 /// Buffers of int32 elements (the varlen offsets).
@@ -165,6 +175,14 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     if (!rank3)
       i64(t + "_stride_n");
   };
+  auto rotaryParams = [&] {
+    if (!v.rotary)
+      return;
+    buf("rotary_cos");
+    buf("rotary_sin");
+    for (const char *n : {"rotary_stride", "rotary_dim", "rotary_interleaved"})
+      i64(n);
+  };
   // The attention-wide scalars: sizes before the strides, score parameters
   // after them.
   auto sizes = [&] {
@@ -180,6 +198,7 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
       buf("alibi_slopes");
       i64("alibi_stride_b");
     }
+    rotaryParams();
   };
   auto rowSizes = [&] {
     for (const char *n : {"batch", "heads", "seqlen_q"})
@@ -251,6 +270,10 @@ inline std::vector<Arg> kernelArgs(Kind k, const Variant &v) {
     strides("dq");
     if (v.scaledDqAcc)
       f32("scale");
+    if (v.rotary) {
+      i64("seqlen_k");
+      rotaryParams();
+    }
     break;
   case Kind::FwdSplit:
     // K / V rows through kv_mode (kKvDense, kKvCacheLens, kKvPaged): a
@@ -320,7 +343,7 @@ inline bool knownArg(const std::string &name, ArgClass *cls) {
         for (bool det : {false, true})
           for (const Arg &a :
                kernelArgs(k, {det, /*scaledDqAcc=*/true, /*varlen=*/true,
-                                  /*alibi=*/true}))
+                                  /*alibi=*/true, /*rotary=*/true}))
             add(a);
       add({"head_dim", ArgClass::I64});
       add({"head_dim_v", ArgClass::I64});

@@ -42,6 +42,14 @@ struct AttnConfig {
   /// (alibiStrideB 0: one slope per head); null = none.
   const double *alibi = nullptr;
   int64_t alibiStrideB = 0;
+  /// Fused RoPE: [positions, rotaryDim / 2] tables (row p at p * rotaryDim
+  /// / 2); the first rotaryDim dims of query i are rotated at position i +
+  /// Nk - Nq and of key j at j before the scores, pairs (d, d + rotaryDim /
+  /// 2) or (2m, 2m + 1) when rotaryInterleaved; the backward's dq / dk are
+  /// those of the unrotated q / k (R^T). Null = none.
+  const double *rotaryCos = nullptr, *rotarySin = nullptr;
+  int64_t rotaryDim = 0;
+  bool rotaryInterleaved = false;
 };
 
 /// Whether query row i sees key j. With off = Nk - Nq (diagonal aligned to

@@ -210,6 +210,16 @@ FA_API fa_status fa_backward(fa_runtime *rt, const fa_attn_params *params,
  *    Needs a bundle with ALiBi kernels (the manifest's "alibi": true; the
  *    default bundle has f16 / bf16 head dims 64 and 128 and f32 64, masked
  *    or not): FA_ERR_NO_KERNEL names the configuration otherwise.
+ *  - rotary_cos / rotary_sin: f32 [rotary_positions, rotary_dim / 2] tables
+ *    (FlashAttention-2's; row p at p * rotary_stride, 0 = rotary_dim / 2),
+ *    fused RoPE: the first rotary_dim dims (a multiple of 16, <= head_dim)
+ *    of query i are rotated at position i + Nk - Nq and of key j at j
+ *    before the scores, pairs (d, d + rotary_dim / 2) (GPT-NeoX) or, with
+ *    rotary_interleaved, (2m, 2m + 1) (GPT-J); the backward returns dq and
+ *    dk of the unrotated q and k. Needs Nq <= Nk <= rotary_positions, the
+ *    tables 16-byte aligned and rotary_stride a multiple of 4, dense
+ *    (not varlen) calls and a bundle with RoPE kernels (the manifest's
+ *    "rotary": true; f16 / bf16, no deterministic backward).
  * Bundles built before sinks existed have no kernel that takes them: the
  * call fails with FA_ERR_NO_KERNEL. The backward's dsinks is summed in a
  * fixed order. Fields added at the end over time: zero-initialise the
@@ -219,6 +229,12 @@ typedef struct {
   float *dsinks;
   const float *alibi_slopes;
   int64_t alibi_batch_stride;
+  const float *rotary_cos;
+  const float *rotary_sin;
+  int64_t rotary_positions;
+  int64_t rotary_dim;
+  int64_t rotary_stride;
+  int rotary_interleaved;
 } fa_score_mods;
 
 /* fa_forward_splitkv with score modifications (mods may be NULL). */
