@@ -12,9 +12,16 @@ it. On the CPU the sequences' cached rows are gathered into packed K / V and
 attended by the variable-length CPU forward (flash_attn_varlen_func). Masks align bottom-right to each sequence's length
 (``cache_seqlens`` plus the appended rows), as in flash_attn.
 
-Not supported (clear errors): rotary embedding inside the call
-(``rotary_cos`` / ``rotary_sin``: apply RoPE to q and k first),
-``cache_batch_idx``, ``cache_leftpad``, ALiBi.
+RoPE inside the call (``rotary_cos`` / ``rotary_sin``, float32 ``[seqlen_ro,
+rotary_dim / 2]``), with FlashAttention-2's semantics: the new keys ``k`` are
+rotated at their cache positions ``cache_seqlens[b] + i`` before they are
+appended (the cache holds rotated keys); q is rotated at ``cache_seqlens[b] +
+i`` when causal or local, else every query at ``cache_seqlens[b]``; pairs
+GPT-J (``rotary_interleaved=True``, flash_attn's default here) or GPT-NeoX.
+The rotation (in float32) is applied to q and the new rows before the
+attention call, not inside its kernel: they are the few decode rows.
+
+Not supported (clear errors): ``cache_batch_idx``, ``cache_leftpad``, ALiBi.
 """
 
 import math
@@ -64,10 +71,6 @@ def flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, rotary_cos=None
 
     from ._flash_attn import _check_common
     where = "flash_attn_with_kvcache"
-    if rotary_cos is not None or rotary_sin is not None:
-        raise NotImplementedError(f"{where}: rotary_cos / rotary_sin (RoPE inside the call) "
-                                  f"are not supported; apply the rotary embedding to q and "
-                                  f"k before the call")
     for name, val in (("cache_batch_idx", cache_batch_idx), ("cache_leftpad", cache_leftpad)):
         if val is not None:
             raise NotImplementedError(f"{where}: {name} is not supported; pass None")
@@ -146,6 +149,11 @@ def flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, rotary_cos=None
                              f"{tuple(cache_seqlens.shape)}")
         lens = cache_seqlens
     cpu = numpy or q.device.type == "cpu"
+    if rotary_cos is not None or rotary_sin is not None:
+        base = lens if lens is not None else full(capacity)
+        local = causal or tuple(window_size) != (-1, -1)
+        q, k = _rotate_new_rows(q, k, rotary_cos, rotary_sin, base, local, rotary_interleaved,
+                                D, Nq, Nn, numpy, cpu, where)
     if cpu and lens is not None and B:
         # The host can afford the checks flash_attn leaves to the caller.
         lo, hi = int(lens.min()), int(lens.max()) + Nn
@@ -188,6 +196,79 @@ def flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, rotary_cos=None
     else:
         out, lse = _cpu(q, k_cache, v_cache, lens, block_table, BS, opts, scale, numpy)
     return (out, lse) if return_softmax_lse else out
+
+
+def _rotate_new_rows(q, k, cos, sin, base, local, interleaved, D, Nq, Nn, numpy, cpu,
+                     where):
+    """FlashAttention-2's RoPE of flash_attn_with_kvcache: the new keys at
+    base[b] + i, q at base[b] + i (causal / local) or base[b]. Returns the
+    rotated copies of q and k (k None stays None)."""
+    import numpy as np
+    if cos is None or sin is None:
+        raise ValueError(f"{where}: rotary_cos and rotary_sin must be given together")
+    kind = np.ndarray if numpy else type(q)
+    for name, t in (("rotary_cos", cos), ("rotary_sin", sin)):
+        if not isinstance(t, kind):
+            raise TypeError(f"{where}: {name} must be a {kind.__name__} like q, got "
+                            f"{type(t).__name__}")
+        if not numpy and t.device != q.device:
+            raise ValueError(f"{where}: {name} is on {t.device} but q is on {q.device}")
+    if cos.ndim != 2 or tuple(cos.shape) != tuple(sin.shape):
+        raise ValueError(f"{where}: rotary_cos and rotary_sin must both have shape "
+                         f"(seqlen_ro, rotary_dim / 2), got {tuple(cos.shape)} and "
+                         f"{tuple(sin.shape)}")
+    P, half = cos.shape
+    if half < 1 or 2 * half > D:
+        raise ValueError(f"{where}: rotary_dim = 2 * {half} must be in [2, head dim {D}]")
+    span = max(Nn, Nq if local else 1)  # positions base[b] .. base[b] + span - 1
+    if cpu and base.shape[0]:
+        hi = int(base.max()) + span
+        if hi > P:
+            raise ValueError(f"{where}: the rotary tables cover {P} positions but the new rows "
+                             f"need {hi}")
+    if numpy:
+        b0 = base.astype(np.int64)[:, None]
+        pos = lambda n, step: b0 + np.arange(n)[None, :] * step  # noqa: E731
+    else:
+        import torch
+        b0 = base.long()[:, None]
+        if not cpu:  # no host sync: a device-side assert past the tables
+            torch._assert_async(b0.max() + span <= P, "flash_attn_with_kvcache: positions "
+                                "past the rotary tables")
+        pos = lambda n, step: b0 + torch.arange(n, device=q.device)[None, :] * step  # noqa
+    q = _rope(q, cos, sin, pos(Nq, 1 if local else 0), interleaved, numpy)
+    if k is not None:
+        k = _rope(k, cos, sin, pos(Nn, 1), interleaved, numpy)
+    return q, k
+
+
+def _rope(x, cos, sin, pos, interleaved, numpy):
+    """x [B, N, H, D] with its first 2 * cos.shape[1] dims rotated at pos [B,
+    N] (float32 arithmetic, x's dtype out; a new array)."""
+    R = 2 * cos.shape[1]
+    if numpy:
+        import numpy as np
+        c, s = cos[pos][:, :, None, :].astype(np.float32), sin[pos][:, :, None, :].astype(
+            np.float32)
+        xf = x[..., :R].astype(np.float32)
+        out = x.copy()
+    else:
+        import torch
+        c, s = cos.float()[pos].unsqueeze(2), sin.float()[pos].unsqueeze(2)
+        xf = x[..., :R].float()
+        out = x.clone()
+    a, b = (xf[..., 0::2], xf[..., 1::2]) if interleaved else (xf[..., :R // 2], xf[..., R // 2:])
+    a2, b2 = a * c - b * s, b * c + a * s
+    if numpy:
+        rot = np.empty_like(xf)
+    else:
+        rot = torch.empty_like(xf)
+    if interleaved:
+        rot[..., 0::2], rot[..., 1::2] = a2, b2
+    else:
+        rot[..., :R // 2], rot[..., R // 2:] = a2, b2
+    out[..., :R] = rot.astype(x.dtype) if numpy else rot.to(x.dtype)
+    return out
 
 
 def _torch_full(n, value, device):

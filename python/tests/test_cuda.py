@@ -368,3 +368,28 @@ def test_sinks_grad_bit_reproducible():
         grads.append(sk.grad.clone())
     assert grads[0].abs().max() > 0
     assert all(torch.equal(grads[0], x) for x in grads[1:])
+
+
+def test_kvcache_rotary_cuda():
+    """flash_attn_with_kvcache's RoPE (FlashAttention-2's semantics) on CUDA
+    tensors agrees with the CPU path on the same float32 data: the appended
+    keys rotated at their cache positions, q at cache_seqlens + i (causal)."""
+    g = torch.Generator().manual_seed(7)
+    B, Hq, Hkv, D, Nn, cap = 2, 8, 2, 64, 1, 256
+    mk = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    q, kn, vn = mk(B, Nn, Hq, D), mk(B, Nn, Hkv, D), mk(B, Nn, Hkv, D)
+    kc, vc = mk(B, cap, Hkv, D), mk(B, cap, Hkv, D)
+    lens = torch.tensor([17, 200], dtype=torch.int32)
+    inv = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+    ang = torch.arange(cap, dtype=torch.float64)[:, None] * inv[None, :]
+    cos, sin = ang.cos().float(), ang.sin().float()
+    outs, caches = [], []
+    for dev, dt in (("cpu", torch.float32), ("cuda", torch.float16)):
+        t = [x.to(dev, dt) for x in (q, kc, vc, kn, vn)]
+        o = flashmlir.flash_attn_with_kvcache(t[0], t[1], t[2], k=t[3], v=t[4],
+                                              rotary_cos=cos.to(dev), rotary_sin=sin.to(dev),
+                                              cache_seqlens=lens.to(dev), causal=True)
+        outs.append(o.float().cpu())
+        caches.append(t[1].float().cpu())
+    assert rel_err(f64(outs[1]), f64(outs[0])) < 2e-3
+    assert rel_err(f64(caches[1]), f64(caches[0])) < 2e-3

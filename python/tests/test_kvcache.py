@@ -130,6 +130,63 @@ def test_kvcache_int_lengths_and_default_output():
     assert isinstance(a, np.ndarray) and np.allclose(a, b, rtol=0, atol=1e-6)
 
 
+def _rope64(x, pos, cos, sin, interleaved):
+    """x [B, N, H, D] rotated at pos [B, N] in float64 (FlashAttention-2's pairs)."""
+    x = np.array(x, dtype=np.float64)
+    R = 2 * cos.shape[1]
+    c = cos.astype(np.float64)[pos][:, :, None, :]
+    s = sin.astype(np.float64)[pos][:, :, None, :]
+    ia, ib = (np.arange(0, R, 2), np.arange(1, R, 2)) if interleaved else \
+        (np.arange(R // 2), np.arange(R // 2, R))
+    a, b = x[..., ia].copy(), x[..., ib].copy()
+    x[..., ia], x[..., ib] = a * c - b * s, b * c + a * s
+    return x
+
+
+@pytest.mark.parametrize("interleaved, causal, block", [(True, False, 0), (False, True, 16),
+                                                       (True, True, 0)])
+def test_kvcache_rotary(interleaved, causal, block):
+    """flash_attn's RoPE inside flash_attn_with_kvcache: the new keys rotated
+    at their cache positions before the append (the cache then holds them
+    rotated), q at cache_seqlens[b] + i when causal (else all at
+    cache_seqlens[b]); partial rotary (R = 24 of D = 32); against float64."""
+    rng = np.random.default_rng(11 + 2 * interleaved + causal)
+    B, Hq, Hkv, D, Nq, cap = 2, 4, 2, 32, 3, 64
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    q, kn, vn = f(B, Nq, Hq, D), f(B, Nq, Hkv, D), f(B, Nq, Hkv, D)
+    lens = np.array([5, 40], dtype=np.int32)
+    inv = 10000.0 ** (-np.arange(0, 24, 2) / 24)
+    ang = np.arange(cap)[:, None] * inv[None, :]
+    cos, sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+    if block:
+        nb = cap // block
+        table = rng.permutation(B * nb).reshape(B, nb).astype(np.int32)
+        kc, vc = f(B * nb, block, Hkv, D), f(B * nb, block, Hkv, D)
+    else:
+        table, (kc, vc) = None, (f(B, cap, Hkv, D), f(B, cap, Hkv, D))
+    k0, v0 = kc.copy(), vc.copy()
+    out = flashmlir.flash_attn_with_kvcache(q, kc, vc, k=kn, v=vn, rotary_cos=cos,
+                                            rotary_sin=sin, cache_seqlens=lens,
+                                            block_table=table, causal=causal,
+                                            rotary_interleaved=interleaved)
+    posk = lens[:, None].astype(np.int64) + np.arange(Nq)[None, :]
+    posq = posk if causal else np.repeat(lens[:, None].astype(np.int64), Nq, axis=1)
+    kr = _rope64(kn, posk, cos, sin, interleaved)
+    qr = _rope64(q, posq, cos, sin, interleaved)
+    for b in range(B):
+        n = lens[b] + Nq
+        rows = lambda c: (c[b, :n] if not block else  # noqa: E731
+                          np.stack([c[table[b, i // block], i % block] for i in range(n)]))
+        keys, vals = rows(kc).astype(np.float64), rows(vc).astype(np.float64)
+        # The cache: old rows untouched, the new ones rotated (to f32).
+        assert np.array_equal(keys[:lens[b]], rows(k0)[:lens[b]])
+        assert np.allclose(keys[lens[b]:], kr[b], atol=1e-5)
+        assert np.array_equal(vals[lens[b]:], vn[b])
+        assert np.array_equal(vals[:lens[b]], rows(v0)[:lens[b]])
+        ro, _ = reference(qr[b], keys, vals, causal, (-1, -1), 0.0, 1.0 / math.sqrt(D))
+        assert rel(out[b], ro) < 1e-5, b
+
+
 def _inputs():
     rng = np.random.default_rng(5)
     q = rng.standard_normal((2, 1, 4, 16)).astype(np.float32)
@@ -142,7 +199,13 @@ def _inputs():
     (dict(cache_seqlens=np.array([1, 2, 3], dtype=np.int32)), ValueError, r"shape \[2\]"),
     (dict(cache_seqlens=np.array([1, 33], dtype=np.int32)), ValueError, "must lie in"),
     (dict(cache_seqlens=-1), ValueError, "must lie in"),
-    (dict(rotary_cos=np.zeros(4)), NotImplementedError, "rotary"),
+    (dict(rotary_cos=np.zeros((40, 4), np.float32)), ValueError, "given together"),
+    (dict(rotary_cos=np.zeros((40, 4), np.float32), rotary_sin=np.zeros((40, 5), np.float32)),
+     ValueError, "same shape|both have shape"),
+    (dict(rotary_cos=np.zeros((40, 10), np.float32), rotary_sin=np.zeros((40, 10), np.float32)),
+     ValueError, r"rotary_dim = 2 \* 10 must be in \[2, head dim 16\]"),
+    (dict(rotary_cos=np.zeros((32, 4), np.float32), rotary_sin=np.zeros((32, 4), np.float32),
+          cache_seqlens=32), ValueError, "cover 32 positions but the new rows need 33"),
     (dict(cache_batch_idx=np.zeros(2, dtype=np.int32)), NotImplementedError, "cache_batch_idx"),
     (dict(num_splits=129), ValueError, "num_splits"),
     (dict(num_splits=True), ValueError, "num_splits"),
