@@ -334,7 +334,7 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     Value k0 = cg.mul(j, bn), last = cg.sub(nk, c1);
     rotary::rotateTile(k, stage(kAll, buf), N, D,
                        [&](Value r) { return cg.min(cg.add(k0, r), last); },
-                       tid, sch.threads);
+                       tid, sch.threads, /*inverse=*/false, /*batch=*/4);
     w.emit("fence.proxy.async.shared::cta;");
     gpu::BarrierOp::create(b);
   };

@@ -36,10 +36,16 @@ namespace rotary {
 /// or padded, or wgmma's 3-D [cols / 64][rows][64]; `cols` >= the rotary dim,
 /// a multiple of 8): tile row r at table row `posOf(r)` (the caller clamps
 /// it to the tables). `inverse`: R^T. Spread over `threads` threads from
-/// `tid`; the caller puts the barriers around it.
+/// `tid`; the caller puts the barriers around it. `batch` 0: a loop over
+/// the thread's chunks, one at a time (fewest registers; each chunk waits
+/// on its table loads); else the chunks unrolled in groups of `batch` whose
+/// shared-memory and table loads are issued before their arithmetic
+/// (latencies overlap; more registers). The wgmma forward needs the
+/// unrolled form: with the loop, ptxas serializes its wgmma pipeline
+/// (C7513, "non wgmma instructions defining input registers").
 void rotateTile(KernelBuilder &k, Value mem, int64_t rows, int64_t cols,
                 function_ref<Value(Value)> posOf, Value tid, int64_t threads,
-                bool inverse = false);
+                bool inverse = false, int64_t batch = 0);
 
 /// The rotation of one 8-element chunk held in f32 registers: `x` (vector<8
 /// x f32>) is columns [c, c + 8) of a row at table row `pos`, `y` its
