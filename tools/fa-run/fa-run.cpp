@@ -1238,48 +1238,27 @@ public:
     if (o.backward && (!upload(t->dO, DO, err) || !upload(t->dq, DQ, err) ||
                        !upload(t->dk, DK, err) || !upload(t->dv, DV, err)))
       return false;
-    if (!t->sinks.empty()) // f32 [Hq] each; dsinks poisoned like the outputs
-      for (int i = 0; i < 2; ++i) {
-        const std::vector<float> &h = i ? t->dsinks : t->sinks;
-        void *&d = i ? sinksDev[1] : sinksDev[0];
-        size_t bytes = h.size() * sizeof(float);
-        if (fa_status st = fa_malloc(rt, bytes, &d); st != FA_OK)
-          return fail(rt, st, err);
-        allocations.push_back(d);
-        if (fa_status st = fa_memcpy_htod(rt, d, h.data(), bytes);
-            st != FA_OK)
-          return fail(rt, st, err);
-      }
-    for (int i = 0; i < 2 && !t->rotaryCos.empty(); ++i) { // [Nk, R / 2]
-      const std::vector<float> &h = i ? t->rotarySin : t->rotaryCos;
-      size_t bytes = h.size() * sizeof(float);
-      if (fa_status st = fa_malloc(rt, bytes, &rotaryDev[i]); st != FA_OK)
+    // A host vector into fresh device memory `d` (freed with the others).
+    auto toDevice = [&](const auto &h, void *&d) {
+      size_t bytes = h.size() * sizeof(h[0]);
+      if (fa_status st = fa_malloc(rt, bytes, &d); st != FA_OK)
         return fail(rt, st, err);
-      allocations.push_back(rotaryDev[i]);
-      if (fa_status st = fa_memcpy_htod(rt, rotaryDev[i], h.data(), bytes);
-          st != FA_OK)
+      allocations.push_back(d);
+      if (fa_status st = fa_memcpy_htod(rt, d, h.data(), bytes); st != FA_OK)
         return fail(rt, st, err);
-    }
-    if (!t->alibi.empty()) { // f32 [B, Hq]
-      size_t bytes = t->alibi.size() * sizeof(float);
-      if (fa_status st = fa_malloc(rt, bytes, &alibiDev); st != FA_OK)
-        return fail(rt, st, err);
-      allocations.push_back(alibiDev);
-      if (fa_status st = fa_memcpy_htod(rt, alibiDev, t->alibi.data(), bytes);
-          st != FA_OK)
-        return fail(rt, st, err);
-    }
-    if (o.varlen) // the offsets, in device memory
-      for (int i = 0; i < 2; ++i) {
-        const std::vector<int32_t> &cu = i ? o.cuK : o.cuQ;
-        size_t bytes = cu.size() * sizeof(int32_t);
-        if (fa_status st = fa_malloc(rt, bytes, &cuDev[i]); st != FA_OK)
-          return fail(rt, st, err);
-        allocations.push_back(cuDev[i]);
-        if (fa_status st = fa_memcpy_htod(rt, cuDev[i], cu.data(), bytes);
-            st != FA_OK)
-          return fail(rt, st, err);
-      }
+      return true;
+    };
+    // f32 [Hq] each; dsinks poisoned like the outputs.
+    if (!t->sinks.empty() && (!toDevice(t->sinks, sinksDev[0]) ||
+                              !toDevice(t->dsinks, sinksDev[1])))
+      return false;
+    if (!t->rotaryCos.empty() && (!toDevice(t->rotaryCos, rotaryDev[0]) ||
+                                  !toDevice(t->rotarySin, rotaryDev[1])))
+      return false; // [Nk, R / 2] each
+    if (!t->alibi.empty() && !toDevice(t->alibi, alibiDev)) // f32 [B, Hq]
+      return false;
+    if (o.varlen && (!toDevice(o.cuQ, cuDev[0]) || !toDevice(o.cuK, cuDev[1])))
+      return false; // the offsets
     return true;
   }
 

@@ -84,22 +84,12 @@ void rotary::rotateChunkAt(KernelBuilder &k, Value c, Value pos,
     if (copyRest)
       store(c, load(c));
   };
-  // scf.if cond { then } else { otherwise }, no results.
-  auto branch = [&](Value cond, function_ref<void()> then,
-                    function_ref<void()> otherwise) {
-    auto op = scf::IfOp::create(b, cond, /*withElse=*/true);
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPoint(op.thenBlock()->getTerminator());
-    then();
-    b.setInsertionPoint(op.elseBlock()->getTerminator());
-    otherwise();
-  };
   Value il = cg.cmp(arith::CmpIPredicate::ne, k.arg("rotary_interleaved"),
                     cg.idx(0));
-  branch(
+  cg.ifElse(
       il,
       [&] { // (2m, 2m + 1) within the chunk
-        branch(
+        cg.ifElse(
             lt(c, dim),
             [&] {
               store(c, rotateChunk(k, load(c), Value(), pos, c, true, inverse)
@@ -108,7 +98,7 @@ void rotary::rotateChunkAt(KernelBuilder &k, Value c, Value pos,
             rest);
       },
       [&] { // (c, c + R/2): the first half's chunk takes its partner's too
-        branch(
+        cg.ifElse(
             lt(c, half),
             [&] {
               Value pc = cg.add(c, half);
