@@ -28,6 +28,7 @@ from ._flash_attn import (flash_attn_func, flash_attn_kvpacked_func, flash_attn_
 from ._kvcache import flash_attn_with_kvcache
 from ._regions import capture
 from ._ring import ring_attention, shard_sequence, unshard_sequence
+from ._rotary import rotary_tables, rotary_tables_from_config
 from ._transformers import register_transformers
 from . import _options
 from ._options import check_options, check_shapes, dtype_name, parse_dtype
@@ -39,6 +40,7 @@ __all__ = ["attention", "attention_backward", "capture", "sdpa", "compile", "ava
            "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
            "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func",
            "flash_attn_with_kvcache", "register_transformers", "ring_attention",
+           "rotary_tables", "rotary_tables_from_config",
            "shard_sequence", "unshard_sequence", "__version__"]
 
 
@@ -85,7 +87,8 @@ def attention(q, k, v, *, causal=False, scale=None, window=None, softcap=None,
       positions i + Nk - Nq) and k (at j) are rotated as the kernels load
       them, in float32; pairs (d, d + rotary_dim/2), or (2m, 2m + 1) with
       ``rotary_interleaved=True``. Needs Nq <= Nk <= P. The backward rotates
-      dq and dk back.
+      dq and dk back. :func:`rotary_tables` makes them from a base and
+      transformers' scaling rules (linear, dynamic NTK, YaRN, Llama 3).
     * ``score_mod(score, b, h, q_idx, kv_idx) -> score`` and
       ``mask_mod(b, h, q_idx, kv_idx) -> bool``: FlexAttention's functions,
       traced once per call into the op's regions (see
