@@ -23,10 +23,20 @@
 // CHECK: arith.truncf %{{.*}} : vector<8xf32> to vector<8xf16>
 // CHECK: gpu.barrier
 // CHECK: nvgpu.mma.sync
+// The wgmma forward stages each K tile's table rows in shared memory
+// ([2][keys][D / 2] f32: cos, sin) by cp.async with the tile; its rotation
+// reads them there (KernelSchedule::stagedRotary). Q's rows, rotated once,
+// come from the tables.
 // WGMMA-LABEL: func.func @rope_fwd
 // WGMMA: gpu.func @attn_fwd(
-// WGMMA: vector<8xf32>
+// WGMMA-SAME: %[[WTC:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %[[WTS:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: index) kernel
+// WGMMA: %[[TAB:.*]] = memref.view %{{.*}} to memref<2x128x32xf32, #gpu.address_space<workgroup>>
+// WGMMA: nvgpu.device_async_copy %[[WTC]][%{{.*}}], %[[TAB]][%{{.*}}, %{{.*}}, %{{.*}}], 4, %{{.*}} {bypassL1}
+// WGMMA: nvgpu.device_async_copy %[[WTS]][%{{.*}}], %[[TAB]][%{{.*}}, %{{.*}}, %{{.*}}], 4, %{{.*}} {bypassL1}
 // WGMMA: fence.proxy.async.shared::cta
+// WGMMA: vector.load %[[WTC]][%{{.*}}] {{.*}} vector<8xf32>
+// WGMMA: vector.load %[[TAB]][%c0, %{{.*}}, %{{.*}}] {{.*}} vector<4xf32>
+// WGMMA: vector.load %[[TAB]][%c1, %{{.*}}, %{{.*}}] {{.*}} vector<4xf32>
 // WGMMA: wgmma.mma_async.sync.aligned
 func.func @rope_fwd(%q: memref<2x4x?x64xf16>, %k: memref<2x2x?x64xf16>, %o: memref<2x4x?x64xf16>, %l: memref<2x4x?xf32>, %c: memref<4096x32xf32>, %s: memref<4096x32xf32>) {
   attn.attention ins(%q, %k, %k : memref<2x4x?x64xf16>, memref<2x2x?x64xf16>, memref<2x2x?x64xf16>) rotary(%c, %s : memref<4096x32xf32>, memref<4096x32xf32>) outs(%o : memref<2x4x?x64xf16>) lse(%l : memref<2x4x?xf32>) {causal}
@@ -54,6 +64,18 @@ func.func @rope_fwd(%q: memref<2x4x?x64xf16>, %k: memref<2x2x?x64xf16>, %o: memr
 // CHECK: arith.negf %{{.*}} : vector<{{[48]}}xf32>
 // CHECK: gpu.func @attn_bwd_post(
 // CHECK: arith.negf %{{.*}} : vector<{{[48]}}xf32>
+// The wgmma backward stages each Q tile's table rows ([2][64][D / 2] f32)
+// with the tile, issued with its Q / dO copies.
+// WGMMA-LABEL: func.func @rope_bwd
+// WGMMA: gpu.func @attn_bwd_main(
+// WGMMA-SAME: %[[BTC:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %[[BTS:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: index) kernel
+// WGMMA: %[[QTAB:.*]] = memref.view %{{.*}} to memref<2x64x64xf32, #gpu.address_space<workgroup>>
+// WGMMA: nvgpu.device_async_copy %[[BTC]][%{{.*}}], %[[QTAB]][
+// WGMMA: nvgpu.device_async_copy %[[BTS]][%{{.*}}], %[[QTAB]][
+// WGMMA: scf.for
+// WGMMA: vector.load %[[QTAB]][%c0, %{{.*}}, %{{.*}}] {{.*}} vector<4xf32>
+// WGMMA: nvgpu.device_async_copy %[[BTC]][%{{.*}}], %[[QTAB]][
+// WGMMA: wgmma.mma_async.sync.aligned
 func.func @rope_bwd(%q: memref<1x4x?x128xbf16>, %l: memref<1x4x?xf32>, %c: memref<4096x32xf32>, %s: memref<4096x32xf32>) {
   attn.attention_backward ins(%q, %q, %q, %q, %q, %l : memref<1x4x?x128xbf16>, memref<1x4x?x128xbf16>, memref<1x4x?x128xbf16>, memref<1x4x?x128xbf16>, memref<1x4x?x128xbf16>, memref<1x4x?xf32>) rotary(%c, %s : memref<4096x32xf32>, memref<4096x32xf32>) outs(%q, %q, %q : memref<1x4x?x128xbf16>, memref<1x4x?x128xbf16>, memref<1x4x?x128xbf16>) {rotary_interleaved}
   return

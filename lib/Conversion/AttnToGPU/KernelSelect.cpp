@@ -232,7 +232,9 @@ static KernelSchedule mmaForward(const GpuKernelSpec &s) {
 /// measured 1.23-1.59x FA2 against 0.91-1.17x for the mma.sync kernel, v10).
 static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
   KernelSchedule k = tensorCoreBase(s, Engine::Wgmma);
-  int64_t groups = k.dk <= 64 && k.dvk <= 64 ? 1 : 2;
+  // RoPE: two warpgroups at D <= 64 too: each K tile's rotation is shared
+  // by 128 query rows instead of 64.
+  int64_t groups = k.dk <= 64 && k.dvk <= 64 && !s.rotary ? 1 : 2;
   if (s.mmaWarps)
     groups = s.mmaWarps == 4 ? 1 : 2;
   k.threads = groups * 128;
@@ -245,6 +247,20 @@ static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
   if (k.smemBytes > smemLimit(s) && k.blockN > 64) { // e.g. D 256 / Dv 128
     k.blockN = 64;
     k.smemBytes = kernels::wgmmaForwardSmem(s, k);
+  }
+  // RoPE: the K tiles' table rows staged in shared memory at D <= 64 (two
+  // warpgroups with them: 0.437 / 0.440 ms against one warpgroup reading
+  // the tables, 0.458 / 0.474, B8 H16 N2048 causal bf16, H100 2026-12-08).
+  // At D = 128 the staged form measured 1.157 / 1.168 ms against 1.047 /
+  // 1.070 (B4 H16 N4096 causal; not causal equal): the rotation reads the
+  // tables there.
+  if (s.rotary && k.dk <= 64) {
+    k.stagedRotary = true;
+    k.smemBytes = kernels::wgmmaForwardSmem(s, k);
+    if (k.smemBytes > smemLimit(s)) {
+      k.stagedRotary = false;
+      k.smemBytes = kernels::wgmmaForwardSmem(s, k);
+    }
   }
   return k;
 }
@@ -304,6 +320,19 @@ static KernelSchedule tcBackwardMain(const GpuKernelSpec &s) {
     if (k.colSplit == 1 && s.masked && k.dk >= 96 &&
         !(s.softcap && k.dk >= 128))
       k.passQueries = 16;
+  }
+  // RoPE: the Q tiles' table rows staged with them where they fit, on the
+  // wgmma kernel: its backward (fwd+bwd less fwd) went from ~3.3 to ~3.0 ms
+  // (B4 H16 N4096 d128 causal bf16) and ~5.4 to ~4.85 (not causal), H100
+  // 2026-12-08. Not on mma.sync: it spilled up to 56 bytes with them (d64
+  // masked softcap, ptxas 13.0 sm_80; the mma.sync forward 250 at d128).
+  if (s.rotary && k.engine == Engine::Wgmma) {
+    k.stagedRotary = true;
+    k.smemBytes = kernels::mmaBackwardSmem(s, k);
+    if (k.smemBytes > smemLimit(s)) {
+      k.stagedRotary = false;
+      k.smemBytes = kernels::mmaBackwardSmem(s, k);
+    }
   }
   return k;
 }

@@ -55,6 +55,11 @@ struct KernelSchedule {
   bool swizzle = false;
   /// cp.async staging of the forward's K / V tiles (else synchronous loads).
   bool asyncCopy = true;
+  /// RoPE, wgmma kernels: the cos / sin rows of each K (forward, D <= 64)
+  /// or Q (backward) tile are staged in shared memory by cp.async with the
+  /// tile (rotary::stageTables), where they fit; else the rotation reads
+  /// them from the tables in global memory (KernelSelect.cpp: measured).
+  bool stagedRotary = false;
   /// m16 row tiles per warp (mma.sync forward).
   int64_t warpTiles = 1;
   /// The A fragments of the block's query rows (Q; dO too in the dQ kernel)

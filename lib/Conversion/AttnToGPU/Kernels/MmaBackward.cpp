@@ -132,6 +132,11 @@ static int64_t dkStageBytes(const KernelSchedule &sch) {
   return sch.blockN * (sch.dk + 4) * 4;
 }
 
+// RoPE, stagedRotary: one Q tile's cos / sin rows (rotary::stageTables).
+static int64_t rotBytes(const KernelSchedule &sch) {
+  return sch.stagedRotary ? rotary::stagedTableBytes(sch.blockM, sch.dk) : 0;
+}
+
 Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch) {
   const int64_t eb = 2; // f16 / bf16
   const int64_t bn = sch.blockN, kBM = sch.blockM;
@@ -151,7 +156,8 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
     l.dS = l.dO + 2 * l.dOBytes;
     l.lse = l.dS + alignUp(bn * kBM * eb);
     l.dr = l.lse + 2 * kBM * 4;
-    l.total = l.dr + 2 * kBM * 4 + tile::kSmemSlack;
+    l.rot = l.dr + 2 * kBM * 4;
+    l.total = l.rot + rotBytes(sch) + tile::kSmemSlack;
     if (s.rotary) // the dK epilogue's f32 tile (rotated back)
       l.total = std::max(l.total, dkStageBytes(sch) + tile::kSmemSlack);
     return l;
@@ -172,6 +178,8 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
     l.p = m.add(bn * (kBM + kPad) * eb);
   l.lse = m.add(sch.stages * kBM * 4);
   l.dr = m.add(sch.stages * kBM * 4);
+  if (sch.stagedRotary)
+    l.rot = m.add(rotBytes(sch));
   l.total = m.total;
   if (s.rotary)
     l.total = std::max(l.total, dkStageBytes(sch));
@@ -295,6 +303,8 @@ Kernel::Kernel(KernelBuilder &k, const KernelSchedule &sch)
   pss = CS > 1 ? k.smem(L.p, {BN, kBM + kPad}) : Value();
   lseS = smemView(k, f32, cg.idx(L.lse), {sch.stages * kBM});
   drS = smemView(k, f32, cg.idx(L.dr), {sch.stages * kBM});
+  if (sch.stagedRotary)
+    rotS = k.smem(L.rot, {2, kBM, D / 2}, f32);
 
   // The query rows that can see some key of the block (as the SIMT kernel),
   // in tiles of 64; the loop runs over (query head of the kv head, tile).
@@ -333,6 +343,15 @@ Iter Kernel::iterOf(Value hI32, Value tI32) {
   return r;
 }
 
+// RoPE: the table row of row r of the query tile from q0: query i at
+// position i + Nk - Nq (rows past Nq clamped to Nq - 1).
+std::function<Value(Value)> Kernel::queryPos(Value q0) {
+  Value last = cg.sub(nq, c1);
+  return [this, q0, last](Value r) {
+    return cg.max(cg.add(cg.min(cg.add(q0, r), last), off), c0);
+  };
+}
+
 // Q, dO, lse and dr of iteration (hI, tI) into buffer `buf` by cp.async
 // (rows >= Nq: clamped copies of row Nq - 1, masked out).
 Value Kernel::stage(Value hI, Value tI, Value buf, Value tid) {
@@ -353,6 +372,11 @@ Value Kernel::stage(Value hI, Value tI, Value buf, Value tid) {
     copy::copyScalarAsync(k, drS, ValueRange{dst}, k.arg("dr_ws"),
                           ValueRange{cg.add(r.rowBase, qi)});
   }
+  // RoPE: the tile's table rows (one buffer: issued after the barrier that
+  // ends the previous tile's rotation).
+  if (rotS)
+    return rotary::stageTables(k, rotS, kBM, D, queryPos(r.q0), tid,
+                               sch.threads);
   return copy::commitGroup(k);
 }
 
@@ -476,13 +500,9 @@ void Kernel::build() {
     fenceAsync();
     gpu::BarrierOp::create(b);
     if (s.rotary) { // RoPE: this tile's Q rows, query i at i + Nk - Nq
-      Value q0 = step.cur.q0, last = cg.sub(nq, c1);
-      rotary::rotateTile(
-          k, step.qs, kBM, D,
-          [&](Value r) {
-            return cg.max(cg.add(cg.min(cg.add(q0, r), last), off), c0);
-          },
-          tid, sch.threads);
+      rotary::rotateTile(k, step.qs, kBM, D, queryPos(step.cur.q0), tid,
+                         sch.threads, /*inverse=*/false,
+                         /*batch=*/rotS ? 2 : 0, rotS);
       fenceAsync();
       gpu::BarrierOp::create(b);
     }

@@ -18,6 +18,7 @@
 
 #include "../Primitives/Wgmma.h"
 
+#include <functional>
 #include <optional>
 
 namespace mlir {
@@ -39,6 +40,7 @@ struct Layout {
   int64_t p = 0;   ///< P^T [BN keys][64 rows + 8] (column split only)
   int64_t lse = 0; ///< f32 [2][64]: lse of the tile's rows
   int64_t dr = 0;  ///< f32 [2][64]: dr of the tile's rows
+  int64_t rot = 0; ///< RoPE, stagedRotary: f32 [2][64][dk / 2] table rows
   int64_t total = 0;
 };
 Layout layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch);
@@ -79,6 +81,8 @@ struct Kernel {
   Value dOView(Value buf);
   Iter iterOf(Value hI32, Value tI32);
   Value stage(Value hI, Value tI, Value buf, Value tid);
+  /// RoPE: table row of each row of the query tile from q0.
+  std::function<Value(Value)> queryPos(Value q0);
   void fenceAsync();
   /// RoPE: the dK epilogue through shared memory, rotated back.
   void storeRotatedDk(ValueRange res);
@@ -133,6 +137,7 @@ struct Kernel {
   std::optional<wgmma::Descriptors> desc;
   std::optional<wgmma::WgmmaEmitter> wge;
   Value ks, vs, dss, pss, lseS, drS;
+  Value rotS; ///< RoPE, stagedRotary: the Q tile's table rows (one buffer)
   Value qtLo, nT, total, nq16;
   SmallVector<SmallVector<Value>> kf, vf;
 };

@@ -65,10 +65,11 @@ static constexpr int64_t kPad = 8; // elements of padding per O-tile row
 
 namespace {
 /// Byte offsets of the shared-memory regions (each 1024-byte aligned): Q,
-/// the two K stages, the two V stages; the epilogue's O tile reuses the
-/// bytes from 0.
+/// the two K stages, the two V stages, RoPE's staged table rows of one K
+/// tile (KernelSchedule::stagedRotary; 0 bytes otherwise); the epilogue's O
+/// tile reuses the bytes from 0.
 struct Layout {
-  int64_t q, k, kStage, v, vStage, total;
+  int64_t q, k, kStage, v, vStage, rot, total;
 };
 } // namespace
 
@@ -84,8 +85,11 @@ static Layout layout(const GpuKernelSpec &s, const KernelSchedule &sch) {
   l.k = alignUp(M * W * 2);
   l.vStage = alignUp(N * Wv * 2);
   l.v = l.k + 2 * l.kStage;
+  l.rot = l.v + 2 * l.vStage;
+  const int64_t rotBytes =
+      sch.stagedRotary ? rotary::stagedTableBytes(N, sch.dk) : 0;
   // + the worst-case shift to a 1024-byte boundary (tile::alignSmem).
-  l.total = std::max(l.v + 2 * l.vStage, M * (sch.dvk + kPad) * 2) +
+  l.total = std::max(l.rot + rotBytes, M * (sch.dvk + kPad) * 2) +
             tile::kSmemSlack;
   return l;
 }
@@ -329,12 +333,30 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   };
   // RoPE (Primitives/Rotary.h): K tile j in stage `buf` rotated in place
   // once it has landed (key n at position n, rows past Nk clamped), made
-  // visible to the tensor cores before S reads it.
-  auto rotateK = [&](Value j, Value buf) {
+  // visible to the tensor cores before S reads it. With stagedRotary its
+  // table rows come with it (one buffer: tile j + 1's are issued after
+  // the barrier that ends tile j's rotation).
+  Value rotTables =
+      sch.stagedRotary
+          ? k.smem(lay.rot, {2, N, D / 2}, b.getF32Type())
+          : Value();
+  auto keyPos = [&](Value j) {
     Value k0 = cg.mul(j, bn), last = cg.sub(nk, c1);
-    rotary::rotateTile(k, stage(kAll, buf), N, D,
-                       [&](Value r) { return cg.min(cg.add(k0, r), last); },
-                       tid, sch.threads, /*inverse=*/false, /*batch=*/4);
+    return [=, &cg](Value r) { return cg.min(cg.add(k0, r), last); };
+  };
+  auto stageKTables = [&](Value j) {
+    if (!rotTables)
+      return;
+    auto visible =
+        scf::IfOp::create(b, cg.cmp(arith::CmpIPredicate::slt, j, kbHi), false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(visible.thenBlock()->getTerminator());
+    rotary::stageTables(k, rotTables, N, D, keyPos(j), tid, sch.threads);
+  };
+  auto rotateK = [&](Value j, Value buf) {
+    rotary::rotateTile(k, stage(kAll, buf), N, D, keyPos(j), tid,
+                       sch.threads, /*inverse=*/false, /*batch=*/rotTables ? 2 : 4,
+                       rotTables);
     w.emit("fence.proxy.async.shared::cta;");
     gpu::BarrierOp::create(b);
   };
@@ -342,6 +364,8 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
   copy::stageTileAsync(k, "q", bi, h, q0, nq, M, D, qs, tid,
                        /*rowStep=*/false, realD);
   stageK(kbLo, c0);
+  if (s.rotary)
+    stageKTables(kbLo);
 
   // State: m[2], l[2] (per-lane partial sums), O[OT * 4].
   SmallVector<Value> init = {cg.negInf(), cg.negInf(), cg.f32(0.0),
@@ -399,6 +423,8 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
       Value buf = arith::AndIOp::create(b, rel, c1);
       Value nbuf = cg.sub(c1, buf);
       stageK(cg.add(j, c1), nbuf);
+      if (s.rotary) // after the barrier ending tile j's rotation
+        stageKTables(cg.add(j, c1));
       copy::stageTileAsync(k, "v", bi, hk, cg.mul(j, bn), nk, N, Dv,
                            stage(vAll, buf), tid, /*rowStep=*/false, realDv);
       return buf;

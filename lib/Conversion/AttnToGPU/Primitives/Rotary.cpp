@@ -9,6 +9,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -36,6 +37,22 @@ static std::pair<Value, Value> tables(KernelBuilder &k, Value pos, Value c,
   const int64_t n = interleaved ? 4 : 8;
   return {tableRow(k, "rotary_cos", pos, c, n),
           tableRow(k, "rotary_sin", pos, c, n)};
+}
+
+/// tables() from a stageTables tile: row `row` of the tile.
+static std::pair<Value, Value> stagedTables(KernelBuilder &k, Value staged,
+                                            Value row, Value c,
+                                            bool interleaved) {
+  if (interleaved)
+    c = arith::ShRUIOp::create(k.b, c, k.cg.idx(1));
+  auto vt = VectorType::get({interleaved ? 4 : 8}, k.b.getF32Type());
+  auto at = [&](int64_t which) -> Value {
+    auto ld = vector::LoadOp::create(
+        k.b, vt, staged, ValueRange{k.cg.idx(which), row, c});
+    ld.setAlignment(16);
+    return ld;
+  };
+  return {at(0), at(1)};
 }
 
 /// The rotation of chunk x (and its half-split partner y) with the chunk's
@@ -119,15 +136,70 @@ void rotary::rotateChunkAt(KernelBuilder &k, Value c, Value pos,
       });
 }
 
+int64_t rotary::stagedTableBytes(int64_t rows, int64_t cols) {
+  return 2 * rows * (cols / 2) * 4;
+}
+
+Value rotary::stageTables(KernelBuilder &k, Value dst, int64_t rows,
+                          int64_t cols, function_ref<Value(Value)> posOf,
+                          Value tid, int64_t threads) {
+  ImplicitLocOpBuilder &b = k.b;
+  attn::detail::Codegen &cg = k.cg;
+  assert(cols % 8 == 0 && "table tile of a head dim not a multiple of 8");
+  const int64_t perRow = cols / 8; // 16-byte pieces (4 f32) of a row
+  const int64_t total = 2 * rows * perRow;
+  Value half = arith::ShRUIOp::create(b, k.arg("rotary_dim"), cg.idx(1));
+  Value stride = k.arg("rotary_stride");
+  for (int64_t it = 0; it * threads < total; ++it) {
+    Value u = cg.add(tid, cg.idx(it * threads));
+    OpBuilder::InsertionGuard g(b);
+    if ((it + 1) * threads > total) {
+      auto inRange = scf::IfOp::create(
+          b, cg.cmp(arith::CmpIPredicate::slt, u, cg.idx(total)), false);
+      b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+    }
+    // Table (cos / sin) per whole sweep of rows * perRow pieces: a
+    // compile-time split where the threads divide it.
+    Value which = arith::DivUIOp::create(b, u, cg.idx(rows * perRow));
+    Value rest = arith::RemUIOp::create(b, u, cg.idx(rows * perRow));
+    Value r = arith::DivUIOp::create(b, rest, cg.idx(perRow));
+    Value col = cg.mul(arith::RemUIOp::create(b, rest, cg.idx(perRow)),
+                       cg.idx(4));
+    // Pieces at or past R / 2 are zero-filled (source size 0) from column
+    // 0 of the row: a valid address whatever the table's stride.
+    Value ok = cg.cmp(arith::CmpIPredicate::slt, col, half);
+    Value src = cg.add(cg.mul(posOf(r), stride), cg.select(ok, col, cg.idx(0)));
+    Value elems = cg.select(ok, cg.idx(4), cg.idx(0));
+    auto copyFrom = [&](StringRef name) {
+      nvgpu::DeviceAsyncCopyOp::create(b, dst, ValueRange{which, r, col},
+                                       k.arg(name), ValueRange{src},
+                                       b.getIndexAttr(4), elems,
+                                       b.getUnitAttr());
+    };
+    if ((it + 1) * threads <= rows * perRow) {
+      copyFrom("rotary_cos");
+    } else if (it * threads >= rows * perRow) {
+      copyFrom("rotary_sin");
+    } else {
+      cg.ifElse(
+          cg.cmp(arith::CmpIPredicate::eq, which, cg.idx(0)),
+          [&] { copyFrom("rotary_cos"); }, [&] { copyFrom("rotary_sin"); });
+    }
+  }
+  return nvgpu::DeviceAsyncCreateGroupOp::create(
+      b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
+}
+
 void rotary::rotateTile(KernelBuilder &k, Value mem, int64_t rows,
                         int64_t cols, function_ref<Value(Value)> posOf,
                         Value tid, int64_t threads, bool inverse,
-                        int64_t batch) {
+                        int64_t batch, Value staged) {
   ImplicitLocOpBuilder &b = k.b;
   attn::detail::Codegen &cg = k.cg;
   Type et = cast<MemRefType>(mem.getType()).getElementType();
   auto v8 = VectorType::get({8}, et);
   auto v8f = VectorType::get({8}, b.getF32Type());
+  assert((batch > 0 || !staged) && "staged tables need the unrolled form");
   if (batch == 0) { // a loop, one chunk at a time (fewest registers)
     const int64_t perRow = cols / 8;
     auto loop =
@@ -206,7 +278,9 @@ void rotary::rotateTile(KernelBuilder &k, Value mem, int64_t rows,
             ly.setAlignment(16);
             y = ly;
           }
-          auto [cs, sn] = tables(k, posOf(un.row), c, interleaved);
+          auto [cs, sn] = staged ? stagedTables(k, staged, un.row, c,
+                                                interleaved)
+                                 : tables(k, posOf(un.row), c, interleaved);
           scf::YieldOp::create(b, ValueRange{ld, y, cs, sn});
           b.setInsertionPointToStart(loads.elseBlock());
           auto zero = [&](Type t) -> Value {

@@ -43,9 +43,27 @@ namespace rotary {
 /// (latencies overlap; more registers). The wgmma forward needs the
 /// unrolled form: with the loop, ptxas serializes its wgmma pipeline
 /// (C7513, "non wgmma instructions defining input registers").
+/// `staged`: the tile's table rows in shared memory (stageTables, same
+/// rows / cols; batch > 0 only), read there instead of from the tables
+/// (`posOf` is then unused).
 void rotateTile(KernelBuilder &k, Value mem, int64_t rows, int64_t cols,
                 function_ref<Value(Value)> posOf, Value tid, int64_t threads,
-                bool inverse = false, int64_t batch = 0);
+                bool inverse = false, int64_t batch = 0,
+                Value staged = Value());
+
+/// Bytes of the shared-memory tile stageTables fills for a `rows` x `cols`
+/// tile: [2][rows][cols / 2] f32 (cos, then sin; cols a multiple of 8).
+int64_t stagedTableBytes(int64_t rows, int64_t cols);
+
+/// Copies the cos / sin rows of tile rows [0, rows) (row r at table row
+/// `posOf(r)`, clamped by the caller) into `dst` ([2][rows][cols / 2] f32)
+/// by cp.async (16 bytes; columns [0, R / 2), the rest zero-filled), one
+/// commit group; returns its token. Issued with the tile's own copies, the
+/// table rows land with it, and the rotation reads shared memory only (an
+/// L2 round trip per batch of chunks otherwise).
+Value stageTables(KernelBuilder &k, Value dst, int64_t rows, int64_t cols,
+                  function_ref<Value(Value)> posOf, Value tid,
+                  int64_t threads);
 
 /// The rotation of one 8-element chunk held in f32 registers: `x` (vector<8
 /// x f32>) is columns [c, c + 8) of a row at table row `pos`, `y` its
