@@ -22,7 +22,7 @@ Hugging Face transformers' ``rope_parameters`` / ``rope_scaling``:
 
 Phases ``p * inv_freq`` and their cos / sin are computed in float64 and
 rounded once to float32 (transformers forms the phase in float32, which at
-position 128k is off by up to ~0.008 rad); the tables are float32, what the
+position 128k is off by up to ~1e-2 rad); the tables are float32, what the
 kernels read.
 """
 
@@ -50,18 +50,29 @@ def _yarn_mscale(scale, mscale=1.0):
     return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
 
 
-def inv_freq(rotary_dim, base=10000.0, scaling=None, seq_len=None, where="rotary_inv_freq"):
+def inv_freq(rotary_dim, base=None, scaling=None, seq_len=None, where="rotary_inv_freq"):
     """(inv_freq as a list of R / 2 floats, attention factor) of a rule (see
     the module docstring); ``scaling`` is None or a dict with ``rope_type``
-    (or ``type``) and the rule's parameters as transformers names them."""
+    (or ``type``) and the rule's parameters as transformers names them
+    (its ``rope_theta`` is the base when ``base`` is None; 10000 without
+    either)."""
     R = _int(where, "rotary_dim", rotary_dim, 2)
     if R % 2:
         raise ValueError(f"{where}: rotary_dim must be even (pairs of dims), got {R}")
-    base = _number(where, "base", base)
     scaling = dict(scaling or {})
+    theta = scaling.pop("rope_theta", None)
+    if base is None:
+        base = 10000.0 if theta is None else theta
+    elif theta is not None and float(theta) != float(base):
+        raise ValueError(f"{where}: base={base!r} and scaling's rope_theta={theta!r} "
+                         f"disagree; give one of them")
+    base = _number(where, "base", base)
+    partial = scaling.pop("partial_rotary_factor", None)
+    if partial is not None and float(partial) != 1.0:
+        raise ValueError(f"{where}: scaling has partial_rotary_factor={partial!r}: pass "
+                         f"rotary_dim = head_dim * partial_rotary_factor instead (or use "
+                         f"rotary_tables_from_config)")
     kind = scaling.pop("rope_type", None) or scaling.pop("type", None) or "default"
-    scaling.pop("rope_theta", None)
-    scaling.pop("partial_rotary_factor", None)
     if kind not in ROPE_TYPES:
         raise ValueError(f"{where}: unknown rope_type {kind!r} (supported: "
                          f"{', '.join(ROPE_TYPES)})")
@@ -141,13 +152,13 @@ def inv_freq(rotary_dim, base=10000.0, scaling=None, seq_len=None, where="rotary
     return out, 1.0
 
 
-def rotary_tables(positions, rotary_dim, *, base=10000.0, scaling=None, seq_len=None,
+def rotary_tables(positions, rotary_dim, *, base=None, scaling=None, seq_len=None,
                   device=None):
     """``(rotary_cos, rotary_sin)``, float32 ``[positions, rotary_dim / 2]``:
     ``cos(p * inv_freq[i]) * a`` and ``sin(...) * a`` for rows ``p = 0 ..
     positions - 1``, ``inv_freq`` and the attention factor ``a`` from
-    ``base`` and ``scaling`` (module docstring; transformers'
-    ``rope_parameters`` dict, e.g. ``{"rope_type": "yarn", "factor": 4.0,
+    ``base`` (default: scaling's ``rope_theta``, else 10000) and ``scaling``
+    (module docstring; transformers' ``rope_parameters`` dict, e.g. ``{"rope_type": "yarn", "factor": 4.0,
     "original_max_position_embeddings": 4096}``). ``seq_len``: the sequence
     length the ``dynamic`` rule scales for (default: its
     ``max_position_embeddings``). NumPy arrays, or torch tensors on
@@ -165,25 +176,42 @@ def rotary_tables(positions, rotary_dim, *, base=10000.0, scaling=None, seq_len=
     return torch.from_numpy(cos).to(device), torch.from_numpy(sin).to(device)
 
 
-def rotary_tables_from_config(config, positions, *, seq_len=None, device=None):
+def rotary_tables_from_config(config, positions, *, seq_len=None, layer_type=None,
+                              device=None):
     """rotary_tables for a Hugging Face transformers model config: its head
     dim (``head_dim`` or ``hidden_size / num_attention_heads``) times
     ``partial_rotary_factor``, ``rope_theta`` and its scaling
     (``rope_parameters`` in transformers 5, ``rope_scaling`` before),
-    ``max_position_embeddings`` for the dynamic rule."""
+    ``max_position_embeddings`` for the dynamic and YaRN rules and
+    ``original_max_position_embeddings`` (else ``max_position_embeddings``)
+    where the rule needs it, as transformers fills them in. Configs with
+    per-layer-type parameters (e.g. Gemma 3's ``sliding_attention`` /
+    ``full_attention``) need ``layer_type``."""
     where = "rotary_tables_from_config"
-    params = dict(getattr(config, "rope_parameters", None) or {})
-    if not params:
-        params = dict(getattr(config, "rope_scaling", None) or {})
-    base = params.get("rope_theta", getattr(config, "rope_theta", None))
+    params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    params = dict(params)
+    nested = [key for key, val in params.items() if isinstance(val, dict)]
+    if nested:
+        if layer_type not in nested:
+            raise ValueError(f"{where}: the config has RoPE parameters per layer type "
+                             f"({', '.join(nested)}): pass layer_type= one of them")
+        params = dict(params[layer_type])
+    elif layer_type is not None:
+        raise ValueError(f"{where}: layer_type={layer_type!r} given but the config has one "
+                         f"set of RoPE parameters")
+    base = params.pop("rope_theta", getattr(config, "rope_theta", None))
     if base is None:
         raise ValueError(f"{where}: the config has no rope_theta")
     head = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    partial = params.get("partial_rotary_factor",
+    partial = params.pop("partial_rotary_factor",
                          getattr(config, "partial_rotary_factor", 1.0)) or 1.0
     R = int(head * partial)
     kind = params.get("rope_type") or params.get("type") or "default"
-    if kind in ("dynamic", "yarn") and "max_position_embeddings" not in params:
-        params["max_position_embeddings"] = config.max_position_embeddings
+    if kind in ("dynamic", "yarn"):
+        params.setdefault("max_position_embeddings", config.max_position_embeddings)
+    if kind in ("yarn", "llama3") and params.get("original_max_position_embeddings") is None:
+        params["original_max_position_embeddings"] = (
+            getattr(config, "original_max_position_embeddings", None)
+            or config.max_position_embeddings)
     return rotary_tables(positions, R, base=base, scaling=params if kind != "default" else None,
                          seq_len=seq_len, device=device)

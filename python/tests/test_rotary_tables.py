@@ -100,6 +100,49 @@ def test_tables_drive_fused_rope_cpu():
     assert err < 1e-5, err
 
 
+def test_scaling_dict_as_transformers_writes_it():
+    """transformers' rope_parameters dict as it stands: its rope_theta is the
+    base; a base that disagrees, or a partial_rotary_factor (the rotary dim
+    is the caller's), is an error."""
+    rp = {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}
+    c1, _ = flashmlir.rotary_tables(8, 64, scaling=rp)
+    c2, _ = flashmlir.rotary_tables(8, 64, base=1e6, scaling={"rope_type": "linear",
+                                                              "factor": 2.0})
+    np.testing.assert_array_equal(c1, c2)
+    with pytest.raises(ValueError, match="disagree"):
+        flashmlir.rotary_tables(8, 64, base=1e4, scaling=rp)
+    with pytest.raises(ValueError, match="partial_rotary_factor"):
+        flashmlir.rotary_tables(8, 64, scaling={**rp, "partial_rotary_factor": 0.5})
+
+
+def test_from_config_per_layer_type_and_defaults():
+    """Per-layer-type parameters (Gemma 3) need layer_type and match
+    transformers there; a YaRN config without original_max_position_embeddings
+    takes max_position_embeddings, as transformers does."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    cfg = transformers.Gemma3TextConfig(
+        hidden_size=256, num_attention_heads=4, head_dim=64, num_hidden_layers=2,
+        max_position_embeddings=8192,
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 1e4},
+                         "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                            "rope_theta": 1e6}})
+    with pytest.raises(ValueError, match="per layer type"):
+        flashmlir.rotary_tables_from_config(cfg, 16)
+    cos, _ = flashmlir.rotary_tables_from_config(cfg, 16, layer_type="full_attention")
+    f, _ = ROPE_INIT_FUNCTIONS["linear"](cfg, "cpu", layer_type="full_attention")
+    np.testing.assert_allclose(cos, np.cos(np.arange(16)[:, None] * f.double().numpy()),
+                               atol=1e-6)
+    ycfg = transformers.LlamaConfig(hidden_size=256, num_attention_heads=4, head_dim=64,
+                                    max_position_embeddings=4096,
+                                    rope_parameters={"rope_type": "yarn", "factor": 4.0,
+                                                     "rope_theta": 1e4})
+    f, att = ROPE_INIT_FUNCTIONS["yarn"](ycfg, "cpu")
+    cos, _ = flashmlir.rotary_tables_from_config(ycfg, 16)
+    np.testing.assert_allclose(cos, np.cos(np.arange(16)[:, None] * f.double().numpy()) * att,
+                               atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(positions=0, rotary_dim=64), "positions must be an int >= 1"),
     (dict(positions=8, rotary_dim=63), "rotary_dim must be even"),

@@ -313,9 +313,10 @@ void addWorkspaceArgs(Problem *p, uint64_t base);
 
 /// The split-KV forward's key ranges for `p` on a device of `numSms` SMs: 1
 /// when its blocks (batch x KV heads) already fill ~80% of two waves (as
-/// FlashAttention-2); otherwise the count, at most kMaxSplits and one per
-/// 128-key tile, whose waves are fullest (the fewest on a tie; a count that
-/// does not shorten the longest range does not count).
+/// FlashAttention-2); otherwise the count of at most one wave of blocks,
+/// kMaxSplits and one range per 128-key tile that fills the wave best (the
+/// fewest on a tie; a count that does not shorten the longest range does
+/// not count).
 int64_t splitKvHeuristic(const Problem &p, int numSms);
 /// Bytes of the split-KV workspaces of `p` with `splits` ranges, and their
 /// arguments (oacc_ws, then lseacc_ws at a 256-byte boundary, at `base`;

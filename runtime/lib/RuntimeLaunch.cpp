@@ -341,7 +341,11 @@ int64_t splitKvHeuristic(const Problem &p, int numSms) {
   if (blocks * 10 >= slots * 8)
     return 1;
   const int64_t tiles = (p.Nk + 127) / 128; // fwd_split's keys per tile
-  const int64_t most = std::min<int64_t>({abi::kMaxSplits, slots, tiles});
+  // At most one wave: counts that fill two or more waves exactly look as
+  // full but cost more ranges (1 x 128k: 64 ranges 249 us, 128 283 us,
+  // against 227 us for 33).
+  const int64_t most = std::max<int64_t>(
+      1, std::min<int64_t>({abi::kMaxSplits, slots / blocks, tiles}));
   auto efficiency = [&](int64_t s) {
     double waves = double(blocks * s) / double(slots);
     return waves / std::ceil(waves);
@@ -354,10 +358,11 @@ int64_t splitKvHeuristic(const Problem &p, int numSms) {
   for (int64_t s = 1; s <= most; ++s)
     if (eligible(s))
       best = std::max(best, efficiency(s));
-  // The fullest waves, the fewest ranges on a tie. (FlashAttention-2 takes
+  // The fullest wave, the fewest ranges on a tie. (FlashAttention-2 takes
   // the fewest within 85% of the best: at batch 1 x 8 KV heads x 128k keys
   // that is 28 ranges, 224 blocks on 264 slots, 254 us against 227 us for
-  // 33 (H100, 2026-12-08, fa-run --bench; 32 is the best eligible count).)
+  // 33 (H100, 2026-12-08, fa-run --bench). 32, the best eligible count,
+  // has 33's longest range: predicted ~227 us, not measured yet.)
   for (int64_t s = 1; s <= most; ++s)
     if (eligible(s) && efficiency(s) >= best * (1 - 1e-9))
       return s;

@@ -1008,6 +1008,12 @@ void testSplit() {
   check(splitKvHeuristic(longCtx, 132) == 32,
         "split: batch 1, 128k keys, 132 SMs -> 32 ranges",
         std::to_string(splitKvHeuristic(longCtx, 132)));
+  Problem batch8 = longCtx;
+  batch8.B = 8; // 64 blocks: 4 ranges fill one wave (256 of 264 slots); 103
+                // would fill 25 waves exactly at 25x the ranges
+  check(splitKvHeuristic(batch8, 132) == 4,
+        "split: batch 8, 128k keys, 132 SMs -> 4 ranges (one wave)",
+        std::to_string(splitKvHeuristic(batch8, 132)));
   check(splitKvHeuristic(longCtx, 8) == 2,
         "split: 8 blocks on a 8-SM device -> 2 ranges (one full wave)",
         std::to_string(splitKvHeuristic(longCtx, 8)));

@@ -226,7 +226,7 @@ static KernelSchedule mmaForward(const GpuKernelSpec &s) {
 /// thread allow one block per SM, the two warpgroups overlap each other's
 /// softmax and MMAs); D = 64 one (64-row blocks of ~200 registers x 128
 /// threads and 74 KB: two blocks per SM, +5-13% over two warpgroups at N <=
-/// 4k). --mma-warps 4 / 8 force one / two. Keys per tile: 128; 64 at D =
+/// 4k), two with RoPE (below). --mma-warps 4 / 8 force one / two. Keys per tile: 128; 64 at D =
 /// 256, where O alone takes 128 registers per thread (the masked kernel
 /// still spills 24 bytes: allowed and listed in test/GPU/bundle-ptxas.test;
 /// measured 1.23-1.59x FA2 against 0.91-1.17x for the mma.sync kernel, v10).
@@ -254,7 +254,9 @@ static KernelSchedule wgmmaForward(const GpuKernelSpec &s) {
   // At D = 128 the staged form measured 1.157 / 1.168 ms against 1.047 /
   // 1.070 (B4 H16 N4096 causal; not causal equal): the rotation reads the
   // tables there.
-  if (s.rotary && k.dk <= 64) {
+  // (The two were measured together; --mma-warps 4 keeps the unstaged
+  // form.)
+  if (s.rotary && k.dk <= 64 && groups == 2) {
     k.stagedRotary = true;
     k.smemBytes = kernels::wgmmaForwardSmem(s, k);
     if (k.smemBytes > smemLimit(s)) {

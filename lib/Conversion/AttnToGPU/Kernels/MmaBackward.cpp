@@ -178,8 +178,7 @@ Layout kernels::bwd::layoutOf(const GpuKernelSpec &s, const KernelSchedule &sch)
     l.p = m.add(bn * (kBM + kPad) * eb);
   l.lse = m.add(sch.stages * kBM * 4);
   l.dr = m.add(sch.stages * kBM * 4);
-  if (sch.stagedRotary)
-    l.rot = m.add(rotBytes(sch));
+  assert(!sch.stagedRotary && "staged RoPE tables: wgmma backward only");
   l.total = m.total;
   if (s.rotary)
     l.total = std::max(l.total, dkStageBytes(sch));
@@ -353,7 +352,10 @@ std::function<Value(Value)> Kernel::queryPos(Value q0) {
 }
 
 // Q, dO, lse and dr of iteration (hI, tI) into buffer `buf` by cp.async
-// (rows >= Nq: clamped copies of row Nq - 1, masked out).
+// (rows >= Nq: clamped copies of row Nq - 1, masked out); with stagedRotary
+// also the tile's table rows, into their one buffer (so only after the
+// barrier that ends the previous tile's rotation), committed in one group
+// with lse / dr.
 Value Kernel::stage(Value hI, Value tI, Value buf, Value tid) {
   Iter r = iterOf(hI, tI);
   (void)copy::stageTileAsync(k, "q", bi, r.h, r.q0, nq, kBM, D, qView(buf),

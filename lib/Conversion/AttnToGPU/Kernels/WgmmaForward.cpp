@@ -354,6 +354,9 @@ void kernels::buildWgmmaForward(KernelBuilder &k, const KernelSchedule &sch) {
     rotary::stageTables(k, rotTables, N, D, keyPos(j), tid, sch.threads);
   };
   auto rotateK = [&](Value j, Value buf) {
+    // Batches of 4 chunks hide the table loads' L2 latency; from shared
+    // memory 2 suffice, and 4 took the D = 64 kernel to 255 registers and
+    // spilled 36-108 bytes masked (ptxas 13.0).
     rotary::rotateTile(k, stage(kAll, buf), N, D, keyPos(j), tid,
                        sch.threads, /*inverse=*/false, /*batch=*/rotTables ? 2 : 4,
                        rotTables);

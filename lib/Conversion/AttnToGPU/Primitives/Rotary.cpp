@@ -6,6 +6,7 @@
 
 #include "Rotary.h"
 #include "SharedTile.h"
+#include "TileCopy.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -146,6 +147,7 @@ Value rotary::stageTables(KernelBuilder &k, Value dst, int64_t rows,
   ImplicitLocOpBuilder &b = k.b;
   attn::detail::Codegen &cg = k.cg;
   assert(cols % 8 == 0 && "table tile of a head dim not a multiple of 8");
+  assert(copy::hasAsyncCopy(k) && "staged tables need cp.async (sm_80+)");
   const int64_t perRow = cols / 8; // 16-byte pieces (4 f32) of a row
   const int64_t total = 2 * rows * perRow;
   Value half = arith::ShRUIOp::create(b, k.arg("rotary_dim"), cg.idx(1));
@@ -166,7 +168,8 @@ Value rotary::stageTables(KernelBuilder &k, Value dst, int64_t rows,
     Value col = cg.mul(arith::RemUIOp::create(b, rest, cg.idx(perRow)),
                        cg.idx(4));
     // Pieces at or past R / 2 are zero-filled (source size 0) from column
-    // 0 of the row: a valid address whatever the table's stride.
+    // 0 of the row: a valid address whatever the table's stride. (The
+    // rotation never reads them; a copy of size 0 keeps the loop branch-free.)
     Value ok = cg.cmp(arith::CmpIPredicate::slt, col, half);
     Value src = cg.add(cg.mul(posOf(r), stride), cg.select(ok, col, cg.idx(0)));
     Value elems = cg.select(ok, cg.idx(4), cg.idx(0));
@@ -186,8 +189,7 @@ Value rotary::stageTables(KernelBuilder &k, Value dst, int64_t rows,
           [&] { copyFrom("rotary_cos"); }, [&] { copyFrom("rotary_sin"); });
     }
   }
-  return nvgpu::DeviceAsyncCreateGroupOp::create(
-      b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
+  return copy::commitGroup(k);
 }
 
 void rotary::rotateTile(KernelBuilder &k, Value mem, int64_t rows,
