@@ -152,14 +152,7 @@ Value rotary::stageTables(KernelBuilder &k, Value dst, int64_t rows,
   const int64_t total = 2 * rows * perRow;
   Value half = arith::ShRUIOp::create(b, k.arg("rotary_dim"), cg.idx(1));
   Value stride = k.arg("rotary_stride");
-  for (int64_t it = 0; it * threads < total; ++it) {
-    Value u = cg.add(tid, cg.idx(it * threads));
-    OpBuilder::InsertionGuard g(b);
-    if ((it + 1) * threads > total) {
-      auto inRange = scf::IfOp::create(
-          b, cg.cmp(arith::CmpIPredicate::slt, u, cg.idx(total)), false);
-      b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-    }
+  copy::forEachRound(k, tid, total, threads, [&](Value u, int64_t it) {
     // Table (cos / sin) per whole sweep of rows * perRow pieces: a
     // compile-time split where the threads divide it.
     Value which = arith::DivUIOp::create(b, u, cg.idx(rows * perRow));
@@ -188,7 +181,7 @@ Value rotary::stageTables(KernelBuilder &k, Value dst, int64_t rows,
           cg.cmp(arith::CmpIPredicate::eq, which, cg.idx(0)),
           [&] { copyFrom("rotary_cos"); }, [&] { copyFrom("rotary_sin"); });
     }
-  }
+  });
   return copy::commitGroup(k);
 }
 

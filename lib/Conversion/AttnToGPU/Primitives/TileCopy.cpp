@@ -116,14 +116,7 @@ static Value stageTileAsyncFlat(KernelBuilder &k, StringRef t, Value bi,
   const int64_t perRow = cols / 8, total = rows * perRow;
   Value last = cg.sub(limit, cg.idx(1));
   auto copies = [&](bool clamp) {
-    for (int64_t it = 0; it * threads < total; ++it) {
-      Value i = cg.add(tid, cg.idx(it * threads));
-      OpBuilder::InsertionGuard g(b);
-      if ((it + 1) * threads > total) {
-        auto inRange = scf::IfOp::create(
-            b, cg.cmp(arith::CmpIPredicate::slt, i, cg.idx(total)), false);
-        b.setInsertionPoint(inRange.thenBlock()->getTerminator());
-      }
+    copy::forEachRound(k, tid, total, threads, [&](Value i, int64_t) {
       Value r = k.div(i, perRow);
       Value c = cg.mul(k.rem(i, perRow), cg.idx(8));
       Value n = cg.add(row0, r);
@@ -139,7 +132,7 @@ static Value stageTileAsyncFlat(KernelBuilder &k, StringRef t, Value bi,
           b, dst, tile::indices(k, dst, r, c), k.arg(t),
           ValueRange{k.at4(t, bi, h, n, col)}, b.getIndexAttr(8), srcElems,
           b.getUnitAttr());
-    }
+    });
   };
   auto full = scf::IfOp::create(
       b, cg.cmp(arith::CmpIPredicate::sle, cg.add(row0, cg.idx(rows)), limit),
@@ -230,6 +223,23 @@ Value copy::stageTileAsync(KernelBuilder &k, StringRef t, Value bi, Value h,
   }
   return nvgpu::DeviceAsyncCreateGroupOp::create(
       b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
+}
+
+void copy::forEachRound(KernelBuilder &k, Value tid, int64_t total,
+                        int64_t threads,
+                        function_ref<void(Value, int64_t)> body) {
+  ImplicitLocOpBuilder &b = k.b;
+  attn::detail::Codegen &cg = k.cg;
+  for (int64_t it = 0; it * threads < total; ++it) {
+    Value i = cg.add(tid, cg.idx(it * threads));
+    OpBuilder::InsertionGuard g(b);
+    if ((it + 1) * threads > total) {
+      auto inRange = scf::IfOp::create(
+          b, cg.cmp(arith::CmpIPredicate::slt, i, cg.idx(total)), false);
+      b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+    }
+    body(i, it);
+  }
 }
 
 void copy::waitGroups(KernelBuilder &k, Value token, int32_t pending) {

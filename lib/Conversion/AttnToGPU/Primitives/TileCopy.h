@@ -53,6 +53,13 @@ Value stageTileAsync(KernelBuilder &k, StringRef t, Value bi, Value h,
                      Value dst, Value tid, bool rowStep = false,
                      int64_t validCols = -1);
 
+/// The block's unrolled rounds over `total` items, `threads` at a time:
+/// body(i, it) for item i = tid + it * threads of round `it`, emitted under
+/// `i < total` in a partial last round (the 16-byte copy loops of this file
+/// and rotary::stageTables).
+void forEachRound(KernelBuilder &k, Value tid, int64_t total, int64_t threads,
+                  function_ref<void(Value, int64_t)> body);
+
 /// Waits until at most `pending` cp.async groups are in flight.
 void waitGroups(KernelBuilder &k, Value token, int32_t pending);
 
